@@ -1,0 +1,5 @@
+import sys
+
+from tagsight.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""``tagsight ingest SOURCE --out DATASET_DIR``: consent-gated catalog and WebDataset shards."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ingest", help="ingest a collection of posts into a catalog and WebDataset shards",
+        description="Read posts from SOURCE, keep only what the consent policy allows, strip image metadata, "
+                    "de-duplicate, and write DATASET_DIR/manifest.json, DATASET_DIR/shards/*.tar and "
+                    "DATASET_DIR/catalog/*.parquet. Resumable: rerun the same command after an interruption.")
+    p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an Instagram "
+                   "export folder or an ActivityPub outbox")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created if missing)")
+    p.add_argument("--format", default="auto", help="source format: auto (sniff), jsonl, parquet, folder, "
+                   "instagram, activitypub, tagsonly (default: auto)")
+    p.add_argument("--policy", type=Path, help="consent policy YAML (default: public posts only, consent not "
+                   "refused, #noai honoured)")
+    p.add_argument("--optout", type=Path, action="append", default=[], help="opt-out list file (author ids, "
+                   "'post:ID' lines); repeatable; added to the policy's lists")
+    p.add_argument("--blur-faces", action="store_true", help="blur faces (OpenCV Haar cascade) in stored images")
+    p.add_argument("--workers", type=int, default=0, help="image worker processes (default: one per core)")
+    p.add_argument("--max-side", type=int, default=None, help="longest side of stored images in pixels (default 384)")
+    p.add_argument("--jpeg-quality", type=int, default=None, help="JPEG quality of stored images (default 90)")
+    p.add_argument("--shard-size", type=int, default=None, help="samples per tar shard (default 1000)")
+    p.add_argument("--near-radius", type=int, default=None, help="perceptual-hash Hamming radius for near "
+                   "duplicates; -1 disables (default 4)")
+    p.add_argument("--source-name", default=None, help="name of the source in catalog keys (default: the "
+                   "source's file or folder name)")
+    p.add_argument("--author", default=None, help="folder and Instagram sources: the author id of the posts "
+                   "(default: from the export, else 'unknown')")
+    p.add_argument("--visibility", default=None, help="folder and Instagram sources: visibility of the posts, "
+                   "which those formats do not record (default public; pass 'followers' for a private account)")
+    p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name "
+                   "becomes a hashtag (default: it is only recorded as the post's label)")
+    p.set_defaults(func=run)
+
+
+def build_policy(args: argparse.Namespace):
+    from tagsight.privacy.policy import ConsentPolicy
+
+    policy = ConsentPolicy.from_yaml(args.policy) if args.policy else ConsentPolicy()
+    files = policy.optout_files + tuple(str(p) for p in args.optout)
+    return replace(policy, optout_files=files, blur_faces=policy.blur_faces or args.blur_faces)
+
+
+def build_config(args: argparse.Namespace):
+    from tagsight.ingest.images import ImageConfig
+    from tagsight.ingest.pipeline import IngestConfig
+
+    image = {k: v for k, v in (("max_side", args.max_side), ("jpeg_quality", args.jpeg_quality)) if v is not None}
+    options = {"workers": args.workers, "image": ImageConfig(**image)}
+    if args.shard_size is not None:
+        options["samples_per_shard"] = args.shard_size
+    if args.near_radius is not None:
+        options["near_duplicate_radius"] = None if args.near_radius < 0 else args.near_radius
+    return IngestConfig(**options)
+
+
+def open_cli_source(args: argparse.Namespace):
+    from tagsight.ingest.sources import open_source, sniff_format
+
+    fmt = sniff_format(args.source) if args.format == "auto" else args.format
+    options = {"name": args.source_name}
+    if fmt in ("folder", "instagram"):
+        options.update({k: v for k, v in (("author", args.author), ("visibility", args.visibility)) if v})
+    if fmt == "folder":
+        options["class_as_hashtag"] = args.class_as_hashtag
+    return open_source(args.source, fmt, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.ingest.pipeline import ingest
+    from tagsight.ingest.sources import SourceError
+
+    try:
+        source = open_cli_source(args)
+        policy, cfg = build_policy(args), build_config(args)
+    except (SourceError, ValueError, KeyError, OSError) as exc:
+        print(f"tagsight ingest: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = ingest(source, args.out, policy, cfg)
+    except SourceError as exc:
+        print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    return 0

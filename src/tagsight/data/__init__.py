@@ -1,0 +1,1 @@
+"""Data: synthetic feeds, benchmark corpora and (later) the training input pipeline."""

@@ -1,0 +1,1 @@
+"""Ingest: source adapters, image sanitising, consent gate, catalog and WebDataset shards."""

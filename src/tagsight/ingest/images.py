@@ -1,0 +1,354 @@
+"""One media file -> a sanitised, resized JPEG plus its hashes, or a rejection with a stable reason.
+
+Steps, in order: path safety (before anything is opened), bounded read, header checks (format,
+pixel count, size), decode (JPEGs decoded at reduced scale with ``draft`` when much larger than
+the target), EXIF orientation, colour-mode normalisation to 8-bit RGB, resize (down only),
+optional face blur, and JPEG encoding with no metadata at all. The same input bytes and config
+always give the same output bytes.
+
+Reason codes (``ImageRejected.reason``):
+
+- paths: ``path_escapes_root``, ``remote_media_unsupported`` (tagsight never fetches URLs),
+  ``media_missing``, ``media_not_a_file``, ``media_unreadable``, ``media_empty``,
+  ``file_too_large``, ``sha256_mismatch``;
+- images: ``not_an_image``, ``too_many_pixels``, ``truncated_image``, ``tiny_image``,
+  ``unsupported_image``.
+
+Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``) is left as it is; its warning and error are
+both reported as ``too_many_pixels``, so the effective limit is the smaller of the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import re
+import stat
+import struct
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF"})
+"""Formats that are decoded; others (EPS runs Ghostscript, PSD, ...) are ``unsupported_image``."""
+
+_METADATA_KEYS = frozenset({"exif", "icc_profile", "xmp", "xml:com.adobe.xmp", "comment", "photoshop", "iptc"})
+_GPS_IFD = 0x8825
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_DECODE_ERRORS = (OSError, EOFError, SyntaxError, struct.error)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How stored images are made. Validated at construction."""
+
+    max_side: int = 384
+    jpeg_quality: int = 90
+    max_pixels: int = 40_000_000
+    max_bytes: int = 50 * 2**20
+    min_side: int = 8
+    blur_faces: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_side", "max_pixels", "max_bytes", "min_side"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ImageConfig.{name} must be a positive integer, got {value!r}")
+        if self.min_side > self.max_side:
+            raise ValueError(f"ImageConfig.min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        q = self.jpeg_quality
+        if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100:
+            raise ValueError(f"ImageConfig.jpeg_quality must be an integer in [1, 100], got {q!r}")
+        if not isinstance(self.blur_faces, bool):
+            raise ValueError(f"ImageConfig.blur_faces must be true or false, got {self.blur_faces!r}")
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """A stored image: RGB JPEG bytes without metadata, its sizes and hashes, and what was removed."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    source_width: int
+    source_height: int
+    sha256: str
+    phash: int
+    faces_blurred: int
+    had_gps: bool
+    had_metadata: bool
+
+
+class ImageRejected(Exception):
+    """A media item that is not stored; ``reason`` is a stable code, ``str()`` says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------- paths
+
+
+def resolve_media_path(root: Path, rel: str) -> Path:
+    """The real path of ``rel`` under ``root``; raises ImageRejected when it is unsafe.
+
+    Purely lexical checks plus symlink resolution: nothing is opened or read. Returns the fully
+    resolved path (symlinks followed), which is always inside ``root.resolve()``.
+    """
+    _check_lexical(rel)
+    real_root = Path(root).resolve()
+    real = Path(os.path.realpath(real_root / rel))
+    if real != real_root and real_root not in real.parents:
+        raise ImageRejected("path_escapes_root", f"media path {rel!r} resolves outside the source root")
+    return real
+
+
+def _check_lexical(rel: str) -> None:
+    """Reject URLs, absolute, drive/UNC, NUL and ``..`` paths."""
+    if not isinstance(rel, str) or not rel:
+        raise ImageRejected("media_missing", f"media path {rel!r} is empty")
+    if _URL.match(rel):
+        if rel[:7].lower() == "file://":
+            raise ImageRejected("path_escapes_root", f"file URL {rel!r} is not a path relative to the source root")
+        raise ImageRejected("remote_media_unsupported", f"media {rel!r} is remote; tagsight does not fetch URLs "
+                            "(download the files and give relative paths)")
+    if "\0" in rel:
+        raise ImageRejected("path_escapes_root", f"media path {rel!r} contains a NUL byte")
+    if rel.startswith(("/", "\\")) or _DRIVE.match(rel):
+        raise ImageRejected("path_escapes_root", f"media path {rel!r} is absolute; it must be relative to the source root")
+    if ".." in re.split(r"[\\/]", rel):
+        raise ImageRejected("path_escapes_root", f"media path {rel!r} contains a '..' component")
+
+
+def read_media(root: Path, rel: str, cfg: ImageConfig, expected_sha256: str | None = None) -> bytes:
+    """The bytes of a safe, regular, non-empty file under ``root`` of at most ``cfg.max_bytes``."""
+    path = resolve_media_path(root, rel)
+    data = _read_regular_file(path, rel, cfg.max_bytes)
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256.lower():
+            raise ImageRejected("sha256_mismatch", f"{rel!r} has sha256 {actual}, the post declares {expected_sha256}")
+    return data
+
+
+def _read_regular_file(path: Path, rel: str, max_bytes: int) -> bytes:
+    """Open without following a final symlink or blocking on a FIFO; check type and size before reading."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageRejected("media_missing", f"media file {rel!r} does not exist") from None
+    except OSError as exc:
+        raise ImageRejected("media_unreadable", f"media file {rel!r} cannot be opened: {exc.strerror}") from None
+    try:
+        _check_stat(os.fstat(fd), rel, max_bytes)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageRejected("media_unreadable", f"media file {rel!r} cannot be read: {exc}") from None
+    if not data:
+        raise ImageRejected("media_empty", f"media file {rel!r} is empty")
+    if len(data) > max_bytes:
+        raise ImageRejected("file_too_large", f"{rel!r} has more than {max_bytes} bytes")
+    return data
+
+
+def _check_stat(st: os.stat_result, rel: str, max_bytes: int) -> None:
+    """A regular file of at most ``max_bytes``; checked on the open descriptor before reading."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageRejected("media_not_a_file", f"media path {rel!r} is not a regular file")
+    if st.st_size > max_bytes:
+        raise ImageRejected("file_too_large", f"{rel!r} has {st.st_size} bytes (max {max_bytes})")
+
+
+# --------------------------------------------------------------------------------------- images
+
+
+def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
+    """Decode, orient, normalise, resize, optionally blur faces, and re-encode without metadata.
+
+    Raises ImageRejected. Meant for worker processes: the bomb-warning escalation uses
+    ``warnings.catch_warnings``, which is not thread-safe before Python 3.14.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = _open_checked(data, cfg)
+        source_size = img.size
+        had_gps, had_metadata = _metadata_flags(img)
+        img = _decode(img, cfg.max_side)
+    try:
+        img = _resize(_to_rgb(_orient(img)), cfg.max_side)
+    except Exception as exc:  # Pillow raises many types for exotic modes and broken metadata
+        raise ImageRejected("unsupported_image", f"cannot convert the image: {type(exc).__name__}: {exc}") from None
+    hash_value = phash(img)
+    faces = 0
+    if cfg.blur_faces:
+        from tagsight.privacy.faces import blur_faces
+
+        img, faces = blur_faces(img)
+    return ProcessedImage(
+        jpeg=_encode_clean(img, cfg.jpeg_quality), width=img.width, height=img.height,
+        source_width=source_size[0], source_height=source_size[1], sha256=hashlib.sha256(data).hexdigest(),
+        phash=hash_value, faces_blurred=faces, had_gps=had_gps, had_metadata=had_metadata,
+    )
+
+
+def _open_checked(data: bytes, cfg: ImageConfig) -> Image.Image:
+    """Identify the image from its header and check format, pixel count and size before decoding."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageRejected("not_an_image", "the file is not an image Pillow can identify") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", f"decompression-bomb guard: {exc}") from None
+    except _DECODE_ERRORS as exc:  # a header cut short, or (WebP) first-frame data that does not decode
+        raise ImageRejected("truncated_image", f"image header cannot be read: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise ImageRejected("unsupported_image", f"cannot read the image header: {type(exc).__name__}: {exc}") from None
+    w, h = img.size
+    if img.format not in ACCEPTED_FORMATS:
+        raise ImageRejected("unsupported_image", f"image format {img.format} is not accepted "
+                            f"(accepted: {', '.join(sorted(ACCEPTED_FORMATS))})")
+    if w * h > cfg.max_pixels:
+        raise ImageRejected("too_many_pixels", f"image is {w}x{h} = {w * h} pixels (max {cfg.max_pixels})")
+    if min(w, h) < cfg.min_side:
+        raise ImageRejected("tiny_image", f"image is {w}x{h}; the shorter side must be >= {cfg.min_side}")
+    return img
+
+
+def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
+    """(had_gps, had_metadata) from the header: EXIF (with its GPS IFD), XMP, ICC, comments, IPTC."""
+    try:
+        exif = img.getexif()
+        gps = _GPS_IFD in exif and bool(exif.get_ifd(_GPS_IFD) or exif.get(_GPS_IFD))
+    except Exception:  # unparsable EXIF is still metadata; it is dropped like any other
+        return False, True
+    keys = {str(k).lower() for k in img.info}
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+    xmp_bytes = xmp.encode("utf-8", "replace") if isinstance(xmp, str) else bytes(xmp)
+    gps = gps or b"GPSLatitude" in xmp_bytes
+    return gps, bool(exif) or bool(keys & _METADATA_KEYS)
+
+
+def _decode(img: Image.Image, max_side: int) -> Image.Image:
+    """Decode pixel data (first frame); JPEGs at the smallest DCT scale still >= ``max_side``."""
+    w, h = img.size
+    scale = max_side / max(w, h)
+    if img.format in ("JPEG", "MPO") and scale < 0.5:
+        img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    try:
+        img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", f"decompression-bomb guard: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected("truncated_image", f"image data cannot be decoded: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise ImageRejected("unsupported_image", f"cannot decode the image: {type(exc).__name__}: {exc}") from None
+    return img
+
+
+def _orient(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation in place; an unreadable EXIF block leaves the image as stored."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception as exc:  # broken EXIF must not cost the image; the EXIF is dropped anyway
+        log.debug("EXIF orientation ignored: %s: %s", type(exc).__name__, exc)
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB: 16/32-bit scaled down, transparency composited on white, CMYK/grey/palette converted."""
+    if img.mode == "RGB" and "transparency" not in img.info:
+        return img
+    if img.mode.startswith("I") or img.mode == "F":
+        return _high_depth_to_l(img).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        out = Image.new("RGB", img.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return img.convert("RGB")
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """16-bit ("I;16*") and 32-bit ("I", "F") greyscale -> "L", scaled rather than clipped.
+
+    Integers are read as 16-bit samples (0..65535 -> 0..255) unless their maximum exceeds 65535,
+    in which case they are scaled by the maximum; floats in [0, 1] are scaled by 255, others clipped.
+    """
+    arr = np.asarray(img)
+    if img.mode == "F":
+        top = 1.0 if float(arr.max(initial=0.0)) <= 1.0 else 255.0
+        out = np.clip(arr / top * 255.0 + 0.5, 0, 255)
+    else:
+        arr = np.clip(arr.astype(np.int64), 0, None)
+        top = max(65535, int(arr.max(initial=0)))
+        out = (arr * 255 + top // 2) // top
+    return Image.fromarray(out.astype(np.uint8), mode="L")
+
+
+def _resize(img: Image.Image, max_side: int) -> Image.Image:
+    """Longest side down to ``max_side`` (never up), Lanczos with a box pre-reduction."""
+    w, h = img.size
+    if max(w, h) <= max_side:
+        return img
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _encode_clean(img: Image.Image, quality: int) -> bytes:
+    """Baseline JPEG with no EXIF, XMP, ICC or comment; deterministic for the same pixels."""
+    clean = Image.frombytes("RGB", img.size, img.tobytes())  # a fresh image carries no info or EXIF
+    buf = io.BytesIO()
+    clean.save(buf, "JPEG", quality=quality, optimize=False, progressive=False, exif=b"")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------- hashes
+
+
+@lru_cache(maxsize=4)
+def _dct_rows(n: int = 32, k: int = 8) -> np.ndarray:
+    """The first ``k`` rows of the orthonormal n-point DCT-II matrix (float32)."""
+    i = np.arange(n)
+    m = np.cos(np.pi * (2 * i[None, :] + 1) * np.arange(k)[:, None] / (2 * n)) * math.sqrt(2 / n)
+    m[0] /= math.sqrt(2)
+    return m.astype(np.float32)
+
+
+def phash(img: Image.Image) -> int:
+    """64-bit perceptual hash as an unsigned int (DCT pHash).
+
+    The image is reduced to a 32x32 greyscale thumbnail; its 2-D DCT (two matrix products with a
+    cached DCT matrix) gives the top-left 8x8 low-frequency block. Bit i (row-major, the DC term
+    is the most significant bit) is set when that coefficient exceeds the median of the 63 AC
+    coefficients; the DC term is left out of the median because it only measures brightness.
+    """
+    grey = img.convert("L") if img.mode != "L" else img
+    x = np.asarray(grey.resize((32, 32), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32)
+    d = _dct_rows()
+    block = (d @ x @ d.T).ravel()
+    median = np.partition(block[1:], 31)[31]  # the 32nd of 63 AC values; np.median is 20x slower here
+    bits = block > median
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two perceptual hashes."""
+    return (a ^ b).bit_count()

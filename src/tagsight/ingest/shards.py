@@ -1,0 +1,119 @@
+"""WebDataset tar shards written deterministically and atomically.
+
+Each sample is ``<key>.jpg`` + ``<key>.json``. Tar headers carry no time, owner or mode that
+varies, so identical samples give byte-identical shards. A shard is written under a temporary
+name, flushed to disk and renamed: a reader never sees a half-written shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+SHARD_PATTERN = "shard-{:05d}.tar"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    name: str
+    samples: int
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_key(source: str, post_id: str, media_index: int) -> str:
+    """A stable, filename-safe sample key (no dots: WebDataset splits keys on the first dot)."""
+    return hashlib.sha1(f"{source}/{post_id}#{media_index}".encode("utf-8")).hexdigest()[:20]
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class ShardWriter:
+    """Write samples into ``out_dir/shard-NNNNN.tar``, ``samples_per_shard`` each."""
+
+    def __init__(self, out_dir: str | Path, samples_per_shard: int = 1000) -> None:
+        if samples_per_shard < 1:
+            raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.samples_per_shard = samples_per_shard
+        self.shards: list[ShardInfo] = []
+        self._tar: tarfile.TarFile | None = None
+        self._file: BinaryIO | None = None
+        self._count = 0
+
+    def write(self, key: str, jpeg: bytes, meta: dict[str, Any]) -> str:
+        """Add one sample; returns the name of the shard that holds it."""
+        if self._tar is None:
+            self._open()
+        assert self._tar is not None
+        _add(self._tar, f"{key}.jpg", jpeg)
+        _add(self._tar, f"{key}.json", encode_meta(meta))
+        self._count += 1
+        name = SHARD_PATTERN.format(len(self.shards))
+        if self._count >= self.samples_per_shard:
+            self._finish()
+        return name
+
+    def _open(self) -> None:
+        tmp = self.out_dir / f".{SHARD_PATTERN.format(len(self.shards))}.tmp"
+        self._file = open(tmp, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._count = 0
+
+    def _finish(self) -> None:
+        assert self._tar is not None and self._file is not None
+        self._tar.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        name = SHARD_PATTERN.format(len(self.shards))
+        tmp, final = self.out_dir / f".{name}.tmp", self.out_dir / name
+        os.replace(tmp, final)
+        self.shards.append(ShardInfo(name, self._count, final.stat().st_size, _file_sha256(final)))
+        self._tar = self._file = None
+
+    def close(self) -> list[ShardInfo]:
+        """Finish the last shard and return every shard written."""
+        if self._tar is not None:
+            self._finish()
+        return self.shards
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

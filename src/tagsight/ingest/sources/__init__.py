@@ -1,0 +1,31 @@
+"""Source adapters. ``open_source(path, fmt)`` picks one by name or by sniffing the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+
+# Import the adapters so that they register themselves; order is the sniffing order.
+from tagsight.ingest.sources import instagram, activitypub, jsonl, parquet, tagsonly, folder  # noqa: E402,F401
+
+__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "open_source", "sniff_format"]
+
+SNIFF_ORDER = ("instagram", "activitypub", "jsonl", "parquet", "folder")
+
+
+def sniff_format(path: str | Path) -> str:
+    """The first format whose ``sniff`` accepts ``path``; SourceError when none does."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"source {p} does not exist")
+    for fmt in SNIFF_ORDER:
+        if SOURCES.get(fmt).sniff(p):
+            return fmt
+    raise SourceError(f"cannot tell the format of {p}; pass --format ({', '.join(SOURCES.names())})")
+
+
+def open_source(path: str | Path, fmt: str = "auto", **options) -> Source:
+    """Open a source by format name (``auto`` sniffs)."""
+    fmt = sniff_format(path) if fmt == "auto" else fmt
+    return SOURCES.get(fmt)(path, **options)

@@ -1,0 +1,62 @@
+"""What every source adapter is: an iterable of Posts and recorded rejections, in a stable order."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterator, Union
+
+from tagsight.ingest.schema import Post
+from tagsight.registry import Registry
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A source record that could not become a Post.
+
+    ``ref`` says where it was (``posts.jsonl:17``, ``content/posts_1.json[3]``); ``post_id`` and
+    ``author_id`` are filled when they could be read, so that counts and opt-out reports stay exact.
+    """
+
+    ref: str
+    reason: str
+    detail: str
+    post_id: str | None = None
+    author_id: str | None = None
+
+
+Item = Union[Post, Rejected]
+
+
+class SourceError(RuntimeError):
+    """The source itself cannot be read (missing, wrong format): ingest exits non-zero."""
+
+
+class Source(ABC):
+    """A collection of posts on disk. Media paths in the Posts are relative to ``self.root``.
+
+    Iteration order is deterministic (sorted files, file order within a file) so that two runs
+    over the same input produce the same dataset version.
+    """
+
+    format: ClassVar[str]
+
+    def __init__(self, path: str | Path, *, name: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SourceError(f"source {self.path} does not exist")
+        self.name = name or (self.path.resolve().name if self.path.is_dir() else self.path.stem)
+        self.root = self.path if self.path.is_dir() else self.path.parent
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, path: Path) -> bool:
+        """True when ``path`` looks like this format (used by ``--format auto``)."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Item]:
+        """Yield every record as a Post (with ``source=self.name``) or a Rejected."""
+
+
+SOURCES: Registry[type[Source]] = Registry("source format")

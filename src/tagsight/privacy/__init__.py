@@ -1,0 +1,1 @@
+"""Privacy gates: consent policy, opt-outs, face blurring, deletion."""

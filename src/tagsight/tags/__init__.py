@@ -1,0 +1,1 @@
+"""Hashtags into labels: normalisation, segmentation, WordNet canonicalisation, vocabulary, sampling."""

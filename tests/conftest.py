@@ -1,0 +1,117 @@
+"""Shared tiny fixtures: small images made with Pillow and a mixed-case JSONL source."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(os.environ.get("TAGSIGHT_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data folder; skips the test with the reason when it is absent."""
+    if not (SHARED_DATA / "imagenette-160").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set TAGSIGHT_DATA or put shared/ beside the repo)")
+    return SHARED_DATA.resolve()
+
+
+def picture(seed: int, size=(48, 40)) -> Image.Image:
+    """A distinct smooth RGB picture per seed."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    return coarse.resize(size, Image.Resampling.BICUBIC)
+
+
+def gps_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
+    return exif
+
+
+def save(img: Image.Image, path: Path, fmt: str = "JPEG", **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt, **kw)
+    return path
+
+
+@pytest.fixture
+def make_picture():
+    return picture
+
+
+@pytest.fixture
+def mixed_source(tmp_path: Path):
+    """A JSONL source mixing every case ingest must handle. Returns (path, expectations)."""
+    root = tmp_path / "src"
+    media = root / "media"
+    posts, expect = [], {}
+
+    def add(pid, reason, files=(), **kw):
+        posts.append(json.dumps({"post_id": pid, "author_id": kw.pop("author", "ann"),
+                                 "created_at": "2024-03-01T12:00:00Z", "visibility": kw.pop("vis", "public"),
+                                 "media": [f"media/{f}" if not f.startswith(("/", "..", "http")) else f for f in files],
+                                 **kw}, ensure_ascii=False))
+        expect[pid] = reason
+
+    for i in range(4):
+        save(picture(i), media / f"ok{i}.jpg", exif=gps_exif() if i % 2 == 0 else Image.Exif())
+        add(f"ok{i}", None, [f"ok{i}.jpg"], caption=f"nice #Photo{i} #tbt")
+    save(picture(10), media / "private.jpg")
+    add("private", "visibility_private", ["private.jpg"], vis="private")
+    add("refused", "consent_refused", ["private.jpg"], consent={"ai_training": False})
+    add("optout", "author_opted_out", ["private.jpg"], author="olga")
+    add("noai", "optout_hashtag", ["private.jpg"], caption="mine #N\u200bo_AI")
+    (media / "trunc.jpg").write_bytes((media / "ok0.jpg").read_bytes()[:200])
+    add("trunc", "no_usable_media", ["trunc.jpg"])
+    (media / "zero.jpg").write_bytes(b"")
+    add("zero", "no_usable_media", ["zero.jpg"])
+    (media / "text.jpg").write_text("hello, not an image")
+    add("text", "no_usable_media", ["text.jpg"])
+    save(picture(11, (900, 900)), media / "big.png", "PNG")
+    add("bomb", "no_usable_media", ["big.png"])
+    save(picture(12).convert("CMYK"), media / "cmyk.jpg")
+    add("cmyk", None, ["cmyk.jpg"])
+    arr = (np.linspace(0, 65535, 48 * 40).reshape(40, 48)).astype(np.uint16)
+    save(Image.fromarray(arr), media / "deep.png", "PNG")
+    add("deep", None, ["deep.png"])
+    pal = picture(13).convert("P", palette=Image.Palette.ADAPTIVE)
+    save(pal, media / "pal.png", "PNG", transparency=0)
+    add("palette", None, ["pal.png"])
+    frames = [picture(14 + k) for k in range(3)]
+    save(frames[0], media / "anim.gif", "GIF", save_all=True, append_images=frames[1:])
+    add("animated", None, ["anim.gif"])
+    rot = Image.Exif()
+    rot[0x0112] = 6
+    save(picture(17, (60, 30)), media / "rotated.jpg", exif=rot)
+    add("rotated", None, ["rotated.jpg"])
+    outside = save(picture(18), tmp_path / "outside.jpg")
+    (media / "link.jpg").symlink_to(outside)
+    add("symlink", "no_usable_media", ["link.jpg"])
+    add("dotdot", "no_usable_media", ["../outside.jpg"])
+    add("absolute", "no_usable_media", [str(outside)])
+    add("remote", "no_usable_media", ["https://example.org/x.jpg"])
+    add("repost", "duplicate_media", ["ok1.jpg"])
+    save(picture(2).resize((96, 80)), media / "near.jpg", quality=85)
+    add("near", "duplicate_media", ["near.jpg"])
+    add("multi", None, ["ok3.jpg", "trunc.jpg", "multi.jpg"])
+    save(picture(19), media / "multi.jpg")
+    add("weird_tags", None, ["w.jpg"], hashtags=["café", "dog\u200bsofinstagram", "🐶", "\u202ebidi"])
+    save(picture(20), media / "w.jpg")
+    add("many_tags", "too_many_hashtags", ["w.jpg"], hashtags=[f"t{i}" for i in range(3000)])
+    add("nomedia", "no_media", [])
+    add("ok0", "duplicate_post_id", ["w.jpg"])
+    expect.update({"<malformed>": "malformed_json", "<utf8>": "invalid_utf8", "nofields": "missing_field:author_id"})
+    raw = "\n".join(posts + ['{"post_id": "broken", ']).encode() + b"\n\xff\xfe invalid utf8\n"
+    raw += json.dumps({"post_id": "nofields"}).encode() + b"\n"
+    (root / "posts.jsonl").write_bytes(raw)
+    (root / "optout.txt").write_text("olga\n")
+    return root / "posts.jsonl", expect
