@@ -1,0 +1,163 @@
+"""``tagsight vocab build INPUT --out VOCAB_DIR`` and ``tagsight vocab show VOCAB``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "dataset", "tagsonly")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("vocab", help="build and inspect hashtag vocabularies (WordNet noun synsets as labels)")
+    verbs = p.add_subparsers(dest="vocab_verb", metavar="ACTION")
+    _register_build(verbs)
+    _register_show(verbs)
+    p.set_defaults(func=_usage(p))
+
+
+def _usage(parser: argparse.ArgumentParser):
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return usage
+
+
+def _register_build(verbs: argparse._SubParsersAction) -> None:
+    b = verbs.add_parser(
+        "build", help="build a vocabulary from a dataset or a tags-only corpus",
+        description="Normalise, segment and map the hashtags of INPUT to WordNet noun synsets, drop the "
+                    "non-visual ones, keep the top K, and write VOCAB_DIR/vocab.json and an HTML report. "
+                    "A dataset (made by 'tagsight ingest') contributes only the posts the consent policy kept.")
+    b.add_argument("input", type=Path, help="a dataset folder (made by 'tagsight ingest') or a tags-only corpus "
+                   "(a folder with tag_list.txt, HARRISON layout, or a .txt file, one post per line)")
+    b.add_argument("--out", type=Path, required=True, help="folder to write vocab.json into (created if missing)")
+    b.add_argument("--format", choices=FORMATS, default="auto", help="dataset or tagsonly; auto: dataset when "
+                   "INPUT/manifest.json exists, else tagsonly (default: auto)")
+    b.add_argument("--config", type=Path, help="YAML of VocabConfig fields (see configs/vocab_default.yaml)")
+    b.add_argument("--top-k", type=int, help="keep the K most frequent labels; 0 = no limit (default 1500)")
+    b.add_argument("--min-count", type=int, help="fewest posts a label needs (default 5)")
+    b.add_argument("--rollup-depth", type=int, help="map labels to their hypernym at this depth below "
+                   "entity.n.01; -1 = no roll-up (default: none)")
+    b.add_argument("--sampling", choices=("sqrt", "inverse", "none"), help="default sampling mode recorded "
+                   "in the vocabulary (default sqrt)")
+    b.add_argument("--report", type=Path, help="HTML report path (default VOCAB_DIR/report.html)")
+    b.set_defaults(func=run_build)
+
+
+def _register_show(verbs: argparse._SubParsersAction) -> None:
+    s = verbs.add_parser("show", help="print a short summary and the most frequent labels of a vocabulary")
+    s.add_argument("vocab", type=Path, help="a vocab.json or the folder holding it")
+    s.add_argument("--top", type=int, default=20, help="labels to list (default 20)")
+    s.set_defaults(func=run_show)
+
+
+def build_config(args: argparse.Namespace):
+    """The VocabConfig: defaults, then --config YAML, then command-line options."""
+    from tagsight.tags.config import VocabConfig
+
+    cfg = VocabConfig.from_yaml(args.config) if args.config else VocabConfig()
+    changes = {}
+    if args.top_k is not None:
+        changes["top_k"] = args.top_k or None
+    if args.min_count is not None:
+        changes["min_count"] = args.min_count
+    if args.rollup_depth is not None:
+        changes["rollup_depth"] = None if args.rollup_depth < 0 else args.rollup_depth
+    if args.sampling is not None:
+        changes["sampling"] = args.sampling
+    return replace(cfg, **changes) if changes else cfg
+
+
+def resolve_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    return "dataset" if (path / "manifest.json").is_file() else "tagsonly"
+
+
+def open_posts(path: Path, fmt: str) -> tuple[Iterator[tuple[str, list[str]]], dict]:
+    """(post key, hashtags) pairs of INPUT, and the input's identity (filled as the pairs are read)."""
+    if fmt == "dataset":
+        from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+
+        return iter_kept_hashtags(path), {"kind": "dataset", "manifest_version": manifest_version(path)}
+    from tagsight.ingest.sources import open_source
+
+    source = open_source(path, "tagsonly")
+    identity = {"kind": "tagsonly", "rejected": 0}
+    return _tagsonly_posts(source, identity), identity
+
+
+def _tagsonly_posts(source, identity: dict) -> Iterator[tuple[str, list[str]]]:
+    from tagsight.ingest.sources import Rejected
+
+    for item in source:
+        if isinstance(item, Rejected):
+            identity["rejected"] += 1
+            log.warning("skipped %s: %s (%s)", item.ref, item.reason, item.detail)
+            continue
+        yield item.key, list(item.hashtags)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from tagsight.ingest.sources import SourceError
+    from tagsight.progress import track
+    from tagsight.tags.vocab import build_vocab
+    from tagsight.tags.wordnet import WordNetMissing
+
+    try:
+        if not args.input.exists():
+            raise FileNotFoundError(f"{args.input} does not exist")
+        cfg = build_config(args)
+        posts, identity = open_posts(args.input, resolve_format(args.input, args.format))
+        vocab = build_vocab(track(posts, None, "vocab: reading posts", "post"), cfg, source=identity)
+    except (SourceError, WordNetMissing, ValueError, OSError, KeyError) as exc:
+        print(f"tagsight vocab build: {exc}", file=sys.stderr)
+        return 2
+    return _write_outputs(vocab, args)
+
+
+def _write_outputs(vocab, args: argparse.Namespace) -> int:
+    from tagsight.report.vocab import write_vocab_report
+
+    path = vocab.save(args.out)
+    report = write_vocab_report(vocab, args.report or args.out / "report.html")
+    c = vocab.coverage
+    if vocab.input.get("rejected"):
+        print(f"{vocab.input['rejected']} input records were rejected (see the warnings above)", file=sys.stderr)
+    print(f"vocabulary {vocab.version}: {len(vocab)} labels, {c['distinct_tags_kept']} of {c['distinct_tags']} "
+          f"hashtags kept, coverage {100 * c['coverage']:.1f}% of {c['posts']:,} posts\n"
+          f"  {path}\n  {report}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from tagsight.tags.vocab import Vocabulary
+
+    try:
+        vocab = Vocabulary.load(args.vocab)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"tagsight vocab show: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(vocab, args.top))
+    return 0
+
+
+def format_summary(vocab, top: int = 20) -> str:
+    """A few lines of totals and a fixed-width table of the ``top`` most frequent labels."""
+    c = vocab.coverage
+    lines = [f"vocabulary {vocab.version}: {len(vocab)} labels, coverage {100 * c['coverage']:.1f}% of "
+             f"{c['posts']:,} posts, {c['distinct_tags_kept']} of {c['distinct_tags']} hashtags kept",
+             "drops: " + ", ".join(f"{r} {v['tags']}" for r, v in vocab.drop_summary().items()),
+             f"{'#':>5}  {'label':<28} {'wnid':<10} {'posts':>8}  members"]
+    for label in vocab.labels[:top]:
+        members = " ".join(f"#{t}" for t in list(label.members)[:6]) + (" …" if len(label.members) > 6 else "")
+        lines.append(f"{label.index:>5}  {label.label:<28} {label.wnid:<10} {label.posts:>8,}  {members}")
+    return "\n".join(lines)

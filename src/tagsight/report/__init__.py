@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (one file, figures inline) for every stage: vocabularies, training, evaluation."""
