@@ -12,7 +12,11 @@ from tagsight.demo import DemoConfig, run_demo
 def test_demo_runs_every_stage_and_no_excluded_post_or_gps_reaches_a_shard(tmp_path):
     lines = run_demo(DemoConfig(out_dir=tmp_path, n_posts=120, seed=3, workers=1))
     text = "\n".join(lines)
-    assert "== 1. synthetic feed" in text and "== 2. ingest" in text
+    assert "== 1. synthetic feed" in text and "== 2. ingest" in text and "== 3. vocabulary" in text
+    assert "true concepts among the labels: 8 of 8" in text
+    vocab = json.loads((tmp_path / "vocab" / "vocab.json").read_text())
+    members = {t for label in vocab["labels"] for t in label["members"]}
+    assert not {"love", "tbt", "instagood", "photooftheday"} & {m.lower() for m in members}
     truth = [json.loads(line) for line in (tmp_path / "feed" / "truth.jsonl").read_text().splitlines()]
     excluded = {t["post_id"] for t in truth if t["visibility"] != "public" or t["consent_ai_training"] is False
                 or t["author_opted_out"] or t["optout_tag"]}

@@ -51,10 +51,30 @@ def stage_ingest(cfg: DemoConfig, feed_dir: Path) -> tuple[Path, list[str]]:
                      summary.format()]
 
 
+def stage_vocab(cfg: DemoConfig, dataset: Path) -> tuple[Path, list[str]]:
+    from tagsight.data.synthetic import CONCEPTS
+    from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+    from tagsight.report.vocab import write_vocab_report
+    from tagsight.tags.config import VocabConfig
+    from tagsight.tags.vocab import build_vocab, format_vocab
+
+    identity = {"kind": "dataset", "manifest_version": manifest_version(dataset)}
+    vocab = build_vocab(iter_kept_hashtags(dataset), VocabConfig(min_count=3), source=identity)
+    out = cfg.out_dir / "vocab"
+    vocab.save(out)
+    report = write_vocab_report(vocab, out / "report.html")
+    found = sorted(set(CONCEPTS.values()) & {label.label for label in vocab.labels})
+    return out / "vocab.json", [f"== 3. vocabulary from the kept posts' hashtags in {out} (report: {report})",
+                                format_vocab(vocab, top=10),
+                                f"true concepts among the labels: {len(found)} of {len(CONCEPTS)}"]
+
+
 def run_demo(cfg: DemoConfig) -> list[str]:
     """Run every stage on a fresh synthetic feed; return the summary lines."""
     feed_dir, lines = stage_feed(cfg)
     dataset, more = stage_ingest(cfg, feed_dir)
+    lines += more
+    _, more = stage_vocab(cfg, dataset)
     lines += more
     lines.append(f"query the catalog: python3 -c \"import duckdb; duckdb.sql(\\\"select reason, count(*) "
                  f"from '{dataset}/catalog/decisions.parquet' group by all order by 2 desc\\\").show()\"")

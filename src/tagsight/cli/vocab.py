@@ -139,25 +139,12 @@ def _write_outputs(vocab, args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from tagsight.tags.vocab import Vocabulary
+    from tagsight.tags.vocab import Vocabulary, format_vocab
 
     try:
         vocab = Vocabulary.load(args.vocab)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"tagsight vocab show: {exc}", file=sys.stderr)
         return 2
-    print(format_summary(vocab, args.top))
+    print(format_vocab(vocab, args.top))
     return 0
-
-
-def format_summary(vocab, top: int = 20) -> str:
-    """A few lines of totals and a fixed-width table of the ``top`` most frequent labels."""
-    c = vocab.coverage
-    lines = [f"vocabulary {vocab.version}: {len(vocab)} labels, coverage {100 * c['coverage']:.1f}% of "
-             f"{c['posts']:,} posts, {c['distinct_tags_kept']} of {c['distinct_tags']} hashtags kept",
-             "drops: " + ", ".join(f"{r} {v['tags']}" for r, v in vocab.drop_summary().items()),
-             f"{'#':>5}  {'label':<28} {'wnid':<10} {'posts':>8}  members"]
-    for label in vocab.labels[:top]:
-        members = " ".join(f"#{t}" for t in list(label.members)[:6]) + (" …" if len(label.members) > 6 else "")
-        lines.append(f"{label.index:>5}  {label.label:<28} {label.wnid:<10} {label.posts:>8,}  {members}")
-    return "\n".join(lines)

@@ -331,3 +331,16 @@ def content_version(vocab: Vocabulary) -> str:
     """A 16-hex-digit hash of everything in the vocabulary but the version itself."""
     blob = json.dumps(_content(vocab), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def format_vocab(vocab: Vocabulary, top: int = 20) -> str:
+    """A few lines of totals and a fixed-width table of the ``top`` most frequent labels."""
+    c = vocab.coverage
+    lines = [f"vocabulary {vocab.version}: {len(vocab)} labels, coverage {100 * c['coverage']:.1f}% of "
+             f"{c['posts']:,} posts, {c['distinct_tags_kept']} of {c['distinct_tags']} hashtags kept",
+             "drops: " + ", ".join(f"{r} {v['tags']}" for r, v in vocab.drop_summary().items()),
+             f"{'#':>5}  {'label':<28} {'wnid':<10} {'posts':>8}  members"]
+    for label in vocab.labels[:top]:
+        members = " ".join(f"#{t}" for t in list(label.members)[:6]) + (" …" if len(label.members) > 6 else "")
+        lines.append(f"{label.index:>5}  {label.label:<28} {label.wnid:<10} {label.posts:>8,}  {members}")
+    return "\n".join(lines)
