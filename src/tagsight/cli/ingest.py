@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jpeg-quality", type=int, default=None, help="JPEG quality of stored images (default 90)")
     p.add_argument("--shard-size", type=int, default=None, help="samples per tar shard (default 1000)")
     p.add_argument("--near-radius", type=int, default=None, help="perceptual-hash Hamming radius for near "
-                   "duplicates; -1 disables (default 4)")
+                   "duplicates; -1 disables (default 3)")
     p.add_argument("--source-name", default=None, help="name of the source in catalog keys (default: the "
                    "source's file or folder name)")
     p.add_argument("--author", default=None, help="folder and Instagram sources: the author id of the posts "

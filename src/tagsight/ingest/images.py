@@ -20,6 +20,7 @@ both reported as ``too_many_pixels``, so the effective limit is the smaller of t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -107,11 +108,17 @@ def resolve_media_path(root: Path, rel: str) -> Path:
     resolved path (symlinks followed), which is always inside ``root.resolve()``.
     """
     _check_lexical(rel)
-    real_root = Path(root).resolve()
+    real_root = _real_root(str(root))
     real = Path(os.path.realpath(real_root / rel))
     if real != real_root and real_root not in real.parents:
         raise ImageRejected("path_escapes_root", f"media path {rel!r} resolves outside the source root")
     return real
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> Path:
+    """The source root with symlinks resolved, computed once per process."""
+    return Path(root).resolve()
 
 
 def _check_lexical(rel: str) -> None:
@@ -303,13 +310,15 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
 
 
 def _resize(img: Image.Image, max_side: int) -> Image.Image:
-    """Longest side down to ``max_side`` (never up), Lanczos with a box pre-reduction."""
+    """Longest side down to ``max_side`` (never up): bicubic (antialiased when shrinking) with a box
+    pre-reduction. Bicubic rather than Lanczos: a third faster, visually the same at these scales
+    (``docs/benchmarks.md``)."""
     w, h = img.size
     if max(w, h) <= max_side:
         return img
     scale = max_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def _encode_clean(img: Image.Image, quality: int) -> bytes:

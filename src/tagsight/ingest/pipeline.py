@@ -46,7 +46,7 @@ class IngestConfig:
     """How ingest stores what it keeps. Validated at construction."""
 
     samples_per_shard: int = 1000
-    near_duplicate_radius: int | None = 4
+    near_duplicate_radius: int | None = 3
     workers: int = 0
     chunk_size: int = 256
     image: ImageConfig = field(default_factory=ImageConfig)
