@@ -351,8 +351,9 @@ def _post_row(post: Post, n_media: int) -> dict[str, Any]:
 def _write_catalog(out_dir: Path, sc: _Scan, media: list[dict[str, Any]], decisions: list[dict[str, Any]],
                    dup_rows: list[dict[str, Any]]) -> None:
     kept_counts = Counter(m["_post"] for m in media if m["status"] == "ok")
-    posts = [sc.posts[i] for i in sorted(kept_counts)]
-    catalog.write_table(out_dir, "posts", [_post_row(p, kept_counts[i]) for i, p in zip(sorted(kept_counts), posts)])
+    kept = sorted(kept_counts)
+    posts = [sc.posts[i] for i in kept]
+    catalog.write_table(out_dir, "posts", [_post_row(sc.posts[i], kept_counts[i]) for i in kept])
     catalog.write_table(out_dir, "hashtags", [
         dict(source=p.source, post_id=p.post_id, position=j, tag=t, folded=fold_hashtag(t))
         for p in posts for j, t in enumerate(p.hashtags)])
