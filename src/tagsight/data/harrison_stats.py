@@ -21,18 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tagsight.fsio import ReasonError
+
 log = logging.getLogger(__name__)
 
 TAG_LIST = "tag_list.txt"
 DATA_LIST = "data_list.txt"
 
 
-class DatasetError(ValueError):
+class DatasetError(ReasonError):
     """Input data for a dataset builder is missing or malformed; ``reason`` is a stable code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

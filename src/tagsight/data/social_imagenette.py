@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from tagsight.fsio import atomic_write_text
 from tagsight.data.audience import Audience, pick_opted_out, sample_audience
 from tagsight.data.harrison_stats import (
     COMPOUND_TEMPLATES,
@@ -741,12 +742,8 @@ def _prune_media(media_dir: Path, keep: set[Path]) -> int:
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for line in lines:
-            f.write(line + "\n")
-    os.replace(tmp, path)
+    """Write a text file of lines atomically."""
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _jsonl(records: Iterable[dict[str, Any]]) -> Iterator[str]:

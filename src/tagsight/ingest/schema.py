@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from tagsight.fsio import ReasonError
 from tagsight.ingest.text import parse_hashtags
 
 VISIBILITIES = ("public", "unlisted", "followers", "private", "direct")
@@ -14,12 +15,8 @@ MAX_HASHTAGS = 512
 MAX_FIELD_CHARS = 65_536
 
 
-class SchemaError(ValueError):
+class SchemaError(ReasonError):
     """A record that cannot become a Post; ``reason`` is a stable code, the message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from tagsight.fsio import atomic_write_text
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#1d2327;line-height:1.45}
@@ -106,9 +108,4 @@ class Report:
 
     def write(self, path: str | Path) -> Path:
         """Write the page (atomically: a temporary file renamed into place). Returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, self.render())

@@ -23,6 +23,7 @@ import numpy as np
 from tagsight.ingest.text import fold_hashtag
 from tagsight.tags.canonical import Canonicalizer, TagMapping
 from tagsight.tags.config import VocabConfig
+from tagsight.fsio import atomic_write_text
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.sampling import effective_distribution_for_mode, label_weights, post_weights
 
@@ -143,11 +144,7 @@ class Vocabulary:
         path = Path(path)
         if path.suffix != ".json":
             path = path / VOCAB_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
