@@ -330,7 +330,7 @@ IMAGE_STAGES = [
     ("header + metadata checks", [(IMG, "_open_checked"), (IMG, "_metadata_flags")]),
     ("decode (Pillow)", [(IMG, "_decode")]),
     ("EXIF orientation + RGB", [(IMG, "_orient"), (IMG, "_to_rgb")]),
-    ("resize (bicubic)", [(IMG, "_resize")]),
+    ("resize (area)", [(IMG, "_resize")]),
     ("perceptual hash", [(IMG, "phash")]),
     ("JPEG encode without metadata", [(IMG, "_encode_clean")]),
 ]
@@ -410,7 +410,7 @@ def stage_costs(files: Sequence[Path], root: Path, args: argparse.Namespace) -> 
         _timed(totals, "header + metadata checks", im._metadata_flags, img)
         img = _timed(totals, "decode (Pillow)", im._decode, img, cfg.max_side)
         img = _timed(totals, "EXIF orientation + RGB", lambda: im._to_rgb(im._orient(img)))
-        img = _timed(totals, "resize (bicubic)", im._resize, img, cfg.max_side)
+        img = _timed(totals, "resize (area)", im._resize, img, cfg.max_side)
         _timed(totals, "perceptual hash", im.phash, img)
         _timed(totals, "JPEG encode without metadata", im._encode_clean, img, cfg.jpeg_quality)
     return [(label, ns / 1e6 / len(files)) for label, ns in totals.items()]
@@ -559,7 +559,7 @@ shard with a JSON sidecar; img2dataset also parses EXIF into a JSON string, tags
 header before decoding, applies the EXIF orientation, computes a 64-bit perceptual hash, and keeps
 per-chunk results in a resumable Parquet cache. Per run tagsight also scans the source and applies
 the consent policy, de-duplicates (exact + near), fsyncs and hashes every shard, and writes a
-5-table catalog and a manifest. Resizing: tagsight uses Pillow's bicubic filter, img2dataset
+5-table catalog and a manifest. Resizing: tagsight uses Pillow's BOX (area) filter, img2dataset
 OpenCV's INTER_AREA (both via the same `round(side * scale)` rounding). Decoding: Pillow (libjpeg-
 turbo) vs OpenCV's `imdecode`."""
 

@@ -135,7 +135,7 @@ class Crash(RuntimeError):
 def test_interrupted_run_resumes_to_the_same_version(mixed_source, tmp_path, monkeypatch, where):
     src, _ = mixed_source
     clean = run(src, tmp_path / "clean")
-    targets = {"chunk": (pipeline.ChunkCache, "_store", 2), "shard": (pipeline.ShardWriter, "write", 5),
+    targets = {"chunk": (pipeline.ChunkCache, "_stored", 2), "shard": (pipeline.ShardWriter, "write", 5),
                "catalog": (pipeline.catalog, "write_table", 3), "manifest": (pipeline, "_write_manifest", 1)}
     owner, name, after = targets[where]
     original, calls = getattr(owner, name), {"n": 0}

@@ -107,7 +107,7 @@ def resolve_media_path(root: Path, rel: str) -> Path:
     Purely lexical checks plus symlink resolution: nothing is opened or read. Returns the fully
     resolved path (symlinks followed), which is always inside ``root.resolve()``.
     """
-    _check_lexical(rel)
+    check_relative_path(rel)
     real_root = _real_root(str(root))
     real = Path(os.path.realpath(real_root / rel))
     if real != real_root and real_root not in real.parents:
@@ -121,8 +121,8 @@ def _real_root(root: str) -> Path:
     return Path(root).resolve()
 
 
-def _check_lexical(rel: str) -> None:
-    """Reject URLs, absolute, drive/UNC, NUL and ``..`` paths."""
+def check_relative_path(rel: str) -> None:
+    """Reject URLs, absolute, drive/UNC, NUL and ``..`` paths (lexical: no file system access)."""
     if not isinstance(rel, str) or not rel:
         raise ImageRejected("media_missing", f"media path {rel!r} is empty")
     if _URL.match(rel):
@@ -310,15 +310,16 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
 
 
 def _resize(img: Image.Image, max_side: int) -> Image.Image:
-    """Longest side down to ``max_side`` (never up): bicubic (antialiased when shrinking) with a box
-    pre-reduction. Bicubic rather than Lanczos: a third faster, visually the same at these scales
-    (``docs/benchmarks.md``)."""
+    """Longest side down to ``max_side`` (never up) by area averaging (Pillow's BOX filter, the same
+    rule as OpenCV's INTER_AREA that img2dataset uses). Shrinking only, so no ringing or blockiness:
+    each output pixel is the mean of the input area it covers. Twice as fast as bicubic and 2.8x
+    Lanczos on 160 px photos (``docs/benchmarks.md``)."""
     w, h = img.size
     if max(w, h) <= max_side:
         return img
     scale = max_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return img.resize(size, Image.Resampling.BOX)
 
 
 def _encode_clean(img: Image.Image, quality: int) -> bytes:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
-from tagsight.ingest.images import ImageConfig, ImageRejected, process_image, read_media, resolve_media_path
+from tagsight.ingest.images import ImageConfig, ImageRejected, check_relative_path, process_image, read_media
 from tagsight.ingest.schema import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
@@ -173,20 +173,29 @@ def process_media(root: Path, path: str, sha256: str | None, cfg: ImageConfig) -
     return {"status": "ok", "reason": "", "detail": "", **asdict(image)}
 
 
-def _process_chunk(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig) -> bytes:
-    """Worker entry point: process a chunk and return it as Parquet bytes."""
+def _process_chunk(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
+    """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
+
+    The worker writes the file itself so that image bytes never cross the process boundary.
+    """
     rows = [process_media(root, path, sha, cfg) for path, sha in items]
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA), buf, compression="none")
-    return buf.getvalue()
+    atomic_write_bytes(out, buf.getvalue())
+    return len(rows)
 
 
 def _fingerprint(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
-    """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read)."""
+    """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read).
+
+    Only lexically safe paths are stat'ed, with ``lstat`` (a final symlink is not followed); the
+    full symlink check happens before the file is read, in the worker.
+    """
     h = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(cfg)], sort_keys=True).encode())
     for path, sha in items:
         try:
-            st = os.lstat(resolve_media_path(root, path))
+            check_relative_path(path)
+            st = os.lstat(root / path)
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except (ImageRejected, OSError) as exc:
             stamp = type(exc).__name__
@@ -208,19 +217,20 @@ class ChunkCache:
     def fill(self, progress: Progress) -> None:
         """Process every chunk that is not cached yet, in parallel when there are several workers."""
         todo = [i for i, p in enumerate(self.paths) if not p.is_file()]
-        progress.update(sum(len(self.chunks[i]) for i in range(len(self.chunks)) if i not in set(todo)))
+        progress.update(sum(len(c) for c, p in zip(self.chunks, self.paths) if p.is_file()))
         if self.cfg.n_workers == 1 or len(todo) <= 1:
             for i in todo:
-                self._store(i, _process_chunk(self.root, self.chunks[i], self.cfg.image), progress)
+                self._stored(i, _process_chunk(self.root, self.chunks[i], self.cfg.image, self.paths[i]), progress)
             return
         with ProcessPoolExecutor(max_workers=self.cfg.n_workers) as pool:
-            futures = {pool.submit(_process_chunk, self.root, self.chunks[i], self.cfg.image): i for i in todo}
+            futures = {pool.submit(_process_chunk, self.root, self.chunks[i], self.cfg.image, self.paths[i]): i
+                       for i in todo}
             for future in as_completed(futures):
-                self._store(futures[future], future.result(), progress)
+                self._stored(futures[future], future.result(), progress)
 
-    def _store(self, i: int, data: bytes, progress: Progress) -> None:
-        atomic_write_bytes(self.paths[i], data)
-        progress.update(len(self.chunks[i]))
+    def _stored(self, i: int, n: int, progress: Progress) -> None:
+        """Chunk ``i`` (``n`` media) is on disk."""
+        progress.update(n)
 
     def rows(self, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Result rows in task order."""
