@@ -1,0 +1,220 @@
+"""The training loop: any Objective, any stream, one process or many under torchrun, exact resume.
+
+The loop knows an objective only as a module whose forward returns ``{"loss": ..., **logs}``,
+and a stream only through ``set_position(epoch, batches_done)`` and its batches. Every
+``checkpoint_every`` optimiser steps it saves model, optimiser, RNG and data position; started
+again with the same run folder it continues from the latest checkpoint as if never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from tagsight.progress import Progress
+from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tagsight.train.distributed import DistEnv, all_reduce_mean
+from tagsight.train.optim import OptimConfig, Schedule, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    epochs: int = 1
+    accumulate: int = 1            # micro-batches per optimiser step (gradient accumulation)
+    log_every: int = 10            # optimiser steps between log lines / metric rows
+    checkpoint_every: int = 50     # optimiser steps between checkpoints (and one at the end)
+    keep_last: int = 2
+    max_steps: int | None = None   # stop early (a compute budget); the schedule still spans all epochs
+    bf16: bool = True              # autocast to bfloat16 on CUDA; ignored on CPU
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "accumulate", "log_every", "checkpoint_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"loop.max_steps must be >= 1 or null, got {self.max_steps}")
+
+
+@dataclass
+class _Plan:
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    global_batch: int
+
+
+def plan(epoch_length: int, batch_size: int, env: DistEnv, cfg: LoopConfig) -> _Plan:
+    """Batches and optimiser steps per epoch for this world size."""
+    batches = (epoch_length // env.world_size) // batch_size
+    steps = batches // cfg.accumulate
+    if steps < 1:
+        raise ValueError(f"epoch_length {epoch_length} gives no full optimiser step with {env.world_size} rank(s), "
+                         f"batch {batch_size} and accumulate {cfg.accumulate}")
+    return _Plan(steps * cfg.accumulate, steps, steps * cfg.epochs, batch_size * cfg.accumulate * env.world_size)
+
+
+class MetricsWriter:
+    """metrics.jsonl (and TensorBoard when installed) on rank 0."""
+
+    def __init__(self, run_dir: Path, env: DistEnv) -> None:
+        self.enabled = env.is_main
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if self.enabled:
+            with contextlib.suppress(ImportError):
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _autocast(env: DistEnv, cfg: LoopConfig):
+    if env.device.startswith("cuda") and cfg.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class Trainer:
+    """Holds the state of one run; ``fit()`` trains to the end (or ``max_steps``), resuming if it can."""
+
+    def __init__(self, objective: torch.nn.Module, stream: Any, make_loader: Callable[[Any], Iterable],
+                 optim_cfg: OptimConfig, cfg: LoopConfig, env: DistEnv, run_dir: str | Path,
+                 epoch_length: int, batch_size: int, run_state: dict[str, Any] | None = None) -> None:
+        self.env, self.cfg, self.run_dir = env, cfg, Path(run_dir)
+        self.stream, self.make_loader = stream, make_loader
+        self.plan = plan(epoch_length, batch_size, env, cfg)
+        self.model = objective.to(env.device)
+        self.ddp = DistributedDataParallel(self.model) if env.distributed else self.model
+        self.optimizer = build_optimizer(self.model.parameters(), optim_cfg, self.plan.global_batch)
+        self.schedule = Schedule(self.optimizer, optim_cfg, self.plan.total_steps,
+                                 optim_cfg.scaled_lr(self.plan.global_batch))
+        self.run_state = run_state or {}
+        self.step, self.epoch, self.batches_done = 0, 0, 0
+
+    def resume(self) -> bool:
+        found = latest_checkpoint(self.run_dir)
+        if found is None:
+            return False
+        state = load_checkpoint(found, self.model, self.optimizer)
+        self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
+        log.info("resumed from %s: step %d, epoch %d, batch %d", found.name, self.step, self.epoch, self.batches_done)
+        return True
+
+    def save(self) -> None:
+        if self.env.is_main:
+            save_checkpoint(self.run_dir, self.step, self.model, self.optimizer,
+                            {"epoch": self.epoch, "batches_done": self.batches_done, **self.run_state},
+                            keep_last=self.cfg.keep_last)
+
+    def _done(self) -> bool:
+        limit = self.plan.total_steps if self.cfg.max_steps is None else min(self.cfg.max_steps, self.plan.total_steps)
+        return self.step >= limit
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the end of the schedule or ``max_steps``; returns the last logged row."""
+        if self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        writer, last = MetricsWriter(self.run_dir, self.env), {}
+        with Progress(self.plan.total_steps, "pretrain", "step") as progress:
+            progress.update(self.step)
+            while not self._done() and self.epoch < self.cfg.epochs:
+                last = self._epoch(writer, progress) or last
+        if self.step % self.cfg.checkpoint_every:
+            self.save()
+        writer.close()
+        return last
+
+    def _epoch(self, writer: MetricsWriter, progress: Progress) -> dict[str, Any]:
+        self.stream.set_position(self.epoch, self.batches_done)
+        self.ddp.train()
+        last: dict[str, Any] = {}
+        meter = _Meter()
+        batches = iter(self.make_loader(self.stream))
+        while self.batches_done < self.plan.batches_per_epoch and not self._done():
+            logs = self._optimizer_step(batches, meter)
+            progress.update(1)
+            if self.step % self.cfg.log_every == 0:
+                last = self._log(logs, meter, writer)
+            if self.step % self.cfg.checkpoint_every == 0:
+                self.save()
+        if self.batches_done >= self.plan.batches_per_epoch:
+            self.epoch, self.batches_done = self.epoch + 1, 0
+        return last
+
+    def _optimizer_step(self, batches, meter: "_Meter") -> dict[str, torch.Tensor]:
+        lr = self.schedule.apply(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, torch.Tensor] = {}
+        for micro in range(self.cfg.accumulate):
+            t0 = time.perf_counter()
+            batch = _to_device(next(batches), self.env.device)
+            t1 = time.perf_counter()
+            sync = micro == self.cfg.accumulate - 1 or not self.env.distributed
+            with (contextlib.nullcontext() if sync else self.ddp.no_sync()), _autocast(self.env, self.cfg):
+                out = self.ddp(batch)
+            (out["loss"] / self.cfg.accumulate).backward()
+            for key, value in out.items():
+                totals[key] = totals.get(key, 0) + value.detach().float() / self.cfg.accumulate
+            meter.add(len(batch["image"]), t1 - t0, time.perf_counter() - t1)
+            self.batches_done += 1
+        self.optimizer.step()
+        self.step += 1
+        return {**totals, "lr": torch.tensor(lr)}
+
+    def _log(self, logs: dict[str, torch.Tensor], meter: "_Meter", writer: MetricsWriter) -> dict[str, Any]:
+        row = {"step": self.step, "epoch": self.epoch,
+               **{k: float(all_reduce_mean(v, self.env)) for k, v in logs.items()}, **meter.read(self.env)}
+        log.info("step %d/%d loss %.4f lr %.4g | %.1f samples/s | data %.0f ms, compute %.0f ms per batch",
+                 self.step, self.plan.total_steps, row["loss"], row["lr"], row["samples_per_s"],
+                 1000 * row["data_s"], 1000 * row["compute_s"])
+        writer.write(row)
+        return row
+
+
+class _Meter:
+    """Samples/s and data vs compute time since the last read."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples, self.data, self.compute, self.batches, self.start = 0, 0.0, 0.0, 0, time.perf_counter()
+
+    def add(self, n: int, data_s: float, compute_s: float) -> None:
+        self.samples, self.data, self.compute, self.batches = (self.samples + n, self.data + data_s,
+                                                               self.compute + compute_s, self.batches + 1)
+
+    def read(self, env: DistEnv) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        row = {"samples_per_s": self.samples * env.world_size / elapsed,
+               "data_s": self.data / max(self.batches, 1), "compute_s": self.compute / max(self.batches, 1)}
+        self.reset()
+        return row

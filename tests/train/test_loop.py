@@ -1,0 +1,116 @@
+"""The loop with a toy objective and a toy stream: learning, exact resume, checkpoint format."""
+
+import json
+
+import pytest
+import torch
+
+from tagsight.train import loop as loop_mod
+from tagsight.train.checkpoint import latest_checkpoint
+from tagsight.train.distributed import DistEnv
+from tagsight.train.loop import LoopConfig, Trainer
+from tagsight.train.optim import OptimConfig
+
+
+class Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(8, 3)
+
+    def forward(self, batch):
+        loss = torch.nn.functional.cross_entropy(self.lin(batch["image"]), batch["target"])
+        return {"loss": loss, "logit_mean": self.lin.weight.mean().detach()}
+
+
+class ToyStream:
+    """Batch b of epoch e is a pure function of (e, b): what set_position needs to be exact."""
+
+    def __init__(self, batch_size=4):
+        self.batch_size, self.epoch, self.start = batch_size, 0, 0
+        self.w = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+
+    def set_position(self, epoch, batches_done):
+        self.epoch, self.start = epoch, batches_done
+
+    def __iter__(self):
+        b = self.start
+        while True:
+            g = torch.Generator().manual_seed(1000 * self.epoch + b)
+            x = torch.randn(self.batch_size, 8, generator=g)
+            yield {"image": x, "target": (x @ self.w).argmax(1)}
+            b += 1
+
+
+def trainer(tmp_path, **loop_kw):
+    cfg = LoopConfig(**{"epochs": 3, "log_every": 2, "checkpoint_every": 5, **loop_kw})
+    return Trainer(Toy(), ToyStream(), lambda s: iter(s), OptimConfig(base_lr=0.5, reference_batch=4, warmup_fraction=0.1), cfg,
+                   DistEnv(), tmp_path, epoch_length=32, batch_size=4)
+
+
+def params(t):
+    return torch.cat([p.detach().flatten() for p in t.model.parameters()])
+
+
+def test_loss_falls_and_metrics_are_logged(tmp_path):
+    t = trainer(tmp_path, epochs=6)
+    t.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 48 == t.plan.total_steps
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]
+    assert {"lr", "samples_per_s", "data_s", "compute_s", "logit_mean", "epoch"} <= set(rows[0])
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
+    straight = trainer(tmp_path / "a")
+    straight.fit()
+    original = Trainer._optimizer_step
+    calls = {"n": 0}
+
+    def crashing(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        trainer(tmp_path / "b").fit()
+    monkeypatch.setattr(Trainer, "_optimizer_step", original)
+    assert json.loads((latest_checkpoint(tmp_path / "b") / "state.json").read_text())["step"] == 10
+    resumed = trainer(tmp_path / "b")
+    resumed.fit()
+    assert resumed.step == straight.step == 24
+    assert torch.equal(params(resumed), params(straight))
+    sd_a, sd_b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(sd_a[k]["momentum_buffer"], sd_b[k]["momentum_buffer"]) for k in sd_a)
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
+    a = Trainer(Toy(), ToyStream(8), lambda s: iter(s), OptimConfig(), LoopConfig(max_steps=3), DistEnv(),
+                tmp_path / "a", epoch_length=64, batch_size=8)
+    a.fit()
+    def pairs():  # the same 8 samples as the batch-8 stream, delivered as two halves
+        for batch in ToyStream(8).__iter__():
+            yield {k: v[:4] for k, v in batch.items()}
+            yield {k: v[4:] for k, v in batch.items()}
+
+    b = Trainer(Toy(), ToyStream(4), lambda s: pairs(), OptimConfig(), LoopConfig(max_steps=3, accumulate=2), DistEnv(),
+                tmp_path / "b", epoch_length=64, batch_size=4)
+    assert b.plan.global_batch == a.plan.global_batch == 8
+    b.fit()
+    assert torch.allclose(params(a), params(b), atol=1e-6)
+
+
+def test_checkpoints_are_safetensors_and_json_with_a_latest_pointer(tmp_path):
+    trainer(tmp_path, keep_last=2).fit()
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["latest", "step-00000020", "step-00000024"]
+    files = sorted(p.name for p in latest_checkpoint(tmp_path).iterdir())
+    assert files == ["model.safetensors", "optim.safetensors", "rng.safetensors", "state.json"]
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.pkl"))
+
+
+def test_an_epoch_too_short_for_one_step_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no full optimiser step"):
+        loop_mod.plan(3, 4, DistEnv(), LoopConfig())
