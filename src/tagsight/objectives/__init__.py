@@ -1,0 +1,8 @@
+"""Training objectives behind one interface; ``OBJECTIVES.create(name, ...)`` builds one."""
+
+from tagsight.objectives.base import OBJECTIVES, Objective
+
+# Import the objectives so that they register themselves.
+from tagsight.objectives.hashtag import HASHTAG_LOSSES, HashtagObjective
+
+__all__ = ["HASHTAG_LOSSES", "OBJECTIVES", "HashtagObjective", "Objective"]
