@@ -65,12 +65,18 @@ def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
 
 
 def all_gather_cat(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
-    """Concatenate equally-shaped tensors from every rank along dim 0 (rank order)."""
+    """Concatenate tensors from every rank along dim 0, in rank order; ranks may hold different lengths."""
     if not env.distributed:
         return value
-    parts = [torch.empty_like(value) for _ in range(env.world_size)]
-    dist.all_gather(parts, value.contiguous())
-    return torch.cat(parts)
+    size = torch.tensor([value.shape[0]], device=value.device)
+    sizes = [torch.zeros_like(size) for _ in range(env.world_size)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *value.shape[1:]), dtype=value.dtype, device=value.device)
+    padded[: value.shape[0]] = value
+    parts = [torch.empty_like(padded) for _ in range(env.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
 
 class RankFilter(logging.Filter):

@@ -1,0 +1,192 @@
+"""A random-access index over a dataset's WebDataset shards: where every sample's bytes lie.
+
+``SampleIndex.build(dataset_dir)`` scans the tar headers of every shard listed in
+``manifest.json`` (no image decoding) and records, per sample, the shard, the byte offset and size
+of its ``.jpg`` and ``.json`` members, its post key (``source/post_id``) and its hashtags as
+written. The index is cached as ``DATASET_DIR/index.parquet`` tagged with the manifest version and
+rebuilt when the dataset changes. ``read_jpeg(i)`` is one positional read (``os.pread``), safe to
+share across forked DataLoader workers. ``holdout`` splits by post with a seeded hash, so all media
+of a post fall on the same side and train and evaluation never share a post.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tagsight.fsio import ReasonError, atomic_write_bytes
+from tagsight.ingest.catalog import load_manifest
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.parquet"
+INDEX_FORMAT = "1"
+_SCHEMA = pa.schema([
+    ("shard", pa.string()), ("key", pa.string()), ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
+    ("json_offset", pa.int64()), ("json_size", pa.int64()), ("post_key", pa.string()),
+    ("hashtags", pa.list_(pa.string())),
+])
+
+
+@dataclass
+class SampleIndex:
+    """Per-sample locations (column arrays, in shard order) of one dataset version."""
+
+    dataset_dir: Path
+    version: str
+    shard_names: list[str]
+    shard_ids: np.ndarray
+    keys: list[str]
+    jpg_offset: np.ndarray
+    jpg_size: np.ndarray
+    json_offset: np.ndarray
+    json_size: np.ndarray
+    post_keys: list[str]
+    hashtags: list[list[str]]
+    _fds: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def build(cls, dataset_dir: str | Path, rebuild: bool = False) -> SampleIndex:
+        """The index of ``dataset_dir``: from the cache when it matches the manifest version, else scanned."""
+        dataset_dir = Path(dataset_dir)
+        manifest = load_manifest(dataset_dir)
+        version = str(manifest["version"])
+        cached = None if rebuild else _read_cache(dataset_dir / INDEX_FILE, version)
+        if cached is None:
+            names = [s["name"] for s in manifest.get("shards", [])]
+            cached = _scan_shards(dataset_dir / "shards", names)
+            _write_cache(dataset_dir / INDEX_FILE, cached, version)
+            log.info("indexed %d samples in %d shards of dataset %s", cached.num_rows, len(names), version)
+        return cls._from_table(dataset_dir, version, cached)
+
+    @classmethod
+    def _from_table(cls, dataset_dir: Path, version: str, table: pa.Table) -> SampleIndex:
+        cols = table.to_pydict()
+        shard_names = sorted(set(cols["shard"]))
+        lookup = {name: i for i, name in enumerate(shard_names)}
+        ints = {c: np.asarray(cols[c], dtype=np.int64) for c in ("jpg_offset", "jpg_size", "json_offset", "json_size")}
+        return cls(dataset_dir, version, shard_names, np.asarray([lookup[s] for s in cols["shard"]], dtype=np.int32),
+                   cols["key"], ints["jpg_offset"], ints["jpg_size"], ints["json_offset"], ints["json_size"],
+                   cols["post_key"], [list(t or []) for t in cols["hashtags"]])
+
+    def shard_of(self, i: int) -> str:
+        """Name of the shard holding sample ``i``."""
+        return self.shard_names[int(self.shard_ids[i])]
+
+    def read_jpeg(self, i: int) -> bytes:
+        """The encoded JPEG bytes of sample ``i`` (one positional read)."""
+        return self._pread(i, self.jpg_offset, self.jpg_size)
+
+    def read_meta(self, i: int) -> dict[str, Any]:
+        """The JSON metadata of sample ``i``."""
+        return json.loads(self._pread(i, self.json_offset, self.json_size))
+
+    def _pread(self, i: int, offsets: np.ndarray, sizes: np.ndarray) -> bytes:
+        shard = int(self.shard_ids[i])
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+        size = int(sizes[i])
+        data = os.pread(fd, size, int(offsets[i]))
+        if len(data) != size:
+            raise ReasonError("shard_truncated", f"{self.shard_of(i)}: sample {self.keys[i]} is cut short "
+                                                 f"({len(data)} of {size} bytes); re-run ingest")
+        return data
+
+    def close(self) -> None:
+        """Close the open shard files (they reopen on the next read)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fds"] = {}  # descriptors do not cross process boundaries by pickling
+        return state
+
+    def holdout(self, fraction: float, seed: int) -> np.ndarray:
+        """Boolean mask of held-out samples: a post is held out when its seeded hash falls below ``fraction``."""
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
+        per_post = {key: _unit_hash(key, seed) < fraction for key in dict.fromkeys(self.post_keys)}
+        return np.fromiter((per_post[k] for k in self.post_keys), dtype=bool, count=len(self.post_keys))
+
+
+def _unit_hash(post_key: str, seed: int) -> float:
+    """A uniform number in [0, 1) from the post key and seed (stable across processes and platforms)."""
+    digest = hashlib.blake2b(f"{seed}\x00{post_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def _read_cache(path: Path, version: str) -> pa.Table | None:
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("index cache %s is unreadable (%s); rebuilding", path, exc)
+        return None
+    meta = table.schema.metadata or {}
+    if meta.get(b"manifest_version", b"").decode() != version or meta.get(b"index_format", b"").decode() != INDEX_FORMAT:
+        log.info("index cache %s is for another dataset version; rebuilding", path)
+        return None
+    return table
+
+
+def _write_cache(path: Path, table: pa.Table, version: str) -> None:
+    table = table.replace_schema_metadata({"manifest_version": version, "index_format": INDEX_FORMAT})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _scan_shards(shard_dir: Path, names: list[str]) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        rows.extend(_scan_shard(shard_dir / name))
+    return pa.Table.from_pylist(rows, schema=_SCHEMA) if rows else _SCHEMA.empty_table()
+
+
+def _scan_shard(path: Path) -> list[dict[str, Any]]:
+    """One row per sample of a shard, in member order, from the tar headers and the JSON members."""
+    if not path.is_file():
+        raise ReasonError("shard_missing", f"{path} is listed in the manifest but absent; re-run ingest")
+    members: dict[str, dict[str, tarfile.TarInfo]] = {}
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if info.isfile():
+                key, _, ext = info.name.partition(".")
+                members.setdefault(key, {})[ext] = info
+        return [_sample_row(path.name, key, parts, tar) for key, parts in members.items()]
+
+
+def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: tarfile.TarFile) -> dict[str, Any]:
+    if "jpg" not in parts or "json" not in parts:
+        raise ReasonError("sample_incomplete", f"{shard}: sample {key} has {sorted(parts)} members, "
+                                               "expected jpg and json; re-run ingest")
+    jpg, meta_info = parts["jpg"], parts["json"]
+    handle = tar.extractfile(meta_info)
+    assert handle is not None
+    try:
+        meta = json.loads(handle.read())
+        post_key = f"{meta['source']}/{meta['post_id']}"
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has unreadable metadata ({exc!r}); "
+                                                 "re-run ingest") from exc
+    return {"shard": shard, "key": key, "jpg_offset": jpg.offset_data, "jpg_size": jpg.size,
+            "json_offset": meta_info.offset_data, "json_size": meta_info.size,
+            "post_key": post_key, "hashtags": list(meta.get("hashtags") or [])}

@@ -1,0 +1,113 @@
+"""Pretraining runs: build objective and data from a config, train with the shared loop, evaluate, record lineage.
+
+A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (lineage: dataset manifest
+version, vocabulary version and path, objective, world size), ``metrics.jsonl``, ``tensorboard/``,
+``checkpoints/`` and, after evaluation, ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tagsight import __version__
+from tagsight.data.index import SampleIndex
+from tagsight.data.pipeline import HashtagStream, StreamConfig, make_loader
+from tagsight.data.transforms import eval_transform, train_transform
+from tagsight.eval.metrics import hashtag_metrics
+from tagsight.fsio import atomic_write_text
+from tagsight.ingest.catalog import manifest_version
+from tagsight.models.backbone import create_backbone
+from tagsight.objectives.base import OBJECTIVES
+from tagsight.tags.vocab import Vocabulary
+from tagsight.train.config import PretrainConfig
+from tagsight.train.distributed import DistEnv, all_gather_cat
+from tagsight.train.loop import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def build_objective(cfg: PretrainConfig, num_labels: int) -> torch.nn.Module:
+    """The objective with freshly initialised weights (seeded by ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    backbone = create_backbone(cfg.model.name, img_size=cfg.model.img_size)
+    return OBJECTIVES.create(cfg.objective.name, backbone, num_labels, loss=cfg.objective.loss)
+
+
+def build_stream(index: SampleIndex, vocab: Vocabulary, cfg: PretrainConfig, data_config: Any, split: str,
+                 env: DistEnv) -> HashtagStream:
+    d = cfg.data
+    stream_cfg = StreamConfig(epoch_length=d.epoch_length, batch_size=d.batch_size, seed=cfg.seed,
+                              sampling=d.sampling, holdout_fraction=d.holdout_fraction, split=split)
+    transform = train_transform(data_config) if split == "train" else eval_transform(data_config)
+    return HashtagStream(index, vocab, transform, stream_cfg, rank=env.rank, world_size=env.world_size)
+
+
+def lineage(dataset_dir: Path, vocab_path: Path, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
+    return {"tagsight_version": __version__, "kind": "pretrain", "objective": cfg.objective.name,
+            "dataset": {"path": str(dataset_dir), "manifest_version": manifest_version(dataset_dir)},
+            "vocab": {"path": str(vocab_path), "version": vocab.version, "labels": len(vocab)},
+            "backbone": cfg.model.name, "world_size": env.world_size}
+
+
+def _versions(info: dict) -> tuple[str, str]:
+    return info["dataset"]["manifest_version"], info["vocab"]["version"]
+
+
+def check_lineage(run_dir: Path, expected: dict) -> None:
+    """Refuse to resume a run on different data: the dataset and vocabulary versions must match."""
+    path = run_dir / "run.json"
+    if path.is_file() and _versions(json.loads(path.read_text())) != _versions(expected):
+        raise ValueError(f"{run_dir} was trained on another dataset or vocabulary version; use a new --out")
+
+
+def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Path, cfg: PretrainConfig,
+             env: DistEnv) -> dict[str, Any]:
+    """Train (or resume) a run, then evaluate hashtag prediction on held-out posts. Returns eval.json's content."""
+    dataset_dir, vocab_path, run_dir = Path(dataset_dir), Path(vocab_path), Path(run_dir)
+    vocab = Vocabulary.load(vocab_path)
+    info = lineage(dataset_dir, vocab_path, vocab, cfg, env)
+    check_lineage(run_dir, info)
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write_text(run_dir / "run.json", json.dumps(info, indent=1))
+    index = SampleIndex.build(dataset_dir)
+    objective = build_objective(cfg, len(vocab))
+    data_config = objective.backbone.data_config
+    stream = build_stream(index, vocab, cfg, data_config, "train", env)
+    trainer = Trainer(objective, stream, lambda s: make_loader(s, cfg.data.workers), cfg.optim, cfg.loop, env,
+                      run_dir, cfg.data.epoch_length, cfg.data.batch_size)
+    trainer.fit()
+    heldout = build_stream(index, vocab, cfg, data_config, "heldout", env)
+    result = {"step": trainer.step,
+              "trained": evaluate_hashtags(trainer.model, heldout, cfg.data.workers, env),
+              "untrained": evaluate_hashtags(build_objective(cfg, len(vocab)).to(env.device), heldout,
+                                             cfg.data.workers, env)}
+    if env.is_main:
+        atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=1))
+        log.info("held-out hashtag mAP %.3f (untrained %.3f)", result["trained"]["mAP"], result["untrained"]["mAP"])
+    return result
+
+
+@torch.no_grad()
+def predict_heldout(objective: torch.nn.Module, stream: HashtagStream, workers: int,
+                    env: DistEnv) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and targets of every held-out sample, gathered from all ranks."""
+    objective.eval()
+    scores, targets = [], []
+    for batch in make_loader(stream, workers):
+        scores.append(objective.predict(batch["image"].to(env.device)).float().cpu())
+        targets.append(batch["target"])
+    s, t = torch.cat(scores), torch.cat(targets)
+    return all_gather_cat(s, env).numpy(), all_gather_cat(t, env).numpy()
+
+
+def evaluate_hashtags(objective: torch.nn.Module, stream: HashtagStream, workers: int, env: DistEnv) -> dict:
+    scores, targets = predict_heldout(objective, stream, workers, env)
+    return hashtag_metrics(scores, targets)
