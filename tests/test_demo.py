@@ -10,10 +10,12 @@ from tagsight.demo import DemoConfig, run_demo
 
 
 def test_demo_runs_every_stage_and_no_excluded_post_or_gps_reaches_a_shard(tmp_path):
-    lines = run_demo(DemoConfig(out_dir=tmp_path, n_posts=120, seed=3, workers=1))
+    lines = run_demo(DemoConfig(out_dir=tmp_path, n_posts=120, seed=3, workers=1, pretrain_samples=256))
     text = "\n".join(lines)
     assert "== 1. synthetic feed" in text and "== 2. ingest" in text and "== 3. vocabulary" in text
     assert "true concepts among the labels: 8 of 8" in text
+    assert "== 4. hashtag pretraining" in text and "mAP" in text
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["manifest_version"]
     vocab = json.loads((tmp_path / "vocab" / "vocab.json").read_text())
     members = {t for label in vocab["labels"] for t in label["members"]}
     assert not {"love", "tbt", "instagood", "photooftheday"} & {m.lower() for m in members}

@@ -15,12 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--posts", type=int, default=400, help="number of posts to generate (default 400)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
+    p.add_argument("--pretrain-samples", type=int, default=4096, help="samples seen by the demo pretraining "
+                   "(about a minute on 2 cores; 0 skips it)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tagsight.demo import DemoConfig, run_demo
 
-    lines = run_demo(DemoConfig(out_dir=args.out, n_posts=args.posts, seed=args.seed, workers=args.workers))
+    lines = run_demo(DemoConfig(out_dir=args.out, n_posts=args.posts, seed=args.seed, workers=args.workers,
+                                pretrain_samples=args.pretrain_samples))
     print("\n".join(lines))
     return 0
