@@ -19,7 +19,7 @@ from tagsight import __version__
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import HashtagStream, StreamConfig, make_loader
 from tagsight.data.transforms import eval_transform, train_transform
-from tagsight.eval.metrics import hashtag_metrics
+from tagsight.eval.metrics import hashtag_metrics, per_label_average_precision
 from tagsight.fsio import atomic_write_text
 from tagsight.ingest.catalog import manifest_version
 from tagsight.models.backbone import create_backbone
@@ -86,9 +86,9 @@ def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Pat
     trainer.fit()
     heldout = build_stream(index, vocab, cfg, data_config, "heldout", env)
     result = {"step": trainer.step,
-              "trained": evaluate_hashtags(trainer.model, heldout, cfg.data.workers, env),
+              "trained": evaluate_hashtags(trainer.model, heldout, cfg.data.workers, env, vocab),
               "untrained": evaluate_hashtags(build_objective(cfg, len(vocab)).to(env.device), heldout,
-                                             cfg.data.workers, env)}
+                                             cfg.data.workers, env, vocab)}
     if env.is_main:
         atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=1))
         log.info("held-out hashtag mAP %.3f (untrained %.3f)", result["trained"]["mAP"], result["untrained"]["mAP"])
@@ -108,6 +108,10 @@ def predict_heldout(objective: torch.nn.Module, stream: HashtagStream, workers: 
     return all_gather_cat(s, env).numpy(), all_gather_cat(t, env).numpy()
 
 
-def evaluate_hashtags(objective: torch.nn.Module, stream: HashtagStream, workers: int, env: DistEnv) -> dict:
+def evaluate_hashtags(objective: torch.nn.Module, stream: HashtagStream, workers: int, env: DistEnv,
+                      vocab: Vocabulary) -> dict:
+    """Held-out hashtag metrics, plus the AP of every label that has a held-out positive."""
     scores, targets = predict_heldout(objective, stream, workers, env)
-    return hashtag_metrics(scores, targets)
+    ap = per_label_average_precision(scores, targets)
+    per_label = {vocab.labels[i].label: round(float(a), 4) for i, a in enumerate(ap) if not np.isnan(a)}
+    return {**hashtag_metrics(scores, targets), "per_label_ap": per_label}
