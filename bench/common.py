@@ -17,6 +17,8 @@ import logging
 import os
 import platform
 import re
+import shutil
+import tempfile
 import resource
 import subprocess
 import sys
@@ -240,3 +242,24 @@ def setup_logging(verbose: bool = False) -> None:
     """Log lines with a timestamp on stderr (for the bench scripts' progress)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run_in_scratch(prefix: str, keep: bool, body: Callable[[Path], str]) -> str:
+    """Call ``body`` with a fresh scratch folder, removed afterwards unless ``keep``; returns its result."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return body(work)
+    finally:
+        if keep:
+            logging.getLogger("bench").info("outputs kept in %s", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(title: str, section: str, no_doc: bool, doc: str | Path = BENCH_DOC) -> None:
+    """Print the section (``no_doc``) or replace it in the benchmarks document."""
+    if no_doc:
+        print(f"## {title}\n\n{section}")
+    else:
+        logging.getLogger("bench").info("wrote section %r of %s", title, write_section(title, section, doc))
+

@@ -31,7 +31,6 @@ import pstats
 import shutil
 import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ itself, f
 
 from common import (REPO, Timing, command_line, facts_markdown, fmt, machine_facts,  # noqa: E402
                     load_average, markdown_table, median_timing, run_timed, setup_logging, time_call, warm_page_cache,
-                    write_section)
+                    publish, run_in_scratch)
 
 log = logging.getLogger("bench.ingest")
 
@@ -602,18 +601,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/ingest: {data_root} not found (pass --data or set TAGSIGHT_DATA)", file=sys.stderr)
         return 2
     facts = machine_facts(PACKAGES)
-    work = Path(tempfile.mkdtemp(prefix="tagsight-bench-ingest-"))
-    try:
-        section = _run_all(args, data_root, work, facts)
-    finally:
-        if args.keep:
-            log.info("outputs kept in %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    if args.no_doc:
-        print(f"## {TITLE}\n\n{section}")
-    else:
-        log.info("wrote section %r of %s", TITLE, write_section(TITLE, section, args.doc))
+    section = run_in_scratch("tagsight-bench-ingest-", args.keep, lambda work: _run_all(args, data_root, work, facts))
+    publish(TITLE, section, args.no_doc, args.doc)
     return 0
 
 

@@ -35,7 +35,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ itself, for `common`
 
 from common import (REPO, command_line, facts_markdown, fmt, load_average, machine_facts,  # noqa: E402
-                    markdown_table, setup_logging, warm_page_cache, write_section)
+                    markdown_table, publish, run_in_scratch, setup_logging, warm_page_cache)
 
 log = logging.getLogger("bench.pretrain")
 
@@ -480,18 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/pretrain: {args.data}/imagenette-160/train not found (pass --data or set TAGSIGHT_DATA)",
               file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="tagsight-bench-pretrain-"))
-    try:
-        section = run_all(args, work)
-    finally:
-        if args.keep:
-            log.info("outputs kept in %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    if args.no_doc:
-        print(f"## {TITLE}\n\n{section}")
-    else:
-        log.info("wrote section %r of %s", TITLE, write_section(TITLE, section, args.doc))
+    section = run_in_scratch("tagsight-bench-pretrain-", args.keep, lambda work: run_all(args, work))
+    publish(TITLE, section, args.no_doc, args.doc)
     return 0
 
 
