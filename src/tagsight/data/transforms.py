@@ -38,8 +38,9 @@ def _check_config(data_config: Any) -> tuple[int, torch.Tensor, torch.Tensor]:
 def to_normalized_tensor(img: Image.Image, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """RGB PIL image -> float tensor [3, H, W], scaled to [0, 1] then normalised by mean and std."""
     array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-    return tensor.sub_(mean).div_(std)
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float()
+    # (x / 255 - mean) / std as one multiply-add: x * (1 / (255 std)) - mean / std
+    return tensor.mul_(1.0 / (255.0 * std)).sub_(mean / std)
 
 
 def _draft(img: Image.Image, min_side: int) -> Image.Image:
