@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_filter(verbs)
     _register_export(verbs)
     _register_aesthetic(verbs)
+    _register_review(verbs)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -59,6 +60,44 @@ def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
     a.add_argument("--out", type=Path, required=True, help="head file to write (JSON)")
     a.set_defaults(func=run_aesthetic)
+
+
+def _register_review(verbs: argparse._SubParsersAction) -> None:
+    r = verbs.add_parser(
+        "review", help="serve the two-stage review page (generalists keep/reject, specialists rate and caption)",
+        description="Serve a web page for human review of the samples that passed 'curate filter'. Stage 1 "
+                    "(generalist): keep/reject with K/R or the arrow keys. Stage 2 (specialist): 1-5 ratings of "
+                    "composition, lighting, colour and contrast, subject and background, storytelling, and a caption. "
+                    "Every judgement is appended to DATASET/catalog/reviews.parquet; reopening the page resumes. "
+                    "Open http://HOST:PORT/?reviewer=NAME&stage=generalist")
+    r.add_argument("dataset", type=Path)
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("--min-keep-votes", type=int, default=1, help="stage-1 keep votes a photo needs for stage 2")
+    r.add_argument("--stats", action="store_true", help="print the agreement statistics and exit")
+    r.set_defaults(func=run_review)
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from tagsight.curate.review.agreement import agreement
+    from tagsight.curate.review.queue import ReviewQueue
+    from tagsight.curate.reviews import read_reviews
+
+    if args.stats:
+        print(json.dumps(agreement(read_reviews(args.dataset)), indent=1))
+        return 0
+    try:
+        queue = ReviewQueue(args.dataset, args.min_keep_votes)
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate review: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from tagsight.curate.review.app import create_review_app
+
+    print(f"review page: http://{args.host}:{args.port}/?stage=generalist&reviewer=YOUR_NAME", file=sys.stderr)
+    uvicorn.run(create_review_app(queue), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def run_filter(args: argparse.Namespace) -> int:
