@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_export(verbs)
     _register_aesthetic(verbs)
     _register_review(verbs)
+    rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
+    rep.add_argument("dataset", type=Path)
+    rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
+    rep.set_defaults(func=run_report)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -138,4 +142,16 @@ def run_aesthetic(args: argparse.Namespace) -> int:
         print(f"tagsight curate aesthetic-train: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(stats, indent=1))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from tagsight.report.curation import write_curation_report
+
+    try:
+        path = write_curation_report(args.dataset, args.out or args.dataset / "curation.html")
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
     return 0

@@ -53,7 +53,7 @@ class ExposureFilter(Filter):
 @FILTERS.register("contrast")
 @dataclass
 class ContrastFilter(Filter):
-    min_rms: float = 0.08
+    min_rms: float = 0.05
     name = "contrast"
     metrics = ("rms_contrast",)
 
