@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 
-if [[ ! -f /usr/share/wordnet/data.noun || ! -f /usr/share/wordnet/index.sense ]]; then
-  echo "== installing Debian packages (WordNet 3.0)"
+APT=()
+[[ -f /usr/share/wordnet/data.noun && -f /usr/share/wordnet/index.sense ]] || APT+=(wordnet-base wordnet-sense-index)
+command -v chromium >/dev/null || APT+=(chromium)   # the review page's browser tests
+if (( ${#APT[@]} )); then
+  echo "== installing Debian packages: ${APT[*]}"
   $SUDO apt-get update -q
-  $SUDO apt-get install -y -q wordnet-base wordnet-sense-index
+  $SUDO apt-get install -y -q "${APT[@]}"
 fi
 
 PY=${PYTHON:-python3}
@@ -18,6 +21,8 @@ echo "== installing PyTorch 2.14.1 / torchvision 0.29.1"
 $PY -m pip install -q torch==2.14.1 torchvision==0.29.1
 echo "== installing tagsight with its extras"
 $PY -m pip install -q -e ".[all]"
+# The PP-OCR text detector without its opencv-python requirement (see pyproject.toml, extra "curate").
+$PY -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
 echo "== installing WordNet for nltk"
 $PY -m tagsight.cli setup wordnet
 echo "== setup done"

@@ -114,3 +114,36 @@ def mixed_source(tmp_path: Path):
     (root / "posts.jsonl").write_bytes(raw)
     (root / "optout.txt").write_text("olga\n")
     return root / "posts.jsonl", expect
+
+
+TINY_WORDS = ["dog", "car", "tree", "ball"]
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path):
+    """Build a tiny ingested dataset: post p has 1 + p % 2 images, hashtag TINY_WORDS[p % 4], author a{p % 3}
+    and p likes; ``pictures`` overrides the images (a function of the image number), ``name`` the folder."""
+    from tagsight.ingest.images import ImageConfig
+    from tagsight.ingest.pipeline import IngestConfig, ingest
+    from tagsight.ingest.sources import open_source
+
+    def build(posts: int = 7, pictures=None, name: str = "ds", max_side: int = 32, **cfg) -> Path:
+        root = tmp_path / f"{name}-src"
+        (root / "media").mkdir(parents=True)
+        lines, n = [], 0
+        for p in range(posts):
+            files = []
+            for _ in range(1 + p % 2):
+                img = pictures(n) if pictures else picture(100 + n, (40, 36))
+                img.save(root / "media" / f"{n}.jpg", quality=90)
+                files.append(f"media/{n}.jpg")
+                n += 1
+            lines.append(json.dumps({"post_id": f"p{p}", "author_id": f"a{p % 3}", "created_at": "2024-01-01T00:00:00Z",
+                                     "visibility": "public", "media": files, "hashtags": [TINY_WORDS[p % 4]],
+                                     "likes": p}))
+        (root / "posts.jsonl").write_text("\n".join(lines) + "\n")
+        settings = dict(workers=1, samples_per_shard=5, near_duplicate_radius=None, image=ImageConfig(max_side=max_side))
+        ingest(open_source(root / "posts.jsonl", "jsonl"), tmp_path / name, cfg=IngestConfig(**{**settings, **cfg}))
+        return tmp_path / name
+
+    return build

@@ -8,30 +8,6 @@ import pytest
 
 from tagsight.data.index import _SCHEMA, INDEX_FILE, SampleIndex
 from tagsight.fsio import ReasonError
-from tagsight.ingest.images import ImageConfig
-from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.sources import open_source
-
-WORDS = ["dog", "car", "tree", "ball"]
-
-
-def make_dataset(tmp_path: Path, picture, posts: int = 7) -> Path:
-    """A tiny ingested dataset; post p has 1 + p % 2 images and hashtag WORDS[p % 4]."""
-    media, lines, n = tmp_path / "src" / "media", [], 0
-    media.mkdir(parents=True)
-    for p in range(posts):
-        files = []
-        for _ in range(1 + p % 2):
-            picture(100 + n, (40, 36)).save(media / f"{n}.jpg", quality=90)
-            files.append(f"media/{n}.jpg")
-            n += 1
-        lines.append(json.dumps({"post_id": f"p{p}", "author_id": "ann", "created_at": "2024-01-01T00:00:00Z",
-                                 "visibility": "public", "media": files, "hashtags": [WORDS[p % 4]]}))
-    (tmp_path / "src" / "posts.jsonl").write_text("\n".join(lines) + "\n")
-    cfg = IngestConfig(workers=1, samples_per_shard=5, near_duplicate_radius=None, image=ImageConfig(max_side=32))
-    ingest(open_source(tmp_path / "src" / "posts.jsonl", "jsonl"), tmp_path / "ds", cfg=cfg)
-    return tmp_path / "ds"
-
 
 def tar_members(dataset: Path) -> dict[str, bytes]:
     out = {}
@@ -41,8 +17,8 @@ def tar_members(dataset: Path) -> dict[str, bytes]:
     return out
 
 
-def test_offsets_read_back_the_exact_member_bytes(tmp_path, make_picture):
-    dataset = make_dataset(tmp_path, make_picture)
+def test_offsets_read_back_the_exact_member_bytes(tiny_dataset):
+    dataset = tiny_dataset()
     index = SampleIndex.build(dataset)
     members = tar_members(dataset)
     assert len(index) == 10 and len(index.shard_names) == 2
@@ -55,8 +31,8 @@ def test_offsets_read_back_the_exact_member_bytes(tmp_path, make_picture):
     index.close()
 
 
-def test_cache_is_used_for_the_same_version_and_rebuilt_when_it_changes(tmp_path, make_picture):
-    dataset = make_dataset(tmp_path, make_picture)
+def test_cache_is_used_for_the_same_version_and_rebuilt_when_it_changes(tiny_dataset):
+    dataset = tiny_dataset()
     first = SampleIndex.build(dataset)
     assert (dataset / INDEX_FILE).is_file()
     # Tamper with the cache: a build for the same manifest version must trust it.
@@ -73,8 +49,8 @@ def test_cache_is_used_for_the_same_version_and_rebuilt_when_it_changes(tmp_path
     assert SampleIndex.build(dataset, rebuild=True).keys == first.keys
 
 
-def test_missing_shard_has_a_reason(tmp_path, make_picture):
-    dataset = make_dataset(tmp_path, make_picture)
+def test_missing_shard_has_a_reason(tiny_dataset):
+    dataset = tiny_dataset()
     (dataset / "shards" / "shard-00001.tar").unlink()
     with pytest.raises(ReasonError) as err:
         SampleIndex.build(dataset)

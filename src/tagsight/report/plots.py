@@ -73,3 +73,42 @@ def rank_curves(curves: Mapping[str, Sequence[float]], title: str, ylabel: str =
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+def image_grid(images: Sequence, captions: Sequence[str], title: str = "", cols: int = 6,
+               cell: float = 1.6) -> "Figure":
+    """Thumbnails (PIL images or arrays) in a grid with a short caption under each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = max(1, len(images))
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(cols * cell, rows * (cell + 0.35)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k < len(images):
+            ax.imshow(np.asarray(images[k]))
+            ax.set_title(captions[k] if k < len(captions) else "", fontsize=7, wrap=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def histogram(values: Sequence[float], title: str, xlabel: str, marks: Mapping[str, float] = {},
+              bins: int = 40) -> "Figure":
+    """A linear histogram with vertical lines at ``marks`` (label -> value), e.g. thresholds."""
+    fig, ax = new_figure()
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size:
+        ax.hist(v, bins=bins, color="#4c78a8", edgecolor="white")
+    for label, x in marks.items():
+        ax.axvline(x, color="#e45756", linestyle="--", linewidth=1)
+        ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), fontsize=7, color="#e45756",
+                    ha="left", va="top", rotation=90)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("samples")
+    return fig

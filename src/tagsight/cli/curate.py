@@ -1,0 +1,157 @@
+"""``tagsight curate filter|export|aesthetic-train``: quality curation as in Emu (filters, people, a small set)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("curate", help="curate a small photogenic set: automatic filters, human review, export")
+    verbs = p.add_subparsers(dest="curate_verb", metavar="ACTION")
+    _register_filter(verbs)
+    _register_export(verbs)
+    _register_aesthetic(verbs)
+    _register_review(verbs)
+    rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
+    rep.add_argument("dataset", type=Path)
+    rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
+    rep.set_defaults(func=run_report)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _register_filter(verbs: argparse._SubParsersAction) -> None:
+    f = verbs.add_parser(
+        "filter", help="run the automatic filter chain and record every score and reason in the catalog",
+        description="Score every sample of DATASET with the configured chain (resolution and aspect, popularity, "
+                    "exposure, contrast, colourfulness, blur, near-duplicates, moderation, text-heavy, aesthetic) "
+                    "and write DATASET/catalog/curation.parquet (status, stage, reason, every metric) and "
+                    "curation.json (config and counts: samples = passed + rejected by reason).")
+    f.add_argument("dataset", type=Path, help="a dataset folder (made by 'tagsight ingest')")
+    f.add_argument("--config", type=Path, help="YAML chain (see configs/curate_default.yaml; default: every filter "
+                   "with its default thresholds)")
+    f.add_argument("--score-all", action="store_true", help="score every sample with every filter (default: each "
+                   "filter sees only what passed the ones before it)")
+    f.add_argument("--keep-top", type=int, help="after the filters, keep only the N best by aesthetic score")
+    f.set_defaults(func=run_filter)
+
+
+def _register_export(verbs: argparse._SubParsersAction) -> None:
+    e = verbs.add_parser(
+        "export", help="write the curated set as a new dataset version naming its parent",
+        description="Keep the samples that passed STAGE (filter: the automatic filters; generalist: also kept in "
+                    "the fast review; specialist: also rated at least --min-rating) and write them to OUT as a new "
+                    "dataset version whose manifest names DATASET as its parent.")
+    e.add_argument("dataset", type=Path)
+    e.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default="filter")
+    e.add_argument("--min-keep-votes", type=int, default=1, help="generalist keep votes needed (default 1: recall)")
+    e.add_argument("--min-rating", type=float, default=3.5, help="mean specialist rating needed, 1-5 (default 3.5)")
+    e.add_argument("--top", type=int, help="keep at most the N best-rated (specialist stage)")
+    e.set_defaults(func=run_export)
+
+
+def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
+    a = verbs.add_parser(
+        "aesthetic-train", help="fit the aesthetic head on the specialists' ratings",
+        description="Fit a ridge head on frozen BACKBONE embeddings to predict each rated photo's mean specialist "
+                    "rating (catalog/reviews.parquet); use it with the aesthetic filter's 'head' setting.")
+    a.add_argument("dataset", type=Path)
+    a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
+    a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
+    a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
+    a.add_argument("--out", type=Path, required=True, help="head file to write (JSON)")
+    a.set_defaults(func=run_aesthetic)
+
+
+def _register_review(verbs: argparse._SubParsersAction) -> None:
+    r = verbs.add_parser(
+        "review", help="serve the two-stage review page (generalists keep/reject, specialists rate and caption)",
+        description="Serve a web page for human review of the samples that passed 'curate filter'. Stage 1 "
+                    "(generalist): keep/reject with K/R or the arrow keys. Stage 2 (specialist): 1-5 ratings of "
+                    "composition, lighting, colour and contrast, subject and background, storytelling, and a caption. "
+                    "Every judgement is appended to DATASET/catalog/reviews.parquet; reopening the page resumes. "
+                    "Open http://HOST:PORT/?reviewer=NAME&stage=generalist")
+    r.add_argument("dataset", type=Path)
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("--min-keep-votes", type=int, default=1, help="stage-1 keep votes a photo needs for stage 2")
+    r.add_argument("--stats", action="store_true", help="print the agreement statistics and exit")
+    r.set_defaults(func=run_review)
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from tagsight.curate.review.agreement import agreement
+    from tagsight.curate.review.queue import ReviewQueue
+    from tagsight.curate.reviews import read_reviews
+
+    if args.stats:
+        print(json.dumps(agreement(read_reviews(args.dataset)), indent=1))
+        return 0
+    try:
+        queue = ReviewQueue(args.dataset, args.min_keep_votes)
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate review: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from tagsight.curate.review.app import create_review_app
+
+    print(f"review page: http://{args.host}:{args.port}/?stage=generalist&reviewer=YOUR_NAME", file=sys.stderr)
+    uvicorn.run(create_review_app(queue), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_filter(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tagsight.curate.chain import CurateConfig, run_filters
+
+    try:
+        cfg = CurateConfig.from_yaml(args.config)
+        cfg = replace(cfg, score_all=args.score_all or cfg.score_all, keep_top=args.keep_top or cfg.keep_top)
+        info = run_filters(args.dataset, cfg)
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        print(f"tagsight curate filter: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}, indent=1))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tagsight.curate.export import ExportConfig, export_curated
+
+    try:
+        summary = export_curated(args.dataset, args.out, ExportConfig(args.stage, args.min_keep_votes,
+                                                                      args.min_rating, args.top))
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate export: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.to_dict(), indent=1))
+    return 0
+
+
+def run_aesthetic(args: argparse.Namespace) -> int:
+    from tagsight.curate.aesthetic_train import train_aesthetic_head
+
+    try:
+        stats = train_aesthetic_head(args.dataset, args.backbone, args.out, args.img_size, args.l2)
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate aesthetic-train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(stats, indent=1))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from tagsight.report.curation import write_curation_report
+
+    try:
+        path = write_curation_report(args.dataset, args.out or args.dataset / "curation.html")
+    except (OSError, ValueError) as exc:
+        print(f"tagsight curate report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,197 @@
+"""``tagsight curate filter``: run a configured chain of filters over a dataset, record every score and reason.
+
+Filters run in the configured order (cheap first by default), each over the samples that passed
+the ones before it (``score_all`` scores every sample with every filter, keeping the first
+rejection). Results go to the catalog: ``catalog/curation.parquet`` holds one row per sample with
+``status`` (passed / rejected), the rejecting ``stage`` and ``reason``, every metric a filter wrote
+(null where not scored) and the filters that did not apply; ``catalog/curation.json`` holds the
+config and the counts, which reconcile: ``samples = passed + sum(rejected by reason)``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from PIL import Image
+
+from tagsight.curate.filters import FILTERS, Candidate, Filter
+from tagsight.data.index import SampleIndex
+from tagsight.fsio import atomic_write_bytes, atomic_write_text
+from tagsight.ingest.catalog import read_table
+from tagsight.privacy.tombstones import load_tombstones
+from tagsight.progress import Progress
+
+log = logging.getLogger(__name__)
+
+CURATION_FILE = Path("catalog") / "curation.parquet"
+CURATION_INFO = Path("catalog") / "curation.json"
+DEFAULT_CHAIN = ("resolution", "popularity", "exposure", "contrast", "colourfulness", "blur", "near_duplicates",
+                 "moderation", "text", "aesthetic")
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        FILTERS.get(self.name)  # unknown names fail here, with a "did you mean"
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """The chain (in order), whether to score every sample with every filter, and an optional top-N cut."""
+
+    filters: tuple[FilterSpec, ...] = tuple(FilterSpec(n) for n in DEFAULT_CHAIN)
+    score_all: bool = False
+    keep_top: int | None = None     # after the filters, keep the N best by aesthetic score
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.filters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a filter appears twice in the chain: {names}")
+        if self.keep_top is not None and self.keep_top < 1:
+            raise ValueError(f"keep_top must be >= 1 or null, got {self.keep_top}")
+        for spec in self.filters:
+            FILTERS.create(spec.name, **spec.settings)  # bad settings fail at construction
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CurateConfig:
+        unknown = set(d) - {"filters", "score_all", "keep_top"}
+        if unknown:
+            raise ValueError(f"unknown curation config keys {sorted(unknown)}")
+        specs = tuple(_spec(item) for item in d.get("filters", DEFAULT_CHAIN))
+        return cls(specs, bool(d.get("score_all", False)), d.get("keep_top"))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None) -> CurateConfig:
+        return cls.from_dict((yaml.safe_load(Path(path).read_text()) or {}) if path else {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"filters": [{"name": f.name, **f.settings} for f in self.filters], "score_all": self.score_all,
+                "keep_top": self.keep_top}
+
+
+def _spec(item: str | dict[str, Any]) -> FilterSpec:
+    if isinstance(item, str):
+        return FilterSpec(item)
+    if not isinstance(item, dict) or "name" not in item:
+        raise ValueError(f"a chain entry is a filter name or a mapping with 'name', got {item!r}")
+    return FilterSpec(item["name"], {k: v for k, v in item.items() if k != "name"})
+
+
+@dataclass
+class _Row:
+    key: str
+    post_key: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    stage: str | None = None
+    reason: str | None = None
+
+
+def load_candidates(dataset_dir: Path) -> list[Candidate]:
+    """Every sample of the dataset not forgotten by its tombstones, with its catalog media and post rows."""
+    index = SampleIndex.build(dataset_dir)
+    media = {r["sample_key"]: r for r in read_table(dataset_dir, "media").to_pylist() if r["sample_key"]}
+    posts = {f"{r['source']}/{r['post_id']}": r for r in read_table(dataset_dir, "posts").to_pylist()}
+    tombstones = load_tombstones(dataset_dir)
+    out = []
+    for i, key in enumerate(index.keys):
+        post = posts.get(index.post_keys[i], {})
+        if tombstones.forgets(index.post_keys[i], post.get("author_id"), index.hashtags[i]):
+            continue
+        out.append(Candidate(key, index.post_keys[i], _loader(index, i), media.get(key, {}), post))
+    return out
+
+
+def _loader(index: SampleIndex, i: int):
+    return lambda: Image.open(io.BytesIO(index.read_jpeg(i))).convert("RGB")
+
+
+def run_filters(dataset_dir: str | Path, cfg: CurateConfig, apps: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the chain over ``dataset_dir``; write the curation table and info; return the info (counts)."""
+    dataset_dir, start = Path(dataset_dir), time.monotonic()
+    candidates = load_candidates(dataset_dir)
+    rows = {c.key: _Row(c.key, c.post_key) for c in candidates}
+    for spec in cfg.filters:
+        _run_one(_build(spec, apps or {}), candidates, rows, cfg.score_all)
+    if cfg.keep_top is not None:
+        _keep_top(rows, cfg.keep_top)
+    info = _info(cfg, rows, time.monotonic() - start)
+    _write(dataset_dir, rows, cfg, info)
+    return info
+
+
+def _build(spec: FilterSpec, apps: dict[str, Any]) -> Filter:
+    if spec.name == "moderation" and "moderate" in apps:
+        return FILTERS.create(spec.name, **spec.settings, app=apps["moderate"])
+    return FILTERS.create(spec.name, **spec.settings)
+
+
+def _run_one(flt: Filter, candidates: list[Candidate], rows: dict[str, _Row], score_all: bool) -> None:
+    todo = [c for c in candidates if score_all or rows[c.key].reason is None]
+    applicable = [c for c in todo if flt.applies(c)]
+    for c in todo:
+        if not flt.applies(c):
+            rows[c.key].skipped.append(flt.name)
+    flt.prepare(applicable)
+    rejected = 0
+    with Progress(len(applicable), f"curate {flt.name}", unit="img") as progress:
+        for c in applicable:
+            row = rows[c.key]
+            scores = flt.score(c)
+            row.metrics.update({k: float(v) for k, v in scores.items()})
+            reason = flt.reject(scores)
+            if reason and row.reason is None:
+                row.stage, row.reason, rejected = flt.name, reason, rejected + 1
+            c.release()
+            progress.update()
+    log.info("curate %s: %d scored, %d rejected, %d skipped", flt.name, len(applicable), rejected,
+             len(todo) - len(applicable))
+
+
+def _keep_top(rows: dict[str, _Row], n: int) -> None:
+    passed = [r for r in rows.values() if r.reason is None]
+    passed.sort(key=lambda r: (-r.metrics.get("aesthetic", 0.0), r.key))
+    for r in passed[n:]:
+        r.stage, r.reason = "rank", "below_top_n"
+
+
+def _info(cfg: CurateConfig, rows: dict[str, _Row], seconds: float) -> dict[str, Any]:
+    reasons = Counter(r.reason for r in rows.values() if r.reason)
+    passed = sum(r.reason is None for r in rows.values())
+    skipped = Counter(name for r in rows.values() for name in r.skipped)
+    return {"config": cfg.to_dict(), "samples": len(rows), "passed": passed, "rejected": dict(sorted(reasons.items())),
+            "skipped": dict(sorted(skipped.items())), "seconds": round(seconds, 2)}
+
+
+def _write(dataset_dir: Path, rows: dict[str, _Row], cfg: CurateConfig, info: dict[str, Any]) -> None:
+    metric_names = sorted({m for r in rows.values() for m in r.metrics})
+    table = pa.table({
+        "key": [r.key for r in rows.values()], "post_key": [r.post_key for r in rows.values()],
+        "status": ["rejected" if r.reason else "passed" for r in rows.values()],
+        "stage": [r.stage for r in rows.values()], "reason": [r.reason for r in rows.values()],
+        "skipped": pa.array([r.skipped for r in rows.values()], type=pa.list_(pa.string())),
+        **{m: pa.array([r.metrics.get(m) for r in rows.values()], type=pa.float64()) for m in metric_names}})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    atomic_write_bytes(dataset_dir / CURATION_FILE, buf.getvalue())
+    atomic_write_text(dataset_dir / CURATION_INFO, json.dumps(info, indent=1))
+
+
+def read_curation(dataset_dir: str | Path) -> pa.Table:
+    path = Path(dataset_dir) / CURATION_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run 'tagsight curate filter {dataset_dir}' first")
+    return pq.read_table(path)

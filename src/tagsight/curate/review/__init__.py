@@ -1,0 +1,1 @@
+"""Two-stage human review in the browser: generalists keep/reject fast, specialists rate and caption."""

@@ -1,0 +1,50 @@
+"""The review web app (FastAPI): one page, a JSON API, every decision appended to the catalog."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from tagsight.curate.review.agreement import agreement
+from tagsight.curate.review.queue import ReviewQueue
+
+
+def create_review_app(queue: ReviewQueue) -> Any:
+    from fastapi import Body, FastAPI, HTTPException, Query
+    from fastapi.responses import HTMLResponse, Response
+
+    app = FastAPI(title="tagsight review", description="Two-stage human review of a curated set")
+    page = resources.files("tagsight.curate.review").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/api/next")
+    def next_items(stage: str = Query(...), reviewer: str = Query(..., min_length=1), n: int = Query(8, ge=1, le=64)):
+        try:
+            return queue.next_items(stage, reviewer.strip(), n)
+        except ValueError as exc:
+            raise HTTPException(400, detail={"reason": "bad_request", "message": str(exc)}) from exc
+
+    @app.get("/api/image/{key}")
+    def image(key: str) -> Response:
+        try:
+            return Response(queue.image(key), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        except KeyError:
+            raise HTTPException(404, detail={"reason": "unknown_or_forgotten", "message": key}) from None
+
+    @app.post("/api/review")
+    def review(body: dict = Body(...)) -> dict[str, Any]:
+        try:
+            queue.record(body)
+        except ValueError as exc:
+            raise HTTPException(400, detail={"reason": "invalid_review", "message": str(exc)}) from exc
+        return {"ok": True}
+
+    @app.get("/api/stats")
+    def stats() -> dict[str, Any]:
+        rows = queue.rows()
+        return {**agreement(rows), "queues": {s: len(queue.eligible(s)) for s in ("generalist", "specialist")}}
+
+    return app

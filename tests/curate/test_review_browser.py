@@ -1,0 +1,93 @@
+"""The review flow in a real browser: Debian's chromium driven by playwright, against the real server."""
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
+from tagsight.curate.review.queue import ReviewQueue
+from tagsight.curate.reviews import read_reviews
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
+playwright = pytest.importorskip("playwright.sync_api")
+uvicorn = pytest.importorskip("uvicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tiny_dataset, make_photo):
+    from tagsight.curate.review.app import create_review_app
+
+    ds = tiny_dataset(posts=4, pictures=lambda n: make_photo(n, (96, 72)), max_side=96)
+    run_filters(ds, CurateConfig((FilterSpec("blur"),)))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_review_app(ReviewQueue(ds)), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield ds, f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def page():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+        yield browser.new_page()
+        browser.close()
+
+
+def wait_key_change(page, old):
+    page.wait_for_function("old => document.getElementById('photo').dataset.key !== old", arg=old, timeout=5000)
+
+
+def test_generalist_keys_then_specialist_ratings_land_in_the_catalog(server, page):
+    ds, url = server
+    page.goto(f"{url}/?reviewer=ann&stage=generalist")
+    page.wait_for_selector("#photo[src]")
+    assert "to go" in page.inner_text("#progress")
+    decisions = []
+    for key_press in ["k", "ArrowRight", "r", "k", "ArrowLeft", "k"]:
+        old = page.get_attribute("#photo", "data-key")
+        decisions.append(old)
+        page.keyboard.press(key_press)
+        wait_key_change(page, old)
+    assert page.inner_text("#status") == "Queue done. Thank you!"   # all 6 photos judged
+    page.keyboard.press("z")   # back one: the last photo is shown again and re-judged
+    page.wait_for_function(f"document.getElementById('photo').dataset.key === '{decisions[-1]}'")
+    page.keyboard.press("r")
+    page.wait_for_function("document.getElementById('status').textContent === 'saved'")
+    rows = [r for r in read_reviews(ds) if r["stage"] == "generalist"]
+    latest = {r["key"]: r["decision"] for r in rows}
+    assert len(rows) == 7 and latest[decisions[0]] == "keep" and latest[decisions[2]] == "reject"
+    assert latest[decisions[-1]] == "reject"   # the newer judgement counts
+
+    page.goto(f"{url}/?reviewer=cat&stage=specialist")
+    page.wait_for_selector("#photo[src]")
+    first = page.get_attribute("#photo", "data-key")
+    for digit in "45342":
+        page.keyboard.press(digit)
+    page.keyboard.press("c")
+    page.keyboard.type("a bright blue box on a grey wall")
+    page.keyboard.press("Control+Enter")
+    wait_key_change(page, first)
+    spec = [r for r in read_reviews(ds) if r["stage"] == "specialist"]
+    assert len(spec) == 1 and spec[0]["key"] == first and spec[0]["caption"] == "a bright blue box on a grey wall"
+    assert [spec[0][a] for a in ("composition", "lighting", "colour", "subject", "storytelling")] == [4, 5, 3, 4, 2]
+    page.click("#show-stats")
+    page.wait_for_selector("#stats table")
+    assert "Cohen's kappa" in page.inner_text("#stats")
