@@ -125,15 +125,23 @@ def total_wall(summaries: Sequence[ArmSummary]) -> float:
     return sum(r["wall"].get("total", 0.0) for s in summaries for r in s.records)
 
 
+def invocation_line(entry: Mapping[str, Any]) -> str:
+    """One invocation of the runner: when, how long, how many jobs (or that it was stopped before its end)."""
+    if "end" not in entry:
+        return (f"- {entry['start']}: started with {entry.get('jobs_planned', '?')} job(s) planned, "
+                f"{entry.get('jobs_skipped', 0)} already done; no end recorded (still running, or stopped)")
+    return (f"- {entry['start']} to {entry['end']}: {entry['wall'] / 60:.1f} min wall, {entry['jobs_run']} job(s) run, "
+            f"{entry['jobs_skipped']} skipped (done before)"
+            + (f", {len(entry['failures'])} failed" if entry.get("failures") else ""))
+
+
 def section(exp: Experiment, summaries: Sequence[ArmSummary], meta: Mapping[str, Any], plot_name: str | None) -> str:
     """The generated part of docs/results.md: command, machine, budget, the tables and the plot."""
     facts = "\n".join(f"- {k}: {v}" for k, v in meta.get("machine", {}).items())
     budget = meta.get("budget") or {}
     budget_text = ", ".join(f"{k} {v}" for k, v in budget.items()) if budget else "no pretrain arm ran"
     invocations = meta.get("invocations", [])
-    inv_text = "\n".join(f"- {i['start']} to {i['end']}: {i['wall'] / 60:.1f} min wall, "
-                         f"{i['jobs_run']} job(s) run, {i['jobs_skipped']} skipped (done before)"
-                         for i in invocations)
+    inv_text = "\n".join(invocation_line(i) for i in invocations)
     partial = [s.arm.name for s in summaries if s.records and s.arm.seeded
                and len(s.records) < len(meta.get("seeds", []))]
     parts = [

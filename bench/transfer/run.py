@@ -87,8 +87,14 @@ def title_of(exp) -> str:
 
 
 def load_meta(work: Path) -> list[dict]:
+    """Recorded invocations, oldest first; a finished entry replaces the 'running' entry of the same id."""
     path = work / "invocations.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    entries: dict[str, dict] = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.strip():
+            entry = json.loads(line)
+            entries[entry.get("id", entry.get("start", str(len(entries))))] = entry
+    return list(entries.values())
 
 
 def record_invocation(work: Path, entry: dict) -> None:
@@ -108,7 +114,8 @@ def render(args: argparse.Namespace, exp, work: Path, budget: dict | None, facts
     plot_name = os.path.relpath(plot_path, args.doc.parent) if plot_path else None
     invocations = load_meta(work)
     last = invocations[-1] if invocations else {}
-    meta = {"command": last.get("command", ""), "seeds": last.get("seeds", args.seed_list), "budget": budget,
+    rerun = command_text([a for a in args.argv if a != "--render-only"])
+    meta = {"command": last.get("command", rerun), "seeds": last.get("seeds", args.seed_list), "budget": budget,
             "machine": last.get("machine", facts), "invocations": invocations}
     text = results.section(exp, summaries, meta, plot_name)
     if args.no_doc:
@@ -122,6 +129,7 @@ def render(args: argparse.Namespace, exp, work: Path, budget: dict | None, facts
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    args.argv = argv
     setup_logging()
     work = args.work.resolve()
     try:
@@ -142,18 +150,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     start, started = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
     ctx = jobs.Context(exp, work, REPO, inputs)
     skipped = sum(1 for j in plan if jobs.result_path(work, j.arm.name, j.seed).is_file())
+    entry = {"id": f"{started.isoformat()}-{os.getpid()}", "status": "running", "command": command_text(argv),
+             "seeds": args.seed_list, "arms": [a.name for a in arms], "start": started.strftime("%Y-%m-%d %H:%M UTC"),
+             "jobs_planned": len(plan), "jobs_skipped": skipped, "machine": facts}
+    record_invocation(work, entry)
     try:
         done, failures = jobs.run_jobs(ctx, plan)
     except SpecError as exc:   # an input could not be built: nothing can run
         print(f"bench/transfer: {exc} [{exc.reason}]", file=sys.stderr)
         return 2
     facts["load average at end (1/5/15 min)"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    record_invocation(work, {"command": command_text(argv), "seeds": args.seed_list, "arms": [a.name for a in arms],
-                             "start": started.strftime("%Y-%m-%d %H:%M UTC"),
+    record_invocation(work, {**entry, "status": "finished",
                              "end": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                             "wall": time.perf_counter() - start, "jobs_run": len(done), "jobs_skipped": skipped,
-                             "inputs_built": inputs.built, "failures": [f"{j.key}: {e[:300]}" for j, e in failures],
-                             "machine": facts})
+                             "wall": time.perf_counter() - start, "jobs_run": len(done),
+                             "inputs_built": inputs.built, "failures": [f"{j.key}: {e[:300]}" for j, e in failures]})
     render(args, exp, work, budget, facts)
     for job, error in failures:
         print(f"bench/transfer: {job.key} failed: {error}", file=sys.stderr)

@@ -265,5 +265,17 @@ def test_render_only_rewrites_its_section_of_the_doc_and_keeps_the_rest(tmp_path
     assert "## Transfer: tiny" in text and "| tags | 50.0 |" in text and "![" in text
     assert (tmp_path / "p.png").is_file()
     assert run.main(argv) == 0 and doc.read_text().count("## Transfer: tiny") == 1
+    assert "--render-only" not in text.split("```")[1]          # the command to rerun, not the render call
+    started = {"id": "x", "status": "running", "command": "python3 run.py --work W", "start": "10:00",
+               "jobs_planned": 7, "jobs_skipped": 1}
+    (work / "invocations.jsonl").write_text(json.dumps(started) + "\n")
+    assert run.main(argv) == 0 and "no end recorded" in doc.read_text()
+    finished = {**started, "status": "finished", "end": "10:30", "wall": 1800.0, "jobs_run": 6, "failures": []}
+    with open(work / "invocations.jsonl", "a") as f:
+        f.write(json.dumps(finished) + "\n")
+    assert run.main(argv) == 0
+    text = doc.read_text()
+    assert "- 10:00 to 10:30: 30.0 min wall, 6 job(s) run, 1 skipped" in text and "no end recorded" not in text
+    assert "python3 run.py --work W" in text
     assert run.main(["--config", str(exp_path), "--work", str(work), "--arms", "nope", "--render-only"]) == 2
     assert "unknown_arm" in capsys.readouterr().err
