@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from .spec import ArmSpec, Experiment
 
 METRICS = ("linear_top1", "linear_top5", "knn_top1", "knn_top5")
-HEADERS = ("arm", "linear top-1", "linear top-5", "kNN top-1", "kNN top-5", "held-out class mAP",
+HEADERS = ("arm", "linear top-1 %", "linear top-5 %", "kNN top-1 %", "kNN top-5 %", "held-out class mAP",
            "pretrain wall", "seeds")
 
 
@@ -91,7 +91,7 @@ def markdown_table(summaries: Sequence[ArmSummary]) -> str:
 
 def seed_table(summaries: Sequence[ArmSummary]) -> str:
     """Every seed's figures, one row each (the table above averages them)."""
-    lines = ["| arm | seed | linear top-1 | kNN top-1 | held-out mAP (own labels) | pretrain wall | eval wall |",
+    lines = ["| arm | seed | linear top-1 % | kNN top-1 % | held-out mAP (own labels) | pretrain wall | eval wall |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         for r in s.records:
@@ -152,8 +152,10 @@ def section(exp: Experiment, summaries: Sequence[ArmSummary], meta: Mapping[str,
         f"Wall time of the jobs shown: {total_wall(summaries) / 60:.1f} min in total "
         f"(pretraining plus feature extraction and scoring; input building not included).",
         f"Shared budget of every pretrain arm: {budget_text}. Evaluation: frozen features at "
-        f"{exp.eval.img_size} px, linear probe and weighted kNN (k = 20), train `{exp.eval.train}`, "
-        f"val `{exp.eval.val}`.",
+        f"{exp.eval.img_size} px, linear probe and weighted kNN (k = 20), train `{meta.get('eval_train', exp.eval.train)}`, "
+        f"val `{meta.get('eval_val', exp.eval.val)}`. Held-out class mAP: mean average precision, on the 10% of "
+        f"pretraining posts held out, of the labels that are the true classes (for the hashtag arms the targets are "
+        f"the posts' noisy hashtags, for the clean arm the true classes).",
         markdown_table(summaries),
     ]
     if partial:

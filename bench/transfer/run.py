@@ -32,7 +32,7 @@ sys.path.insert(0, str(BENCH))  # bench/ itself, for `common` and this package
 
 from common import machine_facts, setup_logging, write_section  # noqa: E402
 from transfer import jobs, results  # noqa: E402
-from transfer.spec import SpecError, check_budgets, load_experiment  # noqa: E402
+from transfer.spec import SpecError, check_budgets, expand, load_experiment  # noqa: E402
 
 log = logging.getLogger("bench.transfer")
 
@@ -82,6 +82,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def gpu_fact() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+
+
 def title_of(exp) -> str:
     return exp.title or f"Transfer: {exp.name}"
 
@@ -108,6 +114,14 @@ def command_text(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(w) for w in words).replace(str(REPO) + "/", "")
 
 
+def builtin_values(work: Path, args: argparse.Namespace) -> dict[str, str]:
+    return {"work": str(work), "data": str(args.data.resolve()), "repo": str(REPO), "python": sys.executable}
+
+
+def inputs_values(exp, work: Path, args: argparse.Namespace) -> dict[str, str]:
+    return jobs.Inputs.create(exp, builtin_values(work, args), parse_inputs(args.inputs)).values
+
+
 def render(args: argparse.Namespace, exp, work: Path, budget: dict | None, facts: dict) -> str:
     summaries = results.load_results(work, exp)
     plot_path = None if args.no_doc else results.plot(summaries, args.plot, title_of(exp))
@@ -115,7 +129,9 @@ def render(args: argparse.Namespace, exp, work: Path, budget: dict | None, facts
     invocations = load_meta(work)
     last = invocations[-1] if invocations else {}
     rerun = command_text([a for a in args.argv if a != "--render-only"])
-    meta = {"command": last.get("command", rerun), "seeds": last.get("seeds", args.seed_list), "budget": budget,
+    values = inputs_values(exp, work, args)
+    meta = {"command": last.get("command", rerun), "eval_train": expand(exp.eval.train, values),
+            "eval_val": expand(exp.eval.val, values), "seeds": last.get("seeds", args.seed_list), "budget": budget,
             "machine": last.get("machine", facts), "invocations": invocations}
     text = results.section(exp, summaries, meta, plot_name)
     if args.no_doc:
@@ -136,12 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp = load_experiment(args.config)
         arms = exp.select(parse_list(args.arms))
         budget = check_budgets(exp, arms, REPO)
-        builtins = {"work": str(work), "data": str(args.data.resolve()), "repo": str(REPO), "python": sys.executable}
-        inputs = jobs.Inputs.create(exp, builtins, parse_inputs(args.inputs))
+        inputs = jobs.Inputs.create(exp, builtin_values(work, args), parse_inputs(args.inputs))
     except SpecError as exc:
         print(f"bench/transfer: {exc} [{exc.reason}]", file=sys.stderr)
         return 2
     facts = machine_facts(PACKAGES)
+    facts["gpu"] = gpu_fact()
     if args.render_only:
         render(args, exp, work, budget, facts)
         return 0
