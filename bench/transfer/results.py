@@ -125,6 +125,31 @@ def total_wall(summaries: Sequence[ArmSummary]) -> float:
     return sum(r["wall"].get("total", 0.0) for s in summaries for r in s.records)
 
 
+def dataset_counts(folders: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+    """Consent-gate counts of every input that is an ingested dataset (has a manifest.json)."""
+    out = {}
+    for name, folder in folders.items():
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            data = json.loads(manifest.read_text())
+            counts = data.get("counts", {})
+            out[name] = {"version": data.get("version", ""), "in": counts.get("posts_in"),
+                         "kept": counts.get("posts_kept"), "rejected": counts.get("posts_rejected"),
+                         "reasons": counts.get("post_reasons", {})}
+    return out
+
+
+def datasets_table(counts: Mapping[str, Mapping[str, Any]]) -> str:
+    """Posts in / kept / rejected (by reason) of each ingested input: the arms' consent gate, side by side."""
+    if not counts:
+        return ""
+    lines = ["| input | version | posts in | kept | rejected | rejected by reason |", "|---|---|---:|---:|---:|---|"]
+    for name, c in counts.items():
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["reasons"].items()))
+        lines.append(f"| {name} | {c['version']} | {c['in']} | {c['kept']} | {c['rejected']} | {reasons} |")
+    return "Ingested inputs (the consent gate of every arm's training data):\n\n" + "\n".join(lines)
+
+
 def invocation_line(entry: Mapping[str, Any]) -> str:
     """One invocation of the runner: when, how long, how many jobs (or that it was stopped before its end)."""
     if "end" not in entry:
@@ -162,6 +187,6 @@ def section(exp: Experiment, summaries: Sequence[ArmSummary], meta: Mapping[str,
         parts.append(f"**Partial**: {', '.join(partial)} ran on fewer seeds than requested; see the seed table.")
     if plot_name:
         parts.append(f"![linear probe and kNN top-1 per arm, bars = mean, dots = seeds]({plot_name})")
-    parts += ["Every seed:\n\n" + seed_table(summaries),
+    parts += ["Every seed:\n\n" + seed_table(summaries), datasets_table(meta.get("datasets", {})),
               "Machine:\n\n" + facts, "Invocations:\n\n" + inv_text if inv_text else ""]
     return "\n\n".join(p for p in parts if p)

@@ -131,6 +131,7 @@ def render(args: argparse.Namespace, exp, work: Path, budget: dict | None, facts
     rerun = command_text([a for a in args.argv if a != "--render-only"])
     values = inputs_values(exp, work, args)
     meta = {"command": last.get("command", rerun), "eval_train": expand(exp.eval.train, values),
+            "datasets": results.dataset_counts({n: Path(values[n]) for n in exp.inputs}),
             "eval_val": expand(exp.eval.val, values), "seeds": last.get("seeds", args.seed_list), "budget": budget,
             "machine": last.get("machine", facts), "invocations": invocations}
     text = results.section(exp, summaries, meta, plot_name)

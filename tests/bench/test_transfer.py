@@ -57,7 +57,9 @@ class FakeRunner:
         elif "ingest" in command:
             out = Path(command[command.index("--out") + 1])
             out.mkdir(parents=True)
-            (out / "manifest.json").write_text("{}")
+            counts = {"posts_in": 10, "posts_kept": 7, "posts_rejected": 3,
+                      "post_reasons": {"visibility_private": 2, "consent_refused": 1}}
+            (out / "manifest.json").write_text(json.dumps({"version": "v1", "counts": counts}))
         elif "pretrain" in command:
             out = Path(command[command.index("--out") + 1])
             (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -264,6 +266,7 @@ def test_render_only_rewrites_its_section_of_the_doc_and_keeps_the_rest(tmp_path
     assert text.startswith("# Results\n\nIntro.") and "## Reading\n\nWritten by hand." in text
     assert "## Transfer: tiny" in text and "| tags | 50.0 |" in text and "![" in text
     assert (tmp_path / "p.png").is_file()
+    assert "| ds | v1 | 10 | 7 | 3 | consent_refused 1, visibility_private 2 |" in text   # the fake ingest's manifest
     assert run.main(argv) == 0 and doc.read_text().count("## Transfer: tiny") == 1
     assert "--render-only" not in text.split("```")[1]          # the command to rerun, not the render call
     started = {"id": "x", "status": "running", "command": "python3 run.py --work W", "start": "10:00",
