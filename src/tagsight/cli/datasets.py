@@ -33,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--limit", type=int, default=None, help="at most N posts per split, for quick runs "
                    "(a prefix of the full build)")
     s.set_defaults(func=run_social_imagenette)
+    g = dsub.add_parser(
+        "ground-truth", help="the clean-label twin of a social-imagenette split (hashtags = the true class)",
+        description="Copy a social-imagenette split folder (posts.jsonl, truth.jsonl, optout.txt, photos "
+                    "hard-linked) with every post's hashtags replaced by its true class word from truth.jsonl "
+                    "(opt-out tags and every consent field kept), for the clean-label arm of the transfer "
+                    "experiment. Ingest OUT/posts.jsonl with --optout OUT/optout.txt as the noisy split.")
+    g.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
+    g.add_argument("--out", type=Path, required=True, help="folder to write (created; not the split folder)")
+    g.set_defaults(func=run_ground_truth)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -56,6 +65,19 @@ def run_social_imagenette(args: argparse.Namespace) -> int:
         return 2
     except (ValueError, WordNetMissing, OSError) as exc:
         print(f"tagsight datasets social-imagenette: {exc}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    return 0
+
+
+def run_ground_truth(args: argparse.Namespace) -> int:
+    from tagsight.data.ground_truth import write_ground_truth_split
+    from tagsight.fsio import ReasonError
+
+    try:
+        summary = write_ground_truth_split(args.split_dir, args.out)
+    except (ReasonError, OSError) as exc:
+        print(f"tagsight datasets ground-truth: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
         return 2
     print(summary.format())
     return 0
