@@ -62,7 +62,12 @@ class BrokenApp(App):
 
     name = "moderate"
 
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
     def predict(self, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+        self.calls.append(len(images))
+        time.sleep(0.01)
         if any(im.width == 13 for im in images):
             raise RuntimeError("deliberate bug for width 13")
         return [{"flagged": False} for _ in images]
@@ -178,3 +183,19 @@ def colour_apps() -> dict[str, App]:
     apps: dict[str, App] = {n: ColourApp(n) for n in names}
     apps["moderate"] = BrokenApp()
     return apps
+
+
+@pytest.fixture
+def kit():
+    """This module: the fake apps and image helpers for the tests (conftest is not importable by name)."""
+    import sys
+
+    return sys.modules[__name__]
+
+
+def noise_jpeg(size=(200, 200), seed: int = 0) -> bytes:
+    """A JPEG of random noise: large for its size (does not compress)."""
+    buf = io.BytesIO()
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "JPEG", quality=20)
+    return buf.getvalue()

@@ -108,8 +108,9 @@ def parse_json(body: bytes) -> ImageInput:
         raise ServeError("missing_image", "the JSON body has no 'image' field (base64 of the image file)")
     if not isinstance(image, str):
         raise ServeError("invalid_request", f"'image' must be a base64 string, got {type(image).__name__}")
+    options = check_options(doc.get("options", {}))
     fields = {k: v for k, v in doc.items() if k not in ("image", "options") and isinstance(v, str)}
-    return ImageInput(decode_base64(image), check_options(doc.get("options", {})), fields)
+    return ImageInput(decode_base64(image), options, fields)
 
 
 def decode_base64(text: str) -> bytes:
