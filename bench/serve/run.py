@@ -219,7 +219,7 @@ def _wrk_version() -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("TAGSIGHT_DATA", REPO.parent / "shared" / "data")))
     p.add_argument("--duration", type=float, default=15.0, help="seconds per row")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
