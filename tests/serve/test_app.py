@@ -96,3 +96,13 @@ def test_an_app_bug_fails_only_its_own_request_and_the_server_stays_up(serve, co
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/moderate", content=kit.image_bytes(size=(30, 30)),
                       headers={"content-type": "image/jpeg"}).status_code == 200
+
+
+def test_the_serving_page_lists_every_reason_code():
+    from pathlib import Path
+
+    from tagsight.serve.errors import REASONS
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    for reason, (status, _) in REASONS.items():
+        assert f"| {status} | `{reason}` |" in page, reason

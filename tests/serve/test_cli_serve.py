@@ -75,12 +75,10 @@ def test_cli_errors_are_reasoned(tmp_path, capsys, monkeypatch):
     assert "bundle_missing" in capsys.readouterr().err
     monkeypatch.delattr(tagsight.apps, "load_apps", raising=False)
     monkeypatch.setitem(sys.modules, "tagsight.apps", tagsight.apps)
-    assert main(["serve", "--bundle", str(tmp_path)]) == 2
+    assert main(["serve", "--bundle", str(tmp_path), "--device", "cpu"]) == 2
     assert "no_app_loader" in capsys.readouterr().err
-    empty = tmp_path / "token"
-    empty.write_text("short")
     monkeypatch.setattr(tagsight.apps, "load_apps", lambda b, d: {}, raising=False)
-    assert main(["serve", "--bundle", str(tmp_path)]) == 2
+    assert main(["serve", "--bundle", str(tmp_path), "--device", "cpu"]) == 2
     assert "empty_bundle" in capsys.readouterr().err
 
 

@@ -200,7 +200,7 @@ class _PartCollector:
 # --------------------------------------------------------------------------------------- the image
 
 
-_STATUS_OF_IMAGE_REASON = {"not_an_image", "unsupported_image", "truncated_image", "too_many_pixels", "tiny_image"}
+_IMAGE_REASONS = {"not_an_image", "unsupported_image", "truncated_image", "too_many_pixels"}
 
 
 def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
@@ -216,7 +216,7 @@ def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
         img = _decode(img, cfg.max_side)
         return _resize(_to_rgb(_orient(img)), cfg.max_side)
     except ImageRejected as exc:
-        reason = exc.reason if exc.reason in _STATUS_OF_IMAGE_REASON else "unsupported_image"
+        reason = exc.reason if exc.reason in _IMAGE_REASONS else "unsupported_image"
         raise ServeError(reason, str(exc)) from None
     except Exception as exc:  # exotic modes and broken metadata: Pillow raises many types
         raise ServeError("unsupported_image", f"cannot convert the image: {type(exc).__name__}: {exc}") from None

@@ -31,7 +31,6 @@ REASONS: dict[str, tuple[int, str]] = {
     "not_an_image": (415, "the bytes are not an image Pillow can identify"),
     "unsupported_image": (415, "an image format or mode that is not accepted"),
     "truncated_image": (400, "the image data ends early or is corrupt"),
-    "tiny_image": (400, "the image is smaller than the minimum side"),
     # routing, admin, load
     "not_found": (404, "no such endpoint"),
     "app_not_loaded": (404, "the bundle has no such app"),
