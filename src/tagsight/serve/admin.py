@@ -79,10 +79,7 @@ def add_admin_routes(api: FastAPI, state: ServerState) -> None:
     async def reload() -> JSONResponse:
         return JSONResponse(await _reload(state))
 
-    @api.post("/admin/{app}/add", dependencies=auth, response_model=schemas.IndexAddResult,
-              responses=ADMIN_RESPONSES, tags=["admin"], summary="add a post to an index app",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": schemas.IndexPost.model_json_schema()}}}})
+    @api.post("/admin/{app}/add", **_index_route(schemas.IndexPost, schemas.IndexAddResult, "add a post to"))
     async def index_add(app: str, request: Request) -> JSONResponse:
         batcher, index = _index(state, app)
         post = await read_model(request, schemas.IndexPost, state.settings.max_body)
@@ -91,15 +88,21 @@ def add_admin_routes(api: FastAPI, state: ServerState) -> None:
         added = await batcher.run_exclusive(lambda: index.add([image], [meta]))
         return JSONResponse({"app": app, "added": int(added)})
 
-    @api.post("/admin/{app}/remove", dependencies=auth, response_model=schemas.IndexRemoveResult,
-              responses=ADMIN_RESPONSES, tags=["admin"], summary="remove posts from an index app",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": schemas.IndexRemove.model_json_schema()}}}})
+    @api.post("/admin/{app}/remove", **_index_route(schemas.IndexRemove, schemas.IndexRemoveResult,
+                                                    "remove posts from"))
     async def index_remove(app: str, request: Request) -> JSONResponse:
         batcher, index = _index(state, app)
         body = await read_model(request, schemas.IndexRemove, state.settings.body_overhead * 16)
         removed = await batcher.run_exclusive(lambda: index.remove(list(body.post_keys)))
         return JSONResponse({"app": app, "removed": int(removed)})
+
+
+def _index_route(body: type[BaseModel], result: type[BaseModel], verb: str) -> dict[str, Any]:
+    """Route options of an index admin route: token, JSON body schema in the docs, answer and errors."""
+    return {"dependencies": [Depends(check_token)], "response_model": result, "responses": ADMIN_RESPONSES,
+            "tags": ["admin"], "summary": f"{verb} an index app (the similar-image app)",
+            "openapi_extra": {"requestBody": {"required": True, "content": {
+                "application/json": {"schema": body.model_json_schema()}}}}}
 
 
 def _image_bytes(text: str, max_bytes: int) -> bytes:

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from tagsight.apps.base import App
 from tagsight.serve import schemas
-from tagsight.serve.decode import ImageInput, check_declared_length, content_type, decode_image, parse_body, read_limited
+from tagsight.serve.decode import check_declared_length, content_type, decode_image, prepare, read_limited
 from tagsight.serve.errors import REASONS, ServeError, error_body
 from tagsight.serve.host import AppHost
 from tagsight.serve.metrics import Metrics
@@ -88,15 +88,16 @@ class ServerState:
         self.reload_lock = asyncio.Lock()
         self.started = time.monotonic()
 
-    async def read_input(self, request: Request) -> ImageInput:
-        """The image bytes and options of a request body, within the byte limits."""
+    async def read_image(self, request: Request) -> tuple[Image.Image, dict]:
+        """The decoded image and options of a request, within the byte and pixel limits."""
         kind, params = content_type(request.headers)
         check_declared_length(request.headers, self.settings.max_body)
         try:
             body = await read_limited(request.stream(), self.settings.max_body)
         except ClientDisconnect:
             raise ServeError("empty_body", "the client went away before sending the whole body") from None
-        return parse_body(kind, params, body, self.settings)
+        return await anyio.to_thread.run_sync(prepare, kind, params, body, self.settings,
+                                              limiter=self.decode_limiter)
 
     async def decode(self, data: bytes) -> Image.Image:
         return await anyio.to_thread.run_sync(decode_image, data, self.settings, limiter=self.decode_limiter)
@@ -105,10 +106,9 @@ class ServerState:
 def _add_predict_route(api: FastAPI, state: ServerState, name: str) -> None:
     async def predict(request: Request) -> JSONResponse:
         state.host.get(name)  # 404 before reading a body for nothing
-        image_input = await state.read_input(request)
-        image = await state.decode(image_input.data)
+        image, options = await state.read_image(request)
         try:
-            answer = await asyncio.wait_for(state.host.get(name).submit(image, image_input.options),
+            answer = await asyncio.wait_for(state.host.get(name).submit(image, options),
                                             state.settings.request_timeout_s)
         except (TimeoutError, asyncio.TimeoutError):
             raise ServeError("timeout", f"no answer within {state.settings.request_timeout_s} s") from None

@@ -37,7 +37,6 @@ class ImageInput:
 
     data: bytes
     options: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------- the body
@@ -96,7 +95,7 @@ def parse_body(kind: str, params: dict[bytes, bytes], body: bytes, settings: Ser
 
 
 def parse_json(body: bytes) -> ImageInput:
-    """``{"image": BASE64, "options": {...}}`` (other string fields are kept in ``fields``)."""
+    """``{"image": BASE64, "options": {...}}``; other fields are ignored."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -109,8 +108,7 @@ def parse_json(body: bytes) -> ImageInput:
     if not isinstance(image, str):
         raise ServeError("invalid_request", f"'image' must be a base64 string, got {type(image).__name__}")
     options = check_options(doc.get("options", {}))
-    fields = {k: v for k, v in doc.items() if k not in ("image", "options") and isinstance(v, str)}
-    return ImageInput(decode_base64(image), options, fields)
+    return ImageInput(decode_base64(image), options)
 
 
 def decode_base64(text: str) -> bytes:
@@ -131,7 +129,7 @@ def check_options(options: Any) -> dict[str, Any]:
 
 
 def parse_multipart(body: bytes, params: dict[bytes, bytes]) -> ImageInput:
-    """The ``image`` file part and the optional ``options`` (a JSON object) and text fields of a form."""
+    """The ``image`` file part and the optional ``options`` part (a JSON object) of a form; other parts are ignored."""
     parts = _multipart_parts(body, params)
     if "image" not in parts:
         raise ServeError("missing_image", f"the form has no 'image' part (parts: {sorted(parts) or 'none'})")
@@ -141,8 +139,7 @@ def parse_multipart(body: bytes, params: dict[bytes, bytes]) -> ImageInput:
             options = json.loads(parts["options"])
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ServeError("invalid_options", f"the 'options' part is not JSON: {exc}") from None
-    fields = {k: v.decode("utf-8", "replace") for k, v in parts.items() if k not in ("image", "options")}
-    return ImageInput(parts["image"], check_options(options), fields)
+    return ImageInput(parts["image"], check_options(options))
 
 
 def _multipart_parts(body: bytes, params: dict[bytes, bytes]) -> dict[str, bytes]:
@@ -201,6 +198,12 @@ class _PartCollector:
 
 
 _IMAGE_REASONS = {"not_an_image", "unsupported_image", "truncated_image", "too_many_pixels"}
+
+
+def prepare(kind: str, params: dict[bytes, bytes], body: bytes, settings: ServeSettings) -> tuple[Image.Image, dict]:
+    """Body to (decoded image, options): framing, limits and decoding, in a worker thread off the event loop."""
+    parsed = parse_body(kind, params, body, settings)
+    return decode_image(parsed.data, settings), parsed.options
 
 
 def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
