@@ -136,6 +136,16 @@ def test_reload_swaps_apps_under_load_without_dropping_a_request(serve, kit):
         assert c.get("/healthz").json()["apps"]["hashtags"]["version"] == 3
 
 
+def test_a_reload_can_bring_in_a_new_app(serve, kit):
+    server = serve({"hashtags": kit.ColourApp()}, admin_token=kit.TOKEN,
+                   loader=lambda: {"hashtags": kit.ColourApp(), "colours": kit.ColourApp("colours")})
+    with server.client() as c:
+        post = lambda: c.post("/v1/colours", content=kit.image_bytes(), headers={"content-type": "image/jpeg"})  # noqa: E731
+        assert post().json()["error"]["reason"] == "app_not_loaded"
+        assert c.post(ADMIN, headers=auth(kit.TOKEN)).json()["apps"] == ["colours", "hashtags"]
+        assert post().json()["app"] == "colours"
+
+
 def test_a_failed_reload_keeps_the_old_apps_serving(serve, kit):
     def broken_loader():
         raise FileNotFoundError("bundle/model.safetensors")

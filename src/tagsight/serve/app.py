@@ -68,6 +68,7 @@ def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
     api.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for name in dict.fromkeys([*STANDARD_APPS, *apps]):
         _add_predict_route(api, state, name)
+    _add_predict_route(api, state, None)  # any other app a reload brings in
     _add_health_routes(api, state)
     from tagsight.serve.admin import add_admin_routes
 
@@ -81,9 +82,8 @@ class ServerState:
     def __init__(self, settings: ServeSettings, apps: Mapping[str, App], loader: Loader | None) -> None:
         self.settings, self.loader = settings, loader
         self.initial_apps = dict(apps)
-        self.host = AppHost(settings, None)
+        self.host = AppHost(settings, lambda *batch: self.metrics.observe_batch(*batch))
         self.metrics = Metrics(self.host.depths)
-        self.host._observe = self.metrics.observe_batch
         self.decode_limiter = anyio.CapacityLimiter(settings.decode_threads)
         self.reload_lock = asyncio.Lock()
         self.started = time.monotonic()
@@ -103,8 +103,11 @@ class ServerState:
         return await anyio.to_thread.run_sync(decode_image, data, self.settings, limiter=self.decode_limiter)
 
 
-def _add_predict_route(api: FastAPI, state: ServerState, name: str) -> None:
+def _add_predict_route(api: FastAPI, state: ServerState, fixed: str | None) -> None:
+    """``POST /v1/<fixed>`` (documented), or with ``fixed`` None the catch-all ``POST /v1/{app}``."""
+
     async def predict(request: Request) -> JSONResponse:
+        name = fixed or request.path_params["app"]
         state.host.get(name)  # 404 before reading a body for nothing
         image, options = await state.read_image(request)
         try:
@@ -114,8 +117,11 @@ def _add_predict_route(api: FastAPI, state: ServerState, name: str) -> None:
             raise ServeError("timeout", f"no answer within {state.settings.request_timeout_s} s") from None
         return JSONResponse({"app": name, "result": answer.result, "batch_size": answer.batch_size})
 
-    api.add_api_route(f"/v1/{name}", predict, methods=["POST"], name=f"predict-{name}",
-                      summary=f"{name} for one image", response_model=schemas.Prediction,
+    if fixed is None:
+        api.add_api_route("/v1/{app}", predict, methods=["POST"], name="predict-any", include_in_schema=False)
+        return
+    api.add_api_route(f"/v1/{fixed}", predict, methods=["POST"], name=f"predict-{fixed}",
+                      summary=f"{fixed} for one image", response_model=schemas.Prediction,
                       responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["apps"])
 
 
