@@ -101,13 +101,14 @@ class Server:
             self.command += ["--bundle", str(args.bundle)]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         self.proc = subprocess.Popen(self.command, env=env)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # importing torch and timm takes minutes on a loaded machine
         while True:
             try:
                 httpx.get(self.url + "/healthz", timeout=2).raise_for_status()
                 return
             except httpx.HTTPError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
                     raise SystemExit(f"the server did not start: {command_line(self.command)}")
                 time.sleep(0.3)
 
