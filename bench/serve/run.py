@@ -202,6 +202,7 @@ def section(rows: list[Row], args: argparse.Namespace, facts: dict[str, str], me
         "labels: the small preset's compute, not the real hashtags app; rerun with `--bundle`)")
     return "\n".join([
         f"Command: `{command_line([sys.executable.rsplit('/', 1)[-1], *sys.argv])}`", "",
+        *_load_warning(rows),
         f"Load tool: Debian `wrk` {_wrk_version()} (closed loop, `--latency`), `bench/serve/post.lua` posting "
         f"{args.photos} imagenette-160 val photos in turn as multipart/form-data (mean body {mean_body:,} bytes). "
         f"App: {app}; torch threads {args.torch_threads or 'default'}. Batching on = `--max-batch 32 --max-wait-ms 5`, "
@@ -210,6 +211,18 @@ def section(rows: list[Row], args: argparse.Namespace, facts: dict[str, str], me
         table, "",
         "Throughput with batching over without: " + (", ".join(speedups) or "n/a") + ".", "",
         facts_markdown(facts)])
+
+
+def _load_warning(rows: list[Row]) -> list[str]:
+    """A warning paragraph when other work had more runnable processes than the machine has cores."""
+    ones = [float(r.load.split()[0]) for r in rows if re.match(r"[\d.]+ ", r.load)]
+    worst, cores = max(ones, default=0.0), os.cpu_count() or 1
+    if worst <= cores:
+        return []
+    return [f"**Overloaded machine:** the 1-minute load average reached {worst:.1f} on {cores} cores during these "
+            "runs (other jobs), so this server got a small share of the CPU. The latencies and req/s below say "
+            "little about the targets; the ratios between rows and the server CPU ms per request are the "
+            "figures to read. Rerun on a quiet machine.", ""]
 
 
 def _wrk_version() -> str:
