@@ -100,6 +100,8 @@ def parse_json(body: bytes) -> ImageInput:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ServeError("malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ServeError("malformed_json", "the JSON body is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ServeError("invalid_request", f"the JSON body must be an object, got {type(doc).__name__}")
     image = doc.get("image")
@@ -137,8 +139,8 @@ def parse_multipart(body: bytes, params: dict[bytes, bytes]) -> ImageInput:
     if "options" in parts:
         try:
             options = json.loads(parts["options"])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ServeError("invalid_options", f"the 'options' part is not JSON: {exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ServeError("invalid_options", f"the 'options' part is not JSON: {type(exc).__name__}") from None
     return ImageInput(parts["image"], check_options(options))
 
 
