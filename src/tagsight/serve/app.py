@@ -1,0 +1,208 @@
+"""``create_app(apps, settings)``: the FastAPI application of ``tagsight serve``.
+
+Routes: ``POST /v1/<app>`` for every app (hashtags, alt-text, categorize, moderate, similar and any
+other app given), ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``/docs`` and
+``/openapi.json``, and the token-protected ``/admin/...`` routes (``tagsight.serve.admin``).
+Every failure a client can cause is answered with its status from ``tagsight.serve.errors.REASONS``
+and ``{"error": {"status", "reason", "message"}}``; an unexpected exception is a 500
+``internal_error``, logged, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from tagsight.apps.base import App
+from tagsight.serve import schemas
+from tagsight.serve.decode import check_declared_length, content_type, decode_image, prepare, read_limited
+from tagsight.serve.errors import REASONS, ServeError, error_body
+from tagsight.serve.host import AppHost
+from tagsight.serve.metrics import Metrics
+from tagsight.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+STANDARD_APPS = ("hashtags", "alt-text", "categorize", "moderate", "similar")
+Loader = Callable[[], Mapping[str, App]]
+"""Builds a fresh ``name -> App`` mapping (from the bundle); called by ``POST /admin/reload``."""
+
+IMAGE_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": schemas.ImageForm.model_json_schema()},
+    "application/json": {"schema": schemas.ImageJSON.model_json_schema()},
+    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+ERROR_RESPONSES = {status: {"model": schemas.ErrorResponse, "description": ", ".join(
+    r for r, (s, _) in REASONS.items() if s == status)} for status in sorted({s for s, _ in REASONS.values()})}
+
+
+def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
+               loader: Loader | None = None) -> FastAPI:
+    """The ASGI app serving ``apps`` (name -> App); ``loader`` enables ``POST /admin/reload``."""
+    settings = settings or ServeSettings()
+    state = ServerState(settings, apps, loader)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        state.host.start(state.initial_apps)
+        state.metrics.apps_loaded.set(len(state.host.batchers))
+        yield
+        await state.host.close()
+
+    api = FastAPI(title="tagsight", version="1", lifespan=lifespan,
+                  description="Hashtags, alt text, categories, moderation and similar images for one photo. "
+                              "Send the image as multipart/form-data (field `image`), JSON `{\"image\": BASE64}` "
+                              "or a raw `image/*` body. Errors carry a stable `reason` code.")
+    api.state.tagsight = state
+    _install_error_handlers(api, state.metrics)
+    api.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    for name in dict.fromkeys([*STANDARD_APPS, *apps]):
+        _add_predict_route(api, state, name)
+    _add_predict_route(api, state, None)  # any other app a reload brings in
+    _add_health_routes(api, state)
+    from tagsight.serve.admin import add_admin_routes
+
+    add_admin_routes(api, state)
+    return api
+
+
+class ServerState:
+    """What the routes share: settings, the app host, metrics, the reload loader and a decode limiter."""
+
+    def __init__(self, settings: ServeSettings, apps: Mapping[str, App], loader: Loader | None) -> None:
+        self.settings, self.loader = settings, loader
+        self.initial_apps = dict(apps)
+        self.host = AppHost(settings, lambda *batch: self.metrics.observe_batch(*batch))
+        self.metrics = Metrics(self.host.depths)
+        self.decode_limiter = anyio.CapacityLimiter(settings.decode_threads)
+        self.reload_lock = asyncio.Lock()
+        self.started = time.monotonic()
+
+    async def read_image(self, request: Request) -> tuple[Image.Image, dict]:
+        """The decoded image and options of a request, within the byte and pixel limits."""
+        kind, params = content_type(request.headers)
+        check_declared_length(request.headers, self.settings.max_body)
+        try:
+            body = await read_limited(request.stream(), self.settings.max_body)
+        except ClientDisconnect:
+            raise ServeError("empty_body", "the client went away before sending the whole body") from None
+        return await anyio.to_thread.run_sync(prepare, kind, params, body, self.settings,
+                                              limiter=self.decode_limiter)
+
+    async def decode(self, data: bytes) -> Image.Image:
+        return await anyio.to_thread.run_sync(decode_image, data, self.settings, limiter=self.decode_limiter)
+
+
+def _add_predict_route(api: FastAPI, state: ServerState, fixed: str | None) -> None:
+    """``POST /v1/<fixed>`` (documented), or with ``fixed`` None the catch-all ``POST /v1/{app}``."""
+
+    async def predict(request: Request) -> JSONResponse:
+        name = fixed or request.path_params["app"]
+        state.host.get(name)  # 404 before reading a body for nothing
+        image, options = await state.read_image(request)
+        try:
+            answer = await asyncio.wait_for(state.host.get(name).submit(image, options),
+                                            state.settings.request_timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ServeError("timeout", f"no answer within {state.settings.request_timeout_s} s") from None
+        return JSONResponse({"app": name, "result": answer.result, "batch_size": answer.batch_size})
+
+    if fixed is None:
+        api.add_api_route("/v1/{app}", predict, methods=["POST"], name="predict-any", include_in_schema=False)
+        return
+    api.add_api_route(f"/v1/{fixed}", predict, methods=["POST"], name=f"predict-{fixed}",
+                      summary=f"{fixed} for one image", response_model=schemas.Prediction,
+                      responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["apps"])
+
+
+def _add_health_routes(api: FastAPI, state: ServerState) -> None:
+    s = state.settings
+
+    @api.get("/healthz", response_model=schemas.Health, tags=["ops"], summary="liveness and what is loaded")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({
+            "status": "ok", "apps": state.host.describe(), "queue_depth": state.host.depths(),
+            "batching": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue},
+            "limits": {"max_bytes": s.max_bytes, "max_pixels": s.max_pixels, "max_side": s.max_side,
+                       "max_body": s.max_body},
+            "uptime_s": round(time.monotonic() - state.started, 3), "reloads": state.host.reloads})
+
+    @api.get("/metrics", tags=["ops"], summary="Prometheus metrics (text exposition format)",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+
+# --------------------------------------------------------------------------------------- errors
+
+
+def _error_response(metrics: Metrics, status: int, reason: str, message: str,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    metrics.rejections.labels(reason).inc()
+    return JSONResponse(error_body(status, reason, message), status_code=status, headers=headers)
+
+
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+def _install_error_handlers(api: FastAPI, metrics: Metrics) -> None:
+    @api.exception_handler(ServeError)
+    async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
+        return _error_response(metrics, exc.status, exc.reason, str(exc), exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(metrics, 422, "invalid_request", _validation_message(exc.errors()))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = _HTTP_REASONS.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error")
+        return _error_response(metrics, exc.status_code, reason, str(exc.detail), getattr(exc, "headers", None))
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error_response(metrics, 500, "internal_error", f"{type(exc).__name__} (logged on the server)")
+
+
+def _validation_message(errors: list[dict]) -> str:
+    parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]]
+    return "; ".join(parts) or "the request does not match the schema"
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+class MetricsMiddleware:
+    """Counts every answered request by route template and status, and observes its latency."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(endpoint, status[0], time.perf_counter() - start)
