@@ -156,7 +156,7 @@ class TemperatureScaling(Calibrator):
         t = torch.as_tensor(_target_distribution(targets))
         log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
         _minimise(log_t, lambda p: -(t * torch.log_softmax(z / p.exp(), dim=1)).sum(1).mean())
-        self.temperature = float(log_t.exp())
+        self.temperature = float(log_t.detach().exp())
         return self
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
