@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import io
 import json
 import logging
 from collections import Counter
@@ -35,16 +34,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 from tagsight import __version__
-from tagsight.apps.embedder import Embedder
+from tagsight.apps.embedder import Embedder, embed_samples
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
-from tagsight.progress import Progress
 from tagsight.registry import Registry
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary
@@ -224,7 +221,7 @@ class CalibrationConfig:
     method: str = "platt"
     target_precision: float = 0.8
     min_support: int = 5
-    z: float = 1.0
+    z: float = 1.645
     check_fraction: float = 0.5
     seed: int = 0
     batch_size: int = 64
@@ -274,15 +271,9 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
 
 def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex, rows: np.ndarray) -> np.ndarray:
     """Hashtag-head logits of the sample ``rows``."""
-    out = []
-    with Progress(len(rows), "held-out logits", "img") as progress:
-        for start in range(0, len(rows), embedder.batch_size):
-            chunk = rows[start:start + embedder.batch_size]
-            images = [Image.open(io.BytesIO(index.read_jpeg(int(i)))) for i in chunk]
-            with torch.no_grad():
-                out.append(run.head(torch.from_numpy(embedder.embed(images))).double().numpy())
-            progress.update(len(chunk))
-    return np.concatenate(out) if out else np.zeros((0, run.head.out_features))
+    features = embed_samples(index, rows, embedder, "held-out logits")
+    with torch.no_grad():
+        return run.head(torch.from_numpy(features)).double().numpy()
 
 
 def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:

@@ -10,6 +10,7 @@ embeds and answers in one call, as the ``App`` interface requires.
 from __future__ import annotations
 
 import abc
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,10 +19,12 @@ import torch
 from PIL import Image
 
 from tagsight.apps.base import App
+from tagsight.data.index import SampleIndex
 from tagsight.data.transforms import eval_transform
 from tagsight.eval.features import backbone_fingerprint
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone
+from tagsight.progress import Progress
 
 
 class Embedder:
@@ -56,6 +59,17 @@ class Embedder:
             x = torch.stack([self.transform(_rgb(img)) for img in chunk]).to(self.device)
             out.append(self.backbone(x).float().cpu().numpy())
         return np.concatenate(out)
+
+
+def embed_samples(index: SampleIndex, rows: np.ndarray, embedder: Embedder, desc: str) -> np.ndarray:
+    """Features ``[len(rows), D]`` of the dataset samples ``rows`` (positions in ``index``), with progress."""
+    chunks = [np.zeros((0, embedder.num_features), dtype=np.float32)]
+    with Progress(len(rows), desc, "img") as progress:
+        for start in range(0, len(rows), embedder.batch_size):
+            chunk = rows[start:start + embedder.batch_size]
+            chunks.append(embedder.embed([Image.open(io.BytesIO(index.read_jpeg(int(i)))) for i in chunk]))
+            progress.update(len(chunk))
+    return np.concatenate(chunks)
 
 
 def _rgb(img: Image.Image) -> Image.Image:

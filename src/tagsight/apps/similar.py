@@ -30,12 +30,11 @@ from PIL import Image
 
 from tagsight import __version__
 from tagsight.apps.base import APPS
-from tagsight.apps.embedder import Embedder, FeatureApp, check_features
+from tagsight.apps.embedder import Embedder, FeatureApp, check_features, embed_samples
 from tagsight.apps.run import post_authors
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.privacy.tombstones import TombstoneWatcher, load_tombstones
-from tagsight.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +57,6 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _embed_rows(index: SampleIndex, rows: np.ndarray, embedder: Embedder) -> np.ndarray:
-    chunks = [np.zeros((0, embedder.num_features), dtype=np.float32)]
-    with Progress(len(rows), "index embeddings", "img") as progress:
-        for start in range(0, len(rows), embedder.batch_size):
-            chunk = rows[start:start + embedder.batch_size]
-            chunks.append(embedder.embed([Image.open(io.BytesIO(index.read_jpeg(int(i)))) for i in chunk]))
-            progress.update(len(chunk))
-    return normalise(np.concatenate(chunks))
-
-
 def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "") -> dict:
     """Embed the dataset's samples (tombstoned posts excluded) into a faiss index at ``out_dir``; index.json."""
     faiss = _faiss()
@@ -77,7 +66,7 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
     keep = [i for i, (key, tags) in enumerate(zip(samples.post_keys, samples.hashtags))
             if not tombstones.forgets(key, authors.get(key), tags)]
     rows = np.asarray(keep, dtype=np.int64)
-    feats = _embed_rows(samples, rows, embedder)
+    feats = normalise(embed_samples(samples, rows, embedder, "index embeddings"))
     ids = np.arange(len(rows), dtype=np.int64)
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.num_features))
     index.add_with_ids(feats, ids)
@@ -165,13 +154,12 @@ class SimilarApp(FeatureApp):
 
     def remove(self, post_keys: Iterable[str]) -> int:
         """Delete every entry of ``post_keys`` from the index and its files; returns how many samples went."""
-        faiss = _faiss()
         wanted = set(post_keys)
         with self._lock:
             ids = np.asarray([i for i, e in self.entries.items() if e["post_key"] in wanted], dtype=np.int64)
             if not len(ids):
                 return 0
-            self.index.remove_ids(faiss.IDSelectorBatch(ids))
+            self.index.remove_ids(ids)
             for i in ids.tolist():
                 del self.entries[i]
             self.info["counts"]["removed"] += int(len(ids))

@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="held-out precision an alt-text concept needs (default 0.8)")
     cal.add_argument("--min-support", type=int, default=5,
                      help="predictions a threshold needs on the fit half (default 5)")
-    cal.add_argument("--z", type=float, default=1.0,
-                     help="compare the Wilson lower bound at z std devs to the target (0 = raw precision; default 1)")
+    cal.add_argument("--z", type=float, default=1.645,
+                     help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
+                          "(0 = raw precision; default 1.645)")
     cal.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of held-out posts")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu")
