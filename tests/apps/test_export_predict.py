@@ -1,8 +1,6 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +65,21 @@ def test_safetensors_export_reloads_to_the_same_features(exported, tiny_bundle):
     assert config["heads"]["hashtags"]["calibrator"]["method"] == "platt"
 
 
-def cli(*args):
-    done = subprocess.run([sys.executable, "-m", "tagsight.cli", "-q", *args], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
+@pytest.fixture
+def cli(capsys):
+    """Run the tagsight CLI in this process (no interpreter start-up); returns stdout."""
+    from tagsight.cli import main
+
+    def run(*args, code=0):
+        capsys.readouterr()
+        assert main(["-q", *args]) == code
+        out = capsys.readouterr()
+        return out.out if code == 0 else out.err
+
+    return run
 
 
-def test_predict_cli_writes_jsonl_and_csv_with_a_row_for_an_unreadable_image(tiny_bundle, tmp_path):
+def test_predict_cli_writes_jsonl_and_csv_with_a_row_for_an_unreadable_image(tiny_bundle, tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(3):
@@ -95,15 +100,13 @@ def test_predict_cli_writes_jsonl_and_csv_with_a_row_for_an_unreadable_image(tin
     assert all(len(json.loads(r["hashtags"])) == 2 and r["abstained"] == "false" for r in table)  # threshold 0, k 2
 
 
-def test_predict_cli_explains_an_unavailable_app(tiny_bundle, tmp_path):
+def test_predict_cli_explains_an_unavailable_app(tiny_bundle, tmp_path, cli):
     Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
-    done = subprocess.run([sys.executable, "-m", "tagsight.cli", "-q", "predict", str(tmp_path / "a.jpg"),
-                           "--app", "similar", "--bundle", str(tiny_bundle)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 2 and "app_unavailable" in done.stderr and "index build" in done.stderr
+    err = cli("predict", str(tmp_path / "a.jpg"), "--app", "similar", "--bundle", str(tiny_bundle), code=2)
+    assert "app_unavailable" in err and "index build" in err
 
 
-def test_export_cli(tiny_bundle, tmp_path):
-    done = cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx")
-    result = json.loads(done.stdout)
+def test_export_cli(tiny_bundle, tmp_path, cli):
+    result = json.loads(cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx"))
     assert max(result["onnx_max_abs_diff"].values()) <= 1e-4 and (tmp_path / "exp" / "config.json").is_file()
     assert np.isfinite(list(result["onnx_max_abs_diff"].values())).all()

@@ -88,23 +88,20 @@ def test_categorize_head_trains_on_a_folder_and_abstains(run_parts, make_colour_
 
 
 def test_moderate_head_cli_and_bundle_answer_allow_review_block(run_parts, make_colour_folder, make_coloured,
-                                                               tmp_path):
-    import subprocess
-    import sys
-
+                                                               tmp_path, capsys):
     from tagsight.apps.bundle import init_bundle
+    from tagsight.cli import main
 
     _, spec = run_parts
     data = make_colour_folder(tmp_path / "data", {"safe": COLOURS["green"], "gore": COLOURS["red"],
                                                   "spam": COLOURS["blue"]})
     bundle = init_bundle(tmp_path / "bundle", spec)
     out = bundle / "heads" / "safety"
-    done = subprocess.run([sys.executable, "-m", "tagsight.cli", "-q", "heads", "train", "--task", "moderate",
-                           "--data", str(data), "--backbone", str(bundle), "--out", str(out), "--epochs", "10",
-                           "--target-precision", "0.8", "--cache-dir", str(tmp_path / "cache")],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout)
+    capsys.readouterr()
+    assert main(["-q", "heads", "train", "--task", "moderate", "--data", str(data), "--backbone", str(bundle),
+                 "--out", str(out), "--epochs", "10", "--target-precision", "0.8",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["safe"] == ["safe"] and set(summary["thresholds"]) == {"gore", "spam"}
     app = load_bundle(bundle).app("safety")
     assert isinstance(app, ModerateApp)
