@@ -1,0 +1,400 @@
+"""Calibrated hashtag probabilities and the concepts alt text may name, fitted on a run's held-out posts.
+
+Two calibrators (``CALIBRATORS``), fitted by L-BFGS on held-out logits ``z [N, L]``:
+
+* ``temperature`` (Guo et al. 2017): ``p = softmax(z / T)``, one ``T > 0`` minimising the
+  cross-entropy against the 1/k hashtag target. ``p_c`` is the share of the post's hashtags that
+  are ``c``; top-1 ECE measures it (confidence = max p, correct = the top label is a positive).
+* ``platt`` (Platt 1999), the default: ``p_c = sigmoid(a * u_c + b)`` with ``u = log_softmax(z)``
+  for a softmax-trained head (``u = z`` for BCE), one ``(a, b)`` shared by all labels, minimising
+  the binary cross-entropy of "label c is among the post's hashtags". ``p_c`` is then the
+  probability that the label applies, which is what abstaining and alt-text thresholds need.
+  ECE is the binary reliability over all (post, label) pairs.
+
+Both report NLL and ECE (15 equal-width bins) before (the raw softmax, or sigmoid for BCE) and after.
+
+``calibrate_run`` takes the run's held-out posts (the ``SampleIndex.holdout`` split the run never
+trained on; posts with at least one vocabulary label; tombstoned posts left out), splits them by a
+seeded post hash into a ``fit`` half (fit the calibrator, choose thresholds) and a ``check`` half
+(measure them), and for every label chooses the lowest calibrated-probability threshold whose
+precision on the fit half reaches ``target_precision`` (``tagsight.apps.thresholds``). Alt text
+may name exactly the labels that have one. The result is ``calibration.json`` of the bundle.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from tagsight import __version__
+from tagsight.apps.embedder import Embedder, embed_samples
+from tagsight.apps.run import Run, load_run, post_authors
+from tagsight.apps.thresholds import operating_point, threshold_for_precision
+from tagsight.data.index import SampleIndex
+from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.privacy.tombstones import Tombstones, load_tombstones
+from tagsight.registry import Registry
+from tagsight.tags.normalize import normalize_hashtag
+from tagsight.tags.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+FORMAT = 1
+ECE_BINS = 15
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def raw_probabilities(logits: np.ndarray, loss: str) -> np.ndarray:
+    """The uncalibrated probabilities of a head trained with ``loss``: softmax, or sigmoid for BCE."""
+    z = np.asarray(logits, dtype=np.float64)
+    return sigmoid(z) if loss == "bce" else softmax(z)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Sum over equal-width bins of (share of samples) * |accuracy - mean confidence|."""
+    c, y = np.asarray(confidence, dtype=np.float64).ravel(), np.asarray(correct, dtype=np.float64).ravel()
+    if not len(c):
+        return float("nan")
+    which = np.minimum((c * bins).astype(np.int64), bins - 1)
+    total = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, y, bins) - np.bincount(which, c, bins))
+    return float(gap.sum() / total.sum())
+
+
+def _presence(targets: np.ndarray) -> np.ndarray:
+    return np.asarray(targets) > 0
+
+
+def _target_distribution(targets: np.ndarray) -> np.ndarray:
+    t = _presence(targets).astype(np.float64)
+    return t / np.maximum(t.sum(axis=1, keepdims=True), 1.0)
+
+
+def _minimise(params: torch.Tensor, loss_fn, steps: int = 100) -> None:
+    opt = torch.optim.LBFGS([params], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn(params)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+class Calibrator(abc.ABC):
+    """Maps logits ``[N, L]`` to calibrated probabilities; ``fit`` on held-out logits and targets."""
+
+    name: ClassVar[str]
+
+    def __init__(self, loss: str = "softmax") -> None:
+        self.loss = loss
+
+    @abc.abstractmethod
+    def fit(self, logits: np.ndarray, targets: np.ndarray) -> Calibrator: ...
+
+    @abc.abstractmethod
+    def probabilities(self, logits: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def params(self) -> dict[str, float]: ...
+
+    @abc.abstractmethod
+    def scores(self, probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        """``nll`` and ``ece`` of ``probs`` in this calibrator's sense (see the module docstring)."""
+
+    def evaluate(self, logits: np.ndarray, targets: np.ndarray) -> dict[str, dict[str, float]]:
+        """Scores of the raw and the calibrated probabilities on ``(logits, targets)``."""
+        return {"raw": self.scores(raw_probabilities(logits, self.loss), targets),
+                "calibrated": self.scores(self.probabilities(logits), targets)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.name, "loss": self.loss, **self.params()}
+
+
+CALIBRATORS: Registry[Calibrator] = Registry("calibrator")
+
+
+@CALIBRATORS.register("temperature")
+class TemperatureScaling(Calibrator):
+    name = "temperature"
+
+    def __init__(self, loss: str = "softmax", temperature: float = 1.0) -> None:
+        super().__init__(loss)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def fit(self, logits: np.ndarray, targets: np.ndarray) -> TemperatureScaling:
+        z = torch.as_tensor(logits, dtype=torch.float64)
+        t = torch.as_tensor(_target_distribution(targets))
+        log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        _minimise(log_t, lambda p: -(t * torch.log_softmax(z / p.exp(), dim=1)).sum(1).mean())
+        self.temperature = float(log_t.detach().exp())
+        return self
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
+
+    def params(self) -> dict[str, float]:
+        return {"temperature": self.temperature}
+
+    def scores(self, probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        t = _target_distribution(targets)
+        nll = float(-(t * np.log(np.clip(probs, 1e-12, 1))).sum(1).mean())
+        top = probs.argmax(1)
+        correct = _presence(targets)[np.arange(len(top)), top]
+        return {"nll": nll, "ece": expected_calibration_error(probs.max(1), correct)}
+
+
+@CALIBRATORS.register("platt")
+class PlattScaling(Calibrator):
+    name = "platt"
+
+    def __init__(self, loss: str = "softmax", a: float = 1.0, b: float = 0.0) -> None:
+        super().__init__(loss)
+        self.a, self.b = float(a), float(b)
+
+    def _inputs(self, logits: np.ndarray) -> np.ndarray:
+        z = np.asarray(logits, dtype=np.float64)
+        return z if self.loss == "bce" else log_softmax(z)
+
+    def fit(self, logits: np.ndarray, targets: np.ndarray) -> PlattScaling:
+        u = torch.as_tensor(self._inputs(logits))
+        y = torch.as_tensor(_presence(targets), dtype=torch.float64)
+        ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        _minimise(ab, lambda p: bce(p[0] * u + p[1], y))
+        self.a, self.b = (float(v) for v in ab.detach())
+        return self
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return sigmoid(self.a * self._inputs(logits) + self.b)
+
+    def params(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b}
+
+    def scores(self, probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        y = _presence(targets)
+        p = np.clip(probs, 1e-12, 1 - 1e-12)
+        nll = float(-(y * np.log(p) + (~y) * np.log(1 - p)).mean())
+        return {"nll": nll, "ece": expected_calibration_error(probs, y)}
+
+
+def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
+    d = dict(d)
+    return CALIBRATORS.create(d.pop("method"), **d)
+
+
+# -- calibrating a run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """``target_precision`` of alt-text concepts, ``min_support`` predictions a threshold needs on the fit
+    half, ``z`` for a Wilson lower bound (0 = raw precision), ``check_fraction`` of held-out posts kept to
+    measure the thresholds, ``method`` a name in ``CALIBRATORS``."""
+
+    method: str = "platt"
+    target_precision: float = 0.8
+    min_support: int = 5
+    z: float = 1.645
+    check_fraction: float = 0.5
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIBRATORS:
+            raise ValueError(f"unknown calibration method {self.method!r} (known: {CALIBRATORS.names()})")
+        if not 0 < self.target_precision <= 1:
+            raise ValueError(f"target_precision must be in (0, 1], got {self.target_precision}")
+        if self.min_support < 1 or self.z < 0 or self.batch_size < 1:
+            raise ValueError(f"min_support and batch_size must be >= 1 and z >= 0, got {self}")
+        if not 0 < self.check_fraction < 1:
+            raise ValueError(f"check_fraction must be in (0, 1), got {self.check_fraction}")
+
+
+@dataclass
+class HeldOut:
+    """Logits and targets of the held-out posts used, with the fit / check split."""
+
+    logits: np.ndarray
+    targets: np.ndarray
+    check: np.ndarray            # bool per row: in the check half
+    counts: dict[str, int]
+
+
+def _split_hash(post_key: str, seed: int) -> float:
+    digest = hashlib.blake2b(f"calibration\x00{seed}\x00{post_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
+                 authors: dict[str, str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Sample rows of the run's held-out posts that carry a vocabulary label and are not tombstoned."""
+    held = index.holdout(run.config.data.holdout_fraction, run.config.seed)
+    rows, counts = [], Counter(heldout_samples=int(held.sum()))
+    for i in np.flatnonzero(held):
+        key = index.post_keys[i]
+        if tombstones.forgets(key, authors.get(key), index.hashtags[i]):
+            counts["tombstoned"] += 1
+        elif not vocab.labels_for(index.hashtags[i]):
+            counts["no_vocab_label"] += 1
+        else:
+            rows.append(int(i))
+    counts["used"] = len(rows)
+    return np.asarray(rows, dtype=np.int64), dict(counts)
+
+
+def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex, rows: np.ndarray) -> np.ndarray:
+    """Hashtag-head logits of the sample ``rows``."""
+    features = embed_samples(index, rows, embedder, "held-out logits")
+    with torch.no_grad():
+        return run.head(torch.from_numpy(features)).double().numpy()
+
+
+def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:
+    dataset = run.dataset_dir
+    index = SampleIndex.build(dataset)
+    tombstones = load_tombstones(dataset)
+    rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset))
+    if len(rows) < 2:
+        raise ReasonError("too_few_heldout", f"{run.run_dir}: {len(rows)} usable held-out posts ({counts})")
+    targets = np.stack([vocab.targets(vocab.labels_for(index.hashtags[i])) for i in rows])
+    check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
+    counts.update(fit=int((~check).sum()), check=int(check.sum()))
+    return HeldOut(heldout_logits(run, embedder, index, rows), targets, check, counts), index
+
+
+def display_spellings(index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
+                      authors: dict[str, str]) -> list[str]:
+    """Per label, the hashtag spelling people wrote most often (over posts not tombstoned), with '#'."""
+    counts: list[Counter] = [Counter() for _ in vocab.labels]
+    for key, tags in zip(index.post_keys, index.hashtags):
+        if tombstones.forgets(key, authors.get(key), tags):
+            continue
+        for tag in tags:
+            label = vocab.lookup.get(normalize_hashtag(tag))
+            if label is not None:
+                counts[label][tag.lstrip("#")] += 1
+    return ["#" + (c.most_common(1)[0][0] if c else max(lab.members, key=lab.members.get, default=lab.label))
+            for c, lab in zip(counts, vocab.labels)]
+
+
+def concept_name(label: str) -> str:
+    """A WordNet synset name as words: ``golden_retriever.n.01`` -> ``golden retriever``."""
+    return label.split(".")[0].replace("_", " ")
+
+
+def choose_concepts(probs: np.ndarray, targets: np.ndarray, check: np.ndarray, vocab: Vocabulary,
+                    cfg: CalibrationConfig) -> list[dict[str, Any]]:
+    """One record per label: the threshold chosen on the fit half (or why none) and its check-half precision."""
+    pos = _presence(targets)
+    fit = ~check
+    records = []
+    for c, label in enumerate(vocab.labels):
+        rec: dict[str, Any] = {"index": c, "label": label.label, "name": concept_name(label.label),
+                               "fit_positives": int(pos[fit, c].sum()), "check_positives": int(pos[check, c].sum())}
+        chosen = threshold_for_precision(probs[fit, c], pos[fit, c], cfg.target_precision, cfg.min_support, cfg.z)
+        if chosen is None:
+            rec["alt_text"] = False
+            rec["reason"] = "no_positive" if not rec["fit_positives"] else "target_not_reached"
+        else:
+            rec.update(alt_text=True, threshold=chosen.threshold, fit=chosen.to_dict(),
+                       check=operating_point(probs[check, c], pos[check, c], chosen.threshold).to_dict())
+        records.append(rec)
+    return records
+
+
+def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """Counts and the pooled check-half precision of the alt-text concepts."""
+    said = [c for c in concepts if c["alt_text"]]
+    pred = sum(c["check"]["predicted"] for c in said)
+    tp = sum(round(c["check"]["precision"] * c["check"]["predicted"]) for c in said if c["check"]["predicted"])
+    measured = [c for c in said if c["check"]["predicted"]]
+    return {"labels": len(concepts), "alt_text_concepts": len(said), "target_precision": target,
+            "check_predictions": pred, "check_pooled_precision": round(tp / pred, 4) if pred else None,
+            "check_concepts_measured": len(measured),
+            "check_concepts_meeting_target": sum(c["check"]["precision"] >= target for c in measured)}
+
+
+def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg: CalibrationConfig | None = None,
+                  device: str = "cpu") -> dict[str, Any]:
+    """Fit the calibrator and the alt-text thresholds on ``run_dir``'s held-out posts; write calibration.json."""
+    cfg = cfg or CalibrationConfig()
+    run = load_run(run_dir)
+    bundle_dir = Path(bundle_dir or run.run_dir)
+    vocab = run.vocab()
+    embedder = Embedder(run.backbone, device, cfg.batch_size)
+    held, index = load_heldout(run, embedder, vocab, cfg)
+    fit, check = ~held.check, held.check
+    calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit], held.targets[fit])
+    probs = calibrator.probabilities(held.logits)
+    concepts = choose_concepts(probs, held.targets, check, vocab, cfg)
+    tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
+    result = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
+              "backbone_fingerprint": embedder.fingerprint, "vocab_version": vocab.version,
+              "config": asdict(cfg), "heldout": held.counts, "calibrator": calibrator.to_dict(),
+              "metrics": {"fit": calibrator.evaluate(held.logits[fit], held.targets[fit]),
+                          "check": calibrator.evaluate(held.logits[check], held.targets[check])},
+              "display": display_spellings(index, vocab, tombstones, authors),
+              "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
+    atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")
+    log.info("calibration (%s) written to %s: %d of %d labels may appear in alt text", cfg.method,
+             bundle_dir / CALIBRATION_FILE, result["summary"]["alt_text_concepts"], len(vocab))
+    return result
+
+
+def load_calibration(bundle_dir: str | Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        raise ReasonError("not_calibrated", f"{path} is missing: run 'tagsight apps calibrate RUN_DIR'")
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise ReasonError("bad_calibration", f"{path}: unsupported format {data.get('format')!r}")
+    return data
+
+
+def plot_concept_precision(calibration: dict[str, Any], path: str | Path) -> Path:
+    """Bar chart of each alt-text concept's check-half precision at its threshold, with the target line."""
+    from tagsight.report.plots import new_figure
+
+    said = [c for c in calibration["concepts"] if c["alt_text"] and c["check"]["predicted"]]
+    said.sort(key=lambda c: -c["check"]["precision"])
+    target = calibration["config"]["target_precision"]
+    fig, ax = new_figure((6.4, max(2.5, 0.3 * len(said) + 1.2)))
+    y = np.arange(len(said))
+    colours = ["#4c78a8" if c["check"]["precision"] >= target else "#e45756" for c in said]
+    ax.barh(y, [c["check"]["precision"] for c in said], color=colours)
+    ax.set_yticks(y, labels=[f"{c['name']} (n={c['check']['predicted']})" for c in said], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("precision on the check half of the held-out posts")
+    ax.set_title("alt-text concepts at their chosen thresholds", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(path, dpi=110)
+    return Path(path)

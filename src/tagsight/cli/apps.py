@@ -1,0 +1,86 @@
+"""``tagsight apps calibrate RUN_DIR`` and ``tagsight apps show BUNDLE``: calibration and what a bundle serves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("apps", help="calibrate a run for the hashtag and alt-text apps; show a bundle's apps",
+                       description="Apps (hashtags, alt-text, categorize, moderate, similar) answer from one "
+                                   "backbone; a bundle folder holds what they need (docs/apps.md).")
+    verbs = p.add_subparsers(dest="apps_verb", metavar="ACTION", required=True)
+    cal = verbs.add_parser("calibrate", help="fit calibrated hashtag probabilities and alt-text concept thresholds "
+                                             "on the run's held-out posts; writes BUNDLE/calibration.json")
+    cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
+    cal.add_argument("--bundle", type=Path, default=None, help="bundle folder to write (default: the run folder)")
+    cal.add_argument("--method", default="platt", help="platt (per-label presence, default) or temperature")
+    cal.add_argument("--target-precision", type=float, default=0.8,
+                     help="held-out precision an alt-text concept needs (default 0.8)")
+    cal.add_argument("--min-support", type=int, default=5,
+                     help="predictions a threshold needs on the fit half (default 5)")
+    cal.add_argument("--z", type=float, default=1.645,
+                     help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
+                          "(0 = raw precision; default 1.645)")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of held-out posts")
+    cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
+    cal.add_argument("--device", default="cpu")
+    cal.set_defaults(func=run)
+    show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
+    show.add_argument("bundle", type=Path)
+    show.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.fsio import ReasonError
+
+    try:
+        if args.apps_verb == "show":
+            from tagsight.apps.bundle import load_bundle
+
+            print(json.dumps(load_bundle(args.bundle).describe(), indent=1))
+            return 0
+        result = calibrate(args)
+    except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"tagsight apps {args.apps_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(result))
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> dict:
+    from tagsight.apps.bundle import init_bundle
+    from tagsight.apps.calibration import CalibrationConfig, calibrate_run, plot_concept_precision
+
+    cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
+                            z=args.z, seed=args.seed)
+    if args.bundle is not None:
+        init_bundle(args.bundle, str(args.run))
+    result = calibrate_run(args.run, args.bundle, cfg, args.device)
+    if args.plot:
+        plot_concept_precision(result, args.plot)
+    return result
+
+
+def format_summary(result: dict) -> str:
+    """Calibration figures and the alt-text concepts as a short table."""
+    m, s = result["metrics"], result["summary"]
+    lines = [f"held-out posts: {result['heldout']}", f"calibrator: {result['calibrator']}"]
+    for half in ("fit", "check"):
+        raw, cal = m[half]["raw"], m[half]["calibrated"]
+        lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")
+    lines.append(f"alt-text concepts: {s['alt_text_concepts']} of {s['labels']} labels; check-half pooled precision "
+                 f"{s['check_pooled_precision']} over {s['check_predictions']} predictions; "
+                 f"{s['check_concepts_meeting_target']} of {s['check_concepts_measured']} measured concepts "
+                 f"reach {s['target_precision']}")
+    lines.append(f"{'concept':<24} {'threshold':>9} {'fit P':>6} {'fit n':>6} {'check P':>8} {'check n':>8}")
+    for c in result["concepts"]:
+        if c["alt_text"]:
+            chk = c["check"]
+            p = f"{chk['precision']:.3f}" if chk["predicted"] else "-"
+            lines.append(f"{c['name'][:24]:<24} {c['threshold']:>9.3f} {c['fit']['precision']:>6.3f} "
+                         f"{c['fit']['predicted']:>6} {p:>8} {chk['predicted']:>8}")
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""``tagsight export BUNDLE --out DIR [--onnx]``: backbone and heads as safetensors + config.json, and ONNX."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a bundle's backbone and heads (safetensors + config.json, ONNX)",
+                       description="With --onnx the graph (image -> features, hashtag logits, head probabilities) "
+                                   "is exported and checked against PyTorch with onnxruntime (max abs diff <= "
+                                   "--tolerance).")
+    p.add_argument("bundle", type=Path, help="a bundle or run folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.apps.export import export_bundle
+    from tagsight.fsio import ReasonError
+
+    try:
+        config = export_bundle(args.bundle, args.out, args.onnx, args.tolerance, args.opset)
+    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        print(f"tagsight export: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(args.out), "outputs": config["outputs"], "heads": sorted(config["heads"]),
+                      **({"onnx_max_abs_diff": config["onnx"]["max_abs_diff"]} if "onnx" in config else {})}, indent=1))
+    return 0

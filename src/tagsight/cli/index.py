@@ -1,0 +1,49 @@
+"""``tagsight index build DATASET --backbone SPEC --out INDEX_DIR`` and ``tagsight index remove INDEX_DIR POST_KEY...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tagsight.cli.eval import BACKBONE_HELP
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="similar-image search: build a faiss index over a dataset, remove posts",
+                       description="The index of a bundle lives in BUNDLE/index/ (docs/apps.md); tombstoned posts "
+                                   "are left out at build time and filtered at query time.")
+    verbs = p.add_subparsers(dest="index_verb", metavar="ACTION", required=True)
+    b = verbs.add_parser("build", help="embed every sample of a dataset into a nearest-neighbour index")
+    b.add_argument("dataset", type=Path, help="an ingested dataset folder")
+    b.add_argument("--backbone", required=True, help=BACKBONE_HELP + "; or a bundle folder")
+    b.add_argument("--out", type=Path, required=True, help="index folder (e.g. BUNDLE/index)")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--device", default="cpu")
+    b.set_defaults(func=run)
+    r = verbs.add_parser("remove", help="delete every sample of the given posts (source/post_id) from an index")
+    r.add_argument("index_dir", type=Path)
+    r.add_argument("post_keys", nargs="+")
+    r.add_argument("--backbone", required=True, help="the backbone the index was built with (or its bundle)")
+    r.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.apps.embedder import Embedder
+    from tagsight.apps.similar import SimilarApp, build_index
+    from tagsight.cli.heads import resolve_backbone
+    from tagsight.fsio import ReasonError
+
+    try:
+        backbone, spec = resolve_backbone(args.backbone)
+        if args.index_verb == "build":
+            result = build_index(args.dataset, Embedder(backbone, args.device, args.batch_size), args.out, spec)
+        else:
+            app = SimilarApp(Embedder(backbone), args.index_dir)
+            result = {"removed_samples": app.remove(args.post_keys), "indexed": len(app)}
+    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        print(f"tagsight index {args.index_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1))
+    return 0

@@ -1,0 +1,51 @@
+"""``tagsight predict IMAGES... --app NAME --bundle DIR [--format jsonl|csv] [--out FILE]``: offline batch answers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="run apps of a bundle on image files or folders, offline (JSONL or CSV)",
+                       description="One row per image and app. Folders are searched recursively for images. An "
+                                   "image that cannot be read gets a row with its error reason (never skipped). "
+                                   "Several --app share one backbone pass.")
+    p.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("--app", action="append", required=True, help="app name (repeatable): hashtags, alt-text, "
+                                                                 "similar, or a head's name")
+    p.add_argument("--bundle", type=Path, required=True, help="a bundle or run folder")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: standard output)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a per-request option for every app given (e.g. k=3, threshold=0.5)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.apps.predict import PredictConfig, predict_files
+    from tagsight.fsio import ReasonError
+
+    try:
+        cfg = PredictConfig(apps=tuple(args.app), format=args.format, batch_size=args.batch_size,
+                            options=_options(args.option), device=args.device)
+        counts = predict_files(args.images, args.bundle, cfg, args.out)
+    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        print(f"tagsight predict: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print(f"tagsight predict: {counts['images']} images ({counts['answered']} answered, {counts['unreadable']} "
+          f"unreadable) x {len(cfg.apps)} app(s) -> {args.out or 'stdout'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,112 @@
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tagsight.apps.bundle import load_bundle
+from tagsight.apps.export import compare_onnx, export_bundle, export_model
+from tagsight.eval.backbones import load_backbone
+
+
+@pytest.fixture(scope="module")
+def with_head(tiny_bundle, tiny_run, tmp_path_factory):
+    """A copy of the tiny bundle with a moderation head in heads/safety."""
+    import shutil
+
+    from tagsight.apps.heads import HeadConfig, train_head
+
+    root = tmp_path_factory.mktemp("with_head")
+    bundle = Path(shutil.copytree(tiny_bundle, root / "bundle"))
+    data = root / "data"
+    for name, colour in {"safe": (40, 200, 60), "spam": (200, 40, 40)}.items():
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (40, 40), tuple(c + 5 * i for c in colour)).save(data / name / f"{i}.png")
+    train_head(data, load_bundle(bundle).embedder.backbone, str(tiny_run[2]), bundle / "heads" / "safety",
+               HeadConfig(task="moderate", epochs=2, val_fraction=0.5))
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def exported(with_head, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    return export_bundle(with_head, out, onnx=True), out
+
+
+def test_onnx_outputs_match_pytorch(exported, with_head):
+    config, out = exported
+    assert config["outputs"] == ["features", "hashtags_logits", "safety_probabilities"]
+    assert config["heads"]["safety"]["kind"] == "moderate" and (out / "heads" / "safety.safetensors").is_file()
+    assert max(config["onnx"]["max_abs_diff"].values()) <= 1e-4
+    bundle = load_bundle(with_head)
+    size = bundle.embedder.backbone.data_config.input_size
+    x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(7))  # another batch size
+    diffs = compare_onnx(export_model(bundle), out / "model.onnx", x)
+    assert set(diffs) == set(config["outputs"]) and max(diffs.values()) <= 1e-4
+
+
+def test_safetensors_export_reloads_to_the_same_features(exported, tiny_bundle):
+    config, out = exported
+    bundle = load_bundle(tiny_bundle)
+    again = load_backbone(f"file:{out / 'backbone.safetensors'}", config["backbone"]["data_config"]["input_size"],
+                          arch=config["backbone"]["arch"])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(again(x), bundle.embedder.backbone(x), atol=1e-6)
+    head = load_file(str(out / "heads" / "hashtags.safetensors"))
+    assert torch.equal(head["weight"], bundle.run.head.weight.detach())
+    assert len(config["heads"]["hashtags"]["labels"]) == head["weight"].shape[0]
+    assert config["heads"]["hashtags"]["calibrator"]["method"] == "platt"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the tagsight CLI in this process (no interpreter start-up); returns stdout."""
+    from tagsight.cli import main
+
+    def run(*args, code=0):
+        capsys.readouterr()
+        assert main(["-q", *args]) == code
+        out = capsys.readouterr()
+        return out.out if code == 0 else out.err
+
+    return run
+
+
+def test_predict_cli_writes_jsonl_and_csv_with_a_row_for_an_unreadable_image(tiny_bundle, tmp_path, cli):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 30), (60 * i, 90, 200)).save(folder / f"{i}.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    cli("predict", str(folder), "--app", "hashtags", "--app", "alt-text", "--bundle", str(tiny_bundle),
+        "--out", str(tmp_path / "out.jsonl"), "--batch-size", "2")
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and {r["app"] for r in rows} == {"hashtags", "alt-text"}
+    broken = [r for r in rows if r["image"].endswith("broken.jpg")]
+    assert len(broken) == 2 and all(r["error"] == "unreadable_image" for r in broken)
+    good = [r for r in rows if r["app"] == "alt-text" and "error" not in r]
+    assert len(good) == 3 and all(r["alt_text"].startswith(("Image may contain", "No photo")) for r in good)
+    cli("predict", str(folder / "0.jpg"), str(folder / "1.jpg"), "--app", "hashtags", "--bundle", str(tiny_bundle),
+        "--format", "csv", "--out", str(tmp_path / "out.csv"), "--option", "k=2", "--option", "threshold=0")
+    table = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    assert [r["image"].rsplit("/", 1)[-1] for r in table] == ["0.jpg", "1.jpg"]
+    assert all(len(json.loads(r["hashtags"])) == 2 and r["abstained"] == "false" for r in table)  # threshold 0, k 2
+
+
+def test_predict_cli_explains_an_unavailable_app(tiny_bundle, tmp_path, cli):
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    err = cli("predict", str(tmp_path / "a.jpg"), "--app", "similar", "--bundle", str(tiny_bundle), code=2)
+    assert "app_unavailable" in err and "index build" in err
+
+
+def test_export_cli(tiny_bundle, tmp_path, cli):
+    result = json.loads(cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx"))
+    assert max(result["onnx_max_abs_diff"].values()) <= 1e-4 and (tmp_path / "exp" / "config.json").is_file()
+    assert np.isfinite(list(result["onnx_max_abs_diff"].values())).all()
