@@ -70,6 +70,26 @@ def test_remove_persists(dataset_copy, embedder, tmp_path):
     assert app.remove([key]) == 0
 
 
+def test_add_indexes_new_photos_persists_and_refuses_forgotten_posts(dataset_copy, embedder, tmp_path):
+    from tagsight.fsio import ReasonError
+
+    samples = SampleIndex.build(dataset_copy)
+    build_index(dataset_copy, embedder, tmp_path / "index")
+    app = SimilarApp(embedder, tmp_path / "index")
+    before = len(app)
+    photo = sample_image(samples, 2).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert app.add([photo], [{"post_key": "upload/new1", "author_id": "zed", "hashtags": ["dog"]}]) == 1
+    top = app.predict([photo], k=1)[0]["neighbours"][0]
+    assert top["post_key"] == "upload/new1" and top["similarity"] == pytest.approx(1.0, abs=1e-4)
+    fresh = SimilarApp(embedder, tmp_path / "index")
+    assert len(fresh) == before + 1 and any(e["post_key"] == "upload/new1" for e in fresh.entries.values())
+    add_tombstones(dataset_copy, [Tombstone("author", "zed")])
+    with pytest.raises(ReasonError, match="forgotten"):
+        app.add([photo], [{"post_key": "upload/new2", "author_id": "zed", "hashtags": []}])
+    assert all(n["post_key"] != "upload/new1" for n in app.predict([photo], k=5)[0]["neighbours"])
+    assert len(app) == before + 1
+
+
 def test_index_cli_build_and_remove(tiny_run, dataset_copy, tmp_path, capsys):
     from tagsight.cli import main
 

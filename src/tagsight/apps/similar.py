@@ -152,6 +152,32 @@ class SimilarApp(FeatureApp):
                     return found[:k]
                 ask = min(total, ask * 4)
 
+    def add(self, images: Sequence[Image.Image], posts: Sequence[dict[str, Any]]) -> int:
+        """Index new photos; ``posts[i]`` holds ``post_key``, ``author_id``, ``hashtags`` (and optionally
+        ``sample_key``). A post its dataset's tombstones forget is refused (ReasonError), never indexed."""
+        if len(images) != len(posts):
+            raise ReasonError("bad_request", f"{len(images)} images but {len(posts)} post records")
+        tombstones = self.watcher.current()
+        for p in posts:
+            if tombstones.forgets(p["post_key"], p.get("author_id"), p.get("hashtags") or ()):
+                raise ReasonError("forgotten_post", f"{p['post_key']} has been forgotten and cannot be indexed")
+        feats = normalise(self.embedder.embed(list(images)))
+        with self._lock:
+            start = max(self.entries, default=-1) + 1
+            ids = np.arange(start, start + len(posts), dtype=np.int64)
+            self.index.add_with_ids(feats, ids)
+            for i, p in zip(ids.tolist(), posts):
+                self.entries[i] = {"id": i, "post_key": p["post_key"], "author_id": p.get("author_id"),
+                                   "hashtags": list(p.get("hashtags") or []), "sample_key": p.get("sample_key")}
+            self.info["counts"]["added"] = self.info["counts"].get("added", 0) + len(posts)
+            self._persist()
+        return len(posts)
+
+    def _persist(self) -> None:
+        self.info["counts"]["indexed"] = int(self.index.ntotal)
+        table = pa.Table.from_pylist(sorted(self.entries.values(), key=lambda e: e["id"]), schema=_SCHEMA)
+        _save(self.index_dir, self.index, table, self.info)
+
     def remove(self, post_keys: Iterable[str]) -> int:
         """Delete every entry of ``post_keys`` from the index and its files; returns how many samples went."""
         wanted = set(post_keys)
@@ -163,9 +189,7 @@ class SimilarApp(FeatureApp):
             for i in ids.tolist():
                 del self.entries[i]
             self.info["counts"]["removed"] += int(len(ids))
-            self.info["counts"]["indexed"] = int(self.index.ntotal)
-            table = pa.Table.from_pylist(sorted(self.entries.values(), key=lambda e: e["id"]), schema=_SCHEMA)
-            _save(self.index_dir, self.index, table, self.info)
+            self._persist()
         log.info("removed %d samples of %d posts from %s", len(ids), len(wanted), self.index_dir)
         return int(len(ids))
 
