@@ -73,3 +73,81 @@ def rank_curves(curves: Mapping[str, Sequence[float]], title: str, ylabel: str =
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+def small_multiples(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str,
+                    xlabel: str = "step", columns: int = 3) -> "Figure":
+    """One small line plot per named (x, y) series, in a grid."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = max(1, len(series))
+    rows = -(-n // columns)
+    fig = Figure(figsize=(3.3 * min(n, columns), 2.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, (name, (x, y)) in enumerate(series.items()):
+        ax = fig.add_subplot(rows, min(n, columns), i + 1)
+        ax.plot(x, y, color="#4c78a8", linewidth=1.3, marker="." if len(x) < 30 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], title: str,
+                 ylabel: str = "") -> "Figure":
+    """Vertical bars: one cluster per group, one bar per named series."""
+    fig, ax = new_figure()
+    x = np.arange(len(groups))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, labels=list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str,
+            xlabel: str = "predicted", ylabel: str = "true") -> "Figure":
+    """A square matrix as a heat map with its counts written in the cells (when small enough)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    side = max(3.6, 0.42 * len(labels) + 1.8)
+    fig, ax = new_figure((side + 1.0, side))
+    image = ax.imshow(m, cmap="Blues")
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels=list(labels), rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(ticks, labels=list(labels), fontsize=7)
+    if len(labels) <= 25:
+        top = m.max() if m.size else 0
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=6,
+                        color="white" if v > top / 2 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], title: str, columns: int = 4) -> "Figure":
+    """Images (H x W x 3 uint8 arrays) in a grid, each with a multi-line caption under it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = max(1, len(images))
+    cols = min(n, columns)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(2.8 * cols, 3.5 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, (img, caption) in enumerate(zip(images, captions)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(img)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=10)
+    return fig
