@@ -114,3 +114,21 @@ def mixed_source(tmp_path: Path):
     (root / "posts.jsonl").write_bytes(raw)
     (root / "optout.txt").write_text("olga\n")
     return root / "posts.jsonl", expect
+
+
+def write_class_folders(root: Path, classes=("cat", "dog", "owl"), per_class: int = 4, seed: int = 0) -> Path:
+    """root/<class>/<i>.jpg: 32 px images whose colour depends on the class, with a little noise."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((32, 32, 3)) + np.eye(3)[c % 3] * 200
+            pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def class_folders():
+    """``class_folders(root, per_class=4, seed=0)``: labelled 32 px class folders (cat, dog, owl)."""
+    return write_class_folders
