@@ -116,7 +116,7 @@ def mixed_source(tmp_path: Path):
     return root / "posts.jsonl", expect
 
 
-def write_class_folders(root: Path, classes=("cat", "dog", "owl"), per_class: int = 4, seed: int = 0) -> Path:
+def write_class_folders(root: Path, per_class: int = 4, seed: int = 0, classes=("cat", "dog", "owl")) -> Path:
     """root/<class>/<i>.jpg: 32 px images whose colour depends on the class, with a little noise."""
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):
