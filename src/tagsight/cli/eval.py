@@ -48,6 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="the fine-tuning run folder (resumed when it exists; default for a run backbone: "
                          "RUN/finetune/<dataset-id>)")
     ft.set_defaults(func=run)
+    dc = verbs.add_parser("decontaminate", help="only count (and list) the eval images found in a pretraining pool",
+                          description="Hash every train and val image as ingest does and report how many are exact "
+                                      "or near duplicates of the pool's media; no model is run.")
+    dc.add_argument("--pool", type=Path, required=True, help="pretraining dataset made by 'tagsight ingest'")
+    dc.add_argument("--train", type=Path, required=True, help="labelled train images (class folders or dataset)")
+    dc.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
+    dc.add_argument("--workers", type=int, default=2, help="hashing processes")
+    dc.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"image-hash cache (default {DEFAULT_CACHE})")
+    dc.add_argument("--out", type=Path, default=None, help="write the report (with every match) as JSON here")
+    dc.set_defaults(func=run_decontaminate)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -93,6 +103,24 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(result))
         for path in save_result(result, args.out):
             print(f"{'saved':<14} {path}")
+    return 0
+
+
+def run_decontaminate(args: argparse.Namespace) -> int:
+    from tagsight.eval.transfer import TransferInputs, decontamination_lines, open_sets
+    from tagsight.fsio import ReasonError, atomic_write_text
+    from tagsight.train.distributed import DistEnv
+
+    inputs = TransferInputs(backbone="-", train=args.train, val=args.val, workers=args.workers,
+                            cache_dir=args.cache_dir, pool=args.pool)
+    try:
+        _, report = open_sets(inputs, DistEnv())
+    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        print(f"tagsight eval decontaminate: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(f"{k:<14} {v}" for k, v in decontamination_lines(report)))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     return 0
 
 

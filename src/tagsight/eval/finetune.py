@@ -30,6 +30,7 @@ from tagsight.eval.stream import LabelledStream, LabelledStreamConfig, labelled_
 from tagsight.eval.transfer import TransferInputs, open_sets, result_record
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.objectives.base import OBJECTIVES
+from tagsight.progress import Progress
 from tagsight.train.config import YamlConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
 from tagsight.train.loop import LoopConfig, Trainer
@@ -136,9 +137,11 @@ def predict(objective: torch.nn.Module, images: LabelledImages, data_config: Any
     stream = LabelledStream(images, eval_transform(data_config), LabelledStreamConfig(d.eval_batch_size, split="eval"),
                             env.rank, env.world_size)
     logits, order = [torch.zeros(0, objective.num_classes)], [torch.zeros(0, dtype=torch.int64)]
-    for batch in labelled_loader(stream, d.workers):
-        logits.append(objective.predict(batch["image"].to(env.device)).float().cpu())
-        order.append(batch["index"].to(torch.int64))
+    with Progress(sum(len(b) for b in stream.batches(0)), "finetune val", "img") as progress:
+        for batch in labelled_loader(stream, d.workers):
+            logits.append(objective.predict(batch["image"].to(env.device)).float().cpu())
+            order.append(batch["index"].to(torch.int64))
+            progress.update(len(batch["index"]))
     s, idx = all_gather_cat(torch.cat(logits), env), all_gather_cat(torch.cat(order), env)
     if not torch.equal(torch.sort(idx).values, torch.arange(len(images))):
         raise RuntimeError(f"gathered predictions do not cover the {len(images)} images exactly once")

@@ -12,16 +12,15 @@ Items are ``{"image", "label", "index"}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
-from tagsight.data.pipeline import (Transform, augmentation_seed, dist_rank_world, rank_positions, split_batches,
-                                    worker_batches)
+from tagsight.data.pipeline import (ResumableStream, Transform, augmentation_seed, dist_rank_world, rank_positions,
+                                    split_batches)
 from tagsight.eval.datasets import LabelledImages
 
 STREAM_SPLITS = ("train", "eval")
@@ -43,7 +42,7 @@ class LabelledStreamConfig:
             raise ValueError(f"split {self.split!r} is not one of {STREAM_SPLITS}")
 
 
-class LabelledStream(IterableDataset):
+class LabelledStream(ResumableStream):
     """``LabelledImages`` as ``{"image", "label", "index"}`` items in a resumable, rank-split order."""
 
     def __init__(self, images: LabelledImages, transform: Transform, cfg: LabelledStreamConfig,
@@ -77,20 +76,6 @@ class LabelledStream(IterableDataset):
         train = self.cfg.split == "train"
         positions = rank_positions(len(self.order(epoch)), self.rank, self.world_size, equal=train)
         return split_batches(positions, self.cfg.batch_size, drop_last=train)
-
-    def set_position(self, epoch: int, batches_done: int) -> None:
-        """Make the next iteration start after ``batches_done`` batches of ``epoch``."""
-        if epoch < 0 or batches_done < 0:
-            raise ValueError(f"epoch and batches_done must be >= 0, got {epoch} and {batches_done}")
-        self.epoch, self.batches_done = epoch, batches_done
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        order = self.order(self.epoch)
-        for batch in worker_batches(self.batches(self.epoch), self.batches_done, worker, workers):
-            for position in batch:
-                yield self.item(int(order[position]), int(position))
 
     def item(self, index: int, position: int) -> dict[str, Any]:
         """One image transformed with its own seeded generator, and its class index."""
