@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class TransferInputs:
     decontaminate: bool | None = None   # None: on when the backbone is a run (or --pool is given)
     pool: Path | None = None
     dataset_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0:
