@@ -76,6 +76,6 @@ def test_report_cli_writes_one_html_file(setup, tmp_path, capsys):
     out = tmp_path / "report.html"
     assert cli.main(["report", str(run), "--out", str(out)]) == 0
     page = out.read_text()
-    assert "<h2>Transfer</h2>" in page and "confusion matrix" in page and page.count("data:image/png;base64,") == 2
+    assert "<h2>Transfer</h2>" in page and "Rows: true class" in page and page.count("data:image/png;base64,") == 2
     assert cli.main(["report", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "missing_run" in capsys.readouterr().err
