@@ -147,3 +147,21 @@ def tiny_dataset(tmp_path: Path):
         return tmp_path / name
 
     return build
+
+
+def write_class_folders(root: Path, per_class: int = 4, seed: int = 0, classes=("cat", "dog", "owl")) -> Path:
+    """root/<class>/<i>.jpg: 32 px images whose colour depends on the class, with a little noise."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((32, 32, 3)) + np.eye(3)[c % 3] * 200
+            pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def class_folders():
+    """``class_folders(root, per_class=4, seed=0)``: labelled 32 px class folders (cat, dog, owl)."""
+    return write_class_folders

@@ -108,7 +108,7 @@ def seed_table(summaries: Sequence[ArmSummary]) -> str:
 
 def plot(summaries: Sequence[ArmSummary], path: Path, title: str) -> Path | None:
     """Grouped bars (linear and kNN top-1 per arm, mean over seeds) with each seed as a dot; None if nothing ran."""
-    from tagsight.report.grouped_bars import grouped_bar_chart
+    from tagsight.report.plots import grouped_bars as grouped_bar_chart
 
     done = [s for s in summaries if s.records]
     if not done:

@@ -1,4 +1,4 @@
-"""``tagsight eval knn|linear BACKBONE --train DATA --val DATA``: transfer evaluation on frozen features."""
+"""``tagsight eval knn|linear|finetune BACKBONE --train DATA --val DATA``: transfer evaluation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
@@ -16,11 +15,13 @@ BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm nam
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a backbone's transfer: kNN or linear probe on frozen features",
-                       description="Extract (and cache) frozen features of a labelled train and val set, then "
-                                   "score them with a weighted kNN or a linear probe (top-1, top-5). Datasets are "
-                                   "class folders (root/<class>/*.jpg) or ingested datasets with a label field. "
-                                   "Under torchrun the feature extraction is shared between the processes.")
+    p = sub.add_parser("eval", help="evaluate a backbone's transfer: kNN, linear probe or full fine-tuning",
+                       description="Score a backbone on a labelled train and val set: a weighted kNN or a linear "
+                                   "probe on frozen (cached) features, or full fine-tuning through the training "
+                                   "loop (top-1, top-5, per-class accuracy, confusion matrix). Datasets are class "
+                                   "folders (root/<class>/*.jpg) or ingested datasets with a label field. Images "
+                                   "found in the pretraining pool (exact or near duplicates) are removed first. "
+                                   "Under torchrun the work is shared between the processes.")
     verbs = p.add_subparsers(dest="eval_verb", metavar="METHOD", required=True)
     knn = verbs.add_parser("knn", help="weighted k-nearest-neighbour classifier (cosine, exp(sim/T) votes)")
     _common(knn)
@@ -33,6 +34,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     lin.add_argument("--val-fraction", type=float, default=0.2,
                      help="share of the TRAIN set held out to choose lr and weight decay (default 0.2)")
     lin.set_defaults(func=run)
+    ft = verbs.add_parser("finetune", help="train every weight with a linear head (the shared training loop)",
+                          description="Full fine-tuning: backbone + linear head, softmax cross-entropy, train "
+                                      "augmentation, SGD/AdamW with warm-up and cosine decay; rerun the same command "
+                                      "to resume. Several processes: torchrun --nproc_per_node N -m tagsight.cli "
+                                      "eval finetune ...")
+    _common(ft)
+    ft.add_argument("--config", type=Path, default=None,
+                    help="YAML preset (e.g. configs/finetune_cpu_small.yaml); defaults are FinetuneConfig's")
+    ft.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field, e.g. --set loop.max_steps=100 --set optim.base_lr=0.05")
+    ft.add_argument("--run-dir", type=Path, default=None,
+                    help="the fine-tuning run folder (resumed when it exists; default for a run backbone: "
+                         "RUN/finetune/<dataset-id>)")
+    ft.set_defaults(func=run)
+    dc = verbs.add_parser("decontaminate", help="only count (and list) the eval images found in a pretraining pool",
+                          description="Hash every train and val image as ingest does and report how many are exact "
+                                      "or near duplicates of the pool's media; no model is run.")
+    dc.add_argument("--pool", type=Path, required=True, help="pretraining dataset made by 'tagsight ingest'")
+    dc.add_argument("--train", type=Path, required=True, help="labelled train images (class folders or dataset)")
+    dc.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
+    dc.add_argument("--workers", type=int, default=2, help="hashing processes")
+    dc.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"image-hash cache (default {DEFAULT_CACHE})")
+    dc.add_argument("--out", type=Path, default=None, help="write the report (with every match) as JSON here")
+    dc.set_defaults(func=run_decontaminate)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,13 +70,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--std", type=float, nargs=3, default=None, help="override the input std (3 values)")
     p.add_argument("--seed", type=int, default=0, help="seed of random initialisation and of the probe")
     p.add_argument("--batch-size", type=int, default=64, help="feature extraction batch size")
-    p.add_argument("--workers", type=int, default=2, help="data loader workers")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    p.add_argument("--workers", type=int, default=2, help="data loader (and hashing) workers")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                   help=f"feature and image-hash cache (default {DEFAULT_CACHE})")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=None,
+                   help="remove eval images found in the pretraining pool (exact SHA-256 or near pHash match); "
+                        "default: on when the backbone is a tagsight run (its lineage names the pool) or --pool is given")
+    p.add_argument("--pool", type=Path, default=None, help="pretraining dataset (made by 'tagsight ingest') to "
+                                                           "decontaminate against, for any backbone")
+    p.add_argument("--dataset-id", default=None,
+                   help="name of the eval dataset in saved results (default: from --train, e.g. imagenette-160)")
+    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
+    from tagsight.eval.transfer import save_result
     from tagsight.fsio import ReasonError
     from tagsight.train.distributed import RankFilter, init_distributed, shutdown
 
@@ -60,61 +94,85 @@ def run(args: argparse.Namespace) -> int:
         handler.addFilter(RankFilter(env))
     try:
         result = evaluate(args, env)
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+    except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"tagsight eval {args.eval_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
     finally:
         shutdown(env)
     if env.is_main:
         print(format_table(result))
-        if args.out:
-            from tagsight.fsio import atomic_write_text
-
-            atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+        for path in save_result(result, args.out):
+            print(f"{'saved':<14} {path}")
     return 0
 
 
+def run_decontaminate(args: argparse.Namespace) -> int:
+    from tagsight.eval.transfer import TransferInputs, decontamination_lines, open_sets
+    from tagsight.fsio import ReasonError, atomic_write_text
+    from tagsight.train.distributed import DistEnv
+
+    inputs = TransferInputs(backbone="-", train=args.train, val=args.val, workers=args.workers,
+                            cache_dir=args.cache_dir, pool=args.pool)
+    try:
+        _, report = open_sets(inputs, DistEnv())
+    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        print(f"tagsight eval decontaminate: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(f"{k:<14} {v}" for k, v in decontamination_lines(report)))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def inputs_from_args(args: argparse.Namespace):
+    from tagsight.eval.transfer import TransferInputs
+
+    return TransferInputs(backbone=args.backbone, train=args.train, val=args.val, img_size=args.img_size,
+                          arch=args.arch, mean=args.mean, std=args.std, seed=args.seed, batch_size=args.batch_size,
+                          workers=args.workers, cache_dir=args.cache_dir, decontaminate=args.decontaminate,
+                          pool=args.pool, dataset_id=args.dataset_id)
+
+
 def evaluate(args: argparse.Namespace, env) -> dict:
-    """Load, extract (cached) and score; the JSON-ready result."""
-    from tagsight.eval.backbones import load_backbone
-    from tagsight.eval.datasets import open_labelled
-    from tagsight.eval.features import extract_features
+    """The result record (rank 0) of the chosen method."""
+    inputs = inputs_from_args(args)
+    if args.eval_verb == "finetune":
+        return _finetune(args, inputs, env)
+    from tagsight.eval.linear import LinearProbeConfig
+    from tagsight.eval.probe import run_probe
 
-    start = time.perf_counter()
-    backbone = load_backbone(args.backbone, args.img_size, arch=args.arch, mean=args.mean, std=args.std,
-                             seed=args.seed)
-    train = open_labelled(args.train)
-    val = open_labelled(args.val, classes=train.classes)
-    feats = {name: extract_features(backbone, data, args.batch_size, args.workers, env, args.cache_dir)
-             for name, data in (("train", train), ("val", val))}
-    metrics = _score(args, feats, len(train.classes)) if env.is_main else {}  # scoring needs one process
-    return {"method": args.eval_verb, "backbone": args.backbone, "model": backbone.name,
-            "data_config": backbone.data_config.to_dict(), "num_features": backbone.num_features,
-            "train": {"path": str(args.train), "identity": train.identity, "count": len(train)},
-            "val": {"path": str(args.val), "identity": val.identity, "count": len(val)},
-            "num_classes": len(train.classes), "metrics": metrics,
-            "seconds": round(time.perf_counter() - start, 2)}
-
-
-def _score(args: argparse.Namespace, feats: dict, num_classes: int) -> dict:
-    (tx, ty), (vx, vy) = feats["train"], feats["val"]
     if args.eval_verb == "knn":
-        from tagsight.eval.knn import knn_evaluate
-
-        return knn_evaluate(tx, ty, vx, vy, num_classes, args.k, args.temperature)
-    from tagsight.eval.linear import LinearProbeConfig, linear_probe
-
+        return run_probe("knn", inputs, env, k=args.k, temperature=args.temperature)
     cfg = LinearProbeConfig(epochs=args.epochs, val_fraction=args.val_fraction, seed=args.seed)
-    return linear_probe(tx, ty, vx, vy, num_classes, cfg)
+    return run_probe("linear", inputs, env, config=cfg)
+
+
+def _finetune(args: argparse.Namespace, inputs, env) -> dict:
+    from tagsight.eval.finetune import FinetuneConfig, finetune
+    from tagsight.eval.transfer import run_root
+    from tagsight.fsio import ReasonError
+
+    cfg = FinetuneConfig.from_yaml(args.config, args.overrides)
+    run_dir = args.run_dir
+    if run_dir is None:
+        root = run_root(args.backbone)
+        if root is None:
+            raise ReasonError("missing_run_dir", "give --run-dir DIR (only a run backbone has a default)")
+        run_dir = root / "finetune" / inputs.id
+    return finetune(inputs, run_dir, cfg, env)
 
 
 def format_table(result: dict) -> str:
     """A short human table of one result."""
+    from tagsight.eval.transfer import decontamination_lines
+
     m = result["metrics"]
-    extra = f"k={m['k']}" if result["method"] == "knn" else f"lr={m['lr']:g} wd={m['weight_decay']:g}"
-    rows = [("backbone", result["backbone"]), ("method", f"{result['method']} ({extra})"),
+    extra = {"knn": lambda: f"k={m['k']}", "linear": lambda: f"lr={m['lr']:g} wd={m['weight_decay']:g}",
+             "finetune": lambda: f"{m['steps']} steps, batch {m['global_batch']}, peak lr {m['peak_lr']:g}"}
+    rows = [("backbone", result["backbone"]), ("method", f"{result['method']} ({extra[result['method']]()})"),
             ("train / val", (f"{result['train']['count']} / {result['val']['count']} images, "
                              f"{result['num_classes']} classes")),
+            *decontamination_lines(result["decontamination"]),
             ("top-1", f"{100 * m['top1']:.2f} %"), ("top-5", f"{100 * m['top5']:.2f} %"),
             ("seconds", f"{result['seconds']:.1f}")]
-    return "\n".join(f"{k:<12} {v}" for k, v in rows)
+    return "\n".join(f"{k:<14} {v}" for k, v in rows)

@@ -110,7 +110,38 @@ def drawn_label_counts(order: np.ndarray, label_lists: Sequence[Sequence[int]], 
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
 
 
-class HashtagStream(IterableDataset):
+class ResumableStream(IterableDataset):
+    """A stream of items at exact positions: subclasses give ``order(epoch)`` (global sample indices),
+    ``batches(epoch)`` (this rank's batches of positions) and ``item(index, position)``."""
+
+    epoch: int = 0
+    batches_done: int = 0
+
+    def order(self, epoch: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def item(self, index: int, position: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_position(self, epoch: int, batches_done: int) -> None:
+        """Make the next iteration start after ``batches_done`` batches of ``epoch`` (a checkpoint's data position)."""
+        if epoch < 0 or batches_done < 0:
+            raise ValueError(f"epoch and batches_done must be >= 0, got {epoch} and {batches_done}")
+        self.epoch, self.batches_done = epoch, batches_done
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        order = self.order(self.epoch)
+        for batch in worker_batches(self.batches(self.epoch), self.batches_done, worker, workers):
+            for position in batch:
+                yield self.item(int(order[position]), int(position))
+
+
+class HashtagStream(ResumableStream):
     """Labelled samples of a dataset as ``{"image", "target", "index"}`` items, in resumable order."""
 
     def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform, cfg: StreamConfig,
@@ -155,20 +186,6 @@ class HashtagStream(IterableDataset):
     @property
     def batches_per_epoch(self) -> int:
         return len(self.batches(0))
-
-    def set_position(self, epoch: int, batches_done: int) -> None:
-        """Make the next iteration start after ``batches_done`` batches of ``epoch`` (a checkpoint's data position)."""
-        if epoch < 0 or batches_done < 0:
-            raise ValueError(f"epoch and batches_done must be >= 0, got {epoch} and {batches_done}")
-        self.epoch, self.batches_done = epoch, batches_done
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        order = self.order(self.epoch)
-        for batch in worker_batches(self.batches(self.epoch), self.batches_done, worker, workers):
-            for position in batch:
-                yield self.item(int(order[position]), int(position))
 
     def item(self, index: int, position: int) -> dict[str, Any]:
         """One sample decoded, transformed with its own seeded generator, and its 1/k target."""

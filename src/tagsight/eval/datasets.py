@@ -6,6 +6,10 @@ changed: relative paths, sizes and mtimes of a folder; the manifest version of a
 the feature cache keys on. Passing ``classes`` (e.g. the train set's) maps names onto that list so
 train and val share label indices; a class unknown to the list is an error (``class_mismatch``).
 
+``read_bytes(i)`` gives the stored file's bytes (for hashing: decontamination) and ``name(i)`` a
+readable reference (a path relative to the folder, or the post key). ``SubsetImages`` keeps some
+items of another set (same classes; its identity names the kept items).
+
 Shard datasets use the ``label`` field of each sample's JSON (written for images in class
 subfolders by the folder source). Samples without a label are skipped with a warning giving the count.
 """
@@ -39,7 +43,35 @@ class LabelledImages:
         return int(self.labels.shape[0])
 
     def load(self, i: int) -> Image.Image:
+        return Image.open(io.BytesIO(self.read_bytes(i))).convert("RGB")
+
+    def read_bytes(self, i: int) -> bytes:
         raise NotImplementedError
+
+    def name(self, i: int) -> str:
+        raise NotImplementedError
+
+
+class SubsetImages(LabelledImages):
+    """The items ``keep`` (indices into ``base``, in order) of another labelled set."""
+
+    def __init__(self, base: LabelledImages, keep: Sequence[int]) -> None:
+        self.base = base
+        self.keep = np.asarray(keep, dtype=np.int64)
+        if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= len(base)):
+            raise ValueError(f"subset indices must lie in [0, {len(base)})")
+        self.classes = list(base.classes)
+        self.labels = np.asarray(base.labels[self.keep], dtype=np.int64)
+        self.identity = f"subset:{base.identity}:" + hashlib.sha256(self.keep.tobytes()).hexdigest()[:16]
+
+    def load(self, i: int) -> Image.Image:
+        return self.base.load(int(self.keep[i]))
+
+    def read_bytes(self, i: int) -> bytes:
+        return self.base.read_bytes(int(self.keep[i]))
+
+    def name(self, i: int) -> str:
+        return self.base.name(int(self.keep[i]))
 
 
 class FolderImages(LabelledImages):
@@ -63,6 +95,12 @@ class FolderImages(LabelledImages):
         with Image.open(self.items[i][0]) as img:
             return img.convert("RGB")
 
+    def read_bytes(self, i: int) -> bytes:
+        return self.items[i][0].read_bytes()
+
+    def name(self, i: int) -> str:
+        return str(self.items[i][0].relative_to(self.root))
+
 
 class ShardImages(LabelledImages):
     """The samples of an ingested dataset (``manifest.json`` + shards) that carry a ``label``."""
@@ -83,9 +121,11 @@ class ShardImages(LabelledImages):
         self.labels = np.asarray([lookup[names[i]] for i in self.rows], dtype=np.int64)
         self.identity = f"dataset:{self.index.version}:" + _digest(self.classes)
 
-    def load(self, i: int) -> Image.Image:
-        img = Image.open(io.BytesIO(self.index.read_jpeg(int(self.rows[i]))))
-        return img.convert("RGB")
+    def read_bytes(self, i: int) -> bytes:
+        return self.index.read_jpeg(int(self.rows[i]))
+
+    def name(self, i: int) -> str:
+        return self.index.post_keys[int(self.rows[i])]
 
 
 def open_labelled(path: str | Path, classes: Sequence[str] | None = None) -> LabelledImages:

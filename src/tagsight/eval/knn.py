@@ -53,10 +53,16 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = 
 def knn_evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                  num_classes: int, k: int = 20, temperature: float = 0.07) -> dict[str, float | int]:
     """Top-1 / top-5 accuracy of the weighted kNN classifier, with its settings."""
+    return knn_evaluate_scores(train_x, train_y, test_x, test_y, num_classes, k, temperature)[0]
+
+
+def knn_evaluate_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                        num_classes: int, k: int = 20, temperature: float = 0.07) -> tuple[dict, np.ndarray]:
+    """``knn_evaluate``'s result and the class scores ``[N_test, num_classes]``."""
     scores = knn_scores(train_x, train_y, test_x, num_classes, k, temperature)
     result = {**topk_accuracy(scores, test_y), "k": int(k), "temperature": float(temperature)}
     log.info("kNN (k=%d, T=%g): top-1 %.4f, top-5 %.4f", k, temperature, result["top1"], result["top5"])
-    return result
+    return result, scores
 
 
 def _normalise(x: np.ndarray) -> torch.Tensor:

@@ -108,9 +108,13 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, lr: float, we
 
 def evaluate(layer: nn.Linear, scaler: Standardiser, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Top-1 / top-5 accuracy of a fitted probe on ``(x, y)``."""
+    return topk_accuracy(probe_scores(layer, scaler, x), y.numpy())
+
+
+def probe_scores(layer: nn.Linear, scaler: Standardiser, x: torch.Tensor) -> np.ndarray:
+    """Logits ``[N, C]`` (float64) of a fitted probe."""
     with torch.no_grad():
-        scores = layer(scaler(x)).double().numpy()
-    return topk_accuracy(scores, y.numpy())
+        return layer(scaler(x)).double().numpy()
 
 
 def select_hyperparameters(x: torch.Tensor, y: torch.Tensor, num_classes: int,
@@ -134,6 +138,12 @@ def select_hyperparameters(x: torch.Tensor, y: torch.Tensor, num_classes: int,
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                  num_classes: int, cfg: LinearProbeConfig | None = None) -> dict:
     """Sweep on a train hold-out, refit on all train, and score the test set (top-1, top-5, chosen setting)."""
+    return linear_probe_scores(train_x, train_y, test_x, test_y, num_classes, cfg)[0]
+
+
+def linear_probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                        num_classes: int, cfg: LinearProbeConfig | None = None) -> tuple[dict, np.ndarray]:
+    """``linear_probe``'s result and the probe's test logits ``[N_test, num_classes]``."""
     cfg = cfg or LinearProbeConfig()
     x, y = torch.as_tensor(train_x, dtype=torch.float32), torch.as_tensor(train_y, dtype=torch.int64)
     tx, ty = torch.as_tensor(test_x, dtype=torch.float32), torch.as_tensor(test_y, dtype=torch.int64)
@@ -142,4 +152,4 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     result = {**evaluate(layer, scaler, tx, ty), "lr": lr, "weight_decay": wd, "epochs": cfg.epochs,
               "val_fraction": cfg.val_fraction, "seed": cfg.seed, "sweep": sweep}
     log.info("linear probe (lr=%g, wd=%g): top-1 %.4f, top-5 %.4f", lr, wd, result["top1"], result["top5"])
-    return result
+    return result, probe_scores(layer, scaler, tx)

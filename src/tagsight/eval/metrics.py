@@ -110,3 +110,25 @@ def _check(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """Top-1 / top-5 accuracy, per-class accuracy and the confusion matrix of class scores ``[N, C]``.
+
+    ``confusion[i][j]`` counts images of true class i predicted as class j (top-1, ties to the lower
+    index); ``per_class`` maps each class name to ``{"accuracy", "count"}`` (accuracy NaN -> None for
+    a class without images, so the JSON stays valid).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if s.ndim != 2 or s.shape != (len(y), len(classes)):
+        raise ValueError(f"scores must be [N={len(y)}, C={len(classes)}], got {s.shape}")
+    rows = np.arange(len(y))
+    top = {f"top{k}": float(top_k_mask(s, k)[rows, y].mean()) if len(y) else float("nan") for k in (1, 5)}
+    pred = top_k_mask(s, 1).argmax(axis=1)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    counts = confusion.sum(axis=1)
+    per_class = {name: {"accuracy": float(confusion[i, i] / counts[i]) if counts[i] else None, "count": int(counts[i])}
+                 for i, name in enumerate(classes)}
+    return {**top, "per_class": per_class, "confusion": confusion.tolist(), "classes": list(classes)}

@@ -3,6 +3,7 @@
 from tagsight.objectives.base import OBJECTIVES, Objective
 
 # Import the objectives so that they register themselves.
+from tagsight.objectives.classify import ClassifyObjective
 from tagsight.objectives.hashtag import HASHTAG_LOSSES, HashtagObjective
 
-__all__ = ["HASHTAG_LOSSES", "OBJECTIVES", "HashtagObjective", "Objective"]
+__all__ = ["HASHTAG_LOSSES", "OBJECTIVES", "ClassifyObjective", "HashtagObjective", "Objective"]

@@ -67,10 +67,12 @@ def _examples(report: Report, dataset_dir: Path, rows: list[dict[str, Any]]) -> 
                          "by aesthetic score.")
     for reason in sorted({r["reason"] for r in rows if r["reason"]}):
         picked = [r for r in rows if r["reason"] == reason][:EXAMPLES]
-        sec.figure(image_grid([thumb(r["key"]) for r in picked], [_caption(r) for r in picked], f"rejected: {reason}"))
+        sec.figure(image_grid([thumb(r["key"]) for r in picked], [_caption(r) for r in picked], f"rejected: {reason}",
+                                      columns=6, cell=(1.8, 2.0)))
     best = sorted((r for r in rows if r["status"] == "passed"), key=lambda r: -(r.get("aesthetic") or 0.0))[:EXAMPLES]
     if best:
-        sec.figure(image_grid([thumb(r["key"]) for r in best], [_caption(r) for r in best], "passed: best aesthetic"))
+        sec.figure(image_grid([thumb(r["key"]) for r in best], [_caption(r) for r in best], "passed: best aesthetic",
+                                      columns=6, cell=(1.8, 2.0)))
     index.close()
 
 

@@ -30,6 +30,8 @@ margin-top:2em}.subtitle{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;
 text-align:left;vertical-align:top}th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
+.warning{background:#fff4e5;border:2px solid #d9480f;color:#7a2e0b;padding:.6em .9em;border-radius:4px;
+font-weight:600}
 caption{caption-side:bottom;color:#555;font-size:.85em;text-align:left;padding-top:.3em}
 """
 
@@ -62,6 +64,11 @@ class Section:
 
     def paragraph(self, text: str) -> "Section":
         self.blocks.append(f"<p>{html.escape(text)}</p>")
+        return self
+
+    def warning(self, text: str) -> "Section":
+        """A highlighted warning box."""
+        self.blocks.append(f'<p class="warning">{html.escape(text)}</p>')
         return self
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "") -> "Section":

@@ -75,25 +75,97 @@ def rank_curves(curves: Mapping[str, Sequence[float]], title: str, ylabel: str =
     return fig
 
 
-def image_grid(images: Sequence, captions: Sequence[str], title: str = "", cols: int = 6,
-               cell: float = 1.6) -> "Figure":
-    """Thumbnails (PIL images or arrays) in a grid with a short caption under each."""
+def small_multiples(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str,
+                    xlabel: str = "step", columns: int = 3) -> "Figure":
+    """One small line plot per named (x, y) series, in a grid."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = max(1, len(series))
+    rows = -(-n // columns)
+    fig = Figure(figsize=(3.3 * min(n, columns), 2.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, (name, (x, y)) in enumerate(series.items()):
+        ax = fig.add_subplot(rows, min(n, columns), i + 1)
+        ax.plot(x, y, color="#4c78a8", linewidth=1.3, marker="." if len(x) < 30 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | Sequence[float]]], title: str,
+                 ylabel: str = "") -> "Figure":
+    """Vertical bars, one cluster per group and one bar per named series, labelled with its value.
+
+    ``series[name][i]`` is the value of series ``name`` in group ``groups[i]``, or several values
+    (e.g. one per seed) given as a list: then the bar stands at their mean and each value is drawn as
+    a dot; an empty list or NaN draws no bar.
+    """
+    for name, values in series.items():
+        if len(values) != len(groups):
+            raise ValueError(f"series {name!r} has {len(values)} groups of values for {len(groups)} groups")
+    fig, ax = new_figure((max(DEFAULT_SIZE[0], 1.1 * len(groups) + 1.5), DEFAULT_SIZE[1] + 0.6))
+    x, width = np.arange(len(groups)), 0.8 / max(1, len(series))
+    for j, (name, values) in enumerate(series.items()):
+        lists = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values]
+        pos = x - 0.4 + width * (j + 0.5)
+        means = np.array([np.nanmean(v) if v.size and not np.isnan(v).all() else np.nan for v in lists])
+        bars = ax.bar(pos, np.nan_to_num(means), width * 0.92, label=name)
+        ax.bar_label(bars, labels=["" if np.isnan(m) else f"{m:.3g}" for m in means], fontsize=7, padding=2)
+        for p, raw, v in zip(pos, values, lists):
+            if np.ndim(raw):   # given as several values: show each one
+                ax.scatter(np.full(v.size, p), v, s=10, color="black", zorder=3)
+    ax.set_xticks(x, labels=list(groups), fontsize=8, rotation=20 if len(groups) > 4 else 0,
+                  ha="right" if len(groups) > 4 else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str,
+            xlabel: str = "predicted", ylabel: str = "true") -> "Figure":
+    """A square matrix as a heat map with its counts written in the cells (when small enough)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    side = max(3.6, 0.42 * len(labels) + 1.8)
+    fig, ax = new_figure((side + 1.0, side))
+    image = ax.imshow(m, cmap="Blues")
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels=list(labels), rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(ticks, labels=list(labels), fontsize=7)
+    if len(labels) <= 25:
+        top = m.max() if m.size else 0
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=6,
+                        color="white" if v > top / 2 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def image_grid(images: Sequence, captions: Sequence[str], title: str, columns: int = 4,
+               cell: tuple[float, float] = (2.8, 3.5)) -> "Figure":
+    """Images (PIL images or H x W x 3 uint8 arrays) in a grid, each with a (multi-line) caption under it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     n = max(1, len(images))
-    cols = min(cols, n)
+    cols = min(n, columns)
     rows = -(-n // cols)
-    fig = Figure(figsize=(cols * cell, rows * (cell + 0.35)), layout="constrained")
+    fig = Figure(figsize=(cell[0] * cols, cell[1] * rows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if k < len(images):
-            ax.imshow(np.asarray(images[k]))
-            ax.set_title(captions[k] if k < len(captions) else "", fontsize=7, wrap=True)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    for i, (img, caption) in enumerate(zip(images, captions)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(np.asarray(img))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

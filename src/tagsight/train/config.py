@@ -49,24 +49,18 @@ class DataSettings:
             raise ValueError("data.epoch_length and data.batch_size must be >= 1, data.workers >= 0")
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    data: DataSettings = field(default_factory=DataSettings)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loop: LoopConfig = field(default_factory=LoopConfig)
-    seed: int = 0
+class YamlConfig:
+    """Dict / YAML round trip with dotted overrides for a (nested) frozen dataclass config."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PretrainConfig":
+    def from_dict(cls, d: dict[str, Any]):
         return _build(cls, d, "")
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] = ()) -> "PretrainConfig":
+    def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()):
         data = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
         for item in overrides:
             _set(data, item)
@@ -74,6 +68,16 @@ class PretrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class PretrainConfig(YamlConfig):
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataSettings = field(default_factory=DataSettings)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    seed: int = 0
 
 
 def _build(cls, d: dict[str, Any], prefix: str):

@@ -106,8 +106,10 @@ class Trainer:
 
     def __init__(self, objective: torch.nn.Module, stream: Any, make_loader: Callable[[Any], Iterable],
                  optim_cfg: OptimConfig, cfg: LoopConfig, env: DistEnv, run_dir: str | Path,
-                 epoch_length: int, batch_size: int, run_state: dict[str, Any] | None = None) -> None:
+                 epoch_length: int, batch_size: int, run_state: dict[str, Any] | None = None,
+                 progress_desc: str = "pretrain") -> None:
         self.env, self.cfg, self.run_dir = env, cfg, Path(run_dir)
+        self.progress_desc = progress_desc
         self.stream, self.make_loader = stream, make_loader
         self.plan = plan(epoch_length, batch_size, env, cfg)
         self.model = objective.to(env.device)
@@ -143,7 +145,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.resume()
         writer, last = MetricsWriter(self.run_dir, self.env), {}
-        with Progress(self.plan.total_steps, "pretrain", "step") as progress:
+        with Progress(self.plan.total_steps, self.progress_desc, "step") as progress:
             progress.update(self.step)
             while not self._done() and self.epoch < self.cfg.epochs:
                 last = self._epoch(writer, progress) or last

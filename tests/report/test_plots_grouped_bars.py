@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tagsight.report.grouped_bars import grouped_bar_chart
+from tagsight.report.plots import grouped_bars as grouped_bar_chart
 
 
 def test_grouped_bars_are_drawn_at_the_mean_with_a_dot_per_value():
