@@ -43,9 +43,10 @@ def test_knn_on_a_run_decontaminates_by_default_and_saves_in_the_run(setup, tmp_
             "--cache-dir", str(tmp_path / "cache")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "train removed  1 of 9 found in the pool (1 exact, 0 near" in out and "val removed    1 of 6" in out
+    assert "train in pool  1 of 9 (1 exact, 0 near; 0 unchecked), 0 removed" in out
+    assert "val in pool    1 of 6 (1 exact, 0 near; 0 unchecked), 1 removed" in out
     result = json.loads((run / "transfer" / "knn-data.json").read_text())
-    assert result["train"]["count"] == 8 and result["val"]["count"] == 5
+    assert result["train"]["count"] == 9 and result["val"]["count"] == 5
     assert result["decontamination"]["val"]["matches"][0]["image"] == "dog/1.jpg"
     assert sum(map(sum, result["confusion"])) == 5 and set(result["per_class"]) == {"cat", "dog", "owl"}
     assert cli.main([*argv, "--no-decontaminate", "--dataset-id", "plain"]) == 0
@@ -58,7 +59,7 @@ def test_eval_decontaminate_only_counts(setup, tmp_path, capsys):
     out = tmp_path / "d.json"
     assert cli.main(["eval", "decontaminate", "--pool", str(pool), "--train", str(train), "--val", str(val),
                      "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
-    assert "val removed    1 of 6" in capsys.readouterr().out
+    assert "val in pool    1 of 6" in capsys.readouterr().out
     report = json.loads(out.read_text())
     assert (report["train"]["found"], report["val"]["found"], report["pool"]["hashed_media"]) == (1, 1, 2)
 

@@ -89,6 +89,12 @@ def resolve_pool(inputs: TransferInputs) -> Path | None:
     return lineage
 
 
+# Only the split that is scored is decontaminated. A train-split image that is also in the pretraining pool is
+# not contamination (it is labelled training data of the downstream task), and removing it would change the
+# probe's training set between backbones: its overlap is reported, not removed.
+DECONTAMINATE_SPLITS = ("val",)
+
+
 def open_sets(inputs: TransferInputs, env: DistEnv) -> tuple[dict[str, LabelledImages], dict[str, Any]]:
     """Train and val sets (val on the train classes), decontaminated when a pool applies, and the report."""
     train = open_labelled(inputs.train)
@@ -101,10 +107,13 @@ def open_sets(inputs: TransferInputs, env: DistEnv) -> tuple[dict[str, LabelledI
         box = [payload]
         dist.broadcast_object_list(box, src=0)
         payload = box[0]
-    report = {"enabled": True, "pool": payload["pool"]}
+    report = {"enabled": True, "pool": payload["pool"], "removed_from": list(DECONTAMINATE_SPLITS)}
     for name in SPLITS:
         keep, split_report = payload[name]
-        sets[name] = keep_subset(sets[name], keep)
+        if name in DECONTAMINATE_SPLITS:
+            sets[name] = keep_subset(sets[name], keep)
+        else:  # counted, not removed: the probe may learn from photos pretraining saw; it must not be scored on them
+            split_report = {**split_report, "removed": 0, "kept": len(sets[name])}
         report[name] = split_report
     return sets, report
 
@@ -114,7 +123,7 @@ def _find_all(sets: dict[str, LabelledImages], pool_dir: Path, inputs: TransferI
     out: dict[str, Any] = {"pool": pool_summary(pool)}
     for name in SPLITS:
         out[name] = find_matches(sets[name], pool, inputs.workers, inputs.cache_dir)
-        if out[name][1]["kept"] == 0:
+        if name in DECONTAMINATE_SPLITS and out[name][1]["kept"] == 0:
             raise ReasonError("all_contaminated", f"every {name} image is in the pretraining pool {pool_dir}")
     return out
 
@@ -166,6 +175,6 @@ def decontamination_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("pool", f"{report['pool']['dataset']} ({report['pool']['hashed_media']} media)")]
     for name in SPLITS:
         r = report[name]
-        rows.append((f"{name} removed", f"{r['removed']} of {r['images']} found in the pool "
-                                         f"({r['exact']} exact, {r['near']} near; {r['unchecked']} unchecked)"))
+        rows.append((f"{name} in pool", f"{r['found']} of {r['images']} ({r['exact']} exact, {r['near']} near; "
+                                         f"{r['unchecked']} unchecked), {r['removed']} removed"))
     return rows
