@@ -41,6 +41,10 @@ class LabelledImages:
     def load(self, i: int) -> Image.Image:
         raise NotImplementedError
 
+    def lineage(self) -> dict | None:
+        """What the items were read from, for the feature cache: parents and per-item post keys (None: not posts)."""
+        return None
+
 
 class FolderImages(LabelledImages):
     """``root/<class>/<image>`` (classes sorted by name, images sorted by path)."""
@@ -81,7 +85,12 @@ class ShardImages(LabelledImages):
         self.classes = _class_list(sorted({names[i] for i in self.rows}), classes, str(dataset_dir))
         lookup = {name: i for i, name in enumerate(self.classes)}
         self.labels = np.asarray([lookup[names[i]] for i in self.rows], dtype=np.int64)
-        self.identity = f"dataset:{self.index.version}:" + _digest(self.classes)
+        forgotten = f"-{self.index.tombstones}" if self.index.tombstones else ""  # new tombstones: new cache key
+        self.identity = f"dataset:{self.index.version}{forgotten}:" + _digest(self.classes)
+
+    def lineage(self) -> dict:
+        return {"parents": [{"kind": "dataset", "path": str(self.index.dataset_dir.resolve()), "version": self.index.version}],
+                "tombstones": self.index.tombstones, "post_keys": [self.index.post_keys[int(i)] for i in self.rows]}
 
     def load(self, i: int) -> Image.Image:
         img = Image.open(io.BytesIO(self.index.read_jpeg(int(self.rows[i]))))
