@@ -8,15 +8,29 @@ new file. Files of class folders (no posts) are never affected.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from tagsight.fsio import ReasonError
 from tagsight.lineage import read_artifact
+
+log = logging.getLogger(__name__)
 from tagsight.privacy.forget import Forgotten, register_forgetter
 
 
+def _is_feature_file(path: Path) -> bool:
+    """A feature file that records its posts (checkpoints and unreadable files are not; the latter are logged)."""
+    if "checkpoints" in path.parts or not path.is_file():
+        return False
+    try:
+        return read_artifact(path).post_keys is not None
+    except ReasonError as exc:
+        log.warning("%s: %s (skipped)", exc.reason, exc)
+        return False
+
+
 def find(root: Path) -> list[Path]:
-    return sorted(p for p in Path(root).rglob("*.safetensors")
-                  if p.is_file() and read_artifact(p).post_keys is not None)
+    return sorted(p for p in Path(root).rglob("*.safetensors") if _is_feature_file(p))
 
 
 def affected(path: Path, forgotten: Forgotten) -> int:

@@ -126,27 +126,35 @@ def _rewrite_shards(dataset_dir: Path, manifest: dict[str, Any], targets: dict[s
     return shards, renamed, dropped
 
 
+def _drop_posts(table: pa.Table, gone: pa.Array) -> pa.Table:
+    return table.filter(pc.invert(pc.is_in(pc.binary_join_element_wise(table["source"], table["post_id"], "/"), gone)))
+
+
+def _forget_decisions(decisions: pa.Table, gone: pa.Array, version: str) -> pa.Table:
+    """Decision rows of the forgotten kept posts become ``rejected / forget / forgotten``."""
+    keys = pc.binary_join_element_wise(decisions["source"], decisions["post_id"], "/")
+    hit = pc.and_(pc.equal(decisions["status"], "kept"), pc.is_in(keys, gone))
+    values = {"status": "rejected", "stage": "forget", "reason": FORGOTTEN_REASON,
+              "detail": f"removed from version {version}"}
+    for column, value in values.items():
+        i = decisions.schema.get_field_index(column)
+        decisions = decisions.set_column(i, column, pc.if_else(hit, value, decisions[column]))
+    return decisions
+
+
 def _rewrite_catalog(dataset_dir: Path, gone: set[str], renamed: dict[str, str | None], version: str) -> tuple[list, list]:
     """Drop the forgotten posts' rows; returns the new (decisions, media) rows for the counts."""
-    def keep(table: str) -> list[dict[str, Any]]:
-        t = catalog.read_table(dataset_dir, table)
-        mask = pc.invert(pc.is_in(pc.binary_join_element_wise(t["source"], t["post_id"], "/"),
-                                  pa.array(sorted(gone), pa.string())))
-        return t.filter(mask).to_pylist()
-
-    media = keep("media")
-    for m in media:
-        if m["shard"] in renamed:
-            m["shard"] = renamed[m["shard"]]
-    decisions = catalog.read_table(dataset_dir, "decisions").to_pylist()
-    for d in decisions:
-        if d["status"] == "kept" and f"{d['source']}/{d['post_id']}" in gone:
-            d.update(status="rejected", stage="forget", reason=FORGOTTEN_REASON, detail=f"removed from version {version}")
+    gone_arr = pa.array(sorted(gone), pa.string())
+    media = _drop_posts(catalog.read_table(dataset_dir, "media"), gone_arr)
+    shard = [renamed.get(s, s) for s in media["shard"].to_pylist()]
+    media = media.set_column(media.schema.get_field_index("shard"), "shard", pa.array(shard, pa.string()))
+    decisions = _forget_decisions(catalog.read_table(dataset_dir, "decisions"), gone_arr, version)
     for table in ("posts", "hashtags", "duplicates"):
-        catalog.write_table(dataset_dir, table, keep(table))
+        catalog.write_table(dataset_dir, table, _drop_posts(catalog.read_table(dataset_dir, table), gone_arr))
     catalog.write_table(dataset_dir, "media", media)
     catalog.write_table(dataset_dir, "decisions", decisions)
-    return decisions, media
+    return (decisions.select(["status", "reason"]).to_pylist(),
+            media.select(["status", "reason", "had_gps", "had_metadata", "faces_blurred"]).to_pylist())
 
 
 def _kept_forgotten_posts(dataset_dir: Path, forgotten: Forgotten) -> set[str]:
