@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tarfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tagsight.fsio import atomic_write_text
+from tagsight.fsio import atomic_write_bytes, atomic_write_text
 from tagsight.ingest import catalog
 from tagsight.ingest.pipeline import _summarise
-from tagsight.ingest.shards import ShardInfo, ShardWriter
+from tagsight.ingest.shards import ShardInfo, filter_shard
 from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, find_datasets, register_forgetter
 
 log = logging.getLogger(__name__)
@@ -73,40 +71,19 @@ def purge(dataset_dir: Path, forgotten: Forgotten) -> str:
 # ------------------------------------------------------------------------------------------- rewriting
 
 
-def _sample_meta(tar: tarfile.TarFile) -> list[tuple[str, bytes, dict[str, Any]]]:
-    """(key, jpeg bytes, metadata) of every sample of an open shard, in member order."""
-    parts: dict[str, dict[str, bytes]] = {}
-    for info in tar:
-        if info.isfile():
-            key, _, ext = info.name.partition(".")
-            handle = tar.extractfile(info)
-            assert handle is not None
-            parts.setdefault(key, {})[ext] = handle.read()
-    return [(key, p["jpg"], json.loads(p["json"])) for key, p in parts.items()]
-
-
 def _rewrite_shard(shard_dir: Path, name: str, drop: set[str], forgotten: Forgotten) -> tuple[ShardInfo | None, set[str]]:
     """Write ``name`` without the forgotten samples as a new content-named shard; (its info or None, keys dropped)."""
-    staging = shard_dir / f".forget-{name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    writer = ShardWriter(staging, samples_per_shard=1 << 30)
-    dropped: set[str] = set()
-    with tarfile.open(shard_dir / name, mode="r:") as tar:
-        for key, jpeg, meta in _sample_meta(tar):
-            post_key = f"{meta.get('source')}/{meta.get('post_id')}"
-            if key in drop or forgotten.forgets(post_key, meta.get("author_id"), meta.get("hashtags") or ()):
-                dropped.add(key)
-            else:
-                writer.write(key, jpeg, meta)
-    infos = writer.close()
-    if not infos:
-        shutil.rmtree(staging)
+    def forgotten_sample(key: str, meta: dict[str, Any]) -> bool:
+        post_key = f"{meta.get('source')}/{meta.get('post_id')}"
+        return key in drop or forgotten.forgets(post_key, meta.get("author_id"), meta.get("hashtags") or ())
+
+    data, kept, dropped = filter_shard(shard_dir / name, forgotten_sample)
+    if not kept:
         return None, dropped
-    info = infos[0]
-    final = f"{name.split('.', 1)[0]}.{info.sha256[:12]}.tar"
-    (staging / info.name).replace(shard_dir / final)
-    shutil.rmtree(staging)
-    return ShardInfo(final, info.samples, info.bytes, info.sha256), dropped
+    sha = hashlib.sha256(data).hexdigest()
+    final = f"{name.split('.', 1)[0]}.{sha[:12]}.tar"
+    atomic_write_bytes(shard_dir / final, data)
+    return ShardInfo(final, kept, len(data), sha), dropped
 
 
 def _rewrite_shards(dataset_dir: Path, manifest: dict[str, Any], targets: dict[str, set[str]],
