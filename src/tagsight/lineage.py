@@ -110,8 +110,8 @@ def _load_json(path: Path) -> dict[str, Any]:
 def _dataset(folder: Path, m: dict[str, Any]) -> Artifact:
     parent = m.get("parent")
     source = m.get("source") or {}
-    parents = ((Ref("dataset", str(folder), parent["version"]),) if parent else
-               (Ref("source", source.get("name"), source.get("format")),))
+    parents = ((Ref("dataset", str(folder), parent["version"]),) if parent else ()) + (
+        Ref("source", source.get("name"), source.get("format")),)
     history = tuple(h["version"] for h in m.get("history", []))
     return Artifact("dataset", folder, str(m["version"]), parents, history, extra={"counts": m.get("counts", {})})
 
@@ -209,7 +209,8 @@ def chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> list[tuple[int,
             found = resolve(ref, known)
             out.append((depth, ref, found))
             key = (str(found.path), ref.version or "") if found else None
-            if found is not None and key not in seen and found.path != a.path:
+            current = found is not None and ref.version in (None, found.version)
+            if current and key not in seen and found.path != a.path:  # an earlier version: its parents are not on disk
                 visit(found, depth + 1, seen | {key})
 
     visit(artifact, 1, frozenset({(str(artifact.path), artifact.version)}))
@@ -224,6 +225,8 @@ def format_chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> str:
             lines.append(f"  {key}: {', '.join(Path(c).name for c in artifact.extra[key])}")
     for depth, ref, found in chain(artifact, known):
         where = f" -> {found.path}" if found is not None and str(found.path) != ref.path else ""
+        if found is not None and ref.version not in (None, found.version):
+            where += f" (an earlier version: the folder is now at {found.version}, rewritten by forget)"
         missing = "" if found is not None or ref.kind == "source" else "  [not found]"
         lines.append(f"{'  ' * depth}<- {ref.label()}{where}{missing}")
     return "\n".join(lines)

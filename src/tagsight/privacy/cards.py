@@ -77,7 +77,7 @@ def _md_block(block: Block) -> list[str]:
         return [f"- {k}: {_cell(v)}" for k, v in block[1].items()]
     headers, rows = block[1], block[2]
     if not rows:
-        return ["(none)"]
+        return [f"({headers[0]}: none recorded)"]
     return (["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
             + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows])
 
