@@ -256,3 +256,15 @@ def test_forgotten_matches_like_tombstones_and_resolved_keys():
     f = Forgotten(Tombstones.of([Tombstone("hashtag", "#No_AI")]), frozenset({"t/p1"}))
     assert f.forgets("t/p1") and f.forgets("t/p2", None, ["noai"]) and not f.forgets("t/p2", "x", ["sea"])
     assert not Forgotten(Tombstones())
+
+
+def test_a_reader_of_the_old_version_gets_a_clear_error_not_wrong_bytes(tmp_path):
+    w = build_world(tmp_path, simple_posts(9))
+    old = SampleIndex.build(w["ds"])
+    first = old.read_jpeg(0)                      # shard 0 is open: it keeps reading its old inode
+    forget(requests_from(authors=["ann", "bob", "cy"]), [w["root"]], rewrite=True)
+    assert old.read_jpeg(0) == first
+    with pytest.raises(ReasonError) as err:
+        old.read_jpeg(len(old) - 1)               # a shard not opened before the rewrite
+    assert err.value.reason == "shard_missing" and "rewritten" in str(err.value)
+    assert len(SampleIndex.build(w["ds"])) == 0

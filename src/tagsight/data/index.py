@@ -124,7 +124,12 @@ class SampleIndex:
         shard = int(self.shard_ids[i])
         fd = self._fds.get(shard)
         if fd is None:
-            fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+            try:
+                fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+            except FileNotFoundError:
+                raise ReasonError("shard_missing", f"{self.shard_names[shard]} is gone: dataset {self.version} was "
+                                                   "rewritten (tagsight forget --rewrite?) since this index was "
+                                                   "built; build the index again") from None
         size = int(sizes[i])
         data = os.pread(fd, size, int(offsets[i]))
         if len(data) != size:
