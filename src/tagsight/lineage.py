@@ -44,9 +44,11 @@ class Ref:
     kind: str
     path: str | None = None
     version: str | None = None
+    tombstones_applied: int | None = None   # a dataset read with its first N tombstones applied (loader filter)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path, "version": self.version}
+        d = {"kind": self.kind, "path": self.path, "version": self.version}
+        return d if self.tombstones_applied is None else {**d, "tombstones_applied": self.tombstones_applied}
 
     def label(self) -> str:
         where = self.path or "(path not recorded)"
@@ -126,7 +128,8 @@ def _vocab(folder: Path, v: dict[str, Any]) -> Artifact:
 
 
 def _run(folder: Path, r: dict[str, Any]) -> Artifact:
-    parents = [Ref("dataset", r["dataset"]["path"], r["dataset"]["manifest_version"])]
+    parents = [Ref("dataset", r["dataset"]["path"], r["dataset"]["manifest_version"],
+                   r["dataset"].get("tombstones_applied"))]
     if r.get("vocab"):
         parents.append(Ref("vocab", r["vocab"]["path"], r["vocab"]["version"]))
     if r.get("backbone_run"):
@@ -139,7 +142,8 @@ def _run(folder: Path, r: dict[str, Any]) -> Artifact:
 def _generic(folder: Path, g: dict[str, Any]) -> Artifact:
     if "kind" not in g or "version" not in g:
         raise ReasonError("lineage_unreadable", f"{folder / LINEAGE_FILE} lacks 'kind' or 'version'")
-    parents = tuple(Ref(p["kind"], p.get("path"), p.get("version")) for p in g.get("parents", []))
+    parents = tuple(Ref(p["kind"], p.get("path"), p.get("version"), p.get("tombstones_applied"))
+                    for p in g.get("parents", []))
     keys = None
     if g.get("contents"):
         table = pq.read_table(folder / g["contents"], columns=["post_key"])

@@ -268,3 +268,17 @@ def test_a_reader_of_the_old_version_gets_a_clear_error_not_wrong_bytes(tmp_path
         old.read_jpeg(len(old) - 1)               # a shard not opened before the rewrite
     assert err.value.reason == "shard_missing" and "rewritten" in str(err.value)
     assert len(SampleIndex.build(w["ds"])) == 0
+
+
+def test_a_run_trained_after_the_forget_is_not_asked_to_retrain(tmp_path):
+    w = build_world(tmp_path, simple_posts())
+    forget(requests_from(authors=["ann"]), [w["root"]])            # no rewrite: the loader filters
+    later = w["root"] / "runs" / "r2"
+    later.mkdir()
+    (later / "run.json").write_text(json.dumps({"kind": "pretrain", "dataset": {   # as pretrain records it now
+        "path": str(w["ds"]), "manifest_version": catalog.manifest_version(w["ds"]), "tombstones_applied": 1}}))
+    report = forget(requests_from(authors=["ann"]), [w["root"]])
+    assert report.retrain == [str(w["run"])]                       # only the run trained before the request
+    assert not (later / "forget_notice.json").exists()
+    report = forget(requests_from(authors=["bob"]), [w["root"]])    # a new request reaches the later run too
+    assert sorted(report.retrain) == sorted([str(w["run"]), str(later)])

@@ -15,8 +15,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from tagsight.ingest import catalog
-from tagsight.lineage import Artifact, iter_artifacts, read_artifact, resolve
+from tagsight.lineage import Artifact, Ref, iter_artifacts, read_artifact, resolve
 from tagsight.privacy.forget import removed_post_keys
+from tagsight.privacy.tombstones import Tombstones, load_tombstones
 
 
 def match_keys(post: str, keys: Iterable[str]) -> set[str]:
@@ -43,6 +44,17 @@ def version_holds(dataset_dir: str | Path, version: str | None, keys: set[str]) 
     return held | {k for k, v in removed.items() if v not in versions or versions.index(v) >= i}
 
 
+def filtered_out(dataset_dir: str | Path, ref: Ref) -> set[str]:
+    """Kept posts the loader left out when ``ref``'s reader used the dataset (its first N tombstones applied)."""
+    if not ref.tombstones_applied:
+        return set()
+    applied = Tombstones.of(load_tombstones(dataset_dir).rows[: ref.tombstones_applied])
+    posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
+    keys = pc.binary_join_element_wise(posts["source"], posts["post_id"], "/").to_pylist()
+    return {k for k, a, t in zip(keys, posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
+            if applied.forgets(k, a, t or ())}
+
+
 def made_from(artifact: Artifact, keys: set[str], known: list[Artifact]) -> set[str]:
     """The keys among ``keys`` the artifact holds itself or that a dataset version in its lineage held."""
     found = set(artifact.post_keys & keys) if artifact.post_keys is not None else set()
@@ -57,7 +69,7 @@ def made_from(artifact: Artifact, keys: set[str], known: list[Artifact]) -> set[
                 continue
             seen.add((str(parent.path), ref.version))
             if parent.kind == "dataset":
-                found |= version_holds(parent.path, ref.version, keys)
+                found |= version_holds(parent.path, ref.version, keys) - filtered_out(parent.path, ref)
             else:
                 found |= set(parent.post_keys & keys) if parent.post_keys is not None else set()
                 stack.append(parent)
