@@ -3,9 +3,11 @@
 ``SampleIndex.build(dataset_dir)`` scans the tar headers of every shard listed in
 ``manifest.json`` (no image decoding) and records, per sample, the shard, the byte offset and size
 of its ``.jpg`` and ``.json`` members, its post key (``source/post_id``) and its hashtags as
-written. The index is cached as ``DATASET_DIR/index.parquet`` tagged with the manifest version and
+written, and its author. The index is cached as ``DATASET_DIR/index.parquet`` tagged with the manifest version and
 rebuilt when the dataset changes. ``read_jpeg(i)`` is one positional read (``os.pread``), safe to
-share across forked DataLoader workers. ``holdout`` splits by post with a seeded hash, so all media
+share across forked DataLoader workers. Samples of posts forgotten by the dataset's tombstones
+(``tagsight forget``) are left out when the index is loaded, before any shard rewrite: ``forgotten``
+counts them, and ``tombstones`` says which state was applied. ``holdout`` splits by post with a seeded hash, so all media
 of a post fall on the same side and train and evaluation never share a post.
 """
 
@@ -27,15 +29,16 @@ import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_bytes
 from tagsight.ingest.catalog import load_manifest
+from tagsight.privacy.tombstones import load_tombstones
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.parquet"
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 _SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
     ("json_offset", pa.int64()), ("json_size", pa.int64()), ("post_key", pa.string()),
-    ("hashtags", pa.list_(pa.string())),
+    ("hashtags", pa.list_(pa.string())), ("author_id", pa.string()),
 ])
 
 
@@ -54,6 +57,9 @@ class SampleIndex:
     json_size: np.ndarray
     post_keys: list[str]
     hashtags: list[list[str]]
+    author_ids: list[str | None] = field(default_factory=list)
+    forgotten: int = 0           # samples left out because the dataset's tombstones forget their post
+    tombstones: str = ""         # Tombstones.digest of the state applied ("" = none)
     _fds: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -71,7 +77,26 @@ class SampleIndex:
             cached = _scan_shards(dataset_dir / "shards", names)
             _write_cache(dataset_dir / INDEX_FILE, cached, version)
             log.info("indexed %d samples in %d shards of dataset %s", cached.num_rows, len(names), version)
-        return cls._from_table(dataset_dir, version, cached)
+        index = cls._from_table(dataset_dir, version, cached)
+        return index.without_forgotten()
+
+    def without_forgotten(self) -> SampleIndex:
+        """This index less the samples of posts the dataset's tombstones forget (counted and logged)."""
+        tombstones = load_tombstones(self.dataset_dir)
+        if not tombstones:
+            return self
+        keep = np.fromiter((not tombstones.forgets(k, a, t) for k, a, t in
+                            zip(self.post_keys, self.author_ids or [None] * len(self), self.hashtags)),
+                           dtype=bool, count=len(self))
+        rows = np.flatnonzero(keep)
+        pick = lambda values: [values[i] for i in rows]  # noqa: E731
+        out = SampleIndex(self.dataset_dir, self.version, self.shard_names, self.shard_ids[rows], pick(self.keys),
+                          self.jpg_offset[rows], self.jpg_size[rows], self.json_offset[rows], self.json_size[rows],
+                          pick(self.post_keys), pick(self.hashtags), pick(self.author_ids) if self.author_ids else [],
+                          self.forgotten + int((~keep).sum()), tombstones.digest)
+        log.info("dataset %s: %d of %d samples left out as forgotten (%d tombstones)", self.version,
+                 out.forgotten, len(self), len(tombstones))
+        return out
 
     @classmethod
     def _from_table(cls, dataset_dir: Path, version: str, table: pa.Table) -> SampleIndex:
@@ -81,7 +106,7 @@ class SampleIndex:
         ints = {c: np.asarray(cols[c], dtype=np.int64) for c in ("jpg_offset", "jpg_size", "json_offset", "json_size")}
         return cls(dataset_dir, version, shard_names, np.asarray([lookup[s] for s in cols["shard"]], dtype=np.int32),
                    cols["key"], ints["jpg_offset"], ints["jpg_size"], ints["json_offset"], ints["json_size"],
-                   cols["post_key"], [list(t or []) for t in cols["hashtags"]])
+                   cols["post_key"], [list(t or []) for t in cols["hashtags"]], cols["author_id"])
 
     def shard_of(self, i: int) -> str:
         """Name of the shard holding sample ``i``."""
@@ -99,7 +124,12 @@ class SampleIndex:
         shard = int(self.shard_ids[i])
         fd = self._fds.get(shard)
         if fd is None:
-            fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+            try:
+                fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+            except FileNotFoundError:
+                raise ReasonError("shard_missing", f"{self.shard_names[shard]} is gone: dataset {self.version} was "
+                                                   "rewritten (tagsight forget --rewrite?) since this index was "
+                                                   "built; build the index again") from None
         size = int(sizes[i])
         data = os.pread(fd, size, int(offsets[i]))
         if len(data) != size:
@@ -189,4 +219,4 @@ def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: ta
                                                  "re-run ingest") from exc
     return {"shard": shard, "key": key, "jpg_offset": jpg.offset_data, "jpg_size": jpg.size,
             "json_offset": meta_info.offset_data, "json_size": meta_info.size,
-            "post_key": post_key, "hashtags": list(meta.get("hashtags") or [])}
+            "post_key": post_key, "hashtags": list(meta.get("hashtags") or []), "author_id": meta.get("author_id")}

@@ -51,6 +51,10 @@ class LabelledImages:
     def name(self, i: int) -> str:
         raise NotImplementedError
 
+    def lineage(self) -> dict | None:
+        """What the items were read from, for the feature cache: parents and per-item post keys (None: not posts)."""
+        return None
+
 
 class SubsetImages(LabelledImages):
     """The items ``keep`` (indices into ``base``, in order) of another labelled set."""
@@ -72,6 +76,12 @@ class SubsetImages(LabelledImages):
 
     def name(self, i: int) -> str:
         return self.base.name(int(self.keep[i]))
+
+    def lineage(self) -> dict | None:
+        base = self.base.lineage()
+        if base is None:
+            return None
+        return {**base, "post_keys": [base["post_keys"][int(i)] for i in self.keep]}
 
 
 class FolderImages(LabelledImages):
@@ -119,7 +129,12 @@ class ShardImages(LabelledImages):
         self.classes = _class_list(sorted({names[i] for i in self.rows}), classes, str(dataset_dir))
         lookup = {name: i for i, name in enumerate(self.classes)}
         self.labels = np.asarray([lookup[names[i]] for i in self.rows], dtype=np.int64)
-        self.identity = f"dataset:{self.index.version}:" + _digest(self.classes)
+        forgotten = f"-{self.index.tombstones}" if self.index.tombstones else ""  # new tombstones: new cache key
+        self.identity = f"dataset:{self.index.version}{forgotten}:" + _digest(self.classes)
+
+    def lineage(self) -> dict:
+        return {"parents": [{"kind": "dataset", "path": str(self.index.dataset_dir.resolve()), "version": self.index.version}],
+                "tombstones": self.index.tombstones, "post_keys": [self.index.post_keys[int(i)] for i in self.rows]}
 
     def read_bytes(self, i: int) -> bytes:
         return self.index.read_jpeg(int(self.rows[i]))

@@ -4,7 +4,11 @@
 backbone's data config (short side to size / 0.875, centre crop). With ``cache_dir`` the result is
 stored as ``cache_dir/<key>.safetensors``; the key hashes the backbone (name, every weight tensor,
 data config), the dataset's ``identity`` and the transform settings, so a second call with the
-same inputs reads the file instead of recomputing, and any change gives a new key.
+same inputs reads the file instead of recomputing, and any change gives a new key. Features of an
+ingested dataset record their lineage and per-row post keys in the file's header metadata
+(``tagsight.lineage.FEATURE_META_KEY``), so ``tagsight forget`` finds and deletes the files that
+hold a forgotten post; the dataset's tombstone state is part of the key, so the next extraction
+(which leaves forgotten posts out) writes a new file.
 
 Under torchrun every rank extracts the strided share ``rank::world_size``; the shares are gathered
 with ``all_gather_cat`` (unequal lengths allowed) and put back in dataset order, so every rank
@@ -26,12 +30,13 @@ from torch.utils.data import DataLoader, Dataset
 from tagsight.data.transforms import EVAL_CROP_FRACTION, eval_transform
 from tagsight.eval.datasets import LabelledImages
 from tagsight.fsio import atomic_write_bytes
+from tagsight.lineage import FEATURE_META_KEY
 from tagsight.models.backbone import Backbone
 from tagsight.train.distributed import DistEnv, all_gather_cat
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 
 
 class _Transformed(Dataset):
@@ -78,7 +83,9 @@ def extract_features(backbone: Backbone, images: LabelledImages, batch_size: int
     labels = np.asarray(images.labels, dtype=np.int64)
     if path is not None and env.is_main:
         data = {"features": torch.from_numpy(feats), "labels": torch.from_numpy(labels)}
-        atomic_write_bytes(path, _safetensors_bytes(data))
+        record = images.lineage()
+        meta = {FEATURE_META_KEY: json.dumps(record, sort_keys=True)} if record else None
+        atomic_write_bytes(path, _safetensors_bytes(data, meta))
         log.info("features cached in %s", path)
     return feats, labels
 
@@ -116,5 +123,5 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data["features"].numpy().astype(np.float32), data["labels"].numpy().astype(np.int64)
 
 
-def _safetensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    return save({k: v.contiguous() for k, v in tensors.items()})
+def _safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)

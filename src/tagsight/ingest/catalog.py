@@ -69,10 +69,13 @@ def table_path(dataset_dir: str | Path, table: str) -> Path:
     return catalog_dir(dataset_dir) / f"{table}.parquet"
 
 
-def write_table(dataset_dir: str | Path, table: str, rows: list[dict[str, Any]]) -> int:
-    """Write ``rows`` as the whole ``table`` (atomic replace). Returns the row count."""
+def write_table(dataset_dir: str | Path, table: str, rows: list[dict[str, Any]] | pa.Table) -> int:
+    """Write ``rows`` (dicts or an Arrow table) as the whole ``table`` (atomic replace). Returns the row count."""
     schema = SCHEMAS[table]
-    arrow = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+    if isinstance(rows, pa.Table):
+        arrow = rows.select(schema.names).cast(schema)
+    else:
+        arrow = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     buf = io.BytesIO()
     pq.write_table(arrow, buf, compression="zstd")
     atomic_write_bytes(table_path(dataset_dir, table), buf.getvalue())

@@ -34,6 +34,7 @@ from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, s
 from tagsight.ingest.sources import Rejected, Source
 from tagsight.ingest.text import fold_hashtag
 from tagsight.privacy.policy import ConsentPolicy, decide
+from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ def _decision(ref: str, source: str, post_id: str | None, author_id: str | None,
                 status=status, stage=stage, reason=reason, detail=detail)
 
 
-def scan(source: Source, policy: ConsentPolicy) -> _Scan:
-    """Read every record once and apply the schema and consent gates (no image is opened here)."""
+def scan(source: Source, policy: ConsentPolicy, tombstones: Tombstones = Tombstones()) -> _Scan:
+    """Read every record once and apply the schema and consent gates and the tombstones (no image is opened here)."""
     out, seen = _Scan(), set()
     for item in source:
         if isinstance(item, Rejected):
@@ -142,6 +143,8 @@ def scan(source: Source, policy: ConsentPolicy) -> _Scan:
                                            "rejected", "source", item.reason, item.detail))
             continue
         reasons = ["duplicate_post_id"] if item.key in seen else decide(item, policy)
+        if not reasons and tombstones.forgets(item.key, item.author_id, item.hashtags):
+            reasons = ["forgotten"]  # a re-ingest into a folder with tombstones never brings a forgotten post back
         seen.add(item.key)
         if not reasons and not item.media:
             reasons = ["no_media"]
@@ -250,7 +253,7 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("reading %s source %s", source.format, source.path)
-    sc = scan(source, policy)
+    sc = scan(source, policy, load_tombstones(out_dir))
     log.info("%d records, %d eligible posts with %d media", len(sc.decisions) + len(sc.posts), len(sc.posts), len(sc.tasks))
     cache = ChunkCache(out_dir, source.root, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
     with Progress(len(sc.tasks), "ingest images", "img") as progress:

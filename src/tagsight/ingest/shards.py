@@ -14,9 +14,9 @@ import os
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable, Iterator
 
-from tagsight.fsio import atomic_write_bytes  # noqa: F401  (re-exported for callers of this module)
+from tagsight.fsio import ReasonError, atomic_write_bytes  # noqa: F401  (re-exported for callers of this module)
 
 SHARD_PATTERN = "shard-{:05d}.tar"
 
@@ -109,3 +109,44 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_BLOCK = 512
+_RECORD = 20 * _BLOCK  # tarfile's default record size: archives end padded to a multiple of it
+
+
+def _members(data: bytes, where: str) -> Iterator[tuple[str, int, int, int]]:
+    """(name, header offset, data offset, data size) of each member of an uncompressed USTAR archive in ``data``."""
+    pos = 0
+    while pos + _BLOCK <= len(data) and data[pos:pos + _BLOCK].strip(b"\0"):
+        header = data[pos:pos + _BLOCK]
+        try:
+            name = header[:100].split(b"\0", 1)[0].decode("utf-8")
+            prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8")
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        except ValueError as exc:
+            raise ReasonError("shard_unreadable", f"{where}: bad tar header at byte {pos} ({exc})") from exc
+        yield (f"{prefix}/{name}" if prefix else name), pos, pos + _BLOCK, size
+        pos += _BLOCK + -(-size // _BLOCK) * _BLOCK
+
+
+def filter_shard(path: str | Path, drop: Callable[[str, dict[str, Any]], bool]) -> tuple[bytes, int, set[str]]:
+    """A shard's bytes without the samples ``drop(key, meta)`` selects: (new archive bytes, samples kept, keys dropped).
+
+    Kept members are copied byte for byte (headers included), so what remains is exactly what was
+    written; nothing is decoded but each sample's JSON.
+    """
+    data = Path(path).read_bytes()
+    samples: dict[str, list[tuple[str, int, int, int]]] = {}
+    for member in _members(data, str(path)):
+        samples.setdefault(member[0].partition(".")[0], []).append(member)
+    out, kept, dropped = bytearray(), 0, set()
+    for key, members in samples.items():
+        meta = next((json.loads(data[d:d + s]) for n, _, d, s in members if n.endswith(".json")), {})
+        if drop(key, meta):
+            dropped.add(key)
+            continue
+        kept += 1
+        for _, start, d, s in members:
+            out += data[start:d + -(-s // _BLOCK) * _BLOCK]
+    out += bytes(2 * _BLOCK)
+    out += bytes(-len(out) % _RECORD)
+    return bytes(out), kept, dropped

@@ -10,6 +10,7 @@ post, and a ``TombstoneWatcher`` lets a long-running process see new tombstones 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Iterable
@@ -71,6 +72,14 @@ class Tombstones:
 
     def __bool__(self) -> bool:
         return bool(self.authors or self.posts or self.hashtags)
+
+    @property
+    def digest(self) -> str:
+        """A short hash of what is forgotten ("" when nothing is): caches key on it, so a new tombstone makes new keys."""
+        if not self:
+            return ""
+        text = "\n".join(f"{k}\0{v}" for k in KINDS for v in sorted(getattr(self, f"{k}s")))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def forgets(self, post_key: str, author_id: str | None = None, hashtags: Iterable[str] = ()) -> bool:
         """Whether the post ``source/post_id`` (by ``author_id``, carrying ``hashtags``) is forgotten."""

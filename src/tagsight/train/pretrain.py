@@ -23,6 +23,7 @@ from tagsight.eval.metrics import hashtag_metrics, per_label_average_precision
 from tagsight.fsio import atomic_write_text
 from tagsight.ingest.catalog import manifest_version
 from tagsight.models.backbone import create_backbone
+from tagsight.privacy.tombstones import load_tombstones
 from tagsight.objectives.base import OBJECTIVES
 from tagsight.tags.vocab import Vocabulary
 from tagsight.train.config import PretrainConfig
@@ -50,7 +51,8 @@ def build_stream(index: SampleIndex, vocab: Vocabulary, cfg: PretrainConfig, dat
 
 def lineage(dataset_dir: Path, vocab_path: Path, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
     return {"tagsight_version": __version__, "kind": "pretrain", "objective": cfg.objective.name,
-            "dataset": {"path": str(dataset_dir), "manifest_version": manifest_version(dataset_dir)},
+            "dataset": {"path": str(dataset_dir), "manifest_version": manifest_version(dataset_dir),
+                        "tombstones_applied": len(load_tombstones(dataset_dir))},
             "vocab": {"path": str(vocab_path), "version": vocab.version, "labels": len(vocab)},
             "backbone": cfg.model.name, "world_size": env.world_size}
 

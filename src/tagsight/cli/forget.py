@@ -1,0 +1,45 @@
+"""``tagsight forget --author ID | --post ID | --hashtag TAG | --optout-file F --root DIR [--rewrite]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tagsight.fsio import ReasonError
+
+DEFAULT_FEATURE_CACHE = Path.home() / ".cache" / "tagsight" / "features"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("forget", help="forget a person, a post or a hashtag everywhere: datasets, features, runs",
+                       description="Record tombstones in every dataset under --root, then remove the forgotten posts "
+                                   "from every artifact tagsight made there (and in the feature cache) and list the "
+                                   "runs whose lineage includes them. Idempotent; safe while a server runs.")
+    p.add_argument("--author", action="append", default=[], metavar="ID", help="an author id (repeatable)")
+    p.add_argument("--post", action="append", default=[], metavar="ID", help="a post key source/post_id or post id")
+    p.add_argument("--hashtag", action="append", default=[], metavar="TAG", help="a hashtag (folded: #No_AI = noai)")
+    p.add_argument("--optout-file", action="append", default=[], type=Path, metavar="F",
+                   help="lines author:ID, post:ID, hashtag:TAG or a bare author id")
+    p.add_argument("--root", type=Path, required=True, help="folder holding the datasets, vocabularies and runs")
+    p.add_argument("--rewrite", action="store_true",
+                   help="also rewrite the shards and catalog as a new dataset version without the posts "
+                        "(without it the loader filters them against the tombstones)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_FEATURE_CACHE,
+                   help=f"feature cache to purge as well (default {DEFAULT_FEATURE_CACHE})")
+    p.add_argument("--reason", default="request", help="reason recorded with the tombstones (default: request)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.privacy.forget import forget, requests_from
+
+    roots = [args.root] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
+    try:
+        requests = requests_from(args.author, args.post, args.hashtag, args.optout_file, args.reason)
+        report = forget(requests, roots, rewrite=args.rewrite)
+    except ReasonError as exc:
+        print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0

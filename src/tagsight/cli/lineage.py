@@ -1,0 +1,48 @@
+"""``tagsight lineage ARTIFACT`` (the chain it was made from) or ``tagsight lineage --post ID --root DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tagsight.fsio import ReasonError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lineage", help="what an artifact was made from, or every artifact holding a post",
+                       description="With ARTIFACT (a dataset, vocabulary, run, index folder or feature file): print "
+                                   "the chain of parents, resolving path-less ones under --root. With --post: list "
+                                   "every artifact under --root that contains the post or was made from a dataset "
+                                   "version that held it.")
+    p.add_argument("artifact", nargs="?", type=Path, help="a folder with manifest.json, vocab.json, run.json or "
+                                                          "lineage.json, or a cached-feature .safetensors file")
+    p.add_argument("--post", metavar="ID", help="a post key source/post_id or a post id")
+    p.add_argument("--root", type=Path, default=None, help="where to look (default: the artifact's parent folder)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.lineage import format_chain, iter_artifacts, read_artifact
+    from tagsight.privacy.trace import artifacts_with_post
+
+    if (args.artifact is None) == (args.post is None):
+        print("tagsight lineage: give either ARTIFACT or --post ID (with --root)", file=sys.stderr)
+        return 2
+    try:
+        if args.post is not None:
+            if args.root is None:
+                print("tagsight lineage: --post needs --root DIR", file=sys.stderr)
+                return 2
+            found = artifacts_with_post(args.post, [args.root])
+            for artifact, how in found:
+                print(f"{artifact.kind:<9} {artifact.path}  ({how}; version {artifact.version})")
+            print(f"{len(found)} artifact(s) under {args.root} hold or were made from post {args.post}")
+            return 0
+        artifact = read_artifact(args.artifact)
+        root = args.root or artifact.path.resolve().parent.parent
+        print(format_chain(artifact, list(iter_artifacts(root))))
+    except ReasonError as exc:
+        print(f"tagsight lineage: {exc.reason}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,236 @@
+"""Lineage: what every artifact tagsight makes was made from, read back from the records artifacts already keep.
+
+An artifact is a dataset (``manifest.json``), a vocabulary (``vocab.json``), a run (``run.json``:
+its checkpoints and heads), a cached-feature file (``*.safetensors`` whose header metadata holds
+``tagsight_lineage``) or any folder with a ``lineage.json`` (nearest-neighbour indexes, heads,
+curated sets and review queues write one with ``write_lineage``). Each names its parents by kind,
+path and version (``Ref``); a parent without a path (a vocabulary names its dataset by version
+only) is found by version among the artifacts under a search root. A dataset rewritten by
+``tagsight forget --rewrite`` keeps its earlier versions in ``manifest["history"]``, so a run
+trained on an earlier version still resolves to that dataset folder.
+
+``lineage.json``::
+
+    {"format": "tagsight-lineage", "kind": "index", "version": "...",
+     "parents": [{"kind": "run", "path": "runs/r1", "version": "..."}],
+     "contents": "items.parquet"}        # optional: a Parquet file with a post_key column
+
+This module is a low layer: it reads JSON and Parquet, and imports nothing above ``fsio``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from tagsight.fsio import ReasonError, atomic_write_text
+
+LINEAGE_FILE = "lineage.json"
+RECORD_FILES = {"manifest.json": "dataset", "vocab.json": "vocab", "run.json": "run", LINEAGE_FILE: None}
+FEATURE_META_KEY = "tagsight_lineage"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parent as an artifact names it: kind, path (may be None) and version (may be None)."""
+
+    kind: str
+    path: str | None = None
+    version: str | None = None
+    tombstones_applied: int | None = None   # a dataset read with its first N tombstones applied (loader filter)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"kind": self.kind, "path": self.path, "version": self.version}
+        return d if self.tombstones_applied is None else {**d, "tombstones_applied": self.tombstones_applied}
+
+    def label(self) -> str:
+        where = self.path or "(path not recorded)"
+        return f"{self.kind} {where} version {self.version or '?'}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact on disk with its lineage record."""
+
+    kind: str
+    path: Path
+    version: str
+    parents: tuple[Ref, ...] = ()
+    history: tuple[str, ...] = ()          # earlier versions of the same folder (datasets rewritten by forget)
+    post_keys: frozenset[str] | None = None  # posts it holds itself, when it records them
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return (*self.history, self.version)
+
+    def label(self) -> str:
+        return f"{self.kind} {self.path} version {self.version}"
+
+
+def write_lineage(folder: str | Path, kind: str, version: str, parents: Iterable[Ref], **extra: Any) -> Path:
+    """Write ``folder/lineage.json`` for an artifact kind that has no record of its own (indexes, heads, sets)."""
+    if not kind or not version:
+        raise ValueError(f"a lineage record needs a kind and a version, got {kind!r} and {version!r}")
+    record = {"format": "tagsight-lineage", "kind": kind, "version": version,
+              "parents": [p.to_dict() for p in parents], **extra}
+    return atomic_write_text(Path(folder) / LINEAGE_FILE, json.dumps(record, indent=1, sort_keys=True))
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def read_artifact(path: str | Path) -> Artifact:
+    """The artifact at ``path``: a folder holding a record file, the record file itself, or a feature file."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        return _feature_artifact(path)
+    if path.is_file() and path.name in RECORD_FILES:
+        path = path.parent
+    for name in RECORD_FILES:
+        record = path / name
+        if record.is_file():
+            return _READERS[name](path, _load_json(record))
+    raise ReasonError("not_an_artifact", f"{path} holds none of {', '.join(RECORD_FILES)} and is not a "
+                                         "cached-feature file: not a tagsight artifact")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReasonError("lineage_unreadable", f"{path} is not valid JSON ({exc})") from exc
+
+
+def _dataset(folder: Path, m: dict[str, Any]) -> Artifact:
+    parent = m.get("parent")
+    source = m.get("source") or {}
+    parents = ((Ref("dataset", str(folder), parent["version"]),) if parent else ()) + (
+        Ref("source", source.get("name"), source.get("format")),)
+    history = tuple(h["version"] for h in m.get("history", []))
+    return Artifact("dataset", folder, str(m["version"]), parents, history, extra={"counts": m.get("counts", {})})
+
+
+def _vocab(folder: Path, v: dict[str, Any]) -> Artifact:
+    source = v.get("input") or {}
+    if source.get("kind") == "dataset":
+        parents = (Ref("dataset", source.get("path"), source.get("manifest_version")),)
+    else:
+        parents = (Ref("source", None, source.get("kind")),)
+    return Artifact("vocab", folder, str(v["version"]), parents)
+
+
+def _run(folder: Path, r: dict[str, Any]) -> Artifact:
+    parents = [Ref("dataset", r["dataset"]["path"], r["dataset"]["manifest_version"],
+                   r["dataset"].get("tombstones_applied"))]
+    if r.get("vocab"):
+        parents.append(Ref("vocab", r["vocab"]["path"], r["vocab"]["version"]))
+    if r.get("backbone_run"):
+        parents.append(Ref("run", r["backbone_run"].get("path"), r["backbone_run"].get("version")))
+    ckpts = sorted(str(p) for p in (folder / "checkpoints").glob("*")) if (folder / "checkpoints").is_dir() else []
+    version = r.get("version") or f"{r['dataset']['manifest_version']}+{(r.get('vocab') or {}).get('version', '')}"
+    return Artifact("run", folder, version, tuple(parents), extra={"checkpoints": ckpts, "kind": r.get("kind")})
+
+
+def _generic(folder: Path, g: dict[str, Any]) -> Artifact:
+    if "kind" not in g or "version" not in g:
+        raise ReasonError("lineage_unreadable", f"{folder / LINEAGE_FILE} lacks 'kind' or 'version'")
+    parents = tuple(Ref(p["kind"], p.get("path"), p.get("version"), p.get("tombstones_applied"))
+                    for p in g.get("parents", []))
+    keys = None
+    if g.get("contents"):
+        table = pq.read_table(folder / g["contents"], columns=["post_key"])
+        keys = frozenset(table.column("post_key").to_pylist())
+    return Artifact(str(g["kind"]), folder, str(g["version"]), parents, post_keys=keys,
+                    extra={k: v for k, v in g.items() if k not in ("kind", "version", "parents", "format")})
+
+
+_READERS = {"manifest.json": _dataset, "vocab.json": _vocab, "run.json": _run, LINEAGE_FILE: _generic}
+
+
+def safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, read from its header alone (no tensor is loaded)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ReasonError("lineage_unreadable", f"{path} is not a safetensors file")
+        (size,) = struct.unpack("<Q", head)
+        header = json.loads(f.read(size))
+    return dict(header.get("__metadata__") or {})
+
+
+def _feature_artifact(path: Path) -> Artifact:
+    meta = safetensors_metadata(path).get(FEATURE_META_KEY)
+    if not meta:
+        return Artifact("features", path, path.stem, extra={"provenance": "not recorded"})
+    record = json.loads(meta)
+    parents = tuple(Ref(p["kind"], p.get("path"), p.get("version")) for p in record.get("parents", []))
+    return Artifact("features", path, path.stem, parents, post_keys=frozenset(record.get("post_keys", [])))
+
+
+# ------------------------------------------------------------------------------------------- finding
+
+
+def iter_artifacts(root: str | Path) -> Iterator[Artifact]:
+    """Every artifact under ``root`` (the root itself included), in path order; unreadable records are skipped with their reason."""
+    root = Path(root)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("shards", "catalog", "checkpoints"))
+        here = Path(folder)
+        if any(name in files for name in RECORD_FILES):
+            yield read_artifact(here)
+        for name in sorted(files):
+            if name.endswith(".safetensors"):
+                yield _feature_artifact(here / name)
+
+
+def resolve(ref: Ref, known: Iterable[Artifact]) -> Artifact | None:
+    """The artifact a parent reference names: by path when it exists, else by kind and version among ``known``."""
+    if ref.path and Path(ref.path).exists() and ref.kind != "source":
+        try:
+            return read_artifact(ref.path)
+        except ReasonError:
+            return None
+    if ref.version is None:
+        return None
+    return next((a for a in known if a.kind == ref.kind and ref.version in a.versions), None)
+
+
+def chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> list[tuple[int, Ref, Artifact | None]]:
+    """Depth-first (depth, parent reference, resolved artifact or None) for every ancestor of ``artifact``."""
+    known = list(known)
+    out: list[tuple[int, Ref, Artifact | None]] = []
+
+    def visit(a: Artifact, depth: int, seen: frozenset[tuple[str, str]]) -> None:
+        for ref in a.parents:
+            found = resolve(ref, known)
+            out.append((depth, ref, found))
+            key = (str(found.path), ref.version or "") if found else None
+            current = found is not None and ref.version in (None, found.version)
+            if current and key not in seen and found.path != a.path:  # an earlier version: its parents are not on disk
+                visit(found, depth + 1, seen | {key})
+
+    visit(artifact, 1, frozenset({(str(artifact.path), artifact.version)}))
+    return out
+
+
+def format_chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> str:
+    """The chain as indented lines, the artifact first."""
+    lines = [artifact.label()]
+    for key in ("checkpoints",):
+        if artifact.extra.get(key):
+            lines.append(f"  {key}: {', '.join(Path(c).name for c in artifact.extra[key])}")
+    for depth, ref, found in chain(artifact, known):
+        where = f" -> {found.path}" if found is not None and str(found.path) != ref.path else ""
+        if found is not None and ref.version not in (None, found.version):
+            where += f" (an earlier version: the folder is now at {found.version}, rewritten by forget)"
+        missing = "" if found is not None or ref.kind == "source" else "  [not found]"
+        lines.append(f"{'  ' * depth}<- {ref.label()}{where}{missing}")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Lineage: every artifact names its parents; chains resolve through rewrites; --post lists every holder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from safetensors.torch import save_file
+import torch
+
+from tagsight import cli
+from tagsight.fsio import ReasonError
+from tagsight.ingest import catalog
+from tagsight.ingest.pipeline import IngestConfig, ingest
+from tagsight.ingest.sources import open_source
+from tagsight.lineage import FEATURE_META_KEY, Ref, chain, format_chain, iter_artifacts, read_artifact, write_lineage
+from tagsight.privacy.forget import forget, requests_from
+from tagsight.privacy.trace import artifacts_with_post
+
+
+def make_world(tmp_path: Path, mixed_source) -> dict:
+    """dataset -> vocab (names it by version only) -> run -> similar-image index (lineage.json + contents)."""
+    path, _ = mixed_source
+    root = tmp_path / "root"
+    ds = root / "data" / "mine"
+    ingest(open_source(path, "jsonl", name="feed"), ds, cfg=IngestConfig(workers=1))
+    version = catalog.manifest_version(ds)
+    vocab = root / "vocab"
+    vocab.mkdir(parents=True)
+    (vocab / "vocab.json").write_text(json.dumps({"format": "tagsight-vocab", "version": "v0c4b",
+                                                  "input": {"kind": "dataset", "manifest_version": version}}))
+    run = root / "runs" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000010.safetensors").write_bytes(b"")
+    (run / "run.json").write_text(json.dumps({"kind": "pretrain", "backbone": "resnet18",
+                                              "dataset": {"path": str(ds), "manifest_version": version},
+                                              "vocab": {"path": str(vocab), "version": "v0c4b", "labels": 3}}))
+    keys = [f"feed/{p}" for p in catalog.read_table(ds, "posts", ["post_id"]).column("post_id").to_pylist()]
+    index = root / "index"
+    index.mkdir()
+    pq.write_table(pa.table({"post_key": keys}), index / "items.parquet")
+    write_lineage(index, "index", "i1", [Ref("run", str(run), f"{version}+v0c4b")], contents="items.parquet")
+    return {"root": root, "ds": ds, "vocab": vocab, "run": run, "index": index, "version": version, "keys": keys}
+
+
+def test_each_record_kind_is_read_with_its_parents(tmp_path, mixed_source):
+    w = make_world(tmp_path, mixed_source)
+    ds = read_artifact(w["ds"])
+    assert ds.kind == "dataset" and ds.version == w["version"] and ds.parents[0].kind == "source"
+    assert read_artifact(w["vocab"] / "vocab.json").parents == (Ref("dataset", None, w["version"]),)
+    run = read_artifact(w["run"])
+    assert [p.kind for p in run.parents] == ["dataset", "vocab"] and run.extra["checkpoints"][0].endswith("10.safetensors")
+    index = read_artifact(w["index"])
+    assert index.kind == "index" and index.post_keys == frozenset(w["keys"])
+    kinds = sorted(a.kind for a in iter_artifacts(w["root"]))
+    assert kinds == ["dataset", "index", "run", "vocab"]   # checkpoints are not artifacts of their own
+
+
+def test_chain_resolves_path_less_parents_by_version(tmp_path, mixed_source):
+    w = make_world(tmp_path, mixed_source)
+    known = list(iter_artifacts(w["root"]))
+    steps = chain(read_artifact(w["index"]), known)
+    assert [(d, ref.kind) for d, ref, _ in steps] == [(1, "run"), (2, "dataset"), (3, "source"), (2, "vocab"),
+                                                       (3, "dataset"), (4, "source")]
+    vocab_parent = steps[4][2]
+    assert vocab_parent is not None and vocab_parent.path == w["ds"]   # found by version
+    text = format_chain(read_artifact(w["run"]), known)
+    assert text.splitlines()[0].startswith(f"run {w['run']}") and "checkpoints: step-00000010.safetensors" in text
+    assert "[not found]" not in text
+
+
+def test_a_run_on_a_rewritten_version_still_resolves_and_lists_the_post(tmp_path, mixed_source):
+    w = make_world(tmp_path, mixed_source)
+    forget(requests_from(posts=["feed/ok2"]), [w["root"]], rewrite=True)
+    assert catalog.manifest_version(w["ds"]) != w["version"]
+    run = read_artifact(w["run"])
+    found = chain(run, list(iter_artifacts(w["root"])))[0][2]
+    assert found is not None and w["version"] in found.versions
+    holders = {(a.kind, how) for a, how in artifacts_with_post("ok2", [w["root"]])}
+    assert holders == {("run", "trained on / made from"), ("vocab", "trained on / made from"),
+                       ("index", "contains")}
+    # a post never trained on is held by the current dataset and everything made from it
+    assert {a.kind for a, _ in artifacts_with_post("feed/ok1", [w["root"]])} == {"dataset", "run", "vocab", "index"}
+    assert artifacts_with_post("feed/nonexistent", [w["root"]]) == []
+
+
+def test_feature_files_carry_their_lineage(tmp_path):
+    path = tmp_path / "f.safetensors"
+    record = {"parents": [{"kind": "dataset", "path": "/d", "version": "v1"}], "post_keys": ["s/p1"]}
+    save_file({"features": torch.zeros(1, 2)}, str(path), metadata={FEATURE_META_KEY: json.dumps(record)})
+    a = read_artifact(path)
+    assert a.kind == "features" and a.post_keys == {"s/p1"} and a.parents == (Ref("dataset", "/d", "v1"),)
+    with pytest.raises(ReasonError) as err:
+        read_artifact(tmp_path)
+    assert err.value.reason == "not_an_artifact"
+    with pytest.raises(ValueError):
+        write_lineage(tmp_path, "index", "", [])
+
+
+def test_lineage_cli_prints_the_chain_and_the_holders(tmp_path, mixed_source, capsys):
+    w = make_world(tmp_path, mixed_source)
+    assert cli.main(["lineage", str(w["index"]), "--root", str(w["root"])]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"index {w['index']} version i1" and f"<- dataset {w['ds']} version {w['version']}" in out
+    assert cli.main(["lineage", "--post", "feed/ok1", "--root", str(w["root"])]) == 0
+    out = capsys.readouterr().out
+    assert "4 artifact(s)" in out and f"dataset   {w['ds']}  (contains" in out
+    assert cli.main(["lineage"]) == 2
+    assert cli.main(["lineage", str(tmp_path / "nothing")]) == 2
+    assert "not_an_artifact" in capsys.readouterr().err
