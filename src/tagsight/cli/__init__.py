@@ -8,7 +8,7 @@ import sys
 from importlib import import_module
 
 # Each module has ``register(subparsers)`` adding its verb(s) with ``set_defaults(func=...)``.
-VERB_MODULES = ("setup", "ingest", "vocab", "datasets", "pretrain", "eval", "demo")
+VERB_MODULES = ("setup", "ingest", "vocab", "datasets", "pretrain", "eval", "relevance", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
