@@ -35,7 +35,7 @@ INDEX_FORMAT = "1"
 _SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
     ("json_offset", pa.int64()), ("json_size", pa.int64()), ("post_key", pa.string()),
-    ("hashtags", pa.list_(pa.string())),
+    ("hashtags", pa.list_(pa.string())), ("hashtag_weights", pa.list_(pa.float64())),
 ])
 
 
@@ -54,6 +54,8 @@ class SampleIndex:
     json_size: np.ndarray
     post_keys: list[str]
     hashtags: list[list[str]]
+    # Per-hashtag loss weights aligned with ``hashtags`` (``tagsight relevance filter --policy weights``), else None.
+    hashtag_weights: list[list[float] | None] = field(default_factory=list)
     _fds: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -81,7 +83,8 @@ class SampleIndex:
         ints = {c: np.asarray(cols[c], dtype=np.int64) for c in ("jpg_offset", "jpg_size", "json_offset", "json_size")}
         return cls(dataset_dir, version, shard_names, np.asarray([lookup[s] for s in cols["shard"]], dtype=np.int32),
                    cols["key"], ints["jpg_offset"], ints["jpg_size"], ints["json_offset"], ints["json_size"],
-                   cols["post_key"], [list(t or []) for t in cols["hashtags"]])
+                   cols["post_key"], [list(t or []) for t in cols["hashtags"]],
+                   cols.get("hashtag_weights") or [None] * len(cols["key"]))
 
     def shard_of(self, i: int) -> str:
         """Name of the shard holding sample ``i``."""
@@ -144,6 +147,8 @@ def _read_cache(path: Path, version: str) -> pa.Table | None:
     if meta.get(b"manifest_version", b"").decode() != version or meta.get(b"index_format", b"").decode() != INDEX_FORMAT:
         log.info("index cache %s is for another dataset version; rebuilding", path)
         return None
+    if "hashtag_weights" not in table.column_names:  # a cache from before weights: none were stored
+        table = table.append_column("hashtag_weights", pa.nulls(table.num_rows, pa.list_(pa.float64())))
     return table
 
 
@@ -187,6 +192,11 @@ def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: ta
     except (ValueError, KeyError, TypeError) as exc:
         raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has unreadable metadata ({exc!r}); "
                                                  "re-run ingest") from exc
+    hashtags, weights = list(meta.get("hashtags") or []), meta.get("hashtag_weights")
+    if weights is not None and (len(weights) != len(hashtags) or not all(
+            isinstance(w, (int, float)) and w > 0 for w in weights)):
+        raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has hashtag_weights {weights!r} that are "
+                                                 f"not one positive number per hashtag ({len(hashtags)})")
     return {"shard": shard, "key": key, "jpg_offset": jpg.offset_data, "jpg_size": jpg.size,
             "json_offset": meta_info.offset_data, "json_size": meta_info.size,
-            "post_key": post_key, "hashtags": list(meta.get("hashtags") or [])}
+            "post_key": post_key, "hashtags": hashtags, "hashtag_weights": weights}
