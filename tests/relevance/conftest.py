@@ -65,10 +65,14 @@ def colour_dataset(tmp_path_factory) -> dict:
             "classes": classes, "root": root}
 
 
-def colour_features(index) -> np.ndarray:
+@pytest.fixture(scope="session")
+def colour_features(colour_dataset) -> np.ndarray:
     """Features that carry each sample's mean colour (what a good backbone would see), plus fixed noise."""
     import io
 
+    from tagsight.data.index import SampleIndex
+
+    index = SampleIndex.build(colour_dataset["dataset"])
     rows = []
     for i in range(len(index)):
         with Image.open(io.BytesIO(index.read_jpeg(i))) as img:
