@@ -34,7 +34,7 @@ def _register_score(verbs: argparse._SubParsersAction) -> None:
     s.add_argument("--img-size", type=int, default=None, help="backbone input size (default: the backbone's)")
     s.add_argument("--folds", type=int, default=5, help="cross-fitting folds, split by post (default 5)")
     s.add_argument("--loss", choices=("bce", "softmax"), default="bce", help="head loss (default bce)")
-    s.add_argument("--epochs", type=int, default=30, help="head training epochs per fold (default 30)")
+    s.add_argument("--epochs", type=int, default=10, help="head training epochs per fold (default 10)")
     s.add_argument("--seed", type=int, default=0, help="fold assignment and head training seed (default 0)")
     s.add_argument("--workers", type=int, default=0, help="feature extraction data loader workers (default 0)")
     s.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")

@@ -63,7 +63,7 @@ class ScoreConfig:
     folds: int = 5
     seed: int = 0
     loss: str = "bce"
-    epochs: int = 30
+    epochs: int = 10
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 256
@@ -123,12 +123,14 @@ def multi_hot(label_lists: list[list[int]], num_labels: int) -> np.ndarray:
 def train_head(x: torch.Tensor, y: torch.Tensor, cfg: ScoreConfig) -> nn.Module:
     """A standardised-input linear head fitted to multi-hot ``y`` (see the module docstring)."""
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
-    layer = nn.Linear(x.shape[1], y.shape[1])
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
     if cfg.loss == "softmax":
         keep = y.sum(1) > 0
         x, y = x[keep], y[keep] / y[keep].sum(1, keepdim=True)
+    layer = nn.Linear(x.shape[1], y.shape[1])
+    nn.init.zeros_(layer.weight)
+    with torch.no_grad():  # start at the label priors: Adam moves a bias only ~lr per step
+        prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
+        layer.bias.copy_(torch.log(prior / (1 - prior)) if cfg.loss == "bce" else torch.log(prior))
     xs = (x - mean) / std
     opt = torch.optim.Adam(layer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
