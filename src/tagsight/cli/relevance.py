@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Score every (image, label) pair of a dataset with a hashtag-prediction head "
                                    "that never trained on that image (K-fold cross-fitting over posts, on frozen "
                                    "features of an external backbone), score each label's visualness (its "
-                                   "out-of-fold AP), and write filtered dataset versions with lineage.")
+                                   "out-of-fold AP above chance), and write filtered dataset versions with lineage.")
     verbs = p.add_subparsers(dest="relevance_verb", metavar="ACTION", required=True)
     _register_score(verbs)
     _register_filter(verbs)
@@ -46,7 +46,7 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.add_argument("scores", type=Path, help="a scores folder (made by 'tagsight relevance score')")
     f.add_argument("--policy", choices=("pairs", "labels", "weights"), required=True,
                    help="pairs: drop pairs scoring below --threshold; labels: drop labels whose visualness "
-                        "(out-of-fold AP) is below --threshold; weights: keep all, store per-hashtag loss weights")
+                        "(out-of-fold AP above chance) is below --threshold; weights: keep all, store per-hashtag loss weights")
     f.add_argument("--threshold", type=float, default=None, help="score or visualness threshold in [0, 1]")
     f.add_argument("--min-weight", type=float, default=0.01, help="weights policy: smallest weight (default 0.01)")
     f.add_argument("--keep-empty", action="store_true", help="keep posts whose labelled hashtags were all dropped")

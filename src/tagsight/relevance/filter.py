@@ -5,7 +5,8 @@ highest over its media, so a hashtag stays when any of the post's images shows i
 
 * ``pairs``: drop a pair (every hashtag of the post that maps to that label) whose out-of-fold
   score is below ``threshold``;
-* ``labels``: drop every pair of a label whose visualness (out-of-fold AP) is below ``threshold``;
+* ``labels``: drop every pair of a label whose visualness (out-of-fold AP above chance) is below
+  ``threshold``;
 * ``weights``: keep everything and store per-hashtag weights (the pair score, at least
   ``min_weight``) in each sample's JSON as ``hashtag_weights``, aligned with ``hashtags``; the
   training stream then uses targets proportional to the weights instead of 1/k.

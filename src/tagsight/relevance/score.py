@@ -9,8 +9,9 @@ Protocol (``score_dataset``):
    share a fold. For each fold a linear multi-label head (zero-initialised, standardised inputs,
    Adam, ``bce`` per-label sigmoid or ``softmax`` over 1/k targets) is trained on the other folds
    and predicts the held-out fold: every pair gets an out-of-fold probability.
-3. A label's *visualness* is its out-of-fold average precision over all samples (how predictable
-   the tag is from pixels), reported with its support and the chance level (its prevalence).
+3. A label's *visualness* is how predictable the tag is from pixels: its out-of-fold average
+   precision over all samples, as skill above chance, (AP - prevalence) / (1 - prevalence), so a
+   random tag scores about 0 however frequent it is; AP, support and prevalence are kept beside it.
 
 Everything is deterministic for a seed. ``save_scores`` writes a scores folder:
 ``pairs.parquet`` (one row per labelled pair), ``labels.json`` (visualness per label) and
@@ -229,10 +230,23 @@ def label_table(scores: Scores) -> list[dict[str, Any]]:
     for label in scores.vocab.labels:
         i, n = label.index, int(support[label.index])
         mean_score = float(scores.probs[targets[:, i] > 0, i].mean()) if n else None
+        prevalence = n / len(targets)
         rows.append({"index": i, "label": label.label, "lexname": label.lexname, "support": n,
-                     "prevalence": n / len(targets), "visualness": None if np.isnan(ap[i]) else float(ap[i]),
-                     "mean_pair_score": mean_score, "members": list(label.members)[:8]})
+                     "prevalence": prevalence, "ap": None if np.isnan(ap[i]) else float(ap[i]),
+                     "visualness": visualness(float(ap[i]), prevalence), "mean_pair_score": mean_score,
+                     "members": list(label.members)[:8]})
     return rows
+
+
+def visualness(ap: float, prevalence: float) -> float | None:
+    """Out-of-fold AP above chance, scaled to [.., 1]: (AP - prevalence) / (1 - prevalence); ~0 for a random tag.
+
+    Raw AP rises with a label's frequency even when pixels say nothing (chance AP = prevalence), so a
+    frequent random tag would look more visual than a rare real one; the skill score removes that.
+    """
+    if np.isnan(ap) or prevalence >= 1.0:
+        return None
+    return (ap - prevalence) / (1.0 - prevalence)
 
 
 def pair_rows(scores: Scores) -> dict[str, list]:

@@ -51,7 +51,8 @@ def add_relevance_sections(report: Report, scores_dir: str | Path, truth: str | 
     if result is not None:
         _flagging(report.section("Flagging wrong and irrelevant tags (ground truth)"), result)
     _least_visual(report.section("Least visual labels", "Visualness = out-of-fold average precision of the "
-                                 f"label; labels with at least {MIN_SUPPORT} positives."), labels, result)
+                                 "label above chance, (AP - prevalence) / (1 - prevalence); labels with at least "
+                                 f"{MIN_SUPPORT} positives."), labels, result)
     _dropped(report.section(f"Examples of dropped pairs (score < {threshold:g})"), meta, pairs, kinds, threshold,
              examples)
     return report
@@ -133,9 +134,9 @@ def _least_visual(sec: Section, labels: list[dict[str, Any]], result: dict[str, 
         sec.paragraph("No label has enough positives to rank.")
         return
     sec.figure(bar_chart([r["label"] for r in rows], [r["visualness"] for r in rows],
-                         "Least visual labels (out-of-fold AP)", "average precision"), "Lowest visualness first")
-    sec.table(["label", "visualness", "chance (prevalence)", "support", "truth kind", "hashtags"],
-              [[r["label"], r["visualness"], r["prevalence"], r["support"], kind.get(r["index"], ""),
+                         "Least visual labels", "out-of-fold AP above chance"), "Lowest visualness first")
+    sec.table(["label", "visualness", "AP", "chance (prevalence)", "support", "truth kind", "hashtags"],
+              [[r["label"], r["visualness"], r["ap"], r["prevalence"], r["support"], kind.get(r["index"], ""),
                 " ".join(f"#{t}" for t in r["members"])] for r in rows])
 
 
