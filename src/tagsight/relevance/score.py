@@ -272,7 +272,7 @@ def save_scores(scores: Scores, out_dir: str | Path, *, dataset_dir: str | Path,
     atomic_write_bytes(out / PAIRS_FILE, buf.getvalue())
     labels = label_table(scores)
     atomic_write_text(out / LABELS_FILE, json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
-    scored = [r["visualness"] for r in labels if r["visualness"] is not None]
+    scored = [r["ap"] for r in labels if r["ap"] is not None]
     meta = {"format": SCORES_FORMAT, "version": _scores_version(scores),
             "dataset": {"path": str(Path(dataset_dir).resolve()), "version": scores.index.version,
                         "samples": len(scores.index)},
