@@ -79,3 +79,8 @@ def test_on_the_colour_dataset(colour_dataset, colour_features):
     assert result["ranking_summary"]["concept_above_noise_auc"] == 1.0
     assert sum(v["pairs"] for v in result["by_kind"].values()) == result["pairs"]
     assert result["by_kind"]["unknown"]["pairs"] == 0
+    ball = next(r for r in label_table(scores) if r["label"] == "ball.n.01")["visualness"]
+    policy = evaluate_truth(pa.Table.from_pydict(pair_rows(scores)), label_table(scores),
+                            load_truth(colour_dataset["truth"]), thresholds=(0.3,), label_thresholds=(ball + 1e-6,))
+    row = policy["label_policy"][0]
+    assert row["flagged"] == result["by_kind"]["nonvisual_noise"]["pairs"] and row["precision"] == 1.0

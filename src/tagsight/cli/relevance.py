@@ -60,6 +60,8 @@ def _register_truth(verbs: argparse._SubParsersAction) -> None:
     t.add_argument("scores", type=Path, help="a scores folder")
     t.add_argument("--truth", type=Path, required=True, help="SOURCE_DIR/<split>/truth.jsonl of social-imagenette")
     t.add_argument("--thresholds", type=float, nargs="+", default=None, help="pair score thresholds to tabulate")
+    t.add_argument("--visualness-thresholds", type=float, nargs="+", default=None,
+                   help="label visualness thresholds to tabulate (flagging as the labels policy does)")
     t.add_argument("--out", type=Path, default=None, help="write the result JSON here (default SCORES/truth.json)")
     t.set_defaults(func=run_truth)
 
@@ -126,12 +128,13 @@ def format_counts(manifest: dict) -> str:
 def run_truth(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError, atomic_write_text
     from tagsight.relevance.score import load_labels, load_pairs, load_scores_meta
-    from tagsight.relevance.truth import DEFAULT_THRESHOLDS, evaluate_truth, load_truth
+    from tagsight.relevance.truth import DEFAULT_LABEL_THRESHOLDS, DEFAULT_THRESHOLDS, evaluate_truth, load_truth
 
     try:
         load_scores_meta(args.scores)
         result = evaluate_truth(load_pairs(args.scores), load_labels(args.scores), load_truth(args.truth),
-                                args.thresholds or DEFAULT_THRESHOLDS)
+                                args.thresholds or DEFAULT_THRESHOLDS,
+                                args.visualness_thresholds or DEFAULT_LABEL_THRESHOLDS)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("truth", exc)
     out = args.out or args.scores / "truth.json"
@@ -147,9 +150,11 @@ def format_truth(result: dict) -> str:
                                                        f"{v['median_score']:.3f})" for name, v in k.items() if v["pairs"]),
              f"flagging wrong + non-visual pairs: AP {result['flag_ap']:.3f} (chance {result['flag_chance']:.3f})",
              f"{'threshold':>9} {'flagged':>8} {'precision':>9} {'recall':>7} {'true lost':>9}"]
-    for r in result["at_thresholds"]:
-        lines.append(f"{r['threshold']:>9g} {r['flagged']:>8,} {r['precision']:>9.3f} {r['recall']:>7.3f} "
-                     f"{r['true_pairs_lost']:>9,}")
+    for title, rows in (("pairs policy: score < threshold", result["at_thresholds"]),
+                        ("labels policy: visualness < threshold", result["label_policy"])):
+        lines.append(title)
+        lines.extend(f"{r['threshold']:>9g} {r['flagged']:>8,} {r['precision']:>9.3f} {r['recall']:>7.3f} "
+                     f"{r['true_pairs_lost']:>9,}" for r in rows)
     s = result["ranking_summary"]
     lines.append(f"visualness: {s['noise_labels']} noise labels, median rank {s['noise_median_rank']} of "
                  f"{s['labels']}, {100 * s['noise_in_bottom_half']:.0f}% in the bottom half; concept labels "

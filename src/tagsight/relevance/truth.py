@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 KINDS = ("true_concept", "wrong_concept", "nonvisual_noise")
 BAD_KINDS = ("wrong_concept", "nonvisual_noise")
 DEFAULT_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+DEFAULT_LABEL_THRESHOLDS = (0.005, 0.01, 0.02, 0.05)
 
 
 def load_truth(path: str | Path) -> dict[str, dict[str, str]]:
@@ -112,8 +113,18 @@ def ranking_summary(ranking: list[dict[str, Any]]) -> dict[str, Any]:
             "concept_above_noise_auc": auc}
 
 
+def label_policy_metrics(pairs: pa.Table, labels: Sequence[dict[str, Any]], bad: np.ndarray,
+                         threshold: float) -> dict[str, float | int]:
+    """Flagging as the ``labels`` policy does: every pair of a label whose visualness is below ``threshold``."""
+    vis = {r["index"]: r["visualness"] for r in labels}
+    low = np.array([vis.get(l) is None or vis[l] < threshold for l in pairs.column("label").to_pylist()], dtype=bool)
+    # flag_metrics flags score < t: give flagged pairs score 0 and the others 1, at t = 0.5
+    return {**flag_metrics(np.where(low, 0.0, 1.0), bad, 0.5), "threshold": float(threshold)}
+
+
 def evaluate_truth(pairs: pa.Table, labels: Sequence[dict[str, Any]], truth: dict[str, dict[str, str]],
-                   thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+                   thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                   label_thresholds: Sequence[float] = DEFAULT_LABEL_THRESHOLDS) -> dict[str, Any]:
     """Everything the docs report: kind counts, flagging P/R at thresholds and PR curve, AP, visualness ranking."""
     kinds = pair_kinds(pairs, truth)
     scores = pairs.column("score").to_numpy().astype(np.float64)
@@ -126,7 +137,9 @@ def evaluate_truth(pairs: pa.Table, labels: Sequence[dict[str, Any]], truth: dic
               "flag_ap": average_precision(-scores, bad) if bad.any() else None,
               "flag_chance": float(bad.mean()),
               "at_thresholds": [flag_metrics(scores, bad, t) for t in thresholds],
-              "pr_curve": pr_curve(scores, bad), "ranking_summary": ranking_summary(ranking), "ranking": ranking}
+              "pr_curve": pr_curve(scores, bad),
+              "label_policy": [label_policy_metrics(pairs, labels, bad, t) for t in label_thresholds],
+              "ranking_summary": ranking_summary(ranking), "ranking": ranking}
     log.info("flagging AP %.3f (chance %.3f) over %d pairs", result["flag_ap"] or float("nan"),
              result["flag_chance"], len(kinds))
     return result
