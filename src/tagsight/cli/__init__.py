@@ -8,8 +8,8 @@ import sys
 from importlib import import_module
 
 # Each module has ``register(subparsers)`` adding its verb(s) with ``set_defaults(func=...)``.
-VERB_MODULES = ("setup", "ingest", "vocab", "datasets", "pretrain", "eval", "report", "apps", "heads", "index",
-                "predict", "export", "serve", "curate", "forget", "lineage", "card", "demo")
+VERB_MODULES = ("setup", "ingest", "vocab", "datasets", "pretrain", "eval", "report", "relevance", "apps", "heads",
+                "index", "predict", "export", "serve", "curate", "forget", "lineage", "card", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

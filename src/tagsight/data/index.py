@@ -34,11 +34,11 @@ from tagsight.privacy.tombstones import load_tombstones
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.parquet"
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"
 _SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
     ("json_offset", pa.int64()), ("json_size", pa.int64()), ("post_key", pa.string()),
-    ("hashtags", pa.list_(pa.string())), ("author_id", pa.string()),
+    ("hashtags", pa.list_(pa.string())), ("author_id", pa.string()), ("hashtag_weights", pa.list_(pa.float64())),
 ])
 
 
@@ -58,6 +58,8 @@ class SampleIndex:
     post_keys: list[str]
     hashtags: list[list[str]]
     author_ids: list[str | None] = field(default_factory=list)
+    # Per-hashtag loss weights aligned with ``hashtags`` (``tagsight relevance filter --policy weights``), else None.
+    hashtag_weights: list[list[float] | None] = field(default_factory=list)
     forgotten: int = 0           # samples left out because the dataset's tombstones forget their post
     tombstones: str = ""         # Tombstones.digest of the state applied ("" = none)
     _fds: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
@@ -92,8 +94,10 @@ class SampleIndex:
         pick = lambda values: [values[i] for i in rows]  # noqa: E731
         out = SampleIndex(self.dataset_dir, self.version, self.shard_names, self.shard_ids[rows], pick(self.keys),
                           self.jpg_offset[rows], self.jpg_size[rows], self.json_offset[rows], self.json_size[rows],
-                          pick(self.post_keys), pick(self.hashtags), pick(self.author_ids) if self.author_ids else [],
-                          self.forgotten + int((~keep).sum()), tombstones.digest)
+                          pick(self.post_keys), pick(self.hashtags),
+                          author_ids=pick(self.author_ids) if self.author_ids else [],
+                          hashtag_weights=pick(self.hashtag_weights) if self.hashtag_weights else [],
+                          forgotten=self.forgotten + int((~keep).sum()), tombstones=tombstones.digest)
         log.info("dataset %s: %d of %d samples left out as forgotten (%d tombstones)", self.version,
                  out.forgotten, len(self), len(tombstones))
         return out
@@ -106,7 +110,8 @@ class SampleIndex:
         ints = {c: np.asarray(cols[c], dtype=np.int64) for c in ("jpg_offset", "jpg_size", "json_offset", "json_size")}
         return cls(dataset_dir, version, shard_names, np.asarray([lookup[s] for s in cols["shard"]], dtype=np.int32),
                    cols["key"], ints["jpg_offset"], ints["jpg_size"], ints["json_offset"], ints["json_size"],
-                   cols["post_key"], [list(t or []) for t in cols["hashtags"]], cols["author_id"])
+                   cols["post_key"], [list(t or []) for t in cols["hashtags"]], author_ids=cols["author_id"],
+                   hashtag_weights=cols.get("hashtag_weights") or [None] * len(cols["key"]))
 
     def shard_of(self, i: int) -> str:
         """Name of the shard holding sample ``i``."""
@@ -174,6 +179,8 @@ def _read_cache(path: Path, version: str) -> pa.Table | None:
     if meta.get(b"manifest_version", b"").decode() != version or meta.get(b"index_format", b"").decode() != INDEX_FORMAT:
         log.info("index cache %s is for another dataset version; rebuilding", path)
         return None
+    if "hashtag_weights" not in table.column_names:  # a cache from before weights: none were stored
+        table = table.append_column("hashtag_weights", pa.nulls(table.num_rows, pa.list_(pa.float64())))
     return table
 
 
@@ -217,6 +224,11 @@ def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: ta
     except (ValueError, KeyError, TypeError) as exc:
         raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has unreadable metadata ({exc!r}); "
                                                  "re-run ingest") from exc
+    hashtags, weights = list(meta.get("hashtags") or []), meta.get("hashtag_weights")
+    if weights is not None and (len(weights) != len(hashtags) or not all(
+            isinstance(w, (int, float)) and w > 0 for w in weights)):
+        raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has hashtag_weights {weights!r} that are "
+                                                 f"not one positive number per hashtag ({len(hashtags)})")
     return {"shard": shard, "key": key, "jpg_offset": jpg.offset_data, "jpg_size": jpg.size,
             "json_offset": meta_info.offset_data, "json_size": meta_info.size,
-            "post_key": post_key, "hashtags": list(meta.get("hashtags") or []), "author_id": meta.get("author_id")}
+            "post_key": post_key, "hashtags": hashtags, "author_id": meta.get("author_id"), "hashtag_weights": weights}

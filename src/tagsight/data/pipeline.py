@@ -154,6 +154,7 @@ class HashtagStream(ResumableStream):
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is not in [0, {self.world_size})")
         self.label_lists = _label_lists(index, vocab)
+        self.label_weights = _label_weights(index, vocab)
         self.candidates = self._select_split()
         self.weights = vocab.sample_weights([self.label_lists[i] for i in self.candidates], cfg.sampling)
         self.epoch, self.batches_done = 0, 0
@@ -192,7 +193,7 @@ class HashtagStream(ResumableStream):
         generator = torch.Generator().manual_seed(augmentation_seed(self.cfg.seed, self.epoch, position))
         with Image.open(io.BytesIO(self.index.read_jpeg(index))) as img:
             image = self.transform(img, generator)
-        target = torch.from_numpy(self.vocab.targets(self.label_lists[index]))
+        target = torch.from_numpy(self.vocab.targets(self.label_lists[index], self.label_weights[index]))
         return {"image": image, "target": target, "index": index}
 
     def label_frequencies(self, epochs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +214,12 @@ def _label_lists(index: SampleIndex, vocab: Vocabulary) -> list[list[int]]:
             cache[key] = vocab.labels_for(tags)
         out.append(cache[key])
     return out
+
+
+def _label_weights(index: SampleIndex, vocab: Vocabulary) -> list[list[float] | None]:
+    """Per-sample label weights from the index's hashtag weights (None: the 1/k target)."""
+    weights = index.hashtag_weights or [None] * len(index)
+    return [None if w is None else vocab.label_weights_for(tags, w) for tags, w in zip(index.hashtags, weights)]
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

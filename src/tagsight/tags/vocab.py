@@ -94,9 +94,28 @@ class Vocabulary:
                 ids.append(index)
         return ids
 
-    def targets(self, label_ids: Sequence[int]) -> np.ndarray:
-        """The WSL softmax target: 1/k on each of the k distinct labels, zeros elsewhere (all zeros if k = 0)."""
+    def label_weights_for(self, hashtags: Sequence[str], weights: Sequence[float]) -> list[float]:
+        """Weight of each label of ``labels_for(hashtags)``: the largest weight among its hashtags."""
+        best: dict[int, float] = {}
+        for tag, weight in zip(hashtags, weights):
+            index = self.lookup.get(normalize_hashtag(tag))
+            if index is not None:
+                best[index] = max(best.get(index, 0.0), float(weight))
+        return [best[i] for i in self.labels_for(hashtags)]
+
+    def targets(self, label_ids: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
+        """The WSL softmax target: 1/k on each of the k distinct labels, zeros elsewhere (all zeros if k = 0).
+
+        With ``weights`` (one per entry of ``label_ids``, > 0) the target is the weights normalised to sum 1.
+        """
         target = np.zeros(len(self.labels), dtype=np.float32)
+        if weights is not None:
+            if len(weights) != len(label_ids) or len(set(label_ids)) != len(label_ids) or min(weights, default=1) <= 0:
+                raise ValueError(f"weights must be one positive number per distinct label, got {list(weights)} "
+                                 f"for {list(label_ids)}")
+            if label_ids:
+                target[list(label_ids)] = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+            return target
         ids = sorted(set(label_ids))
         if ids:
             target[ids] = 1.0 / len(ids)

@@ -1,0 +1,63 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tagsight.cli import main
+from tagsight.ingest.catalog import load_manifest
+
+_spec = importlib.util.spec_from_file_location("relevance_conftest", Path(__file__).parents[1] / "relevance" / "conftest.py")
+_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixtures)
+colour_dataset = _fixtures.colour_dataset  # the tiny colour-coded dataset of tests/relevance
+
+
+@pytest.fixture(scope="module")
+def scored(colour_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "scores"
+    code = main(["-q", "relevance", "score", str(colour_dataset["dataset"]), "--vocab", str(colour_dataset["vocab_path"]),
+                 "--out", str(out), "--backbone", "timm:resnet18", "--img-size", "32", "--folds", "2", "--epochs", "3",
+                 "--cache-dir", str(out.parent / "cache")])
+    assert code == 0
+    return out
+
+
+def test_score_writes_a_scores_folder(scored, capsys):
+    meta = json.loads((scored / "scores.json").read_text())
+    assert meta["config"]["backbone"] == "timm:resnet18" and meta["config"]["folds"] == 2
+    assert (scored / "pairs.parquet").is_file() and (scored / "labels.json").is_file()
+
+
+def test_filter_truth_and_report(scored, colour_dataset, tmp_path, capsys):
+    assert main(["-q", "relevance", "filter", str(scored), "--policy", "pairs", "--threshold", "0.4",
+                 "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "f")
+    c = manifest["counts"]
+    assert f"pairs: {c['pairs_in']:,} in = {c['pairs_kept']:,} kept + {c['pairs_dropped']:,} dropped" in out
+    assert manifest["parent"]["version"] == load_manifest(colour_dataset["dataset"])["version"]
+    assert main(["-q", "relevance", "truth", str(scored), "--truth", str(colour_dataset["truth"]),
+                 "--thresholds", "0.2", "0.4"]) == 0
+    assert "flagging wrong + non-visual pairs: AP" in capsys.readouterr().out
+    result = json.loads((scored / "truth.json").read_text())
+    assert [r["threshold"] for r in result["at_thresholds"]] == [0.2, 0.4]
+    assert main(["-q", "relevance", "report", str(scored), "--truth", str(colour_dataset["truth"]),
+                 "--threshold", "0.4", "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    for title in ("Pair scores", "Least visual labels", "Examples of dropped pairs", "Flagging wrong"):
+        assert title in page
+    assert page.count("data:image/png;base64,") >= 3
+
+
+def test_errors_exit_2_with_a_reason(scored, colour_dataset, tmp_path, capsys):
+    assert main(["relevance", "filter", str(tmp_path), "--policy", "pairs", "--threshold", "0.1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "not_a_scores_folder" in capsys.readouterr().err
+    assert main(["relevance", "filter", str(scored), "--policy", "pairs", "--out", str(tmp_path / "x")]) == 2
+    assert "missing_threshold" in capsys.readouterr().err
+    assert main(["relevance", "filter", str(scored), "--policy", "pairs", "--threshold", "0.1",
+                 "--out", str(colour_dataset["dataset"])]) == 2
+    assert "out_is_parent" in capsys.readouterr().err
+    assert main(["relevance", "truth", str(scored), "--truth", str(tmp_path / "none.jsonl")]) == 2
+    assert "truth_missing" in capsys.readouterr().err
