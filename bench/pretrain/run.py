@@ -78,6 +78,12 @@ def prepare(args: argparse.Namespace, work: Path) -> Inputs:
         _tagsight("ingest", str(si / "train" / "posts.jsonl"), "--out", str(ds), "--max-side", str(args.max_side)),
         _tagsight("vocab", "build", str(ds), "--out", str(vocab)),
     ]
+    if args.reuse is not None:  # the outputs of these same commands, kept from an earlier run (--keep)
+        si, ds, vocab = args.reuse / "si", args.reuse / "ds", args.reuse / "vocab"
+        if not (ds / "manifest.json").is_file() or not (vocab / "vocab.json").is_file():
+            raise SystemExit(f"--reuse {args.reuse}: expected si/, ds/ and vocab/ from an earlier --keep run")
+        log.info("setup reused from %s", args.reuse)
+        return Inputs(si / "train" / "media", ds, vocab / "vocab.json", commands)
     for cmd in commands:
         log.info("setup: %s", command_line(cmd))
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
@@ -357,26 +363,42 @@ def best_loop(runs: Sequence[LoopResult]) -> LoopResult:
 
 
 def render(args: argparse.Namespace, facts: dict[str, str], inputs: Inputs, work: Path, res: dict[str, Any]) -> str:
-    ratio_text, ratios = pipeline_ratios(res["pipes"])
-    tr, bare = best_loop(res["trainer"]), best_loop(res["bare"])
-    loop_ratios = paired([r.per_s for r in res["trainer"]], [r.per_s for r in res["bare"]])
-    loop_ratio = statistics.median(loop_ratios)
     setup = "\n".join(command_line(c).replace(str(work), "$TMP").replace(str(Path(c[0])), "tagsight", 1)
                       for c in inputs.commands)
     bench_cmd = command_line([Path(sys.executable).name, *sys.argv])
-    images = next(iter(res["pipes"].values()))[0].images
-    prof_run, prof_table = res["profile"]
+    head = _head(args, facts, res, setup, bench_cmd)
+    parts = [head] + (_pipeline_part(args, res) if "pipes" in res else []) + (_loop_part(args, res) if "trainer" in res else [])
+    if "pipes" in res and "trainer" in res:
+        _, ratios = pipeline_ratios(res["pipes"])
+        tr, bare = best_loop(res["trainer"]), best_loop(res["bare"])
+        loop_ratio = statistics.median(paired([r.per_s for r in res["trainer"]], [r.per_s for r in res["bare"]]))
+        parts.append(verdict(ratios[args.workers], loop_ratio, tr, bare, args,
+                             1000 * args.batch / median_run(res["pipes"][("tagsight", 0)]).per_s))
+    return "\n\n".join(parts)
+
+
+def _head(args: argparse.Namespace, facts: dict[str, str], res: dict[str, Any], setup: str, bench_cmd: str) -> str:
     return "\n\n".join([
         f"`{args.model}` at {args.size} px, batch {args.batch}, {args.workers} loader worker(s), "
         f"`torch.get_num_threads()` = {res['threads']} in the main process for every measurement (DataLoader "
         f"workers run with 1 thread each, PyTorch's default). Produced by:\n\n```\n{bench_cmd}\n```",
         "Machine:\n\n" + facts_markdown(facts),
-        f"Setup, not timed (`$TMP` is a scratch folder):\n\n```\n{setup}\n```\n\n"
+        f"Setup, not timed (`$TMP` is a scratch folder"
+        + (", here the outputs of these commands kept from an earlier run and reused with `--reuse`" if args.reuse else "")
+        + f"):\n\n```\n{setup}\n```\n\n"
         f"{res['kept']:,} of the {args.limit:,} posts pass the consent policy and are ingested "
         f"({res['train']:,} labelled training samples after the 10% held-out split, {res['labels']} labels); "
         f"the photos are {res['photo_size']} JPEGs, and ingest with `--max-side {args.max_side}` stores them "
         f"re-encoded at quality 90 ({res['stored_size']}). `ImageFolder` reads all {args.limit:,} hard-linked "
         f"originals.",
+    ])
+
+
+def _pipeline_part(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
+    ratio_text, _ = pipeline_ratios(res["pipes"])
+    images = next(iter(res["pipes"].values()))[0].images
+    prof_run, prof_table = res["profile"]
+    return [
         f"### Input pipeline (no model)\n\n{images:,} images per pass, page cache warm, each loader built "
         f"afresh per pass (worker start-up included), {args.repeat} interleaved passes of every configuration, "
         f"the median by wall time kept. CPU time includes the workers'. Ours: `make_loader(HashtagStream("
@@ -393,6 +415,13 @@ def render(args: argparse.Namespace, facts: dict[str, str], inputs: Inputs, work
         f"{prof_run.images:,} images ({fmt(prof_run.per_s)} images/s with profiling overhead); top functions "
         f"by own time:\n\n" + markdown_table(["function", "calls", "own ms per image", "share of own time",
                                               "cumulative ms per image"], prof_table),
+    ]
+
+
+def _loop_part(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
+    tr = best_loop(res["trainer"])
+    loop_ratios = paired([r.per_s for r in res["trainer"]], [r.per_s for r in res["bare"]])
+    return [
         f"### Training loop\n\n{args.steps} optimiser steps per run, the first {args.warmup} left out (model and "
         f"allocator warm-up, loader worker start-up); {args.loop_repeat} runs of each, interleaved (Trainer, bare, Trainer, "
         f"bare, ...); the table shows the median run of each and every run, the ratio is the median of the "
@@ -403,9 +432,16 @@ def render(args: argparse.Namespace, facts: dict[str, str], inputs: Inputs, work
         f"the same SGD (Nesterov momentum, weight decay, linearly scaled LR), over {min(args.steps, res['batches'])} "
         f"batches produced by our loader beforehand and held in memory.\n\n"
         + loop_table(res["trainer"], res["bare"]) + f"\n\nTrainer / bare loop: **{spread(loop_ratios)}** images/s.",
-        verdict(ratios[args.workers], loop_ratio, tr, bare, args,
-                1000 * args.batch / median_run(res["pipes"][("tagsight", 0)]).per_s),
-    ])
+        loop_verdict(statistics.median(loop_ratios), tr, res["bare"], args),
+    ]
+
+
+def loop_verdict(loop_ratio: float, tr: LoopResult, bare_runs: Sequence[LoopResult], args: argparse.Namespace) -> str:
+    bare = best_loop(bare_runs)
+    return (f"**Training loop, target >= 0.9x a bare loop: {'Met' if loop_ratio >= 0.9 else 'Not met'}** "
+            f"({loop_ratio:.2f}x, median of the interleaved rounds). The Trainer waits {fmt(tr.data_ms)} ms per batch "
+            f"for data against {fmt(tr.compute_ms)} ms of compute ({fmt(bare.compute_ms)} ms in the bare loop): its "
+            f"{args.workers} loader worker(s) share the machine's cores with the forward and backward pass.")
 
 
 def verdict(pipe_ratio: float, loop_ratio: float, tr: LoopResult, bare: LoopResult, args: argparse.Namespace,
@@ -447,6 +483,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown file to update")
     p.add_argument("--no-doc", action="store_true", help="print the section instead of writing it")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--parts", choices=("all", "pipeline", "loop"), default="all",
+                   help="measure only the input pipelines or only the training loops (default: all)")
+    p.add_argument("--reuse", type=Path, default=None, help="skip the setup: use si/, ds/, vocab/ kept (--keep) "
+                   "from an earlier run with the same --limit and --max-side")
     args = p.parse_args(argv)
     for name in ("limit", "samples", "size", "max_side", "batch", "steps", "repeat", "loop_repeat", "profile_samples"):
         if getattr(args, name) < 1:
@@ -485,9 +525,11 @@ def run_all(args: argparse.Namespace, work: Path) -> str:
     res: dict[str, Any] = {"threads": torch.get_num_threads(), "kept": len(p.stream.index),
                            "train": len(p.stream.candidates), "labels": len(p.stream.vocab), "batches": p.batches}
     res["photo_size"], res["stored_size"] = _sizes(inputs, p.stream.index)
-    res["pipes"] = bench_pipelines(p, args.repeat, args.workers)
-    res["profile"] = profile_stream(p.stream, args.profile_samples, 15)
-    res["trainer"], res["bare"] = bench_loops(p, inputs, args, work)
+    if args.parts in ("all", "pipeline"):
+        res["pipes"] = bench_pipelines(p, args.repeat, args.workers)
+        res["profile"] = profile_stream(p.stream, args.profile_samples, 15)
+    if args.parts in ("all", "loop"):
+        res["trainer"], res["bare"] = bench_loops(p, inputs, args, work)
     facts["load average at end (1/5/15 min)"] = load_average()
     return render(args, facts, inputs, work, res)
 
