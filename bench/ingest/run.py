@@ -647,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/ingest: {data_root} not found (pass --data or set TAGSIGHT_DATA)", file=sys.stderr)
         return 2
     facts = machine_facts(PACKAGES)
-    if args.img2dataset:  # its own environment: report the versions it runs with
+    if args.img2dataset:  # its own environment: report the versions it runs with, not this one's
+        facts = {k: v for k, v in facts.items() if k not in ("img2dataset", "albumentations")}
         facts.update(_versions_in(args.img2dataset.parent / "python", ("img2dataset", "albumentations", "webdataset")))
     section = run_in_scratch("tagsight-bench-ingest-", args.keep, lambda work: _run_all(args, data_root, work, facts))
     publish(TITLE, section, args.no_doc, args.doc)
