@@ -78,6 +78,12 @@ def prepare(args: argparse.Namespace, work: Path) -> Inputs:
         _tagsight("ingest", str(si / "train" / "posts.jsonl"), "--out", str(ds), "--max-side", str(args.max_side)),
         _tagsight("vocab", "build", str(ds), "--out", str(vocab)),
     ]
+    if args.reuse is not None:  # the outputs of these same commands, kept from an earlier run (--keep)
+        si, ds, vocab = args.reuse / "si", args.reuse / "ds", args.reuse / "vocab"
+        if not (ds / "manifest.json").is_file() or not (vocab / "vocab.json").is_file():
+            raise SystemExit(f"--reuse {args.reuse}: expected si/, ds/ and vocab/ from an earlier --keep run")
+        log.info("setup reused from %s", args.reuse)
+        return Inputs(si / "train" / "media", ds, vocab / "vocab.json", commands)
     for cmd in commands:
         log.info("setup: %s", command_line(cmd))
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
@@ -97,6 +103,7 @@ class Run:
     images: int
     wall: float
     cpu: float
+    load: float = float("nan")
 
     @property
     def per_s(self) -> float:
@@ -114,14 +121,14 @@ def _cpu_all() -> float:
 
 def drain(label: str, make: Callable[[], Any], batches: int) -> Run:
     """Time building a loader and pulling ``batches`` batches from it (worker start-up included)."""
-    cpu0, t0 = _cpu_all(), time.perf_counter()
+    load, cpu0, t0 = os.getloadavg()[0], _cpu_all(), time.perf_counter()
     loader, images = make(), 0
     it = iter(loader)
     for _ in range(batches):
         batch = next(it)
         images += len(batch["image"] if isinstance(batch, dict) else batch[0])
     del it, loader  # joins the workers so their CPU time is reaped
-    run = Run(label, images, time.perf_counter() - t0, _cpu_all() - cpu0)
+    run = Run(label, images, time.perf_counter() - t0, _cpu_all() - cpu0, load)
     log.info("%s: %d images in %.2fs (%.0f/s, %.0f per CPU-s)", label, images, run.wall, run.per_s, run.per_cpu)
     return run
 
@@ -313,14 +320,30 @@ def pipeline_table(pipes: dict[tuple[str, int], list[Run]]) -> str:
                            "images/s, every pass"], rows)
 
 
+def paired(ours: Sequence[float], base: Sequence[float]) -> list[float]:
+    """Ratios of the runs made in the same interleaved round (ours[i] / base[i])."""
+    return [a / b for a, b in zip(ours, base) if b]
+
+
+def spread(ratios: Sequence[float]) -> str:
+    """``median (min-max over n)`` of paired ratios."""
+    return (f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} "
+            f"interleaved rounds)") if ratios else "n/a"
+
+
 def pipeline_ratios(pipes: dict[tuple[str, int], list[Run]]) -> tuple[str, dict[int, float]]:
+    """Per worker count: the median of the per-round ratios (each round ran both pipelines back to back)."""
     lines, ratios = [], {}
     for workers in dict.fromkeys(w for _, w in pipes):
-        ours, tv = median_run(pipes[("tagsight", workers)]), median_run(pipes[("torchvision", workers)])
-        ratios[workers] = ours.per_s / tv.per_s
-        lines.append(f"- {workers} worker(s): **{ratios[workers]:.2f}x** images/s, "
-                     f"{_ratio(ours.per_cpu, tv.per_cpu)} images per CPU-second")
-    return "tagsight / torchvision:\n\n" + "\n".join(lines), ratios
+        ours, tv = pipes[("tagsight", workers)], pipes[("torchvision", workers)]
+        wall = paired([r.per_s for r in ours], [r.per_s for r in tv])
+        cpu = paired([r.per_cpu for r in ours], [r.per_cpu for r in tv])
+        ratios[workers] = statistics.median(wall)
+        lines.append(f"- {workers} worker(s): **{spread(wall)}** images/s; {spread(cpu)} images per CPU-second")
+    loads = [r.load for runs in pipes.values() for r in runs]
+    return ("tagsight / torchvision, median of the per-round ratios:\n\n" + "\n".join(lines)
+            + f"\n\n1-minute load average at the start of the passes: {min(loads):.1f} to {max(loads):.1f} "
+            f"(2 cores; other helpers' jobs ran at the same time)."), ratios
 
 
 def loop_table(trainer: list[LoopResult], bare: list[LoopResult]) -> str:
@@ -335,35 +358,55 @@ def loop_table(trainer: list[LoopResult], bare: list[LoopResult]) -> str:
 
 
 def best_loop(runs: Sequence[LoopResult]) -> LoopResult:
-    """The fastest run: on a shared machine, the one least disturbed by other jobs."""
-    return max(runs, key=lambda r: r.per_s)
+    """The run with the median throughput (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r.per_s)[(len(runs) - 1) // 2]
 
 
 def render(args: argparse.Namespace, facts: dict[str, str], inputs: Inputs, work: Path, res: dict[str, Any]) -> str:
-    ratio_text, ratios = pipeline_ratios(res["pipes"])
-    tr, bare = best_loop(res["trainer"]), best_loop(res["bare"])
-    loop_ratio = tr.per_s / bare.per_s
     setup = "\n".join(command_line(c).replace(str(work), "$TMP").replace(str(Path(c[0])), "tagsight", 1)
                       for c in inputs.commands)
     bench_cmd = command_line([Path(sys.executable).name, *sys.argv])
-    images = next(iter(res["pipes"].values()))[0].images
-    prof_run, prof_table = res["profile"]
+    head = _head(args, facts, res, setup, bench_cmd)
+    parts = [head] + (_pipeline_part(args, res) if "pipes" in res else []) + (_loop_part(args, res) if "trainer" in res else [])
+    if "pipes" in res and "trainer" in res:
+        _, ratios = pipeline_ratios(res["pipes"])
+        tr, bare = best_loop(res["trainer"]), best_loop(res["bare"])
+        loop_ratio = statistics.median(paired([r.per_s for r in res["trainer"]], [r.per_s for r in res["bare"]]))
+        parts.append(verdict(ratios[args.workers], loop_ratio, tr, bare, args,
+                             1000 * args.batch / median_run(res["pipes"][("tagsight", 0)]).per_s))
+    return "\n\n".join(parts)
+
+
+def _head(args: argparse.Namespace, facts: dict[str, str], res: dict[str, Any], setup: str, bench_cmd: str) -> str:
     return "\n\n".join([
         f"`{args.model}` at {args.size} px, batch {args.batch}, {args.workers} loader worker(s), "
         f"`torch.get_num_threads()` = {res['threads']} in the main process for every measurement (DataLoader "
         f"workers run with 1 thread each, PyTorch's default). Produced by:\n\n```\n{bench_cmd}\n```",
         "Machine:\n\n" + facts_markdown(facts),
-        f"Setup, not timed (`$TMP` is a scratch folder):\n\n```\n{setup}\n```\n\n"
+        f"Setup, not timed (`$TMP` is a scratch folder"
+        + (", here the outputs of these commands kept from an earlier run and reused with `--reuse`" if args.reuse else "")
+        + f"):\n\n```\n{setup}\n```\n\n"
         f"{res['kept']:,} of the {args.limit:,} posts pass the consent policy and are ingested "
         f"({res['train']:,} labelled training samples after the 10% held-out split, {res['labels']} labels); "
         f"the photos are {res['photo_size']} JPEGs, and ingest with `--max-side {args.max_side}` stores them "
         f"re-encoded at quality 90 ({res['stored_size']}). `ImageFolder` reads all {args.limit:,} hard-linked "
         f"originals.",
+    ])
+
+
+def _pipeline_part(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
+    ratio_text, _ = pipeline_ratios(res["pipes"])
+    images = next(iter(res["pipes"].values()))[0].images
+    prof_run, prof_table = res["profile"]
+    return [
         f"### Input pipeline (no model)\n\n{images:,} images per pass, page cache warm, each loader built "
         f"afresh per pass (worker start-up included), {args.repeat} interleaved passes of every configuration, "
         f"the median by wall time kept. CPU time includes the workers'. Ours: `make_loader(HashtagStream("
         f"SampleIndex, Vocabulary, train_transform, StreamConfig(sampling='sqrt')))`, i.e. positional reads from "
-        f"the tar shards, a seeded generator per sample, the augmentation and the 1/k target; torchvision: "
+        f"the tar shards, one numpy generator per sample seeded by (seed, epoch, position), the crop box drawn "
+        f"before decoding, the JPEG decoded by OpenCV's `imdecode` at the largest DCT reduction (1/2, 1/4, 1/8) "
+        f"that keeps the crop >= {args.size} px across, Pillow's bilinear resize of the box, the flip, uint8 "
+        f"pixels normalised once per batch in the worker, and the 1/k target; torchvision: "
         f"`ImageFolder` + `DataLoader(shuffle=True, drop_last=True)` with `RandomResizedCrop({args.size}, "
         f"scale=(0.35, 1))`, `RandomHorizontalFlip()`, `ToTensor()`, `Normalize(mean, std)`. The `0 worker(s)` "
         f"rows load in the main process: the cost per image on one core.\n\n"
@@ -372,18 +415,33 @@ def render(args: argparse.Namespace, facts: dict[str, str], inputs: Inputs, work
         f"{prof_run.images:,} images ({fmt(prof_run.per_s)} images/s with profiling overhead); top functions "
         f"by own time:\n\n" + markdown_table(["function", "calls", "own ms per image", "share of own time",
                                               "cumulative ms per image"], prof_table),
+    ]
+
+
+def _loop_part(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
+    tr = best_loop(res["trainer"])
+    loop_ratios = paired([r.per_s for r in res["trainer"]], [r.per_s for r in res["bare"]])
+    return [
         f"### Training loop\n\n{args.steps} optimiser steps per run, the first {args.warmup} left out (model and "
-        f"allocator warm-up, loader worker start-up); {args.loop_repeat} runs of each, interleaved, the fastest of "
-        f"each kept (other jobs on this shared machine slow single runs by up to 10x; every run is listed). `Trainer.fit()` runs with `LoopConfig(log_every=1)` so that every step has a `metrics.jsonl` row; "
+        f"allocator warm-up, loader worker start-up); {args.loop_repeat} runs of each, interleaved (Trainer, bare, Trainer, "
+        f"bare, ...); the table shows the median run of each and every run, the ratio is the median of the "
+        f"per-round ratios (other jobs on this shared machine slow single runs a lot). `Trainer.fit()` runs with `LoopConfig(log_every=1)` so that every step has a `metrics.jsonl` row; "
         f"its seconds are the sum of the rows' `batch / samples_per_s` (the whole `fit()` took "
         f"{fmt(tr.fit_wall, 1)} s wall, setup and final checkpoint included). The bare loop is `zero_grad(); "
         f"objective(batch)['loss'].backward(); optimizer.step()` with the same `HashtagObjective` (softmax loss), "
         f"the same SGD (Nesterov momentum, weight decay, linearly scaled LR), over {min(args.steps, res['batches'])} "
         f"batches produced by our loader beforehand and held in memory.\n\n"
-        + loop_table(res["trainer"], res["bare"]) + f"\n\nTrainer / bare loop: **{loop_ratio:.2f}x** images/s.",
-        verdict(ratios[args.workers], loop_ratio, tr, bare, args,
-                1000 * args.batch / median_run(res["pipes"][("tagsight", 0)]).per_s),
-    ])
+        + loop_table(res["trainer"], res["bare"]) + f"\n\nTrainer / bare loop: **{spread(loop_ratios)}** images/s.",
+        loop_verdict(statistics.median(loop_ratios), tr, res["bare"], args),
+    ]
+
+
+def loop_verdict(loop_ratio: float, tr: LoopResult, bare_runs: Sequence[LoopResult], args: argparse.Namespace) -> str:
+    bare = best_loop(bare_runs)
+    return (f"**Training loop, target >= 0.9x a bare loop: {'Met' if loop_ratio >= 0.9 else 'Not met'}** "
+            f"({loop_ratio:.2f}x, median of the interleaved rounds). The Trainer waits {fmt(tr.data_ms)} ms per batch "
+            f"for data against {fmt(tr.compute_ms)} ms of compute ({fmt(bare.compute_ms)} ms in the bare loop): its "
+            f"{args.workers} loader worker(s) share the machine's cores with the forward and backward pass.")
 
 
 def verdict(pipe_ratio: float, loop_ratio: float, tr: LoopResult, bare: LoopResult, args: argparse.Namespace,
@@ -391,14 +449,12 @@ def verdict(pipe_ratio: float, loop_ratio: float, tr: LoopResult, bare: LoopResu
     pipe = "Met" if pipe_ratio >= 1.5 else "Not met"
     loop = "Met" if loop_ratio >= 0.9 else "Not met"
     return (f"**Verdict.** Input pipeline, target >= 1.5x torchvision with {args.workers} worker(s): **{pipe}** "
-            f"({pipe_ratio:.2f}x). Training loop, target >= 0.9x a bare loop: **{loop}** ({loop_ratio:.2f}x). "
-            f"The Trainer's loader workers share this machine's 2 cores with the model's forward and backward "
-            f"(its measured wait for data is {fmt(tr.data_ms)} ms per batch against {fmt(tr.compute_ms)} ms of "
-            f"compute, against {fmt(bare.compute_ms)} ms in the bare loop), a cost the bare loop paid beforehand: "
-            f"loading one batch takes {fmt(load_ms)} ms of CPU (the `0 worker(s)` rate above), which is about "
-            f"the compute slow-down. Input speed-ups therefore raise both ratios; the ones measured so far are "
-            f"listed in `bench/pretrain/README.md`. Decode and resize, the same C code in both pipelines, take "
-            f"about half of our per-image time (table above), which bounds what the input pipeline can gain.")
+            f"({pipe_ratio:.2f}x, median of the interleaved rounds). Training loop, target >= 0.9x a bare loop: "
+            f"**{loop}** ({loop_ratio:.2f}x). The Trainer's loader workers share this machine's 2 cores with the "
+            f"model's forward and backward (its measured wait for data is {fmt(tr.data_ms)} ms per batch against "
+            f"{fmt(tr.compute_ms)} ms of compute, against {fmt(bare.compute_ms)} ms in the bare loop), a cost the "
+            f"bare loop paid beforehand: loading one batch takes {fmt(load_ms)} ms of CPU (the `0 worker(s)` "
+            f"rate above). What changed and what did not help is in `bench/pretrain/README.md`.")
 
 
 # --------------------------------------------------------------------------------------- main
@@ -420,13 +476,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--steps", type=int, default=30, help="optimiser steps per training-loop run (default 30)")
     p.add_argument("--warmup", type=int, default=3, help="first steps left out of the loop timings (default 3)")
-    p.add_argument("--repeat", type=int, default=3, help="input-pipeline passes per loader (default 3)")
-    p.add_argument("--loop-repeat", type=int, default=2, help="training-loop runs of each kind (default 2)")
+    p.add_argument("--repeat", type=int, default=5, help="input-pipeline passes per loader (default 5)")
+    p.add_argument("--loop-repeat", type=int, default=3, help="training-loop runs of each kind (default 3)")
     p.add_argument("--profile-samples", type=int, default=1024, help="images in the cProfile pass (default 1024)")
     p.add_argument("--model", default="resnet18", help="timm backbone (default resnet18)")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown file to update")
     p.add_argument("--no-doc", action="store_true", help="print the section instead of writing it")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--parts", choices=("all", "pipeline", "loop"), default="all",
+                   help="measure only the input pipelines or only the training loops (default: all)")
+    p.add_argument("--reuse", type=Path, default=None, help="skip the setup: use si/, ds/, vocab/ kept (--keep) "
+                   "from an earlier run with the same --limit and --max-side")
     args = p.parse_args(argv)
     for name in ("limit", "samples", "size", "max_side", "batch", "steps", "repeat", "loop_repeat", "profile_samples"):
         if getattr(args, name) < 1:
@@ -465,9 +525,11 @@ def run_all(args: argparse.Namespace, work: Path) -> str:
     res: dict[str, Any] = {"threads": torch.get_num_threads(), "kept": len(p.stream.index),
                            "train": len(p.stream.candidates), "labels": len(p.stream.vocab), "batches": p.batches}
     res["photo_size"], res["stored_size"] = _sizes(inputs, p.stream.index)
-    res["pipes"] = bench_pipelines(p, args.repeat, args.workers)
-    res["profile"] = profile_stream(p.stream, args.profile_samples, 15)
-    res["trainer"], res["bare"] = bench_loops(p, inputs, args, work)
+    if args.parts in ("all", "pipeline"):
+        res["pipes"] = bench_pipelines(p, args.repeat, args.workers)
+        res["profile"] = profile_stream(p.stream, args.profile_samples, 15)
+    if args.parts in ("all", "loop"):
+        res["trainer"], res["bare"] = bench_loops(p, inputs, args, work)
     facts["load average at end (1/5/15 min)"] = load_average()
     return render(args, facts, inputs, work, res)
 

@@ -191,3 +191,15 @@ def test_stream_config_is_validated():
         StreamConfig(epoch_length=10, batch_size=2, split="val")
     with pytest.raises(ValueError, match="epoch_length"):
         StreamConfig(epoch_length=0, batch_size=2)
+
+
+def test_workers_send_uint8_pixels_and_the_batch_is_normalised_once(dataset):
+    """Items hold uint8 pixels; the batch equals the one-image transform of each sample with its own seed."""
+    s = stream(dataset)
+    order, positions = s.order(0), s.batches(0)[0]
+    item = s.item(int(order[positions[0]]), int(positions[0]))
+    assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 16, 16)
+    batch = next(iter(make_loader(s, 0)))
+    expected = torch.stack([s.transform(s.index.read_jpeg(int(order[p])), np.random.default_rng([5, 0, int(p)]))
+                            for p in positions])
+    assert batch["image"].dtype == torch.float32 and torch.equal(batch["image"], expected)

@@ -1,13 +1,21 @@
+import io
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from tagsight.data import transforms
 from tagsight.data.transforms import (
     EvalTransform,
+    box_from_uniforms,
     crop_box,
     eval_transform,
+    jpeg_header,
+    reduction_for,
     to_normalized_tensor,
+    to_uint8_tensor,
     train_transform,
 )
 
@@ -70,3 +78,78 @@ def test_bad_data_config_is_rejected_with_a_message(bad, match):
 def test_bad_scale_is_rejected():
     with pytest.raises(ValueError, match="scale"):
         train_transform(DataConfig(), scale=(0.0, 1.0))
+
+
+# --------------------------------------------------------------------------------------- encoded input, reduced decoding
+
+
+def jpeg_bytes(img, **save) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode, save", [("RGB", {}), ("L", {}), ("RGB", {"progressive": True}),
+                                        ("CMYK", {}), ("RGB", {"subsampling": 0})])
+def test_jpeg_header_matches_pillow(make_picture, mode, save):
+    data = jpeg_bytes(make_picture(4, (157, 131)).convert(mode), **save)
+    img = Image.open(io.BytesIO(data))
+    assert jpeg_header(data) == (*img.size, len(img.getbands()))
+    assert jpeg_header(b"\x89PNG\r\n") is None and jpeg_header(data[:40]) is None
+
+
+def test_opencv_and_pillow_decoders_give_identical_augmentations(make_picture, monkeypatch):
+    """OpenCV is optional: without it Pillow decodes, with exactly the same pixels (also reduced)."""
+    pytest.importorskip("cv2")
+    transform, datas = train_transform(DataConfig(input_size=16)), [jpeg_bytes(make_picture(s, (157, 131))) for s in range(4)]
+    with_cv2 = [transform.pixels(d, np.random.default_rng(i)) for i, d in enumerate(datas)]
+    monkeypatch.setattr(transforms, "_cv2", lambda: None)
+    without = [transform.pixels(d, np.random.default_rng(i)) for i, d in enumerate(datas)]
+    from_pil = [transform.pixels(Image.open(io.BytesIO(d)), np.random.default_rng(i)) for i, d in enumerate(datas)]
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(with_cv2, without, from_pil))
+
+
+def test_reduced_decoding_keeps_the_crop_at_least_the_output_size(make_picture, monkeypatch):
+    data, calls = jpeg_bytes(make_picture(5, (160, 160))), []
+    real = transforms._Encoded.decode
+
+    def spy(self, reduce):
+        img, applied = real(self, reduce)
+        calls.append((reduce, applied, img.size))
+        return img, applied
+
+    monkeypatch.setattr(transforms._Encoded, "decode", spy)
+    transform = train_transform(DataConfig(input_size=16), scale=(0.35, 1.0))
+    for seed in range(40):
+        u = np.random.default_rng(seed).random(41)
+        left, top, right, bottom = box_from_uniforms(160, 160, (0.35, 1.0), u)
+        out = transform.pixels(data, np.random.default_rng(seed))
+        reduce, applied, size = calls[-1]
+        assert reduce == applied == reduction_for(right - left, bottom - top, 16)
+        assert (right - left) / applied >= 16 and (bottom - top) / applied >= 16 and size == (160 // applied,) * 2
+        assert out.shape == (3, 16, 16) and out.dtype == torch.uint8
+    assert {c[0] for c in calls} == {4, 8}  # 16 px from 160: crops of 80..160 px decode at 1/4 or 1/8
+    # Close to decoding the full image and cropping it (what torchvision's RandomResizedCrop does).
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    u = np.random.default_rng(0).random(41)
+    box = box_from_uniforms(160, 160, (0.35, 1.0), u)
+    expected = to_uint8_tensor(full.resize((16, 16), Image.Resampling.BILINEAR, box=box))
+    if u[-1] < 0.5:
+        expected = expected.flip(-1)
+    got = transform.pixels(data, np.random.default_rng(0)).int()
+    assert (got - expected.int()).abs().float().mean() < 3
+
+
+def test_pixels_then_batch_normalisation_equals_the_one_image_call(make_picture):
+    transform = train_transform(DataConfig())
+    data = jpeg_bytes(make_picture(6, (48, 40)))
+    batch = torch.stack([transform.pixels(data, np.random.default_rng(s)) for s in range(3)])
+    normalised = transform.normalize_batch(batch)
+    assert normalised.dtype == torch.float32
+    for s in range(3):
+        assert torch.equal(normalised[s], transform(data, np.random.default_rng(s)))
+    png = io.BytesIO()
+    make_picture(6, (48, 40)).save(png, "PNG")  # not a JPEG: decoded by Pillow at full size
+    assert transform.pixels(png.getvalue(), np.random.default_rng(0)).shape == (3, 24, 24)
+    with pytest.raises(ValueError, match="generator"):
+        transform.pixels(data)

@@ -383,3 +383,29 @@ def test_declared_sha256_is_checked(tmp_path):
     digest = hashlib.sha256(data).hexdigest()
     assert read_media(tmp_path, "a.jpg", CFG, expected_sha256=digest.upper()) == data
     assert read_reason(tmp_path, "a.jpg", sha="0" * 64) == "sha256_mismatch"
+
+
+def test_opencv_encoder_writes_exactly_pillows_bytes(monkeypatch):
+    """With or without OpenCV the stored JPEG (and so the dataset version) is the same."""
+    pytest.importorskip("cv2")
+    assert images._cv2_encoder() is not None  # the probe check passed on this machine
+    for seed in range(4):
+        img = texture(seed, 40 + 17 * seed).resize((45 + seed, 31 + 2 * seed))
+        for q in (60, 90):
+            assert images._encode_clean(img, q) == images._pillow_jpeg(img, q)
+    data = encode(texture(9, 96))
+    with_cv2 = process_image(data, CFG)
+    monkeypatch.setattr(images, "_cv2_encoder", lambda: None)
+    assert process_image(data, CFG) == with_cv2
+
+
+def test_a_folder_swapped_for_an_outside_link_is_rejected_in_the_next_run(tree, tmp_path):
+    assert read_media(tree, "sub/photo.jpg", CFG)
+    (tree / "sub" / "photo.jpg").rename(tmp_path / "moved.jpg")
+    (tree / "sub").rmdir()
+    (tree / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "outside" / "photo.jpg").write_bytes(b"secret")
+    images.start_run()  # what ingest() does first
+    with pytest.raises(ImageRejected) as info:
+        read_media(tree, "sub/photo.jpg", CFG)
+    assert info.value.reason == "path_escapes_root"

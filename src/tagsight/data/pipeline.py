@@ -18,6 +18,7 @@ no per-batch collective), the last batch possibly partial.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -189,10 +190,20 @@ class HashtagStream(ResumableStream):
         return len(self.batches(0))
 
     def item(self, index: int, position: int) -> dict[str, Any]:
-        """One sample decoded, transformed with its own seeded generator, and its 1/k target."""
-        generator = torch.Generator().manual_seed(augmentation_seed(self.cfg.seed, self.epoch, position))
-        with Image.open(io.BytesIO(self.index.read_jpeg(index))) as img:
-            image = self.transform(img, generator)
+        """One sample decoded, transformed with its own seeded generator, and its 1/k target.
+
+        A transform with ``accepts_encoded`` (``tagsight.data.transforms``) gets the encoded bytes
+        and a numpy generator seeded by (seed, epoch, position) and returns uint8 pixels, which
+        ``collate`` normalises per batch; any other ``(PIL image, torch.Generator) -> tensor``
+        callable gets a lazily opened image and a torch generator seeded by ``augmentation_seed``.
+        """
+        if getattr(self.transform, "accepts_encoded", False):
+            rng = np.random.default_rng([self.cfg.seed, self.epoch, position])
+            image = self.transform.pixels(self.index.read_jpeg(index), rng)
+        else:
+            generator = torch.Generator().manual_seed(augmentation_seed(self.cfg.seed, self.epoch, position))
+            with Image.open(io.BytesIO(self.index.read_jpeg(index))) as img:
+                image = self.transform(img, generator)
         target = torch.from_numpy(self.vocab.targets(self.label_lists[index], self.label_weights[index]))
         return {"image": image, "target": target, "index": index}
 
@@ -222,9 +233,16 @@ def _label_weights(index: SampleIndex, vocab: Vocabulary) -> list[list[float] | 
     return [None if w is None else vocab.label_weights_for(tags, w) for tags, w in zip(index.hashtags, weights)]
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack a list of items into a batch: images [B,3,S,S], targets [B,L], indices [B]."""
-    return {"image": torch.stack([it["image"] for it in items]), "target": torch.stack([it["target"] for it in items]),
+def collate(items: list[dict[str, Any]], normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+            ) -> dict[str, torch.Tensor]:
+    """Stack a list of items into a batch: images [B,3,S,S], targets [B,L], indices [B].
+
+    uint8 images are turned into floats by ``normalize`` (one op for the whole batch) when given.
+    """
+    images = torch.stack([it["image"] for it in items])
+    if normalize is not None and images.dtype == torch.uint8:
+        images = normalize(images)
+    return {"image": images, "target": torch.stack([it["target"] for it in items]),
             "index": torch.tensor([it["index"] for it in items], dtype=torch.int64)}
 
 
@@ -232,5 +250,7 @@ def make_loader(stream: HashtagStream, num_workers: int = 0, pin_memory: bool = 
     """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``."""
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-    return DataLoader(stream, batch_size=stream.cfg.batch_size, num_workers=num_workers, collate_fn=collate,
+    finish = getattr(stream.transform, "normalize_batch", None)
+    return DataLoader(stream, batch_size=stream.cfg.batch_size, num_workers=num_workers,
+                      collate_fn=functools.partial(collate, normalize=finish),
                       persistent_workers=False, pin_memory=pin_memory, drop_last=False)

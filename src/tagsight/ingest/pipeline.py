@@ -18,7 +18,7 @@ import shutil
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
-from tagsight.ingest.images import ImageConfig, ImageRejected, check_relative_path, process_image, read_media
+from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, process_image,
+                                   read_media, start_run)
 from tagsight.ingest.schema import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
@@ -167,13 +168,16 @@ _RESULT_SCHEMA = pa.schema([
 ])
 
 
+_IMAGE_FIELDS = tuple(f.name for f in fields(ProcessedImage))
+
+
 def process_media(root: Path, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
     """One media item -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
     try:
         image = process_image(read_media(root, path, cfg, expected_sha256=sha256), cfg)
     except ImageRejected as exc:
         return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
-    return {"status": "ok", "reason": "", "detail": "", **asdict(image)}
+    return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
 
 
 def _process_chunk(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
@@ -252,6 +256,7 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     cfg = replace(cfg, image=replace(cfg.image, blur_faces=cfg.image.blur_faces or policy.blur_faces))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    start_run()
     log.info("reading %s source %s", source.format, source.path)
     sc = scan(source, policy, load_tombstones(out_dir))
     log.info("%d records, %d eligible posts with %d media", len(sc.decisions) + len(sc.posts), len(sc.posts), len(sc.tasks))
