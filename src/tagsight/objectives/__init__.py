@@ -4,5 +4,6 @@ from tagsight.objectives.base import OBJECTIVES, Objective
 
 # Import the objectives so that they register themselves.
 from tagsight.objectives.hashtag import HASHTAG_LOSSES, HashtagObjective
+from tagsight.objectives.swav import SwavConfig, SwavObjective
 
-__all__ = ["HASHTAG_LOSSES", "OBJECTIVES", "HashtagObjective", "Objective"]
+__all__ = ["HASHTAG_LOSSES", "OBJECTIVES", "HashtagObjective", "Objective", "SwavConfig", "SwavObjective"]
