@@ -17,7 +17,8 @@ process with batch B would; one code path, a no-op for a single process.
 Prototypes are frozen (zero gradient; they are normalised in the forward pass so weight decay does
 not turn them either) for the first ``freeze_batches`` training batches. The queue holds the last
 ``queue_length`` embeddings of each global crop of *all* ranks (gathered, identical on every rank,
-so the rank-0 checkpoint is the whole state and resume is exact at any world size); once full, rank
+in global sample order, so the rank-0 checkpoint is the whole state, the same as one process's, and
+resume is exact at any world size); once full, rank
 r adds rows ``r, r + W, ...`` to its Sinkhorn columns. Queue, fill count and batch counter are
 buffers, saved with the model.
 
@@ -92,6 +93,12 @@ def _all_gather(value: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(value) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, value.contiguous())
     return torch.cat(parts)
+
+
+def _interleave(gathered: torch.Tensor, per_rank: int) -> torch.Tensor:
+    """Rank-major rows ``[W * b, D]`` into global-position order (rank r's row j is position j * W + r)."""
+    world = gathered.shape[0] // per_rank
+    return gathered.view(world, per_rank, -1).transpose(0, 1).reshape(world * per_rank, -1)
 
 
 def _rank_world() -> tuple[int, int]:
@@ -243,7 +250,7 @@ class SwavObjective(Objective):
         if self.cfg.queue_length == 0:
             return
         for i in range(self.n_global):
-            new = _all_gather(z_global[i])
+            new = _interleave(_all_gather(z_global[i]), z_global[i].shape[0])
             self.queue[i] = torch.cat([new, self.queue[i]])[: self.cfg.queue_length]
         self.queue_filled.copy_(torch.clamp(self.queue_filled + new.shape[0], max=self.cfg.queue_length))
 
