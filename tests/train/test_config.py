@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("preset", sorted((REPO / "configs").glob("pretrain_*.yaml")))
 def test_presets_load_and_validate(preset):
     cfg = PretrainConfig.from_yaml(preset)
-    assert cfg.objective.name == "hashtag" and cfg.model.img_size >= 64
+    expected = "swav" if preset.name.startswith("pretrain_swav") else "hashtag"
+    assert cfg.objective.name == expected and cfg.model.img_size >= 64
 
 
 def test_overrides_and_round_trip():

@@ -11,15 +11,15 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "pretrain", help="pretrain a timm backbone on a dataset (hashtag objective)",
+        "pretrain", help="pretrain a timm backbone on a dataset (hashtag or SwAV objective)",
         description="Train a timm backbone with a linear head to predict each post's vocabulary labels "
                     "(softmax over 1/k targets or per-label BCE, square-root resampling), then report held-out "
-                    "hashtag mAP, P@1, P@5, R@5 against the untrained model. Rerun the same command to resume. "
+                    "hashtag mAP, P@1, P@5, R@5 against the untrained model; or (--objective swav) self-supervised SwAV on every post's photo (multi-crop, Sinkhorn prototypes) with a held-out collapse check. Rerun the same command to resume. "
                     "For several processes: torchrun --nproc_per_node N -m tagsight.cli pretrain ...")
     p.add_argument("dataset", type=Path, help="dataset folder made by 'tagsight ingest'")
     p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
-    p.add_argument("--objective", default="hashtag", help="training objective (default hashtag)")
+    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default) or swav (self-supervised, ignores hashtags)")
     p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
                    "defaults are the PretrainConfig dataclasses")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         handler.addFilter(RankFilter(env))
     try:
         result = pretrain(args.dataset, vocab, args.out, cfg, env)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"tagsight pretrain: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"tagsight pretrain: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     finally:
         shutdown(env)

@@ -157,19 +157,31 @@ class HashtagStream(ResumableStream):
         self.label_lists = _label_lists(index, vocab)
         self.label_weights = _label_weights(index, vocab)
         self.candidates = self._select_split()
-        self.weights = vocab.sample_weights([self.label_lists[i] for i in self.candidates], cfg.sampling)
+        self.weights = self._weights()
         self.epoch, self.batches_done = 0, 0
 
+    def labelled_mask(self) -> np.ndarray:
+        """Boolean mask over the index: samples with at least one vocabulary label."""
+        return np.fromiter((bool(labels) for labels in self.label_lists), dtype=bool, count=len(self.label_lists))
+
+    def _eligible(self) -> np.ndarray:
+        """Samples this stream may draw (before the held-out split): the labelled ones."""
+        return self.labelled_mask()
+
+    def _weights(self) -> np.ndarray:
+        """Drawing weights of ``self.candidates``: the vocabulary's resampling weights."""
+        return self.vocab.sample_weights([self.label_lists[i] for i in self.candidates], self.cfg.sampling)
+
     def _select_split(self) -> np.ndarray:
-        labelled = np.fromiter((bool(labels) for labels in self.label_lists), dtype=bool, count=len(self.label_lists))
+        eligible = self._eligible()
         held = self.index.holdout(self.cfg.holdout_fraction, self.cfg.seed)
         side = held if self.cfg.split == "heldout" else ~held
-        chosen = np.flatnonzero(labelled & side)
-        self.unlabelled = int((~labelled).sum())
-        log.info("%s split: %d labelled samples; %d of %d samples excluded for having no vocabulary label",
-                 self.cfg.split, len(chosen), self.unlabelled, len(labelled))
+        chosen = np.flatnonzero(eligible & side)
+        self.unlabelled = int((~self.labelled_mask()).sum())
+        log.info("%s split: %d samples; %d of %d samples excluded for having no vocabulary label",
+                 self.cfg.split, len(chosen), int((~eligible).sum()), len(eligible))
         if len(chosen) == 0:
-            raise ValueError(f"the {self.cfg.split} split has no labelled sample (holdout_fraction="
+            raise ValueError(f"the {self.cfg.split} split has no eligible sample (holdout_fraction="
                              f"{self.cfg.holdout_fraction}, {len(self.vocab)} labels)")
         return chosen
 
@@ -235,15 +247,16 @@ def _label_weights(index: SampleIndex, vocab: Vocabulary) -> list[list[float] | 
 
 def collate(items: list[dict[str, Any]], normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
             ) -> dict[str, torch.Tensor]:
-    """Stack a list of items into a batch: images [B,3,S,S], targets [B,L], indices [B].
+    """Stack a list of items into a batch, key by key: tensors are stacked (images [B,3,S,S], targets [B,L],
+    multi-crop views [B,V,3,S,S]), integers become an int64 tensor (indices [B]).
 
-    uint8 images are turned into floats by ``normalize`` (one op for the whole batch) when given.
+    uint8 image tensors are turned into floats by ``normalize`` (one op for the whole batch) when given.
     """
-    images = torch.stack([it["image"] for it in items])
-    if normalize is not None and images.dtype == torch.uint8:
-        images = normalize(images)
-    return {"image": images, "target": torch.stack([it["target"] for it in items]),
-            "index": torch.tensor([it["index"] for it in items], dtype=torch.int64)}
+    batch = {key: torch.stack([it[key] for it in items]) if torch.is_tensor(items[0][key])
+             else torch.tensor([it[key] for it in items], dtype=torch.int64) for key in items[0]}
+    if normalize is not None:
+        batch.update({k: normalize(v) for k, v in batch.items() if v.dtype == torch.uint8})
+    return batch
 
 
 def make_loader(stream: HashtagStream, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:

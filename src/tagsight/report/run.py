@@ -209,7 +209,8 @@ def sample_predictions(report: Report, run_dir: Path) -> None:
                              "Held-out posts of the training dataset (never trained on): the model's top-5 labels "
                              "against the hashtags the author wrote.")
     if skipped:
-        section.paragraph(f"{skipped} held-out posts were skipped because their author or post asked to be forgotten.")
+        section.paragraph(f"{skipped} samples of the dataset were left out because their author or post asked to be "
+                          "forgotten.")
     if images:
         section.figure(image_grid(images, captions, "held-out posts"), "pred: predicted labels; wrote: hashtags as written.")
 
@@ -234,21 +235,17 @@ def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> 
 
     from tagsight.data.index import SampleIndex
     from tagsight.data.transforms import eval_transform
-    from tagsight.privacy.tombstones import load_tombstones
     from tagsight.tags.vocab import Vocabulary
     from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint
     from tagsight.train.config import PretrainConfig
     from tagsight.train.pretrain import build_objective
 
     cfg = PretrainConfig.from_yaml(run_dir / "config.yaml")
-    vocab, index, tombstones = Vocabulary.load(vocab_path), SampleIndex.build(dataset), load_tombstones(dataset)
-    chosen, skipped = [], 0
-    for i in np.flatnonzero(index.holdout(cfg.data.holdout_fraction, cfg.seed)):
-        meta = index.read_meta(int(i))
-        if tombstones.forgets(index.post_keys[i], meta.get("author_id"), meta.get("hashtags", ())):
-            skipped += 1
-        elif len(chosen) < n:
-            chosen.append((int(i), meta))
+    # SampleIndex.build leaves forgotten posts out (and counts them); what is left may be shown.
+    vocab, index = Vocabulary.load(vocab_path), SampleIndex.build(dataset)
+    held = np.flatnonzero(index.holdout(cfg.data.holdout_fraction, cfg.seed))
+    chosen = [(int(i), index.read_meta(int(i))) for i in held[:n]]
+    skipped = index.forgotten
     with torch.random.fork_rng(devices=[]):
         objective = build_objective(cfg, len(vocab))
     load_checkpoint(latest_checkpoint(run_dir), objective, restore_rng=False)

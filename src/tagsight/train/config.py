@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 
+from tagsight.data.multicrop import MultiCropConfig
+from tagsight.data.views import SELECTIONS
+from tagsight.objectives.swav import SwavConfig
 from tagsight.train.loop import LoopConfig
 from tagsight.train.optim import OptimConfig
 
@@ -29,7 +32,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class ObjectiveConfig:
     name: str = "hashtag"
-    loss: str = "softmax"
+    loss: str = "softmax"                                   # hashtag only
+    swav: SwavConfig = field(default_factory=SwavConfig)    # swav only
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,12 @@ class DataSettings:
     sampling: str = "sqrt"
     holdout_fraction: float = 0.1
     workers: int = 2
+    select: str = "all"             # label-free objectives: "all" posts of the split, or "labelled" ones only
+    multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)   # swav only
 
     def __post_init__(self) -> None:
+        if self.select not in SELECTIONS:
+            raise ValueError(f"data.select must be one of {SELECTIONS}, got {self.select!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"data.sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if not 0 < self.holdout_fraction < 1:

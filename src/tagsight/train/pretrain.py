@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,35 +19,76 @@ import torch
 from tagsight import __version__
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import HashtagStream, StreamConfig, make_loader
+from tagsight.data.multicrop import multicrop_transform
 from tagsight.data.transforms import eval_transform, train_transform
+from tagsight.data.views import ViewStream
 from tagsight.eval.metrics import hashtag_metrics, per_label_average_precision
 from tagsight.fsio import atomic_write_text
 from tagsight.ingest.catalog import manifest_version
-from tagsight.models.backbone import create_backbone
+from tagsight.models.backbone import Backbone, create_backbone
+from tagsight.objectives.hashtag import HashtagObjective
+from tagsight.objectives.swav import SwavObjective, assignment_entropy, collapse_verdict, feature_spread
 from tagsight.privacy.tombstones import load_tombstones
-from tagsight.objectives.base import OBJECTIVES
+from tagsight.registry import Registry
 from tagsight.tags.vocab import Vocabulary
 from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
-from tagsight.train.loop import Trainer
+from tagsight.train.loop import Trainer, plan
 
 log = logging.getLogger(__name__)
 
 
-def build_objective(cfg: PretrainConfig, num_labels: int) -> torch.nn.Module:
+@dataclass(frozen=True)
+class Recipe:
+    """What an objective needs around the shared loop: how to build it, its stream per split, its evaluation."""
+
+    build: Callable[[PretrainConfig, Backbone, int, int], torch.nn.Module]   # (cfg, backbone, labels, batches/epoch)
+    stream: Callable[..., Any]        # (index, vocab, cfg, data_config, split, env) -> stream
+    evaluate: Callable[..., dict]     # (trained, untrained, heldout stream, cfg, env, vocab) -> eval.json fields
+
+
+RECIPES: Registry[Recipe] = Registry("pretraining objective")
+
+
+def build_objective(cfg: PretrainConfig, num_labels: int, batches_per_epoch: int = 0) -> torch.nn.Module:
     """The objective with freshly initialised weights (seeded by ``cfg.seed``)."""
     torch.manual_seed(cfg.seed)
     backbone = create_backbone(cfg.model.name, img_size=cfg.model.img_size)
-    return OBJECTIVES.create(cfg.objective.name, backbone, num_labels, loss=cfg.objective.loss)
+    return RECIPES.create(cfg.objective.name).build(cfg, backbone, num_labels, batches_per_epoch)
 
 
 def build_stream(index: SampleIndex, vocab: Vocabulary, cfg: PretrainConfig, data_config: Any, split: str,
-                 env: DistEnv) -> HashtagStream:
+                 env: DistEnv) -> Any:
+    return RECIPES.create(cfg.objective.name).stream(index, vocab, cfg, data_config, split, env)
+
+
+def stream_config(cfg: PretrainConfig, split: str) -> StreamConfig:
     d = cfg.data
-    stream_cfg = StreamConfig(epoch_length=d.epoch_length, batch_size=d.batch_size, seed=cfg.seed,
-                              sampling=d.sampling, holdout_fraction=d.holdout_fraction, split=split)
+    return StreamConfig(epoch_length=d.epoch_length, batch_size=d.batch_size, seed=cfg.seed,
+                        sampling=d.sampling, holdout_fraction=d.holdout_fraction, split=split)
+
+
+def _hashtag_stream(index, vocab, cfg, data_config, split, env) -> HashtagStream:
     transform = train_transform(data_config) if split == "train" else eval_transform(data_config)
-    return HashtagStream(index, vocab, transform, stream_cfg, rank=env.rank, world_size=env.world_size)
+    return HashtagStream(index, vocab, transform, stream_config(cfg, split), rank=env.rank, world_size=env.world_size)
+
+
+def _hashtag_evaluate(trained, untrained, heldout, cfg, env, vocab) -> dict:
+    result = {"trained": evaluate_hashtags(trained, heldout, cfg.data.workers, env, vocab),
+              "untrained": evaluate_hashtags(untrained, heldout, cfg.data.workers, env, vocab)}
+    log.info("held-out hashtag mAP %.3f (untrained %.3f)", result["trained"]["mAP"], result["untrained"]["mAP"])
+    return result
+
+
+def _swav_stream(index, vocab, cfg, data_config, split, env) -> ViewStream:
+    transform = multicrop_transform(data_config, cfg.data.multicrop) if split == "train" else eval_transform(data_config)
+    return ViewStream(index, vocab, transform, stream_config(cfg, split), select=cfg.data.select,
+                      rank=env.rank, world_size=env.world_size)
+
+
+def _swav_build(cfg, backbone, num_labels, batches_per_epoch) -> SwavObjective:
+    freeze = round(cfg.objective.swav.freeze_prototypes_epochs * batches_per_epoch)
+    return SwavObjective(backbone, cfg.objective.swav, cfg.data.multicrop.n_global, freeze)
 
 
 def lineage(dataset_dir: Path, vocab_path: Path, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
@@ -80,20 +122,49 @@ def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Pat
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         atomic_write_text(run_dir / "run.json", json.dumps(info, indent=1))
     index = SampleIndex.build(dataset_dir)
-    objective = build_objective(cfg, len(vocab))
+    per_epoch = plan(cfg.data.epoch_length, cfg.data.batch_size, env, cfg.loop).batches_per_epoch
+    objective = build_objective(cfg, len(vocab), per_epoch)
     data_config = objective.backbone.data_config
     stream = build_stream(index, vocab, cfg, data_config, "train", env)
     trainer = Trainer(objective, stream, lambda s: make_loader(s, cfg.data.workers), cfg.optim, cfg.loop, env,
                       run_dir, cfg.data.epoch_length, cfg.data.batch_size)
     trainer.fit()
     heldout = build_stream(index, vocab, cfg, data_config, "heldout", env)
-    result = {"step": trainer.step,
-              "trained": evaluate_hashtags(trainer.model, heldout, cfg.data.workers, env, vocab),
-              "untrained": evaluate_hashtags(build_objective(cfg, len(vocab)).to(env.device), heldout,
-                                             cfg.data.workers, env, vocab)}
+    untrained = build_objective(cfg, len(vocab), per_epoch).to(env.device)
+    evaluate = RECIPES.create(cfg.objective.name).evaluate
+    result = {"step": trainer.step, **evaluate(trainer.model, untrained, heldout, cfg, env, vocab)}
     if env.is_main:
         atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=1))
-        log.info("held-out hashtag mAP %.3f (untrained %.3f)", result["trained"]["mAP"], result["untrained"]["mAP"])
+    return result
+
+
+@torch.no_grad()
+def heldout_scores_embeddings(objective: SwavObjective, stream: ViewStream, workers: int,
+                              env: DistEnv) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prototype scores and embeddings of every held-out sample (centre crops), gathered from all ranks."""
+    objective.eval()
+    parts = [objective.scores_and_embeddings(b["image"].to(env.device)) for b in make_loader(stream, workers)]
+    scores, z = (torch.cat([p[i].cpu() for p in parts]) for i in (0, 1))
+    return all_gather_cat(scores, env), all_gather_cat(z, env)
+
+
+def collapse_diagnostics(objective: SwavObjective, stream: ViewStream, workers: int, env: DistEnv) -> dict:
+    scores, z = heldout_scores_embeddings(objective, stream, workers, env)
+    verdict = collapse_verdict(float(assignment_entropy(scores)), float(feature_spread(z)), objective.cfg)
+    return {**verdict, "n_samples": int(z.shape[0])}
+
+
+def evaluate_collapse(trained, untrained, heldout, cfg, env, vocab) -> dict:
+    """SwAV's held-out check: is the trained model collapsed? (the untrained one for reference)."""
+    result = {"collapse": collapse_diagnostics(trained, heldout, cfg.data.workers, env),
+              "untrained": collapse_diagnostics(untrained, heldout, cfg.data.workers, env)}
+    c = result["collapse"]
+    if c["collapsed"]:
+        log.warning("SwAV run COLLAPSED on held-out images: %s", c["reason"])
+    else:
+        log.info("held-out assignment entropy %.3f, feature spread %.3f (untrained %.3f, %.3f): not collapsed",
+                 c["assignment_entropy"], c["feature_std"], result["untrained"]["assignment_entropy"],
+                 result["untrained"]["feature_std"])
     return result
 
 
@@ -117,3 +188,11 @@ def evaluate_hashtags(objective: torch.nn.Module, stream: HashtagStream, workers
     ap = per_label_average_precision(scores, targets)
     per_label = {vocab.labels[i].label: round(float(a), 4) for i, a in enumerate(ap) if not np.isnan(a)}
     return {**hashtag_metrics(scores, targets), "per_label_ap": per_label}
+
+
+def _hashtag_build(cfg, backbone, num_labels, batches_per_epoch) -> HashtagObjective:
+    return HashtagObjective(backbone, num_labels, loss=cfg.objective.loss)
+
+
+RECIPES.register("hashtag")(lambda: Recipe(_hashtag_build, _hashtag_stream, _hashtag_evaluate))
+RECIPES.register("swav")(lambda: Recipe(_swav_build, _swav_stream, evaluate_collapse))

@@ -1,0 +1,60 @@
+"""A label-free stream for self-supervised objectives: every sample of a split, as augmented views.
+
+``ViewStream`` is a ``HashtagStream`` that ignores hashtags: it draws uniformly (SEER samples
+random public photos) from the samples of the split selected by ``select``:
+
+* ``all``: every post of the split, whether or not its hashtags map to a vocabulary label (the
+  uncurated pool);
+* ``labelled``: only posts with at least one vocabulary label (the pool hashtag pretraining sees),
+  to measure what the curation by labels does to self-supervised features.
+
+Order, rank split, worker split, exact positions and per-sample augmentation seeds are those of
+``HashtagStream`` (data/pipeline.py). Items are ``{"image", ["local"], "index"}``: the transform
+returns either one tensor (evaluation: ``"image"`` ``[3, S, S]``) or a dict of views (multi-crop:
+``"image"`` ``[n_global, 3, G, G]`` and ``"local"`` ``[n_local, 3, L, L]``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tagsight.data.index import SampleIndex
+from tagsight.data.pipeline import HashtagStream, StreamConfig, Transform, augmentation_seed
+from tagsight.tags.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+SELECTIONS = ("all", "labelled")
+
+
+class ViewStream(HashtagStream):
+    """Uniformly drawn samples of ``select`` (``all`` or ``labelled``) as views, without targets."""
+
+    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform, cfg: StreamConfig,
+                 select: str = "all", rank: int | None = None, world_size: int | None = None) -> None:
+        if select not in SELECTIONS:
+            raise ValueError(f"data.select {select!r} is not one of {SELECTIONS}")
+        self.select = select
+        if cfg.sampling != "none":
+            log.info("sampling %r does not apply to a label-free stream: samples are drawn uniformly", cfg.sampling)
+        super().__init__(index, vocab, transform, cfg, rank=rank, world_size=world_size)
+
+    def _eligible(self) -> np.ndarray:
+        labelled = self.labelled_mask()
+        return labelled if self.select == "labelled" else np.ones_like(labelled)
+
+    def _weights(self) -> np.ndarray:
+        return np.ones(len(self.candidates), dtype=np.float64)
+
+    def item(self, index: int, position: int) -> dict[str, Any]:
+        """One sample decoded and transformed with its own seeded generator; no target."""
+        generator = torch.Generator().manual_seed(augmentation_seed(self.cfg.seed, self.epoch, position))
+        with Image.open(io.BytesIO(self.index.read_jpeg(index))) as img:
+            views = self.transform(img, generator)
+        return {**(views if isinstance(views, dict) else {"image": views}), "index": index}
