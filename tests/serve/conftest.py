@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +18,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from tagsight.apps.base import App
 from tagsight.privacy.tombstones import TombstoneWatcher
 from tagsight.serve.app import create_app
+from tagsight.serve.background import BackgroundServer
 from tagsight.serve.settings import ServeSettings
 
 TOKEN = "test-admin-token-0123456789"
@@ -131,32 +129,8 @@ def b64(data: bytes) -> str:
 # --------------------------------------------------------------------------------------- the server
 
 
-class RunningServer:
-    """A uvicorn server in a thread, listening on a free port of 127.0.0.1."""
-
-    def __init__(self, app) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", backlog=2048)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> RunningServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        self.sock.close()
+class RunningServer(BackgroundServer):
+    """The library's background server, with an httpx client for the tests."""
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kw)

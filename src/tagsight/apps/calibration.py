@@ -256,7 +256,8 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
                  authors: dict[str, str]) -> tuple[np.ndarray, dict[str, int]]:
     """Sample rows of the run's held-out posts that carry a vocabulary label and are not tombstoned."""
     held = index.holdout(run.config.data.holdout_fraction, run.config.seed)
-    rows, counts = [], Counter(heldout_samples=int(held.sum()))
+    # SampleIndex.build already leaves forgotten samples out (index.forgotten); the check below is a second guard.
+    rows, counts = [], Counter(heldout_samples=int(held.sum()), tombstoned=index.forgotten)
     for i in np.flatnonzero(held):
         key = index.post_keys[i]
         if tombstones.forgets(key, authors.get(key), index.hashtags[i]):

@@ -75,11 +75,12 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
                                     for j, i in zip(ids, rows)], schema=_SCHEMA)
     info = {"format": FORMAT, "tagsight_version": __version__, "dataset": str(dataset_dir.resolve()),
             "manifest_version": samples.version, "backbone": backbone_spec, "backbone_fingerprint": embedder.fingerprint,
-            "metric": "cosine", "counts": {"samples": len(samples), "indexed": len(rows),
-                                          "excluded_tombstoned": len(samples) - len(rows), "removed": 0}}
+            "metric": "cosine", "counts": {"samples": len(samples) + samples.forgotten, "indexed": len(rows),
+                                          "excluded_tombstoned": samples.forgotten + len(samples) - len(rows),
+                                          "removed": 0}}
     _save(out_dir, index, entries, info)
-    log.info("indexed %d of %d samples of %s (%d tombstoned left out) in %s", len(rows), len(samples),
-             dataset_dir, len(samples) - len(rows), out_dir)
+    log.info("indexed %d of %d samples of %s (%d tombstoned left out) in %s", len(rows), info["counts"]["samples"],
+             dataset_dir, info["counts"]["excluded_tombstoned"], out_dir)
     return info
 
 
