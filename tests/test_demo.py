@@ -15,6 +15,10 @@ def test_demo_runs_every_stage_and_no_excluded_post_or_gps_reaches_a_shard(tmp_p
     assert "== 1. synthetic feed" in text and "== 2. ingest" in text and "== 3. vocabulary" in text
     assert "true concepts among the labels: 8 of 8" in text
     assert "== 4. hashtag pretraining" in text and "mAP" in text
+    # stage 5 asked the real server (over HTTP) about three held-out photos: an answer from both apps for each
+    assert "== 5. the apps over HTTP" in text
+    assert text.count("    alt text: ") == 3 and text.count("    hashtags: ") == 3
+    assert (tmp_path / "run" / "calibration.json").is_file()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["manifest_version"]
     vocab = json.loads((tmp_path / "vocab" / "vocab.json").read_text())
     members = {t for label in vocab["labels"] for t in label["members"]}

@@ -94,6 +94,48 @@ def stage_pretrain(cfg: DemoConfig, dataset: Path, vocab: Path) -> tuple[Path, l
                  f"(untrained {u['precision@1']:.3f}), recall@5 {t['recall@5']:.3f} (untrained {u['recall@5']:.3f})"]
 
 
+def stage_serve(cfg: DemoConfig, dataset: Path, run: Path, n_photos: int = 3) -> list[str]:
+    """Calibrate the run into a bundle, start ``tagsight serve`` on a free port, ask it about held-out photos."""
+    import base64
+    import json
+    import urllib.request
+
+    from tagsight.apps import load_apps
+    from tagsight.apps.calibration import calibrate_run
+    from tagsight.data.index import SampleIndex
+    from tagsight.serve.app import create_app
+    from tagsight.serve.background import BackgroundServer
+
+    calibration = calibrate_run(run)
+    index = SampleIndex.build(dataset)
+    held = [int(i) for i in index.holdout(0.25, cfg.seed).nonzero()[0][:n_photos]]
+    lines = [f"== 5. the apps over HTTP (tagsight serve --bundle {run}): Platt-calibrated on held-out posts, "
+             f"{calibration['summary']['alt_text_concepts']} concepts precise enough (>= 0.8) for alt text"]
+    with BackgroundServer(create_app(load_apps(run))) as server:
+        for i in held:
+            body = json.dumps({"image": base64.b64encode(index.read_jpeg(i)).decode("ascii")}).encode()
+            answers = {}
+            for endpoint in ("alt-text", "hashtags"):
+                request = urllib.request.Request(f"{server.url}/v1/{endpoint}", body,
+                                                 {"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    answers[endpoint] = json.loads(response.read())["result"]
+            lines.append(f"  {index.post_keys[i]} (wrote {' '.join('#' + t for t in index.hashtags[i][:5])})")
+            lines.append(f"    alt text: {_alt_text(answers['alt-text'])}")
+            lines.append(f"    hashtags: {_hashtags(answers['hashtags'])}")
+    return lines
+
+
+def _alt_text(answer: dict) -> str:
+    return answer["alt_text"]
+
+
+def _hashtags(answer: dict) -> str:
+    if answer["abstained"]:
+        return f"none above the threshold {answer['threshold']} (abstained)"
+    return ", ".join(f"#{h['hashtag']} {h['probability']:.2f}" for h in answer["hashtags"][:5])
+
+
 def run_demo(cfg: DemoConfig) -> list[str]:
     """Run every stage on a fresh synthetic feed; return the summary lines."""
     feed_dir, lines = stage_feed(cfg)
@@ -102,8 +144,9 @@ def run_demo(cfg: DemoConfig) -> list[str]:
     vocab, more = stage_vocab(cfg, dataset)
     lines += more
     if cfg.pretrain_samples:
-        _, more = stage_pretrain(cfg, dataset, vocab)
+        run, more = stage_pretrain(cfg, dataset, vocab)
         lines += more
+        lines += stage_serve(cfg, dataset, run)
     lines.append(f"query the catalog: python3 -c \"import duckdb; duckdb.sql(\\\"select reason, count(*) "
                  f"from '{dataset}/catalog/decisions.parquet' group by all order by 2 desc\\\").show()\"")
     return lines
