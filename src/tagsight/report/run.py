@@ -267,3 +267,21 @@ def _caption(predicted: list[str], written: list[str]) -> str:
     short = [p.split(".")[0] for p in predicted]
     wrote = " ".join(f"#{t}" for t in written[:6]) + (" ..." if len(written) > 6 else "")
     return f"pred: {', '.join(short[:3])}\n      {', '.join(short[3:])}\nwrote: {wrote or '(none)'}"
+
+
+@REPORT_SECTIONS.register("swav")
+def swav_diagnostics(report: Report, run_dir: Path) -> None:
+    """SwAV runs: assignment entropy and feature spread over training, and the collapse verdict."""
+    if (read_json(run_dir / "run.json") or {}).get("objective") == "swav":
+        from tagsight.report.swav import add_swav_sections
+
+        add_swav_sections(report, run_dir)
+
+
+@REPORT_SECTIONS.register("model_card")
+def model_card(report: Report, run_dir: Path) -> None:
+    """The run's model card: training data version, recipe, evaluation results, known limits."""
+    if (run_dir / "run.json").is_file():
+        from tagsight.report.cards import add_card_section
+
+        add_card_section(report, run_dir)
