@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 FORGOTTEN_REASON = "forgotten"
 FORGETTER_MODULES = ("tagsight.privacy.forget_dataset", "tagsight.privacy.forget_derived",
-                     "tagsight.eval.forget_features")
+                     "tagsight.eval.forget_features", "tagsight.curate.forget", "tagsight.apps.forget_index")
 
 
 @dataclass(frozen=True)
