@@ -52,7 +52,7 @@ def page():
 
 
 def wait_key_change(page, old):
-    page.wait_for_function("old => document.getElementById('photo').dataset.key !== old", arg=old, timeout=5000)
+    page.wait_for_function("old => document.getElementById('photo').dataset.key !== old", arg=old, timeout=20000)
 
 
 def test_generalist_keys_then_specialist_ratings_land_in_the_catalog(server, page):
@@ -69,8 +69,9 @@ def test_generalist_keys_then_specialist_ratings_land_in_the_catalog(server, pag
     assert page.inner_text("#status") == "Queue done. Thank you!"   # all 6 photos judged
     page.keyboard.press("z")   # back one: the last photo is shown again and re-judged
     page.wait_for_function(f"document.getElementById('photo').dataset.key === '{decisions[-1]}'")
-    page.keyboard.press("r")
-    page.wait_for_function("document.getElementById('status').textContent === 'saved'")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('back one')")
+    page.keyboard.press("r")   # saved, then the (empty) queue is shown again
+    page.wait_for_function("document.getElementById('status').textContent === 'Queue done. Thank you!'")
     rows = [r for r in read_reviews(ds) if r["stage"] == "generalist"]
     latest = {r["key"]: r["decision"] for r in rows}
     assert len(rows) == 7 and latest[decisions[0]] == "keep" and latest[decisions[2]] == "reject"
