@@ -133,7 +133,7 @@ def _alt_text(answer: dict) -> str:
 def _hashtags(answer: dict) -> str:
     if answer["abstained"]:
         return f"none above the threshold {answer['threshold']} (abstained)"
-    return ", ".join(f"#{h['hashtag']} {h['probability']:.2f}" for h in answer["hashtags"][:5])
+    return ", ".join(f"{h['hashtag']} {h['probability']:.2f}" for h in answer["hashtags"][:5])
 
 
 def run_demo(cfg: DemoConfig) -> list[str]:
