@@ -28,7 +28,6 @@ from tagsight.curate.filters import FILTERS, Candidate, Filter
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
 from tagsight.ingest.catalog import read_table
-from tagsight.privacy.tombstones import load_tombstones
 from tagsight.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -101,18 +100,13 @@ class _Row:
 
 
 def load_candidates(dataset_dir: Path) -> list[Candidate]:
-    """Every sample of the dataset not forgotten by its tombstones, with its catalog media and post rows."""
+    """Every sample of the dataset not forgotten by its tombstones (SampleIndex.build leaves those out), with its
+    catalog media and post rows."""
     index = SampleIndex.build(dataset_dir)
     media = {r["sample_key"]: r for r in read_table(dataset_dir, "media").to_pylist() if r["sample_key"]}
     posts = {f"{r['source']}/{r['post_id']}": r for r in read_table(dataset_dir, "posts").to_pylist()}
-    tombstones = load_tombstones(dataset_dir)
-    out = []
-    for i, key in enumerate(index.keys):
-        post = posts.get(index.post_keys[i], {})
-        if tombstones.forgets(index.post_keys[i], post.get("author_id"), index.hashtags[i]):
-            continue
-        out.append(Candidate(key, index.post_keys[i], _loader(index, i), media.get(key, {}), post))
-    return out
+    return [Candidate(key, index.post_keys[i], _loader(index, i), media.get(key, {}), posts.get(index.post_keys[i], {}))
+            for i, key in enumerate(index.keys)]
 
 
 def _loader(index: SampleIndex, i: int):

@@ -52,6 +52,13 @@ class Candidate:
         return np.asarray(self.image.convert("RGB"), dtype=np.float32)
 
 
+def fit_long_side(img: Image.Image, side: int, min_px: int, resample: Image.Resampling) -> Image.Image:
+    """``img`` scaled so its long side is ``side`` (each side at least ``min_px``): measures that depend on scale
+    are taken at one size whatever the stored thumbnail's."""
+    scale = side / max(img.size)
+    return img.resize((max(min_px, round(img.width * scale)), max(min_px, round(img.height * scale))), resample)
+
+
 class Filter(abc.ABC):
     """A named, configured filter; ``metrics`` lists the score names it writes to the catalog."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from tagsight.curate.filters.base import FILTERS, Candidate, Filter
+from tagsight.curate.filters.base import FILTERS, Candidate, Filter, fit_long_side
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -35,9 +35,7 @@ class BlurFilter(Filter):
             raise ValueError("blur: min_laplacian_var must be >= 0 and measure_side >= 16")
 
     def score(self, c: Candidate) -> dict[str, float]:
-        img = c.image.convert("L")
-        scale = self.measure_side / max(img.size)
-        img = img.resize((max(3, round(img.width * scale)), max(3, round(img.height * scale))), Image.Resampling.BOX)
+        img = fit_long_side(c.image.convert("L"), self.measure_side, 3, Image.Resampling.BOX)
         return {"laplacian_var": laplacian_variance(np.asarray(img, dtype=np.float32) / 255.0)}
 
     def reject(self, s: dict[str, float]) -> str | None:

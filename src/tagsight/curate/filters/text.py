@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tagsight.curate.filters.base import FILTERS, Candidate, Filter
+from tagsight.curate.filters.base import FILTERS, Candidate, Filter, fit_long_side
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install --no-deps rapidocr-onnxruntime && pip install onnxruntime pyclipper shapely six"
@@ -76,9 +76,7 @@ class TextFilter(Filter):
             raise ValueError("text: min_confidence must be in [0, 1] and min_chars >= 1")
 
     def score(self, c: Candidate) -> dict[str, float]:
-        img = c.image.convert("RGB")
-        scale = self.measure_side / max(img.size)
-        img = img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))), Image.Resampling.BICUBIC)
+        img = fit_long_side(c.image.convert("RGB"), self.measure_side, 8, Image.Resampling.BICUBIC)
         boxes = text_boxes(img, self.min_confidence, self.min_chars)
         return {"text_fraction": covered_fraction(boxes, img.size), "text_boxes": float(len(boxes))}
 

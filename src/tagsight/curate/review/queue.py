@@ -32,7 +32,7 @@ class ReviewQueue:
         passed = [r for r in read_curation(self.dataset_dir).to_pylist() if r["status"] == "passed"]
         passed.sort(key=lambda r: (-(r.get("aesthetic") or 0.0), r["key"]))
         self.order = [r["key"] for r in passed if r["key"] in self.row_of]
-        self.authors = {k: self.index.read_meta(self.row_of[k]).get("author_id") for k in self.order}
+        self.authors = {k: self.index.author_ids[self.row_of[k]] for k in self.order}
         self.tombstones = TombstoneWatcher(self.dataset_dir)
         self._lock = threading.Lock()
         self._rows = read_reviews(self.dataset_dir)
