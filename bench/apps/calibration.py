@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagsight.apps.calibration import (CALIBRATORS, CalibrationConfig, choose_concepts, heldout_rows, load_heldout)
+from tagsight.apps.calibration import (CALIBRATORS, CalibrationConfig, presence, choose_concepts, heldout_rows,
+                                       load_heldout)
 from tagsight.apps.embedder import Embedder
 from tagsight.apps.run import load_run, post_authors
 from tagsight.data.index import SampleIndex
@@ -48,7 +49,7 @@ def sweep(run_dir: Path, truth: Path | None) -> tuple[list[dict], dict]:
     for z in ZS:
         for target in TARGETS:
             cfg = CalibrationConfig(target_precision=target, z=z)
-            said = [c for c in choose_concepts(probs, held.targets, held.check, vocab, cfg) if c["alt_text"]]
+            said = [c for c in choose_concepts(probs, presence(held.targets), held.check, vocab, cfg) if c["alt_text"]]
             pred = sum(c["check"]["predicted"] for c in said)
             tp = sum(round(c["check"]["precision"] * c["check"]["predicted"]) for c in said if c["check"]["predicted"])
             visual = [c for c in said if c["label"] in classes]

@@ -135,3 +135,13 @@ def test_mismatched_truth_is_refused(split, tmp_path, capsys):
     with pytest.raises(DatasetError) as err:
         write_ground_truth_split(tmp_path / "nowhere", tmp_path / "gt2")
     assert err.value.reason == "split_missing"
+
+
+def test_verified_labels_name_every_post_by_its_ingest_key_and_true_class(split, tmp_path):
+    from tagsight.data.ground_truth import write_verified_labels
+
+    n = write_verified_labels(split, tmp_path / "verified.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]
+    truths = [json.loads(line) for line in (split / "truth.jsonl").read_text().splitlines()]
+    assert n == len(rows) == len(truths)
+    assert rows == [{"post_key": f"posts/{t['post_id']}", "labels": [t["synset"]]} for t in truths]

@@ -19,6 +19,12 @@ seeded post hash into a ``fit`` half (fit the calibrator, choose thresholds) and
 (measure them), and for every label chooses the lowest calibrated-probability threshold whose
 precision on the fit half reaches ``target_precision`` (``tagsight.apps.thresholds``). Alt text
 may name exactly the labels that have one. The result is ``calibration.json`` of the bundle.
+
+With ``verified`` (a verified-labels file, ``tagsight.apps.verified``), thresholds are chosen and
+measured against the labels people checked instead of the hashtags, on the held-out posts that have
+a verified row, and only the concepts the file verifies may appear in alt text. The calibrator is
+still fitted on every held-out post's hashtags (it estimates how likely a hashtag is; the threshold
+decides what is precise enough to say).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from tagsight import __version__
 from tagsight.apps.embedder import Embedder, embed_samples
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
+from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
@@ -84,12 +91,12 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(gap.sum() / total.sum())
 
 
-def _presence(targets: np.ndarray) -> np.ndarray:
+def presence(targets: np.ndarray) -> np.ndarray:
     return np.asarray(targets) > 0
 
 
 def _target_distribution(targets: np.ndarray) -> np.ndarray:
-    t = _presence(targets).astype(np.float64)
+    t = presence(targets).astype(np.float64)
     return t / np.maximum(t.sum(axis=1, keepdims=True), 1.0)
 
 
@@ -166,7 +173,7 @@ class TemperatureScaling(Calibrator):
         t = _target_distribution(targets)
         nll = float(-(t * np.log(np.clip(probs, 1e-12, 1))).sum(1).mean())
         top = probs.argmax(1)
-        correct = _presence(targets)[np.arange(len(top)), top]
+        correct = presence(targets)[np.arange(len(top)), top]
         return {"nll": nll, "ece": expected_calibration_error(probs.max(1), correct)}
 
 
@@ -184,7 +191,7 @@ class PlattScaling(Calibrator):
 
     def fit(self, logits: np.ndarray, targets: np.ndarray) -> PlattScaling:
         u = torch.as_tensor(self._inputs(logits))
-        y = torch.as_tensor(_presence(targets), dtype=torch.float64)
+        y = torch.as_tensor(presence(targets), dtype=torch.float64)
         ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         _minimise(ab, lambda p: bce(p[0] * u + p[1], y))
@@ -198,7 +205,7 @@ class PlattScaling(Calibrator):
         return {"a": self.a, "b": self.b}
 
     def scores(self, probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        y = _presence(targets)
+        y = presence(targets)
         p = np.clip(probs, 1e-12, 1 - 1e-12)
         nll = float(-(y * np.log(p) + (~y) * np.log(1 - p)).mean())
         return {"nll": nll, "ece": expected_calibration_error(probs, y)}
@@ -225,6 +232,7 @@ class CalibrationConfig:
     check_fraction: float = 0.5
     seed: int = 0
     batch_size: int = 64
+    verified: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in CALIBRATORS:
@@ -245,6 +253,7 @@ class HeldOut:
     targets: np.ndarray
     check: np.ndarray            # bool per row: in the check half
     counts: dict[str, int]
+    post_keys: list[str]
 
 
 def _split_hash(post_key: str, seed: int) -> float:
@@ -287,7 +296,8 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     targets = np.stack([vocab.targets(vocab.labels_for(index.hashtags[i])) for i in rows])
     check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
     counts.update(fit=int((~check).sum()), check=int(check.sum()))
-    return HeldOut(heldout_logits(run, embedder, index, rows), targets, check, counts), index
+    keys = [index.post_keys[i] for i in rows]
+    return HeldOut(heldout_logits(run, embedder, index, rows), targets, check, counts, keys), index
 
 
 def display_spellings(index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
@@ -310,15 +320,32 @@ def concept_name(label: str) -> str:
     return label.split(".")[0].replace("_", " ")
 
 
-def choose_concepts(probs: np.ndarray, targets: np.ndarray, check: np.ndarray, vocab: Vocabulary,
-                    cfg: CalibrationConfig) -> list[dict[str, Any]]:
-    """One record per label: the threshold chosen on the fit half (or why none) and its check-half precision."""
-    pos = _presence(targets)
-    fit = ~check
+def concept_positives(held: HeldOut, verified: VerifiedLabels | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows used [N], positives [N, L], eligible labels [L])``: hashtags, or the verified labels when given."""
+    if verified is None:
+        pos = presence(held.targets)
+        return np.ones(len(pos), dtype=bool), pos, np.ones(pos.shape[1], dtype=bool)
+    has, pos = verified.positives(held.post_keys)
+    if not has.any():
+        raise ReasonError("no_verified_heldout", f"none of the {len(has)} held-out posts has a row in {verified.path}")
+    return has, pos, verified.concepts
+
+
+def choose_concepts(probs: np.ndarray, positives: np.ndarray, check: np.ndarray, vocab: Vocabulary,
+                    cfg: CalibrationConfig, eligible: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One record per label: the threshold chosen on the fit half (or why none) and its check-half precision.
+
+    ``positives`` [N, L] says which rows a label truly applies to; ``eligible`` [L] which labels may be said.
+    """
+    pos, fit = positives.astype(bool), ~check
     records = []
     for c, label in enumerate(vocab.labels):
         rec: dict[str, Any] = {"index": c, "label": label.label, "name": concept_name(label.label),
                                "fit_positives": int(pos[fit, c].sum()), "check_positives": int(pos[check, c].sum())}
+        if eligible is not None and not eligible[c]:
+            rec.update(alt_text=False, reason="not_verified")
+            records.append(rec)
+            continue
         chosen = threshold_for_precision(probs[fit, c], pos[fit, c], cfg.target_precision, cfg.min_support, cfg.z)
         if chosen is None:
             rec["alt_text"] = False
@@ -354,7 +381,12 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     fit, check = ~held.check, held.check
     calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit], held.targets[fit])
     probs = calibrator.probabilities(held.logits)
-    concepts = choose_concepts(probs, held.targets, check, vocab, cfg)
+    verified = load_verified(cfg.verified, vocab) if cfg.verified else None
+    used, positives, eligible = concept_positives(held, verified)
+    held.counts.update(concepts_measured_on="verified labels" if verified else "hashtags",
+                       concept_posts=int(used.sum()), concept_fit=int((used & fit).sum()),
+                       concept_check=int((used & check).sum()))
+    concepts = choose_concepts(probs[used], positives[used], check[used], vocab, cfg, eligible)
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
     result = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
               "backbone_fingerprint": embedder.fingerprint, "vocab_version": vocab.version,

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
                           "(0 = raw precision; default 1.645)")
     cal.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of held-out posts")
+    cal.add_argument("--verified", type=Path, default=None,
+                     help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
+                          "alt-text concepts against them instead of the noisy hashtags (docs/apps.md)")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu")
     cal.set_defaults(func=run)
@@ -56,7 +59,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     from tagsight.apps.calibration import CalibrationConfig, calibrate_run, plot_concept_precision
 
     cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
-                            z=args.z, seed=args.seed)
+                            z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None)
     if args.bundle is not None:
         init_bundle(args.bundle, str(args.run))
     result = calibrate_run(args.run, args.bundle, cfg, args.device)
@@ -72,6 +75,7 @@ def format_summary(result: dict) -> str:
     for half in ("fit", "check"):
         raw, cal = m[half]["raw"], m[half]["calibrated"]
         lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")
+    lines.append(f"alt-text concepts measured against {result['heldout'].get('concepts_measured_on', 'hashtags')}")
     lines.append(f"alt-text concepts: {s['alt_text_concepts']} of {s['labels']} labels; check-half pooled precision "
                  f"{s['check_pooled_precision']} over {s['check_predictions']} predictions; "
                  f"{s['check_concepts_meeting_target']} of {s['check_concepts_measured']} measured concepts "

@@ -42,6 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
     g.add_argument("--out", type=Path, required=True, help="folder to write (created; not the split folder)")
     g.set_defaults(func=run_ground_truth)
+    v = dsub.add_parser(
+        "verified", help="a verified-labels file (post key -> true class) from a social-imagenette split",
+        description="Write SPLIT_DIR/truth.jsonl's true class of every post as verified labels, for "
+                    "'tagsight apps calibrate --verified' (alt-text concepts chosen against checked labels).")
+    v.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
+    v.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    v.add_argument("--source", default="posts", help="source name ingest gave the posts file (default: posts)")
+    v.set_defaults(func=run_verified)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -80,4 +88,17 @@ def run_ground_truth(args: argparse.Namespace) -> int:
         print(f"tagsight datasets ground-truth: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
         return 2
     print(summary.format())
+    return 0
+
+
+def run_verified(args: argparse.Namespace) -> int:
+    from tagsight.data.ground_truth import write_verified_labels
+    from tagsight.fsio import ReasonError
+
+    try:
+        n = write_verified_labels(args.split_dir, args.out, args.source)
+    except (ReasonError, OSError) as exc:
+        print(f"tagsight datasets verified: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
+        return 2
+    print(f"{n} verified posts written to {args.out}")
     return 0

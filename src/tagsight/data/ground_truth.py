@@ -131,3 +131,20 @@ def write_ground_truth_split(split_dir: str | Path, out_dir: str | Path) -> Grou
                                  sum(1 for p in converted if len(p["hashtags"]) > 1), dict(photos))
     log.info("%s", summary.format())
     return summary
+
+
+def write_verified_labels(split_dir: str | Path, out_path: str | Path, source: str = "posts") -> int:
+    """Write a verified-labels file (``tagsight.apps.verified``) from a split's ``truth.jsonl``: one row per post,
+    ``{"post_key": "SOURCE/POST_ID", "labels": [true class synset]}``. ``source`` is the name ingest gave the
+    posts file (its stem: ``posts`` for posts.jsonl). Returns the number of rows written."""
+    split_dir = Path(split_dir)
+    truths = read_jsonl(split_dir / TRUTH)
+    if not truths:
+        raise DatasetError("empty_split", f"{split_dir / TRUTH} holds no truth lines")
+    rows = []
+    for number, t in enumerate(truths, 1):
+        if not t.get("post_id") or not t.get("synset"):
+            raise DatasetError("bad_truth", f"{split_dir / TRUTH}:{number}: needs post_id and synset")
+        rows.append(json.dumps({"post_key": f"{source}/{t['post_id']}", "labels": [t["synset"]]}) + "\n")
+    atomic_write_text(Path(out_path), "".join(rows))
+    return len(rows)
