@@ -100,15 +100,15 @@ def _aesthetic(report: Report, study: dict[str, Any]) -> None:
                                     ("before", "after")}, "aesthetic score", "score in [0, 1]"),
                "Distribution of the aesthetic score over all samples; dashed lines are the means.")
     m = study["measures"]
-    sec.figure(grouped_bars(list(PRIOR_MEASURES), {side: [m[k][side] for k in PRIOR_MEASURES]
-                                                   for side in ("before", "after")}, "prior measures (means)", "[0, 1]"),
+    means = {side: [m[k][side] for k in PRIOR_MEASURES] for side in ("before", "after")}
+    sec.figure(grouped_bars(list(PRIOR_MEASURES), means, "prior measures (means)", "[0, 1]"),
                "The four measures of the classical prior, mean over samples.")
     sec.table(["measure", "before", "after", "mean difference", "95% interval", "after higher"],
               [[k, m[k]["before"], m[k]["after"], m[k]["mean_diff"], f"[{m[k]['ci95'][0]:.4f}, {m[k]['ci95'][1]:.4f}]",
                 f"{100 * m[k]['after_higher_share']:.1f}%"] for k in PRIOR_MEASURES])
     sec.table(["prompt", "pairs", "before", "after", "mean difference", "after higher"],
-              [[p["prompt"], p["pairs"], p["before"], p["after"], p["mean_diff"], f"{100 * p['after_higher_share']:.1f}%"]
-               for p in study["per_prompt"]], "Aesthetic score per prompt.")
+              [[p["prompt"], p["pairs"], p["before"], p["after"], p["mean_diff"],
+                f"{100 * p['after_higher_share']:.1f}%"] for p in study["per_prompt"]], "Aesthetic score per prompt.")
 
 
 def _pct(x: float | None) -> str:

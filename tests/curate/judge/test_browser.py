@@ -1,54 +1,24 @@
 """The rating page in a real browser: Debian's chromium driven by playwright, against the real server."""
 
-import shutil
-import socket
-import threading
-import time
-
 import pytest
 
 from tagsight.curate.judge.pairs import PairStudy, make_pair_study
 from tagsight.curate.judge.preference import preference_stats
 from tagsight.curate.judge.votes import read_votes
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
-playwright = pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
-def server(before_after, tmp_path):
+def server(before_after, tmp_path, live_server):
     from tagsight.curate.judge.app import create_judge_app
     from tagsight.curate.judge.queue import VoteQueue
 
     make_pair_study(*before_after, tmp_path / "study", seed=2)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_judge_app(VoteQueue(tmp_path / "study")), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield tmp_path / "study", f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=5)
+    return tmp_path / "study", live_server(create_judge_app(VoteQueue(tmp_path / "study")))
 
 
 @pytest.fixture
-def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
-        yield browser.new_page()
-        browser.close()
+def page(browser_page):
+    return browser_page
 
 
 def shown(page) -> str:

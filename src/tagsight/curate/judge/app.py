@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from tagsight.curate.judge.queue import VoteQueue
+from tagsight.curate.webpage import single_page_app
 
 
 def create_judge_app(queue: VoteQueue) -> Any:
-    from fastapi import Body, FastAPI, HTTPException, Query
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi import Body, HTTPException, Query
+    from fastapi.responses import Response
 
-    app = FastAPI(title="tagsight judge", description="Blind pairwise preference between generated images")
-    page = resources.files("tagsight.curate.judge").joinpath("page.html").read_text(encoding="utf-8")
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return page
+    app = single_page_app("tagsight judge", "Blind pairwise preference between generated images",
+                          "tagsight.curate.judge")
 
     @app.get("/api/next")
     def next_items(rater: str = Query(..., min_length=1), n: int = Query(8, ge=1, le=64)) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _placements(rng: np.random.Generator, n: int) -> np.ndarray:
     return after_left
 
 
-def make_pair_study(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+def make_pair_study(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path,
+                    seed: int = 0) -> dict[str, Any]:
     """Write a new blind study to ``out_dir`` (refused when it already holds one: votes would be orphaned)."""
     out = Path(out_dir)
     if (out / PAIRS_FILE).exists():

@@ -99,7 +99,8 @@ def read_samples(sample_dir: str | Path) -> list[Sample]:
     sample_dir = Path(sample_dir).resolve()
     path = sample_dir / SAMPLES_FILE
     if not path.is_file():
-        raise ReasonError("not_a_sample_dir", f"{sample_dir}: no {SAMPLES_FILE} (made by 'tagsight generate --out DIR')")
+        raise ReasonError("not_a_sample_dir",
+                          f"{sample_dir}: no {SAMPLES_FILE} (made by 'tagsight generate --out DIR')")
     samples, seen = [], {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

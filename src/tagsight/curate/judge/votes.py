@@ -7,16 +7,14 @@ or ``none`` for no preference) and the time. Undoing appends an ``undo`` row; th
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tagsight.fsio import atomic_write_bytes
+from tagsight.fsio import append_parquet_rows, read_parquet_rows
 
 VOTES_FILE = "votes.parquet"
 CHOICES = ("left", "right", "none")
@@ -38,18 +36,12 @@ def check_vote(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_votes(study_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(study_dir) / VOTES_FILE
-    return pq.read_table(path).to_pylist() if path.is_file() else []
+    return read_parquet_rows(Path(study_dir) / VOTES_FILE)
 
 
 def append_votes(study_dir: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Validate and append vote rows (atomic rewrite of the table); returns how many were added."""
-    new = [check_vote(r) for r in rows]
-    if new:
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(read_votes(study_dir) + new, schema=SCHEMA), buf)
-        atomic_write_bytes(Path(study_dir) / VOTES_FILE, buf.getvalue())
-    return len(new)
+    return append_parquet_rows(Path(study_dir) / VOTES_FILE, [check_vote(r) for r in rows], SCHEMA)
 
 
 def latest_votes(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
