@@ -53,7 +53,7 @@ def image_prior_measures(img: Image.Image) -> dict[str, float]:
 
     The image is first resized (bicubic) so its long side is the blur filter's ``measure_side``
     (128 px), the size catalog photos are measured at: a 32 px sample and a 128 px photo are then
-    measured at one scale. Bicubic interpolation adds no edges of its own (the blur filter's BOX
+    measured at one scale. Bicubic interpolation adds no hard steps of its own (the blur filter's BOX
     resampling would turn an upscaled pixel grid into hard steps and inflate the sharpness of tiny
     images). An upscaled sample is still smoother than a photo stored at 128 px, so compare
     generated images with each other (before with after), not with the curation histograms.
