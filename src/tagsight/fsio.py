@@ -30,3 +30,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """``atomic_write_bytes`` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_parquet_rows(path: str | Path) -> list[dict]:
+    """The rows of a Parquet table as dicts (empty when the file does not exist)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    return pq.read_table(path).to_pylist() if path.is_file() else []
+
+
+def append_parquet_rows(path: str | Path, rows: list[dict], schema) -> int:
+    """Append ``rows`` to a small append-only Parquet table by an atomic rewrite; returns how many were added."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if rows:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(read_parquet_rows(path) + list(rows), schema=schema), buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return len(rows)

@@ -1,8 +1,15 @@
-"""Constructed photos for the curation tests."""
+"""Constructed photos for the curation tests, and a real browser against a real server for the web pages."""
+
+import shutil
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def photo(seed: int = 0, size=(128, 96)) -> Image.Image:
@@ -22,3 +29,45 @@ def photo(seed: int = 0, size=(128, 96)) -> Image.Image:
 @pytest.fixture
 def make_photo():
     return photo
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server():
+    """``url = live_server(app)``: the app served by uvicorn on a free port in a thread, stopped after the test."""
+    uvicorn = pytest.importorskip("uvicorn")
+    running = []
+
+    def start(app) -> str:
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        running.append((srv, thread))
+        for _ in range(100):
+            if srv.started:
+                break
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for srv, thread in running:
+        srv.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser_page():
+    """A page of Debian's chromium, headless, driven by playwright (skips without either)."""
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+        yield browser.new_page()
+        browser.close()

@@ -1,54 +1,24 @@
 """The review flow in a real browser: Debian's chromium driven by playwright, against the real server."""
 
-import shutil
-import socket
-import threading
-import time
-
 import pytest
 
 from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
 from tagsight.curate.review.queue import ReviewQueue
 from tagsight.curate.reviews import read_reviews
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
-playwright = pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
-def server(tiny_dataset, make_photo):
+def server(tiny_dataset, make_photo, live_server):
     from tagsight.curate.review.app import create_review_app
 
     ds = tiny_dataset(posts=4, pictures=lambda n: make_photo(n, (96, 72)), max_side=96)
     run_filters(ds, CurateConfig((FilterSpec("blur"),)))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_review_app(ReviewQueue(ds)), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield ds, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=5)
+    return ds, live_server(create_review_app(ReviewQueue(ds)))
 
 
 @pytest.fixture
-def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
-        yield browser.new_page()
-        browser.close()
+def page(browser_page):
+    return browser_page
 
 
 def wait_key_change(page, old):

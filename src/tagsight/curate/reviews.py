@@ -8,16 +8,14 @@ the latest row per (key, reviewer, stage) counts), so the history of every decis
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tagsight.fsio import atomic_write_bytes
+from tagsight.fsio import append_parquet_rows, read_parquet_rows
 
 REVIEWS_FILE = Path("catalog") / "reviews.parquet"
 STAGES = ("generalist", "specialist")
@@ -47,18 +45,12 @@ def check_review(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_reviews(dataset_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(dataset_dir) / REVIEWS_FILE
-    return pq.read_table(path).to_pylist() if path.is_file() else []
+    return read_parquet_rows(Path(dataset_dir) / REVIEWS_FILE)
 
 
 def append_reviews(dataset_dir: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Validate and append review rows (atomic rewrite of the table); returns how many were added."""
-    new = [check_review(r) for r in rows]
-    if new:
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(read_reviews(dataset_dir) + new, schema=SCHEMA), buf)
-        atomic_write_bytes(Path(dataset_dir) / REVIEWS_FILE, buf.getvalue())
-    return len(new)
+    return append_parquet_rows(Path(dataset_dir) / REVIEWS_FILE, [check_review(r) for r in rows], SCHEMA)
 
 
 def latest(rows: Iterable[dict[str, Any]], stage: str) -> dict[tuple[str, str], dict[str, Any]]:

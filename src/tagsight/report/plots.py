@@ -184,3 +184,41 @@ def histogram(values: Sequence[float], title: str, xlabel: str, marks: Mapping[s
     ax.set_xlabel(xlabel)
     ax.set_ylabel("samples")
     return fig
+
+
+def overlaid_histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str, bins: int = 30) -> "Figure":
+    """Several distributions on shared bins, semi-transparent, each with a dashed line at its mean."""
+    fig, ax = new_figure()
+    clean = {k: np.asarray([x for x in v if x is not None and np.isfinite(x)], dtype=np.float64)
+             for k, v in series.items()}
+    every = np.concatenate([v for v in clean.values() if v.size] or [np.zeros(1)])
+    edges = np.histogram_bin_edges(every, bins=bins)
+    for (name, v), colour in zip(clean.items(), ("#4c78a8", "#f58518", "#54a24b", "#e45756")):
+        if v.size:
+            ax.hist(v, bins=edges, alpha=0.55, color=colour, label=f"{name} (mean {v.mean():.3f}, n={v.size})")
+            ax.axvline(v.mean(), color=colour, linestyle="--", linewidth=1.2)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def interval_plot(names: Sequence[str], values: Sequence[float | None], intervals: Sequence[Sequence[float]],
+                  title: str, xlabel: str, reference: float | None = None) -> "Figure":
+    """Proportions in [0, 1], one point per row with its interval as a horizontal error bar (first row on top)
+    and a dashed reference line."""
+    fig, ax = new_figure((DEFAULT_SIZE[0], max(1.8, 0.35 * len(names) + 1.0)))
+    y = np.arange(len(names))
+    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+    lo = np.array([i[0] for i in intervals], dtype=np.float64)
+    hi = np.array([i[1] for i in intervals], dtype=np.float64)
+    ax.errorbar(v, y, xerr=[np.nan_to_num(v - lo), np.nan_to_num(hi - v)], fmt="o", color="#4c78a8", capsize=4)
+    if reference is not None:
+        ax.axvline(reference, color="#e45756", linestyle="--", linewidth=1)
+    ax.set_yticks(y, labels=list(names), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    return fig

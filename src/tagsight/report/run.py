@@ -285,3 +285,12 @@ def model_card(report: Report, run_dir: Path) -> None:
         from tagsight.report.cards import add_card_section
 
         add_card_section(report, run_dir)
+
+
+@REPORT_SECTIONS.register("judge")
+def judge_study(report: Report, run_dir: Path) -> None:
+    """A quality-tuning study kept in the run folder (RUN/judge/): sample grids, aesthetic scores, preference."""
+    from tagsight.report.judge import add_judge_sections, has_study
+
+    if has_study(run_dir / "judge"):
+        add_judge_sections(report, run_dir / "judge")

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from tagsight.curate.filters.base import FILTERS, Candidate, Filter
+from PIL import Image
+
+from tagsight.curate.filters.base import FILTERS, Candidate, Filter, fit_long_side
 from tagsight.curate.filters.blur import BlurFilter
 from tagsight.curate.filters.photometric import colourfulness
 from tagsight.fsio import atomic_write_text
@@ -30,12 +32,34 @@ from tagsight.fsio import atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def aesthetic_prior(c: Candidate) -> float:
-    """The classical prior in [0, 1] (see the module docstring)."""
+PRIOR_MEASURES = ("sharpness", "contrast", "colour", "exposure")
+
+
+def prior_measures(c: Candidate) -> dict[str, float]:
+    """The four parts of the classical prior, each in [0, 1] (see the module docstring)."""
     y = c.grey()
     parts = [np.log10(1.0 + BlurFilter().score(c)["laplacian_var"]) / 3.0, y.std() / 0.25,
              colourfulness(c.rgb()) / 60.0, 1.0 - 2.0 * abs(float(y.mean()) - 0.5)]
-    return float(np.mean(np.clip(parts, 0.0, 1.0)))
+    return dict(zip(PRIOR_MEASURES, np.clip(parts, 0.0, 1.0).tolist()))
+
+
+def aesthetic_prior(c: Candidate) -> float:
+    """The classical prior in [0, 1]: the mean of ``prior_measures``."""
+    return float(np.mean(list(prior_measures(c).values())))
+
+
+def image_prior_measures(img: Image.Image) -> dict[str, float]:
+    """``prior_measures`` of a plain image (not a catalog sample), e.g. a generated one.
+
+    The image is first resized (bicubic) so its long side is the blur filter's ``measure_side``
+    (128 px), the size catalog photos are measured at: a 32 px sample and a 128 px photo are then
+    measured at one scale. Bicubic interpolation adds no hard steps of its own (the blur filter's BOX
+    resampling would turn an upscaled pixel grid into hard steps and inflate the sharpness of tiny
+    images). An upscaled sample is still smoother than a photo stored at 128 px, so compare
+    generated images with each other (before with after), not with the curation histograms.
+    """
+    sized = fit_long_side(img.convert("RGB"), BlurFilter.measure_side, 3, Image.Resampling.BICUBIC)
+    return prior_measures(Candidate(key="", post_key="", load=lambda: sized))
 
 
 @dataclass
@@ -62,6 +86,11 @@ class RidgeHead:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std) @ self.weight + self.bias
+
+    def score_images(self, images: list[Image.Image]) -> np.ndarray:
+        """The predicted rating of each image rescaled from 1-5 to [0, 1] (the filter's ``aesthetic`` score)."""
+        ratings = self.predict(embed(images, self.backbone, self.img_size))
+        return np.clip((ratings - 1.0) / 4.0, 0.0, 1.0)
 
     def save(self, path: str | Path) -> Path:
         data = {"backbone": self.backbone, "img_size": self.img_size, "bias": self.bias, "stats": self.stats,
@@ -112,9 +141,8 @@ class AestheticFilter(Filter):
     def prepare(self, candidates: list[Candidate]) -> None:
         self._scores = {}
         if self.head:
-            head = RidgeHead.load(self.head)
-            ratings = head.predict(embed([c.image for c in candidates], head.backbone, head.img_size))
-            self._scores = {c.key: float(np.clip((r - 1.0) / 4.0, 0.0, 1.0)) for c, r in zip(candidates, ratings)}
+            scores = RidgeHead.load(self.head).score_images([c.image for c in candidates])
+            self._scores = {c.key: float(s) for c, s in zip(candidates, scores)}
 
     def score(self, c: Candidate) -> dict[str, float]:
         prior = aesthetic_prior(c)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from tagsight.curate.review.agreement import agreement
 from tagsight.curate.review.queue import ReviewQueue
+from tagsight.curate.webpage import single_page_app
 
 
 def create_review_app(queue: ReviewQueue) -> Any:
-    from fastapi import Body, FastAPI, HTTPException, Query
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi import Body, HTTPException, Query
+    from fastapi.responses import Response
 
-    app = FastAPI(title="tagsight review", description="Two-stage human review of a curated set")
-    page = resources.files("tagsight.curate.review").joinpath("page.html").read_text(encoding="utf-8")
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return page
+    app = single_page_app("tagsight review", "Two-stage human review of a curated set", "tagsight.curate.review")
 
     @app.get("/api/next")
     def next_items(stage: str = Query(...), reviewer: str = Query(..., min_length=1), n: int = Query(8, ge=1, le=64)):
