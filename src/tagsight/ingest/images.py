@@ -239,10 +239,7 @@ def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
         source_size = img.size
         had_gps, had_metadata = _metadata_flags(img)
         img = _decode(img, cfg.max_side)
-    try:
-        img = _resize(_to_rgb(_orient(img)), cfg.max_side)
-    except Exception as exc:  # Pillow raises many types for exotic modes and broken metadata
-        raise ImageRejected("unsupported_image", f"cannot convert the image: {type(exc).__name__}: {exc}") from None
+    img = normalise_decoded(img, cfg.max_side)
     hash_value = phash(img)
     faces = 0
     if cfg.blur_faces:
@@ -254,6 +251,21 @@ def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
         source_width=source_size[0], source_height=source_size[1], sha256=hashlib.sha256(data).hexdigest(),
         phash=hash_value, faces_blurred=faces, had_gps=had_gps, had_metadata=had_metadata,
     )
+
+
+def decode_rgb(data: bytes, cfg: ImageConfig) -> Image.Image:
+    """Encoded bytes to 8-bit RGB, EXIF-oriented, at most ``cfg.max_side``: format, size and pixel limits are
+    checked from the header before decoding (ImageRejected with the reason otherwise). Safe in threads as
+    long as ``cfg.max_pixels`` stays under Pillow's bomb guard (no warning filter is set)."""
+    return normalise_decoded(_decode(_open_checked(data, cfg), cfg.max_side), cfg.max_side)
+
+
+def normalise_decoded(img: Image.Image, max_side: int) -> Image.Image:
+    """EXIF orientation, 8-bit RGB and the ``max_side`` limit; ImageRejected('unsupported_image') when Pillow fails."""
+    try:
+        return _resize(_to_rgb(_orient(img)), max_side)
+    except Exception as exc:  # Pillow raises many types for exotic modes and broken metadata
+        raise ImageRejected("unsupported_image", f"cannot convert the image: {type(exc).__name__}: {exc}") from None
 
 
 def _open_checked(data: bytes, cfg: ImageConfig) -> Image.Image:

@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from tagsight.ingest.images import ImageConfig, ImageRejected, _decode, _open_checked, _orient, _resize, _to_rgb
+from tagsight.ingest.images import ImageConfig, ImageRejected, decode_rgb
 from tagsight.serve.errors import ServeError
 from tagsight.serve.settings import ServeSettings
 
@@ -217,9 +217,7 @@ def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
     cfg = ImageConfig(max_side=settings.max_side, max_pixels=settings.max_pixels,
                       max_bytes=settings.max_bytes, min_side=1)
     try:
-        img = _open_checked(data, cfg)
-        img = _decode(img, cfg.max_side)
-        return _resize(_to_rgb(_orient(img)), cfg.max_side)
+        return decode_rgb(data, cfg)
     except ImageRejected as exc:
         reason = exc.reason if exc.reason in _IMAGE_REASONS else "unsupported_image"
         raise ServeError(reason, str(exc)) from None
