@@ -91,3 +91,8 @@ class DiffusionConfig:
             raise ValueError(f"objective.diffusion.steps must be in [1, {self.train_timesteps}], got {self.steps}")
         if self.guidance < 1.0:
             raise ValueError(f"objective.diffusion.guidance must be >= 1 (1: no guidance), got {self.guidance}")
+
+
+# ``run.json`` of generator runs (pretrain and tune) names this ``forget_kind``: ``tagsight forget`` reports them
+# as their own artifact kind (``generate.forget``) instead of plain runs.
+FORGET_KIND = "generator"

@@ -17,6 +17,7 @@ from typing import Any
 
 from tagsight.data.pipeline import StreamConfig
 from tagsight.generate.conditioning import OFFSET, TokenTable
+from tagsight.generate.config import FORGET_KIND
 from tagsight.generate.data import TokenStream, image_transform
 from tagsight.generate.heldout import heldout_loss
 from tagsight.generate.model import load_vae
@@ -27,7 +28,6 @@ from tagsight.train.pretrain import RECIPES, Recipe, stream_config
 log = logging.getLogger(__name__)
 
 TOKENS_FILE = "tokens.json"
-FORGET_KIND = "generator"
 
 
 def build_generator(cfg, vae, num_labels: int, batches_per_epoch: int = 0) -> DiffusionObjective:

@@ -38,7 +38,8 @@ from tagsight.data.views import SELECTIONS
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.generate.data import TokenStream, image_transform
 from tagsight.generate.heldout import heldout_loss
-from tagsight.generate.recipe import FORGET_KIND, TOKENS_FILE, build_generator, generator_vae
+from tagsight.generate.config import FORGET_KIND
+from tagsight.generate.recipe import TOKENS_FILE, build_generator, generator_vae
 from tagsight.generate.runs import BEST, GeneratorRun, load_generator
 from tagsight.ingest.catalog import manifest_version
 from tagsight.lineage import read_artifact
