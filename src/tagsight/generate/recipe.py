@@ -28,6 +28,7 @@ from tagsight.train.pretrain import RECIPES, Recipe, stream_config
 log = logging.getLogger(__name__)
 
 TOKENS_FILE = "tokens.json"
+EVAL_REPEATS = 2       # fixed (timestep, noise) draws per held-out post in eval.json
 
 
 def build_generator(cfg, vae, num_labels: int, batches_per_epoch: int = 0) -> DiffusionObjective:
@@ -50,11 +51,11 @@ def token_stream(index, vocab: Vocabulary, cfg, data_config, split: str, env,
 
 def evaluate_denoising(trained, untrained, heldout, cfg, env, vocab) -> dict:
     """Held-out denoising MSE (fixed noise) of the trained weights, their EMA, and the untrained model."""
-    workers = cfg.data.workers
-    result = {"heldout_denoising": {"trained": heldout_loss(trained, heldout, env, workers),
-                                    "untrained": heldout_loss(untrained, heldout, env, workers)}}
+    w, n = cfg.data.workers, EVAL_REPEATS
+    result = {"heldout_denoising": {"trained": heldout_loss(trained, heldout, env, w, n),
+                                    "untrained": heldout_loss(untrained, heldout, env, w, n)}}
     if trained.ema is not None:
-        result["heldout_denoising"]["trained_ema"] = heldout_loss(trained, heldout, env, workers, use_ema=True)
+        result["heldout_denoising"]["trained_ema"] = heldout_loss(trained, heldout, env, w, n, use_ema=True)
     r = result["heldout_denoising"]
     log.info("held-out denoising loss %.4f (EMA %s, untrained %.4f) on %d samples", r["trained"]["loss"],
              r.get("trained_ema", {}).get("loss", "-"), r["untrained"]["loss"], r["trained"]["n_samples"])
