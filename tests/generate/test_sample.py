@@ -4,9 +4,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 from tagsight.cli import main
+from tagsight.generate.config import DiffusionConfig
+from tagsight.generate.objective import DiffusionObjective
+from tagsight.generate.sample import SampleSettings, sample
+
+from tests.generate.tiny import TINY_DIFFUSION
 
 KEYS = {"file", "prompt", "tokens_used", "tokens_unknown", "seed", "steps", "guidance", "model", "size"}
 
@@ -88,3 +95,23 @@ def test_fewer_images_into_an_old_folder_leave_no_stale_image(base_run, tmp_path
     generate(base_run, tmp_path / "d", "--prompt", tag, "--n", "1")
     assert sorted(p.name for p in (tmp_path / "d").glob("*.png")) == ["0000.png", "grid.png"]
     assert len(rows(tmp_path / "d")) == 1
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+def test_samplers_with_an_exact_denoiser_return_the_one_training_image(prediction, sampler):
+    """With a single training image x*, the ideal prediction is known in closed form: sampling must give x*."""
+    cfg = DiffusionConfig(**{**TINY_DIFFUSION, "prediction": prediction, "train_timesteps": 1000})
+    objective = DiffusionObjective(cfg, num_tokens=5)
+    target = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    alphas = objective.alphas_cumprod
+
+    class Exact(torch.nn.Module):
+        def forward(self, x, t, ids):
+            a = alphas[t].view(-1, 1, 1, 1)
+            eps = (x - a.sqrt() * target) / (1 - a).sqrt()
+            return eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * target
+
+    images = sample(objective, torch.tensor([[2, 0, 0, 0]] * 2), [0, 1], SampleSettings(20, 3.0, sampler),
+                    denoiser=Exact())
+    assert (images.float() - ((target + 1) * 127.5).round()).abs().max() <= 1
