@@ -84,3 +84,16 @@ def test_reviewer_captions_add_their_words_to_the_tokens(base_run, curated):
     stream = TokenStream(index, table, image_transform(gen.cfg.objective.diffusion, gen.objective.data_config, "train"),
                          StreamConfig(epoch_length=8, batch_size=4, sampling="none", holdout_fraction=0.25))
     assert OFFSET + label in stream.tokens[i].tolist()
+
+
+def test_the_tune_verb_runs_from_the_command_line(base_run, curated, tmp_path, capsys):
+    from tagsight.cli import main
+
+    sets = ["max_steps=1", "eval_every=1", "eval_repeats=1", "data.batch_size=8", "data.epoch_length=16",
+            "data.workers=0", "data.holdout_fraction=0.25"]
+    args = ["-q", "generate", "tune", str(base_run), str(curated), "--out", str(tmp_path / "cli")]
+    assert main([*args, *[x for s in sets for x in ("--set", s)]]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps_trained"] == 1 and summary["stopped"] == "budget"
+    assert main([*args, "--set", "eval_every=0"]) == 2
+    assert "eval_every must be >= 1" in capsys.readouterr().err

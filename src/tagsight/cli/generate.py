@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -83,25 +82,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from tagsight.fsio import ReasonError
+    from tagsight.cli.pretrain import run_on_ranks
     from tagsight.generate.tune import TuneConfig, tune
-    from tagsight.train.distributed import RankFilter, init_distributed, shutdown
 
     try:
         cfg = TuneConfig.from_yaml(args.config, args.overrides)
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight generate tune: bad config: {exc}", file=sys.stderr)
         return 2
-    env = init_distributed(args.tune_device)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RankFilter(env))
-    try:
-        result = tune(args.run, args.curated, args.tune_out, cfg, env)
-    except (ReasonError, ValueError, FileNotFoundError) as exc:
-        print(f"tagsight generate tune: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutdown(env)
-    if env.is_main:
-        print(json.dumps(result, indent=1))
-    return 0
+    return run_on_ranks("generate tune", args.tune_device,
+                        lambda env: tune(args.run, args.curated, args.tune_out, cfg, env))
