@@ -56,6 +56,8 @@ def test_rerunning_a_finished_tune_changes_nothing_and_other_parents_are_refused
     metrics = (tmp_path / "t" / "metrics.jsonl").read_text()
     assert tune(base_run, curated, tmp_path / "t", small(max_steps=3), DistEnv()) == first
     assert (tmp_path / "t" / "metrics.jsonl").read_text() == metrics
+    more = tune(base_run, curated, tmp_path / "t", small(max_steps=6), DistEnv())     # a larger budget continues
+    assert more["steps_trained"] == 6 and more["evaluations"] == 3
     with pytest.raises(ReasonError, match="another base run or curated dataset") as err:
         tune(base_run, gen_data[0], tmp_path / "t", small(max_steps=3), DistEnv())
     assert err.value.reason == "tune_lineage_mismatch"

@@ -67,7 +67,7 @@ class TokenTable:
         """A prompt's tokens; warns naming unknown items, raises ``ReasonError`` when no item is known."""
         encoded = self.encode_items(prompt_items(prompt))
         if not encoded.ids:
-            examples = ", ".join(f"#{label.members and max(label.members, key=label.members.get)}"
+            examples = ", ".join("#" + (max(label.members, key=label.members.get) if label.members else label.label)
                                  for label in self.vocab.labels[:8])
             raise ReasonError("no_known_token", f"no item of the prompt {prompt!r} is in the model's vocabulary "
                                                 f"({len(self.vocab)} labels, e.g. {examples})")

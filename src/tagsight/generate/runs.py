@@ -66,7 +66,7 @@ def choose_checkpoint(run_dir: Path, choice: str, kind: str) -> Path:
 
 def load_generator(run_dir: str | Path, checkpoint: str = "auto", device: str = "cpu") -> GeneratorRun:
     """The generator of ``run_dir`` with the weights of ``checkpoint``, in eval mode on ``device``."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     cfg, info = read_generator_config(run_dir)
     vocab = Vocabulary.from_dict(json.loads((run_dir / TOKENS_FILE).read_text(encoding="utf-8")))
     kind = str(info.get("kind", "pretrain"))

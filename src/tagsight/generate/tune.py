@@ -200,7 +200,10 @@ class _Tuner:
         return len(evals) > self.cfg.patience and not any(e["improved"] for e in evals[-self.cfg.patience:])
 
     def run(self) -> dict[str, Any]:
-        if not self.state["evaluations"]:
+        evals = self.state["evaluations"]
+        if self.state.get("stopped") == "budget" and evals and evals[-1]["step"] < self.cfg.max_steps:
+            self.state["stopped"] = None       # rerun with a larger budget: continue
+        if not evals:
             self.trainer.resume()
             self.evaluate()
         while self.state.get("stopped") is None:
