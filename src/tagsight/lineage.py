@@ -136,7 +136,8 @@ def _run(folder: Path, r: dict[str, Any]) -> Artifact:
         parents.append(Ref("run", r["backbone_run"].get("path"), r["backbone_run"].get("version")))
     ckpts = sorted(str(p) for p in (folder / "checkpoints").glob("*")) if (folder / "checkpoints").is_dir() else []
     version = r.get("version") or f"{r['dataset']['manifest_version']}+{(r.get('vocab') or {}).get('version', '')}"
-    return Artifact("run", folder, version, tuple(parents), extra={"checkpoints": ckpts, "kind": r.get("kind")})
+    return Artifact("run", folder, version, tuple(parents),
+                    extra={"checkpoints": ckpts, "kind": r.get("kind"), "forget_kind": r.get("forget_kind")})
 
 
 def _generic(folder: Path, g: dict[str, Any]) -> Artifact:

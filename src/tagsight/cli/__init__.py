@@ -9,7 +9,8 @@ from importlib import import_module
 
 # Each module has ``register(subparsers)`` adding its verb(s) with ``set_defaults(func=...)``.
 VERB_MODULES = ("setup", "ingest", "vocab", "datasets", "pretrain", "eval", "report", "relevance", "apps", "heads",
-                "index", "predict", "export", "serve", "curate", "forget", "lineage", "card", "demo", "judge")
+                "index", "predict", "export", "serve", "curate", "forget", "lineage", "card", "demo", "judge",
+                "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:

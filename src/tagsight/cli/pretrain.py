@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", type=Path, help="dataset folder made by 'tagsight ingest'")
     p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
-    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default) or swav (self-supervised, ignores hashtags)")
+    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav (self-supervised, ignores hashtags) or "
+                   "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
     p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
                    "defaults are the PretrainConfig dataclasses")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -30,7 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tagsight.train.config import PretrainConfig
-    from tagsight.train.distributed import RankFilter, init_distributed, shutdown
     from tagsight.train.pretrain import pretrain
 
     try:
@@ -39,13 +40,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"tagsight pretrain: bad config: {exc}", file=sys.stderr)
         return 2
     vocab = args.vocab / "vocab.json" if args.vocab.is_dir() else args.vocab
-    env = init_distributed(args.device)
+    return run_on_ranks("pretrain", args.device, lambda env: pretrain(args.dataset, vocab, args.out, cfg, env))
+
+
+def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict]) -> int:
+    """Join torchrun's process group, run ``work(env)``, print its result on rank 0; bad input exits 2."""
+    from tagsight.train.distributed import RankFilter, init_distributed, shutdown
+
+    env = init_distributed(device)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RankFilter(env))
     try:
-        result = pretrain(args.dataset, vocab, args.out, cfg, env)
+        result = work(env)
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"tagsight pretrain: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        print(f"tagsight {verb}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     finally:
         shutdown(env)

@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 
 FORGOTTEN_REASON = "forgotten"
 FORGETTER_MODULES = ("tagsight.privacy.forget_dataset", "tagsight.privacy.forget_derived",
-                     "tagsight.eval.forget_features", "tagsight.curate.forget", "tagsight.apps.forget_index")
+                     "tagsight.eval.forget_features", "tagsight.curate.forget", "tagsight.apps.forget_index",
+                     "tagsight.generate.forget")
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,16 @@ class Forgetter:
     affected: Callable[[Path, Forgotten], int]
     purge: Callable[[Path, Forgotten], str]
     stage: int = 50
+    retrain: bool = False     # an affected artifact is a model to retrain (listed under "retrain needed")
 
 
 FORGETTERS: Registry[Forgetter] = Registry("artifact kind")
 
 
 def register_forgetter(name: str, find: Callable[[Path], list[Path]], affected: Callable[[Path, Forgotten], int],
-                       purge: Callable[[Path, Forgotten], str], stage: int = 50) -> None:
+                       purge: Callable[[Path, Forgotten], str], stage: int = 50, retrain: bool = False) -> None:
     """Add an artifact kind to ``FORGETTERS`` (see the contract in the module docstring)."""
-    forgetter = Forgetter(find, affected, purge, stage)
+    forgetter = Forgetter(find, affected, purge, stage, retrain)
     FORGETTERS.register(name)(lambda: forgetter)
 
 
@@ -241,7 +243,7 @@ def forget(requests: Iterable[Tombstone], roots: str | Path | Sequence[str | Pat
     names = kinds or FORGETTERS.names()
     for name in sorted(names, key=lambda n: (FORGETTERS.create(n).stage, n)):
         report.results += _purge_kind(name, FORGETTERS.create(name), roots, forgotten)
-    report.retrain = [r.path for r in report.results if r.kind == "run" and r.affected]
+    report.retrain = [r.path for r in report.results if FORGETTERS.create(r.kind).retrain and r.affected]
     report.seconds = time.monotonic() - start
     log.info("forget: %d tombstones added, %d posts, %d artifacts changed in %.2fs", report.tombstones_added,
              report.forgotten_posts, len(report.changed), report.seconds)

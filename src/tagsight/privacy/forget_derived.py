@@ -21,11 +21,13 @@ NOTICE_FILE = "forget_notice.json"
 _ACTION = {"run": "retrain", "vocab": "rebuild"}
 
 
-def _finder(kinds: tuple[str, ...] | None):
+def _finder(kinds: tuple[str, ...] | None, forget_kind: str | None = None):
+    """Artifacts of ``kinds`` (None: every kind without its own forgetter) whose record names ``forget_kind``
+    (a run's ``run.json`` may claim a more specific kind, e.g. ``generator``; plain runs name none)."""
     def find(root: Path) -> list[Path]:
         return [a.path for a in iter_artifacts(root)
                 if (a.kind in kinds if kinds else a.kind not in ("dataset", "features", *_ACTION))
-                and a.path.is_dir()]
+                and a.extra.get("forget_kind") == forget_kind and a.path.is_dir()]
     return find
 
 
@@ -56,6 +58,6 @@ def purge(path: Path, forgotten: Forgotten) -> str:
     return f"{verb} needed: {len(held)} forgotten posts in its lineage (notice in {target})"
 
 
-register_forgetter("run", _finder(("run",)), affected, purge, stage=80)
+register_forgetter("run", _finder(("run",)), affected, purge, stage=80, retrain=True)
 register_forgetter("vocab", _finder(("vocab",)), affected, purge, stage=80)
 register_forgetter("derived", _finder(None), affected, purge, stage=90)

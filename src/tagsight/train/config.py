@@ -12,6 +12,7 @@ import yaml
 
 from tagsight.data.multicrop import MultiCropConfig
 from tagsight.data.views import SELECTIONS
+from tagsight.generate.config import DiffusionConfig
 from tagsight.objectives.swav import SwavConfig
 from tagsight.train.loop import LoopConfig
 from tagsight.train.optim import OptimConfig
@@ -34,6 +35,7 @@ class ObjectiveConfig:
     name: str = "hashtag"
     loss: str = "softmax"                                   # hashtag only
     swav: SwavConfig = field(default_factory=SwavConfig)    # swav only
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)   # diffusion only (the generator)
 
 
 @dataclass(frozen=True)

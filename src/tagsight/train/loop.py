@@ -1,7 +1,8 @@
 """The training loop: any Objective, any stream, one process or many under torchrun, exact resume.
 
 The loop knows an objective only as a module whose forward returns ``{"loss": ..., **logs}``,
-and a stream only through ``set_position(epoch, batches_done)`` and its batches. Every
+and a stream only through ``set_position(epoch, batches_done)`` and its batches; an objective
+may define ``after_step()``, called after every optimiser step (the generator updates its EMA there). Every
 ``checkpoint_every`` optimiser steps it saves model, optimiser, RNG and data position; started
 again with the same run folder it continues from the latest checkpoint as if never stopped.
 """
@@ -189,6 +190,9 @@ class Trainer:
             self.batches_done += 1
         self.optimizer.step()
         self.step += 1
+        after_step = getattr(self.model, "after_step", None)
+        if after_step is not None:   # an objective's per-step bookkeeping (the generator's weight EMA)
+            after_step()
         return {**totals, "lr": torch.tensor(lr)}
 
     def _log(self, logs: dict[str, torch.Tensor], meter: "_Meter", writer: MetricsWriter) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,28 +39,65 @@ from tagsight.train.loop import Trainer, plan
 log = logging.getLogger(__name__)
 
 
+def timm_backbone(cfg: PretrainConfig) -> Backbone:
+    """The default model of a recipe: the timm backbone ``cfg.model`` names."""
+    return create_backbone(cfg.model.name, img_size=cfg.model.img_size)
+
+
+def _describe_backbone(cfg: PretrainConfig) -> dict[str, Any]:
+    return {"backbone": cfg.model.name}
+
+
+def _no_files(cfg: PretrainConfig, vocab: Vocabulary) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """What an objective needs around the shared loop: how to build it, its stream per split, its evaluation."""
+    """What an objective needs around the shared loop: how to build it, its stream per split, its evaluation.
 
-    build: Callable[[PretrainConfig, Backbone, int, int], torch.nn.Module]   # (cfg, backbone, labels, batches/epoch)
+    ``model`` builds what ``build`` receives (default: the timm backbone of ``cfg.model``; a recipe
+    with its own model, such as the generator's, builds it here or in ``build``); ``describe`` gives
+    the model's fields of ``run.json``; ``files`` more files for the run folder (name -> text).
+    """
+
+    build: Callable[[PretrainConfig, Any, int, int], torch.nn.Module]   # (cfg, model, labels, batches/epoch)
     stream: Callable[..., Any]        # (index, vocab, cfg, data_config, split, env) -> stream
     evaluate: Callable[..., dict]     # (trained, untrained, heldout stream, cfg, env, vocab) -> eval.json fields
+    model: Callable[[PretrainConfig], Any] = timm_backbone
+    describe: Callable[[PretrainConfig], dict[str, Any]] = _describe_backbone
+    files: Callable[[PretrainConfig, Vocabulary], dict[str, str]] = _no_files
 
 
 RECIPES: Registry[Recipe] = Registry("pretraining objective")
+# Modules that register recipes from a higher layer (imported by name, on first need, like forget's kinds).
+RECIPE_MODULES = ("tagsight.generate.recipe",)
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe of objective ``name`` (loading ``RECIPE_MODULES`` when it is not registered yet)."""
+    if name not in RECIPES:
+        for module in RECIPE_MODULES:
+            import_module(module)
+    return RECIPES.create(name)
 
 
 def build_objective(cfg: PretrainConfig, num_labels: int, batches_per_epoch: int = 0) -> torch.nn.Module:
     """The objective with freshly initialised weights (seeded by ``cfg.seed``)."""
     torch.manual_seed(cfg.seed)
-    backbone = create_backbone(cfg.model.name, img_size=cfg.model.img_size)
-    return RECIPES.create(cfg.objective.name).build(cfg, backbone, num_labels, batches_per_epoch)
+    chosen = recipe(cfg.objective.name)
+    return chosen.build(cfg, chosen.model(cfg), num_labels, batches_per_epoch)
 
 
 def build_stream(index: SampleIndex, vocab: Vocabulary, cfg: PretrainConfig, data_config: Any, split: str,
                  env: DistEnv) -> Any:
-    return RECIPES.create(cfg.objective.name).stream(index, vocab, cfg, data_config, split, env)
+    return recipe(cfg.objective.name).stream(index, vocab, cfg, data_config, split, env)
+
+
+def data_config_of(objective: torch.nn.Module) -> Any:
+    """The input config of an objective: its own ``data_config``, else its backbone's."""
+    own = getattr(type(objective), "data_config", None)
+    return objective.data_config if own is not None else objective.backbone.data_config
 
 
 def stream_config(cfg: PretrainConfig, split: str) -> StreamConfig:
@@ -96,7 +134,7 @@ def lineage(dataset_dir: Path, vocab_path: Path, vocab: Vocabulary, cfg: Pretrai
             "dataset": {"path": str(dataset_dir), "manifest_version": manifest_version(dataset_dir),
                         "tombstones_applied": len(load_tombstones(dataset_dir))},
             "vocab": {"path": str(vocab_path), "version": vocab.version, "labels": len(vocab)},
-            "backbone": cfg.model.name, "world_size": env.world_size}
+            **recipe(cfg.objective.name).describe(cfg), "world_size": env.world_size}
 
 
 def _versions(info: dict) -> tuple[str, str]:
@@ -121,17 +159,19 @@ def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Pat
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         atomic_write_text(run_dir / "run.json", json.dumps(info, indent=1))
+        for name, text in recipe(cfg.objective.name).files(cfg, vocab).items():
+            atomic_write_text(run_dir / name, text)
     index = SampleIndex.build(dataset_dir)
     per_epoch = plan(cfg.data.epoch_length, cfg.data.batch_size, env, cfg.loop).batches_per_epoch
     objective = build_objective(cfg, len(vocab), per_epoch)
-    data_config = objective.backbone.data_config
+    data_config = data_config_of(objective)
     stream = build_stream(index, vocab, cfg, data_config, "train", env)
     trainer = Trainer(objective, stream, lambda s: make_loader(s, cfg.data.workers), cfg.optim, cfg.loop, env,
                       run_dir, cfg.data.epoch_length, cfg.data.batch_size)
     trainer.fit()
     heldout = build_stream(index, vocab, cfg, data_config, "heldout", env)
     untrained = build_objective(cfg, len(vocab), per_epoch).to(env.device)
-    evaluate = RECIPES.create(cfg.objective.name).evaluate
+    evaluate = recipe(cfg.objective.name).evaluate
     result = {"step": trainer.step, **evaluate(trainer.model, untrained, heldout, cfg, env, vocab)}
     if env.is_main:
         atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=1))

@@ -1,0 +1,94 @@
+"""``tagsight generate``: sample images from a generator run; ``tagsight generate tune``: quality-tune one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="sample images from a hashtag-conditioned generator (or quality-tune one: 'generate tune')",
+        description="Write N images per prompt to OUT (0000.png ..., grid.png, samples.jsonl: file, prompt, tokens "
+                    "used and unknown, seed, steps, guidance, model run/step/kind, size). Image j of a prompt uses "
+                    "seed SEED + j, so two models given the same prompts and seed are paired image by image. "
+                    "Train a generator with 'tagsight pretrain --objective diffusion'.")
+    p.add_argument("--model", type=Path, help="a generator run folder (pretrain) or a tuned one (generate tune)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help='hashtags and/or words, e.g. "#beach #sunset"')
+    prompt.add_argument("--prompts", type=Path, help="a file with one prompt per line")
+    p.add_argument("--n", type=int, default=8, help="images per prompt (default 8)")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model config's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = none "
+                   "(default: the model config's)")
+    p.add_argument("--sampler", choices=("ddim", "dpm"), default=None, help="default: the model config's")
+    p.add_argument("--checkpoint", default="auto", help="auto (tuned run: its early-stopping best; else latest), "
+                   "latest, best or a checkpoint folder name")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.set_defaults(func=run)
+    verbs = p.add_subparsers(dest="generate_verb", metavar="ACTION")
+    t = verbs.add_parser(
+        "tune", help="quality-tune a generator on a curated dataset (small batches, low lr, early stopping)",
+        description="Start from RUN's weights (its EMA), train on CURATED (any dataset version, e.g. one written by "
+                    "'tagsight curate export') with the shared Trainer, evaluate the held-out denoising loss of "
+                    "CURATED's held-out posts with fixed noise every eval_every steps and stop when it has not "
+                    "improved for 'patience' evaluations; the best weights are OUT/checkpoints/best. Rerun the same "
+                    "command to resume.")
+    t.add_argument("run", type=Path, help="the generator run to start from")
+    t.add_argument("curated", type=Path, help="the curated dataset")
+    t.add_argument("--out", dest="tune_out", type=Path, required=True, help="the tuned run folder")
+    t.add_argument("--config", type=Path, default=None, help="YAML (e.g. configs/tune_diffusion_cpu_32.yaml); "
+                   "defaults are TuneConfig's")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a tune setting, e.g. --set max_steps=200")
+    t.add_argument("--device", dest="tune_device", default="auto")
+    t.set_defaults(func=run_tune)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def run(args: argparse.Namespace) -> int:
+    from tagsight.fsio import ReasonError
+    from tagsight.generate.runs import load_generator
+    from tagsight.generate.sample import SampleSettings, read_prompts, write_samples
+
+    if args.model is None or args.out is None or (args.prompt is None and args.prompts is None):
+        print("tagsight generate: give --model RUN, --prompt TEXT (or --prompts FILE) and --out DIR "
+              "(or 'tagsight generate tune ...')", file=sys.stderr)
+        return 2
+    try:
+        prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
+        gen = load_generator(args.model, args.checkpoint, _device(args.device))
+        d = gen.cfg.objective.diffusion
+        settings = SampleSettings(args.steps or d.steps, d.guidance if args.guidance is None else args.guidance,
+                                  args.sampler or d.sampler, args.batch_size)
+        rows = write_samples(gen, prompts, args.n, args.out, args.seed, settings)
+    except (ReasonError, ValueError, FileNotFoundError) as exc:
+        print(f"tagsight generate: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(args.out), "images": len(rows), "prompts": len(prompts),
+                      "model": rows[0]["model"], "unknown_tokens": sorted({t for r in rows for t in r["tokens_unknown"]})},
+                     indent=1))
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from tagsight.cli.pretrain import run_on_ranks
+    from tagsight.generate.tune import TuneConfig, tune
+
+    try:
+        cfg = TuneConfig.from_yaml(args.config, args.overrides)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"tagsight generate tune: bad config: {exc}", file=sys.stderr)
+        return 2
+    return run_on_ranks("generate tune", args.tune_device,
+                        lambda env: tune(args.run, args.curated, args.tune_out, cfg, env))

@@ -1,0 +1,93 @@
+"""The generator's parts: a diffusers ``UNet2DConditionModel``, the token encoder, the optional VAE, a weight EMA."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tagsight.generate.conditioning import PAD
+from tagsight.generate.config import DiffusionConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_unet(cfg: DiffusionConfig, channels: int, sample_size: int) -> nn.Module:
+    """The denoiser: ``len(cfg.widths)`` levels, cross-attention where ``cfg.attention`` says and in the middle."""
+    from diffusers import UNet2DConditionModel
+
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
+    # diffusers' ``attention_head_dim`` of this class is the number of heads per block (a known naming quirk).
+    heads = tuple(max(1, w // cfg.head_dim) for w in cfg.widths)
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=channels, out_channels=channels, block_out_channels=cfg.widths,
+        layers_per_block=cfg.layers_per_block, down_block_types=down, up_block_types=up,
+        mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=cfg.token_dim, attention_head_dim=heads,
+        norm_num_groups=cfg.norm_groups)
+
+
+class TokenEncoder(nn.Module):
+    """Token ids ``[B, T]`` -> (embeddings ``[B, T, D]``, keep-mask ``[B, T]``: 1 for real tokens, 0 for padding).
+
+    Tokens are a set (a post's labels have no order), so there is no position embedding.
+    """
+
+    def __init__(self, num_tokens: int, dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_tokens, dim, padding_idx=PAD)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.norm(self.embed(ids)), (ids != PAD).to(self.embed.weight.dtype)
+
+
+def load_vae(path: str | None) -> nn.Module:
+    """A frozen diffusers ``AutoencoderKL`` from a local folder; a clear error naming the setting otherwise."""
+    from diffusers import AutoencoderKL
+
+    folder = Path(path) if path else None
+    if folder is None or not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"objective.diffusion.vae_path {path!r} is not a local AutoencoderKL folder "
+                                "(config.json + diffusion_pytorch_model.safetensors, e.g. saved with "
+                                "AutoencoderKL.save_pretrained); nothing is downloaded")
+    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    vae.requires_grad_(False)
+    return vae.eval()
+
+
+class WeightEMA(nn.Module):
+    """An exponential moving average of a module's parameters, held as buffers (saved with the checkpoint).
+
+    ``update(step)`` uses decay ``min(decay, (1 + step) / (10 + step))`` so early averages are not
+    dominated by the random initialisation; ``copy_to(module)`` writes the averages into the module.
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        self.names = [name for name, _ in module.named_parameters()]
+        for name, p in module.named_parameters():
+            self.register_buffer(_key(name), p.detach().clone())
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for name, p in module.named_parameters():
+            getattr(self, _key(name)).lerp_(p.detach(), 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: nn.Module) -> None:
+        for name, p in module.named_parameters():
+            p.copy_(getattr(self, _key(name)))
+
+    @torch.no_grad()
+    def reset(self, module: nn.Module) -> None:
+        for name, p in module.named_parameters():
+            getattr(self, _key(name)).copy_(p.detach())
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
