@@ -2,7 +2,11 @@
 
 import pytest
 
+import json
+
 from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
+from tagsight.curate.export import ExportConfig, export_curated
+from tagsight.data.index import SampleIndex
 from tagsight.curate.review.queue import ReviewQueue
 from tagsight.curate.reviews import read_reviews
 
@@ -25,7 +29,7 @@ def wait_key_change(page, old):
     page.wait_for_function("old => document.getElementById('photo').dataset.key !== old", arg=old, timeout=20000)
 
 
-def test_generalist_keys_then_specialist_ratings_land_in_the_catalog(server, page):
+def test_generalist_keys_then_specialist_ratings_land_in_the_catalog_and_export(server, page, tmp_path):
     ds, url = server
     page.goto(f"{url}/?reviewer=ann&stage=generalist")
     page.wait_for_selector("#photo[src]")
@@ -62,3 +66,9 @@ def test_generalist_keys_then_specialist_ratings_land_in_the_catalog(server, pag
     page.click("#show-stats")
     page.wait_for_selector("#stats table")
     assert "Cohen's kappa" in page.inner_text("#stats")
+
+    # what the browser decided is what the curated version holds: the one photo rated 3.6 on average
+    summary = export_curated(ds, tmp_path / "curated", ExportConfig("specialist", min_rating=3.5))
+    assert summary.samples_kept == 1 and SampleIndex.build(tmp_path / "curated").keys == [first]
+    manifest = json.loads((tmp_path / "curated" / "manifest.json").read_text())
+    assert manifest["parent"]["path"] == str(ds.resolve()) and manifest["derivation"]["kind"].startswith("curate")
