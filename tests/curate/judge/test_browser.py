@@ -39,6 +39,9 @@ def test_keys_vote_undo_and_resume_after_reload(server, page):
     page.wait_for_selector("#left[src]")
     assert shown(page) == order[0] and page.inner_text("#prompt")
     assert page.evaluate("getComputedStyle(document.getElementById('left')).imageRendering") == "pixelated"
+    # the image is served and decoded at its own size (wait: src is set before the bytes arrive)
+    page.wait_for_function("document.getElementById('left').complete && document.getElementById('left').naturalWidth > 0",
+                           timeout=20000)
     assert page.evaluate("document.getElementById('left').naturalWidth") == 32
     voted = [press(page, k) for k in ("ArrowLeft", "l", "ArrowDown")]
     assert voted == order[:3]
