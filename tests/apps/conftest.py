@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagsight.data.synthetic import FeedConfig, generate_feed
-from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
-from tagsight.ingest.images import ImageConfig
-from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.sources import open_source
-from tagsight.tags.config import VocabConfig
-from tagsight.tags.vocab import build_vocab
 from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv
 from tagsight.train.pretrain import pretrain
+from tests.feeds import feed_dataset
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pretrain_cpu_small.yaml"
 TINY = ["model.name=test_vit", "model.img_size=32", "data.workers=0", "data.epoch_length=64", "data.batch_size=16",
@@ -28,14 +22,9 @@ TINY = ["model.name=test_vit", "model.img_size=32", "data.workers=0", "data.epoc
 def tiny_run(tmp_path_factory) -> tuple[Path, Path, Path]:
     """(dataset, vocab.json, run folder) of a few-step hashtag pretraining on a 120-post synthetic feed."""
     root = tmp_path_factory.mktemp("apps")
-    generate_feed(root / "feed", FeedConfig(n_posts=120, n_authors=12, image_size=48, n_large=0, seed=5))
-    ingest(open_source(root / "feed" / "posts.jsonl", "jsonl"), root / "ds",
-           cfg=IngestConfig(workers=1, image=ImageConfig(max_side=48)))
-    vocab = build_vocab(iter_kept_hashtags(root / "ds"), VocabConfig(min_count=2),
-                        source={"manifest_version": manifest_version(root / "ds")})
-    vocab_path = vocab.save(root / "vocab")
-    pretrain(root / "ds", vocab_path, root / "run", PretrainConfig.from_yaml(CONFIG, TINY), DistEnv())
-    return root / "ds", vocab_path, root / "run"
+    dataset, vocab_path = feed_dataset(root, n_posts=120, n_authors=12, image_size=48, seed=5)
+    pretrain(dataset, vocab_path, root / "run", PretrainConfig.from_yaml(CONFIG, TINY), DistEnv())
+    return dataset, vocab_path, root / "run"
 
 
 @pytest.fixture(scope="session")

@@ -6,26 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tagsight.data.synthetic import FeedConfig, generate_feed
-from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
-from tagsight.ingest.images import ImageConfig
-from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.sources import open_source
-from tagsight.tags.config import VocabConfig
-from tagsight.tags.vocab import build_vocab
 from tagsight.train.distributed import DistEnv
+from tests.feeds import feed_dataset
 from tests.generate.tiny import tiny_config
 
 @pytest.fixture(scope="session")
 def gen_data(tmp_path_factory) -> tuple[Path, Path]:
     """(dataset, vocab.json): 80 synthetic posts at 32 px."""
-    root = tmp_path_factory.mktemp("gen")
-    generate_feed(root / "feed", FeedConfig(n_posts=80, n_authors=8, image_size=32, n_large=0, seed=3))
-    ingest(open_source(root / "feed" / "posts.jsonl", "jsonl"), root / "ds",
-           cfg=IngestConfig(workers=1, image=ImageConfig(max_side=32)))
-    vocab = build_vocab(iter_kept_hashtags(root / "ds"), VocabConfig(min_count=2),
-                        source={"manifest_version": manifest_version(root / "ds")})
-    return root / "ds", vocab.save(root / "vocab")
+    return feed_dataset(tmp_path_factory.mktemp("gen"), n_posts=80, n_authors=8, image_size=32, seed=3)
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tagsight.data.synthetic import FeedConfig, generate_feed
-from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
-from tagsight.ingest.images import ImageConfig
-from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.sources import open_source
-from tagsight.tags.config import VocabConfig
-from tagsight.tags.vocab import build_vocab
+from tagsight.ingest.catalog import manifest_version
 from tagsight.train.checkpoint import latest_checkpoint
+from tests.feeds import feed_dataset
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
@@ -28,13 +23,7 @@ TINY = ["model.name=test_vit", "model.img_size=32", "data.workers=0", "loop.log_
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrain")
-    generate_feed(root / "feed", FeedConfig(n_posts=120, n_authors=12, image_size=48, n_large=0, seed=5))
-    ingest(open_source(root / "feed" / "posts.jsonl", "jsonl"), root / "ds",
-           cfg=IngestConfig(workers=1, image=ImageConfig(max_side=48)))
-    vocab = build_vocab(iter_kept_hashtags(root / "ds"), VocabConfig(min_count=2),
-                        source={"manifest_version": manifest_version(root / "ds")})
-    return root / "ds", vocab.save(root / "vocab")
+    return feed_dataset(tmp_path_factory.mktemp("pretrain"), n_posts=120, n_authors=12, image_size=48, seed=5)
 
 
 def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):

@@ -37,9 +37,12 @@ class VerifiedLabels:
 
     def positives(self, post_keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(has_row [N], positives [N, L])`` for ``post_keys`` (rows without verification are all False)."""
-        empty = np.zeros_like(self.concepts)
         has = np.asarray([k in self.rows for k in post_keys], dtype=bool)
-        return has, np.stack([self.rows.get(k, empty) for k in post_keys]) if post_keys else empty[None][:0]
+        positives = np.zeros((len(post_keys), len(self.concepts)), dtype=bool)
+        for i, key in enumerate(post_keys):
+            if has[i]:
+                positives[i] = self.rows[key]
+        return has, positives
 
 
 def _label_index(name: str, vocab: Vocabulary, by_name: dict[str, int]) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,27 +79,27 @@ def run_social_imagenette(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ground_truth(args: argparse.Namespace) -> int:
-    from tagsight.data.ground_truth import write_ground_truth_split
+def _write(action: str, work: Callable[[], Any], show: Callable[[Any], str]) -> int:
+    """Run ``work``; print ``show(result)``, or the error with its reason code (exit 2)."""
     from tagsight.fsio import ReasonError
 
     try:
-        summary = write_ground_truth_split(args.split_dir, args.out)
+        result = work()
     except (ReasonError, OSError) as exc:
-        print(f"tagsight datasets ground-truth: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
+        print(f"tagsight datasets {action}: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
         return 2
-    print(summary.format())
+    print(show(result))
     return 0
+
+
+def run_ground_truth(args: argparse.Namespace) -> int:
+    from tagsight.data.ground_truth import write_ground_truth_split
+
+    return _write("ground-truth", lambda: write_ground_truth_split(args.split_dir, args.out), lambda s: s.format())
 
 
 def run_verified(args: argparse.Namespace) -> int:
     from tagsight.data.ground_truth import write_verified_labels
-    from tagsight.fsio import ReasonError
 
-    try:
-        n = write_verified_labels(args.split_dir, args.out, args.source)
-    except (ReasonError, OSError) as exc:
-        print(f"tagsight datasets verified: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
-        return 2
-    print(f"{n} verified posts written to {args.out}")
-    return 0
+    return _write("verified", lambda: write_verified_labels(args.split_dir, args.out, args.source),
+                  lambda n: f"{n} verified posts written to {args.out}")
