@@ -99,3 +99,22 @@ def test_resuming_on_another_vocabulary_is_refused(tiny, tmp_path):
            "--out", str(tmp_path / "run")]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "another dataset or vocabulary" in done.stderr
+
+
+def test_a_run_started_from_the_packaged_lite0_reopens_with_its_architecture_and_normalisation(tiny, tmp_path):
+    from tagsight.eval.backbones import load_backbone
+    from tagsight.models.pretrained import efficientnet_lite0_model
+
+    dataset, vocab = tiny
+    cli(dataset, vocab, tmp_path / "run", "model.name=efficientnet_lite0", "model.init=efficientnet-lite0",
+        "data.epoch_length=16", "data.batch_size=8", "loop.epochs=1")
+    lineage = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert lineage["backbone"] == "efficientnet_lite0" and lineage["init"] == "efficientnet-lite0"
+    reopened = load_backbone(str(tmp_path / "run"))
+    assert reopened.data_config.mean == (0.5, 0.5, 0.5)
+    trained = weights(tmp_path / "run")
+    own = reopened.model.state_dict()
+    assert all(torch.equal(own[k], trained[f"backbone.model.{k}"]) for k in own)
+    start = efficientnet_lite0_model().state_dict()["blocks.6.0.conv_pwl.weight"]
+    moved = (own["blocks.6.0.conv_pwl.weight"] - start).abs().max().item()
+    assert 0 < moved < 0.5 * start.abs().max().item()   # fine-tuned from the package weights, not from scratch

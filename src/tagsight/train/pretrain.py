@@ -26,7 +26,8 @@ from tagsight.data.views import ViewStream
 from tagsight.eval.metrics import hashtag_metrics, per_label_average_precision
 from tagsight.fsio import atomic_write_text
 from tagsight.ingest.catalog import manifest_version
-from tagsight.models.backbone import Backbone, create_backbone
+from tagsight.models.backbone import Backbone
+from tagsight.models.pretrained import run_backbone
 from tagsight.objectives.hashtag import HashtagObjective
 from tagsight.objectives.swav import SwavObjective, assignment_entropy, collapse_verdict, feature_spread
 from tagsight.privacy.tombstones import load_tombstones
@@ -40,12 +41,12 @@ log = logging.getLogger(__name__)
 
 
 def timm_backbone(cfg: PretrainConfig) -> Backbone:
-    """The default model of a recipe: the timm backbone ``cfg.model`` names."""
-    return create_backbone(cfg.model.name, img_size=cfg.model.img_size)
+    """The default model of a recipe: the timm backbone ``cfg.model`` names, initialised as ``cfg.model.init`` says."""
+    return run_backbone(cfg.model.name, cfg.model.img_size, cfg.model.init)
 
 
 def _describe_backbone(cfg: PretrainConfig) -> dict[str, Any]:
-    return {"backbone": cfg.model.name}
+    return {"backbone": cfg.model.name, "init": cfg.model.init}
 
 
 def _no_files(cfg: PretrainConfig, vocab: Vocabulary) -> dict[str, str]:
