@@ -25,6 +25,11 @@ measured against the labels people checked instead of the hashtags, on the held-
 a verified row, and only the concepts the file verifies may appear in alt text. The calibrator is
 still fitted on every held-out post's hashtags (it estimates how likely a hashtag is; the threshold
 decides what is precise enough to say).
+
+With ``heldout_dataset`` (another ingested dataset, e.g. photos kept back for calibration), every post
+of that dataset stands in for the run's held-out split, except the posts whose media duplicate one of
+the run's training dataset (exact SHA-256 or pHash near-duplicate, ``tagsight.eval.decontaminate``),
+which are left out and counted as ``in_training_pool``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.ingest.catalog import manifest_version
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.registry import Registry
 from tagsight.tags.normalize import normalize_hashtag
@@ -233,6 +239,7 @@ class CalibrationConfig:
     seed: int = 0
     batch_size: int = 64
     verified: str | None = None
+    heldout_dataset: str | None = None   # calibrate on every post of this other dataset, not the run's held-out split
 
     def __post_init__(self) -> None:
         if self.method not in CALIBRATORS:
@@ -262,15 +269,23 @@ def _split_hash(post_key: str, seed: int) -> float:
 
 
 def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
-                 authors: dict[str, str]) -> tuple[np.ndarray, dict[str, int]]:
-    """Sample rows of the run's held-out posts that carry a vocabulary label and are not tombstoned."""
-    held = index.holdout(run.config.data.holdout_fraction, run.config.seed)
+                 authors: dict[str, str], in_pool: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Sample rows of the held-out posts that carry a vocabulary label and are not tombstoned.
+
+    Without ``in_pool`` these are the run's held-out split of ``index``; with it (post key -> the training
+    pool's media it duplicates), ``index`` is a calibration dataset apart from the run's: every post of it,
+    less those ``in_pool`` names (counted as ``in_training_pool``).
+    """
+    held = (index.holdout(run.config.data.holdout_fraction, run.config.seed) if in_pool is None
+            else np.ones(len(index), dtype=bool))
     # SampleIndex.build already leaves forgotten samples out (index.forgotten); the check below is a second guard.
     rows, counts = [], Counter(heldout_samples=int(held.sum()), tombstoned=index.forgotten)
     for i in np.flatnonzero(held):
         key = index.post_keys[i]
         if tombstones.forgets(key, authors.get(key), index.hashtags[i]):
             counts["tombstoned"] += 1
+        elif in_pool is not None and key in in_pool:
+            counts["in_training_pool"] += 1
         elif not vocab.labels_for(index.hashtags[i]):
             counts["no_vocab_label"] += 1
         else:
@@ -287,10 +302,12 @@ def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex, rows: np.nd
 
 
 def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:
-    dataset = run.dataset_dir
+    """The held-out posts' logits and targets: the run's held-out split, or ``cfg.heldout_dataset``'s posts."""
+    dataset = Path(cfg.heldout_dataset) if cfg.heldout_dataset else run.dataset_dir
     index = SampleIndex.build(dataset)
     tombstones = load_tombstones(dataset)
-    rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset))
+    in_pool = None if cfg.heldout_dataset is None else _posts_in_training_pool(run, dataset)
+    rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset), in_pool)
     if len(rows) < 2:
         raise ReasonError("too_few_heldout", f"{run.run_dir}: {len(rows)} usable held-out posts ({counts})")
     targets = np.stack([vocab.targets(vocab.labels_for(index.hashtags[i])) for i in rows])
@@ -298,6 +315,19 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     counts.update(fit=int((~check).sum()), check=int(check.sum()))
     keys = [index.post_keys[i] for i in rows]
     return HeldOut(heldout_logits(run, embedder, index, rows), targets, check, counts, keys), index
+
+
+def _posts_in_training_pool(run: Run, dataset: Path) -> dict[str, Any]:
+    """Posts of calibration dataset ``dataset`` whose media are in the run's training dataset (exact or near)."""
+    from tagsight.eval.decontaminate import Pool, dataset_matches
+
+    if manifest_version(dataset) == manifest_version(run.dataset_dir):
+        raise ReasonError("same_dataset", f"{dataset} is the run's own dataset: leave out --heldout-dataset to "
+                                          "calibrate on its held-out split")
+    matches = dataset_matches(dataset, Pool.from_dataset(run.dataset_dir))
+    log.info("calibration dataset %s: %d posts duplicate media of the run's dataset and are left out",
+             dataset, len(matches))
+    return matches
 
 
 def display_spellings(index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
@@ -388,6 +418,8 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
                        concept_check=int((used & check).sum()))
     concepts = choose_concepts(probs[used], positives[used], check[used], vocab, cfg, eligible)
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
+    if cfg.heldout_dataset:  # the spellings people use come from the run's own posts
+        index = SampleIndex.build(run.dataset_dir)
     result = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
               "backbone_fingerprint": embedder.fingerprint, "vocab_version": vocab.version,
               "config": asdict(cfg), "heldout": held.counts, "calibrator": calibrator.to_dict(),

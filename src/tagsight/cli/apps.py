@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--verified", type=Path, default=None,
                      help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
                           "alt-text concepts against them instead of the noisy hashtags (docs/apps.md)")
+    cal.add_argument("--heldout-dataset", type=Path, default=None,
+                     help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
+                          "it, less those whose photos are in the run's training dataset)")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu")
     cal.set_defaults(func=run)
@@ -59,7 +62,8 @@ def calibrate(args: argparse.Namespace) -> dict:
     from tagsight.apps.calibration import CalibrationConfig, calibrate_run, plot_concept_precision
 
     cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
-                            z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None)
+                            z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None,
+                            heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
     if args.bundle is not None:
         init_bundle(args.bundle, str(args.run))
     result = calibrate_run(args.run, args.bundle, cfg, args.device)

@@ -79,6 +79,29 @@ class Pool:
         return None if hit is None else {"kind": "near", "distance": hit[1], "pool": self.keys[hit[0]]}
 
 
+def dataset_matches(dataset_dir: str | Path, pool: Pool) -> dict[str, dict[str, Any]]:
+    """Post key -> pool match, for the posts of another ingested dataset whose stored photo duplicates a pool item.
+
+    Each stored JPEG is hashed with the pool's image settings (so its pHash is comparable whatever settings
+    that dataset was ingested with); one that those settings reject cannot be checked and is returned as a
+    match of kind ``unchecked`` with the reason, so that callers leave it out rather than trust it.
+    """
+    from tagsight.data.index import SampleIndex
+
+    index = SampleIndex.build(dataset_dir)
+    matches: dict[str, dict[str, Any]] = {}
+    for i, key in enumerate(index.post_keys):
+        if key in matches:
+            continue
+        try:
+            hit = pool.match(*hash_bytes(index.read_jpeg(i), pool.image_config))
+        except ImageRejected as exc:
+            hit = {"kind": "unchecked", "reason": exc.reason}
+        if hit is not None:
+            matches[key] = hit
+    return matches
+
+
 def hash_bytes(data: bytes, image_config: ImageConfig) -> tuple[str, int]:
     """(SHA-256 of the bytes, pHash after ingest's processing); raises ``ImageRejected`` as ingest would."""
     processed = process_image(data, image_config)
