@@ -98,15 +98,26 @@ def test_jpeg_header_matches_pillow(make_picture, mode, save):
     assert jpeg_header(b"\x89PNG\r\n") is None and jpeg_header(data[:40]) is None
 
 
-def test_opencv_and_pillow_decoders_give_identical_augmentations(make_picture, monkeypatch):
-    """OpenCV is optional: without it Pillow decodes, with exactly the same pixels (also reduced)."""
+@pytest.mark.parametrize("size", [16, 100])  # reduced decoding (1/4, 1/8) and full-scale decoding
+@pytest.mark.parametrize("save", [{}, {"progressive": True}, {"subsampling": 0}])
+def test_every_decoder_gives_identical_augmentations(make_picture, monkeypatch, save, size):
+    """simplejpeg and OpenCV are optional: with either, or neither (Pillow), exactly the same pixels, also reduced."""
     pytest.importorskip("cv2")
-    transform, datas = train_transform(DataConfig(input_size=16)), [jpeg_bytes(make_picture(s, (157, 131))) for s in range(4)]
-    with_cv2 = [transform.pixels(d, np.random.default_rng(i)) for i, d in enumerate(datas)]
-    monkeypatch.setattr(transforms, "_cv2", lambda: None)
-    without = [transform.pixels(d, np.random.default_rng(i)) for i, d in enumerate(datas)]
-    from_pil = [transform.pixels(Image.open(io.BytesIO(d)), np.random.default_rng(i)) for i, d in enumerate(datas)]
-    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(with_cv2, without, from_pil))
+    pytest.importorskip("simplejpeg")
+    train, evaluate = train_transform(DataConfig(input_size=size)), eval_transform(DataConfig(input_size=size))
+    datas = [jpeg_bytes(make_picture(s, (157, 131)), **save) for s in range(6)]
+    real = {"_simplejpeg": transforms._simplejpeg, "_cv2": transforms._cv2}
+
+    def outputs(*enabled: str) -> list[torch.Tensor]:
+        for name, loader in real.items():
+            monkeypatch.setattr(transforms, name, loader if name in enabled else (lambda: None))
+        return ([train.pixels(d, np.random.default_rng(i)) for i, d in enumerate(datas)]
+                + [evaluate.pixels(d) for d in datas])
+
+    runs = [outputs("_simplejpeg", "_cv2"), outputs("_cv2"), outputs()]
+    from_pil = [train.pixels(Image.open(io.BytesIO(d)), np.random.default_rng(i)) for i, d in enumerate(datas)]
+    assert all(torch.equal(a, b) for other in runs[1:] for a, b in zip(runs[0], other))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], from_pil))
 
 
 def test_reduced_decoding_keeps_the_crop_at_least_the_output_size(make_picture, monkeypatch):

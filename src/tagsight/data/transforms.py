@@ -10,11 +10,12 @@ Speed (``docs/benchmarks.md``, ``bench/pretrain``): a transform takes the encode
 a PIL image, draws all its random numbers in one call, samples the crop box *before* decoding,
 and decodes a JPEG at the smallest DCT scale (1/2, 1/4, 1/8; libjpeg-turbo's scaled IDCT) that
 still leaves the crop at least ``input_size`` pixels in both directions, so no resolution is lost
-against a full decode. Reduced decoding uses OpenCV's ``imdecode`` when it is installed and
-Pillow's ``draft`` otherwise: both are libjpeg-turbo and give identical pixels
-(``tests/data/test_transforms.py``), but on 160 px photos OpenCV decodes at 1/2 scale in 0.14 ms
-where Pillow's draft takes as long as its full decode (0.19 ms); at full scale Pillow is as fast
-as OpenCV and is used. ``pixels()`` returns the uint8 image and
+against a full decode. Decoders, first installed wins: ``simplejpeg`` (libjpeg-turbo straight into
+a numpy RGBX array that Pillow's resize reads without a copy), OpenCV's ``imdecode`` (reduced scales
+only), Pillow (``draft`` for reduced scales). All are libjpeg-turbo with the accurate integer IDCT
+and give identical pixels (``tests/data/test_transforms.py``); the first two skip Pillow's
+``Image.open`` parsing, which on 160 px photos costs as much as the decode itself
+(``docs/benchmarks.md``). ``pixels()`` returns the uint8 image and
 ``normalize_batch()`` normalises a whole stacked batch in one multiply-subtract; ``__call__`` does
 both for one image.
 """
@@ -58,7 +59,9 @@ def to_normalized_tensor(img: Image.Image, mean: torch.Tensor, std: torch.Tensor
 
 
 def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> uint8 tensor [3, H, W] (a copy: writable, independent of the image)."""
+    """RGB (or RGBX) PIL image -> uint8 tensor [3, H, W] (a copy: writable, independent of the image)."""
+    if img.mode == "RGBX":
+        return torch.from_numpy(np.array(img, dtype=np.uint8)[..., :3]).permute(2, 0, 1)
     return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
 
 
@@ -78,6 +81,22 @@ def _cv2() -> Any:
     except ImportError:
         return None
     return cv2 if hasattr(cv2, "IMREAD_COLOR_RGB") else None
+
+
+@functools.lru_cache(maxsize=1)
+def _simplejpeg() -> Any:
+    """``simplejpeg`` when installed, else None; imported once per process."""
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
+    return simplejpeg
+
+
+def import_decoders() -> None:
+    """Import the optional decoders now (before DataLoader workers fork), not once in each worker."""
+    _cv2()
+    _simplejpeg()
 
 
 def jpeg_header(data: bytes) -> tuple[int, int, int] | None:
@@ -116,7 +135,12 @@ class _Encoded:
     def decode(self, reduce: int) -> tuple[Image.Image, int]:
         """(RGB image, reduction applied): a JPEG at 1/``reduce`` scale (sides ceil(side / reduce)), else full."""
         reduce = reduce if self.scalable else 1
-        cv2 = _cv2() if self.rgb_jpeg and reduce > 1 else None  # at full scale Pillow is as fast
+        fast = _simplejpeg() if self.rgb_jpeg else None
+        if fast is not None:
+            img = _simplejpeg_decode(fast, self.source, self.width, self.height, reduce)
+            if img is not None:  # else a slower decoder tries, and Pillow raises its own, clearer error
+                return img, reduce
+        cv2 = _cv2() if self.rgb_jpeg and reduce > 1 else None
         if cv2 is not None:
             flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION | _CV2_REDUCE_FLAG[reduce]
             array = cv2.imdecode(np.frombuffer(self.source, np.uint8), flags)
@@ -127,6 +151,18 @@ class _Encoded:
             img.draft("RGB", (max(1, self.width // reduce), max(1, self.height // reduce)))
         applied = reduce if img.size == (-(-self.width // reduce), -(-self.height // reduce)) else 1
         return img.convert("RGB"), applied
+
+
+def _simplejpeg_decode(simplejpeg: Any, data: bytes, width: int, height: int, reduce: int) -> Image.Image | None:
+    """The JPEG at exactly 1/``reduce`` scale as an RGBX image sharing simplejpeg's array; None if it fails."""
+    w, h = -(-width // reduce), -(-height // reduce)
+    try:  # min_factor and the minimum sides together leave only the scale 1/reduce
+        array = simplejpeg.decode_jpeg(data, "RGBX", min_factor=reduce, min_width=w, min_height=h)
+    except ValueError:
+        return None
+    if array.shape[:2] != (h, w):
+        return None
+    return Image.frombuffer("RGBX", (w, h), array, "raw", "RGBX", 0, 1)
 
 
 def _undecoded(img: Image.Image) -> bool:
@@ -219,7 +255,7 @@ class TrainTransform(_Normalizing):
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {tuple(scale)}")
         self.scale, self.flip = (low, high), flip
-        _cv2()  # import before DataLoader workers fork, not once in each of them
+        import_decoders()
 
     def pixels(self, source: Source, generator: Generator | None = None) -> torch.Tensor:
         """The augmented uint8 tensor [3, size, size]; ``generator`` drives every choice (41 uniforms).
@@ -248,7 +284,7 @@ class EvalTransform(_Normalizing):
         if not 0.0 < crop_fraction <= 1.0:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.resize_to = math.floor(self.size / crop_fraction)
-        _cv2()
+        import_decoders()
 
     def pixels(self, source: Source, generator: Generator | None = None) -> torch.Tensor:
         """The uint8 centre crop [3, size, size]; ``generator`` is accepted and ignored."""
