@@ -343,7 +343,7 @@ def pipeline_ratios(pipes: dict[tuple[str, int], list[Run]]) -> tuple[str, dict[
     loads = [r.load for runs in pipes.values() for r in runs]
     return ("tagsight / torchvision, median of the per-round ratios:\n\n" + "\n".join(lines)
             + f"\n\n1-minute load average at the start of the passes: {min(loads):.1f} to {max(loads):.1f} "
-            f"(2 cores; other helpers' jobs ran at the same time)."), ratios
+            f"(2 cores; the rounds are interleaved so that other jobs slow both pipelines alike)."), ratios
 
 
 def loop_table(trainer: list[LoopResult], bare: list[LoopResult]) -> str:
@@ -404,8 +404,10 @@ def _pipeline_part(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
         f"the median by wall time kept. CPU time includes the workers'. Ours: `make_loader(HashtagStream("
         f"SampleIndex, Vocabulary, train_transform, StreamConfig(sampling='sqrt')))`, i.e. positional reads from "
         f"the tar shards, one numpy generator per sample seeded by (seed, epoch, position), the crop box drawn "
-        f"before decoding, the JPEG decoded by OpenCV's `imdecode` at the largest DCT reduction (1/2, 1/4, 1/8) "
-        f"that keeps the crop >= {args.size} px across, Pillow's bilinear resize of the box, the flip, uint8 "
+        f"before decoding, the JPEG decoded by `simplejpeg` (libjpeg-turbo, accurate integer IDCT: the same "
+        f"pixels as Pillow) straight into a numpy RGBX array, at the largest DCT reduction (1/2, 1/4, 1/8) "
+        f"that keeps the crop >= {args.size} px across, Pillow's antialiased bilinear resize of the box read from "
+        f"that array without a copy, the flip, uint8 "
         f"pixels normalised once per batch in the worker, and the 1/k target; torchvision: "
         f"`ImageFolder` + `DataLoader(shuffle=True, drop_last=True)` with `RandomResizedCrop({args.size}, "
         f"scale=(0.35, 1))`, `RandomHorizontalFlip()`, `ToTensor()`, `Normalize(mean, std)`. The `0 worker(s)` "
