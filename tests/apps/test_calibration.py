@@ -10,6 +10,7 @@ from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError
 from tagsight.privacy.tombstones import Tombstone, add_tombstones
 from tagsight.tags.vocab import Vocabulary
+from tests.feeds import calibration_dataset
 
 
 def overconfident(n=2000, labels=8, scale=6.0, seed=0):
@@ -103,39 +104,11 @@ def test_tombstoned_heldout_posts_are_left_out_of_calibration(tiny_run, tmp_path
     assert (run_copy / CALIBRATION_FILE).is_file()
 
 
-def _calibration_dataset(train_dataset: Path, root: Path, duplicates: int) -> tuple[Path, set[str]]:
-    """A separately ingested feed plus ``duplicates`` posts whose photos are training posts' photos."""
-    import shutil
-
-    from tagsight.data.synthetic import FeedConfig, generate_feed
-    from tagsight.ingest.images import ImageConfig
-    from tagsight.ingest.pipeline import IngestConfig, ingest
-    from tagsight.ingest.sources import open_source
-
-    generate_feed(root / "feed", FeedConfig(n_posts=60, n_authors=6, image_size=48, n_large=0, seed=11))
-    kept = {k.split("/", 1)[1] for k in SampleIndex.build(train_dataset).post_keys}
-    train_feed = train_dataset.parent / "feed"
-    rows = [json.loads(line) for line in (train_feed / "posts.jsonl").read_text().splitlines()]
-    copied = []
-    for row in [r for r in rows if r["post_id"] in kept][:duplicates]:
-        row["post_id"] = f"dup-{row['post_id']}"
-        for m, media in enumerate(row["media"]):
-            target = f"media/{row['post_id']}_{m}.jpg"
-            shutil.copy(train_feed / media["path"], root / "feed" / target)
-            media["path"] = target
-        copied.append(json.dumps(row))
-    with (root / "feed" / "posts.jsonl").open("a") as f:
-        f.write("".join(line + "\n" for line in copied))
-    ingest(open_source(root / "feed" / "posts.jsonl", "jsonl"), root / "ds",
-           cfg=IngestConfig(workers=1, image=ImageConfig(max_side=64)))   # other settings than the run's
-    return root / "ds", {f"posts/{json.loads(line)['post_id']}" for line in copied}
-
-
 def test_a_separate_calibration_dataset_leaves_out_posts_whose_photos_the_run_trained_on(tiny_run, tmp_path):
     from tagsight.apps.calibration import CalibrationConfig, calibrate_run
 
     dataset, _, run = tiny_run
-    other, dups = _calibration_dataset(dataset, tmp_path, duplicates=4)
+    other, dups = calibration_dataset(dataset, tmp_path, duplicates=4)
     index = SampleIndex.build(other)
     assert dups <= set(index.post_keys)
     result = calibrate_run(run, tmp_path / "bundle", CalibrationConfig(min_support=1, z=0.0,

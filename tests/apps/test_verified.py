@@ -8,6 +8,7 @@ from tagsight.apps.verified import load_verified
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError
 from tagsight.tags.vocab import Vocabulary
+from tests.feeds import calibration_dataset
 
 
 def _write(path, rows):
@@ -83,3 +84,21 @@ def test_verified_file_with_no_heldout_post_is_refused(tiny_run, tmp_path):
     with pytest.raises(ReasonError) as err:
         calibrate_run(run, tmp_path / "b", CalibrationConfig(verified=str(path)))
     assert err.value.reason == "no_verified_heldout"
+
+
+def test_verified_posts_without_a_vocabulary_hashtag_count_for_concepts_not_for_the_calibrator(tiny_run, tmp_path):
+    dataset, vocab_path, run = tiny_run
+    vocab = Vocabulary.load(vocab_path)
+    other, _ = calibration_dataset(dataset, tmp_path, untagged=12)
+    index = SampleIndex.build(other)
+    unlabelled = [i for i in range(len(index)) if not vocab.labels_for(index.hashtags[i])]
+    assert len(unlabelled) >= 12
+    rows = [{"post_key": key, "labels": [vocab.labels[0].label]} for key in index.post_keys]
+    common = {"target_precision": 0.3, "min_support": 1, "z": 0.0, "heldout_dataset": str(other)}
+    cfg = CalibrationConfig(**common, verified=str(_write(tmp_path / "v.jsonl", rows)))
+    counts = calibrate_run(run, tmp_path / "bundle", cfg)["heldout"]
+    plain = calibrate_run(run, tmp_path / "plain", CalibrationConfig(**common))["heldout"]
+    assert counts["concept_posts"] == len(index) == counts["used"] + counts["no_vocab_label"]
+    assert counts["no_vocab_label"] == len(unlabelled)
+    assert (counts["used"], counts["fit"], counts["check"]) == (plain["used"], plain["fit"], plain["check"])
+    assert counts["concept_fit"] + counts["concept_check"] == len(index) > counts["fit"] + counts["check"]

@@ -22,7 +22,8 @@ may name exactly the labels that have one. The result is ``calibration.json`` of
 
 With ``verified`` (a verified-labels file, ``tagsight.apps.verified``), thresholds are chosen and
 measured against the labels people checked instead of the hashtags, on the held-out posts that have
-a verified row, and only the concepts the file verifies may appear in alt text. The calibrator is
+a verified row (those without any vocabulary hashtag included: alt text describes them too), and
+only the concepts the file verifies may appear in alt text. The calibrator is
 still fitted on every held-out post's hashtags (it estimates how likely a hashtag is; the threshold
 decides what is precise enough to say).
 
@@ -261,6 +262,7 @@ class HeldOut:
     check: np.ndarray            # bool per row: in the check half
     counts: dict[str, int]
     post_keys: list[str]
+    labelled: np.ndarray         # bool per row: has a vocabulary label (rows without one are kept for verified labels)
 
 
 def _split_hash(post_key: str, seed: int) -> float:
@@ -269,8 +271,13 @@ def _split_hash(post_key: str, seed: int) -> float:
 
 
 def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
-                 authors: dict[str, str], in_pool: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+                 authors: dict[str, str], in_pool: dict[str, Any] | None = None,
+                 keep_unlabelled: bool = False) -> tuple[np.ndarray, dict[str, int]]:
     """Sample rows of the held-out posts that carry a vocabulary label and are not tombstoned.
+
+    ``keep_unlabelled`` keeps the posts without a vocabulary label too (still counted as
+    ``no_vocab_label``, and not in ``used``): alt text is said of them as well, so verified labels
+    measure concepts on them.
 
     Without ``in_pool`` these are the run's held-out split of ``index``; with it (post key -> the training
     pool's media it duplicates), ``index`` is a calibration dataset apart from the run's: every post of it,
@@ -279,7 +286,7 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
     held = (index.holdout(run.config.data.holdout_fraction, run.config.seed) if in_pool is None
             else np.ones(len(index), dtype=bool))
     # SampleIndex.build already leaves forgotten samples out (index.forgotten); the check below is a second guard.
-    rows, counts = [], Counter(heldout_samples=int(held.sum()), tombstoned=index.forgotten)
+    rows, counts = [], Counter(heldout_samples=int(held.sum()), tombstoned=index.forgotten, used=0)
     for i in np.flatnonzero(held):
         key = index.post_keys[i]
         if tombstones.forgets(key, authors.get(key), index.hashtags[i]):
@@ -288,9 +295,11 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
             counts["in_training_pool"] += 1
         elif not vocab.labels_for(index.hashtags[i]):
             counts["no_vocab_label"] += 1
+            if keep_unlabelled:
+                rows.append(int(i))
         else:
             rows.append(int(i))
-    counts["used"] = len(rows)
+            counts["used"] += 1
     return np.asarray(rows, dtype=np.int64), dict(counts)
 
 
@@ -307,14 +316,17 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     index = SampleIndex.build(dataset)
     tombstones = load_tombstones(dataset)
     in_pool = None if cfg.heldout_dataset is None else _posts_in_training_pool(run, dataset)
-    rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset), in_pool)
-    if len(rows) < 2:
-        raise ReasonError("too_few_heldout", f"{run.run_dir}: {len(rows)} usable held-out posts ({counts})")
+    rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset), in_pool,
+                                keep_unlabelled=cfg.verified is not None)
+    if counts["used"] < 2:
+        raise ReasonError("too_few_heldout", f"{run.run_dir}: {counts['used']} usable held-out posts ({counts})")
     targets = np.stack([vocab.targets(vocab.labels_for(index.hashtags[i])) for i in rows])
+    labelled = targets.sum(axis=1) > 0
     check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
-    counts.update(fit=int((~check).sum()), check=int(check.sum()))
+    counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
-    return HeldOut(heldout_logits(run, embedder, index, rows), targets, check, counts, keys), index
+    logits = heldout_logits(run, embedder, index, rows)
+    return HeldOut(logits, targets, check, counts, keys, labelled), index
 
 
 def _posts_in_training_pool(run: Run, dataset: Path) -> dict[str, Any]:
@@ -354,7 +366,7 @@ def concept_positives(held: HeldOut, verified: VerifiedLabels | None) -> tuple[n
     """``(rows used [N], positives [N, L], eligible labels [L])``: hashtags, or the verified labels when given."""
     if verified is None:
         pos = presence(held.targets)
-        return np.ones(len(pos), dtype=bool), pos, np.ones(pos.shape[1], dtype=bool)
+        return held.labelled.copy(), pos, np.ones(pos.shape[1], dtype=bool)
     has, pos = verified.positives(held.post_keys)
     if not has.any():
         raise ReasonError("no_verified_heldout", f"none of the {len(has)} held-out posts has a row in {verified.path}")
@@ -409,7 +421,8 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     embedder = Embedder(run.backbone, device, cfg.batch_size)
     held, index = load_heldout(run, embedder, vocab, cfg)
     fit, check = ~held.check, held.check
-    calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit], held.targets[fit])
+    fit_l, check_l = fit & held.labelled, check & held.labelled   # the calibrator learns from hashtags
+    calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit_l], held.targets[fit_l])
     probs = calibrator.probabilities(held.logits)
     verified = load_verified(cfg.verified, vocab) if cfg.verified else None
     used, positives, eligible = concept_positives(held, verified)
@@ -423,8 +436,8 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     result = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
               "backbone_fingerprint": embedder.fingerprint, "vocab_version": vocab.version,
               "config": asdict(cfg), "heldout": held.counts, "calibrator": calibrator.to_dict(),
-              "metrics": {"fit": calibrator.evaluate(held.logits[fit], held.targets[fit]),
-                          "check": calibrator.evaluate(held.logits[check], held.targets[check])},
+              "metrics": {"fit": calibrator.evaluate(held.logits[fit_l], held.targets[fit_l]),
+                          "check": calibrator.evaluate(held.logits[check_l], held.targets[check_l])},
               "display": display_spellings(index, vocab, tombstones, authors),
               "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
     atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")
