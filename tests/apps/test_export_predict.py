@@ -54,6 +54,7 @@ def test_onnx_outputs_match_pytorch(exported, with_head):
 def test_safetensors_export_reloads_to_the_same_features(exported, tiny_bundle):
     config, out = exported
     bundle = load_bundle(tiny_bundle)
+    assert config["backbone"]["timm_kwargs"] == {}   # a timm-initialised run: timm's defaults rebuild it
     again = load_backbone(f"file:{out / 'backbone.safetensors'}", config["backbone"]["data_config"]["input_size"],
                           arch=config["backbone"]["arch"])
     x = torch.randn(2, 3, 32, 32)

@@ -37,3 +37,18 @@ def test_random_init_is_timm_with_its_own_normalisation():
 def test_config_refuses_unknown_or_mismatched_init(sets, match):
     with pytest.raises(ValueError, match=match):
         PretrainConfig.from_yaml(None, sets)
+
+
+def test_timm_kwargs_rebuild_the_same_lite0_and_timm_defaults_would_not():
+    import timm
+
+    backbone = run_backbone("efficientnet_lite0", 64, "efficientnet-lite0")
+    assert backbone.timm_kwargs == {"bn_eps": LITE0_BN_EPS} and run_backbone("resnet18", 32).timm_kwargs == {}
+    state = backbone.model.state_dict()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = backbone.eval()(x)
+        for kwargs, same in ((backbone.timm_kwargs, True), ({}, False)):
+            rebuilt = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, **kwargs).eval()
+            rebuilt.load_state_dict(state)
+            assert torch.allclose(rebuilt(x), expected, atol=1e-5) is same

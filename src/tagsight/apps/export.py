@@ -4,7 +4,9 @@
 
     OUT/config.json              backbone (timm name, data config, feature size), every head (kind,
                                  labels or categories, calibration / thresholds), the ONNX outputs
-    OUT/backbone.safetensors     the timm model's state dict (loads with 'file:OUT/backbone.safetensors --arch NAME')
+    OUT/backbone.safetensors     the timm model's state dict: ``timm.create_model(arch, num_classes=0,
+                                 **timm_kwargs)`` of config.json loads it (in tagsight, 'file:OUT/backbone.safetensors
+                                 --arch NAME' when timm_kwargs is empty)
     OUT/heads/<name>.safetensors hashtags: weight, bias; categorize/moderate: weight, bias, mean, std
     OUT/model.onnx               (with onnx=True) input "image" [B, 3, S, S] normalised as the data config
                                  says; outputs "features", "hashtags_logits" (raw: apply the calibrator of
@@ -120,7 +122,7 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     model = export_model(bundle)
     config = {"format": FORMAT, "tagsight_version": __version__, "bundle": str(Path(bundle_dir).resolve()),
               "backbone": {"spec": bundle.backbone_spec, "arch": backbone.name, "num_features": backbone.num_features,
-                           "data_config": backbone.data_config.to_dict(), "fingerprint": bundle.embedder.fingerprint},
+                           "timm_kwargs": backbone.timm_kwargs, "data_config": backbone.data_config.to_dict(), "fingerprint": bundle.embedder.fingerprint},
               "heads": _head_config(bundle), "outputs": model.output_names()}
     if onnx:
         config["onnx"] = {"file": ONNX_FILE, "opset": opset,

@@ -60,12 +60,14 @@ class DataConfig:
 class Backbone(nn.Module):
     """A timm model without classifier; ``forward(x [B,3,H,W]) -> [B, num_features]``."""
 
-    def __init__(self, name: str, model: nn.Module, data_config: DataConfig) -> None:
+    def __init__(self, name: str, model: nn.Module, data_config: DataConfig,
+                 timm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.name = name
         self.model = model
         self.num_features = int(model.num_features)
         self.data_config = data_config
+        self.timm_kwargs = dict(timm_kwargs or {})   # beyond timm's defaults, to rebuild the same architecture
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

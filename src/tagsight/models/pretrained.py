@@ -45,7 +45,7 @@ def run_backbone(name: str, img_size: int | None, init: str = RANDOM, *, load_we
     if init == RANDOM:
         return create_backbone(name, img_size=img_size)
     model = efficientnet_lite0_model(num_classes=0, load_weights=load_weights)
-    return Backbone(LITE0_ARCH, model, lite0_data_config(img_size))
+    return Backbone(LITE0_ARCH, model, lite0_data_config(img_size), {"bn_eps": LITE0_BN_EPS})
 
 
 def lite0_data_config(img_size: int | None) -> DataConfig:
