@@ -75,10 +75,21 @@ def test_model_card_reads_lineage_recipe_evaluation_transfer_and_notice(tmp_path
     md = model_card(run).markdown()
     assert "- dataset version: " + catalog.manifest_version(ds) in md and "Trained on the current version" in md
     assert "seed: 3" in md and "| trained | 0.5000 | 0.6000 | 9 |" in md and "| knn-imagenette | knn | val | 0.7000 | 0.9000 |" in md
-    assert "Retrain needed" not in md
+    assert "Retrain needed" not in md and "Started from weights trained elsewhere" not in md
+    assert "- initialised from: random initialisation (not recorded" in md
     forget(requests_from(authors=["ann"]), [tmp_path / "root"], rewrite=True)
     md = model_card(run).markdown()
     assert "**Retrain needed**" in md and "an earlier version, since rewritten" in md
+
+
+def test_model_card_of_a_run_started_from_imagenet_weights_says_they_escape_consent_and_forgetting(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"kind": "pretrain", "objective": "hashtag", "backbone": "efficientnet_lite0",
+                                              "init": "efficientnet-lite0", "dataset": {}, "vocab": {}}))
+    md = model_card(run).markdown()
+    assert "- initialised from: ImageNet-1k EfficientNet-Lite0" in md
+    assert "**Started from weights trained elsewhere**" in md and "cannot take their photos" in md
 
 
 def test_cards_render_as_html_sections_and_through_the_cli(tmp_path, mixed_source, capsys):

