@@ -30,6 +30,8 @@ def test_derived_version_keeps_edits_drops_and_names_its_parent(tiny_dataset, tm
     manifest = load_manifest(out)
     assert manifest["parent"]["version"] == parent_index.version and manifest["derivation"]["kind"] == "curate"
     assert manifest["version"] != parent_index.version
+    # the ingest settings carry over: decontamination hashes against this version with the parent's image settings
+    assert manifest["config"] == load_manifest(parent)["config"] and manifest["config"]["image"]
     child = SampleIndex.build(out)
     assert {k.split("/")[1] for k in child.post_keys} == {"p0", "p2", "p3", "p4", "p5"}
     p2 = [k.endswith("/p2") for k in child.post_keys].index(True)
