@@ -210,7 +210,30 @@ def section(rows: list[Row], args: argparse.Namespace, facts: dict[str, str], me
         "server per batching setting.", "",
         table, "",
         "Throughput with batching over without: " + (", ".join(speedups) or "n/a") + ".", "",
-        facts_markdown(facts)])
+        *verdict(by), facts_markdown(facts)])
+
+
+P99_TARGET_MS, P99_CLIENTS, BATCHING_TARGET = 100.0, 8, 2.0
+
+
+def verdict(by: dict[tuple[str, int], Row]) -> list[str]:
+    """The issue's targets read off the rows: p99 <= 100 ms at 8 clients (batching on), batching >= 2x req/s."""
+    lines = []
+    at8 = by.get(("on", P99_CLIENTS))
+    if at8 is not None:
+        met = "met" if at8.p99_ms <= P99_TARGET_MS else "**not met**"
+        lines.append(f"p99 at {P99_CLIENTS} clients with batching: {at8.p99_ms:.1f} ms (target <= "
+                     f"{P99_TARGET_MS:g} ms: {met}).")
+    ratios = {c: by["on", c].rps / by["off", c].rps for (b, c) in by
+              if b == "on" and ("off", c) in by and by["off", c].rps > 0}
+    if ratios:
+        best = max(ratios, key=ratios.get)
+        met = "met" if ratios[best] >= BATCHING_TARGET else "**not met**"
+        short = [f"{c} clients ({r:.2f}x)" for c, r in sorted(ratios.items()) if r < BATCHING_TARGET]
+        lines.append(f"Batching throughput: {ratios[best]:.2f}x at {best} clients (target >= {BATCHING_TARGET:g}x: "
+                     f"{met})" + (f"; below 2x at {', '.join(short)}" if short else "") + ". At 1 client the 5 ms "
+                     "collection window costs throughput: serve one client at a time with `--max-batch 1`.")
+    return [" ".join(lines), ""] if lines else []
 
 
 def _load_warning(rows: list[Row]) -> list[str]:
