@@ -24,8 +24,8 @@ With ``verified`` (a verified-labels file, ``tagsight.apps.verified``), threshol
 measured against the labels people checked instead of the hashtags, on the held-out posts that have
 a verified row (those without any vocabulary hashtag included: alt text describes them too), and
 only the concepts the file verifies may appear in alt text. The calibrator is
-still fitted on every held-out post's hashtags (it estimates how likely a hashtag is; the threshold
-decides what is precise enough to say).
+still fitted on the hashtags of the held-out posts that have a vocabulary label (it estimates how
+likely a hashtag is; the threshold decides what is precise enough to say).
 
 With ``heldout_dataset`` (another ingested dataset, e.g. photos kept back for calibration), every post
 of that dataset stands in for the run's held-out split, except the posts whose media duplicate one of

@@ -133,7 +133,7 @@ class _Encoded:
             self.rgb_jpeg = False
 
     def decode(self, reduce: int) -> tuple[Image.Image, int]:
-        """(RGB image, reduction applied): a JPEG at 1/``reduce`` scale (sides ceil(side / reduce)), else full."""
+        """(RGB or RGBX image, reduction applied): a JPEG at 1/``reduce`` scale (sides ceil(side / reduce)), else full."""
         reduce = reduce if self.scalable else 1
         fast = _simplejpeg() if self.rgb_jpeg else None
         if fast is not None:
