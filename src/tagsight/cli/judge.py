@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tagsight.fsio import ReasonError
@@ -27,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head", type=Path, help="aesthetic head from 'tagsight curate aesthetic-train' (default: prior)")
     a.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    a.set_defaults(func=run_aesthetic)
+    a.set_defaults(func=_guarded("aesthetic", run_aesthetic))
     pr = verbs.add_parser("pairs", help="make a blind pairwise-preference study",
                           description="Pair BEFORE with AFTER, randomise each pair's left/right placement and the "
                                       "order (from --seed), copy the images under opaque ids into STUDY and keep the "
                                       "unblinding in STUDY/unblind.json, which the page never serves.")
     _dirs(pr)
     pr.add_argument("--seed", type=int, default=0, help="seed of placement, order and ids")
-    pr.set_defaults(func=run_pairs)
+    pr.set_defaults(func=_guarded("pairs", run_pairs))
     s = verbs.add_parser("serve", help="serve the blind rating page of a study",
                          description="Open http://HOST:PORT/?rater=NAME. Keys: left arrow or A: left is better; "
                                      "right arrow or L: right is better; down arrow or =: no preference; Z: undo. "
@@ -45,11 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_serve)
     st = verbs.add_parser("stats", help="unblind the votes: win rate, Wilson interval, sign test, agreement, bias")
     st.add_argument("study", type=Path)
-    st.set_defaults(func=run_stats)
+    st.set_defaults(func=_guarded("stats", run_stats))
     r = verbs.add_parser("report", help="HTML report of a study: sample grids, score distributions, win rate")
     r.add_argument("study", type=Path)
     r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
-    r.set_defaults(func=run_report)
+    r.set_defaults(func=_guarded("report", run_report))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -64,14 +65,21 @@ def _fail(verb: str, exc: Exception) -> int:
     return 2
 
 
+def _guarded(verb: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` with its expected errors (``ERRORS``) turned into one line on stderr and exit code 2."""
+    def call(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ERRORS as exc:
+            return _fail(verb, exc)
+    return call
+
+
 def run_aesthetic(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.aesthetic import AestheticStudyConfig, aesthetic_study
 
-    try:
-        cfg = AestheticStudyConfig(str(args.head) if args.head else None, args.resamples, args.seed)
-        result = aesthetic_study(args.before, args.after, args.out, cfg)
-    except ERRORS as exc:
-        return _fail("aesthetic", exc)
+    cfg = AestheticStudyConfig(str(args.head) if args.head else None, args.resamples, args.seed)
+    result = aesthetic_study(args.before, args.after, args.out, cfg)
     print(json.dumps({k: result[k] for k in ("scorer", "pairs", "prompts", "aesthetic")}, indent=1))
     print(json.dumps({m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
                       for m, v in result["measures"].items()}, indent=1))
@@ -81,10 +89,7 @@ def run_aesthetic(args: argparse.Namespace) -> int:
 def run_pairs(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.pairs import make_pair_study
 
-    try:
-        summary = make_pair_study(args.before, args.after, args.out, args.seed)
-    except ERRORS as exc:
-        return _fail("pairs", exc)
+    summary = make_pair_study(args.before, args.after, args.out, args.seed)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -108,10 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.preference import preference_stats
 
-    try:
-        result = preference_stats(args.study)
-    except ERRORS as exc:
-        return _fail("stats", exc)
+    result = preference_stats(args.study)
     print(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")}, indent=1))
     return 0
 
@@ -119,9 +121,6 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tagsight.report.judge import write_judge_report
 
-    try:
-        path = write_judge_report(args.study, args.out or args.study / "report.html")
-    except ERRORS as exc:
-        return _fail("report", exc)
+    path = write_judge_report(args.study, args.out or args.study / "report.html")
     print(path)
     return 0
