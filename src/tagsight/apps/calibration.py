@@ -315,7 +315,7 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     dataset = Path(cfg.heldout_dataset) if cfg.heldout_dataset else run.dataset_dir
     index = SampleIndex.build(dataset)
     tombstones = load_tombstones(dataset)
-    in_pool = None if cfg.heldout_dataset is None else _posts_in_training_pool(run, dataset)
+    in_pool = None if cfg.heldout_dataset is None else _posts_in_training_pool(run, dataset, index)
     rows, counts = heldout_rows(run, index, vocab, tombstones, post_authors(dataset), in_pool,
                                 keep_unlabelled=cfg.verified is not None)
     if counts["used"] < 2:
@@ -329,14 +329,14 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     return HeldOut(logits, targets, check, counts, keys, labelled), index
 
 
-def _posts_in_training_pool(run: Run, dataset: Path) -> dict[str, Any]:
+def _posts_in_training_pool(run: Run, dataset: Path, index: SampleIndex) -> dict[str, Any]:
     """Posts of calibration dataset ``dataset`` whose media are in the run's training dataset (exact or near)."""
     from tagsight.eval.decontaminate import Pool, dataset_matches
 
     if manifest_version(dataset) == manifest_version(run.dataset_dir):
         raise ReasonError("same_dataset", f"{dataset} is the run's own dataset: leave out --heldout-dataset to "
                                           "calibrate on its held-out split")
-    matches = dataset_matches(dataset, Pool.from_dataset(run.dataset_dir))
+    matches = dataset_matches(index, Pool.from_dataset(run.dataset_dir))
     log.info("calibration dataset %s: %d posts duplicate media of the run's dataset and are left out",
              dataset, len(matches))
     return matches

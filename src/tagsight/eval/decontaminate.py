@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tagsight.data.index import SampleIndex
 from tagsight.eval.datasets import LabelledImages, SubsetImages
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.ingest.catalog import load_manifest, read_table
@@ -79,16 +80,14 @@ class Pool:
         return None if hit is None else {"kind": "near", "distance": hit[1], "pool": self.keys[hit[0]]}
 
 
-def dataset_matches(dataset_dir: str | Path, pool: Pool) -> dict[str, dict[str, Any]]:
-    """Post key -> pool match, for the posts of another ingested dataset whose stored photo duplicates a pool item.
+def dataset_matches(index: SampleIndex, pool: Pool) -> dict[str, dict[str, Any]]:
+    """Post key -> pool match, for the posts of another ingested dataset (its ``index``) whose stored photo
+    duplicates a pool item.
 
     Each stored JPEG is hashed with the pool's image settings (so its pHash is comparable whatever settings
     that dataset was ingested with); one that those settings reject cannot be checked and is returned as a
     match of kind ``unchecked`` with the reason, so that callers leave it out rather than trust it.
     """
-    from tagsight.data.index import SampleIndex
-
-    index = SampleIndex.build(dataset_dir)
     matches: dict[str, dict[str, Any]] = {}
     for i, key in enumerate(index.post_keys):
         if key in matches:
