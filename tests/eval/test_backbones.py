@@ -9,13 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tagsight.eval.backbones import (
-    efficientnet_lite0_model,
-    load_backbone,
-    load_by_position,
-)
+from tagsight.eval.backbones import load_backbone
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import create_backbone
+from tagsight.models.pretrained import efficientnet_lite0_model, load_by_position
 from tagsight.objectives.hashtag import HashtagObjective
 from tagsight.train.checkpoint import save_checkpoint
 from tagsight.train.config import PretrainConfig

@@ -27,16 +27,7 @@ from torch import nn
 
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone, create_backbone
-from tagsight.models.pretrained import (  # noqa: F401  (re-exported: the packaged weights' loaders)
-    EFFICIENTNET_LITE0,
-    LITE0_ARCH,
-    LITE0_BN_EPS,
-    LITE0_MEAN_STD,
-    efficientnet_lite0_model,
-    load_by_position,
-    read_state_dict,
-    run_backbone,
-)
+from tagsight.models.pretrained import EFFICIENTNET_LITE0, LITE0_ARCH, read_state_dict, run_backbone
 
 log = logging.getLogger(__name__)
 
