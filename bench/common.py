@@ -195,6 +195,53 @@ def command_line(command: Sequence[str]) -> str:
     return text.replace(str(REPO) + "/", "").replace(str(REPO), ".")
 
 
+# --------------------------------------------------------------------------------------- processes
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc), also those that started a session of their own.
+
+    torchrun starts its workers with ``start_new_session=True``: killing the launcher's process group
+    leaves them running, so a kill test must find them by parentage.
+    """
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def kill_tree(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` and every process below it (a crash of the whole job), and wait until they are gone."""
+    import signal
+
+    targets = [pid, *descendants(pid)]
+    for target in targets:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_running(t) for t in targets) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 # --------------------------------------------------------------------------------------- the doc
 
 

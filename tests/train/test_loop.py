@@ -114,3 +114,50 @@ def test_checkpoints_are_safetensors_and_json_with_a_latest_pointer(tmp_path):
 def test_an_epoch_too_short_for_one_step_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no full optimiser step"):
         loop_mod.plan(3, 4, DistEnv(), LoopConfig())
+
+
+def test_a_compiled_forward_trains_like_the_eager_one(tmp_path):
+    eager = trainer(tmp_path / "eager", max_steps=6)
+    eager.fit()
+    compiled = trainer(tmp_path / "compiled", max_steps=6, compile="eager")   # dynamo traces; no C compiler needed
+    assert compiled.train_forward is not compiled.ddp
+    compiled.fit()
+    assert torch.allclose(params(eager), params(compiled), atol=1e-6)
+
+
+def test_an_unknown_compile_backend_is_refused():
+    with pytest.raises(ValueError, match="loop.compile"):
+        LoopConfig(compile="turbo")
+
+
+def test_progress_counts_to_max_steps_not_the_whole_schedule(tmp_path, monkeypatch):
+    totals = []
+
+    class Recorder:
+        def __init__(self, total, desc, unit):
+            totals.append(total)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            pass
+
+    monkeypatch.setattr(loop_mod, "Progress", Recorder)
+    t = trainer(tmp_path, max_steps=4)
+    t.fit()
+    assert t.plan.total_steps == 24 and totals == [4]
+
+
+def test_data_and_compute_time_split_the_elapsed_time(tmp_path):
+    rows = []
+    t = trainer(tmp_path, max_steps=4, log_every=4)
+    t.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    row = rows[-1]
+    per_batch = 4 / row["samples_per_s"]
+    assert row["data_s"] >= 0 and row["compute_s"] > 0
+    assert row["data_s"] + row["compute_s"] == pytest.approx(per_batch, rel=0.05)

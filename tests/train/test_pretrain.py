@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,9 @@ from safetensors.torch import load_file
 from tagsight.ingest.catalog import manifest_version
 from tagsight.train.checkpoint import latest_checkpoint
 from tests.feeds import feed_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from common import kill_tree  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
@@ -79,7 +81,7 @@ def test_sigkill_then_the_same_command_resumes_to_the_same_weights(tiny, tmp_pat
     deadline = time.time() + 120
     while latest_checkpoint(tmp_path / "killed") is None and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_tree(proc.pid)   # torchrun's workers run in sessions of their own: kill them by parentage
     proc.wait()
     killed_at = json.loads((latest_checkpoint(tmp_path / "killed") / "state.json").read_text())["step"]
     assert 0 < killed_at < 32

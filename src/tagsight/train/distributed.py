@@ -21,6 +21,7 @@ class DistEnv:
     local_rank: int = 0
     world_size: int = 1
     device: str = "cpu"
+    group: bool = False    # a process group is joined (always under torchrun, even with one process)
 
     @property
     def is_main(self) -> bool:
@@ -32,21 +33,26 @@ class DistEnv:
 
 
 def init_distributed(device: str = "auto") -> DistEnv:
-    """Join the process group torchrun describes in the environment (a no-op for a single process)."""
+    """Join the process group torchrun describes in the environment (a no-op for a plain single process).
+
+    Under torchrun the group is joined even with one process (``--nproc_per_node 1``), so that the
+    training step runs through DDP and NCCL exactly as it does on several GPUs.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     dev = f"cuda:{local}" if use_cuda else "cpu"
     if use_cuda:
         torch.cuda.set_device(local)
-    if world > 1 and not dist.is_initialized():
+    launched = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-        log.info("rank %d/%d joined the process group (%s)", rank, world, "nccl" if use_cuda else "gloo")
-    return DistEnv(rank, local, world, dev)
+        log.info("rank %d/%d joined the process group (%s)", rank, world, dist.get_backend())
+    return DistEnv(rank, local, world, dev, group=dist.is_initialized())
 
 
 def shutdown(env: DistEnv) -> None:
-    if env.distributed and dist.is_initialized():
+    if env.group and dist.is_initialized():
         dist.destroy_process_group()
 
 
