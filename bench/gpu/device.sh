@@ -8,6 +8,8 @@ OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/nvidia-smi.csv" 2>&1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/tagsight . || exit 4
-export PYTHONPATH=/tmp/tagsight:/tmp/site PYTHONUNBUFFERED=1
+TAGSIGHT=/tmp/tagsight
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/tagsight . \
+  || { echo "tagsight could not be installed; running it from src/"; TAGSIGHT=$PWD/src; }
+export PYTHONPATH=$TAGSIGHT:/tmp/site PYTHONUNBUFFERED=1
 python3 bench/gpu/run.py --data .gpu/data --out "$OUT" --budget "${BUDGET:-400}" "$@" 2>&1 | tee "$OUT/log.txt"

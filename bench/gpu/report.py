@@ -66,9 +66,14 @@ def _pipeline(r: dict[str, Any], seconds: float) -> str:
     demand = markdown_table(["model", "compiled", "step img/s", "loader / step"],
                             [[d["model"], d["compiled"], d["step_images_per_s"], d["loader_over_step"]]
                              for d in r["demand"]])
-    return (f"**Input pipeline alone**: {r['workers']} workers, batch {r['batch']} at {r['img']} px: "
-            f"**{r['images_per_s']} img/s** (first batch after {r['first_batch_s']} s). Against each step's "
-            f"appetite (>= 1: the loader keeps up):\n\n{demand}")
+    ways = markdown_table(["batches ship as", "normalised in the workers", "img/s", "first batch s"],
+                          [[x["ships"], x["normalized_in_workers"], x["images_per_s"], x["first_batch_s"]]
+                           for x in r["rows"]])
+    return (f"**Input pipeline alone** (the hashtag stream's loader, {r['workers']} workers, batch {r['batch']} at "
+            f"{r['img']} px; the Trainer on a GPU ships uint8 and normalises on the device):\n\n{ways}\n\n"
+            f"One process alone, per image: decode + augment {r['one_process']['item_ms']} ms, stacking and "
+            f"normalising {r['one_process']['normalize_ms']} ms.\n\n"
+            f"Against each step's appetite (the faster way; >= 1: the loader keeps up):\n\n{demand}")
 
 
 def _torchrun(r: dict[str, Any], seconds: float) -> str:

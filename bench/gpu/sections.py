@@ -248,16 +248,38 @@ def input_pipeline(ctx: Context) -> dict[str, Any]:
     data_config = create_backbone(s.models[0], img_size=s.img).data_config
     cfg = StreamConfig(epoch_length=s.batch * (s.pipeline_batches + 1), batch_size=s.batch, seed=0)
     stream = HashtagStream(SampleIndex.build(ctx.dataset), Vocabulary.load(ctx.vocab), train_transform(data_config), cfg)
+    rows = [_loader_rate(make_loader(stream, s.workers, pin_memory=ctx.cuda, normalize=normalize), normalize)
+            for normalize in (True, False)]
+    best = max(r["images_per_s"] for r in rows)
+    return {"workers": s.workers, "batch": s.batch, "img": s.img, "rows": rows, "images_per_s": best,
+            "one_process": _one_process(stream, s.batch), "demand": _demand(ctx, best)}
+
+
+def _one_process(stream: Any, n: int) -> dict[str, Any]:
+    """Per-image cost in this process alone: decode + augment (``item``), then the batch's normalisation."""
+    from tagsight.data.pipeline import batch_normalizer, collate
+
+    torch.set_num_threads(1)   # as in a loader worker
+    positions = range(n)
     t0 = time.perf_counter()
-    batches = iter(make_loader(stream, s.workers, pin_memory=ctx.cuda))
-    next(batches)
+    items = [stream.item(int(stream.order(0)[p]), p) for p in positions]
+    t1 = time.perf_counter()
+    collate(items, batch_normalizer(stream))
+    t2 = time.perf_counter()
+    torch.set_num_threads(os.cpu_count() or 1)
+    return {"item_ms": round(1000 * (t1 - t0) / n, 3), "normalize_ms": round(1000 * (t2 - t1) / n, 3)}
+
+
+def _loader_rate(loader: Any, normalized: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    batches = iter(loader)
+    first_batch = next(batches)
     first = time.perf_counter() - t0
     t1, n = time.perf_counter(), 0
     for batch in batches:
         n += len(batch["image"])
-    rate = n / (time.perf_counter() - t1)
-    return {"workers": s.workers, "batch": s.batch, "img": s.img, "first_batch_s": round(first, 2),
-            "images_per_s": round(rate, 1), "demand": _demand(ctx, rate)}
+    return {"ships": str(first_batch["image"].dtype).replace("torch.", ""), "normalized_in_workers": normalized,
+            "first_batch_s": round(first, 2), "images_per_s": round(n / (time.perf_counter() - t1), 1)}
 
 
 def _demand(ctx: Context, rate: float) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import (
     HashtagStream,
     StreamConfig,
+    batch_normalizer,
     make_loader,
     rank_positions,
     split_batches,
@@ -203,3 +204,12 @@ def test_workers_send_uint8_pixels_and_the_batch_is_normalised_once(dataset):
     expected = torch.stack([s.transform(s.index.read_jpeg(int(order[p])), np.random.default_rng([5, 0, int(p)]))
                             for p in positions])
     assert batch["image"].dtype == torch.float32 and torch.equal(batch["image"], expected)
+
+
+def test_a_loader_asked_not_to_normalise_ships_uint8_that_its_normalizer_finishes_alike(dataset):
+    s = stream(dataset)
+    raw = next(iter(make_loader(s, 0, normalize=False)))
+    done = next(iter(make_loader(s, 0)))
+    assert raw["image"].dtype == torch.uint8
+    assert torch.equal(batch_normalizer(s)(raw["image"]), done["image"])
+    assert torch.equal(raw["target"], done["target"])

@@ -161,3 +161,31 @@ def test_data_and_compute_time_split_the_elapsed_time(tmp_path):
     per_batch = 4 / row["samples_per_s"]
     assert row["data_s"] >= 0 and row["compute_s"] > 0
     assert row["data_s"] + row["compute_s"] == pytest.approx(per_batch, rel=0.05)
+
+
+class Uint8Stream(ToyStream):
+    """ToyStream's batches as uint8 'pixels': the loader ships them unnormalised."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield {**batch, "image": (batch["image"] * 10 + 128).clamp(0, 255).to(torch.uint8)}
+
+
+class Normalised(Uint8Stream):
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield {**batch, "image": finish(batch["image"])}
+
+
+def finish(images):
+    return (images.float() - 128) / 10
+
+
+def test_uint8_batches_finished_on_the_device_train_like_batches_finished_in_the_loader(tmp_path):
+    def run(stream, **kw):
+        t = Trainer(Toy(), stream, lambda s: iter(s), OptimConfig(base_lr=0.5, reference_batch=4), LoopConfig(max_steps=5),
+                    DistEnv(), tmp_path / type(stream).__name__, epoch_length=32, batch_size=4, **kw)
+        t.fit()
+        return params(t)
+
+    assert torch.equal(run(Uint8Stream(), finish=finish), run(Normalised()))

@@ -259,11 +259,22 @@ def collate(items: list[dict[str, Any]], normalize: Callable[[torch.Tensor], tor
     return batch
 
 
-def make_loader(stream: HashtagStream, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``."""
+def batch_normalizer(stream: HashtagStream) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What turns the stream's uint8 image batches into model inputs (None: its items are final already)."""
+    return getattr(stream.transform, "normalize_batch", None)
+
+
+def make_loader(stream: HashtagStream, num_workers: int = 0, pin_memory: bool = False,
+                normalize: bool = True) -> DataLoader:
+    """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``.
+
+    With ``normalize=False`` image batches stay uint8 (a quarter of the bytes between processes and
+    to the device) and the consumer applies ``batch_normalizer(stream)`` where they land: the Trainer
+    does so on the GPU.
+    """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-    finish = getattr(stream.transform, "normalize_batch", None)
+    finish = batch_normalizer(stream) if normalize else None
     return DataLoader(stream, batch_size=stream.cfg.batch_size, num_workers=num_workers,
                       collate_fn=functools.partial(collate, normalize=finish),
                       persistent_workers=False, pin_memory=pin_memory, drop_last=False)

@@ -238,8 +238,8 @@ class _Normalizing:
         raise NotImplementedError
 
     def normalize_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 3, S, S] from ``pixels`` -> the normalised float batch."""
-        return normalize(images, self.mean, self.std)
+        """uint8 [B, 3, S, S] from ``pixels`` -> the normalised float batch, on the images' device."""
+        return normalize(images, self.mean.to(images.device), self.std.to(images.device))
 
     def __call__(self, source: Source, generator: Generator | None = None) -> torch.Tensor:
         """The normalised float tensor [3, size, size] of one image."""

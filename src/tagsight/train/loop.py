@@ -107,8 +107,15 @@ def _autocast(env: DistEnv, cfg: LoopConfig):
     return contextlib.nullcontext()
 
 
-def _to_device(batch: dict[str, Any], device: str, channels_last: bool = False) -> dict[str, Any]:
+Finish = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _to_device(batch: dict[str, Any], device: str, channels_last: bool = False,
+               finish: Finish | None = None) -> dict[str, Any]:
+    """The batch on ``device``; uint8 images turned into inputs there by ``finish``; 4-D images NHWC if asked."""
     out = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if finish is not None:
+        out = {k: finish(v) if torch.is_tensor(v) and v.dtype == torch.uint8 else v for k, v in out.items()}
     if channels_last:
         out = {k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.ndim == 4 else v
                for k, v in out.items()}
@@ -125,8 +132,9 @@ class Trainer:
     def __init__(self, objective: torch.nn.Module, stream: Any, make_loader: Callable[[Any], Iterable],
                  optim_cfg: OptimConfig, cfg: LoopConfig, env: DistEnv, run_dir: str | Path,
                  epoch_length: int, batch_size: int, run_state: dict[str, Any] | None = None,
-                 progress_desc: str = "pretrain") -> None:
+                 progress_desc: str = "pretrain", finish: Finish | None = None) -> None:
         self.env, self.cfg, self.run_dir = env, cfg, Path(run_dir)
+        self.finish = finish   # applied on the device to uint8 image batches (the loader then ships uint8)
         self.progress_desc = progress_desc
         self.stream, self.make_loader = stream, make_loader
         self.plan = plan(epoch_length, batch_size, env, cfg)
@@ -202,7 +210,7 @@ class Trainer:
         totals: dict[str, torch.Tensor] = {}
         for micro in range(self.cfg.accumulate):
             t0 = time.perf_counter()
-            batch = _to_device(next(batches), self.env.device, self.channels_last)
+            batch = _to_device(next(batches), self.env.device, self.channels_last, self.finish)
             t1 = time.perf_counter()
             sync = micro == self.cfg.accumulate - 1 or not self.env.group
             with (contextlib.nullcontext() if sync else self.ddp.no_sync()), _autocast(self.env, self.cfg):

@@ -19,7 +19,7 @@ import torch
 
 from tagsight import __version__
 from tagsight.data.index import SampleIndex
-from tagsight.data.pipeline import HashtagStream, StreamConfig, make_loader
+from tagsight.data.pipeline import HashtagStream, StreamConfig, batch_normalizer, make_loader
 from tagsight.data.multicrop import multicrop_transform
 from tagsight.data.transforms import eval_transform, train_transform
 from tagsight.data.views import ViewStream
@@ -167,8 +167,13 @@ def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Pat
     objective = build_objective(cfg, len(vocab), per_epoch)
     data_config = data_config_of(objective)
     stream = build_stream(index, vocab, cfg, data_config, "train", env)
-    trainer = Trainer(objective, stream, lambda s: make_loader(s, cfg.data.workers), cfg.optim, cfg.loop, env,
-                      run_dir, cfg.data.epoch_length, cfg.data.batch_size)
+    on_gpu = env.device.startswith("cuda")   # uint8 batches into pinned memory, normalised on the GPU
+
+    def loader(s: Any) -> Any:
+        return make_loader(s, cfg.data.workers, pin_memory=on_gpu, normalize=not on_gpu)
+
+    trainer = Trainer(objective, stream, loader, cfg.optim, cfg.loop, env, run_dir, cfg.data.epoch_length, cfg.data.batch_size,
+                      finish=batch_normalizer(stream) if on_gpu else None)
     trainer.fit()
     heldout = build_stream(index, vocab, cfg, data_config, "heldout", env)
     untrained = build_objective(cfg, len(vocab), per_epoch).to(env.device)
