@@ -70,6 +70,8 @@ def test_a_single_top_level_folder_is_the_root_and_two_are_not(export, tmp_path,
     assert open_tree(wrapped).files() == ["media/a.jpg", "media/deep/b.png", "posts.json"]
     two = zip_with(tmp_path / "two.zip", [("a/x.json", b"{}"), ("b/y.json", b"{}")])
     assert open_tree(two).files() == ["a/x.json", "b/y.json"]
+    mac = zip_with(tmp_path / "mac.zip", [("e/a.json", b"{}"), ("__MACOSX/e/._a.json", b"\0"), ("e/._b.json", b"\0")])
+    assert open_tree(mac).files() == ["a.json"]  # macOS resource forks are not content and do not hide the root
     single_file = zip_with(tmp_path / "one.zip", [("posts.json", b"[]")])
     assert open_tree(single_file).files() == ["posts.json"]
 

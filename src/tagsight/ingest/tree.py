@@ -10,7 +10,8 @@ Archives are read in place, never unpacked to disk, with the safety of a folder:
 * a truncated archive is refused (zip: no central directory, or member data past the end of the
   file; tar: no end-of-archive marker, or a compressed stream cut short).
 
-When the archive's only top-level entry is a folder, that folder is the root. The format is told
+When the archive's only top-level entry is a folder, that folder is the root. ``__MACOSX/`` and
+``._name`` entries (resource forks macOS adds when it re-archives a folder) are left out. The format is told
 by magic bytes, not by the file name. A ``Tree`` pickles without open handles (worker processes
 reopen the archive on first read) and refuses to read an archive that changed since it was opened.
 """
@@ -426,6 +427,11 @@ def _cached_index(path: str, stat_key: tuple[int, int], kind: tuple[str, str | N
     return _build_index(p, entries, stat_key)
 
 
+def _is_mac_residue(rel: str) -> bool:
+    """``__MACOSX/...`` and ``._name``: resource forks macOS adds when it re-archives a folder (not content)."""
+    return rel.split("/", 1)[0] == "__MACOSX" or rel.rsplit("/", 1)[-1].startswith("._")
+
+
 def _label(kind: tuple[str, str | None]) -> str:
     return kind[0] if kind[1] is None else f"{kind[0]}.{kind[1]}"
 
@@ -436,7 +442,7 @@ def _build_index(path: Path, entries: list[tuple[str, bool, _Member | None]], st
     dirs: set[str] = set()
     for name, is_dir, member in entries:
         clean = check_member_name(name)
-        if not clean:
+        if not clean or _is_mac_residue(clean):
             continue
         if is_dir:
             dirs.add(clean)
