@@ -216,6 +216,9 @@ class FolderTree(Tree):
         _check_size(rel, len(data), max_bytes)
         return data
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_files": None}  # the listing is not needed to read, and may be large
+
     def stamp(self, rel: str) -> str:
         try:
             st = os.lstat(self.root / rel)
@@ -254,10 +257,18 @@ class _Index:
 class ArchiveTree(Tree):
     """Common part of zip and tar trees: the index built (and checked) once, reads by member."""
 
-    def __init__(self, path: Path, index: _Index) -> None:
-        self.path, self.location, self._index = path, str(path), index
+    def __init__(self, path: Path, key: tuple[Any, ...], index: _Index) -> None:
+        self.path, self.location, self._key, self._idx = path, str(path), key, index
         self.name = archive_stem(path.name)
         self._handle: Any = None
+
+    @property
+    def _index(self) -> _Index:
+        """The checked index; after unpickling, taken from this process's cache (a forked worker inherits
+        it) or rebuilt, so that a large index never travels with every chunk of work."""
+        if self._idx is None:
+            self._idx = _cached_index(*self._key)
+        return self._idx
 
     def files(self) -> list[str]:
         return sorted(self._index.files)
@@ -315,7 +326,7 @@ class ArchiveTree(Tree):
             self._handle = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handle": None}  # never pickle an open file: each process reopens
+        return {**self.__dict__, "_handle": None, "_idx": None}  # never pickle an open file: each process reopens
 
 
 class ZipTree(ArchiveTree):
@@ -331,8 +342,8 @@ class ZipTree(ArchiveTree):
 class TarTree(ArchiveTree):
     kind = "tar"
 
-    def __init__(self, path: Path, index: _Index, compression: str | None) -> None:
-        super().__init__(path, index)
+    def __init__(self, path: Path, key: tuple[Any, ...], index: _Index, compression: str | None) -> None:
+        super().__init__(path, key, index)
         self.compression = compression
 
     def _read(self, member: _Member) -> bytes:
@@ -403,8 +414,9 @@ def open_tree(path: str | Path, limits: TreeLimits = DEFAULT_LIMITS) -> Tree:
     kind = archive_kind(p)
     if kind is None:
         raise TreeError(f"{p} is neither a folder nor a zip or tar archive")
-    index = _cached_index(str(p.resolve()), _stat_key(p), kind, limits)
-    return ZipTree(p, index) if kind[0] == "zip" else TarTree(p, index, kind[1])
+    key = (str(p.resolve()), _stat_key(p), kind, limits)
+    index = _cached_index(*key)
+    return ZipTree(p, key, index) if kind[0] == "zip" else TarTree(p, key, index, kind[1])
 
 
 def _stat_key(path: Path) -> tuple[int, int]:
