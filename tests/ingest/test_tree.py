@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tagsight.ingest import catalog
+from tagsight.ingest import tree as tree_module
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.schema import Post
@@ -49,6 +50,7 @@ def test_every_kind_lists_and_reads_the_same_files(export, tmp_path, kind):
     assert tree.read_bytes("./posts.json") == b'[{"x": 1}]'
     assert tree.is_file("media/a.jpg") and not tree.is_file("media") and not tree.is_file("nope.jpg")
     assert tree.is_dir("media/deep") and not tree.is_dir("posts.json")
+    assert tree.listdir("") == ["posts.json"] and tree.listdir("media") == ["a.jpg"] and tree.listdir("nope") == []
     assert not tree.is_file("../export-2024/posts.json") and not tree.is_file("/posts.json")
     with pytest.raises(FileNotFoundError):
         tree.read_bytes("media/c.jpg")
@@ -210,11 +212,11 @@ def test_a_tree_pickles_without_its_open_handle_and_refuses_a_changed_archive(ex
     for kind in ("zip", "tar.gz"):
         tree = open_tree(packed(export, tmp_path, kind))
         assert tree.read_bytes("posts.json")
-        assert tree._handle is not None
+        assert (os.getpid(), tree._key) in tree_module._HANDLES  # one open handle per archive and process
         blob = pickle.dumps(tree)
         assert b"deep/b.png" not in blob  # neither the handle nor the index travels: the worker's cache has it
         clone = pickle.loads(blob)
-        assert clone._handle is None and clone.read_bytes("media/a.jpg") == (export / "media/a.jpg").read_bytes()
+        assert clone.read_bytes("media/a.jpg") == (export / "media/a.jpg").read_bytes()
     path = Path(tree.location)
     time.sleep(0.01)
     path.write_bytes(path.read_bytes())

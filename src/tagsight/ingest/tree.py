@@ -31,6 +31,7 @@ import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -97,6 +98,10 @@ class Tree(ABC):
     def is_dir(self, rel: str) -> bool:
         """True when ``rel`` is a folder of the tree."""
         return False
+
+    @abstractmethod
+    def listdir(self, rel: str) -> list[str]:
+        """Sorted names of the regular files directly in folder ``rel`` ("" is the root); [] when none."""
 
     @abstractmethod
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
@@ -191,6 +196,16 @@ class FolderTree(Tree):
         real = self._real(rel)
         return real is not None and os.path.isdir(real)
 
+    def listdir(self, rel: str) -> list[str]:
+        real = self._real(rel) if rel else os.path.realpath(self.root)
+        if real is None or not os.path.isdir(real):
+            return []
+        try:
+            with os.scandir(real) as it:
+                return sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+        except OSError:
+            return []
+
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
         real = self._real(rel)
         if real is None:
@@ -260,7 +275,6 @@ class ArchiveTree(Tree):
     def __init__(self, path: Path, key: tuple[Any, ...], index: _Index) -> None:
         self.path, self.location, self._key, self._idx = path, str(path), key, index
         self.name = archive_stem(path.name)
-        self._handle: Any = None
 
     @property
     def _index(self) -> _Index:
@@ -279,6 +293,10 @@ class ArchiveTree(Tree):
     def is_dir(self, rel: str) -> bool:
         clean = _safe_rel(rel)
         return clean is not None and (clean == "" or clean in self._index.dirs)
+
+    def listdir(self, rel: str) -> list[str]:
+        prefix = f"{_safe_rel(rel)}/" if rel else ""
+        return sorted(f[len(prefix):] for f in self._index.files if f.startswith(prefix) and "/" not in f[len(prefix):])
 
     def stamp(self, rel: str) -> str:
         m = self._index.files.get(_safe_rel(rel) or "")
@@ -321,21 +339,29 @@ class ArchiveTree(Tree):
             raise TreeError(f"{self.location} changed while it was being read; run again")
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Close this process's open handle on the archive (it is reopened on the next read)."""
+        handle = _HANDLES.pop((os.getpid(), self._key), None)
+        if handle is not None:
+            handle.close()
+
+    def _handle(self) -> Any:
+        return _shared_handle((os.getpid(), self._key), self._open)
+
+    @abstractmethod
+    def _open(self) -> Any: ...
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handle": None, "_idx": None}  # never pickle an open file: each process reopens
+        return {**self.__dict__, "_idx": None}  # no open file (there is none on the object) and no index
 
 
 class ZipTree(ArchiveTree):
     kind = "zip"
 
+    def _open(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(self.path)
+
     def _read(self, member: _Member) -> bytes:
-        if self._handle is None:
-            self._handle = zipfile.ZipFile(self.path)
-        with self._handle.open(member.member) as f:
+        with self._handle().open(member.member) as f:
             return f.read(member.size + 1)
 
 
@@ -346,11 +372,32 @@ class TarTree(ArchiveTree):
         super().__init__(path, key, index)
         self.compression = compression
 
+    def _open(self) -> IO[bytes]:
+        return _decompressed(self.path, self.compression)
+
     def _read(self, member: _Member) -> bytes:
-        if self._handle is None:
-            self._handle = _decompressed(self.path, self.compression)
-        self._handle.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
-        return self._handle.read(member.size)
+        stream = self._handle()
+        stream.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
+        return stream.read(member.size)
+
+
+_HANDLES: "OrderedDict[tuple[int, tuple[Any, ...]], Any]" = OrderedDict()
+_MAX_HANDLES = 4
+
+
+def _shared_handle(key: tuple[int, tuple[Any, ...]], opener: Any) -> Any:
+    """One open handle per archive and process, kept between Tree objects (a worker reads chunk after
+    chunk without reopening, and a compressed tar stream goes on from where it stopped). Keyed by
+    process id: a forked worker never uses its parent's file position."""
+    handle = _HANDLES.pop(key, None)
+    if handle is None:
+        handle = opener()
+    _HANDLES[key] = handle
+    while len(_HANDLES) > _MAX_HANDLES:
+        (pid, _), old = _HANDLES.popitem(last=False)
+        if pid == os.getpid():
+            old.close()
+    return handle
 
 
 # --------------------------------------------------------------------------------------- opening
