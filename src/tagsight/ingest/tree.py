@@ -21,7 +21,6 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
-import io
 import logging
 import lzma
 import os
