@@ -218,3 +218,11 @@ def test_html_blocks_are_found_without_their_class_and_captions_may_be_headings(
     page.write_text("<html><body><p>nothing here</p></body></html>")
     with pytest.raises(SourceError, match=r"2023-2024 layout, HTML package.*no post blocks.*JSON format"):
         InstagramSource(root)
+
+
+def test_a_media_json_that_is_not_instagrams_does_not_claim_an_image_folder(tmp_path, make):
+    make.image(tmp_path / "pics" / "a.jpg")
+    ig.write_json(tmp_path / "pics" / "media.json", [{"file": "a.jpg"}])
+    (tmp_path / "pics" / "profile.json").write_text("{}")
+    assert not InstagramSource.sniff(tmp_path / "pics") and sniff_format(tmp_path / "pics") == "folder"
+    assert sniff_format(ig.legacy_export(tmp_path / "old")) == "instagram"
