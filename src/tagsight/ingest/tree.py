@@ -278,7 +278,7 @@ class _Member:
 
 @dataclass(frozen=True)
 class _Index:
-    """What opening an archive learnt: its files (by root-relative path), folders, root prefix and stat."""
+    """What opening an archive learnt: its files and folders (paths relative to the root) and its stat."""
 
     files: dict[str, _Member]
     dirs: frozenset[str]
@@ -333,11 +333,7 @@ class ArchiveTree(Tree):
                 raise IsADirectoryError(f"{rel} is a folder in {self.location}")
             raise FileNotFoundError(f"{rel} is not in {self.location}")
         _check_size(rel, member.size, max_bytes)
-        self._check_unchanged()
-        try:
-            data = self._read(member)
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
-            raise TreeError(f"cannot read {rel} from {self.location}: {type(exc).__name__}: {exc}") from None
+        data = self._read_checked(rel, member)
         if len(data) != member.size:
             raise TreeError(f"{rel} in {self.location} is cut short ({len(data)} of {member.size} bytes): "
                             "the archive is truncated")
@@ -347,10 +343,15 @@ class ArchiveTree(Tree):
     def _read(self, member: _Member, n: int | None = None) -> bytes: ...
 
     def _head(self, rel: str, n: int) -> bytes:
+        return self._read_checked(rel, self._index.files[_safe_rel(rel) or ""], n)
+
+    def _read_checked(self, rel: str, member: _Member, n: int | None = None) -> bytes:
+        """``_read`` of an archive that has not changed; a read error closes the handle and is a TreeError."""
         self._check_unchanged()
         try:
-            return self._read(self._index.files[_safe_rel(rel) or ""], n)
+            return self._read(member, n)
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
+            self.close()  # a stream left mid-error is not reused
             raise TreeError(f"cannot read {rel} from {self.location}: {type(exc).__name__}: {exc}") from None
 
     def _check_unchanged(self) -> None:
