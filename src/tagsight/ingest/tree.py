@@ -475,6 +475,15 @@ def is_archive(path: str | Path) -> bool:
     return archive_kind(path) is not None
 
 
+def sniff_tree(path: str | Path) -> Tree | None:
+    """For an adapter's ``sniff``: the tree of a folder or a safe archive, else None (never raises)."""
+    p = Path(path)
+    try:
+        return open_tree(p) if p.is_dir() or is_archive(p) else None
+    except (TreeError, OSError):
+        return None
+
+
 def open_tree(path: str | Path, limits: TreeLimits = DEFAULT_LIMITS) -> Tree:
     """A folder or archive as a Tree; TreeError when it is neither or cannot be read safely."""
     p = Path(path)

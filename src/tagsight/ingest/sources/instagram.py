@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from tagsight.ingest.schema import VISIBILITIES, SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree, TreeError, is_archive, open_tree
+from tagsight.ingest.tree import Tree, TreeError, sniff_tree
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,6 @@ def recognise(tree: Tree) -> str | None:
             if tree.is_file(f"{base}.{ext}"):
                 return f"Instagram export ({base}.{ext})"
     return None
-
-
-def sniff_tree(path: Path) -> Tree | None:
-    """The tree of a folder or archive for sniffing, or None (never raises)."""
-    try:
-        return open_tree(path) if path.is_dir() or is_archive(path) else None
-    except (TreeError, OSError):
-        return None
 
 
 # --------------------------------------------------------------------------------------- account
