@@ -28,12 +28,14 @@ import pyarrow.parquet as pq
 from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
-from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, process_image,
-                                   read_media, start_run)
+from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
+                                   process_image, read_media, read_tree_media, resolve_media_path, start_run)
 from tagsight.ingest.schema import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
+from tagsight.ingest.sources.folder import is_image_name
 from tagsight.ingest.text import fold_hashtag
+from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
@@ -171,39 +173,58 @@ _RESULT_SCHEMA = pa.schema([
 _IMAGE_FIELDS = tuple(f.name for f in fields(ProcessedImage))
 
 
-def process_media(root: Path, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
-    """One media item -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
+def _read(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> bytes:
+    """A folder's files are read by ``read_media`` (tuned for folders), an archive's through the tree."""
+    if isinstance(tree, FolderTree):
+        return read_media(tree.root, path, cfg, expected_sha256=sha256)
+    return read_tree_media(tree, path, cfg, expected_sha256=sha256)
+
+
+def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
+    """One media item of ``tree`` -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
     try:
-        image = process_image(read_media(root, path, cfg, expected_sha256=sha256), cfg)
+        image = process_image(_read(tree, path, sha256, cfg), cfg)
     except ImageRejected as exc:
         return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
     return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
 
 
-def _process_chunk(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
+def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
     """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
 
-    The worker writes the file itself so that image bytes never cross the process boundary.
+    The worker writes the file itself so that image bytes never cross the process boundary. The
+    tree arrives pickled without open handles (an archive is reopened here); archive members are
+    read in the order of their data, rows are written in task order.
     """
-    rows = [process_media(root, path, sha, cfg) for path, sha in items]
+    if isinstance(tree, FolderTree):
+        rows = [process_media(tree, path, sha, cfg) for path, sha in items]
+    else:
+        order = sorted(range(len(items)), key=lambda i: tree.position(items[i][0]))
+        done = {i: process_media(tree, items[i][0], items[i][1], cfg) for i in order}
+        rows = [done[i] for i in range(len(items))]
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA), buf, compression="none")
     atomic_write_bytes(out, buf.getvalue())
     return len(rows)
 
 
-def _fingerprint(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
+def _fingerprint(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
     """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read).
 
     Only lexically safe paths are stat'ed, with ``lstat`` (a final symlink is not followed); the
-    full symlink check happens before the file is read, in the worker.
+    full symlink check happens before the file is read, in the worker. An archive member's stamp is
+    the archive's size and mtime and the member's size, offset and CRC.
     """
     h = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(cfg)], sort_keys=True).encode())
+    root = tree.root if isinstance(tree, FolderTree) else None
     for path, sha in items:
         try:
             check_relative_path(path)
-            st = os.lstat(root / path)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            if root is None:
+                stamp = tree.stamp(path)
+            else:
+                st = os.lstat(root / path)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except (ImageRejected, OSError) as exc:
             stamp = type(exc).__name__
         h.update(f"{path}\0{sha}\0{stamp}\n".encode("utf-8", "surrogatepass"))
@@ -213,13 +234,13 @@ def _fingerprint(root: Path, items: list[tuple[str, str | None]], cfg: ImageConf
 class ChunkCache:
     """Processed-media chunks for one dataset, under ``DATASET_DIR/.work``."""
 
-    def __init__(self, out_dir: Path, root: Path, tasks: list[tuple[str, str | None]], cfg: IngestConfig) -> None:
+    def __init__(self, out_dir: Path, tree: Tree, tasks: list[tuple[str, str | None]], cfg: IngestConfig) -> None:
         self.dir = out_dir / ".work"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.root, self.cfg = root, cfg
+        self.tree, self.cfg = tree, cfg
         size = cfg.chunk_size
         self.chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        self.paths = [self.dir / f"{_fingerprint(root, c, cfg.image)}.parquet" for c in self.chunks]
+        self.paths = [self.dir / f"{_fingerprint(tree, c, cfg.image)}.parquet" for c in self.chunks]
 
     def fill(self, progress: Progress) -> None:
         """Process every chunk that is not cached yet, in parallel when there are several workers."""
@@ -227,10 +248,10 @@ class ChunkCache:
         progress.update(sum(len(c) for c, p in zip(self.chunks, self.paths) if p.is_file()))
         if self.cfg.n_workers == 1 or len(todo) <= 1:
             for i in todo:
-                self._stored(i, _process_chunk(self.root, self.chunks[i], self.cfg.image, self.paths[i]), progress)
+                self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i]), progress)
             return
         with ProcessPoolExecutor(max_workers=self.cfg.n_workers) as pool:
-            futures = {pool.submit(_process_chunk, self.root, self.chunks[i], self.cfg.image, self.paths[i]): i
+            futures = {pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image, self.paths[i]): i
                        for i in todo}
             for future in as_completed(futures):
                 self._stored(futures[future], future.result(), progress)
@@ -260,7 +281,7 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     log.info("reading %s source %s", source.format, source.path)
     sc = scan(source, policy, load_tombstones(out_dir))
     log.info("%d records, %d eligible posts with %d media", len(sc.decisions) + len(sc.posts), len(sc.posts), len(sc.tasks))
-    cache = ChunkCache(out_dir, source.root, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
+    cache = ChunkCache(out_dir, source.tree, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
     with Progress(len(sc.tasks), "ingest images", "img") as progress:
         cache.fill(progress)
     media = _media_rows(source.name, sc, cache)
@@ -392,3 +413,96 @@ def _write_manifest(out_dir: Path, source: Source, policy: ConsentPolicy, cfg: I
                 "catalog": {t: f"catalog/{t}.parquet" for t in catalog.TABLES}}
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
     return version
+
+
+# --------------------------------------------------------------------------------------- dry run
+
+
+@dataclass
+class DryRunReport:
+    """What ``ingest`` would find, without writing anything or decoding any image. Counts reconcile:
+    posts in = eligible + refused (by reason); media of eligible posts = present + not usable (by reason)."""
+
+    source: dict[str, str]
+    posts_in: int = 0
+    eligible: int = 0
+    refused: Counter = field(default_factory=Counter)
+    visibility: Counter = field(default_factory=Counter)
+    media_in: int = 0
+    media_present: int = 0
+    media_not_images: int = 0
+    media_problems: Counter = field(default_factory=Counter)
+
+    def reconciles(self) -> bool:
+        return (self.posts_in == self.eligible + sum(self.refused.values())
+                and self.media_in == self.media_present + sum(self.media_problems.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name in ("refused", "visibility", "media_problems"):
+            d[name] = dict(sorted(getattr(self, name).items()))
+        return d
+
+    def format(self) -> str:
+        lines = ["dry run: nothing was written"]
+        lines += [f"{key}: {value}" for key, value in self.source.items()]
+        mix = ", ".join(f"{n} {v}" for v, n in sorted(self.visibility.items(), key=lambda kv: -kv[1])) or "none"
+        lines.append(f"posts: {self.posts_in} found = {self.eligible} eligible + {sum(self.refused.values())} "
+                     f"refused; visibility: {mix}")
+        lines += [f"  refused {n:>6}  {reason}" for reason, n in self.refused.most_common()]
+        lines.append(f"media of eligible posts: {self.media_in} = {self.media_present} present + "
+                     f"{sum(self.media_problems.values())} not usable")
+        lines += [f"  not usable {n:>6}  {reason}" for reason, n in self.media_problems.most_common()]
+        if self.media_not_images:
+            lines.append(f"  of those present, {self.media_not_images} are not images by their extension (videos?) "
+                         "and will be rejected when decoded")
+        lines.append("images are not decoded in a dry run: decoding and de-duplication may still reject present media")
+        return "\n".join(lines)
+
+
+class _Counted:
+    """A source seen through ``scan``, counting the visibility of every post it yields."""
+
+    def __init__(self, source: Source) -> None:
+        self.source, self.name, self.visibility = source, source.name, Counter()
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.source:
+            if isinstance(item, Post):
+                self.visibility[item.visibility] += 1
+            yield item
+
+
+def media_presence(tree: Tree, path: str) -> str:
+    """``"present"`` or the reason code ingest would give before decoding (no file is read)."""
+    try:
+        check_relative_path(path)
+        if isinstance(tree, FolderTree):
+            real = resolve_media_path(tree.root, path)
+            return "present" if real.is_file() else "media_not_a_file" if real.exists() else "media_missing"
+    except ImageRejected as exc:
+        return exc.reason
+    return "present" if tree.is_file(path) else "media_not_a_file" if tree.is_dir(path) else "media_missing"
+
+
+def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | Path | None = None) -> DryRunReport:
+    """Read ``source`` through the schema and consent gates and check its media exist; writes nothing.
+
+    ``out_dir``, when it is an existing dataset, contributes its tombstones (as a real run would).
+    """
+    policy = policy or ConsentPolicy()
+    clear_path_cache()
+    counted = _Counted(source)
+    tombstones = load_tombstones(out_dir) if out_dir is not None else Tombstones()
+    sc = scan(counted, policy, tombstones)  # type: ignore[arg-type]
+    report = DryRunReport(source.describe(), posts_in=len(sc.decisions) + len(sc.posts), eligible=len(sc.posts),
+                          refused=Counter(d["reason"] for d in sc.decisions), visibility=counted.visibility,
+                          media_in=len(sc.tasks))
+    for _, _, path, _ in sc.tasks:
+        state = media_presence(source.tree, path)
+        if state != "present":
+            report.media_problems[state] += 1
+            continue
+        report.media_present += 1
+        report.media_not_images += not is_image_name(path)
+    return report
