@@ -50,8 +50,10 @@ def test_each_visibility_reaches_the_post(tmp_path, make, to, cc, expected):
     assert _one(tmp_path, make, make.note(1, to=to, cc=cc)).visibility == expected
 
 
-def test_without_hashtag_tags_hashtags_come_from_the_caption(tmp_path, make):
-    post = _one(tmp_path, make, make.note(1, content="<p>Line one<br />line two #Sea\u200b</p><p>🌊 &lt;3 #wave</p>"))
+def test_without_a_tag_key_hashtags_come_from_the_caption(tmp_path, make):
+    note = make.note(1, content="<p>Line one<br />line two #Sea\u200b</p><p>🌊 &lt;3 #wave</p>")
+    del note["object"]["tag"]
+    post = _one(tmp_path, make, note)
     assert post.caption == "Line one\nline two #Sea\u200b\n\n🌊 <3 #wave"
     assert post.hashtags == ("Sea\u200b", "wave")
 
@@ -89,13 +91,13 @@ def test_other_activities_are_rejected(tmp_path, make, activity, reason):
     assert isinstance(item, Rejected) and item.reason == reason and item.ref == "outbox.json[0]"
 
 
-def test_a_poll_is_an_unsupported_object_and_a_note_without_date_is_a_schema_rejection(tmp_path, make):
+def test_a_poll_is_refused_as_poll_and_a_note_without_date_is_a_schema_rejection(tmp_path, make):
     poll = make.note(1, kind="Question", attachment=[])
     undated = make.note(2)
     del undated["object"]["published"], undated["published"]
     items = list(ActivityPubSource(make.outbox_export(tmp_path / "a", [poll, undated])))
     assert [(i.reason, i.post_id) for i in items] == [
-        ("unsupported_object", f"{make.ACTOR}/statuses/109700000000000001"),
+        ("poll", f"{make.ACTOR}/statuses/109700000000000001"),
         ("missing_field:created_at", f"{make.ACTOR}/statuses/109700000000000002")]
 
 
