@@ -11,9 +11,10 @@ from tagsight.ingest import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.schema import Media, Post
-from tagsight.ingest.sources import Rejected, SourceError, open_source
+from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.activitypub import ActivityPubSource, ap_visibility, archive_media_path, html_to_text
 from tagsight.privacy.policy import ConsentPolicy
+from tests.ingest.archives import tar_folder, truncate, zip_folder
 
 INGEST = IngestConfig(workers=1, image=ImageConfig(max_side=32))
 
@@ -331,21 +332,54 @@ def test_a_non_boolean_sensitive_flag_is_a_schema_rejection(tmp_path, make):
     assert isinstance(item, Rejected) and item.reason == "invalid_field:sensitive"
 
 
+def era_package(tmp_path: Path, era: int, package: str) -> Path:
+    """The era's archive as Mastodon hands it out (.zip since 4.2, .tar.gz before) or unpacked, or re-zipped
+    by the user around its folder."""
+    folder = era_folder(tmp_path / "unpacked", era)
+    name = f"archive-2024010{era}120000-0123456789abcdef0123456789abcdef"
+    if package == "zip":
+        return zip_folder(folder, tmp_path / f"{name}.zip", dirs=False)
+    if package == "tar.gz":
+        return tar_folder(folder, tmp_path / f"{name}.tar.gz")
+    if package == "zip-in-folder":
+        return zip_folder(folder, tmp_path / "my-mastodon.zip", prefix="my-mastodon/")
+    return folder
+
+
+@pytest.mark.parametrize("package", ["folder", "zip", "tar.gz", "zip-in-folder"])
 @pytest.mark.parametrize("era", [3, 4])
-def test_every_status_of_an_archive_is_accounted_for_by_ingest(tmp_path, era):
-    root = era_folder(tmp_path, era)
-    summary = ingest(open_source(root), tmp_path / "ds", ConsentPolicy(), INGEST)
-    assert summary.reconciles() and summary.posts_in == len(list(ActivityPubSource(root)))
+def test_every_era_and_package_is_sniffed_read_and_reconciled(tmp_path, era, package):
+    path = era_package(tmp_path, era, package)
+    assert sniff_format(path) == "activitypub"
+    source = open_source(path)
+    assert len(list(source)) == (6 if era == 3 else 8)
+    summary = ingest(source, tmp_path / "ds", ConsentPolicy(), INGEST)
+    assert summary.reconciles() and summary.posts_in == len(list(source))
     assert summary.post_reasons["not_authored"] == 1 and summary.post_reasons["poll"] == 1
     assert summary.media_reasons["media_missing"] == 0
     posts = catalog.read_table(tmp_path / "ds", "posts").to_pylist()
-    tags = {t for p in posts for t in p["hashtags"]}
-    assert not tags & {"slutsky", "24", "frag"}
+    assert not {t for p in posts for t in p["hashtags"]} & {"slutsky", "24", "frag"}
     if era == 4:
         assert summary.posts_kept == 3 and summary.post_reasons["sensitive_content"] == 1
         assert summary.post_reasons["visibility_unlisted"] == 1 and summary.media_reasons["path_escapes_root"] == 1
     else:
         assert summary.posts_kept == 2 and summary.post_reasons["visibility_followers"] == 1
+
+
+def test_a_broken_archive_is_a_source_error_that_names_the_export(tmp_path):
+    folder = era_folder(tmp_path / "unpacked", 4)
+    (folder / "outbox.json").write_bytes((folder / "outbox.json").read_bytes()[:300])
+    cut = zip_folder(folder, tmp_path / "archive-cut-outbox.zip")
+    with pytest.raises(SourceError, match="outbox.json of the Mastodon archive .* is not valid JSON"):
+        ActivityPubSource(cut)
+    truncated = truncate(zip_folder(era_folder(tmp_path / "b", 4), tmp_path / "archive-truncated.zip"))
+    assert not ActivityPubSource.sniff(truncated)
+    with pytest.raises(SourceError):
+        ActivityPubSource(truncated)
+    other = zip_folder(tmp_path / "unpacked" / "archive-m4" / "media_attachments", tmp_path / "photos.zip")
+    assert not ActivityPubSource.sniff(other)
+    with pytest.raises(SourceError, match="no outbox.json: not a Mastodon archive"):
+        ActivityPubSource(other)
 
 
 def test_sensitive_posts_are_kept_with_exclude_sensitive_false(tmp_path):
@@ -354,3 +388,14 @@ def test_sensitive_posts_are_kept_with_exclude_sensitive_false(tmp_path):
     assert summary.reconciles() and summary.posts_kept == 4 and "sensitive_content" not in summary.post_reasons
     vet = [p for p in catalog.read_table(tmp_path / "ds", "posts").to_pylist() if p["content_warning"]]
     assert [(p["sensitive"], p["content_warning"], p["hashtags"]) for p in vet] == [(True, "medical, blood", ["Vet"])]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "activitypub"])
+def test_the_cli_ingests_a_downloaded_archive_as_it_is(tmp_path, capsys, fmt):
+    from tagsight.cli import main
+
+    archive = era_package(tmp_path, 4, "zip")
+    assert main(["ingest", str(archive), "--out", str(tmp_path / "ds"), "--format", fmt, "--workers", "1",
+                 "--max-side", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "posts: 8 in = 3 kept + 5 rejected" in out and "sensitive_content" in out

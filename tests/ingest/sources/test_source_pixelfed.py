@@ -133,3 +133,14 @@ def test_sniff_recognises_a_renamed_export_and_nothing_else(tmp_path):
     assert PixelfedSource.sniff(tmp_path / "mine.json")
     assert not PixelfedSource.sniff(tmp_path / "other.json") and not PixelfedSource.sniff(tmp_path / "outbox.json")
     assert not PixelfedSource.sniff(tmp_path / "missing") and not PixelfedSource.sniff(tmp_path)
+
+
+def test_a_zipped_export_is_read_in_place(tmp_path):
+    from tests.ingest.archives import zip_folder
+
+    archive = zip_folder(write_export(tmp_path / "pixelfed-mira", statuses()), tmp_path / "pixelfed-mira.zip")
+    assert sniff_format(archive) == "pixelfed"
+    source = open_source(archive)
+    assert source.name == "pixelfed-mira" and len(list(source)) == 9
+    summary = ingest(source, tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1, image=ImageConfig(max_side=32)))
+    assert summary.reconciles() and summary.posts_in == 9

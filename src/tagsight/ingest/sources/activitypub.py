@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.tree import MemberTooLarge, TreeError, is_archive, open_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.text import parse_hashtags
 
@@ -23,6 +24,7 @@ IMAGE_OBJECTS_WITH_ATTACHMENTS = ("Image", "Article")
 _BLOCK_TAGS = frozenset({"p", "div", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "pre"})
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SNIFF_BYTES = 4096
+MAX_EXPORT_BYTES = 2 * 2**30
 _URL_IN_TEXT = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)\S*")
 
 
@@ -189,8 +191,8 @@ def content_warning(value: Any) -> Any:
 
 @SOURCES.register("activitypub")
 class ActivityPubSource(Source):
-    """Posts from a Mastodon account archive (or any ActivityPub outbox): a folder holding ``outbox.json``,
-    or the JSON file itself.
+    """Posts from a Mastodon account archive (or any ActivityPub outbox): the archive as downloaded
+    (``.zip`` since Mastodon 4.2, ``.tar.gz`` before), the unpacked folder, or ``outbox.json`` itself.
 
     * ``Create`` activities of ``Note`` objects are posts; ``Image``/``Article`` objects too when they
       have attachments. ``Announce`` (a boost of someone else's post) gives Rejected ``not_authored``;
@@ -213,38 +215,36 @@ class ActivityPubSource(Source):
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
         super().__init__(path, name=name)
-        self.outbox = self.path / OUTBOX if self.path.is_dir() else self.path
-        if not self.outbox.is_file():
+        self.outbox = export_member(self, OUTBOX)
+        if self.outbox is None:
             raise SourceError(f"{self.path} holds no {OUTBOX}: not a Mastodon archive or ActivityPub outbox "
-                              f"(a Mastodon archive holds outbox.json, actor.json and media_attachments/)")
-        self.items = _load_outbox(self.outbox)
+                              "(a Mastodon archive, .zip since 4.2, .tar.gz before, holds outbox.json, "
+                              "actor.json and media_attachments/)")
+        self.items = _load_outbox(self, self.outbox)
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
         path = Path(path)
         try:
-            if path.is_dir():
-                return (path / OUTBOX).is_file()
+            if path.is_dir() or is_archive(path):
+                return open_tree(path).is_file(OUTBOX)
             if path.name == OUTBOX:
-                return True
+                return path.is_file()
             if path.suffix.lower() != ".json" or not path.is_file():
                 return False
             with path.open("rb") as f:
                 head = f.read(_SNIFF_BYTES)
-        except OSError:
+        except (OSError, SourceError):
             return False
         return b'"OrderedCollection' in head and b'"orderedItems"' in head
 
     def media_exists(self, rel: str) -> bool:
         """Whether the export holds a regular file at ``rel`` (used to find where Mastodon put a file)."""
-        try:
-            return (self.root / rel).is_file()
-        except (OSError, ValueError):
-            return False
+        return self.tree.is_file(rel)
 
     def __iter__(self) -> Iterator[Item]:
         for i, activity in enumerate(self.items):
-            yield self._item(activity, f"{self.outbox.name}[{i}]")
+            yield self._item(activity, f"{self.outbox}[{i}]")
 
     def _item(self, act: Any, ref: str) -> Item:
         if not isinstance(act, dict):
@@ -288,14 +288,36 @@ def _first(value: Any) -> str | None:
     return ids[0] if ids else None
 
 
-def _load_outbox(path: Path) -> list[Any]:
-    """The ``orderedItems`` of the outbox; SourceError when the file as a whole cannot be read."""
+def export_member(source: Source, filename: str) -> str | None:
+    """Where the export file ``filename`` is in ``source.tree``: at the root of a folder or archive, or the
+    file itself when ``source.path`` is that file (under any name). None when it is not there."""
+    if source.path.is_dir() or source.tree.kind != "folder":
+        return filename if source.tree.is_file(filename) else None
+    return source.path.name if source.path.is_file() else None
+
+
+def read_export_json(source: Source, rel: str, what: str) -> Any:
+    """The parsed JSON of ``rel`` in the source's tree; SourceError naming ``what`` and what to do otherwise."""
+    where = f"{what} {source.path}" if rel == source.path.name else f"{rel} of the {what} {source.path}"
     try:
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-    except (ValueError, RecursionError) as exc:
-        raise SourceError(f"{path} is not valid JSON: {exc}") from None
+        data = source.tree.read_bytes(rel, MAX_EXPORT_BYTES)
+    except FileNotFoundError:
+        raise SourceError(f"{where} is missing") from None
+    except MemberTooLarge:
+        raise SourceError(f"{where} is larger than {MAX_EXPORT_BYTES >> 20} MiB; split the export") from None
+    except TreeError as exc:
+        raise SourceError(f"cannot read {where}: {exc}") from None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise SourceError(f"{where} is not valid JSON ({exc}): the download may be cut short; "
+                          "download the export again") from None
+
+
+def _load_outbox(source: Source, rel: str) -> list[Any]:
+    """The ``orderedItems`` of the outbox; SourceError when the file as a whole cannot be read."""
+    data = read_export_json(source, rel, "Mastodon archive")
     if not isinstance(data, dict) or not isinstance(data.get("orderedItems"), list):
-        raise SourceError(f"{path} is not an ActivityPub OrderedCollection with an 'orderedItems' list")
+        raise SourceError(f"{rel} of {source.path} is not an ActivityPub OrderedCollection with an 'orderedItems' "
+                          "list (Mastodon archives of every version since 2.x write one)")
     return data["orderedItems"]

@@ -11,14 +11,14 @@ is still accounted for. Files the user downloaded next to the export, under the 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.ingest.sources.activitypub import (api_visibility, archive_media_path, content_warning,
-                                                 html_text_and_tag_text, text_hashtags)
+from tagsight.ingest.sources.activitypub import (api_visibility, archive_media_path, content_warning, export_member,
+                                                 html_text_and_tag_text, read_export_json, text_hashtags)
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.tree import is_archive, open_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _caption(status: dict[str, Any]) -> tuple[Any, str]:
 
 @SOURCES.register("pixelfed")
 class PixelfedSource(Source):
-    """Posts from ``pixelfed-statuses.json`` (the file, or a folder holding it).
+    """Posts from ``pixelfed-statuses.json``: the file (under any name), or a folder or archive holding it.
 
     * ``post_id`` = ``uri`` (the ActivityPub id, as in a Mastodon outbox), else ``url``, else ``id``;
       ``author_id`` = the account's ``url``, else ``acct``, else its ``id``.
@@ -82,37 +82,34 @@ class PixelfedSource(Source):
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
         super().__init__(path, name=name)
-        self.file = self.path / STATUSES if self.path.is_dir() else self.path
-        if not self.file.is_file():
+        self.file = export_member(self, STATUSES)
+        if self.file is None:
             raise SourceError(f"{self.path} holds no {STATUSES}: not a Pixelfed data export "
                               "(Pixelfed: Settings > Data Export > Statuses)")
-        self.statuses = _load_statuses(self.file)
+        self.statuses = _load_statuses(self, self.file)
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
         path = Path(path)
         try:
-            if path.is_dir():
-                return (path / STATUSES).is_file()
+            if path.is_dir() or is_archive(path):
+                return open_tree(path).is_file(STATUSES)
             if path.name == STATUSES:
                 return path.is_file()
             if path.suffix.lower() != ".json" or not path.is_file():
                 return False
             with path.open("rb") as f:
                 head = f.read(_SNIFF_BYTES)
-        except OSError:
+        except (OSError, SourceError):
             return False
         return head.lstrip().startswith(b"[") and b'"media_attachments"' in head and b'"pf_type"' in head
 
     def media_exists(self, rel: str) -> bool:
-        try:
-            return (self.root / rel).is_file()
-        except (OSError, ValueError):
-            return False
+        return self.tree.is_file(rel)
 
     def __iter__(self) -> Iterator[Item]:
         for i, status in enumerate(self.statuses):
-            yield self._item(status, f"{self.file.name}[{i}]")
+            yield self._item(status, f"{self.file}[{i}]")
 
     def _item(self, status: Any, ref: str) -> Item:
         if not isinstance(status, dict):
@@ -149,16 +146,10 @@ def _alt(attachment: dict[str, Any]) -> str | None:
     return alt if isinstance(alt, str) else None
 
 
-def _load_statuses(path: Path) -> list[Any]:
+def _load_statuses(source: Source, rel: str) -> list[Any]:
     """The list of statuses; SourceError naming the export when the file as a whole cannot be read."""
-    try:
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise SourceError(f"cannot read the Pixelfed export {path}: {exc.strerror}") from None
-    except (ValueError, RecursionError) as exc:
-        raise SourceError(f"the Pixelfed export {path} is not valid JSON ({exc}); download it again "
-                          "(Settings > Data Export > Statuses)") from None
+    data = read_export_json(source, rel, "Pixelfed export")
     if not isinstance(data, list):
-        raise SourceError(f"{path} is not a Pixelfed statuses export: expected a JSON list of statuses, "
-                          f"got a {type(data).__name__}")
+        raise SourceError(f"{rel} of {source.path} is not a Pixelfed statuses export: expected a JSON list of "
+                          f"statuses, got a {type(data).__name__} (Pixelfed: Settings > Data Export > Statuses)")
     return data
