@@ -106,3 +106,34 @@ def test_a_broken_heic_is_not_called_not_an_image(heic_bytes):
     with pytest.raises(ImageRejected) as e:
         process_image(heic_bytes[: len(heic_bytes) // 2], CFG)
     assert e.value.reason != "not_an_image"
+
+
+def test_a_rotated_heic_is_turned_upright_once_like_the_same_jpeg(heic_bytes):
+    im = photo()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    outs = []
+    for fmt in ("HEIF", "JPEG"):
+        buf = io.BytesIO()
+        im.save(buf, fmt, exif=exif.tobytes(), quality=95)
+        outs.append(Image.open(io.BytesIO(process_image(buf.getvalue(), ImageConfig(max_side=128)).jpeg)))
+    heic, jpeg = outs
+    assert heic.size == jpeg.size == (60, 80)
+    assert heic.getpixel((30, 5))[0] > 150 and jpeg.getpixel((30, 5))[0] > 150  # the red half on top, as in the JPEG
+    assert heic.getpixel((30, 75))[2] > 150 and jpeg.getpixel((30, 75))[2] > 150
+
+
+def test_a_folder_of_phone_photos_keeps_its_heic_and_avif(tmp_path, heic_bytes, avif_bytes):
+    from tagsight.ingest.pipeline import IngestConfig, ingest
+    from tagsight.ingest.sources import open_source
+    from tagsight.privacy.policy import ConsentPolicy
+
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "IMG_0001.HEIC").write_bytes(heic_bytes)
+    flipped = io.BytesIO()
+    photo().transpose(Image.Transpose.FLIP_TOP_BOTTOM).rotate(90, expand=True).save(flipped, "AVIF")
+    (tmp_path / "phone" / "IMG_0002.avif").write_bytes(flipped.getvalue())
+    summary = ingest(open_source(tmp_path / "phone"), tmp_path / "ds", ConsentPolicy(),
+                     IngestConfig(workers=1, image=CFG))
+    assert summary.reconciles() and (summary.posts_kept, summary.media_kept) == (2, 2)
+    assert summary.gps_removed == 1
