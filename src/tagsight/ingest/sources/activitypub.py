@@ -11,9 +11,9 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
-from tagsight.ingest.tree import MemberTooLarge, TreeError, is_archive, open_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.text import parse_hashtags
+from tagsight.ingest.tree import MemberTooLarge, TreeError, is_archive, open_tree
 
 log = logging.getLogger(__name__)
 
