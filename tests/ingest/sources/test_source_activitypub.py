@@ -399,3 +399,13 @@ def test_the_cli_ingests_a_downloaded_archive_as_it_is(tmp_path, capsys, fmt):
                  "--max-side", "32"]) == 0
     out = capsys.readouterr().out
     assert "posts: 8 in = 3 kept + 5 rejected" in out and "sensitive_content" in out
+
+
+@pytest.mark.parametrize("package, era", [("zip", "Mastodon 4.2 or later (.zip)"),
+                                          ("tar.gz", "Mastodon before 4.2 (.tar.gz)"),
+                                          ("folder", "unpacked folder (any Mastodon version)")])
+def test_describe_names_the_export_and_its_era(tmp_path, package, era):
+    info = open_source(era_package(tmp_path, 3, package)).describe()
+    assert (info["format"], info["export"], info["era"], info["activities"]) == ("activitypub", "Mastodon archive",
+                                                                                  era, "6")
+    assert info["container"] == {"zip": "zip", "tar.gz": "tar", "folder": "folder"}[package]

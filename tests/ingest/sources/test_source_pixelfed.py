@@ -144,3 +144,8 @@ def test_a_zipped_export_is_read_in_place(tmp_path):
     assert source.name == "pixelfed-mira" and len(list(source)) == 9
     summary = ingest(source, tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1, image=ImageConfig(max_side=32)))
     assert summary.reconciles() and summary.posts_in == 9
+
+
+def test_describe_says_the_media_are_urls_only(tmp_path):
+    info = PixelfedSource(write_export(tmp_path / "p", statuses())).describe()
+    assert info["format"] == "pixelfed" and "URLs only" in info["export"] and info["statuses"] == "9"

@@ -242,6 +242,14 @@ class ActivityPubSource(Source):
         """Whether the export holds a regular file at ``rel`` (used to find where Mastodon put a file)."""
         return self.tree.is_file(rel)
 
+    def describe(self) -> dict[str, str]:
+        """The export and its era as told by its package: Mastodon writes a .zip since 4.2, a .tar.gz before."""
+        archive = self.tree.is_file("actor.json")
+        era = {"zip": "Mastodon 4.2 or later (.zip)", "tar": "Mastodon before 4.2 (.tar.gz)"}.get(
+            self.tree.kind, "unpacked folder (any Mastodon version)")
+        return {**super().describe(), "export": "Mastodon archive" if archive else "ActivityPub outbox",
+                "era": era if archive else "any", "outbox": self.outbox, "activities": str(len(self.items))}
+
     def __iter__(self) -> Iterator[Item]:
         for i, activity in enumerate(self.items):
             yield self._item(activity, f"{self.outbox}[{i}]")

@@ -107,6 +107,10 @@ class PixelfedSource(Source):
     def media_exists(self, rel: str) -> bool:
         return self.tree.is_file(rel)
 
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "export": "Pixelfed statuses export (media as URLs only)",
+                "file": self.file, "statuses": str(len(self.statuses))}
+
     def __iter__(self) -> Iterator[Item]:
         for i, status in enumerate(self.statuses):
             yield self._item(status, f"{self.file}[{i}]")
