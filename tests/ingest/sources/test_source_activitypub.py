@@ -139,7 +139,7 @@ def test_html_to_text_keeps_text_and_unescapes_entities():
 
 
 # --------------------------------------------------------------------------- Mastodon archives by era
-# Invented accounts and content, laid out as Mastodon's BackupService writes them: 3.x wrote a .tar.gz
+# Invented accounts and content, laid out as Mastodon's BackupService writes them: 2.3 to 4.1 wrote a .tar.gz
 # whose outbox URLs are the media path with "/system/" stripped (a leading "/" stays when the instance
 # stores media in object storage without one); 4.2+ writes a .zip, and instances serving media from a
 # named bucket write "/BUCKET/media_attachments/..." while the file is stored at "media_attachments/...".
@@ -184,7 +184,8 @@ def status(n: int, era: int, *, vis: str = "public", content: str | None = None,
         del obj["tag"]
     activity = {"id": f"{sid}/activity", "type": "Create", "actor": ERIN, "published": obj["published"],
                 "to": to, "cc": cc, "object": obj}
-    if era < 4:
+    if era < 4:  # 4.2 dropped the per-item @context and the LD signatures (mastodon/mastodon#23360)
+        activity["@context"] = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"]
         activity["signature"] = {"type": "RsaSignature2017", "creator": f"{ERIN}#main-key",
                                  "created": "2021-06-01T00:00:00Z", "signatureValue": "c2ln"}
     return activity
