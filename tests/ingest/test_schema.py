@@ -62,3 +62,32 @@ def test_caption_hashtags_as_written():
 def test_fold_hashtag_normalises_for_comparison():
     assert fold_hashtag("#ＮｏＡＩ\u200f") == "noai"
     assert fold_hashtag("Straße") == "strasse"
+
+
+def test_sensitive_and_content_warning_are_carried_and_round_trip():
+    p = Post.from_dict({**GOOD, "sensitive": True, "content_warning": "spiders"}, source="feed")
+    assert p.sensitive is True and p.content_warning == "spiders"
+    assert Post.from_dict(p.to_dict(), source="feed") == p
+    plain = Post.from_dict(GOOD)
+    assert plain.sensitive is False and plain.content_warning is None
+
+
+def test_a_blank_content_warning_is_no_warning():
+    assert Post.from_dict({**GOOD, "content_warning": "  "}).content_warning is None
+
+
+@pytest.mark.parametrize("patch, reason", [
+    ({"sensitive": "yes"}, "invalid_field:sensitive"),
+    ({"sensitive": 1}, "invalid_field:sensitive"),
+    ({"content_warning": 3}, "invalid_field:content_warning"),
+    ({"content_warning": "x" * 70_000}, "invalid_field:content_warning"),
+])
+def test_invalid_sensitive_fields_have_their_own_reason(patch, reason):
+    with pytest.raises(SchemaError) as e:
+        Post.from_dict({**GOOD, **patch})
+    assert e.value.reason == reason
+
+
+def test_the_post_constructor_validates_sensitive_too():
+    with pytest.raises(SchemaError, match="sensitive"):
+        Post(post_id="1", author_id="a", created_at=0, visibility="public", sensitive="no")

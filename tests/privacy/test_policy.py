@@ -87,3 +87,29 @@ def test_tag_key_and_optout_union():
     assert tag_key("#No_AI\u200b") == "noai"
     merged = OptOuts(frozenset({"a"})) | OptOuts(frozenset({"b"}), frozenset({"p"}))
     assert merged.authors == {"a", "b"} and merged.posts == {"p"}
+
+
+@pytest.mark.parametrize("flags", [{"sensitive": True}, {"content_warning": "eye surgery"},
+                                   {"sensitive": True, "content_warning": "spiders"}])
+def test_sensitive_posts_and_content_warnings_are_excluded_by_default(flags):
+    assert decide(post(**flags), ConsentPolicy()) == ["sensitive_content"]
+
+
+def test_exclude_sensitive_false_keeps_them():
+    policy = ConsentPolicy(exclude_sensitive=False)
+    assert decide(post(sensitive=True, content_warning="spiders"), policy) == []
+
+
+def test_exclude_sensitive_comes_from_yaml_and_must_be_a_bool(tmp_path):
+    f = tmp_path / "policy.yaml"
+    f.write_text("exclude_sensitive: false\n")
+    assert ConsentPolicy.from_yaml(f).exclude_sensitive is False
+    assert ConsentPolicy().to_dict()["exclude_sensitive"] is True
+    with pytest.raises(ValueError, match="exclude_sensitive"):
+        ConsentPolicy(exclude_sensitive="no")
+
+
+def test_sensitive_content_sits_between_optout_hashtag_and_region():
+    policy = ConsentPolicy(excluded_regions=("de",))
+    p = post(hashtags=("noai",), sensitive=True, region="DE")
+    assert decide(p, policy) == ["optout_hashtag", "sensitive_content", "region_excluded"]

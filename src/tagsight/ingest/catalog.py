@@ -35,6 +35,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("created_at", pa.string()), ("visibility", pa.string()), ("caption", pa.string()),
         ("hashtags", pa.list_(pa.string())), ("consent_ai_training", pa.bool_()),
         ("region", pa.string()), ("license", pa.string()), ("likes", pa.int64()),
+        ("sensitive", pa.bool_()), ("content_warning", pa.string()),
         ("label", pa.string()), ("n_media", pa.int32()),
     ]),
     "media": pa.schema([
@@ -73,13 +74,21 @@ def write_table(dataset_dir: str | Path, table: str, rows: list[dict[str, Any]] 
     """Write ``rows`` (dicts or an Arrow table) as the whole ``table`` (atomic replace). Returns the row count."""
     schema = SCHEMAS[table]
     if isinstance(rows, pa.Table):
-        arrow = rows.select(schema.names).cast(schema)
+        arrow = _with_missing_columns(rows, schema).select(schema.names).cast(schema)
     else:
         arrow = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     buf = io.BytesIO()
     pq.write_table(arrow, buf, compression="zstd")
     atomic_write_bytes(table_path(dataset_dir, table), buf.getvalue())
     return arrow.num_rows
+
+
+def _with_missing_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with a null column for each schema column it lacks (a catalog written before the column existed)."""
+    for name in schema.names:
+        if name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    return table
 
 
 def read_table(dataset_dir: str | Path, table: str, columns: list[str] | None = None) -> pa.Table:

@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tagsight.ingest import heif
 from tagsight.ingest.tree import MemberTooLarge, Tree, TreeError
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF"})
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF", "HEIF"})
 """Formats that are decoded; others (EPS runs Ghostscript, PSD, ...) are ``unsupported_image``."""
 
 _METADATA_KEYS = frozenset({"exif", "icc_profile", "xmp", "xml:com.adobe.xmp", "comment", "photoshop", "iptc"})
@@ -296,6 +297,7 @@ def normalise_decoded(img: Image.Image, max_side: int) -> Image.Image:
 
 def _open_checked(data: bytes, cfg: ImageConfig) -> Image.Image:
     """Identify the image from its header and check format, pixel count and size before decoding."""
+    heif.check(data)  # HEIC/AVIF decoders registered, or unsupported_format:<fmt> when none is installed
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

@@ -50,6 +50,8 @@ class Post:
     region: str | None = None
     license: str | None = None
     likes: int | None = None
+    sensitive: bool = False
+    content_warning: str | None = None
     source: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -66,7 +68,23 @@ class Post:
             raise SchemaError("too_many_hashtags", f"{len(self.hashtags)} hashtags (max {MAX_HASHTAGS})")
         if self.likes is not None and (not isinstance(self.likes, int) or self.likes < 0):
             raise SchemaError("invalid_field:likes", f"likes {self.likes!r} is not a non-negative integer")
+        if not isinstance(self.sensitive, bool):
+            raise SchemaError("invalid_field:sensitive", f"sensitive {self.sensitive!r} is not true or false")
+        self._check_content_warning()
         object.__setattr__(self, "created_at", normalize_timestamp(self.created_at))
+
+    def _check_content_warning(self) -> None:
+        """A content warning is a non-blank string of bounded length, or None (blank becomes None)."""
+        cw = self.content_warning
+        if cw is None:
+            return
+        if not isinstance(cw, str):
+            raise SchemaError("invalid_field:content_warning", f"content_warning {cw!r} is not a string")
+        if len(cw) > MAX_FIELD_CHARS:
+            raise SchemaError("invalid_field:content_warning",
+                              f"content_warning has {len(cw)} characters (max {MAX_FIELD_CHARS})")
+        if not cw.strip():
+            object.__setattr__(self, "content_warning", None)
 
     @property
     def key(self) -> str:
@@ -107,6 +125,8 @@ class Post:
             region=_opt_str(d, "region"),
             license=_opt_str(d, "license"),
             likes=_likes(d.get("likes")),
+            sensitive=_sensitive(d.get("sensitive")),
+            content_warning=_opt_str(d, "content_warning"),
             source=source,
             extra=dict(extra or {}),
         )
@@ -179,6 +199,14 @@ def _consent(c: Any) -> bool | None:
     value = c.get("ai_training")
     if value is not None and not isinstance(value, bool):
         raise SchemaError("invalid_field:consent", "consent.ai_training must be true, false or null")
+    return value
+
+
+def _sensitive(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SchemaError("invalid_field:sensitive", "sensitive must be true or false")
     return value
 
 

@@ -1,8 +1,9 @@
 """The consent gate: pure eligibility rules over a Post, configured by a YAML-loadable dataclass.
 
 The default is the safe one: only ``public`` posts, an explicit ``consent.ai_training: false``
-always wins, opted-out authors and posts are excluded, and opt-out hashtags (``#noai`` ...) are
-honoured after Unicode normalisation. Every exclusion gets a stable reason code.
+always wins, opted-out authors and posts are excluded, opt-out hashtags (``#noai`` ...) are
+honoured after Unicode normalisation, and posts their authors marked sensitive or put behind a
+content warning are left out. Every exclusion gets a stable reason code.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ConsentPolicy:
     optout_files: tuple[str, ...] = ()
     optout_hashtags: tuple[str, ...] = DEFAULT_OPTOUT_HASHTAGS
     excluded_regions: tuple[str, ...] = ()
+    exclude_sensitive: bool = True
     blur_faces: bool = False
     _optouts: OptOuts = field(default=OptOuts(), init=False, repr=False, compare=False)
 
@@ -70,6 +72,9 @@ class ConsentPolicy:
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"policy.{name} must be a list of strings, got {value!r}")
             object.__setattr__(self, name, tuple(value))
+        for name in ("require_opt_in", "exclude_sensitive", "blur_faces"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"policy.{name} must be true or false, got {getattr(self, name)!r}")
         bad = [v for v in self.allowed_visibility if v not in VISIBILITIES]
         if bad:
             raise ValueError(f"policy.allowed_visibility has unknown values {bad}; known: {VISIBILITIES}")
@@ -125,6 +130,8 @@ def decide(post: Post, policy: ConsentPolicy) -> list[str]:
     optout_keys = {tag_key(t) for t in policy.optout_hashtags}
     if any(tag_key(t) in optout_keys for t in post.hashtags) or _caption_optout(post, optout_keys):
         reasons.append("optout_hashtag")
+    if policy.exclude_sensitive and (post.sensitive or post.content_warning):
+        reasons.append("sensitive_content")
     if post.region and post.region.upper() in policy.excluded_regions:
         reasons.append("region_excluded")
     return reasons
