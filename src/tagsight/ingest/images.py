@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tagsight.ingest.tree import MemberTooLarge, Tree, TreeError
+
 log = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF"})
@@ -171,10 +173,34 @@ def read_media(root: Path, rel: str, cfg: ImageConfig, expected_sha256: str | No
     path = resolve_media_path(root, rel)
     data = _read_regular_file(path, rel, cfg.max_bytes)
     if expected_sha256 is not None:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected_sha256.lower():
-            raise ImageRejected("sha256_mismatch", f"{rel!r} has sha256 {actual}, the post declares {expected_sha256}")
+        _check_sha256(data, rel, expected_sha256)
     return data
+
+
+def read_tree_media(tree: Tree, rel: str, cfg: ImageConfig, expected_sha256: str | None = None) -> bytes:
+    """``read_media`` for a file of a Tree (an archive member), with the same checks and reason codes."""
+    check_relative_path(rel)
+    try:
+        data = tree.read_bytes(rel, cfg.max_bytes)
+    except FileNotFoundError:
+        raise ImageRejected("media_missing", f"media file {rel!r} does not exist") from None
+    except IsADirectoryError:
+        raise ImageRejected("media_not_a_file", f"media path {rel!r} is not a regular file") from None
+    except MemberTooLarge as exc:
+        raise ImageRejected("file_too_large", str(exc)) from None
+    except TreeError as exc:
+        raise ImageRejected("media_unreadable", f"media file {rel!r} cannot be read: {exc}") from None
+    if not data:
+        raise ImageRejected("media_empty", f"media file {rel!r} is empty")
+    if expected_sha256 is not None:
+        _check_sha256(data, rel, expected_sha256)
+    return data
+
+
+def _check_sha256(data: bytes, rel: str, expected: str) -> None:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected.lower():
+        raise ImageRejected("sha256_mismatch", f"{rel!r} has sha256 {actual}, the post declares {expected}")
 
 
 def _read_regular_file(path: Path, rel: str, max_bytes: int) -> bytes:

@@ -29,11 +29,12 @@ from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
 from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, process_image,
-                                   read_media, start_run)
+                                   read_media, read_tree_media, start_run)
 from tagsight.ingest.schema import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
 from tagsight.ingest.text import fold_hashtag
+from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
@@ -171,39 +172,58 @@ _RESULT_SCHEMA = pa.schema([
 _IMAGE_FIELDS = tuple(f.name for f in fields(ProcessedImage))
 
 
-def process_media(root: Path, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
-    """One media item -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
+def _read(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> bytes:
+    """A folder's files are read by ``read_media`` (tuned for folders), an archive's through the tree."""
+    if isinstance(tree, FolderTree):
+        return read_media(tree.root, path, cfg, expected_sha256=sha256)
+    return read_tree_media(tree, path, cfg, expected_sha256=sha256)
+
+
+def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
+    """One media item of ``tree`` -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
     try:
-        image = process_image(read_media(root, path, cfg, expected_sha256=sha256), cfg)
+        image = process_image(_read(tree, path, sha256, cfg), cfg)
     except ImageRejected as exc:
         return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
     return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
 
 
-def _process_chunk(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
+def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
     """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
 
-    The worker writes the file itself so that image bytes never cross the process boundary.
+    The worker writes the file itself so that image bytes never cross the process boundary. The
+    tree arrives pickled without open handles (an archive is reopened here); archive members are
+    read in the order of their data, rows are written in task order.
     """
-    rows = [process_media(root, path, sha, cfg) for path, sha in items]
+    if isinstance(tree, FolderTree):
+        rows = [process_media(tree, path, sha, cfg) for path, sha in items]
+    else:
+        order = sorted(range(len(items)), key=lambda i: tree.position(items[i][0]))
+        done = {i: process_media(tree, items[i][0], items[i][1], cfg) for i in order}
+        rows = [done[i] for i in range(len(items))]
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA), buf, compression="none")
     atomic_write_bytes(out, buf.getvalue())
     return len(rows)
 
 
-def _fingerprint(root: Path, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
+def _fingerprint(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
     """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read).
 
     Only lexically safe paths are stat'ed, with ``lstat`` (a final symlink is not followed); the
-    full symlink check happens before the file is read, in the worker.
+    full symlink check happens before the file is read, in the worker. An archive member's stamp is
+    the archive's size and mtime and the member's size, offset and CRC.
     """
     h = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(cfg)], sort_keys=True).encode())
+    root = tree.root if isinstance(tree, FolderTree) else None
     for path, sha in items:
         try:
             check_relative_path(path)
-            st = os.lstat(root / path)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            if root is None:
+                stamp = tree.stamp(path)
+            else:
+                st = os.lstat(root / path)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except (ImageRejected, OSError) as exc:
             stamp = type(exc).__name__
         h.update(f"{path}\0{sha}\0{stamp}\n".encode("utf-8", "surrogatepass"))
@@ -213,13 +233,13 @@ def _fingerprint(root: Path, items: list[tuple[str, str | None]], cfg: ImageConf
 class ChunkCache:
     """Processed-media chunks for one dataset, under ``DATASET_DIR/.work``."""
 
-    def __init__(self, out_dir: Path, root: Path, tasks: list[tuple[str, str | None]], cfg: IngestConfig) -> None:
+    def __init__(self, out_dir: Path, tree: Tree, tasks: list[tuple[str, str | None]], cfg: IngestConfig) -> None:
         self.dir = out_dir / ".work"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.root, self.cfg = root, cfg
+        self.tree, self.cfg = tree, cfg
         size = cfg.chunk_size
         self.chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        self.paths = [self.dir / f"{_fingerprint(root, c, cfg.image)}.parquet" for c in self.chunks]
+        self.paths = [self.dir / f"{_fingerprint(tree, c, cfg.image)}.parquet" for c in self.chunks]
 
     def fill(self, progress: Progress) -> None:
         """Process every chunk that is not cached yet, in parallel when there are several workers."""
@@ -227,10 +247,10 @@ class ChunkCache:
         progress.update(sum(len(c) for c, p in zip(self.chunks, self.paths) if p.is_file()))
         if self.cfg.n_workers == 1 or len(todo) <= 1:
             for i in todo:
-                self._stored(i, _process_chunk(self.root, self.chunks[i], self.cfg.image, self.paths[i]), progress)
+                self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i]), progress)
             return
         with ProcessPoolExecutor(max_workers=self.cfg.n_workers) as pool:
-            futures = {pool.submit(_process_chunk, self.root, self.chunks[i], self.cfg.image, self.paths[i]): i
+            futures = {pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image, self.paths[i]): i
                        for i in todo}
             for future in as_completed(futures):
                 self._stored(futures[future], future.result(), progress)
@@ -260,7 +280,7 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     log.info("reading %s source %s", source.format, source.path)
     sc = scan(source, policy, load_tombstones(out_dir))
     log.info("%d records, %d eligible posts with %d media", len(sc.decisions) + len(sc.posts), len(sc.posts), len(sc.tasks))
-    cache = ChunkCache(out_dir, source.root, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
+    cache = ChunkCache(out_dir, source.tree, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
     with Progress(len(sc.tasks), "ingest images", "img") as progress:
         cache.fill(progress)
     media = _media_rows(source.name, sc, cache)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.tree import is_archive, open_tree
 
 # Import the adapters so that they register themselves; order is the sniffing order.
 from tagsight.ingest.sources import instagram, activitypub, jsonl, parquet, tagsonly, folder  # noqa: E402,F401
@@ -20,6 +21,8 @@ def sniff_format(path: str | Path) -> str:
     p = Path(path)
     if not p.exists():
         raise SourceError(f"source {p} does not exist")
+    if is_archive(p):
+        open_tree(p)  # an unsafe, truncated or oversized archive is refused here, with its reason
     for fmt in SNIFF_ORDER:
         if SOURCES.get(fmt).sniff(p):
             return fmt

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator, Union
 
+from tagsight.ingest.errors import SourceError
 from tagsight.ingest.schema import Post
+from tagsight.ingest.tree import FolderTree, Tree, is_archive, open_tree
 from tagsight.registry import Registry
 
 
@@ -29,12 +31,20 @@ class Rejected:
 Item = Union[Post, Rejected]
 
 
-class SourceError(RuntimeError):
-    """The source itself cannot be read (missing, wrong format): ingest exits non-zero."""
+__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "source_tree"]
+
+
+def source_tree(path: Path) -> Tree:
+    """Where a source's files live: the folder or archive itself, else (a single file) its folder."""
+    return open_tree(path) if path.is_dir() or is_archive(path) else FolderTree(path.parent)
 
 
 class Source(ABC):
-    """A collection of posts on disk. Media paths in the Posts are relative to ``self.root``.
+    """A collection of posts in a folder, a file, or an archive (``.zip``, ``.tar.gz``).
+
+    ``self.tree`` holds the source's files: the folder or archive itself, or the folder of a single
+    file. Media paths in the Posts are relative to the tree's root, and the pipeline reads them
+    through it. ``self.root`` is the folder on disk (the archive's folder for an archive source).
 
     Iteration order is deterministic (sorted files, file order within a file) so that two runs
     over the same input produce the same dataset version.
@@ -46,7 +56,9 @@ class Source(ABC):
         self.path = Path(path)
         if not self.path.exists():
             raise SourceError(f"source {self.path} does not exist")
-        self.name = name or (self.path.resolve().name if self.path.is_dir() else self.path.stem)
+        self.tree: Tree = source_tree(self.path)
+        whole = self.path.is_dir() or self.tree.kind != "folder"
+        self.name = name or (self.tree.name if whole else self.path.stem)
         self.root = self.path if self.path.is_dir() else self.path.parent
 
     @classmethod

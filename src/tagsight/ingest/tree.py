@@ -1,0 +1,567 @@
+"""A source's files, whether a folder or a downloaded archive (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``).
+
+Archives are read in place, never unpacked to disk, with the safety of a folder:
+
+* every member name is checked when the archive is opened: an absolute name, a drive letter, a
+  ``..`` component or a NUL byte refuses the whole archive, as does a symlink, hard link, device
+  or FIFO member, a duplicate name, an encrypted member or (zip) overlapping member data;
+* size and count limits (``TreeLimits``) refuse zip bombs before anything is inflated: the number
+  of members, their total declared size, and the compression ratio (per member and overall);
+* a truncated archive is refused (zip: no central directory, or member data past the end of the
+  file; tar: no end-of-archive marker, or a compressed stream cut short).
+
+When the archive's only top-level entry is a folder, that folder is the root. The format is told
+by magic bytes, not by the file name. A ``Tree`` pickles without open handles (worker processes
+reopen the archive on first read) and refuses to read an archive that changed since it was opened.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import io
+import logging
+import lzma
+import os
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tagsight.ingest.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
+_COMPRESSED = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_BLOCK = 512
+
+
+class TreeError(SourceError):
+    """The archive or folder cannot be read safely: unreadable, truncated, an unsafe member, or over a limit."""
+
+
+class MemberTooLarge(TreeError):
+    """One file is larger than the ``max_bytes`` its reader allows."""
+
+
+@dataclass(frozen=True)
+class TreeLimits:
+    """Limits an archive must stay within to be read (zip bombs, hostile archives). Validated at construction.
+
+    ``max_ratio`` applies to each member of at least ``ratio_floor`` bytes and to the archive as a
+    whole (declared uncompressed bytes / archive file size) once that total reaches ``ratio_floor``.
+    """
+
+    max_members: int = 1_000_000
+    max_total_bytes: int = 64 * 2**30
+    max_ratio: float = 200.0
+    ratio_floor: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_members", "max_total_bytes", "ratio_floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TreeLimits.{name} must be a positive integer, got {value!r}")
+        if isinstance(self.max_ratio, bool) or not isinstance(self.max_ratio, (int, float)) or self.max_ratio < 1:
+            raise ValueError(f"TreeLimits.max_ratio must be a number >= 1, got {self.max_ratio!r}")
+
+
+DEFAULT_LIMITS = TreeLimits()
+
+
+class Tree(ABC):
+    """The regular files under one root, addressed by posix paths relative to it."""
+
+    name: str      # display/source name: the folder's name, or the archive's file name without its suffix
+    location: str  # the path as given, for messages
+    kind: str      # "folder" | "zip" | "tar"
+
+    @abstractmethod
+    def files(self) -> list[str]:
+        """Sorted posix paths of the regular files, relative to the root."""
+
+    @abstractmethod
+    def is_file(self, rel: str) -> bool:
+        """True when ``rel`` is a regular file of the tree (False for unsafe paths, never raises)."""
+
+    def is_dir(self, rel: str) -> bool:
+        """True when ``rel`` is a folder of the tree."""
+        return False
+
+    @abstractmethod
+    def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
+        """The content of ``rel``. FileNotFoundError when absent, IsADirectoryError for a folder,
+        MemberTooLarge above ``max_bytes``, TreeError when unsafe or unreadable."""
+
+    @abstractmethod
+    def stamp(self, rel: str) -> str:
+        """A short string that changes when the file's content may have changed (cache keys)."""
+
+    def position(self, rel: str) -> int:
+        """Where the file's data starts in the archive (reading in this order avoids seeking back)."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+
+def check_member_name(name: str) -> str:
+    """``name`` as a clean relative posix path (``./`` and empty parts dropped); TreeError when unsafe."""
+    if not name or "\0" in name:
+        raise TreeError(f"member name {name!r} is empty or holds a NUL byte")
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        raise TreeError(f"member {name!r} has an absolute path")
+    parts = re.split(r"[\\/]", name)
+    if ".." in parts:
+        raise TreeError(f"member {name!r} has a '..' component: it would land outside the archive's root")
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
+def _safe_rel(rel: str) -> str | None:
+    """``rel`` cleaned, or None when it is not a safe relative path."""
+    try:
+        return check_member_name(rel) if isinstance(rel, str) else None
+    except TreeError:
+        return None
+
+
+# --------------------------------------------------------------------------------------- folders
+
+
+class FolderTree(Tree):
+    """A folder on disk. Files are listed lazily; symlinked files count when they resolve inside the root,
+    symlinked folders are not followed; every read checks that the real path stays inside the root."""
+
+    kind = "folder"
+
+    def __init__(self, path: str | Path) -> None:
+        self.root = Path(path)
+        self.location = str(path)
+        if not self.root.is_dir():
+            raise TreeError(f"{self.root} is not a folder")
+        self.name = self.root.resolve().name
+        self._files: list[str] | None = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = sorted(self._walk())
+        return list(self._files)
+
+    def _walk(self) -> list[str]:
+        out, stack = [], [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                with os.scandir(self.root / rel_dir if rel_dir else self.root) as it:
+                    entries = list(it)
+            except OSError as exc:
+                raise TreeError(f"cannot list {self.root / rel_dir}: {exc.strerror}") from None
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.is_file(follow_symlinks=False) or (entry.is_symlink() and self.is_file(rel)):
+                    out.append(rel)
+        return out
+
+    def _real(self, rel: str) -> str | None:
+        """The real path of ``rel`` when it is safe and stays inside the root, else None."""
+        clean = _safe_rel(rel)
+        if clean is None:
+            return None
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(real_root, clean))
+        return real if real.startswith(real_root.rstrip(os.sep) + os.sep) else None
+
+    def is_file(self, rel: str) -> bool:
+        real = self._real(rel)
+        return real is not None and os.path.isfile(real)
+
+    def is_dir(self, rel: str) -> bool:
+        real = self._real(rel)
+        return real is not None and os.path.isdir(real)
+
+    def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
+        real = self._real(rel)
+        if real is None:
+            raise TreeError(f"{rel!r} is not a path inside {self.location}")
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(real, flags)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(f"{rel} does not exist in {self.location}") from None
+        except OSError as exc:
+            raise TreeError(f"cannot open {rel} in {self.location}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(f"{rel} is a folder in {self.location}")
+            if not stat.S_ISREG(st.st_mode):
+                raise TreeError(f"{rel} in {self.location} is not a regular file")
+            _check_size(rel, st.st_size, max_bytes)
+            try:
+                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+            except OSError as exc:
+                raise TreeError(f"cannot read {rel} in {self.location}: {exc.strerror}") from None
+        _check_size(rel, len(data), max_bytes)
+        return data
+
+    def stamp(self, rel: str) -> str:
+        try:
+            st = os.lstat(self.root / rel)
+        except OSError as exc:
+            return type(exc).__name__
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _check_size(rel: str, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise MemberTooLarge(f"{rel} has {size} bytes (max {max_bytes})")
+
+
+# --------------------------------------------------------------------------------------- archives
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One regular file of an archive: its full member name, uncompressed size and where its data starts."""
+
+    member: str
+    size: int
+    offset: int
+    crc: int = 0
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What opening an archive learnt: its files (by root-relative path), folders, root prefix and stat."""
+
+    files: dict[str, _Member]
+    dirs: frozenset[str]
+    stat: tuple[int, int]
+
+
+class ArchiveTree(Tree):
+    """Common part of zip and tar trees: the index built (and checked) once, reads by member."""
+
+    def __init__(self, path: Path, index: _Index) -> None:
+        self.path, self.location, self._index = path, str(path), index
+        self.name = archive_stem(path.name)
+        self._handle: Any = None
+
+    def files(self) -> list[str]:
+        return sorted(self._index.files)
+
+    def is_file(self, rel: str) -> bool:
+        return _safe_rel(rel) in self._index.files
+
+    def is_dir(self, rel: str) -> bool:
+        clean = _safe_rel(rel)
+        return clean is not None and (clean == "" or clean in self._index.dirs)
+
+    def stamp(self, rel: str) -> str:
+        m = self._index.files.get(_safe_rel(rel) or "")
+        size, mtime = self._index.stat
+        return f"{size}:{mtime}:{m.size}:{m.offset}:{m.crc}" if m else "missing"
+
+    def position(self, rel: str) -> int:
+        m = self._index.files.get(_safe_rel(rel) or "")
+        return m.offset if m else 0
+
+    def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
+        clean = _safe_rel(rel)
+        if clean is None:
+            raise TreeError(f"{rel!r} is not a path inside {self.location}")
+        member = self._index.files.get(clean)
+        if member is None:
+            if clean in self._index.dirs:
+                raise IsADirectoryError(f"{rel} is a folder in {self.location}")
+            raise FileNotFoundError(f"{rel} is not in {self.location}")
+        _check_size(rel, member.size, max_bytes)
+        self._check_unchanged()
+        try:
+            data = self._read(member)
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
+            raise TreeError(f"cannot read {rel} from {self.location}: {type(exc).__name__}: {exc}") from None
+        if len(data) != member.size:
+            raise TreeError(f"{rel} in {self.location} is cut short ({len(data)} of {member.size} bytes): "
+                            "the archive is truncated")
+        return data
+
+    @abstractmethod
+    def _read(self, member: _Member) -> bytes: ...
+
+    def _check_unchanged(self) -> None:
+        try:
+            now = _stat_key(self.path)
+        except OSError as exc:
+            raise TreeError(f"cannot read {self.location}: {exc.strerror}") from None
+        if now != self._index.stat:
+            raise TreeError(f"{self.location} changed while it was being read; run again")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handle": None}  # never pickle an open file: each process reopens
+
+
+class ZipTree(ArchiveTree):
+    kind = "zip"
+
+    def _read(self, member: _Member) -> bytes:
+        if self._handle is None:
+            self._handle = zipfile.ZipFile(self.path)
+        with self._handle.open(member.member) as f:
+            return f.read(member.size + 1)
+
+
+class TarTree(ArchiveTree):
+    kind = "tar"
+
+    def __init__(self, path: Path, index: _Index, compression: str | None) -> None:
+        super().__init__(path, index)
+        self.compression = compression
+
+    def _read(self, member: _Member) -> bytes:
+        if self._handle is None:
+            self._handle = _decompressed(self.path, self.compression)
+        self._handle.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
+        return self._handle.read(member.size)
+
+
+# --------------------------------------------------------------------------------------- opening
+
+
+def archive_stem(filename: str) -> str:
+    """``export.tar.gz`` -> ``export``; a name without a known archive suffix loses its last suffix only."""
+    lower = filename.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(filename) > len(suffix):
+            return filename[:-len(suffix)]
+    return Path(filename).stem
+
+
+def archive_kind(path: str | Path) -> tuple[str, str | None] | None:
+    """``("zip", None)``, ``("tar", compression)`` with compression None/gz/bz2/xz, or None, from magic bytes."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            return None
+        with p.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if head.startswith(_ZIP_MAGIC):
+        return "zip", None
+    for magic, compression in _COMPRESSED.items():
+        if head.startswith(magic):
+            return ("tar", compression) if _looks_like_tar(p, compression) else None
+    return ("tar", None) if _looks_like_tar(p, None) else None
+
+
+def _looks_like_tar(path: Path, compression: str | None) -> bool:
+    """The first 512 (decompressed) bytes are a tar header: ``ustar`` magic or a valid header checksum."""
+    try:
+        with _decompressed(path, compression) as f:
+            block = f.read(_BLOCK)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        return False
+    if len(block) < _BLOCK or block[257:262] == b"ustar":
+        return len(block) == _BLOCK
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def is_archive(path: str | Path) -> bool:
+    """True for a zip or (compressed) tar file, told by its magic bytes."""
+    return archive_kind(path) is not None
+
+
+def open_tree(path: str | Path, limits: TreeLimits = DEFAULT_LIMITS) -> Tree:
+    """A folder or archive as a Tree; TreeError when it is neither or cannot be read safely."""
+    p = Path(path)
+    if p.is_dir():
+        return FolderTree(p)
+    if not p.exists():
+        raise TreeError(f"{p} does not exist")
+    kind = archive_kind(p)
+    if kind is None:
+        raise TreeError(f"{p} is neither a folder nor a zip or tar archive")
+    index = _cached_index(str(p.resolve()), _stat_key(p), kind, limits)
+    return ZipTree(p, index) if kind[0] == "zip" else TarTree(p, index, kind[1])
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_index(path: str, stat_key: tuple[int, int], kind: tuple[str, str | None], limits: TreeLimits) -> _Index:
+    """The checked index of an archive, built once per process for the same file, size and mtime."""
+    p = Path(path)
+    log.debug("indexing %s archive %s", kind[0], p)
+    try:
+        entries = _zip_entries(p, limits) if kind[0] == "zip" else _tar_entries(p, kind[1], limits)
+    except TreeError:
+        raise
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise TreeError(f"{p.name} cannot be read as a {_label(kind)} archive ({type(exc).__name__}: {exc}); "
+                        "it is probably truncated or damaged: download it again") from None
+    return _build_index(p, entries, stat_key)
+
+
+def _label(kind: tuple[str, str | None]) -> str:
+    return kind[0] if kind[1] is None else f"{kind[0]}.{kind[1]}"
+
+
+def _build_index(path: Path, entries: list[tuple[str, bool, _Member | None]], stat_key: tuple[int, int]) -> _Index:
+    """Names cleaned and de-duplicated, and the single top-level folder (if any) taken as the root."""
+    files: dict[str, _Member] = {}
+    dirs: set[str] = set()
+    for name, is_dir, member in entries:
+        clean = check_member_name(name)
+        if not clean:
+            continue
+        if is_dir:
+            dirs.add(clean)
+        elif clean in files:
+            raise TreeError(f"{path.name} holds {clean!r} twice; refusing an ambiguous archive")
+        else:
+            files[clean] = member  # type: ignore[assignment]
+    for rel in files:
+        parts = rel.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    tops = {rel.split("/", 1)[0] for rel in [*files, *dirs]}
+    if len(tops) == 1 and (top := next(iter(tops))) in dirs:
+        cut = len(top) + 1
+        files = {rel[cut:]: m for rel, m in files.items()}
+        dirs = {d[cut:] for d in dirs if d != top}
+    return _Index(files, frozenset(dirs), stat_key)
+
+
+def _zip_entries(path: Path, limits: TreeLimits) -> list[tuple[str, bool, _Member | None]]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise TreeError(f"{path.name} is not a readable zip archive ({exc}): no central directory, so it is "
+                        "probably truncated (an interrupted download): download it again") from None
+    with zf:
+        infos = zf.infolist()
+    _check_count(path, len(infos), limits)
+    size = path.stat().st_size
+    entries, total, ends = [], 0, []
+    for info in infos:
+        _check_zip_member(path, info, size, limits)
+        if info.is_dir():
+            entries.append((info.filename, True, None))
+            continue
+        total += info.file_size
+        ends.append((info.header_offset, info.header_offset + 30 + info.compress_size))
+        entries.append((info.filename, False, _Member(info.filename, info.file_size, info.header_offset, info.CRC)))
+    _check_total(path, total, size, limits)
+    _check_no_overlap(path, ends)
+    return entries
+
+
+def _check_zip_member(path: Path, info: zipfile.ZipInfo, archive_size: int, limits: TreeLimits) -> None:
+    name = info.filename
+    check_member_name(name)
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if info.create_system == 3 and kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+        what = "a symlink" if kind == stat.S_IFLNK else "not a regular file"
+        raise TreeError(f"{path.name}: member {name!r} is {what}; refusing the archive")
+    if info.flag_bits & 0x1:
+        raise TreeError(f"{path.name}: member {name!r} is encrypted; tagsight reads only unencrypted archives")
+    if info.header_offset + info.compress_size > archive_size:
+        raise TreeError(f"{path.name}: member {name!r} runs past the end of the file: the archive is truncated; "
+                        "download it again")
+    if info.file_size >= limits.ratio_floor and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        raise TreeError(f"{path.name}: member {name!r} declares {info.file_size} bytes from {info.compress_size} "
+                        f"compressed (ratio above {limits.max_ratio:g}): refusing a likely zip bomb")
+
+
+def _check_count(path: Path, n: int, limits: TreeLimits) -> None:
+    if n > limits.max_members:
+        raise TreeError(f"{path.name} holds more than {limits.max_members} members: refusing a likely archive bomb")
+
+
+def _check_total(path: Path, total: int, archive_size: int, limits: TreeLimits) -> None:
+    if total > limits.max_total_bytes:
+        raise TreeError(f"{path.name} declares {total} uncompressed bytes (max {limits.max_total_bytes}): "
+                        "refusing a likely archive bomb")
+    if total >= limits.ratio_floor and total > limits.max_ratio * max(archive_size, 1):
+        raise TreeError(f"{path.name} declares {total} uncompressed bytes from {archive_size} on disk (ratio above "
+                        f"{limits.max_ratio:g}): refusing a likely archive bomb")
+
+
+def _check_no_overlap(path: Path, spans: list[tuple[int, int]]) -> None:
+    """Members whose data overlap (the trick of non-recursive zip bombs) refuse the archive."""
+    spans.sort()
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise TreeError(f"{path.name} has members whose data overlap: refusing a likely zip bomb")
+
+
+def _decompressed(path: Path, compression: str | None) -> IO[bytes]:
+    """A seekable binary stream of the (decompressed) tar bytes."""
+    if compression is None:
+        return open(path, "rb")
+    opener = {"gz": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
+    return opener(path, "rb")  # type: ignore[operator]
+
+
+def _tar_entries(path: Path, compression: str | None, limits: TreeLimits) -> list[tuple[str, bool, _Member | None]]:
+    """Members of a tar, checked one by one before their data is skipped (so a bomb is never inflated)."""
+    archive_size = path.stat().st_size
+    entries: list[tuple[str, bool, _Member | None]] = []
+    total = 0
+    with _decompressed(path, compression) as stream:
+        tar = tarfile.open(fileobj=stream, mode="r:")
+        while (info := tar.next()) is not None:
+            _check_count(path, len(entries) + 1, limits)
+            _check_tar_member(path, info)
+            if info.isdir():
+                entries.append((info.name, True, None))
+                continue
+            total += info.size
+            _check_total(path, total, archive_size, limits)
+            entries.append((info.name, False, _Member(info.name, info.size, info.offset_data)))
+        _check_tar_end(path, stream, tar.offset)
+    return entries
+
+
+def _check_tar_member(path: Path, info: tarfile.TarInfo) -> None:
+    check_member_name(info.name)
+    if info.issym() or info.islnk():
+        raise TreeError(f"{path.name}: member {info.name!r} is a {'symlink' if info.issym() else 'hard link'}; "
+                        "refusing the archive")
+    if not (info.isreg() or info.isdir()) or info.issparse():
+        raise TreeError(f"{path.name}: member {info.name!r} is not a regular file or folder; refusing the archive")
+
+
+def _check_tar_end(path: Path, stream: IO[bytes], offset: int) -> None:
+    """The end-of-archive marker (a zero block) follows the last member, and a compressed stream ends cleanly."""
+    stream.seek(offset)
+    marker = stream.read(_BLOCK)
+    if len(marker) < _BLOCK or marker.count(0) != _BLOCK:
+        raise TreeError(f"{path.name} ends without the tar end-of-archive marker: the archive is truncated "
+                        "(an interrupted download?); download it again")
+    while stream.read(1 << 20):  # reaches the compressed stream's end, where gzip checks its CRC and length
+        pass
