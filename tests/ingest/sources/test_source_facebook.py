@@ -54,6 +54,7 @@ def make_export(root: Path, era: str = "2023+", *, html: bool = False, profile: 
         (root / base).mkdir(parents=True, exist_ok=True)
         name = "your_posts__check_ins__photos_and_videos_1.html" if era == "2023+" else "your_posts_1.html"
         (root / base / name).write_text("<html><body>posts</body></html>")
+        (root / "start_here.html").write_text("<html><body>Your information</body></html>")
         return root
     write_json(root / (f"{base}/your_posts__check_ins__photos_and_videos_1.json" if era == "2023+"
                        else f"{base}/your_posts_1.json"), posts)
@@ -188,3 +189,27 @@ def test_unreadable_files_and_non_exports_are_source_errors(tmp_path):
     with pytest.raises(SourceError, match="not a Facebook export"):
         FacebookSource(tmp_path)
     assert not FacebookSource.sniff(rel) and not FacebookSource.sniff(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_the_downloaded_archive_is_read_in_place(tmp_path, kind):
+    from tests.ingest.archives import tar_folder, zip_folder
+
+    root = make_export(tmp_path / "facebook-invented")
+    out = tmp_path / f"facebook-invented-2024.{kind}"
+    (zip_folder(root, out, prefix="facebook-invented/") if kind == "zip" else tar_folder(root, out, prefix="x/"))
+    assert sniff_format(out) == "facebook"
+    src = open_source(out, visibility="public")
+    assert src.name == "facebook-invented-2024" and src.era == "2023+"
+    assert [i.post_id for i in src] == [i.post_id for i in FacebookSource(root)]
+    summary = ingest(src, tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1))
+    assert summary.reconciles() and (summary.posts_in, summary.posts_kept, summary.media_kept) == (7, 4, 5)
+
+
+def test_an_html_export_in_a_zip_is_refused(tmp_path):
+    from tests.ingest.archives import zip_folder
+
+    out = zip_folder(make_export(tmp_path / "e", html=True), tmp_path / "facebook.zip")
+    assert sniff_format(out) == "facebook"
+    with pytest.raises(SourceError, match="HTML format"):
+        open_source(out)

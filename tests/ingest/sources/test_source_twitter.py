@@ -203,3 +203,15 @@ def test_archive_is_sniffed_and_ingested_with_counts_that_reconcile(tmp_path):
     assert summary.reconciles() and summary.posts_in == 4
     assert summary.posts_kept == 2 and summary.post_reasons == {"not_authored": 1, "no_media": 1}
     assert summary.media_kept == 3
+
+
+def test_the_downloaded_zip_is_read_in_place(tmp_path):
+    from tests.ingest.archives import zip_folder
+
+    root = standard(tmp_path / "a", protected=[])
+    out = zip_folder(root, tmp_path / "twitter-2022-11-30-abc.zip")
+    assert sniff_format(out) == "twitter"
+    src = open_source(out)
+    assert src.name == "twitter-2022-11-30-abc"
+    summary = ingest(src, tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1))
+    assert summary.reconciles() and (summary.posts_in, summary.posts_kept, summary.media_kept) == (4, 2, 3)

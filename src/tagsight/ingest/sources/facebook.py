@@ -13,6 +13,7 @@ from tagsight.ingest.schema import VISIBILITIES, SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id
 from tagsight.ingest.sources.jsonl import record_to_item
+from tagsight.ingest.tree import Tree, TreeError, is_archive, open_tree
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,14 @@ PROFILE_FILES = ("personal_information/profile_information/profile_information.j
 HTML_MARKERS = tuple(layout.posts.format(n=1)[:-len(".json")] + ".html" for layout in LAYOUTS)
 _ALBUM_FILE = re.compile(r"(\d+)\.json")
 _SHARED = re.compile(r"\bshared (?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory)\b")
+
+
+def export_tree(path: Path) -> Tree | None:
+    """The folder or archive at ``path`` as a Tree for ``sniff``; None when it is neither or cannot be read."""
+    try:
+        return open_tree(path) if path.is_dir() or is_archive(path) else None
+    except (TreeError, OSError):
+        return None
 
 
 def find_layout(is_file: Callable[[str], bool], is_dir: Callable[[str], bool]) -> Layout | None:
@@ -136,28 +145,31 @@ class FacebookSource(Source):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        path = Path(path)
-        if not path.is_dir():
+        tree = export_tree(Path(path))
+        if tree is None:
             return False
-        is_file = lambda rel: (path / rel).is_file()  # noqa: E731
-        return find_layout(is_file, lambda rel: (path / rel).is_dir()) is not None or is_html_export(is_file)
+        return find_layout(tree.is_file, tree.is_dir) is not None or is_html_export(tree.is_file)
 
     # ------------------------------------------------------------------ reading the export
     def _is_file(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+        return self.tree.is_file(rel)
 
     def _is_dir(self, rel: str) -> bool:
-        return (self.root / rel).is_dir()
+        return self.tree.is_dir(rel)
 
     def _list(self, folder: str) -> list[str]:
-        d = self.root / folder
-        return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+        """Names of the files directly in ``folder``, sorted."""
+        if not self.tree.is_dir(folder):
+            return []
+        prefix = folder.rstrip("/") + "/"
+        return sorted(rel[len(prefix):] for rel in self.tree.files()
+                      if rel.startswith(prefix) and "/" not in rel[len(prefix):])
 
     def _read(self, rel: str) -> bytes:
         try:
-            return (self.root / rel).read_bytes()
+            return self.tree.read_bytes(rel)
         except OSError as exc:
-            raise SourceError(f"cannot read {rel} in {self.path}: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot read {rel} in {self.path}: {exc}") from None
 
     def _posts_files(self) -> list[str]:
         folder, pattern = self.layout.posts.rsplit("/", 1)

@@ -9,29 +9,32 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from tagsight.ingest.schema import VISIBILITIES
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.sources.facebook import export_tree
 from tagsight.ingest.sources.jsonl import record_to_item
+from tagsight.ingest.tree import Tree
 
 log = logging.getLogger(__name__)
 
 # era -> (tweets file stem in data/, media folder in data/)
 ERAS = {"2022+": ("tweets", "tweets_media"), "2019-2022": ("tweet", "tweet_media")}
-GRAILBIRD_MARKERS = ("data/js/tweet_index.js", "data/js/user_details.js", "tweets.csv")
+GRAILBIRD_MARKERS = ("data/js/tweet_index.js", "data/js/user_details.js")
 _GRAILBIRD_MONTH = re.compile(r"data/js/tweets/\d{4}_\d{2}\.js")
 _YTD_PREFIX = re.compile(r"^\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
 _TWEETS_PART = re.compile(r"-part(\d+)\.js$")
 _TIME_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 
 
-def tweet_era(is_file: Callable[[str], bool], files: Callable[[], list[str]]) -> str | None:
+def tweet_era(tree: Tree) -> str | None:
     """``2022+``, ``2019-2022``, ``before-2019`` (Grailbird) or None when this is not a Twitter archive."""
     for era, (stem, _) in ERAS.items():
-        if is_file(f"data/{stem}.js"):
+        if tree.is_file(f"data/{stem}.js"):
             return era
-    if any(is_file(p) for p in GRAILBIRD_MARKERS[:2]) or any(_GRAILBIRD_MONTH.fullmatch(p) for p in files()):
+    if any(tree.is_file(p) for p in GRAILBIRD_MARKERS) or (
+            tree.is_dir("data/js/tweets") and any(_GRAILBIRD_MONTH.fullmatch(p) for p in tree.files())):
         return "before-2019"
     return None
 
@@ -177,7 +180,7 @@ class TwitterSource(Source):
         super().__init__(path, name=name)
         if visibility is not None and visibility not in VISIBILITIES:
             raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
-        self.era = tweet_era(self._is_file, self._files)
+        self.era = tweet_era(self.tree)
         if self.era is None:
             raise SourceError(f"{self.path} is not an X/Twitter archive (no data/tweets.js or data/tweet.js)")
         if self.era == "before-2019":
@@ -191,28 +194,24 @@ class TwitterSource(Source):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        path = Path(path)
-        if not path.is_dir():
-            return False
+        tree = export_tree(Path(path))
         try:
-            return tweet_era(lambda rel: (path / rel).is_file(),
-                             lambda: [p.relative_to(path).as_posix() for p in (path / "data/js/tweets").glob("*.js")]
-                             ) is not None
-        except OSError:
+            return tree is not None and tweet_era(tree) is not None
+        except (OSError, SourceError):
             return False
 
     # ------------------------------------------------------------------ reading the archive
     def _is_file(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+        return self.tree.is_file(rel)
 
     def _files(self) -> list[str]:
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return self.tree.files()
 
     def _read(self, rel: str) -> bytes:
         try:
-            return (self.root / rel).read_bytes()
+            return self.tree.read_bytes(rel)
         except OSError as exc:
-            raise SourceError(f"cannot read {rel} in {self.path}: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot read {rel} in {self.path}: {exc}") from None
 
     def _tweet_files(self, stem: str) -> list[str]:
         parts = [(int(m.group(1)), rel) for rel in self._files() if rel.startswith(f"data/{stem}-part")
