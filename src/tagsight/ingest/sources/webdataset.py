@@ -132,10 +132,10 @@ class WebDatasetSource(Source):
         self.author, self.visibility = author, visibility
         self.failed: dict[str, str] = {}
         if self.path.is_dir():
-            self.tree = self._shards_tree()
-            self.shards = sorted(self.tree.shards)
+            shards = self._shards_tree()
+            self.tree, self.shard_trees = shards, dict(shards.shards)
         elif self.tree.kind == "tar":
-            self.shards = [""]
+            self.shard_trees = {"": self.tree}
         else:
             raise SourceError(f"{self.path} is not a WebDataset shard (a .tar) or a folder of them")
         if visibility != "public":
@@ -170,12 +170,12 @@ class WebDatasetSource(Source):
 
     # ------------------------------------------------------------------ samples
     def __iter__(self) -> Iterator[Item]:
-        for shard in sorted([*self.shards, *self.failed]):
+        for shard in sorted([*self.shard_trees, *self.failed]):
             if shard in self.failed:
                 yield Rejected(shard, "unreadable_shard", self.failed[shard], author_id=self.author)
                 continue
             prefix = f"{shard}/" if shard else ""
-            members = [m[len(prefix):] for m in self.tree.files() if m.startswith(prefix)]
+            members = self.shard_trees[shard].files()
             made = self._shard_time(shard)
             for key, files in group_samples(members).items():
                 yield self._sample(prefix, key, files, made)
