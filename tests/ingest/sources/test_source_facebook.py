@@ -39,10 +39,16 @@ def fb_post(ts: int, text: str | None, uris: list[str], title: str = "Invented P
     return {"timestamp": ts, "attachments": attachments, "data": data, "title": mojibake(title)}
 
 
+POSTS_FILES = {"2023+": f"{NEW}/your_posts__check_ins__photos_and_videos_1.json",
+               "2022": "your_activity_across_facebook/posts/your_posts__check_ins__photos_and_videos_1.json",
+               "2021-2022": "your_activity_across_facebook/posts/your_posts_1.json",
+               "before-2022": "posts/your_posts_1.json"}
+
+
 def make_export(root: Path, era: str = "2023+", *, html: bool = False, profile: bool = True) -> Path:
     """An invented account's export: two posts with photos, a shared post, a text post, an album."""
-    base = {"2023+": NEW, "before-2022": "posts"}[era]
-    m = f"{base}/media" if era == "2023+" else "photos_and_videos"
+    base = POSTS_FILES[era].rsplit("/", 1)[0]
+    m = f"{base}/media" if era != "before-2022" else "photos_and_videos"
     posts = [
         fb_post(1600000000, "Crème brûlée night 🍮 #dessert #Café", [f"{m}/Dinner_1/101.jpg"]),
         fb_post(1600100000, "Two views #mountains", [f"{m}/Trip_2/201.jpg", f"{m}/Trip_2/202.jpg"],
@@ -52,13 +58,11 @@ def make_export(root: Path, era: str = "2023+", *, html: bool = False, profile: 
     ]
     if html:
         (root / base).mkdir(parents=True, exist_ok=True)
-        name = "your_posts__check_ins__photos_and_videos_1.html" if era == "2023+" else "your_posts_1.html"
-        (root / base / name).write_text("<html><body>posts</body></html>")
+        (root / POSTS_FILES[era]).with_suffix(".html").write_text("<html><body>posts</body></html>")
         (root / "start_here.html").write_text("<html><body>Your information</body></html>")
         return root
-    write_json(root / (f"{base}/your_posts__check_ins__photos_and_videos_1.json" if era == "2023+"
-                       else f"{base}/your_posts_1.json"), posts)
-    album_dir = f"{base}/album" if era == "2023+" else "photos_and_videos/album"
+    write_json(root / POSTS_FILES[era], posts)
+    album_dir = f"{base}/album" if era != "before-2022" else "photos_and_videos/album"
     write_json(root / album_dir / "0.json", {
         "name": mojibake("Été"), "photos": [media(f"{m}/Trip_2/201.jpg", 1600100000, "dup of a post photo"),
                                             media(f"{m}/Album_4/401.jpg", 1600400000, "Au marché #market")],
@@ -67,8 +71,8 @@ def make_export(root: Path, era: str = "2023+", *, html: bool = False, profile: 
     write_json(root / album_dir / "1.json", {"name": "Profile pictures", "photos": [
         media(f"{m}/Profile_5/501.jpg", 1500000000)]})
     if profile:
-        key, rel = (("profile_v2", "personal_information/profile_information/profile_information.json")
-                    if era == "2023+" else ("profile", "profile_information/profile_information.json"))
+        key, rel = (("profile", "profile_information/profile_information.json") if era == "before-2022"
+                    else ("profile_v2", "personal_information/profile_information/profile_information.json"))
         write_json(root / rel, {key: {"name": {"full_name": mojibake("Invented Pérson"), "first_name": "Invented",
                                                "middle_name": "", "last_name": "Pérson"},
                                       "emails": {"emails": ["invented@example.com"]}, "username": "invented.person"}})
@@ -80,7 +84,7 @@ def make_export(root: Path, era: str = "2023+", *, html: bool = False, profile: 
     return root
 
 
-@pytest.mark.parametrize("era", ["2023+", "before-2022"])
+@pytest.mark.parametrize("era", list(POSTS_FILES))
 def test_posts_and_albums_with_captions_fixed_and_safe_visibility(tmp_path, era):
     root = make_export(tmp_path / "facebook-invented", era)
     src = FacebookSource(root)
@@ -139,7 +143,7 @@ def test_author_falls_back_to_username_option_and_folder(tmp_path):
 
 
 def test_html_exports_are_recognised_and_refused(tmp_path):
-    for era in ("2023+", "before-2022"):
+    for era in POSTS_FILES:
         root = make_export(tmp_path / era.replace("+", ""), era, html=True)
         (root / "index.html").write_text("<html></html>")
         assert sniff_format(root) == "facebook"
