@@ -217,3 +217,19 @@ def test_an_html_export_in_a_zip_is_refused(tmp_path):
     assert sniff_format(out) == "facebook"
     with pytest.raises(SourceError, match="HTML format"):
         open_source(out)
+
+
+@pytest.mark.parametrize("title, shared", [
+    ("Invented Person shared Someone Else's post.", True),
+    ("Invented Person shared Someone Else's photo.", True),
+    ("Invented Person shared a post.", True),
+    (mojibake("Invented Pérson shared Zoë's video."), True),
+    ("Invented Person shared a memory.", False),
+    ("Invented Person shared a link.", False),
+    ("Invented Person updated her status.", False),
+    ("Invented Person added 2 new photos.", False),
+])
+def test_shares_of_other_peoples_posts_are_told_by_their_title(title, shared):
+    from tagsight.ingest.sources.facebook import is_shared_post
+
+    assert is_shared_post({"title": title}) is shared

@@ -42,7 +42,7 @@ PROFILE_FILES = ("personal_information/profile_information/profile_information.j
                  "profile_information/profile_information.json")
 HTML_MARKERS = tuple(layout.posts.format(n=1)[:-len(".json")] + ".html" for layout in LAYOUTS)
 _ALBUM_FILE = re.compile(r"(\d+)\.json")
-_SHARED = re.compile(r"\bshared (?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory)\b")
+_SHARED = re.compile(r"\bshared (?:a post|(?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory))\b")
 
 
 def export_tree(path: Path) -> Tree | None:
@@ -93,7 +93,7 @@ def post_media(post: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def is_shared_post(post: dict[str, Any]) -> bool:
-    """A post that shares another person's post or photo (its ``title``: "X shared Y's post.")."""
+    """A post that shares another person's post or photo (English ``title``: "X shared Y's post.", "X shared a post.")."""
     title = post.get("title")
     return isinstance(title, str) and bool(_SHARED.search(fix_mojibake(title)))
 
@@ -110,7 +110,7 @@ class FacebookSource(Source):
     * A post entry is one Post with every ``attachments[].data[].media`` as its media (``uri`` relative to
       the export root; videos kept, the pipeline rejects what it cannot decode); caption = ``data[].post``
       plus media ``description``s that differ from it; ``created_at`` = ``timestamp`` (else the first
-      media's ``creation_timestamp``). Posts sharing another person's post ("X shared Y's post.") are
+      media's ``creation_timestamp``). Posts sharing another's post ("X shared Y's post.", "X shared a post.") are
       Rejected ``not_authored``.
     * Each album photo (and ``your_photos.json`` photo) whose ``uri`` no post has is one Post (caption =
       its ``description``, ``extra["album"]`` = the album ``name``); one already in a post is Rejected
