@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Media, Post
+from tagsight.ingest.schema import Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.facebook import FacebookSource
 from tagsight.privacy.policy import ConsentPolicy
@@ -158,7 +158,8 @@ def test_posts_files_in_number_order_and_album_only_exports(tmp_path):
                    [fb_post(1600000000 + n, f"#n{n}", [f"{NEW}/media/x/{n}.jpg"])])
     assert [p.hashtags for p in FacebookSource(root)] == [("n1",), ("n2",), ("n10",)]
     albums = tmp_path / "albums"
-    write_json(albums / "photos_and_videos/album/0.json", {"name": "A", "photos": [media("photos_and_videos/a.jpg", 1)]})
+    write_json(albums / "photos_and_videos/album/0.json",
+               {"name": "A", "photos": [media("photos_and_videos/a.jpg", 1)]})
     write_json(albums / "photos_and_videos/your_photos.json", [media("photos_and_videos/b.jpg", 2)])
     assert sniff_format(albums) == "facebook"
     assert [p.media[0].path for p in FacebookSource(albums)] == ["photos_and_videos/a.jpg", "photos_and_videos/b.jpg"]

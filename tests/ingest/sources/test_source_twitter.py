@@ -136,9 +136,9 @@ def test_without_protected_history_tweets_are_followers_unless_told(tmp_path, ca
 
 
 def test_protected_periods():
-    periods = ProtectedPeriods([{"protectedHistory": {"protectedAt": "2020-01-01T00:00:00.000Z", "action": "Protect"}},
-                                {"protectedHistory": {"protectedAt": "2020-06-01T00:00:00.000Z", "action": "Unprotect"}},
-                                "junk"])
+    periods = ProtectedPeriods([
+        {"protectedHistory": {"protectedAt": "2020-01-01T00:00:00.000Z", "action": "Protect"}},
+        {"protectedHistory": {"protectedAt": "2020-06-01T00:00:00.000Z", "action": "Unprotect"}}, "junk"])
     assert not periods.now
     assert periods.covers("2020-03-01T00:00:00+00:00") and not periods.covers("2021-01-01T00:00:00+00:00")
     assert not periods.covers("2019-01-01T00:00:00+00:00")

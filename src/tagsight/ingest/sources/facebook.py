@@ -42,7 +42,8 @@ PROFILE_FILES = ("personal_information/profile_information/profile_information.j
                  "profile_information/profile_information.json")
 HTML_MARKERS = tuple(layout.posts.format(n=1)[:-len(".json")] + ".html" for layout in LAYOUTS)
 _ALBUM_FILE = re.compile(r"(\d+)\.json")
-_SHARED = re.compile(r"\bshared (?:a post|(?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory))\b")
+_SHARED = re.compile(r"\bshared (?:a post"
+                     r"|(?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory))\b")
 
 
 def export_tree(path: Path) -> Tree | None:
@@ -93,7 +94,7 @@ def post_media(post: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def is_shared_post(post: dict[str, Any]) -> bool:
-    """A post that shares another person's post or photo (English ``title``: "X shared Y's post.", "X shared a post.")."""
+    """A share of another person's post or photo (English ``title``: "X shared Y's post.", "X shared a post.")."""
     title = post.get("title")
     return isinstance(title, str) and bool(_SHARED.search(fix_mojibake(title)))
 
