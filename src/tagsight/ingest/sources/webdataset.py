@@ -15,7 +15,7 @@ from tagsight.ingest.schema import VISIBILITIES
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.folder import IMAGE_EXTENSIONS
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree, TreeError, open_tree
+from tagsight.ingest.tree import Tree, TreeError, archive_stem, open_tree
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class WebDatasetSource(Source):
     def _shard_time(self, shard: str) -> float:
         """When the shard was made: img2dataset's ``<shard>_stats.json`` ``end_time``, else the file's mtime."""
         tar = self.path / shard if shard else self.path
-        stats = tar.with_name(tar.name[:-len(".tar")] + "_stats.json")
+        stats = tar.with_name(archive_stem(tar.name) + "_stats.json")
         try:
             value = json.loads(stats.read_bytes()).get("end_time") if stats.is_file() else None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
