@@ -61,6 +61,10 @@ class Source(ABC):
         self.name = name or (self.tree.name if whole else self.path.stem)
         self.root = self.path if self.path.is_dir() else self.path.parent
 
+    def describe(self) -> dict[str, str]:
+        """What was found, for ``--dry-run`` and logs: format, location, container; adapters add era etc."""
+        return {"format": self.format, "location": str(self.path), "container": self.tree.kind}
+
     @classmethod
     @abstractmethod
     def sniff(cls, path: Path) -> bool:
