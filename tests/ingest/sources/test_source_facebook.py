@@ -234,3 +234,9 @@ def test_shares_of_other_peoples_posts_are_told_by_their_title(title, shared):
     from tagsight.ingest.sources.facebook import is_shared_post
 
     assert is_shared_post({"title": title}) is shared
+
+
+def test_describe_names_the_era_and_the_visibility(tmp_path):
+    d = FacebookSource(make_export(tmp_path / "e", "before-2022")).describe()
+    assert (d["format"], d["era"], d["account"]) == ("facebook", "before-2022", "Invented Pérson")
+    assert d["visibility"].startswith("followers")

@@ -215,3 +215,9 @@ def test_the_downloaded_zip_is_read_in_place(tmp_path):
     assert src.name == "twitter-2022-11-30-abc"
     summary = ingest(src, tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1))
     assert summary.reconciles() and (summary.posts_in, summary.posts_kept, summary.media_kept) == (4, 2, 3)
+
+
+def test_describe_names_the_era_and_the_protection(tmp_path):
+    d = TwitterSource(standard(tmp_path / "a", protected=[("2021-01-01T00:00:00.000Z", "Protect")])).describe()
+    assert d["format"] == "twitter" and d["era"] == "2022+" and d["account"] == "inventedcat"
+    assert "protected now" in d["visibility"]

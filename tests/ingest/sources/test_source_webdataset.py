@@ -180,3 +180,10 @@ def test_worker_processes_read_the_shards_and_give_the_same_version(shards, tmp_
     two = ingest(WebDatasetSource(shards, visibility="public"), tmp_path / "b", ConsentPolicy(),
                  IngestConfig(workers=2, chunk_size=2))
     assert one.version == two.version and two.media_kept == 4
+
+
+def test_describe_counts_shards(shards):
+    (shards / "00002.tar").write_bytes(b"x" * 1024)
+    d = WebDatasetSource(shards).describe()
+    assert (d["format"], d["shards"], d["unreadable shards"]) == ("webdataset", "2", "1")
+    assert d["visibility"].startswith("private")

@@ -151,6 +151,11 @@ class FacebookSource(Source):
             return False
         return find_layout(tree.is_file, tree.is_dir) is not None or is_html_export(tree.is_file)
 
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "export": "Facebook Download your information (JSON)", "era": self.era,
+                "account": self.author, "visibility": f"{self.visibility} (the export records no audience)",
+                "files": f"{len(self.posts)} posts file(s), {len(self.albums)} album file(s)"}
+
     # ------------------------------------------------------------------ reading the export
     def _is_file(self, rel: str) -> bool:
         return self.tree.is_file(rel)

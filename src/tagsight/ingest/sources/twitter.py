@@ -200,6 +200,13 @@ class TwitterSource(Source):
         except (OSError, SourceError):
             return False
 
+    def describe(self) -> dict[str, str]:
+        protected = "protected now" if self.protected.now else (
+            "protected at times" if self.protected.states else "never protected")
+        return {**super().describe(), "export": "X/Twitter archive", "era": self.era, "account": self.author,
+                "visibility": f"{self.default_visibility}, followers while protected ({protected})",
+                "files": ", ".join(rel for rel, _ in self.files)}
+
     # ------------------------------------------------------------------ reading the archive
     def _is_file(self, rel: str) -> bool:
         return self.tree.is_file(rel)

@@ -168,6 +168,11 @@ class WebDatasetSource(Source):
             raise SourceError(f"{self.path} holds no .tar shard: not a WebDataset folder")
         return ShardsTree(self.path, trees)
 
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "export": "WebDataset shards", "shards": str(len(self.shard_trees)),
+                "unreadable shards": str(len(self.failed)),
+                "visibility": f"{self.visibility} (the shards record no audience or consent)"}
+
     # ------------------------------------------------------------------ samples
     def __iter__(self) -> Iterator[Item]:
         for shard in sorted([*self.shard_trees, *self.failed]):
