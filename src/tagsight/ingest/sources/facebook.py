@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -11,9 +10,9 @@ from typing import Any, Callable, Iterator
 
 from tagsight.ingest.schema import VISIBILITIES, SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
-from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id
+from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id, read_json, sniff_tree
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree, TreeError, is_archive, open_tree
+from tagsight.ingest.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +43,6 @@ HTML_MARKERS = tuple(layout.posts.format(n=1)[:-len(".json")] + ".html" for layo
 _ALBUM_FILE = re.compile(r"(\d+)\.json")
 _SHARED = re.compile(r"\bshared (?:a post"
                      r"|(?!a memory\b|a link\b|a status\b).+'s (?:post|photo|video|album|reel|memory))\b")
-
-
-def export_tree(path: Path) -> Tree | None:
-    """The folder or archive at ``path`` as a Tree for ``sniff``; None when it is neither or cannot be read."""
-    try:
-        return open_tree(path) if path.is_dir() or is_archive(path) else None
-    except (TreeError, OSError):
-        return None
 
 
 def find_layout(is_file: Callable[[str], bool], is_dir: Callable[[str], bool]) -> Layout | None:
@@ -140,13 +131,12 @@ class FacebookSource(Source):
                               f"{' or '.join(layout.posts.format(n=1) for layout in LAYOUTS)})")
         self.layout, self.era, self.visibility = layout, layout.era, visibility
         self.author = self._author() or author or self.name
-        self.posts = [(rel, _load(self._read(rel), rel, list)) for rel in self._posts_files()]
-        self.albums = [(rel, _album_photos(_load(self._read(rel), rel, (dict, list)), rel))
-                       for rel in self._album_files()]
+        self.posts = [(rel, _load(self.tree, rel, list)) for rel in self._posts_files()]
+        self.albums = [(rel, _album_photos(_load(self.tree, rel, (dict, list)), rel)) for rel in self._album_files()]
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        tree = export_tree(Path(path))
+        tree = sniff_tree(Path(path))
         if tree is None:
             return False
         return find_layout(tree.is_file, tree.is_dir) is not None or is_html_export(tree.is_file)
@@ -171,12 +161,6 @@ class FacebookSource(Source):
         return sorted(rel[len(prefix):] for rel in self.tree.files()
                       if rel.startswith(prefix) and "/" not in rel[len(prefix):])
 
-    def _read(self, rel: str) -> bytes:
-        try:
-            return self.tree.read_bytes(rel)
-        except OSError as exc:
-            raise SourceError(f"cannot read {rel} in {self.path}: {exc}") from None
-
     def _posts_files(self) -> list[str]:
         folder, pattern = self.layout.posts.rsplit("/", 1)
         regex = re.compile(re.escape(pattern).replace(r"\{n\}", r"(\d+)"))
@@ -196,7 +180,7 @@ class FacebookSource(Source):
             if not self._is_file(rel):
                 continue
             try:
-                data = json.loads(self._read(rel))
+                data = read_json(self.tree, rel)
                 profile = data.get("profile_v2") or data.get("profile")
                 name = (profile.get("name") or {}).get("full_name") or profile.get("username")
             except (SourceError, ValueError, AttributeError, TypeError) as exc:
@@ -274,12 +258,9 @@ def _album_photos(data: Any, rel: str) -> list[tuple[str, Any]]:
     return [(fix_mojibake(name) if isinstance(name, str) else "", p) for p in photos]
 
 
-def _load(data: bytes, rel: str, kind: type | tuple[type, ...]) -> Any:
+def _load(tree: Tree, rel: str, kind: type | tuple[type, ...]) -> Any:
     """The JSON document of one export file, of type ``kind``; SourceError when it cannot be read."""
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise SourceError(f"{rel} is not valid JSON: {exc}") from None
+    value = read_json(tree, rel)
     if not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise SourceError(f"{rel} should hold a JSON {names}, got {type(value).__name__}")

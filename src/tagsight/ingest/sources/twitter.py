@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from tagsight.ingest.schema import VISIBILITIES
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
-from tagsight.ingest.sources.facebook import export_tree
+from tagsight.ingest.sources.instagram import MAX_JSON_BYTES, sniff_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.tree import Tree
 
@@ -194,7 +194,7 @@ class TwitterSource(Source):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        tree = export_tree(Path(path))
+        tree = sniff_tree(Path(path))
         try:
             return tree is not None and tweet_era(tree) is not None
         except (OSError, SourceError):
@@ -216,8 +216,8 @@ class TwitterSource(Source):
 
     def _read(self, rel: str) -> bytes:
         try:
-            return self.tree.read_bytes(rel)
-        except OSError as exc:
+            return self.tree.read_bytes(rel, MAX_JSON_BYTES)
+        except (OSError, SourceError) as exc:
             raise SourceError(f"cannot read {rel} in {self.path}: {exc}") from None
 
     def _tweet_files(self, stem: str) -> list[str]:
