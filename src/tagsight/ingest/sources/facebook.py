@@ -95,15 +95,15 @@ class FacebookSource(Source):
     """Photos of posts and albums from a Facebook "Download your information" export in JSON format.
 
     * Layouts: ``2023+`` (``your_facebook_activity/posts/your_posts__check_ins__photos_and_videos_N.json``,
-      ``.../posts/album/N.json``, media under ``.../posts/media/``), ``2022`` (the same under
-      ``your_activity_across_facebook/``) and ``before-2022`` (``posts/your_posts_N.json``,
+      ``.../posts/album/N.json``, media under ``.../posts/media/``), ``2022`` and ``2021-2022`` (the same, or
+      ``your_posts_N.json``, under ``your_activity_across_facebook/``), ``before-2022`` (``posts/your_posts_N.json``,
       ``photos_and_videos/album/N.json``, ``photos_and_videos/your_photos.json``). The HTML format is
       recognised and refused: download the information again choosing the JSON format.
     * A post entry is one Post with every ``attachments[].data[].media`` as its media (``uri`` relative to
       the export root; videos kept, the pipeline rejects what it cannot decode); caption = ``data[].post``
       plus media ``description``s that differ from it; ``created_at`` = ``timestamp`` (else the first
-      media's ``creation_timestamp``). Posts sharing another's post ("X shared Y's post.", "X shared a post.") are
-      Rejected ``not_authored``.
+      media's ``creation_timestamp``). Shares of another person's post (English title "X shared Y's post.",
+      "X shared a post.") are Rejected ``not_authored``.
     * Each album photo (and ``your_photos.json`` photo) whose ``uri`` no post has is one Post (caption =
       its ``description``, ``extra["album"]`` = the album ``name``); one already in a post is Rejected
       ``duplicate_media`` so that counts stay exact and the photo is counted once.
