@@ -187,3 +187,42 @@ def test_describe_counts_shards(shards):
     d = WebDatasetSource(shards).describe()
     assert (d["format"], d["shards"], d["unreadable shards"]) == ("webdataset", "2", "1")
     assert d["visibility"].startswith("private")
+
+
+@pytest.mark.slow
+def test_real_photos_in_shards_written_by_webdatasets_tarwriter_match_the_folder_ingest(shared_data, tmp_path):
+    """Real photos packed as img2dataset packs them (webdataset's TarWriter): every sample is kept, and the
+    stored images are the same bytes as when the same photos are ingested from a folder."""
+    wds = pytest.importorskip("webdataset")
+    train = shared_data / "imagenette-160" / "train"
+    photos = [p for cls in sorted(train.iterdir())[:2] for p in sorted(cls.iterdir())[:20]]
+    folder = tmp_path / "folder"
+    for i, photo in enumerate(photos):
+        (folder / f"{i:09d}.jpg").parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:09d}.jpg").write_bytes(photo.read_bytes())
+        (folder / f"{i:09d}.txt").write_text(f"#{photo.parent.name}")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for s in range(2):
+        with wds.TarWriter(str(shards / f"{s:05d}.tar")) as sink:
+            for i in range(s * 20, s * 20 + 20):
+                key = f"{i:09d}"
+                sink.write({"__key__": key, "jpg": (folder / f"{key}.jpg").read_bytes(),
+                            "txt": f"#{photos[i].parent.name}",
+                            "json": {"url": f"https://museum.example/{key}.jpg", "key": key, "status": "success"}})
+    assert sniff_format(shards) == "webdataset"
+    cfg = IngestConfig(workers=1, near_duplicate_radius=None)
+    from_shards = ingest(WebDatasetSource(shards, visibility="public"), tmp_path / "a", ConsentPolicy(), cfg)
+    from_folder = ingest(open_source(folder, "folder", author="museum.example"), tmp_path / "b", ConsentPolicy(), cfg)
+    assert from_shards.reconciles() and from_shards.posts_kept == from_shards.media_kept == len(photos) == 40
+    sha = {ds: {m["post_id"]: m["sha256"] for m in catalog.read_table(tmp_path / ds, "media").to_pylist()}
+           for ds in ("a", "b")}
+    assert sha["a"] == sha["b"] and len(sha["a"]) == 40
+    stored = {}
+    for ds in ("a", "b"):
+        for shard in sorted((tmp_path / ds / "shards").glob("*.tar")):
+            with tarfile.open(shard) as tar:
+                stored[ds] = stored.get(ds, []) + [tar.extractfile(m).read() for m in tar if m.name.endswith(".jpg")]
+    assert stored["a"] == stored["b"]
+    tags = catalog.read_table(tmp_path / "a", "hashtags").to_pylist()
+    assert {t["tag"] for t in tags} == {p.parent.name for p in photos}
