@@ -221,3 +221,31 @@ def test_describe_names_the_era_and_the_protection(tmp_path):
     d = TwitterSource(standard(tmp_path / "a", protected=[("2021-01-01T00:00:00.000Z", "Protect")])).describe()
     assert d["format"] == "twitter" and d["era"] == "2022+" and d["account"] == "inventedcat"
     assert "protected now" in d["visibility"]
+
+
+def manifest(files: list[tuple[str, str]], media: str = "data/tweets_media") -> str:
+    """``data/manifest.js`` as the archive writes it (``window.__THAR_CONFIG``), listing the tweets files."""
+    return "window.__THAR_CONFIG = " + json.dumps({
+        "userInfo": {"accountId": "987654321", "userName": "inventedcat", "displayName": "Invented Cat"},
+        "archiveInfo": {"sizeBytes": "1000", "generationDate": "2024-04-08T15:59:18.409Z", "isPartialArchive": False},
+        "dataTypes": {"account": {"files": [{"fileName": "data/account.js", "globalName": "YTD.account.part0",
+                                             "count": "1"}]},
+                      "tweets": {"mediaDirectory": media, "files": [
+                          {"fileName": name, "globalName": f"YTD.tweets.part{i}", "count": count}
+                          for i, (name, count) in enumerate(files)]}}}, indent=2)
+
+
+def test_the_manifest_lists_the_tweets_files_and_their_counts(tmp_path, caplog):
+    root = make_archive(tmp_path / "a", [tweet(1, "a")], protected=[])
+    (root / "data/tweets-part1.js").write_text(ytd("tweets", [{"tweet": tweet(2, "b", photos=0)}], 1))
+    (root / "data/tweets-part7.js").write_text(ytd("tweets", [{"tweet": tweet(3, "not listed", photos=0)}], 7))
+    (root / "data/manifest.js").write_text(manifest([("data/tweets.js", "1"), ("data/tweets-part1.js", "2")]))
+    assert [p.caption for p in TwitterSource(root)] == ["a", "b"]
+    assert "tweets-part1.js holds 1 entries where data/manifest.js says 2" in caplog.text
+
+
+def test_a_broken_manifest_falls_back_to_the_file_names(tmp_path, caplog):
+    root = make_archive(tmp_path / "a", [tweet(1, "a")], protected=[])
+    (root / "data/manifest.js").write_text("window.__THAR_CONFIG = {")
+    (post,) = TwitterSource(root)
+    assert post.media[0].path.startswith("data/tweets_media/") and "finding the tweets files by name" in caplog.text

@@ -20,10 +20,12 @@ from tagsight.ingest.tree import Tree
 log = logging.getLogger(__name__)
 
 # era -> (tweets file stem in data/, media folder in data/)
-ERAS = {"2022+": ("tweets", "tweets_media"), "2019-2022": ("tweet", "tweet_media")}
+ERAS = {"2022+": ("tweets", "data/tweets_media"), "2019-2022": ("tweet", "data/tweet_media")}
+MANIFEST = "data/manifest.js"
 GRAILBIRD_MARKERS = ("data/js/tweet_index.js", "data/js/user_details.js")
 _GRAILBIRD_MONTH = re.compile(r"data/js/tweets/\d{4}_\d{2}\.js")
 _YTD_PREFIX = re.compile(r"^\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
+_MANIFEST_PREFIX = re.compile(r"^\s*window\.__THAR_CONFIG\s*=\s*")
 _TWEETS_PART = re.compile(r"-part(\d+)\.js$")
 _TIME_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 
@@ -39,22 +41,41 @@ def tweet_era(tree: Tree) -> str | None:
     return None
 
 
-def parse_ytd(data: bytes, rel: str) -> list[Any]:
-    """The JSON list of a ``window.YTD.<name>.partN = [...]`` file; SourceError when it is not one."""
+def parse_js(data: bytes, rel: str, prefix: re.Pattern[str], what: str, kind: type) -> Any:
+    """The JSON value assigned in an archive ``.js`` file (``<what> = <JSON>``); SourceError when it is not one."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{rel} is not UTF-8: {exc}") from None
-    match = _YTD_PREFIX.match(text)
+    match = prefix.match(text)
     if not match:
-        raise SourceError(f"{rel} does not start with 'window.YTD.<name>.partN =': not an archive data file")
+        raise SourceError(f"{rel} does not start with '{what} =': not an archive data file")
     try:
-        items = json.loads(text[match.end():].rstrip().rstrip(";"))
+        value = json.loads(text[match.end():].rstrip().rstrip(";"))
     except (ValueError, RecursionError) as exc:
-        raise SourceError(f"{rel} does not hold valid JSON after its 'window.YTD' prefix: {exc}") from None
-    if not isinstance(items, list):
-        raise SourceError(f"{rel} should hold a JSON list, got {type(items).__name__}")
-    return items
+        raise SourceError(f"{rel} does not hold valid JSON after its '{what} =': {exc}") from None
+    if not isinstance(value, kind):
+        raise SourceError(f"{rel} should hold a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def parse_ytd(data: bytes, rel: str) -> list[Any]:
+    """The JSON list of a ``window.YTD.<name>.partN = [...]`` file; SourceError when it is not one."""
+    return parse_js(data, rel, _YTD_PREFIX, "window.YTD.<name>.partN", list)
+
+
+def manifest_tweets(manifest: dict[str, Any], stem: str) -> tuple[list[tuple[str, int | None]], str | None]:
+    """``([(tweets file, count it declares)], media folder)`` from ``data/manifest.js``; empty when absent."""
+    entry = (manifest.get("dataTypes") or {}).get(stem) if isinstance(manifest.get("dataTypes"), dict) else None
+    if not isinstance(entry, dict):
+        return [], None
+    files = []
+    for f in entry.get("files") if isinstance(entry.get("files"), list) else []:
+        name, count = (f.get("fileName"), f.get("count")) if isinstance(f, dict) else (None, None)
+        if isinstance(name, str) and name.endswith(".js"):
+            files.append((name.removeprefix("./"), int(count) if isinstance(count, str) and count.isdigit() else None))
+    media = entry.get("mediaDirectory")
+    return files, media.strip("/") if isinstance(media, str) and media.strip("/") else None
 
 
 def twitter_time(value: Any) -> Any:
@@ -155,7 +176,8 @@ class TwitterSource(Source):
 
     * Eras: ``2022+`` (``data/tweets.js``, ``tweets-part1.js``..., media in ``data/tweets_media/``) and
       ``2019-2022`` (``data/tweet.js``, ``data/tweet_media/``; entries with or without the ``{"tweet": ...}``
-      wrapper). The Grailbird archive of before 2019 (``data/js/tweets/YYYY_MM.js``) is recognised and refused:
+      wrapper). When ``data/manifest.js`` lists the tweets files and media folder, that list is read and each
+      file's declared count checked (a mismatch is logged). The Grailbird archive of before 2019 (``data/js/tweets/YYYY_MM.js``) is recognised and refused:
       it lists no media files; the user should request a new archive.
     * ``post_id`` = ``id_str``; ``author_id`` = ``account.js`` ``username``, else ``author``, else the folder
       name; ``created_at`` from ``created_at``; ``likes`` = ``favorite_count``.
@@ -187,10 +209,9 @@ class TwitterSource(Source):
             raise SourceError(f"{self.path} is an X/Twitter archive from before 2019 (Grailbird: data/js/tweets/"
                               "YYYY_MM.js), which tagsight does not read: it does not include the photos. "
                               "Request a new archive (Settings > Your account > Download an archive of your data)")
-        stem, self.media_folder = ERAS[self.era]
         self.author = self._username() or author or self.name
         self.protected, self.default_visibility = self._visibility_rules(visibility)
-        self.files = [(rel, parse_ytd(self._read(rel), rel)) for rel in self._tweet_files(stem)]
+        self.media_folder, self.files = self._tweets()
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
@@ -219,6 +240,30 @@ class TwitterSource(Source):
             return self.tree.read_bytes(rel, MAX_JSON_BYTES)
         except (OSError, SourceError) as exc:
             raise SourceError(f"cannot read {rel} in {self.path}: {exc}") from None
+
+    def _tweets(self) -> tuple[str, list[tuple[str, list[Any]]]]:
+        """The media folder and the tweets files with their entries: as ``data/manifest.js`` lists them
+        (counts checked), else ``data/<stem>.js`` and its ``-partN.js`` files."""
+        stem, media = ERAS[self.era]
+        listed, listed_media = manifest_tweets(self._manifest(), stem)
+        listed = [(rel, count) for rel, count in listed if self._is_file(rel)]
+        files = []
+        for rel, count in listed or [(rel, None) for rel in self._tweet_files(stem)]:
+            items = parse_ytd(self._read(rel), rel)
+            if count is not None and count != len(items):
+                log.warning("%s holds %d entries where data/manifest.js says %d: the archive may be incomplete",
+                            rel, len(items), count)
+            files.append((rel, items))
+        return (listed_media if listed_media and self.tree.is_dir(listed_media) else media), files
+
+    def _manifest(self) -> dict[str, Any]:
+        if not self._is_file(MANIFEST):
+            return {}
+        try:
+            return parse_js(self._read(MANIFEST), MANIFEST, _MANIFEST_PREFIX, "window.__THAR_CONFIG", dict)
+        except SourceError as exc:
+            log.warning("%s; finding the tweets files by name", exc)
+            return {}
 
     def _tweet_files(self, stem: str) -> list[str]:
         parts = [(int(m.group(1)), rel) for rel in self._files() if rel.startswith(f"data/{stem}-part")
@@ -285,7 +330,7 @@ class TwitterSource(Source):
             if (source and str(source) != tweet_id) or name is None:
                 dropped += 1
                 continue
-            media.append({"path": f"data/{self.media_folder}/{tweet_id}-{name}"})
+            media.append({"path": f"{self.media_folder}/{tweet_id}-{name}"})
         return media, dropped
 
 
