@@ -172,13 +172,13 @@ def media_file_name(m: dict[str, Any]) -> str | None:
 
 @SOURCES.register("twitter")
 class TwitterSource(Source):
-    """Tweets with their photos from an X/Twitter archive folder (``data/tweets.js``, ``data/tweets_media/``).
+    """Tweets with their photos from an X/Twitter archive, a folder or the downloaded ``.zip``.
 
     * Eras: ``2022+`` (``data/tweets.js``, ``tweets-part1.js``..., media in ``data/tweets_media/``) and
       ``2019-2022`` (``data/tweet.js``, ``data/tweet_media/``; entries with or without the ``{"tweet": ...}``
       wrapper). When ``data/manifest.js`` lists the tweets files and media folder, that list is read and each
-      file's declared count checked (a mismatch is logged). The Grailbird archive of before 2019 (``data/js/tweets/YYYY_MM.js``) is recognised and refused:
-      it lists no media files; the user should request a new archive.
+      file's declared count checked (a mismatch is logged). The Grailbird archive of before 2019
+      (``data/js/tweets/YYYY_MM.js``) is recognised and refused: it holds no photos; request a new archive.
     * ``post_id`` = ``id_str``; ``author_id`` = ``account.js`` ``username``, else ``author``, else the folder
       name; ``created_at`` from ``created_at``; ``likes`` = ``favorite_count``.
     * Caption = ``full_text`` with HTML entities unescaped and the t.co links of its media removed; hashtags
