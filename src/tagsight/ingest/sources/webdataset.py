@@ -120,6 +120,7 @@ class WebDatasetSource(Source):
     * Samples with a ``.json`` ``status`` other than ``success`` are Rejected ``download_failed``; samples
       without an image ``no_media``; an unreadable ``.json`` ``malformed_json``, a ``.txt`` that is not
       UTF-8 ``invalid_utf8``; a shard that cannot be read safely is one Rejected ``unreadable_shard``.
+    * The ``.json``'s ``sha256`` (img2dataset: the downloaded original's) is not checked against the stored image.
     """
 
     format = "webdataset"
