@@ -42,3 +42,42 @@ def test_ingest_prints_a_reconciling_summary(mixed_source, tmp_path, capsys):
     assert f"posts: {c['posts_in']} in = {c['posts_kept']} kept + {c['posts_rejected']} rejected" in out
     assert "author_opted_out" in out and manifest["policy"]["optout_files"] == 1
     assert all(s["samples"] <= 3 for s in manifest["shards"])
+
+
+def test_an_instagram_zip_is_ingested_as_instagram_not_as_a_folder(tmp_path, capsys):
+    from tests.ingest.archives import zip_folder
+    from tests.ingest.sources import instagram_exports as ig
+
+    root = ig.json_export(tmp_path / "instagram-jane.doe-2025", "2025")
+    zipped = zip_folder(root, tmp_path / "dl" / "instagram-jane.doe-2025.zip", prefix="instagram-jane.doe-2025/")
+    assert main(["-q", "ingest", str(zipped), "--out", str(tmp_path / "ds"), "--workers", "1", "--max-side", "32"]) == 0
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["source"] == {"format": "instagram", "name": "instagram-jane.doe-2025"}
+    assert manifest["counts"]["posts_in"] == 3 and manifest["counts"]["posts_kept"] == 2
+    assert "posts: 3 in = 2 kept + 1 rejected" in capsys.readouterr().out
+
+
+def test_dry_run_reports_and_writes_nothing(tmp_path, capsys):
+    from tests.ingest.sources import instagram_exports as ig
+
+    root = ig.html_export(tmp_path / "export", "2022", private=True)
+    assert main(["-q", "ingest", str(root), "--out", str(tmp_path / "ds"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "ds").exists()
+    assert "era: 2020-2023" in out and "package: html" in out and "posts: 3 found = 0 eligible + 3 refused" in out
+    assert "visibility_followers" in out and "visibility: 3 followers" in out
+
+
+@pytest.mark.parametrize("case", ["truncated", "zip-slip", "not-an-export"])
+def test_an_archive_that_cannot_be_read_exits_2_with_the_reason(tmp_path, capsys, case):
+    from tests.ingest.archives import truncate, zip_folder, zip_with
+    from tests.ingest.sources import instagram_exports as ig
+
+    if case == "truncated":
+        path, message = truncate(zip_folder(ig.json_export(tmp_path / "e"), tmp_path / "e.zip")), "truncated"
+    elif case == "zip-slip":
+        path, message = zip_with(tmp_path / "e.zip", [("a.json", b"{}"), ("../../x.jpg", b"x")]), "'..'"
+    else:
+        path, message = zip_with(tmp_path / "e.zip", [("a.txt", b"hi"), ("b.txt", b"x")]), "holds no export"
+    assert main(["-q", "ingest", str(path), "--out", str(tmp_path / "ds")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "ds").exists()

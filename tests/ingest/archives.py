@@ -77,7 +77,7 @@ def declare_size(zip_path: Path, member: str, size: int) -> Path:
     with zipfile.ZipFile(zip_path) as zf:
         info = zf.getinfo(member)
     struct.pack_into("<I", data, info.header_offset + 22, size)               # local file header
-    central = data.rfind(b"PK\x01\x02" + bytes(0), 0)                         # last central entry is enough here
+    central = data.rfind(b"PK\x01\x02")  # central directory entries, from the last one back
     while central != -1:
         name_len = struct.unpack_from("<H", data, central + 28)[0]
         if data[central + 46:central + 46 + name_len].decode() == member:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tagsight.ingest import catalog
+from tagsight.ingest import tree as tree_module
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.schema import Post
@@ -49,6 +50,7 @@ def test_every_kind_lists_and_reads_the_same_files(export, tmp_path, kind):
     assert tree.read_bytes("./posts.json") == b'[{"x": 1}]'
     assert tree.is_file("media/a.jpg") and not tree.is_file("media") and not tree.is_file("nope.jpg")
     assert tree.is_dir("media/deep") and not tree.is_dir("posts.json")
+    assert tree.listdir("") == ["posts.json"] and tree.listdir("media") == ["a.jpg"] and tree.listdir("nope") == []
     assert not tree.is_file("../export-2024/posts.json") and not tree.is_file("/posts.json")
     with pytest.raises(FileNotFoundError):
         tree.read_bytes("media/c.jpg")
@@ -70,6 +72,8 @@ def test_a_single_top_level_folder_is_the_root_and_two_are_not(export, tmp_path,
     assert open_tree(wrapped).files() == ["media/a.jpg", "media/deep/b.png", "posts.json"]
     two = zip_with(tmp_path / "two.zip", [("a/x.json", b"{}"), ("b/y.json", b"{}")])
     assert open_tree(two).files() == ["a/x.json", "b/y.json"]
+    mac = zip_with(tmp_path / "mac.zip", [("e/a.json", b"{}"), ("__MACOSX/e/._a.json", b"\0"), ("e/._b.json", b"\0")])
+    assert open_tree(mac).files() == ["a.json"]  # macOS resource forks are not content and do not hide the root
     single_file = zip_with(tmp_path / "one.zip", [("posts.json", b"[]")])
     assert open_tree(single_file).files() == ["posts.json"]
 
@@ -208,9 +212,11 @@ def test_a_tree_pickles_without_its_open_handle_and_refuses_a_changed_archive(ex
     for kind in ("zip", "tar.gz"):
         tree = open_tree(packed(export, tmp_path, kind))
         assert tree.read_bytes("posts.json")
-        assert tree._handle is not None
-        clone = pickle.loads(pickle.dumps(tree))
-        assert clone._handle is None and clone.read_bytes("media/a.jpg") == (export / "media/a.jpg").read_bytes()
+        assert (os.getpid(), tree._key) in tree_module._HANDLES  # one open handle per archive and process
+        blob = pickle.dumps(tree)
+        assert b"deep/b.png" not in blob  # neither the handle nor the index travels: the worker's cache has it
+        clone = pickle.loads(blob)
+        assert clone.read_bytes("media/a.jpg") == (export / "media/a.jpg").read_bytes()
     path = Path(tree.location)
     time.sleep(0.01)
     path.write_bytes(path.read_bytes())

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "de-duplicate, and write DATASET_DIR/manifest.json, DATASET_DIR/shards/*.tar and "
                     "DATASET_DIR/catalog/*.parquet. Resumable: rerun the same command after an interruption.")
     p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an Instagram "
-                   "export folder or an ActivityPub outbox")
+                   "export (folder or the downloaded .zip) or an ActivityPub outbox")
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created if missing)")
     p.add_argument("--format", default="auto", help="source format: auto (sniff), jsonl, parquet, folder, "
                    "instagram, activitypub, tagsonly (default: auto)")
@@ -37,8 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "source's file or folder name)")
     p.add_argument("--author", default=None, help="folder and Instagram sources: the author id of the posts "
                    "(default: from the export, else 'unknown')")
-    p.add_argument("--visibility", default=None, help="folder and Instagram sources: visibility of the posts, "
-                   "which those formats do not record (default public; pass 'followers' for a private account)")
+    p.add_argument("--visibility", default=None, help="folder and Instagram sources: visibility of the posts "
+                   "(default public; an Instagram export that records a private account gives 'followers', "
+                   "which this option cannot loosen)")
+    p.add_argument("--dry-run", action="store_true", help="write nothing: report the format and era detected, "
+                   "posts and media found, the visibility mix and what the consent policy would refuse and why")
     p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name "
                    "becomes a hashtag (default: it is only recorded as the post's label)")
     p.set_defaults(func=run)
@@ -70,7 +73,7 @@ def open_cli_source(args: argparse.Namespace):
 
     fmt = sniff_format(args.source) if args.format == "auto" else args.format
     options = {"name": args.source_name}
-    if fmt in ("folder", "instagram"):
+    if fmt in ("folder", "instagram"):  # Instagram: a visibility can only make a private account stricter
         options.update({k: v for k, v in (("author", args.author), ("visibility", args.visibility)) if v})
     if fmt == "folder":
         options["class_as_hashtag"] = args.class_as_hashtag
@@ -78,7 +81,7 @@ def open_cli_source(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tagsight.ingest.pipeline import ingest
+    from tagsight.ingest.pipeline import dry_run, ingest
     from tagsight.ingest.sources import SourceError
 
     try:
@@ -88,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.dry_run:
+            print(dry_run(source, policy, args.out).format())
+            return 0
         summary = ingest(source, args.out, policy, cfg)
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)

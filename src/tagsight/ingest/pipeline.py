@@ -28,11 +28,12 @@ import pyarrow.parquet as pq
 from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
-from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, process_image,
-                                   read_media, read_tree_media, start_run)
+from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
+                                   process_image, read_media, read_tree_media, resolve_media_path, start_run)
 from tagsight.ingest.schema import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
+from tagsight.ingest.sources.folder import is_image_name
 from tagsight.ingest.text import fold_hashtag
 from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.privacy.policy import ConsentPolicy, decide
@@ -412,3 +413,96 @@ def _write_manifest(out_dir: Path, source: Source, policy: ConsentPolicy, cfg: I
                 "catalog": {t: f"catalog/{t}.parquet" for t in catalog.TABLES}}
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
     return version
+
+
+# --------------------------------------------------------------------------------------- dry run
+
+
+@dataclass
+class DryRunReport:
+    """What ``ingest`` would find, without writing anything or decoding any image. Counts reconcile:
+    posts in = eligible + refused (by reason); media of eligible posts = present + not usable (by reason)."""
+
+    source: dict[str, str]
+    posts_in: int = 0
+    eligible: int = 0
+    refused: Counter = field(default_factory=Counter)
+    visibility: Counter = field(default_factory=Counter)
+    media_in: int = 0
+    media_present: int = 0
+    media_not_images: int = 0
+    media_problems: Counter = field(default_factory=Counter)
+
+    def reconciles(self) -> bool:
+        return (self.posts_in == self.eligible + sum(self.refused.values())
+                and self.media_in == self.media_present + sum(self.media_problems.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name in ("refused", "visibility", "media_problems"):
+            d[name] = dict(sorted(getattr(self, name).items()))
+        return d
+
+    def format(self) -> str:
+        lines = ["dry run: nothing was written"]
+        lines += [f"{key}: {value}" for key, value in self.source.items()]
+        mix = ", ".join(f"{n} {v}" for v, n in sorted(self.visibility.items(), key=lambda kv: -kv[1])) or "none"
+        lines.append(f"posts: {self.posts_in} found = {self.eligible} eligible + {sum(self.refused.values())} "
+                     f"refused; visibility: {mix}")
+        lines += [f"  refused {n:>6}  {reason}" for reason, n in self.refused.most_common()]
+        lines.append(f"media of eligible posts: {self.media_in} = {self.media_present} present + "
+                     f"{sum(self.media_problems.values())} not usable")
+        lines += [f"  not usable {n:>6}  {reason}" for reason, n in self.media_problems.most_common()]
+        if self.media_not_images:
+            lines.append(f"  of those present, {self.media_not_images} are not images by their extension (videos?) "
+                         "and will be rejected when decoded")
+        lines.append("images are not decoded in a dry run: decoding and de-duplication may still reject present media")
+        return "\n".join(lines)
+
+
+class _Counted:
+    """A source seen through ``scan``, counting the visibility of every post it yields."""
+
+    def __init__(self, source: Source) -> None:
+        self.source, self.name, self.visibility = source, source.name, Counter()
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.source:
+            if isinstance(item, Post):
+                self.visibility[item.visibility] += 1
+            yield item
+
+
+def media_presence(tree: Tree, path: str) -> str:
+    """``"present"`` or the reason code ingest would give before decoding (no file is read)."""
+    try:
+        check_relative_path(path)
+        if isinstance(tree, FolderTree):
+            real = resolve_media_path(tree.root, path)
+            return "present" if real.is_file() else "media_not_a_file" if real.exists() else "media_missing"
+    except ImageRejected as exc:
+        return exc.reason
+    return "present" if tree.is_file(path) else "media_not_a_file" if tree.is_dir(path) else "media_missing"
+
+
+def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | Path | None = None) -> DryRunReport:
+    """Read ``source`` through the schema and consent gates and check its media exist; writes nothing.
+
+    ``out_dir``, when it is an existing dataset, contributes its tombstones (as a real run would).
+    """
+    policy = policy or ConsentPolicy()
+    clear_path_cache()
+    counted = _Counted(source)
+    tombstones = load_tombstones(out_dir) if out_dir is not None else Tombstones()
+    sc = scan(counted, policy, tombstones)  # type: ignore[arg-type]
+    report = DryRunReport(source.describe(), posts_in=len(sc.decisions) + len(sc.posts), eligible=len(sc.posts),
+                          refused=Counter(d["reason"] for d in sc.decisions), visibility=counted.visibility,
+                          media_in=len(sc.tasks))
+    for _, _, path, _ in sc.tasks:
+        state = media_presence(source.tree, path)
+        if state != "present":
+            report.media_problems[state] += 1
+            continue
+        report.media_present += 1
+        report.media_not_images += not is_image_name(path)
+    return report

@@ -10,7 +10,8 @@ Archives are read in place, never unpacked to disk, with the safety of a folder:
 * a truncated archive is refused (zip: no central directory, or member data past the end of the
   file; tar: no end-of-archive marker, or a compressed stream cut short).
 
-When the archive's only top-level entry is a folder, that folder is the root. The format is told
+When the archive's only top-level entry is a folder, that folder is the root. ``__MACOSX/`` and
+``._name`` entries (resource forks macOS adds when it re-archives a folder) are left out. The format is told
 by magic bytes, not by the file name. A ``Tree`` pickles without open handles (worker processes
 reopen the archive on first read) and refuses to read an archive that changed since it was opened.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
-import io
 import logging
 import lzma
 import os
@@ -30,6 +30,7 @@ import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -96,6 +97,10 @@ class Tree(ABC):
     def is_dir(self, rel: str) -> bool:
         """True when ``rel`` is a folder of the tree."""
         return False
+
+    @abstractmethod
+    def listdir(self, rel: str) -> list[str]:
+        """Sorted names of the regular files directly in folder ``rel`` ("" is the root); [] when none."""
 
     @abstractmethod
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
@@ -190,6 +195,16 @@ class FolderTree(Tree):
         real = self._real(rel)
         return real is not None and os.path.isdir(real)
 
+    def listdir(self, rel: str) -> list[str]:
+        real = self._real(rel) if rel else os.path.realpath(self.root)
+        if real is None or not os.path.isdir(real):
+            return []
+        try:
+            with os.scandir(real) as it:
+                return sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+        except OSError:
+            return []
+
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
         real = self._real(rel)
         if real is None:
@@ -214,6 +229,9 @@ class FolderTree(Tree):
                 raise TreeError(f"cannot read {rel} in {self.location}: {exc.strerror}") from None
         _check_size(rel, len(data), max_bytes)
         return data
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_files": None}  # the listing is not needed to read, and may be large
 
     def stamp(self, rel: str) -> str:
         try:
@@ -253,10 +271,17 @@ class _Index:
 class ArchiveTree(Tree):
     """Common part of zip and tar trees: the index built (and checked) once, reads by member."""
 
-    def __init__(self, path: Path, index: _Index) -> None:
-        self.path, self.location, self._index = path, str(path), index
+    def __init__(self, path: Path, key: tuple[Any, ...], index: _Index) -> None:
+        self.path, self.location, self._key, self._idx = path, str(path), key, index
         self.name = archive_stem(path.name)
-        self._handle: Any = None
+
+    @property
+    def _index(self) -> _Index:
+        """The checked index; after unpickling, taken from this process's cache (a forked worker inherits
+        it) or rebuilt, so that a large index never travels with every chunk of work."""
+        if self._idx is None:
+            self._idx = _cached_index(*self._key)
+        return self._idx
 
     def files(self) -> list[str]:
         return sorted(self._index.files)
@@ -267,6 +292,10 @@ class ArchiveTree(Tree):
     def is_dir(self, rel: str) -> bool:
         clean = _safe_rel(rel)
         return clean is not None and (clean == "" or clean in self._index.dirs)
+
+    def listdir(self, rel: str) -> list[str]:
+        prefix = f"{_safe_rel(rel)}/" if rel else ""
+        return sorted(f[len(prefix):] for f in self._index.files if f.startswith(prefix) and "/" not in f[len(prefix):])
 
     def stamp(self, rel: str) -> str:
         m = self._index.files.get(_safe_rel(rel) or "")
@@ -309,36 +338,65 @@ class ArchiveTree(Tree):
             raise TreeError(f"{self.location} changed while it was being read; run again")
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Close this process's open handle on the archive (it is reopened on the next read)."""
+        handle = _HANDLES.pop((os.getpid(), self._key), None)
+        if handle is not None:
+            handle.close()
+
+    def _handle(self) -> Any:
+        return _shared_handle((os.getpid(), self._key), self._open)
+
+    @abstractmethod
+    def _open(self) -> Any: ...
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handle": None}  # never pickle an open file: each process reopens
+        return {**self.__dict__, "_idx": None}  # no open file (there is none on the object) and no index
 
 
 class ZipTree(ArchiveTree):
     kind = "zip"
 
+    def _open(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(self.path)
+
     def _read(self, member: _Member) -> bytes:
-        if self._handle is None:
-            self._handle = zipfile.ZipFile(self.path)
-        with self._handle.open(member.member) as f:
+        with self._handle().open(member.member) as f:
             return f.read(member.size + 1)
 
 
 class TarTree(ArchiveTree):
     kind = "tar"
 
-    def __init__(self, path: Path, index: _Index, compression: str | None) -> None:
-        super().__init__(path, index)
+    def __init__(self, path: Path, key: tuple[Any, ...], index: _Index, compression: str | None) -> None:
+        super().__init__(path, key, index)
         self.compression = compression
 
+    def _open(self) -> IO[bytes]:
+        return _decompressed(self.path, self.compression)
+
     def _read(self, member: _Member) -> bytes:
-        if self._handle is None:
-            self._handle = _decompressed(self.path, self.compression)
-        self._handle.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
-        return self._handle.read(member.size)
+        stream = self._handle()
+        stream.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
+        return stream.read(member.size)
+
+
+_HANDLES: "OrderedDict[tuple[int, tuple[Any, ...]], Any]" = OrderedDict()
+_MAX_HANDLES = 4
+
+
+def _shared_handle(key: tuple[int, tuple[Any, ...]], opener: Any) -> Any:
+    """One open handle per archive and process, kept between Tree objects (a worker reads chunk after
+    chunk without reopening, and a compressed tar stream goes on from where it stopped). Keyed by
+    process id: a forked worker never uses its parent's file position."""
+    handle = _HANDLES.pop(key, None)
+    if handle is None:
+        handle = opener()
+    _HANDLES[key] = handle
+    while len(_HANDLES) > _MAX_HANDLES:
+        (pid, _), old = _HANDLES.popitem(last=False)
+        if pid == os.getpid():
+            old.close()
+    return handle
 
 
 # --------------------------------------------------------------------------------------- opening
@@ -402,8 +460,9 @@ def open_tree(path: str | Path, limits: TreeLimits = DEFAULT_LIMITS) -> Tree:
     kind = archive_kind(p)
     if kind is None:
         raise TreeError(f"{p} is neither a folder nor a zip or tar archive")
-    index = _cached_index(str(p.resolve()), _stat_key(p), kind, limits)
-    return ZipTree(p, index) if kind[0] == "zip" else TarTree(p, index, kind[1])
+    key = (str(p.resolve()), _stat_key(p), kind, limits)
+    index = _cached_index(*key)
+    return ZipTree(p, key, index) if kind[0] == "zip" else TarTree(p, key, index, kind[1])
 
 
 def _stat_key(path: Path) -> tuple[int, int]:
@@ -426,6 +485,11 @@ def _cached_index(path: str, stat_key: tuple[int, int], kind: tuple[str, str | N
     return _build_index(p, entries, stat_key)
 
 
+def _is_mac_residue(rel: str) -> bool:
+    """``__MACOSX/...`` and ``._name``: resource forks macOS adds when it re-archives a folder (not content)."""
+    return rel.split("/", 1)[0] == "__MACOSX" or rel.rsplit("/", 1)[-1].startswith("._")
+
+
 def _label(kind: tuple[str, str | None]) -> str:
     return kind[0] if kind[1] is None else f"{kind[0]}.{kind[1]}"
 
@@ -436,7 +500,7 @@ def _build_index(path: Path, entries: list[tuple[str, bool, _Member | None]], st
     dirs: set[str] = set()
     for name, is_dir, member in entries:
         clean = check_member_name(name)
-        if not clean:
+        if not clean or _is_mac_residue(clean):
             continue
         if is_dir:
             dirs.add(clean)

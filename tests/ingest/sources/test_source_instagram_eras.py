@@ -189,3 +189,18 @@ def test_zip_ingest_with_workers_gives_the_folder_dataset(tmp_path):
                                                                              image=ImageConfig(max_side=32))).version
                 for i, p in enumerate((root, zipped))]
     assert versions[0] == versions[1]
+
+
+def test_sniffing_and_opening_never_walk_the_whole_folder(tmp_path, class_folders, monkeypatch):
+    from tagsight.ingest.tree import FolderTree
+
+    def walk(self):
+        raise AssertionError("the whole folder was listed")
+
+    monkeypatch.setattr(FolderTree, "_walk", walk)
+    assert not InstagramSource.sniff(class_folders) and sniff_format(class_folders) == "folder"
+    root = ig.json_export(tmp_path / "e")
+    ig.write_json(root / "your_instagram_activity/media/posts_2.json", [])
+    assert sniff_format(root) == "instagram"
+    assert InstagramSource(root).layout.posts == ("your_instagram_activity/media/posts_1.json",
+                                                  "your_instagram_activity/media/posts_2.json")

@@ -81,24 +81,19 @@ class Layout:
 
 def find_layout(tree: Tree) -> Layout | None:
     """The first known posts layout the tree has (JSON preferred over HTML in the same folder), else None."""
-    files = tree.files()
     for folder, era in ERAS:
         for package in ("json", "html"):
             if tree.is_file(f"{folder}/posts_1.{package}"):
-                return Layout(era, package, tuple(_posts_files(files, folder, package)))
+                return Layout(era, package, tuple(_posts_files(tree.listdir(folder), folder, package)))
     if tree.is_file(LEGACY_MEDIA) and (tree.is_file(LEGACY_PROFILE) or tree.is_dir("photos")):
         return Layout(LEGACY_ERA, "json", (LEGACY_MEDIA,))
     return None
 
 
-def _posts_files(files: list[str], folder: str, package: str) -> list[str]:
-    """``folder/posts_N.package`` in N order."""
-    found = []
-    for rel in files:
-        head, _, name = rel.rpartition("/")
-        m = _POSTS_FILE.fullmatch(name)
-        if head == folder and m and m.group(2) == package:
-            found.append((int(m.group(1)), rel))
+def _posts_files(names: list[str], folder: str, package: str) -> list[str]:
+    """``folder/posts_N.package`` in N order, from the names of the files in ``folder``."""
+    found = [(int(m.group(1)), f"{folder}/{name}") for name in names
+             if (m := _POSTS_FILE.fullmatch(name)) and m.group(2) == package]
     return [rel for _, rel in sorted(found)]
 
 
