@@ -155,11 +155,7 @@ class FacebookSource(Source):
 
     def _list(self, folder: str) -> list[str]:
         """Names of the files directly in ``folder``, sorted."""
-        if not self.tree.is_dir(folder):
-            return []
-        prefix = folder.rstrip("/") + "/"
-        return sorted(rel[len(prefix):] for rel in self.tree.files()
-                      if rel.startswith(prefix) and "/" not in rel[len(prefix):])
+        return self.tree.listdir(folder)
 
     def _posts_files(self) -> list[str]:
         folder, pattern = self.layout.posts.rsplit("/", 1)

@@ -36,7 +36,7 @@ def tweet_era(tree: Tree) -> str | None:
         if tree.is_file(f"data/{stem}.js"):
             return era
     if any(tree.is_file(p) for p in GRAILBIRD_MARKERS) or (
-            tree.is_dir("data/js/tweets") and any(_GRAILBIRD_MONTH.fullmatch(p) for p in tree.files())):
+            any(_GRAILBIRD_MONTH.fullmatch(f"data/js/tweets/{name}") for name in tree.listdir("data/js/tweets"))):
         return "before-2019"
     return None
 
@@ -232,9 +232,6 @@ class TwitterSource(Source):
     def _is_file(self, rel: str) -> bool:
         return self.tree.is_file(rel)
 
-    def _files(self) -> list[str]:
-        return self.tree.files()
-
     def _read(self, rel: str) -> bytes:
         try:
             return self.tree.read_bytes(rel, MAX_JSON_BYTES)
@@ -266,8 +263,8 @@ class TwitterSource(Source):
             return {}
 
     def _tweet_files(self, stem: str) -> list[str]:
-        parts = [(int(m.group(1)), rel) for rel in self._files() if rel.startswith(f"data/{stem}-part")
-                 and (m := _TWEETS_PART.search(rel)) and rel == f"data/{stem}-part{m.group(1)}.js"]
+        parts = [(int(m.group(1)), f"data/{name}") for name in self.tree.listdir("data")
+                 if (m := _TWEETS_PART.search(name)) and name == f"{stem}-part{m.group(1)}.js"]
         return [f"data/{stem}.js"] + [rel for _, rel in sorted(parts)]
 
     def _optional(self, rel: str) -> list[Any] | None:

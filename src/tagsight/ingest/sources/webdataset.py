@@ -85,6 +85,11 @@ class ShardsTree(Tree):
     def is_dir(self, rel: str) -> bool:
         return rel in self.shards or ((found := self._split(rel)) is not None and found[0].is_dir(found[1]))
 
+    def listdir(self, rel: str) -> list[str]:
+        shard, _, folder = rel.partition("/")
+        tree = self.shards.get(shard)
+        return tree.listdir(folder) if tree is not None else []
+
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
         found = self._split(rel)
         if found is None:
