@@ -119,8 +119,9 @@ def test_ids_are_stable_and_distinct(tmp_path):
     assert len(set(ids) - {None}) == 6 and ids[4] is None  # the album copy of a post's photo has no id of its own
 
 
-def test_default_policy_keeps_nothing_unless_the_user_says_public(tmp_path):
-    root = make_export(tmp_path / "e")
+@pytest.mark.parametrize("era", list(POSTS_FILES))
+def test_default_policy_keeps_nothing_unless_the_user_says_public(tmp_path, era):
+    root = make_export(tmp_path / "e", era)
     summary = ingest(FacebookSource(root), tmp_path / "d1", ConsentPolicy(), IngestConfig(workers=1))
     assert summary.posts_kept == 0 and summary.posts_in == 7 and summary.reconciles()
     assert summary.post_reasons["visibility_followers"] == 5

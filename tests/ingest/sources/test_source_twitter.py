@@ -196,8 +196,9 @@ def test_unreadable_tweets_file_and_non_archives(tmp_path):
     assert parse_ytd(b"\xef\xbb\xbfwindow.YTD.x.part0 = [1];\n", "x.js") == [1]
 
 
-def test_archive_is_sniffed_and_ingested_with_counts_that_reconcile(tmp_path):
-    root = standard(tmp_path / "a", protected=[])
+@pytest.mark.parametrize("era", ["2022+", "2019-2022"])
+def test_archive_is_sniffed_and_ingested_with_counts_that_reconcile(tmp_path, era):
+    root = standard(tmp_path / "a", protected=[], era=era)
     assert sniff_format(root) == "twitter"
     summary = ingest(open_source(root), tmp_path / "ds", ConsentPolicy(), IngestConfig(workers=1))
     assert summary.reconciles() and summary.posts_in == 4
