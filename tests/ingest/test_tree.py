@@ -266,3 +266,12 @@ def test_the_pipeline_reads_media_through_the_tree_with_the_folder_reason_codes(
         ("media/deep", "media_not_a_file"), ("posts.json", "not_an_image"), ("../posts.json", "path_escapes_root"),
         ("media/big.jpg", "file_too_large")]
     assert len(set(versions.values())) == 1, versions  # the same bytes in, the same dataset out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_head_reads_only_the_start(export, tmp_path, kind):
+    tree = open_tree(packed(export, tmp_path, kind))
+    assert tree.read_head("posts.json", 4) == b'[{"x'
+    assert tree.read_head("posts.json", 1000) == b'[{"x": 1}]'
+    with pytest.raises(FileNotFoundError):
+        tree.read_head("nope.json", 4)

@@ -107,6 +107,16 @@ class Tree(ABC):
         """The content of ``rel``. FileNotFoundError when absent, IsADirectoryError for a folder,
         MemberTooLarge above ``max_bytes``, TreeError when unsafe or unreadable."""
 
+    def read_head(self, rel: str, n: int) -> bytes:
+        """The first ``n`` bytes of ``rel`` (to tell a file by its start); same errors as ``read_bytes``."""
+        try:
+            return self.read_bytes(rel, n)
+        except MemberTooLarge:
+            return self._head(rel, n)
+
+    @abstractmethod
+    def _head(self, rel: str, n: int) -> bytes: ...
+
     @abstractmethod
     def stamp(self, rel: str) -> str:
         """A short string that changes when the file's content may have changed (cache keys)."""
@@ -230,6 +240,13 @@ class FolderTree(Tree):
         _check_size(rel, len(data), max_bytes)
         return data
 
+    def _head(self, rel: str, n: int) -> bytes:
+        real = self._real(rel)
+        if real is None:
+            raise TreeError(f"{rel!r} is not a path inside {self.location}")
+        with open(real, "rb") as f:
+            return f.read(n)
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_files": None}  # the listing is not needed to read, and may be large
 
@@ -261,7 +278,7 @@ class _Member:
 
 @dataclass(frozen=True)
 class _Index:
-    """What opening an archive learnt: its files (by root-relative path), folders, root prefix and stat."""
+    """What opening an archive learnt: its files and folders (paths relative to the root) and its stat."""
 
     files: dict[str, _Member]
     dirs: frozenset[str]
@@ -316,18 +333,26 @@ class ArchiveTree(Tree):
                 raise IsADirectoryError(f"{rel} is a folder in {self.location}")
             raise FileNotFoundError(f"{rel} is not in {self.location}")
         _check_size(rel, member.size, max_bytes)
-        self._check_unchanged()
-        try:
-            data = self._read(member)
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
-            raise TreeError(f"cannot read {rel} from {self.location}: {type(exc).__name__}: {exc}") from None
+        data = self._read_checked(rel, member)
         if len(data) != member.size:
             raise TreeError(f"{rel} in {self.location} is cut short ({len(data)} of {member.size} bytes): "
                             "the archive is truncated")
         return data
 
     @abstractmethod
-    def _read(self, member: _Member) -> bytes: ...
+    def _read(self, member: _Member, n: int | None = None) -> bytes: ...
+
+    def _head(self, rel: str, n: int) -> bytes:
+        return self._read_checked(rel, self._index.files[_safe_rel(rel) or ""], n)
+
+    def _read_checked(self, rel: str, member: _Member, n: int | None = None) -> bytes:
+        """``_read`` of an archive that has not changed; a read error closes the handle and is a TreeError."""
+        self._check_unchanged()
+        try:
+            return self._read(member, n)
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
+            self.close()  # a stream left mid-error is not reused
+            raise TreeError(f"cannot read {rel} from {self.location}: {type(exc).__name__}: {exc}") from None
 
     def _check_unchanged(self) -> None:
         try:
@@ -359,9 +384,9 @@ class ZipTree(ArchiveTree):
     def _open(self) -> zipfile.ZipFile:
         return zipfile.ZipFile(self.path)
 
-    def _read(self, member: _Member) -> bytes:
+    def _read(self, member: _Member, n: int | None = None) -> bytes:
         with self._handle().open(member.member) as f:
-            return f.read(member.size + 1)
+            return f.read(member.size + 1 if n is None else n)
 
 
 class TarTree(ArchiveTree):
@@ -374,10 +399,10 @@ class TarTree(ArchiveTree):
     def _open(self) -> IO[bytes]:
         return _decompressed(self.path, self.compression)
 
-    def _read(self, member: _Member) -> bytes:
+    def _read(self, member: _Member, n: int | None = None) -> bytes:
         stream = self._handle()
         stream.seek(member.offset)  # forward seeks decompress; reading in position order avoids going back
-        return stream.read(member.size)
+        return stream.read(member.size if n is None else min(n, member.size))
 
 
 _HANDLES: "OrderedDict[tuple[int, tuple[Any, ...]], Any]" = OrderedDict()

@@ -204,3 +204,25 @@ def test_sniffing_and_opening_never_walk_the_whole_folder(tmp_path, class_folder
     assert sniff_format(root) == "instagram"
     assert InstagramSource(root).layout.posts == ("your_instagram_activity/media/posts_1.json",
                                                   "your_instagram_activity/media/posts_2.json")
+
+
+def test_html_blocks_are_found_without_their_class_and_captions_may_be_headings(tmp_path):
+    root = ig.html_export(tmp_path / "h", "2023")
+    page = root / "your_instagram_activity/content/posts_1.html"
+    body = ('<main role="main"><div><h2 class="_a6-h">Sunday #brunch</h2><div><a href="media/posts/202301/'
+            '325468219_n_1790001.jpg"><img src="media/posts/202301/325468219_n_1790001.jpg" /></a></div>'
+            '<div>Jan 8, 2023, 11:05 AM</div></div></main>')
+    page.write_text(f"<html><body>{body}</body></html>")
+    (post,) = InstagramSource(root)
+    assert (post.caption, post.hashtags, post.created_at) == ("Sunday #brunch", ("brunch",), "2023-01-08T11:05:00Z")
+    page.write_text("<html><body><p>nothing here</p></body></html>")
+    with pytest.raises(SourceError, match=r"2023-2024 layout, HTML package.*no post blocks.*JSON format"):
+        InstagramSource(root)
+
+
+def test_a_media_json_that_is_not_instagrams_does_not_claim_an_image_folder(tmp_path, make):
+    make.image(tmp_path / "pics" / "a.jpg")
+    ig.write_json(tmp_path / "pics" / "media.json", [{"file": "a.jpg"}])
+    (tmp_path / "pics" / "profile.json").write_text("{}")
+    assert not InstagramSource.sniff(tmp_path / "pics") and sniff_format(tmp_path / "pics") == "folder"
+    assert sniff_format(ig.legacy_export(tmp_path / "old")) == "instagram"

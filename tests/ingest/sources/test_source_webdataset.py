@@ -81,6 +81,7 @@ def test_samples_become_posts_with_captions_hashtags_and_in_shard_media(shards):
     assert src.tree.read_bytes(boat.media[0].path) == jpeg(1) and src.tree.is_file(boat.media[0].path)
     assert src.tree.listdir("00000.tar")[:3] == ["000000000.jpg", "000000000.json", "000000000.txt"]
     assert src.tree.listdir("") == [] and src.tree.is_dir("00001.tar") and not src.tree.is_file("00009.tar/x.jpg")
+    assert src.tree.read_head(boat.media[0].path, 3) == b"\xff\xd8\xff"
     assert boat.created_at == "2022-04-15T05:21:40Z"  # the shard's end_time: the data carries no post time
     assert json_only.caption == "no text file #json" and json_only.hashtags == ("json",)
     assert cafe.caption == "Mountain café ☕ #mountains" and cafe.author_id == "other.example.net"

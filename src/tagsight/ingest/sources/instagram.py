@@ -45,6 +45,7 @@ LEGACY_PROFILE = "profile.json"
 PRIVATE_LABELS = ("Private Account", "Privates Konto")
 MAX_JSON_BYTES = 512 * 2**20
 _POSTS_FILE = re.compile(r"posts_(\d+)\.(json|html)")
+_LEGACY_HEAD = re.compile(rb'\s*\{\s*"(photos|videos|profile|stories|direct)"\s*:')
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -85,9 +86,21 @@ def find_layout(tree: Tree) -> Layout | None:
         for package in ("json", "html"):
             if tree.is_file(f"{folder}/posts_1.{package}"):
                 return Layout(era, package, tuple(_posts_files(tree.listdir(folder), folder, package)))
-    if tree.is_file(LEGACY_MEDIA) and (tree.is_file(LEGACY_PROFILE) or tree.is_dir("photos")):
+    if _legacy_media(tree):
         return Layout(LEGACY_ERA, "json", (LEGACY_MEDIA,))
     return None
+
+
+def _legacy_media(tree: Tree) -> bool:
+    """``media.json`` shaped as before 2020 (an object opening on ``photos``, ``videos``, ...): the name
+    alone is too common to claim a folder."""
+    if not tree.is_file(LEGACY_MEDIA):
+        return False
+    try:
+        head = tree.read_head(LEGACY_MEDIA, 4096)
+    except (TreeError, OSError):
+        return False
+    return _LEGACY_HEAD.match(head) is not None
 
 
 def _posts_files(names: list[str], folder: str, package: str) -> list[str]:
@@ -108,8 +121,6 @@ def recognise(tree: Tree) -> str | None:
         for ext in ("json", "html"):
             if tree.is_file(f"{base}.{ext}"):
                 return f"Instagram export ({base}.{ext})"
-    if tree.is_file(LEGACY_MEDIA) or tree.is_file(LEGACY_PROFILE) and tree.is_dir("photos"):
-        return f"Instagram export ({LEGACY_ERA} layout: {LEGACY_MEDIA} / {LEGACY_PROFILE})"
     return None
 
 

@@ -1,10 +1,10 @@
 """The HTML package of an Instagram export: posts pages (``posts_N.html``) and the personal information page.
 
 Parsed with Beautiful Soup (``pip install 'tagsight[exports]'``). A posts page is one block per post
-(``div.uiBoxWhite``, else the children of ``div[role=main]``): the caption is the first child
-without media or tables, the time is the last child (``Aug 17, 2025 11:23 am``, read as UTC: the
-page gives no zone), the media are the relative ``<img src>``, ``<video src>`` and ``<a href>`` of
-the block, in order. Location and tagged-user tables are never read.
+(``div.uiBoxWhite``, else the children of the ``role=main`` element): the caption is the first
+child without media or tables (a ``div`` or an ``h2``), the time is the last child (``Aug 17, 2025
+11:23 am``, read as UTC: the page gives no zone), the media are the relative ``<img src>``,
+``<video src>`` and ``<a href>`` of the block, in order. Location and tagged-user tables are never read.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def parse_posts_page(tree: Tree, rel: str, max_bytes: int) -> list[HtmlPost | Re
     soup = _soup(data)
     blocks = soup.select("div.uiBoxWhite")
     if not blocks:
-        main = soup.select_one("div[role=main]")
+        main = soup.select_one("[role=main]")
         if main is None:
-            raise SourceError(f"{rel} has no post blocks (no div.uiBoxWhite, no div[role=main]): this page "
+            raise SourceError(f"{rel} has no post blocks (no div.uiBoxWhite, no [role=main]): this page "
                               "layout is not known; request the export in JSON format")
         blocks = main.find_all("div", recursive=False)
     base = posixpath.dirname(rel)

@@ -96,6 +96,12 @@ class ShardsTree(Tree):
             raise FileNotFoundError(f"{rel} is not a member of a shard in {self.location}")
         return found[0].read_bytes(found[1], max_bytes)
 
+    def _head(self, rel: str, n: int) -> bytes:
+        found = self._split(rel)
+        if found is None:
+            raise FileNotFoundError(f"{rel} is not a member of a shard in {self.location}")
+        return found[0].read_head(found[1], n)
+
     def stamp(self, rel: str) -> str:
         found = self._split(rel)
         return f"{rel.partition('/')[0]}:{found[0].stamp(found[1])}" if found else "missing"
