@@ -6,7 +6,8 @@ On disk (every part optional except the backbone)::
       bundle.json          {"backbone": SPEC}: a run folder, 'timm:NAME', 'file:...' or 'efficientnet-lite0'
                            (absent when BUNDLE is itself a run folder: config.yaml + run.json + checkpoints/)
       calibration.json     'tagsight apps calibrate': calibrator + alt-text concepts -> hashtags, alt-text
-      heads/<name>/        'tagsight heads train': head.json + head.safetensors -> app <name> (categorize|moderate)
+      heads/<name>/        'tagsight heads train': head.json + head.safetensors -> the app of its task
+                           (categorize|moderate); several heads of one task: app <name> each
       index/               'tagsight index build': index.faiss + entries.parquet + index.json -> similar
 
 ``load_bundle`` builds one ``Embedder`` (the backbone) shared by every app: ``Bundle.predict``
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +55,11 @@ class Bundle:
     run: Run | None
     apps: dict[str, App] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)   # head folder name -> its app name
 
     def app(self, name: str) -> App:
-        """The app ``name``; ReasonError saying why when the bundle lacks it."""
+        """The app ``name`` (or a head's folder name); ReasonError saying why when the bundle lacks it."""
+        name = self.aliases.get(name, name)
         if name in self.apps:
             return self.apps[name]
         if name in self.missing:
@@ -65,7 +69,7 @@ class Bundle:
     def predict(self, images: Sequence[Image.Image], names: Sequence[str],
                 options: dict[str, dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Answers of every app in ``names`` for ``images`` from ONE backbone forward pass."""
-        apps = {name: self.app(name) for name in names}
+        apps = {name: self.app(name) for name in names}   # answers keyed as asked (an app or a head folder name)
         features = self.embedder.embed(images)
         options = options or {}
         return {name: (app.predict_features(features, images, **options.get(name, {}))
@@ -136,13 +140,29 @@ def _add_run_apps(bundle: Bundle) -> None:
         bundle.apps[cls.name] = cls.load(bundle.root, bundle.embedder, bundle.run.head)
 
 
+def head_app_names(tasks: dict[str, str]) -> dict[str, str]:
+    """Head folder name -> app name, from each head's declared task (``tasks``: folder -> task).
+
+    A task with one head is served under the task's name (``heads/products`` of task categorize is
+    the app ``categorize``); several heads of one task are served under their folder names.
+    """
+    per_task = Counter(tasks.values())
+    names = {folder: task if per_task[task] == 1 else folder for folder, task in tasks.items()}
+    for folder, name in names.items():
+        if name in (*RUN_APPS, "similar") or (name != tasks[folder] and name in per_task):
+            raise ReasonError("bad_head_name", f"head {folder!r} ({tasks[folder]}) would be served as {name!r}, "
+                                               "the name of another app: rename its folder")
+    return names
+
+
 def _add_heads(bundle: Bundle) -> None:
     heads = bundle.root / HEADS_DIR
-    for head_dir in sorted(p for p in heads.iterdir() if (p / HEAD_JSON).is_file()) if heads.is_dir() else []:
-        if head_dir.name in (*RUN_APPS, "similar"):
-            raise ReasonError("bad_head_name", f"{head_dir}: a head may not be named like the app {head_dir.name!r}")
-        head = load_head(head_dir)
-        bundle.apps[head_dir.name] = APPS.get(head.meta["task"])(bundle.embedder, head, head_dir.name)
+    loaded = {p.name: load_head(p) for p in sorted(heads.iterdir()) if (p / HEAD_JSON).is_file()} if heads.is_dir() else {}
+    names = head_app_names({folder: head.meta["task"] for folder, head in loaded.items()})
+    for folder, head in loaded.items():
+        bundle.apps[names[folder]] = APPS.get(head.meta["task"])(bundle.embedder, head, folder, names[folder])
+        if folder != names[folder]:
+            bundle.aliases[folder] = names[folder]
 
 
 def _add_index(bundle: Bundle) -> None:

@@ -72,9 +72,14 @@ class ExportModel(nn.Module):
         return tuple(out)
 
 
+def head_apps(bundle: Bundle) -> list[HeadApp]:
+    """The bundle's head apps, in order of their folder names (what exported files and outputs are named by)."""
+    return sorted((a for a in bundle.apps.values() if isinstance(a, HeadApp)), key=lambda a: a.head_name)
+
+
 def export_model(bundle: Bundle) -> ExportModel:
-    heads = {name: (app.head.weight, app.head.bias, app.head.scaler.mean, app.head.scaler.std)
-             for name, app in sorted(bundle.apps.items()) if isinstance(app, HeadApp)}
+    heads = {app.head_name: (app.head.weight, app.head.bias, app.head.scaler.mean, app.head.scaler.std)
+             for app in head_apps(bundle)}
     hashtag = bundle.run.head if bundle.run is not None else None
     return ExportModel(bundle.embedder.backbone.cpu(), hashtag, heads).eval()
 
@@ -92,10 +97,9 @@ def _head_config(bundle: Bundle) -> dict[str, Any]:
             entry.update(calibrator=cal["calibrator"], display=cal["display"],
                          alt_text={c["label"]: c["threshold"] for c in cal["concepts"] if c["alt_text"]})
         heads["hashtags"] = entry
-    for name, app in sorted(bundle.apps.items()):
-        if isinstance(app, HeadApp):
+    for app in head_apps(bundle):
             meta = app.head.meta
-            heads[name] = {"kind": meta["task"], "classes": meta["classes"], "safe": meta["safe"],
+            heads[app.head_name] = {"kind": meta["task"], "classes": meta["classes"], "safe": meta["safe"],
                            **({"abstain": meta["abstain"]} if "abstain" in meta else {}),
                            **({"thresholds": {c: {"block": _num(t["block"]), "review": _num(t["review"])}
                                               for c, t in meta["thresholds"].items()}} if "thresholds" in meta else {})}
@@ -114,10 +118,9 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     atomic_write_bytes(out / "backbone.safetensors", _tensor_bytes(backbone.model.state_dict()))
     if bundle.run is not None:
         atomic_write_bytes(out / "heads" / "hashtags.safetensors", _tensor_bytes(dict(bundle.run.head.state_dict())))
-    for name, app in bundle.apps.items():
-        if isinstance(app, HeadApp):
+    for app in head_apps(bundle):
             h = app.head
-            atomic_write_bytes(out / "heads" / f"{name}.safetensors", _tensor_bytes(
+            atomic_write_bytes(out / "heads" / f"{app.head_name}.safetensors", _tensor_bytes(
                 {"weight": h.weight, "bias": h.bias, "mean": h.scaler.mean, "std": h.scaler.std}))
     model = export_model(bundle)
     config = {"format": FORMAT, "tagsight_version": __version__, "bundle": str(Path(bundle_dir).resolve()),

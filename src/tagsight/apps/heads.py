@@ -278,31 +278,39 @@ def load_head(head_dir: str | Path) -> TrainedHead:
 
 
 class HeadApp(FeatureApp):
-    """An app answering from a trained head (``head_dir``) on the bundle's backbone features."""
+    """An app answering from a trained head (``head_dir``) on the bundle's backbone features.
 
-    def __init__(self, embedder: Embedder, head: TrainedHead, head_name: str = "") -> None:
+    ``task`` is what the head does (its head.json's task); ``name``, the name the app is served and
+    asked for under, is the task unless the caller gives another (``app_name``: a bundle holding
+    several heads of one task names each by its folder).
+    """
+
+    task: str
+
+    def __init__(self, embedder: Embedder, head: TrainedHead, head_name: str = "", app_name: str | None = None) -> None:
         super().__init__(embedder)
         if head.meta["backbone_fingerprint"] != embedder.fingerprint:
             raise ReasonError("head_mismatch", f"head {head_name!r} was trained on another backbone "
                                                f"({head.meta['backbone']}); retrain it on this bundle's backbone")
-        if head.meta["task"] != self.name:
-            raise ReasonError("head_mismatch", f"head {head_name!r} is a {head.meta['task']} head, not {self.name}")
+        if head.meta["task"] != self.task:
+            raise ReasonError("head_mismatch", f"head {head_name!r} is a {head.meta['task']} head, not {self.task}")
         self.head, self.head_name, self.classes = head, head_name, list(head.meta["classes"])
+        self.name = app_name or self.task
 
     @classmethod
-    def load(cls, head_dir: Path, embedder: Embedder) -> HeadApp:
-        return cls(embedder, load_head(head_dir), head_dir.name)
+    def load(cls, head_dir: Path, embedder: Embedder, app_name: str | None = None) -> HeadApp:
+        return cls(embedder, load_head(head_dir), head_dir.name, app_name)
 
     def probabilities(self, features: np.ndarray, images: Sequence[Image.Image] | None = None) -> np.ndarray:
         return self.head.probabilities(check_features(features, images, self.embedder.num_features))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "head": self.head_name, "categories": self.classes}
+        return {**super().describe(), "task": self.task, "head": self.head_name, "categories": self.classes}
 
 
 @APPS.register("categorize")
 class CategorizeApp(HeadApp):
-    name = "categorize"
+    name = task = "categorize"
     options = {"threshold": float}
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,
@@ -323,7 +331,7 @@ class CategorizeApp(HeadApp):
 
 @APPS.register("moderate")
 class ModerateApp(HeadApp):
-    name = "moderate"
+    name = task = "moderate"
     options: dict[str, Any] = {}
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,
