@@ -264,14 +264,32 @@ def save_head(out_dir: str | Path, head: TrainedHead, meta: dict[str, Any]) -> P
 
 def load_head(head_dir: str | Path) -> TrainedHead:
     head_dir = Path(head_dir)
-    if not (head_dir / HEAD_JSON).is_file() or not (head_dir / HEAD_WEIGHTS).is_file():
-        raise ReasonError("not_a_head", f"{head_dir} has no {HEAD_JSON} + {HEAD_WEIGHTS}: train one with "
-                                        "'tagsight heads train'")
-    meta = _from_json(json.loads((head_dir / HEAD_JSON).read_text()))
+    return load_head_files(head_dir / HEAD_JSON, head_dir / HEAD_WEIGHTS)
+
+
+def load_head_files(meta_path: Path, weights_path: Path) -> TrainedHead:
+    """A head from its JSON record and its weights (a head folder's two files, or an export's NAME.json + NAME.safetensors)."""
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ReasonError("not_a_head", f"{meta_path.parent} has no {meta_path.name} + {weights_path.name}: train "
+                                        "one with 'tagsight heads train'")
+    meta = _from_json(json.loads(meta_path.read_text()))
     if meta.get("format") != FORMAT or meta.get("task") not in TASKS:
-        raise ReasonError("bad_head", f"{head_dir}: unsupported head format or task")
-    t = load_file(str(head_dir / HEAD_WEIGHTS))
+        raise ReasonError("bad_head", f"{meta_path}: unsupported head format or task")
+    t = load_file(str(weights_path))
     return TrainedHead(t["weight"], t["bias"], Standardiser(t["mean"], t["std"]), meta)
+
+
+def find_heads(heads_dir: Path) -> dict[str, TrainedHead]:
+    """Every head under ``heads_dir`` by name: ``NAME/head.json`` folders and exported ``NAME.json`` files."""
+    if not heads_dir.is_dir():
+        return {}
+    found: dict[str, TrainedHead] = {}
+    for p in sorted(heads_dir.iterdir()):
+        if (p / HEAD_JSON).is_file():
+            found[p.name] = load_head(p)
+        elif p.suffix == ".json" and p.with_suffix(".safetensors").is_file():
+            found[p.stem] = load_head_files(p, p.with_suffix(".safetensors"))
+    return found
 
 
 # -- the apps ------------------------------------------------------------------------------------
