@@ -113,12 +113,23 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _dataset(folder: Path, m: dict[str, Any]) -> Artifact:
-    parent = m.get("parent")
     source = m.get("source") or {}
-    parents = ((Ref("dataset", _recorded(parent.get("path"), folder), parent["version"]),) if parent else ()) + (
-        Ref("source", source.get("name"), source.get("format")),)
+    parents = tuple(_dataset_parents(folder, m)) + (Ref("source", source.get("name"), source.get("format")),)
     history = tuple(h["version"] for h in m.get("history", []))
     return Artifact("dataset", folder, str(m["version"]), parents, history, extra={"counts": m.get("counts", {})})
+
+
+def _dataset_parents(folder: Path, m: dict[str, Any]) -> Iterator[Ref]:
+    """A derived dataset's parent (relevance filter, curation: ``parent.path``), kept as ``derived_from`` once
+    forget rewrote it; a forget rewrite's parent (no path) is an earlier version of this same folder."""
+    derived, parent = m.get("derived_from"), m.get("parent")
+    if derived:
+        yield Ref("dataset", _recorded(derived.get("path"), folder), derived.get("version"))
+    if parent and parent.get("path"):
+        if not derived or parent.get("version") != derived.get("version"):
+            yield Ref("dataset", _recorded(parent["path"], folder), parent["version"])
+    elif parent:
+        yield Ref("dataset", str(folder), parent["version"])
 
 
 def _vocab(folder: Path, v: dict[str, Any]) -> Artifact:
@@ -294,7 +305,8 @@ def format_chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> str:
     for depth, ref, found in chain(artifact, known):
         where = f" -> {found.path}" if found is not None and str(found.path) != ref.path else ""
         if found is not None and ref.version not in (None, found.version):
-            where += f" (an earlier version: the folder is now at {found.version}, rewritten by forget)"
+            how = ", rewritten by forget" if ref.version in found.history else "; that version is gone"
+            where += f" (an earlier version: the folder is now at {found.version}{how})"
         missing = "" if found is not None or ref.kind == "source" else "  [not found]"
         lines.append(f"{'  ' * depth}<- {ref.label()}{where}{missing}")
     return "\n".join(lines)

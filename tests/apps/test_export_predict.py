@@ -172,6 +172,10 @@ def test_an_export_is_a_bundle_that_predict_and_serve_load_wherever_it_is_moved(
     with TestClient(create_app(load_bundle_apps(moved, "cpu"))) as c:
         r = c.post("/v1/alt-text", content=(tmp_path / "a.jpg").read_bytes(), headers={"content-type": "image/jpeg"})
         assert r.status_code == 200, r.text
+    chain = cli("lineage", str(moved))                   # lineage accepts exports and bundles
+    assert chain.startswith(f"export {moved} version ") and f"<- bundle {with_head.resolve()}" in chain
+    assert "<- run " in chain and "[not found]" not in chain
+    assert cli("lineage", str(with_head)).startswith(f"bundle {with_head} version ")
 
 
 def test_an_export_whose_weights_were_swapped_is_refused(exported, tmp_path):

@@ -9,7 +9,9 @@ content-named file (``shard-00012.<sha>.tar``; shards without a forgotten sample
 are). Then the catalog drops every row of the forgotten posts (posts, hashtags, media, duplicates)
 and turns their decision rows into ``rejected / forget / forgotten`` with the version they were
 removed from; the manifest gets the new shard list, recomputed counts, a new version, ``parent``
-(the version it was made from, the tombstones applied and what was removed) and ``history``. The
+(the version it was made from, the tombstones applied and what was removed) and ``history``; a
+derived dataset (relevance filter, curation export) keeps the parent it was derived from as
+``derived_from``, so lineage still leads to that folder. The
 manifest is replaced last, atomically: a reader sees the old version or the new one. Then the
 stale sample-index cache and the old shard files are deleted (a process that still holds an old
 shard open keeps reading it consistently until it closes it).
@@ -155,8 +157,10 @@ def rewrite_dataset(dataset_dir: str | Path, forgotten: Forgotten) -> str:
     version = hashlib.sha256(json.dumps({"parent": old, "shards": shards, "tombstones": tomb},
                                         sort_keys=True).encode()).hexdigest()[:16]
     parent = {"version": old, "tombstones": tomb, "forgotten_posts": len(gone), "forgotten_samples": dropped}
+    derived = manifest.get("derived_from") or (manifest.get("parent") if (manifest.get("parent") or {}).get("path")
+                                               else None)
     manifest.update(version=version, shards=shards, counts=counts, parent=parent,
-                    history=[*manifest.get("history", []), parent])
+                    history=[*manifest.get("history", []), parent], **({"derived_from": derived} if derived else {}))
     atomic_write_text(dataset_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     (dataset_dir / INDEX_CACHE).unlink(missing_ok=True)
     for name in renamed:
