@@ -220,3 +220,15 @@ def test_a_bundle_moved_with_its_run_or_alone_still_loads(tiny_run, tmp_path):
     with pytest.raises(ReasonError) as e:
         load_bundle(lone)
     assert e.value.reason == "backbone_missing"
+
+
+def test_a_head_trained_on_an_export_is_served_by_it(exported, tmp_path, cli, make_colour_folder):
+    import shutil
+
+    _, out = exported
+    moved = Path(shutil.copytree(out, tmp_path / "exp"))
+    data = make_colour_folder(tmp_path / "data", {"red": (220, 40, 40), "blue": (40, 60, 220)}, per_class=4)
+    cli("heads", "train", "--task", "categorize", "--data", str(data), "--backbone", str(moved),
+        "--out", str(moved / "heads" / "products"), "--epochs", "2", "--val-fraction", "0.5")
+    bundle = load_bundle(moved)
+    assert bundle.apps["categorize"].head_name == "products" and "moderate" in bundle.apps
