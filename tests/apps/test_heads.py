@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +170,8 @@ def test_several_heads_of_one_task_are_served_under_their_folder_names(run_parts
         _head(backbone, spec, data, bundle / "heads" / name, "categorize")
     loaded = load_bundle(bundle)
     assert {"products", "styles"} <= set(loaded.apps) and "categorize" not in loaded.apps
+    record = json.loads((bundle / "heads" / "products" / "head.json").read_text())
+    assert record["data"]["path"] == str(data.resolve()) and Path(record["backbone"]).is_absolute()
     assert all(loaded.apps[n].name == n for n in ("products", "styles"))
     assert head_app_names({"a": "categorize", "b": "moderate"}) == {"a": "categorize", "b": "moderate"}
     for bad in ({"x": "moderate", "moderate": "categorize", "c": "categorize"}, {"similar": "moderate",

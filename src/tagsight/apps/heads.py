@@ -222,12 +222,18 @@ def train_head(data: str | Path, backbone: Backbone, backbone_spec: str, out_dir
                                                          cfg.target_precision, cfg.target_recall)}
     embedder = embedder or Embedder(backbone)
     meta = {"format": FORMAT, "tagsight_version": __version__, "task": cfg.task, "classes": images.classes,
-            "safe": safe, "config": asdict(cfg), "backbone": backbone_spec, "backbone_name": backbone.name,
-            "backbone_fingerprint": embedder.fingerprint, "data": {"path": str(data), "identity": images.identity,
+            "safe": safe, "config": asdict(cfg), "backbone": _absolute(backbone_spec), "backbone_name": backbone.name,
+            "backbone_fingerprint": embedder.fingerprint, "data": {"path": str(Path(data).resolve()), "identity": images.identity,
             "images": len(images), "per_class": np.bincount(y, minlength=len(images.classes)).tolist(),
             "skipped_folders": skipped}, "training": fit_info, **decisions}
     save_head(out_dir, head, meta)
     return meta
+
+
+def _absolute(spec: str) -> str:
+    """A backbone spec with a local path made absolute (recorded once; never relative to the caller's directory)."""
+    prefix, path = ("file:", spec[5:]) if spec.startswith("file:") else ("", spec)
+    return prefix + str(Path(path).resolve()) if path and Path(path).exists() else spec
 
 
 def _json_safe(obj: Any) -> Any:
