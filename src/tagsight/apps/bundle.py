@@ -129,6 +129,8 @@ def _resolve_spec(spec: str, resolved: str | None, root: Path) -> str:
     candidates = [Path(path)] if Path(path).is_absolute() else [root / path]
     if resolved:
         candidates.append(Path(resolved.removeprefix("file:")))
+    elif not Path(path).is_absolute():
+        candidates.append(Path(path))   # the old form: a 'file:' path as typed, relative to where it was written
     for candidate in candidates:
         if candidate.exists():
             return prefix + str(candidate)
