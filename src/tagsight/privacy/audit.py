@@ -69,9 +69,10 @@ class AuditReport:
         lines = [f"audit of {', '.join(self.roots)}: {self.forgotten_posts} forgotten post(s); checked "
                  + (", ".join(f"{n} {k}" for k, n in sorted(self.checked.items())) or "no files")]
         lines += [f"  {t.kind:<14} {t.path}: {t.detail}" for t in self.traces]
-        if self.ledger:
+        ledger = {k: n for k, n in sorted(self.ledger.items()) if n}
+        if ledger:
             lines.append("ledger (the record of the forgetting, kept on purpose): "
-                         + ", ".join(f"{n} {k}" for k, n in sorted(self.ledger.items())))
+                         + ", ".join(f"{n} {k}" for k, n in ledger.items()))
         lines.append("clean: no trace of a forgotten post" if self.clean else
                      f"{len(self.traces)} file(s) still hold a trace of a forgotten post")
         return "\n".join(lines)
