@@ -179,5 +179,9 @@ def test_lineage_accepts_a_bundle(tmp_path, mixed_source, capsys):
     assert out.startswith(f"bundle {bundle} version ") and f"<- run {w['run'].resolve()}" in out
     assert f"<- dataset {w['ds']}" in out and "[not found]" not in out
     assert "bundle" in {a.kind for a in iter_artifacts(w["root"])}
+    assert ("bundle", "trained on / made from") in {(a.kind, how) for a, how in artifacts_with_post("feed/ok1", [w["root"]])}
+    report = forget(requests_from(posts=["feed/ok1"]), [w["root"]])   # a bundle made from the post gets a notice
+    assert [r.kind for r in report.results if r.path == str(bundle) and r.affected] == ["derived"]
+    assert (bundle / "forget_notice.json").is_file()
     (bundle / "bundle.json").write_text(json.dumps({"backbone": "timm:resnet18"}))
     assert read_artifact(bundle).parents == (Ref("source", "timm:resnet18", "backbone"),)
