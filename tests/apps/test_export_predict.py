@@ -232,3 +232,13 @@ def test_a_head_trained_on_an_export_is_served_by_it(exported, tmp_path, cli, ma
         "--out", str(moved / "heads" / "products"), "--epochs", "2", "--val-fraction", "0.5")
     bundle = load_bundle(moved)
     assert bundle.apps["categorize"].head_name == "products" and "moderate" in bundle.apps
+
+
+def test_a_run_folder_exported_directly_names_the_run_as_its_parent(tiny_run, tmp_path):
+    from tagsight.lineage import read_artifact
+
+    _, _, run = tiny_run
+    export_bundle(run, tmp_path / "exp")
+    parents = read_artifact(tmp_path / "exp").parents
+    assert [p.kind for p in parents] == ["run"] and parents[0].path == str(run.resolve())
+    assert set(load_bundle(tmp_path / "exp").missing) == {"hashtags", "alt-text", "similar"}   # no calibration.json

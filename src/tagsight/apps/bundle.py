@@ -86,7 +86,8 @@ class Bundle:
 
     def describe(self) -> dict[str, Any]:
         return {"bundle": str(self.root), "backbone": self.backbone_spec, "backbone_name": self.embedder.backbone.name,
-                "apps": {name: app.describe() for name, app in sorted(self.apps.items())}, "missing": self.missing}
+                "apps": {name: app.describe() for name, app in sorted(self.apps.items())}, "missing": self.missing,
+                "aliases": self.aliases}
 
 
 def read_bundle_json(root: Path) -> dict[str, Any]:

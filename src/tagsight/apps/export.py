@@ -204,7 +204,9 @@ def _write_bundle_json(bundle: Bundle, out: Path) -> None:
 
 
 def _write_export_lineage(bundle: Bundle, out: Path) -> None:
-    parents = [Ref("bundle", str(bundle.root.resolve()), bundle_version(bundle.root))]
+    parents = []
+    if (bundle.root / "bundle.json").is_file():     # a bundle folder (a run folder exported directly is the run)
+        parents.append(Ref("bundle", str(bundle.root.resolve()), bundle_version(bundle.root)))
     if bundle.run is not None:
         parents.append(Ref("run", str(bundle.run.run_dir.resolve()), read_artifact(bundle.run.run_dir).version))
     write_lineage(out, "export", bundle.embedder.fingerprint[:16], parents)
