@@ -53,7 +53,7 @@ def test_the_relevance_feature_cache_records_what_it_holds(world):
     assert held.post_keys == frozenset(world["posts"]) and held.parents[0].kind == "dataset"
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_after_forget_rewrite_no_trace_of_a_forgotten_post_is_left(world, data):
     posts = data.draw(st.lists(st.sampled_from(world["posts"]), min_size=0, max_size=3, unique=True), label="posts")
