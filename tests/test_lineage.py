@@ -111,3 +111,77 @@ def test_lineage_cli_prints_the_chain_and_the_holders(tmp_path, mixed_source, ca
     assert cli.main(["lineage"]) == 2
     assert cli.main(["lineage", str(tmp_path / "nothing")]) == 2
     assert "not_an_artifact" in capsys.readouterr().err
+
+
+def _derive_half(parent: Path, out: Path, kind: str) -> None:
+    from tagsight.data.derive import Drop, Keep, derive_dataset
+
+    derive_dataset(parent, out, lambda i, meta: Keep() if i % 2 == 0 else Drop("test_half"), kind=kind)
+
+
+def test_a_derived_dataset_names_its_parent_folder_and_keeps_it_after_a_forget(tmp_path, mixed_source):
+    w = make_world(tmp_path, mixed_source)
+    derived = w["root"] / "data" / "curated"
+    _derive_half(w["ds"], derived, "curate_filter")
+    art = read_artifact(derived)
+    assert art.parents[0] == Ref("dataset", str(w["ds"].resolve()), w["version"])
+    text = format_chain(art, list(iter_artifacts(w["root"])))
+    assert f"<- dataset {w['ds'].resolve()} version {w['version']}" in text
+    assert "forget" not in text and "[not found]" not in text
+    before = art.version
+    kept = [k for k in SampleIndex_keys(derived)]
+    post = kept[0]
+    forget(requests_from(posts=[post]), [derived], rewrite=True)
+    after = read_artifact(derived)
+    assert after.version != before and before in after.history
+    assert after.parents[0] == Ref("dataset", str(w["ds"].resolve()), w["version"])   # still the folder it came from
+    assert after.parents[1] == Ref("dataset", str(derived), before)                    # and its own earlier version
+    text = format_chain(after, list(iter_artifacts(w["root"])))
+    assert f"<- dataset {w['ds'].resolve()} version {w['version']}" in text
+    assert f"version {before} (an earlier version: the folder is now at {after.version}, rewritten by forget)" in text
+
+
+def SampleIndex_keys(ds: Path) -> list[str]:
+    from tagsight.data.index import SampleIndex
+
+    return sorted(set(SampleIndex.build(ds).post_keys))
+
+
+def test_run_json_paths_resolve_against_the_run_not_the_callers_directory(tmp_path, mixed_source, monkeypatch):
+    """Older runs recorded paths relative to where the command ran; card and lineage still find them."""
+    from tagsight.privacy.cards import model_card
+
+    w = make_world(tmp_path, mixed_source)
+    record = json.loads((w["run"] / "run.json").read_text())
+    record["dataset"]["path"] = "data/mine"            # as written by a command run in the root
+    record["vocab"]["path"] = "vocab"
+    (w["run"] / "run.json").write_text(json.dumps(record))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    card = model_card(w["run"]).markdown()
+    assert "not there any more" not in card and "Trained on the current version" in card
+    run = read_artifact(w["run"])
+    assert run.parents[0].path == str(w["ds"].resolve()) and run.parents[1].path == str(w["vocab"].resolve())
+    assert cli.main(["card", str(w["run"]), "--out", str(elsewhere / "CARD.md")]) == 0
+    assert "Trained on the current version" in (elsewhere / "CARD.md").read_text()
+
+
+def test_lineage_accepts_a_bundle(tmp_path, mixed_source, capsys):
+    w = make_world(tmp_path, mixed_source)
+    bundle = w["root"] / "bundles" / "b"
+    bundle.mkdir(parents=True)
+    (bundle / "bundle.json").write_text(json.dumps({"backbone": "../../runs/r1"}))
+    art = read_artifact(bundle)
+    assert art.kind == "bundle" and art.parents == (Ref("run", str(w["run"].resolve()), None),)
+    assert cli.main(["lineage", str(bundle), "--root", str(w["root"])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"bundle {bundle} version ") and f"<- run {w['run'].resolve()}" in out
+    assert f"<- dataset {w['ds']}" in out and "[not found]" not in out
+    assert "bundle" in {a.kind for a in iter_artifacts(w["root"])}
+    assert ("bundle", "trained on / made from") in {(a.kind, how) for a, how in artifacts_with_post("feed/ok1", [w["root"]])}
+    report = forget(requests_from(posts=["feed/ok1"]), [w["root"]])   # a bundle made from the post gets a notice
+    assert [r.kind for r in report.results if r.path == str(bundle) and r.affected] == ["derived"]
+    assert (bundle / "forget_notice.json").is_file()
+    (bundle / "bundle.json").write_text(json.dumps({"backbone": "timm:resnet18"}))
+    assert read_artifact(bundle).parents == (Ref("source", "timm:resnet18", "backbone"),)

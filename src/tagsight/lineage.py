@@ -20,6 +20,7 @@ This module is a low layer: it reads JSON and Parquet, and imports nothing above
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -33,7 +34,9 @@ import pyarrow.parquet as pq
 from tagsight.fsio import ReasonError, atomic_write_text
 
 LINEAGE_FILE = "lineage.json"
-RECORD_FILES = {"manifest.json": "dataset", "vocab.json": "vocab", "run.json": "run", LINEAGE_FILE: None}
+BUNDLE_FILE = "bundle.json"
+RECORD_FILES = {"manifest.json": "dataset", "vocab.json": "vocab", "run.json": "run", LINEAGE_FILE: None,
+                BUNDLE_FILE: "bundle"}
 FEATURE_META_KEY = "tagsight_lineage"
 
 
@@ -110,30 +113,41 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _dataset(folder: Path, m: dict[str, Any]) -> Artifact:
-    parent = m.get("parent")
     source = m.get("source") or {}
-    parents = ((Ref("dataset", str(folder), parent["version"]),) if parent else ()) + (
-        Ref("source", source.get("name"), source.get("format")),)
+    parents = tuple(_dataset_parents(folder, m)) + (Ref("source", source.get("name"), source.get("format")),)
     history = tuple(h["version"] for h in m.get("history", []))
     return Artifact("dataset", folder, str(m["version"]), parents, history, extra={"counts": m.get("counts", {})})
+
+
+def _dataset_parents(folder: Path, m: dict[str, Any]) -> Iterator[Ref]:
+    """A derived dataset's parent (relevance filter, curation: ``parent.path``), kept as ``derived_from`` once
+    forget rewrote it; a forget rewrite's parent (no path) is an earlier version of this same folder."""
+    derived, parent = m.get("derived_from"), m.get("parent")
+    if derived:
+        yield Ref("dataset", _recorded(derived.get("path"), folder), derived.get("version"))
+    if parent and parent.get("path"):
+        if not derived or parent.get("version") != derived.get("version"):
+            yield Ref("dataset", _recorded(parent["path"], folder), parent["version"])
+    elif parent:
+        yield Ref("dataset", str(folder), parent["version"])
 
 
 def _vocab(folder: Path, v: dict[str, Any]) -> Artifact:
     source = v.get("input") or {}
     if source.get("kind") == "dataset":
-        parents = (Ref("dataset", source.get("path"), source.get("manifest_version")),)
+        parents = (Ref("dataset", _recorded(source.get("path"), folder), source.get("manifest_version")),)
     else:
         parents = (Ref("source", None, source.get("kind")),)
     return Artifact("vocab", folder, str(v["version"]), parents)
 
 
 def _run(folder: Path, r: dict[str, Any]) -> Artifact:
-    parents = [Ref("dataset", r["dataset"]["path"], r["dataset"]["manifest_version"],
+    parents = [Ref("dataset", _recorded(r["dataset"]["path"], folder), r["dataset"]["manifest_version"],
                    r["dataset"].get("tombstones_applied"))]
     if r.get("vocab"):
-        parents.append(Ref("vocab", r["vocab"]["path"], r["vocab"]["version"]))
+        parents.append(Ref("vocab", _recorded(r["vocab"]["path"], folder), r["vocab"]["version"]))
     if r.get("backbone_run"):
-        parents.append(Ref("run", r["backbone_run"].get("path"), r["backbone_run"].get("version")))
+        parents.append(Ref("run", _recorded(r["backbone_run"].get("path"), folder), r["backbone_run"].get("version")))
     ckpts = sorted(str(p) for p in (folder / "checkpoints").glob("*")) if (folder / "checkpoints").is_dir() else []
     version = r.get("version") or f"{r['dataset']['manifest_version']}+{(r.get('vocab') or {}).get('version', '')}"
     return Artifact("run", folder, version, tuple(parents),
@@ -143,8 +157,8 @@ def _run(folder: Path, r: dict[str, Any]) -> Artifact:
 def _generic(folder: Path, g: dict[str, Any]) -> Artifact:
     if "kind" not in g or "version" not in g:
         raise ReasonError("lineage_unreadable", f"{folder / LINEAGE_FILE} lacks 'kind' or 'version'")
-    parents = tuple(Ref(p["kind"], p.get("path"), p.get("version"), p.get("tombstones_applied"))
-                    for p in g.get("parents", []))
+    parents = tuple(Ref(p["kind"], _recorded(p.get("path"), folder) if p["kind"] != "source" else p.get("path"),
+                        p.get("version"), p.get("tombstones_applied")) for p in g.get("parents", []))
     keys = None
     if g.get("contents"):
         table = pq.read_table(folder / g["contents"], columns=["post_key"])
@@ -153,7 +167,67 @@ def _generic(folder: Path, g: dict[str, Any]) -> Artifact:
                     extra={k: v for k, v in g.items() if k not in ("kind", "version", "parents", "format")})
 
 
-_READERS = {"manifest.json": _dataset, "vocab.json": _vocab, "run.json": _run, LINEAGE_FILE: _generic}
+def bundle_version(folder: str | Path) -> str:
+    """A hash of what a bundle serves: bundle.json, calibration.json, every head's record and the index record."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    parts = [folder / BUNDLE_FILE, folder / "calibration.json", folder / "index" / "index.json",
+             *sorted((folder / "heads").glob("*/head.json")), *sorted((folder / "heads").glob("*.json"))]
+    for part in parts:
+        if part.is_file():
+            h.update(f"{part.relative_to(folder)}\0".encode() + part.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _bundle(folder: Path, b: dict[str, Any]) -> Artifact:
+    """A bundle (``tagsight apps``): its backbone (a run, or a named model), the data of its heads, its index."""
+    parents: list[Ref] = []
+    spec = str(b.get("backbone", ""))
+    path = spec.removeprefix("file:")
+    local = [c for c in (folder / path, Path(str(b.get("backbone_resolved", "")).removeprefix("file:"))) if str(c) != "."]
+    found = next((c for c in local if path and c.exists()), None)
+    if found is not None and (found / "run.json").is_file():
+        parents.append(Ref("run", str(found.resolve()), None))
+    else:
+        parents.append(Ref("source", spec, "backbone"))
+    for head in sorted((folder / "heads").glob("*/head.json")):
+        data = (json.loads(head.read_text()).get("data") or {})
+        where = _recorded(data.get("path"), head.parent)
+        kind = "dataset" if where and (Path(where) / "manifest.json").is_file() else "source"
+        parents.append(Ref(kind, where, None))
+    index = folder / "index" / "index.json"
+    if index.is_file():
+        info = json.loads(index.read_text())
+        parents.append(Ref("dataset", _recorded(info.get("dataset"), index.parent), info.get("manifest_version")))
+    return Artifact("bundle", folder, bundle_version(folder), tuple(parents))
+
+
+def resolve_recorded(path: str | None, artifact_dir: str | Path) -> Path | None:
+    """A path an artifact recorded, found without the caller's working directory.
+
+    Absolute: as is. Relative: against the artifact's folder, then against each folder above it (older
+    records held paths relative to the directory the command ran in, usually an ancestor), and only
+    last against the current directory. None when nothing exists (the first candidate is returned).
+    """
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    base = Path(artifact_dir).resolve()
+    for folder in (base, *base.parents):
+        if (folder / p).exists():
+            return folder / p
+    return p.resolve() if p.exists() else None
+
+
+def _recorded(path: str | None, artifact_dir: Path) -> str | None:
+    found = resolve_recorded(path, artifact_dir)
+    return str(found) if found is not None else path
+
+
+_READERS = {"manifest.json": _dataset, "vocab.json": _vocab, "run.json": _run, LINEAGE_FILE: _generic,
+            BUNDLE_FILE: _bundle}
 
 
 def safetensors_metadata(path: str | Path) -> dict[str, str]:
@@ -231,7 +305,8 @@ def format_chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> str:
     for depth, ref, found in chain(artifact, known):
         where = f" -> {found.path}" if found is not None and str(found.path) != ref.path else ""
         if found is not None and ref.version not in (None, found.version):
-            where += f" (an earlier version: the folder is now at {found.version}, rewritten by forget)"
+            how = ", rewritten by forget" if ref.version in found.history else "; that version is gone"
+            where += f" (an earlier version: the folder is now at {found.version}{how})"
         missing = "" if found is not None or ref.kind == "source" else "  [not found]"
         lines.append(f"{'  ' * depth}<- {ref.label()}{where}{missing}")
     return "\n".join(lines)

@@ -41,8 +41,10 @@ def exported(with_head, tmp_path_factory):
 
 def test_onnx_outputs_match_pytorch(exported, with_head):
     config, out = exported
+    config = config["tagsight"]
     assert config["outputs"] == ["features", "hashtags_logits", "safety_probabilities"]
     assert config["heads"]["safety"]["kind"] == "moderate" and (out / "heads" / "safety.safetensors").is_file()
+    assert config["heads"]["safety"]["app"] == "moderate"
     assert max(config["onnx"]["max_abs_diff"].values()) <= 1e-4
     bundle = load_bundle(with_head)
     size = bundle.embedder.backbone.data_config.input_size
@@ -54,8 +56,9 @@ def test_onnx_outputs_match_pytorch(exported, with_head):
 def test_safetensors_export_reloads_to_the_same_features(exported, tiny_bundle):
     config, out = exported
     bundle = load_bundle(tiny_bundle)
+    config = config["tagsight"]
     assert config["backbone"]["timm_kwargs"] == {}   # a timm-initialised run: timm's defaults rebuild it
-    again = load_backbone(f"file:{out / 'backbone.safetensors'}", config["backbone"]["data_config"]["input_size"],
+    again = load_backbone(f"file:{out / 'model.safetensors'}", config["backbone"]["data_config"]["input_size"],
                           arch=config["backbone"]["arch"])
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -109,5 +112,133 @@ def test_predict_cli_explains_an_unavailable_app(tiny_bundle, tmp_path, cli):
 
 def test_export_cli(tiny_bundle, tmp_path, cli):
     result = json.loads(cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx"))
+    assert result["architecture"] == "test_vit" and result["heads"] == ["hashtags"]
     assert max(result["onnx_max_abs_diff"].values()) <= 1e-4 and (tmp_path / "exp" / "config.json").is_file()
     assert np.isfinite(list(result["onnx_max_abs_diff"].values())).all()
+
+
+def test_export_config_loads_in_timm_offline_as_timm_documents(exported, tiny_bundle, monkeypatch):
+    """config.json is timm's pretrained_cfg: create_model(arch, pretrained=True, pretrained_cfg_overlay=...) loads it."""
+    import timm
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config, out = exported
+    cfg = config["pretrained_cfg"]
+    assert config["architecture"] == cfg["architecture"] == "test_vit" and config["num_classes"] == cfg["num_classes"] == 0
+    assert cfg["input_size"] == [3, 32, 32] and len(cfg["mean"]) == len(cfg["std"]) == 3 and 0 < cfg["crop_pct"] <= 1
+    want = load_bundle(tiny_bundle).embedder.backbone
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    overlay = timm.create_model(config["architecture"], pretrained=True, **config["model_args"],
+                                pretrained_cfg_overlay=dict(cfg, file=str(out / "model.safetensors")))
+    plain = timm.create_model(config["architecture"], pretrained=True, num_classes=0, **config["model_args"],
+                              pretrained_cfg_overlay=dict(file=str(out / "model.safetensors")))
+    local = timm.create_model(f"local-dir:{out}", pretrained=True)
+    with torch.no_grad():
+        for model in (overlay, plain, local):
+            assert torch.allclose(model.eval()(x), want(x), atol=1e-6)
+    assert tuple(timm.data.resolve_data_config({}, model=local)["mean"]) == tuple(cfg["mean"])
+
+
+def test_export_carries_a_hugging_face_model_card(exported):
+    import yaml
+
+    _, out = exported
+    text = (out / "README.md").read_text()
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front["library_name"] == "timm" and front["pipeline_tag"] == "image-classification"
+    assert front["license"] and "timm" in front["tags"] and "moderate" in front["tags"]
+    assert "# Model card" in text and "local-dir" in text
+
+
+def test_an_export_is_a_bundle_that_predict_and_serve_load_wherever_it_is_moved(exported, with_head, tmp_path, cli):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tagsight.serve.app import create_app
+    from tagsight.serve.loader import load_bundle_apps
+
+    _, out = exported
+    moved = Path(shutil.copytree(out, tmp_path / "elsewhere" / "export"))
+    original, again = load_bundle(with_head), load_bundle(moved)
+    assert set(again.apps) == set(original.apps) == {"hashtags", "alt-text", "moderate"}
+    images = [Image.new("RGB", (40, 40), c) for c in ((200, 40, 40), (40, 200, 60))]
+    assert again.predict(images, ["hashtags", "moderate"]) == original.predict(images, ["hashtags", "moderate"])
+    images[0].save(tmp_path / "a.jpg")
+    cli("predict", str(tmp_path / "a.jpg"), "--app", "moderate", "--app", "safety", "--bundle", str(moved),
+        "--out", str(tmp_path / "p.jsonl"))
+    assert [json.loads(r)["app"] for r in (tmp_path / "p.jsonl").read_text().splitlines()] == ["moderate", "safety"]
+    with TestClient(create_app(load_bundle_apps(moved, "cpu"))) as c:
+        r = c.post("/v1/alt-text", content=(tmp_path / "a.jpg").read_bytes(), headers={"content-type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+    chain = cli("lineage", str(moved))                   # lineage accepts exports and bundles
+    assert chain.startswith(f"export {moved} version ") and f"<- bundle {with_head.resolve()}" in chain
+    assert "<- run " in chain and "[not found]" not in chain
+    assert cli("lineage", str(with_head)).startswith(f"bundle {with_head} version ")
+
+
+def test_an_export_whose_weights_were_swapped_is_refused(exported, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from tagsight.fsio import ReasonError
+
+    _, out = exported
+    bad = Path(shutil.copytree(out, tmp_path / "bad"))
+    tensors = load_file(str(bad / "model.safetensors"))
+    save_file({k: v + 1 if v.is_floating_point() else v for k, v in tensors.items()}, str(bad / "model.safetensors"))
+    with pytest.raises(ReasonError) as e:
+        load_bundle(bad)
+    assert e.value.reason == "export_mismatch"
+
+
+def test_a_bundle_moved_with_its_run_or_alone_still_loads(tiny_run, tmp_path):
+    """bundle.json holds the run relative to the bundle and, as a fallback, the absolute path it had."""
+    import shutil
+
+    from tagsight.apps.bundle import init_bundle
+    from tagsight.fsio import ReasonError
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_run[2], project / "runs" / "r")
+    bundle = init_bundle(project / "bundles" / "b", str(project / "runs" / "r"))
+    record = json.loads((bundle / "bundle.json").read_text())
+    assert record["backbone"] == "../../runs/r" and Path(record["backbone_resolved"]).is_absolute()
+    moved = Path(shutil.move(str(project), tmp_path / "moved"))          # the whole project moves
+    assert load_bundle(moved / "bundles" / "b").run is not None
+    alone = Path(shutil.copytree(tiny_run[2], tmp_path / "runs2" / "r"))
+    b2 = init_bundle(tmp_path / "b2", str(alone))
+    lone = Path(shutil.move(str(b2), tmp_path / "far" / "b2"))         # the bundle alone moves
+    assert load_bundle(lone).run.run_dir == alone
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "bundle.json").write_text(json.dumps({"backbone": str(alone)}))   # the old form keeps loading
+    assert load_bundle(old).run is not None
+    shutil.rmtree(alone)
+    with pytest.raises(ReasonError) as e:
+        load_bundle(lone)
+    assert e.value.reason == "backbone_missing"
+
+
+def test_a_head_trained_on_an_export_is_served_by_it(exported, tmp_path, cli, make_colour_folder):
+    import shutil
+
+    _, out = exported
+    moved = Path(shutil.copytree(out, tmp_path / "exp"))
+    data = make_colour_folder(tmp_path / "data", {"red": (220, 40, 40), "blue": (40, 60, 220)}, per_class=4)
+    cli("heads", "train", "--task", "categorize", "--data", str(data), "--backbone", str(moved),
+        "--out", str(moved / "heads" / "products"), "--epochs", "2", "--val-fraction", "0.5")
+    bundle = load_bundle(moved)
+    assert bundle.apps["categorize"].head_name == "products" and "moderate" in bundle.apps
+
+
+def test_a_run_folder_exported_directly_names_the_run_as_its_parent(tiny_run, tmp_path):
+    from tagsight.lineage import read_artifact
+
+    _, _, run = tiny_run
+    export_bundle(run, tmp_path / "exp")
+    parents = read_artifact(tmp_path / "exp").parents
+    assert [p.kind for p in parents] == ["run"] and parents[0].path == str(run.resolve())
+    assert set(load_bundle(tmp_path / "exp").missing) == {"hashtags", "alt-text", "similar"}   # no calibration.json

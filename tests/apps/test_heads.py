@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_moderate_head_cli_and_bundle_answer_allow_review_block(run_parts, make_
                  "--cache-dir", str(tmp_path / "cache")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["safe"] == ["safe"] and set(summary["thresholds"]) == {"gore", "spam"}
-    app = load_bundle(bundle).app("safety")
+    app = load_bundle(bundle).app("safety")   # the folder name, as predict --app safety asks
     assert isinstance(app, ModerateApp)
     answers = app.predict([make_coloured(COLOURS["green"], 7), make_coloured(COLOURS["red"], 8)])
     assert all(a["decision"] in ("allow", "review", "block") for a in answers)
@@ -121,3 +122,60 @@ def test_a_head_of_another_backbone_is_refused(run_parts, make_colour_folder, tm
     with pytest.raises(ReasonError) as e:
         CategorizeApp(other, load_head(tmp_path / "head"))
     assert e.value.reason == "head_mismatch"
+
+
+def _head(backbone, spec, data, out, task, **kw):
+    return train_head(data, backbone, spec, out, HeadConfig(task=task, epochs=2, val_fraction=0.5, **kw))
+
+
+def test_heads_are_served_by_their_task_whatever_the_folder_and_predict_agrees(run_parts, make_colour_folder,
+                                                                                make_coloured, tmp_path):
+    """The README layout (heads/products, heads/safety) serves /v1/categorize and /v1/moderate."""
+    from fastapi.testclient import TestClient
+
+    from tagsight.apps.bundle import init_bundle
+    from tagsight.serve.app import create_app
+    from tagsight.serve.loader import load_bundle_apps
+
+    backbone, spec = run_parts
+    data = make_colour_folder(tmp_path / "data", {"safe": COLOURS["green"], "spam": COLOURS["red"]}, per_class=4)
+    bundle = init_bundle(tmp_path / "bundle", spec)
+    _head(backbone, spec, data, bundle / "heads" / "products", "categorize")
+    _head(backbone, spec, data, bundle / "heads" / "safety", "moderate")
+    apps = load_bundle_apps(bundle, "cpu")
+    assert {"categorize", "moderate"} <= set(apps) and apps["categorize"].head_name == "products"
+    loaded = load_bundle(bundle)
+    assert loaded.app("products") is loaded.apps["categorize"]        # the folder name still answers in predict
+    jpeg = tmp_path / "x.jpg"
+    make_coloured(COLOURS["red"], 3).save(jpeg)
+    with TestClient(create_app(apps)) as c:
+        r = c.post("/v1/categorize?threshold=0", content=jpeg.read_bytes(), headers={"content-type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        assert r.json()["result"]["threshold"] == 0 and r.json()["result"]["category"] is not None
+        assert c.post("/v1/moderate", content=jpeg.read_bytes(),
+                      headers={"content-type": "image/jpeg"}).json()["result"]["decision"] in ("allow", "review", "block")
+        r = c.post("/v1/categorize?bogus=1", content=jpeg.read_bytes(), headers={"content-type": "image/jpeg"})
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "unknown_option"
+        r = c.post("/v1/categorize?threshold=high", content=jpeg.read_bytes(), headers={"content-type": "image/jpeg"})
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "invalid_option"
+
+
+def test_several_heads_of_one_task_are_served_under_their_folder_names(run_parts, make_colour_folder, tmp_path):
+    from tagsight.apps.bundle import head_app_names, init_bundle
+
+    backbone, spec = run_parts
+    data = make_colour_folder(tmp_path / "data", {"red": COLOURS["red"], "blue": COLOURS["blue"]}, per_class=4)
+    bundle = init_bundle(tmp_path / "bundle", spec)
+    for name in ("products", "styles"):
+        _head(backbone, spec, data, bundle / "heads" / name, "categorize")
+    loaded = load_bundle(bundle)
+    assert {"products", "styles"} <= set(loaded.apps) and "categorize" not in loaded.apps
+    record = json.loads((bundle / "heads" / "products" / "head.json").read_text())
+    assert record["data"]["path"] == str(data.resolve()) and Path(record["backbone"]).is_absolute()
+    assert all(loaded.apps[n].name == n for n in ("products", "styles"))
+    assert head_app_names({"a": "categorize", "b": "moderate"}) == {"a": "categorize", "b": "moderate"}
+    for bad in ({"x": "moderate", "moderate": "categorize", "c": "categorize"}, {"similar": "moderate",
+                                                                                 "y": "moderate"}):
+        with pytest.raises(ReasonError) as e:
+            head_app_names(bad)
+        assert e.value.reason == "bad_head_name"

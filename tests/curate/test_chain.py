@@ -91,3 +91,17 @@ def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="specialist rating"):
         from tagsight.curate.reviews import check_review
         check_review({"key": "k", "post_key": "p", "reviewer": "r", "stage": "specialist", "composition": 7})
+
+
+def test_export_of_an_empty_stage_is_refused_and_writes_nothing(tiny_dataset, tmp_path, pictures):
+    from tagsight.cli import main
+    from tagsight.fsio import ReasonError
+
+    ds = tiny_dataset(posts=6, pictures=pictures, max_side=96)
+    run_filters(ds, CHAIN)   # some pass the filters, but nobody reviewed anything
+    with pytest.raises(ReasonError, match="generalist_rejected: [0-9]") as info:
+        export_curated(ds, tmp_path / "best", ExportConfig("specialist"))
+    assert info.value.reason == "empty_stage" and not (tmp_path / "best").exists()
+    assert main(["-q", "curate", "export", str(ds), "--stage", "specialist", "--out", str(tmp_path / "cli")]) == 2
+    assert not (tmp_path / "cli").exists()
+    assert export_curated(ds, tmp_path / "filtered", ExportConfig("filter")).samples_kept >= 3  # a stage with samples

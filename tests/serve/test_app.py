@@ -106,3 +106,34 @@ def test_the_serving_page_lists_every_reason_code():
     page = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
     for reason, (status, _) in REASONS.items():
         assert f"| {status} | `{reason}` |" in page, reason
+
+
+def test_query_parameters_are_options_and_unknown_or_doubled_ones_are_refused(serve, colour_apps, kit):
+    server = serve(colour_apps)
+    with server.client() as c:
+        raw = {"content": kit.image_bytes(), "headers": {"content-type": "image/jpeg"}}
+        r = c.post("/v1/hashtags?k=2", **raw)
+        assert r.status_code == 200 and r.json()["result"]["k"] == 2
+        r = c.post("/v1/hashtags?k=two", **raw)   # text: ColourApp refuses it
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "invalid_option"
+        r = c.post("/v1/hashtags?colour=red", **raw)
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "unknown_option"
+        r = c.post("/v1/hashtags?k=2", json={"image": kit.b64(kit.image_bytes()), "options": {"k": 3}})
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "invalid_options"
+        r = c.post("/v1/hashtags?k=2&k=3", **raw)
+        assert r.status_code == 422 and r.json()["error"]["reason"] == "invalid_options"
+
+
+def test_docs_page_loads_every_asset_from_the_server_itself(serve, colour_apps):
+    import re
+
+    server = serve(colour_apps)
+    with server.client() as c:
+        page = c.get("/docs")
+        assert page.status_code == 200 and "swagger" in page.text.lower()
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text) + re.findall(r"url: '([^']+)'", page.text)
+        assert urls and not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+        for u in urls:
+            got = c.get(u)
+            assert got.status_code == 200 and len(got.content) > 100, u
+        assert any(u.endswith("swagger-ui-bundle.js") for u in urls)

@@ -222,12 +222,18 @@ def train_head(data: str | Path, backbone: Backbone, backbone_spec: str, out_dir
                                                          cfg.target_precision, cfg.target_recall)}
     embedder = embedder or Embedder(backbone)
     meta = {"format": FORMAT, "tagsight_version": __version__, "task": cfg.task, "classes": images.classes,
-            "safe": safe, "config": asdict(cfg), "backbone": backbone_spec, "backbone_name": backbone.name,
-            "backbone_fingerprint": embedder.fingerprint, "data": {"path": str(data), "identity": images.identity,
+            "safe": safe, "config": asdict(cfg), "backbone": _absolute(backbone_spec), "backbone_name": backbone.name,
+            "backbone_fingerprint": embedder.fingerprint, "data": {"path": str(Path(data).resolve()), "identity": images.identity,
             "images": len(images), "per_class": np.bincount(y, minlength=len(images.classes)).tolist(),
             "skipped_folders": skipped}, "training": fit_info, **decisions}
     save_head(out_dir, head, meta)
     return meta
+
+
+def _absolute(spec: str) -> str:
+    """A backbone spec with a local path made absolute (recorded once; never relative to the caller's directory)."""
+    prefix, path = ("file:", spec[5:]) if spec.startswith("file:") else ("", spec)
+    return prefix + str(Path(path).resolve()) if path and Path(path).exists() else spec
 
 
 def _json_safe(obj: Any) -> Any:
@@ -264,45 +270,71 @@ def save_head(out_dir: str | Path, head: TrainedHead, meta: dict[str, Any]) -> P
 
 def load_head(head_dir: str | Path) -> TrainedHead:
     head_dir = Path(head_dir)
-    if not (head_dir / HEAD_JSON).is_file() or not (head_dir / HEAD_WEIGHTS).is_file():
-        raise ReasonError("not_a_head", f"{head_dir} has no {HEAD_JSON} + {HEAD_WEIGHTS}: train one with "
-                                        "'tagsight heads train'")
-    meta = _from_json(json.loads((head_dir / HEAD_JSON).read_text()))
+    return load_head_files(head_dir / HEAD_JSON, head_dir / HEAD_WEIGHTS)
+
+
+def load_head_files(meta_path: Path, weights_path: Path) -> TrainedHead:
+    """A head from its JSON record and its weights (a head folder's two files, or an export's NAME.json + NAME.safetensors)."""
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ReasonError("not_a_head", f"{meta_path.parent} has no {meta_path.name} + {weights_path.name}: train "
+                                        "one with 'tagsight heads train'")
+    meta = _from_json(json.loads(meta_path.read_text()))
     if meta.get("format") != FORMAT or meta.get("task") not in TASKS:
-        raise ReasonError("bad_head", f"{head_dir}: unsupported head format or task")
-    t = load_file(str(head_dir / HEAD_WEIGHTS))
+        raise ReasonError("bad_head", f"{meta_path}: unsupported head format or task")
+    t = load_file(str(weights_path))
     return TrainedHead(t["weight"], t["bias"], Standardiser(t["mean"], t["std"]), meta)
+
+
+def find_heads(heads_dir: Path) -> dict[str, TrainedHead]:
+    """Every head under ``heads_dir`` by name: ``NAME/head.json`` folders and exported ``NAME.json`` files."""
+    if not heads_dir.is_dir():
+        return {}
+    found: dict[str, TrainedHead] = {}
+    for p in sorted(heads_dir.iterdir()):
+        if (p / HEAD_JSON).is_file():
+            found[p.name] = load_head(p)
+        elif p.suffix == ".json" and p.with_suffix(".safetensors").is_file():
+            found[p.stem] = load_head_files(p, p.with_suffix(".safetensors"))
+    return found
 
 
 # -- the apps ------------------------------------------------------------------------------------
 
 
 class HeadApp(FeatureApp):
-    """An app answering from a trained head (``head_dir``) on the bundle's backbone features."""
+    """An app answering from a trained head (``head_dir``) on the bundle's backbone features.
 
-    def __init__(self, embedder: Embedder, head: TrainedHead, head_name: str = "") -> None:
+    ``task`` is what the head does (its head.json's task); ``name``, the name the app is served and
+    asked for under, is the task unless the caller gives another (``app_name``: a bundle holding
+    several heads of one task names each by its folder).
+    """
+
+    task: str
+
+    def __init__(self, embedder: Embedder, head: TrainedHead, head_name: str = "", app_name: str | None = None) -> None:
         super().__init__(embedder)
         if head.meta["backbone_fingerprint"] != embedder.fingerprint:
             raise ReasonError("head_mismatch", f"head {head_name!r} was trained on another backbone "
                                                f"({head.meta['backbone']}); retrain it on this bundle's backbone")
-        if head.meta["task"] != self.name:
-            raise ReasonError("head_mismatch", f"head {head_name!r} is a {head.meta['task']} head, not {self.name}")
+        if head.meta["task"] != self.task:
+            raise ReasonError("head_mismatch", f"head {head_name!r} is a {head.meta['task']} head, not {self.task}")
         self.head, self.head_name, self.classes = head, head_name, list(head.meta["classes"])
+        self.name = app_name or self.task
 
     @classmethod
-    def load(cls, head_dir: Path, embedder: Embedder) -> HeadApp:
-        return cls(embedder, load_head(head_dir), head_dir.name)
+    def load(cls, head_dir: Path, embedder: Embedder, app_name: str | None = None) -> HeadApp:
+        return cls(embedder, load_head(head_dir), head_dir.name, app_name)
 
     def probabilities(self, features: np.ndarray, images: Sequence[Image.Image] | None = None) -> np.ndarray:
         return self.head.probabilities(check_features(features, images, self.embedder.num_features))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "head": self.head_name, "categories": self.classes}
+        return {**super().describe(), "task": self.task, "head": self.head_name, "categories": self.classes}
 
 
 @APPS.register("categorize")
 class CategorizeApp(HeadApp):
-    name = "categorize"
+    name = task = "categorize"
     options = {"threshold": float}
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,
@@ -323,7 +355,7 @@ class CategorizeApp(HeadApp):
 
 @APPS.register("moderate")
 class ModerateApp(HeadApp):
-    name = "moderate"
+    name = task = "moderate"
     options: dict[str, Any] = {}
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,

@@ -17,6 +17,7 @@ import torch
 from tagsight.eval.backbones import load_backbone, run_config_path
 from tagsight.fsio import ReasonError
 from tagsight.ingest.catalog import read_table
+from tagsight.lineage import resolve_recorded
 from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
 from tagsight.tags.vocab import Vocabulary
@@ -60,8 +61,8 @@ class Run:
 
 
 def _resolve(path: str, run_dir: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else run_dir / p
+    """A path run.json recorded, resolved against the run (never only the caller's directory)."""
+    return resolve_recorded(path, run_dir) or Path(path)
 
 
 def load_run(run_dir: str | Path) -> Run:

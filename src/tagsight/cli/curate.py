@@ -127,7 +127,7 @@ def run_export(args: argparse.Namespace) -> int:
         summary = export_curated(args.dataset, args.out, ExportConfig(args.stage, args.min_keep_votes,
                                                                       args.min_rating, args.top))
     except (OSError, ValueError) as exc:
-        print(f"tagsight curate export: {exc}", file=sys.stderr)
+        print(f"tagsight curate export: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary.to_dict(), indent=1))
     return 0

@@ -1,4 +1,4 @@
-"""``tagsight export BUNDLE --out DIR [--onnx]``: backbone and heads as safetensors + config.json, and ONNX."""
+"""``tagsight export BUNDLE --out DIR [--onnx]``: a portable bundle (timm config.json + safetensors, model card), and ONNX."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a bundle's backbone and heads (safetensors + config.json, ONNX)",
-                       description="With --onnx the graph (image -> features, hashtag logits, head probabilities) "
+                       description="OUT is itself a bundle ('tagsight predict/serve --bundle OUT'), its config.json "
+                                   "and model.safetensors load in timm, README.md is a model card. With --onnx the graph (image -> features, hashtag logits, head probabilities) "
                                    "is exported and checked against PyTorch with onnxruntime (max abs diff <= "
                                    "--tolerance).")
     p.add_argument("bundle", type=Path, help="a bundle or run folder")
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         print(f"tagsight export: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": str(args.out), "outputs": config["outputs"], "heads": sorted(config["heads"]),
-                      **({"onnx_max_abs_diff": config["onnx"]["max_abs_diff"]} if "onnx" in config else {})}, indent=1))
+    t = config["tagsight"]
+    print(json.dumps({"out": str(args.out), "architecture": config["architecture"], "outputs": t["outputs"],
+                      "heads": sorted(t["heads"]), **({"onnx_max_abs_diff": t["onnx"]["max_abs_diff"]} if "onnx" in t else {})},
+                     indent=1))
     return 0

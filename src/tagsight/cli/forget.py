@@ -1,4 +1,4 @@
-"""``tagsight forget --author ID | --post ID | --hashtag TAG | --optout-file F --root DIR [--rewrite]``."""
+"""``tagsight forget --author ID | --post ID | --hashtag TAG | --optout-file F --root DIR [--rewrite]``, ``--audit ROOT``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hashtag", action="append", default=[], metavar="TAG", help="a hashtag (folded: #No_AI = noai)")
     p.add_argument("--optout-file", action="append", default=[], type=Path, metavar="F",
                    help="lines author:ID, post:ID, hashtag:TAG or a bare author id")
-    p.add_argument("--root", type=Path, required=True, help="folder holding the datasets, vocabularies and runs")
+    p.add_argument("--root", type=Path, default=None, help="folder holding the datasets, vocabularies and runs")
+    p.add_argument("--audit", type=Path, default=None, metavar="ROOT",
+                   help="forget nothing: walk every artifact under ROOT (and --cache-dir) and report any trace of a "
+                        "post its datasets' tombstones forget (content, key, embedding, cached feature); exit 1 "
+                        "when a trace is found, 0 when clean")
     p.add_argument("--rewrite", action="store_true",
                    help="also rewrite the shards and catalog as a new dataset version without the posts "
                         "(without it the loader filters them against the tombstones)")
@@ -34,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tagsight.privacy.forget import forget, requests_from
 
+    if args.audit is not None:
+        return run_audit(args)
+    if args.root is None:
+        print("tagsight forget: no_root: give --root DIR (or --audit ROOT)", file=sys.stderr)
+        return 2
     roots = [args.root] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
     try:
         requests = requests_from(args.author, args.post, args.hashtag, args.optout_file, args.reason)
@@ -43,3 +52,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(report.format())
     return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from tagsight.privacy.audit import audit
+
+    if args.author or args.post or args.hashtag or args.optout_file or args.rewrite:
+        print("tagsight forget: audit_only: --audit forgets nothing; run the forget first, then audit",
+              file=sys.stderr)
+        return 2
+    roots = [args.audit] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
+    try:
+        report = audit(roots)
+    except ReasonError as exc:
+        print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0 if report.clean else 1

@@ -42,11 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_backbone(spec: str):
     """(backbone, spec) for a backbone spec or a bundle folder (its backbone)."""
-    from tagsight.apps.bundle import BUNDLE_JSON, backbone_spec
+    from tagsight.apps.bundle import BUNDLE_JSON, bundle_backbone
     from tagsight.eval.backbones import load_backbone
 
-    if (Path(spec) / BUNDLE_JSON).is_file():
-        spec = backbone_spec(Path(spec))
+    if (Path(spec) / BUNDLE_JSON).is_file():   # a bundle, or an export (its own weights)
+        backbone, spec, _ = bundle_backbone(Path(spec))
+        return backbone, spec
     return load_backbone(spec), spec
 
 

@@ -11,12 +11,13 @@ from tagsight.fsio import ReasonError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lineage", help="what an artifact was made from, or every artifact holding a post",
-                       description="With ARTIFACT (a dataset, vocabulary, run, index folder or feature file): print "
+                       description="With ARTIFACT (a dataset, vocabulary, run, bundle, export, index folder or feature file): print "
                                    "the chain of parents, resolving path-less ones under --root. With --post: list "
                                    "every artifact under --root that contains the post or was made from a dataset "
                                    "version that held it.")
-    p.add_argument("artifact", nargs="?", type=Path, help="a folder with manifest.json, vocab.json, run.json or "
-                                                          "lineage.json, or a cached-feature .safetensors file")
+    p.add_argument("artifact", nargs="?", type=Path, help="a folder with manifest.json, vocab.json, run.json, "
+                                                          "bundle.json or lineage.json, or a cached-feature "
+                                                          ".safetensors file")
     p.add_argument("--post", metavar="ID", help="a post key source/post_id or a post id")
     p.add_argument("--root", type=Path, default=None, help="where to look (default: the artifact's parent folder)")
     p.set_defaults(func=run)

@@ -4,6 +4,10 @@ Stages: ``filter`` keeps what passed the automatic filters; ``generalist`` keeps
 least ``min_keep_votes`` keep votes in the fast review (recall first: one vote is enough by
 default); ``specialist`` keeps what the specialists rated at least ``min_rating`` on average (1-5),
 optionally only the ``top`` best. Everything else is dropped with the stage's reason code.
+
+A stage that keeps nothing is refused (``ReasonError`` ``empty_stage``, naming why every sample was
+left out, e.g. ``specialist_unrated`` when no specialist reviewed anything): an empty dataset is
+never written.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tagsight.curate.chain import read_curation
 from tagsight.curate.reviews import latest, read_reviews, specialist_means
 from tagsight.data.derive import DerivedSummary, Drop, Keep, derive_dataset
 from tagsight.data.index import SampleIndex
+from tagsight.fsio import ReasonError
 
 EXPORT_STAGES = ("filter", "generalist", "specialist")
 
@@ -59,6 +64,7 @@ def selection(dataset_dir: str | Path, cfg: ExportConfig) -> dict[str, str | Non
 def export_curated(dataset_dir: str | Path, out_dir: str | Path, cfg: ExportConfig) -> DerivedSummary:
     """Write the curated set of ``dataset_dir`` at ``cfg.stage`` to ``out_dir`` as a new dataset version."""
     chosen = selection(dataset_dir, cfg)
+    check_not_empty(dataset_dir, chosen, cfg)
     index = SampleIndex.build(dataset_dir)
 
     def edit(i: int, meta: dict[str, Any]) -> Keep | Drop:
@@ -66,3 +72,19 @@ def export_curated(dataset_dir: str | Path, out_dir: str | Path, cfg: ExportConf
         return Keep() if why is None else Drop(why)
 
     return derive_dataset(dataset_dir, out_dir, edit, kind=f"curate_{cfg.stage}", settings=asdict(cfg))
+
+
+_HINTS = {"generalist_rejected": "record generalist keep votes ('tagsight curate review DATASET', ?stage=generalist)",
+          "specialist_unrated": "record specialist ratings ('tagsight curate review DATASET', ?stage=specialist)",
+          "specialist_below": "lower --min-rating"}
+
+
+def check_not_empty(dataset_dir: str | Path, chosen: dict[str, str | None], cfg: ExportConfig) -> None:
+    """``ReasonError('empty_stage')`` when no sample passes ``cfg.stage``: the reasons counted, and what to do."""
+    if any(why is None for why in chosen.values()):
+        return
+    reasons = Counter(why for why in chosen.values())
+    hint = next((_HINTS[r] for r, _ in reasons.most_common() if r in _HINTS), "run 'tagsight curate filter' first")
+    counts = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "the curation table is empty"
+    raise ReasonError("empty_stage", f"{dataset_dir}: no sample passes the {cfg.stage} stage ({counts}); "
+                                     f"nothing written. To export, {hint}")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from tagsight.fsio import ReasonError
 from tagsight.ingest import catalog
+from tagsight.lineage import resolve_recorded
 from tagsight.privacy.tombstones import load_tombstones
 
 Block = tuple  # ("p", text) | ("kv", {name: value}) | ("table", headers, rows)
@@ -215,7 +216,8 @@ def model_card(run_dir: str | Path) -> Card:
     card.section("Training data").kv({
         "dataset": ds.get("path"), "dataset version": ds.get("manifest_version"), "vocabulary": vocab.get("path"),
         "vocabulary version": vocab.get("version"), "labels": vocab.get("labels")})
-    _dataset_summary(card, Path(ds["path"]) if ds.get("path") else None, ds.get("manifest_version"))
+    _dataset_summary(card, resolve_recorded(ds.get("path"), run_dir) or (Path(ds["path"]) if ds.get("path") else None),
+                     ds.get("manifest_version"))
     recipe = run_dir / "config.yaml"
     card.section("Recipe").p(f"```yaml\n{recipe.read_text(encoding='utf-8').strip()}\n```" if recipe.is_file()
                              else "config.yaml missing: the recipe was not recorded")

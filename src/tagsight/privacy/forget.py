@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 FORGOTTEN_REASON = "forgotten"
 FORGETTER_MODULES = ("tagsight.privacy.forget_dataset", "tagsight.privacy.forget_derived",
                      "tagsight.eval.forget_features", "tagsight.curate.forget", "tagsight.apps.forget_index",
-                     "tagsight.generate.forget")
+                     "tagsight.generate.forget", "tagsight.privacy.forget_tables")
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def _forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
     keys = _post_key_column(table).to_pylist()
     authors = table["author_id"].to_pylist() if "author_id" in table.column_names else [None] * len(keys)
     tags = table["hashtags"].to_pylist() if "hashtags" in table.column_names else [()] * len(keys)
-    return [forgotten.forgets(k, a, t or ()) for k, a, t in zip(keys, authors, tags)]
+    return [forgotten.forgets(k or "", a, t or ()) for k, a, t in zip(keys, authors, tags)]
 
 
 def post_key_table_forgetter(pattern: str) -> tuple[Callable, Callable, Callable]:

@@ -9,7 +9,9 @@ content-named file (``shard-00012.<sha>.tar``; shards without a forgotten sample
 are). Then the catalog drops every row of the forgotten posts (posts, hashtags, media, duplicates)
 and turns their decision rows into ``rejected / forget / forgotten`` with the version they were
 removed from; the manifest gets the new shard list, recomputed counts, a new version, ``parent``
-(the version it was made from, the tombstones applied and what was removed) and ``history``. The
+(the version it was made from, the tombstones applied and what was removed) and ``history``; a
+derived dataset (relevance filter, curation export) keeps the parent it was derived from as
+``derived_from``, so lineage still leads to that folder. The
 manifest is replaced last, atomically: a reader sees the old version or the new one. Then the
 stale sample-index cache and the old shard files are deleted (a process that still holds an old
 shard open keeps reading it consistently until it closes it).
@@ -35,6 +37,7 @@ from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, find_datasets, 
 
 log = logging.getLogger(__name__)
 
+ERASED_REASON = "forgotten_record"   # a decision row of a forgotten post that the dataset never kept, erased
 INDEX_CACHE = "index.parquet"   # tagsight.data.index's cache: it lists post keys and hashtags, so it goes too
 
 
@@ -56,8 +59,19 @@ def forgotten_samples(dataset_dir: Path, forgotten: Forgotten) -> dict[str, set[
     return dict(out)
 
 
+def stale_decisions(decisions: pa.Table, forgotten: Forgotten) -> list[bool]:
+    """Decision rows of forgotten posts that are not yet the ``forgotten`` record (e.g. rejected at ingest or
+    dropped by a derivation): they still name the post and its author, so a rewrite turns them into the record."""
+    keys = _keys(decisions)
+    authors, reasons = decisions["author_id"].to_pylist(), decisions["reason"].to_pylist()
+    return [r != FORGOTTEN_REASON and forgotten.forgets(k or "", a) for k, a, r in zip(keys, authors, reasons)]
+
+
 def affected(dataset_dir: Path, forgotten: Forgotten) -> int:
-    return sum(len(v) for v in forgotten_samples(dataset_dir, forgotten).values())
+    samples = sum(len(v) for v in forgotten_samples(dataset_dir, forgotten).values())
+    if not forgotten.rewrite:
+        return samples
+    return samples + sum(stale_decisions(catalog.read_table(dataset_dir, "decisions"), forgotten))
 
 
 def purge(dataset_dir: Path, forgotten: Forgotten) -> str:
@@ -107,25 +121,36 @@ def _drop_posts(table: pa.Table, gone: pa.Array) -> pa.Table:
     return table.filter(pc.invert(pc.is_in(pc.binary_join_element_wise(table["source"], table["post_id"], "/"), gone)))
 
 
-def _forget_decisions(decisions: pa.Table, gone: pa.Array, version: str) -> pa.Table:
-    """Decision rows of the forgotten kept posts become ``rejected / forget / forgotten``."""
+def _forget_decisions(decisions: pa.Table, gone: pa.Array, version: str, forgotten: Forgotten) -> pa.Table:
+    """Decision rows of the forgotten kept posts become the record ``rejected / forget / forgotten`` (their key
+    kept, so the removal can be traced); any other row of a forgotten post (``stale_decisions``: rejected at
+    ingest, dropped by a derivation) is erased: ``rejected / forget / forgotten_record`` with no ref, source,
+    post id or author."""
     keys = pc.binary_join_element_wise(decisions["source"], decisions["post_id"], "/")
     hit = pc.and_(pc.equal(decisions["status"], "kept"), pc.is_in(keys, gone))
-    values = {"status": "rejected", "stage": "forget", "reason": FORGOTTEN_REASON,
-              "detail": f"removed from version {version}"}
-    for column, value in values.items():
+    stale = pc.and_(pa.array(stale_decisions(decisions, forgotten), pa.bool_()), pc.invert(pc.fill_null(hit, False)))
+    for mask, reason, detail in ((hit, FORGOTTEN_REASON, f"removed from version {version}"),
+                                 (stale, ERASED_REASON, f"record erased in version {version}")):
+        values = {"status": "rejected", "stage": "forget", "reason": reason, "detail": detail}
+        for column, value in values.items():
+            i = decisions.schema.get_field_index(column)
+            decisions = decisions.set_column(i, column, pc.if_else(mask, value, decisions[column]))
+    for column in ("ref", "source", "post_id", "author_id"):
         i = decisions.schema.get_field_index(column)
-        decisions = decisions.set_column(i, column, pc.if_else(hit, value, decisions[column]))
+        if i >= 0:
+            decisions = decisions.set_column(i, column, pc.if_else(stale, pa.scalar(None, decisions.schema.field(i).type),
+                                                                   decisions[column]))
     return decisions
 
 
-def _rewrite_catalog(dataset_dir: Path, gone: set[str], renamed: dict[str, str | None], version: str) -> tuple[list, list]:
+def _rewrite_catalog(dataset_dir: Path, gone: set[str], renamed: dict[str, str | None], version: str,
+                     forgotten: Forgotten) -> tuple[list, list]:
     """Drop the forgotten posts' rows; returns the new (decisions, media) rows for the counts."""
     gone_arr = pa.array(sorted(gone), pa.string())
     media = _drop_posts(catalog.read_table(dataset_dir, "media"), gone_arr)
     shard = [renamed.get(s, s) for s in media["shard"].to_pylist()]
     media = media.set_column(media.schema.get_field_index("shard"), "shard", pa.array(shard, pa.string()))
-    decisions = _forget_decisions(catalog.read_table(dataset_dir, "decisions"), gone_arr, version)
+    decisions = _forget_decisions(catalog.read_table(dataset_dir, "decisions"), gone_arr, version, forgotten)
     for table in ("posts", "hashtags", "duplicates"):
         catalog.write_table(dataset_dir, table, _drop_posts(catalog.read_table(dataset_dir, table), gone_arr))
     catalog.write_table(dataset_dir, "media", media)
@@ -148,15 +173,17 @@ def rewrite_dataset(dataset_dir: str | Path, forgotten: Forgotten) -> str:
     targets = forgotten_samples(dataset_dir, forgotten)
     gone = _kept_forgotten_posts(dataset_dir, forgotten)
     shards, renamed, dropped = _rewrite_shards(dataset_dir, manifest, targets, forgotten)
-    decisions, media = _rewrite_catalog(dataset_dir, gone, renamed, old)
+    decisions, media = _rewrite_catalog(dataset_dir, gone, renamed, old, forgotten)
     summary = _summarise(decisions, media, len(shards))
     counts = {k: v for k, v in summary.to_dict().items() if k not in ("version", "seconds")}
     tomb = forgotten.tombstones.digest
     version = hashlib.sha256(json.dumps({"parent": old, "shards": shards, "tombstones": tomb},
                                         sort_keys=True).encode()).hexdigest()[:16]
     parent = {"version": old, "tombstones": tomb, "forgotten_posts": len(gone), "forgotten_samples": dropped}
+    derived = manifest.get("derived_from") or (manifest.get("parent") if (manifest.get("parent") or {}).get("path")
+                                               else None)
     manifest.update(version=version, shards=shards, counts=counts, parent=parent,
-                    history=[*manifest.get("history", []), parent])
+                    history=[*manifest.get("history", []), parent], **({"derived_from": derived} if derived else {}))
     atomic_write_text(dataset_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     (dataset_dir / INDEX_CACHE).unlink(missing_ok=True)
     for name in renamed:

@@ -94,13 +94,24 @@ class Scores:
 
 
 class IndexImages(LabelledImages):
-    """Every sample of a dataset as an image set for feature extraction (no class labels needed)."""
+    """Every sample of a dataset as an image set for feature extraction (no class labels needed).
+
+    Its feature cache file records what it holds (``lineage``: the dataset and every row's post key),
+    so ``tagsight forget`` finds and deletes it; the cache key changes with the tombstones, so a cache
+    written before a forget is never read back after it.
+    """
 
     def __init__(self, index: SampleIndex) -> None:
         self.index = index
         self.classes = ["sample"]
         self.labels = np.zeros(len(index), dtype=np.int64)
-        self.identity = f"dataset:{index.version}:all-samples"
+        forgotten = f"-{index.tombstones}" if index.tombstones else ""
+        self.identity = f"dataset:{index.version}{forgotten}:all-samples"
+
+    def lineage(self) -> dict[str, Any]:
+        return {"parents": [{"kind": "dataset", "path": str(self.index.dataset_dir.resolve()),
+                             "version": self.index.version}],
+                "tombstones": self.index.tombstones, "post_keys": list(self.index.post_keys)}
 
     def load(self, i: int) -> Image.Image:
         with Image.open(io.BytesIO(self.index.read_jpeg(i))) as img:

@@ -1,8 +1,8 @@
 """``create_app(apps, settings)``: the FastAPI application of ``tagsight serve``.
 
-Routes: ``POST /v1/<app>`` for every app (hashtags, alt-text, categorize, moderate, similar and any
-other app given), ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``/docs`` and
-``/openapi.json``, and the token-protected ``/admin/...`` routes (``tagsight.serve.admin``).
+Routes: ``POST /v1/<app>[?option=value...]`` for every app (hashtags, alt-text, categorize, moderate, similar and any
+other app given), ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``/docs`` (served offline,
+``tagsight.serve.docs``) and ``/openapi.json``, and the token-protected ``/admin/...`` routes (``tagsight.serve.admin``).
 Every failure a client can cause is answered with its status from ``tagsight.serve.errors.REASONS``
 and ``{"error": {"status", "reason", "message"}}``; an unexpected exception is a 500
 ``internal_error``, logged, and the server keeps serving.
@@ -11,10 +11,12 @@ and ``{"error": {"status", "reason", "message"}}``; an unexpected exception is a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ from starlette.requests import ClientDisconnect
 from tagsight.apps.base import App
 from tagsight.serve import schemas
 from tagsight.serve.decode import check_declared_length, content_type, decode_image, prepare, read_limited
+from tagsight.serve.docs import add_docs_routes
 from tagsight.serve.errors import REASONS, ServeError, error_body
 from tagsight.serve.host import AppHost
 from tagsight.serve.metrics import Metrics
@@ -59,7 +62,7 @@ def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
         yield
         await state.host.close()
 
-    api = FastAPI(title="tagsight", version="1", lifespan=lifespan,
+    api = FastAPI(title="tagsight", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Hashtags, alt text, categories, moderation and similar images for one photo. "
                               "Send the image as multipart/form-data (field `image`), JSON `{\"image\": BASE64}` "
                               "or a raw `image/*` body. Errors carry a stable `reason` code.")
@@ -70,6 +73,7 @@ def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
         _add_predict_route(api, state, name)
     _add_predict_route(api, state, None)  # any other app a reload brings in
     _add_health_routes(api, state)
+    add_docs_routes(api)
     from tagsight.serve.admin import add_admin_routes
 
     add_admin_routes(api, state)
@@ -110,6 +114,7 @@ def _add_predict_route(api: FastAPI, state: ServerState, fixed: str | None) -> N
         name = fixed or request.path_params["app"]
         state.host.get(name)  # 404 before reading a body for nothing
         image, options = await state.read_image(request)
+        options = with_query_options(options, request.query_params.multi_items())
         try:
             answer = await asyncio.wait_for(state.host.get(name).submit(image, options),
                                             state.settings.request_timeout_s)
@@ -123,6 +128,31 @@ def _add_predict_route(api: FastAPI, state: ServerState, fixed: str | None) -> N
     api.add_api_route(f"/v1/{fixed}", predict, methods=["POST"], name=f"predict-{fixed}",
                       summary=f"{fixed} for one image", response_model=schemas.Prediction,
                       responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["apps"])
+
+
+def with_query_options(options: dict, query: list[tuple[str, str]]) -> dict:
+    """The body's options plus the query string's: ``?k=2`` is ``{"k": 2}`` (a value that parses as a JSON
+    number, boolean or null is that; any other value is the text).
+
+    A key given twice (in the query, or in both the query and the body) is refused (``invalid_options``);
+    a key the app does not take is refused by the app's check (``unknown_option``).
+    """
+    out = dict(options)
+    seen: set[str] = set()
+    for key, value in query:
+        if key in seen or key in options:
+            raise ServeError("invalid_options", f"option {key!r} is given twice (query string and/or body)")
+        seen.add(key)
+        out[key] = _query_value(value)
+    return out
+
+
+def _query_value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 def _add_health_routes(api: FastAPI, state: ServerState) -> None:

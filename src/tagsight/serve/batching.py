@@ -183,12 +183,17 @@ class MicroBatcher:
         """What a failed predict means for its requests: the app's refusal, a bad option, or a bug (500)."""
         if isinstance(exc, ServeError):
             return exc
+        if isinstance(exc, ReasonError) and exc.reason in _OPTION_REASONS:
+            return ServeError(_OPTION_REASONS[exc.reason], f"{self.app.name}: {exc}")
         if isinstance(exc, ReasonError):
             return ServeError("app_rejected", f"{self.app.name}: {exc.reason}: {exc}")
         if isinstance(exc, ValueError) and options:
             return ServeError("invalid_option", f"{self.app.name} rejected the options {options}: {exc}")
         log.error("%s.predict failed on a batch of requests", self.app.name, exc_info=exc)
         return ServeError("internal_error", f"{self.app.name} failed on this request ({type(exc).__name__}); logged")
+
+
+_OPTION_REASONS = {"unknown_option": "unknown_option", "bad_option": "invalid_option"}
 
 
 def _fail(requests: list[_Request], error: ServeError) -> None:
@@ -212,11 +217,15 @@ def _options_key(options: dict[str, Any]) -> str:
 
 
 def _option_checker(app: App) -> Callable[[dict[str, Any]], None]:
-    """Refuse (422 ``unknown_option``) options that ``app.predict`` has no parameter for."""
+    """Refuse (422 ``unknown_option``) options the app does not take: its declared ``options``, else predict's parameters."""
+    declared = getattr(app, "options", None)
     params = list(inspect.signature(app.predict).parameters.values())[1:]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
+    if isinstance(declared, dict):   # apps that declare their options (FeatureApp): exactly those
+        allowed = set(declared)
+    elif any(p.kind is p.VAR_KEYWORD for p in params):
         return lambda options: None
-    allowed = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    else:
+        allowed = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
     def check(options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - allowed)

@@ -132,9 +132,9 @@ def _swav_build(cfg, backbone, num_labels, batches_per_epoch) -> SwavObjective:
 
 def lineage(dataset_dir: Path, vocab_path: Path, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
     return {"tagsight_version": __version__, "kind": "pretrain", "objective": cfg.objective.name,
-            "dataset": {"path": str(dataset_dir), "manifest_version": manifest_version(dataset_dir),
+            "dataset": {"path": str(Path(dataset_dir).resolve()), "manifest_version": manifest_version(dataset_dir),
                         "tombstones_applied": len(load_tombstones(dataset_dir))},
-            "vocab": {"path": str(vocab_path), "version": vocab.version, "labels": len(vocab)},
+            "vocab": {"path": str(Path(vocab_path).resolve()), "version": vocab.version, "labels": len(vocab)},
             **recipe(cfg.objective.name).describe(cfg), "world_size": env.world_size}
 
 
