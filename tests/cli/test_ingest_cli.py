@@ -81,3 +81,16 @@ def test_an_archive_that_cannot_be_read_exits_2_with_the_reason(tmp_path, capsys
         path, message = zip_with(tmp_path / "e.zip", [("a.txt", b"hi"), ("b.txt", b"x")]), "holds no export"
     assert main(["-q", "ingest", str(path), "--out", str(tmp_path / "ds")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "ds").exists()
+
+
+def test_visibility_reaches_every_source_that_takes_it_and_is_refused_where_it_does_not(tmp_path, capsys):
+    from tests.ingest.sources.test_source_facebook import make_export
+
+    root = make_export(tmp_path / "fb", "2023+")
+    assert main(["-q", "ingest", str(root), "--out", str(tmp_path / "safe"), "--dry-run"]) == 0
+    assert "0 eligible" in capsys.readouterr().out          # Facebook says no audience: followers by default
+    assert main(["-q", "ingest", str(root), "--out", str(tmp_path / "pub"), "--dry-run", "--visibility", "public"]) == 0
+    assert "0 eligible" not in capsys.readouterr().out
+    (tmp_path / "p.jsonl").write_text("")
+    assert main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "j"), "--visibility", "public"]) == 2
+    assert "--visibility: not an option of jsonl sources" in capsys.readouterr().err

@@ -17,11 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read posts from SOURCE, keep only what the consent policy allows, strip image metadata, "
                     "de-duplicate, and write DATASET_DIR/manifest.json, DATASET_DIR/shards/*.tar and "
                     "DATASET_DIR/catalog/*.parquet. Resumable: rerun the same command after an interruption.")
-    p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an Instagram "
-                   "export (folder or the downloaded .zip) or an ActivityPub outbox")
+    p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an export as "
+                   "downloaded (Instagram, Facebook, X/Twitter, Mastodon, Pixelfed: folder or .zip/.tar.gz) or "
+                   "WebDataset shards")
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created if missing)")
     p.add_argument("--format", default="auto", help="source format: auto (sniff), jsonl, parquet, folder, "
-                   "instagram, activitypub, tagsonly (default: auto)")
+                   "instagram, activitypub, pixelfed, facebook, twitter, webdataset, tagsonly (default: auto)")
     p.add_argument("--policy", type=Path, help="consent policy YAML (default: public posts only, consent not "
                    "refused, #noai honoured)")
     p.add_argument("--optout", type=Path, action="append", default=[], help="opt-out list file (author ids, "
@@ -35,11 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "duplicates; -1 disables (default 3)")
     p.add_argument("--source-name", default=None, help="name of the source in catalog keys (default: the "
                    "source's file or folder name)")
-    p.add_argument("--author", default=None, help="folder and Instagram sources: the author id of the posts "
+    p.add_argument("--author", default=None, help="folder, Instagram, Facebook, X/Twitter and WebDataset sources: the author id of the posts "
                    "(default: from the export, else 'unknown')")
-    p.add_argument("--visibility", default=None, help="folder and Instagram sources: visibility of the posts "
-                   "(default public; an Instagram export that records a private account gives 'followers', "
-                   "which this option cannot loosen)")
+    p.add_argument("--visibility", default=None, help="folder, Instagram, Facebook, X/Twitter and WebDataset "
+                   "sources: visibility of the posts (defaults: folder and Instagram public, Facebook followers, "
+                   "WebDataset private; a private or protected account's posts stay non-public whatever is given)")
     p.add_argument("--dry-run", action="store_true", help="write nothing: report the format and era detected, "
                    "posts and media found, the visibility mix and what the consent policy would refuse and why")
     p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name "
@@ -69,15 +70,18 @@ def build_config(args: argparse.Namespace):
 
 
 def open_cli_source(args: argparse.Namespace):
-    from tagsight.ingest.sources import open_source, sniff_format
+    from tagsight.ingest.sources import SOURCES, SourceError, open_source, sniff_format
 
     fmt = sniff_format(args.source) if args.format == "auto" else args.format
-    options = {"name": args.source_name}
-    if fmt in ("folder", "instagram"):  # Instagram: a visibility can only make a private account stricter
-        options.update({k: v for k, v in (("author", args.author), ("visibility", args.visibility)) if v})
-    if fmt == "folder":
-        options["class_as_hashtag"] = args.class_as_hashtag
-    return open_source(args.source, fmt, **options)
+    given = {"author": args.author, "visibility": args.visibility, "class_as_hashtag": args.class_as_hashtag}
+    accepted = SOURCES.get(fmt).user_options
+    ignored = sorted(k for k, v in given.items() if v and k not in accepted)
+    if ignored:
+        flags = " and ".join("--" + k.replace("_", "-") for k in ignored)
+        raise SourceError(f"{flags}: not an option of {fmt} sources (which take: "
+                          f"{', '.join('--' + k.replace('_', '-') for k in accepted) or 'none'})")
+    options = {k: v for k, v in given.items() if v and k in accepted}
+    return open_source(args.source, fmt, name=args.source_name, **options)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -331,7 +331,13 @@ def _sample_meta(post: Post, m: dict[str, Any]) -> dict[str, Any]:
     return {"post_id": post.post_id, "author_id": post.author_id, "source": post.source,
             "media_index": m["media_index"], "hashtags": list(post.hashtags), "caption": post.caption,
             "created_at": post.created_at, "license": post.license, "label": post.extra.get("label"),
-            "width": m["width"], "height": m["height"], "phash": m["phash"]}
+            "width": m["width"], "height": m["height"], "phash": m["phash"], **_warnings(post)}
+
+
+def _warnings(post: Post) -> dict[str, Any]:
+    """A sensitive post's flag and content warning (kept only where a policy lets such posts in)."""
+    return {"sensitive": True, "content_warning": post.content_warning} if post.sensitive or post.content_warning \
+        else {}
 
 
 def _write_shards(shard_dir: Path, sc: _Scan, cache: ChunkCache, media: list[dict[str, Any]],

@@ -389,6 +389,12 @@ def test_sensitive_posts_are_kept_with_exclude_sensitive_false(tmp_path):
     assert summary.reconciles() and summary.posts_kept == 4 and "sensitive_content" not in summary.post_reasons
     vet = [p for p in catalog.read_table(tmp_path / "ds", "posts").to_pylist() if p["content_warning"]]
     assert [(p["sensitive"], p["content_warning"], p["hashtags"]) for p in vet] == [(True, "medical, blood", ["Vet"])]
+    from tagsight.data.index import SampleIndex
+
+    index = SampleIndex.build(tmp_path / "ds")
+    metas = [index.read_meta(i) for i in range(len(index))]
+    flagged = [(m["sensitive"], m["content_warning"]) for m in metas if "sensitive" in m]
+    assert flagged == [(True, "medical, blood")] and len(metas) > 1   # the others carry no flag at all
 
 
 @pytest.mark.parametrize("fmt", ["auto", "activitypub"])

@@ -51,6 +51,8 @@ class Source(ABC):
     """
 
     format: ClassVar[str]
+    # Keyword options of the constructor that a user may set (``tagsight ingest --author/--visibility/...``).
+    user_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
         self.path = Path(path)

@@ -116,6 +116,7 @@ class FacebookSource(Source):
     """
 
     format = "facebook"
+    user_options = ("author", "visibility")
 
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str = "followers") -> None:

@@ -155,6 +155,7 @@ class FolderSource(Source):
     """
 
     format = "folder"
+    user_options = ("author", "visibility", "class_as_hashtag")
 
     def __init__(self, path: str | Path, *, name: str | None = None, author: str = "unknown",
                  visibility: str = "public", class_as_hashtag: bool = False) -> None:

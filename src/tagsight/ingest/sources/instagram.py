@@ -273,6 +273,7 @@ class InstagramSource(Source):
     """
 
     format = "instagram"
+    user_options = ("author", "visibility")
 
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str | None = None) -> None:

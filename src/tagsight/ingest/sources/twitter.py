@@ -196,6 +196,7 @@ class TwitterSource(Source):
     """
 
     format = "twitter"
+    user_options = ("author", "visibility")
 
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str | None = None) -> None:

@@ -135,6 +135,7 @@ class WebDatasetSource(Source):
     """
 
     format = "webdataset"
+    user_options = ("author", "visibility")
 
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str = "private") -> None:
