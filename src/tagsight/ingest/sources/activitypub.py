@@ -189,6 +189,27 @@ def content_warning(value: Any) -> Any:
     return value  # a non-string is rejected by the schema
 
 
+def sniff_json_export(path: Path, member: str, looks_like: Callable[[bytes], bool],
+                      head_bytes: int = _SNIFF_BYTES) -> bool:
+    """A folder or archive holding ``member``, that file itself, or a ``.json`` file whose head ``looks_like`` one.
+
+    False, never an error, for anything else (the sniffing contract of every source).
+    """
+    path = Path(path)
+    try:
+        if path.is_dir() or is_archive(path):
+            return open_tree(path).is_file(member)
+        if path.name == member:
+            return path.is_file()
+        if path.suffix.lower() != ".json" or not path.is_file():
+            return False
+        with path.open("rb") as f:
+            head = f.read(head_bytes)
+    except (OSError, SourceError):
+        return False
+    return looks_like(head)
+
+
 @SOURCES.register("activitypub")
 class ActivityPubSource(Source):
     """Posts from a Mastodon account archive (or any ActivityPub outbox): the archive as downloaded
@@ -224,19 +245,7 @@ class ActivityPubSource(Source):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        path = Path(path)
-        try:
-            if path.is_dir() or is_archive(path):
-                return open_tree(path).is_file(OUTBOX)
-            if path.name == OUTBOX:
-                return path.is_file()
-            if path.suffix.lower() != ".json" or not path.is_file():
-                return False
-            with path.open("rb") as f:
-                head = f.read(_SNIFF_BYTES)
-        except (OSError, SourceError):
-            return False
-        return b'"OrderedCollection' in head and b'"orderedItems"' in head
+        return sniff_json_export(path, OUTBOX, lambda head: b'"OrderedCollection' in head and b'"orderedItems"' in head)
 
     def media_exists(self, rel: str) -> bool:
         """Whether the export holds a regular file at ``rel`` (used to find where Mastodon put a file)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Iterator, Union
 
 from tagsight.ingest.errors import SourceError
-from tagsight.ingest.schema import Post
+from tagsight.ingest.schema import VISIBILITIES, Post
 from tagsight.ingest.tree import FolderTree, Tree, is_archive, open_tree
 from tagsight.registry import Registry
 
@@ -75,6 +75,12 @@ class Source(ABC):
     @abstractmethod
     def __iter__(self) -> Iterator[Item]:
         """Yield every record as a Post (with ``source=self.name``) or a Rejected."""
+
+
+def check_visibility(value: str | None) -> None:
+    """A visibility a user gave a source: one of the schema's, or None (the source decides)."""
+    if value is not None and value not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {VISIBILITIES}, got {value!r}")
 
 
 SOURCES: Registry[type[Source]] = Registry("source format")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from tagsight.ingest.schema import VISIBILITIES, SchemaError
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.schema import SchemaError
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id, read_json, sniff_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.tree import Tree
@@ -121,8 +121,7 @@ class FacebookSource(Source):
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str = "followers") -> None:
         super().__init__(path, name=name)
-        if visibility not in VISIBILITIES:
-            raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+        check_visibility(visibility)
         layout = find_layout(self._is_file, self._is_dir)
         if layout is None:
             if is_html_export(self._is_file):

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.ingest.schema import VISIBILITIES
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.text import parse_hashtags
 
@@ -164,8 +163,7 @@ class FolderSource(Source):
             raise SourceError(f"{self.path} is not a folder")
         if not isinstance(author, str) or not author.strip():
             raise ValueError(f"author must be a non-empty string, got {author!r}")
-        if visibility not in VISIBILITIES:
-            raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+        check_visibility(visibility)
         self.author, self.visibility, self.class_as_hashtag = author, visibility, class_as_hashtag
 
     @classmethod

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tagsight.ingest.schema import VISIBILITIES, SchemaError
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.tree import Tree, TreeError, sniff_tree
 
@@ -278,8 +278,7 @@ class InstagramSource(Source):
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str | None = None) -> None:
         super().__init__(path, name=name)
-        if visibility is not None and visibility not in VISIBILITIES:
-            raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+        check_visibility(visibility)
         self.layout = self._layout()
         self.account = read_account(self.tree)
         self.visibility = self._visibility(visibility)

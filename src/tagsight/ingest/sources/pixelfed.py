@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tagsight.ingest.sources.activitypub import (api_visibility, archive_media_path, content_warning, export_member,
-                                                 html_text_and_tag_text, read_export_json, text_hashtags)
+                                                 html_text_and_tag_text, read_export_json, sniff_json_export,
+                                                 text_hashtags)
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
-from tagsight.ingest.tree import is_archive, open_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 
 log = logging.getLogger(__name__)
@@ -90,19 +90,8 @@ class PixelfedSource(Source):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        path = Path(path)
-        try:
-            if path.is_dir() or is_archive(path):
-                return open_tree(path).is_file(STATUSES)
-            if path.name == STATUSES:
-                return path.is_file()
-            if path.suffix.lower() != ".json" or not path.is_file():
-                return False
-            with path.open("rb") as f:
-                head = f.read(_SNIFF_BYTES)
-        except (OSError, SourceError):
-            return False
-        return head.lstrip().startswith(b"[") and b'"media_attachments"' in head and b'"pf_type"' in head
+        return sniff_json_export(path, STATUSES, lambda head: head.lstrip().startswith(b"[")
+                                 and b'"media_attachments"' in head and b'"pf_type"' in head, _SNIFF_BYTES)
 
     def media_exists(self, rel: str) -> bool:
         return self.tree.is_file(rel)

@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.ingest.schema import VISIBILITIES
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.instagram import MAX_JSON_BYTES, sniff_tree
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.tree import Tree
@@ -201,8 +200,7 @@ class TwitterSource(Source):
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str | None = None) -> None:
         super().__init__(path, name=name)
-        if visibility is not None and visibility not in VISIBILITIES:
-            raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+        check_visibility(visibility)
         self.era = tweet_era(self.tree)
         if self.era is None:
             raise SourceError(f"{self.path} is not an X/Twitter archive (no data/tweets.js or data/tweet.js)")

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from tagsight.ingest.schema import VISIBILITIES
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.folder import IMAGE_EXTENSIONS
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.ingest.tree import Tree, TreeError, archive_stem, open_tree
@@ -140,8 +139,7 @@ class WebDatasetSource(Source):
     def __init__(self, path: str | Path, *, name: str | None = None, author: str | None = None,
                  visibility: str = "private") -> None:
         super().__init__(path, name=name)
-        if visibility not in VISIBILITIES:
-            raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+        check_visibility(visibility)
         self.author, self.visibility = author, visibility
         self.failed: dict[str, str] = {}
         if self.path.is_dir():
