@@ -94,3 +94,34 @@ def test_visibility_reaches_every_source_that_takes_it_and_is_refused_where_it_d
     (tmp_path / "p.jsonl").write_text("")
     assert main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "j"), "--visibility", "public"]) == 2
     assert "--visibility: not an option of jsonl sources" in capsys.readouterr().err
+
+
+def _actions(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _actions(child, (*path, name))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action
+
+
+def test_every_option_and_argument_of_every_verb_has_help():
+    missing = [(verb, a.option_strings or a.dest) for verb, a in _actions(build_parser()) if not a.help]
+    assert missing == []
+
+
+def test_version_and_verbosity_anywhere_on_the_line(tmp_path, capsys):
+    from tagsight import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"tagsight {__version__}"
+    parser = build_parser()
+    after = parser.parse_args(["ingest", "src", "--out", "d", "-q"])
+    before = parser.parse_args(["-v", "ingest", "src", "--out", "d"])
+    plain = parser.parse_args(["ingest", "src", "--out", "d"])
+    assert (after.quiet, after.verbose) == (True, False) and (before.verbose, before.quiet) == (True, False)
+    assert (plain.quiet, plain.verbose) == (False, False)
+    assert parser.parse_args(["curate", "report", "ds", "-v"]).verbose is True

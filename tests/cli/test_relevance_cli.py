@@ -48,6 +48,11 @@ def test_filter_truth_and_report(scored, colour_dataset, tmp_path, capsys):
     for title in ("Pair scores", "Least visual labels", "Examples of dropped pairs", "Flagging wrong"):
         assert title in page
     assert page.count("data:image/png;base64,") >= 3
+    import re
+
+    said = re.search(r"the lowest (\d+) are shown", page)
+    table = page.split("Examples of dropped pairs", 1)[1].split("</table>", 1)[0]
+    assert said and int(said.group(1)) == table.count("<tr>") - 1   # what it says it shows is what it shows
 
 
 def test_errors_exit_2_with_a_reason(scored, colour_dataset, tmp_path, capsys):

@@ -18,12 +18,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tagsight",
         description="Turn photo collections with hashtags into visual models, with consent built in.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    from tagsight import __version__
+
+    parser.add_argument("--version", action="version", version=f"tagsight {__version__}",
+                        help="print the version and exit")
+    _add_verbosity(parser, False)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name in VERB_MODULES:
         import_module(f"tagsight.cli.{name}").register(sub)
+    for verb in _all_subparsers(parser):   # -q / -v after the verb too: `tagsight ingest SRC --out D -q`
+        _add_verbosity(verb, argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
+
+
+def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every verb's and sub-verb's parser below ``parser``."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += [child, *_all_subparsers(child)]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
                           "it, less those whose photos are in the run's training dataset)")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
-    cal.add_argument("--device", default="cpu")
+    cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     cal.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
-    show.add_argument("bundle", type=Path)
+    show.add_argument("bundle", type=Path, help="a bundle folder")
     show.set_defaults(func=run)
 
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_aesthetic(verbs)
     _register_review(verbs)
     rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
-    rep.add_argument("dataset", type=Path)
+    rep.add_argument("dataset", type=Path, help="a dataset folder scored by 'tagsight curate filter'")
     rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
     rep.set_defaults(func=run_report)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -44,9 +44,10 @@ def _register_export(verbs: argparse._SubParsersAction) -> None:
         description="Keep the samples that passed STAGE (filter: the automatic filters; generalist: also kept in "
                     "the fast review; specialist: also rated at least --min-rating) and write them to OUT as a new "
                     "dataset version whose manifest names DATASET as its parent.")
-    e.add_argument("dataset", type=Path)
+    e.add_argument("dataset", type=Path, help="a curated dataset folder")
     e.add_argument("--out", type=Path, required=True, help="new dataset folder")
-    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default="filter")
+    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default="filter",
+                   help="export what passed the automatic filters (default), the generalist review or the specialist ratings")
     e.add_argument("--min-keep-votes", type=int, default=1, help="generalist keep votes needed (default 1: recall)")
     e.add_argument("--min-rating", type=float, default=3.5, help="mean specialist rating needed, 1-5 (default 3.5)")
     e.add_argument("--top", type=int, help="keep at most the N best-rated (specialist stage)")
@@ -58,7 +59,7 @@ def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
         "aesthetic-train", help="fit the aesthetic head on the specialists' ratings",
         description="Fit a ridge head on frozen BACKBONE embeddings to predict each rated photo's mean specialist "
                     "rating (catalog/reviews.parquet); use it with the aesthetic filter's 'head' setting.")
-    a.add_argument("dataset", type=Path)
+    a.add_argument("dataset", type=Path, help="a dataset folder with specialist ratings")
     a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
     a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
@@ -74,9 +75,9 @@ def _register_review(verbs: argparse._SubParsersAction) -> None:
                     "composition, lighting, colour and contrast, subject and background, storytelling, and a caption. "
                     "Every judgement is appended to DATASET/catalog/reviews.parquet; reopening the page resumes. "
                     "Open http://HOST:PORT/?reviewer=NAME&stage=generalist")
-    r.add_argument("dataset", type=Path)
-    r.add_argument("--host", default="127.0.0.1")
-    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("dataset", type=Path, help="a dataset folder scored by 'tagsight curate filter'")
+    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    r.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     r.add_argument("--min-keep-votes", type=int, default=1, help="stage-1 keep votes a photo needs for stage 2")
     r.add_argument("--stats", action="store_true", help="print the agreement statistics and exit")
     r.set_defaults(func=run_review)

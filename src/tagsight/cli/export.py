@@ -15,10 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "is exported and checked against PyTorch with onnxruntime (max abs diff <= "
                                    "--tolerance).")
     p.add_argument("bundle", type=Path, help="a bundle or run folder")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="export folder to write (a bundle predict and serve load)")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it")
-    p.add_argument("--tolerance", type=float, default=1e-4)
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="--onnx: largest absolute difference "
+                   "allowed between the ONNX and the PyTorch outputs (default 1e-4)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of --onnx (default 17)")
     p.set_defaults(func=run)
 
 

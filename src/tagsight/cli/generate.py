@@ -21,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     prompt.add_argument("--prompts", type=Path, help="a file with one prompt per line")
     p.add_argument("--n", type=int, default=8, help="images per prompt (default 8)")
     p.add_argument("--out", type=Path, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="noise seed: image j of each prompt uses SEED + j (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model config's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = none "
                    "(default: the model config's)")
     p.add_argument("--sampler", choices=("ddim", "dpm"), default=None, help="default: the model config's")
     p.add_argument("--checkpoint", default="auto", help="auto (tuned run: its early-stopping best; else latest), "
                    "latest, best or a checkpoint folder name")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="samples generated at once (default 16)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.set_defaults(func=run)
     verbs = p.add_subparsers(dest="generate_verb", metavar="ACTION")
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "defaults are TuneConfig's")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tune setting, e.g. --set max_steps=200")
-    t.add_argument("--device", dest="tune_device", default="auto")
+    t.add_argument("--device", dest="tune_device", default="auto", help="auto (CUDA when present), cpu or cuda")
     t.set_defaults(func=run_tune)
 
 

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "head in BUNDLE/heads/<name>/ to serve it as app <name> (docs/apps.md).")
     verbs = p.add_subparsers(dest="heads_verb", metavar="ACTION", required=True)
     t = verbs.add_parser("train", help="train a head")
-    t.add_argument("--task", required=True, choices=("categorize", "moderate"))
+    t.add_argument("--task", required=True, choices=("categorize", "moderate"), help="categorize: one label per photo "
+                   "from class folders; moderate: safe vs unsafe, --safe naming the safe class")
     t.add_argument("--data", type=Path, required=True, help="labelled images: one folder per category")
     t.add_argument("--backbone", required=True, help=BACKBONE_HELP + "; or a bundle folder")
     t.add_argument("--out", type=Path, required=True, help="head folder to write (e.g. BUNDLE/heads/products)")
@@ -34,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="categorize: answered-image accuracy the abstain threshold aims at (default 0.9)")
     t.add_argument("--target-precision", type=float, default=0.9, help="moderate: block precision (default 0.9)")
     t.add_argument("--target-recall", type=float, default=0.9, help="moderate: review recall (default 0.9)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=30, help="passes over the training photos (default 30)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the train/validation split and initialisation")
     t.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
     t.set_defaults(func=run)
 

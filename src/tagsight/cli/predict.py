@@ -16,12 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--app", action="append", required=True, help="app name (repeatable): hashtags, alt-text, "
                                                                  "similar, or a head's name")
     p.add_argument("--bundle", type=Path, required=True, help="a bundle or run folder")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="one JSON object per photo "
+                   "(default) or CSV rows")
     p.add_argument("--out", type=Path, default=None, help="output file (default: standard output)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a per-request option for every app given (e.g. k=3, threshold=0.5)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32, help="photos per forward pass (default 32)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=run)
 
 

@@ -160,7 +160,7 @@ def find_matches(images: LabelledImages, pool: Pool, workers: int = 0,
               "unchecked": sum(unchecked.values()), "unchecked_reasons": dict(unchecked),
               "found": len(matches), "exact": kinds.get("exact", 0), "near": kinds.get("near", 0),
               "removed": len(matches), "kept": len(keep), "matches": matches}
-    log.info("decontamination against %s: %d of %d images found in the pool (%d exact, %d near), removed",
+    log.info("decontamination against %s: %d of %d images found in the pool (%d exact, %d near)",
              pool.dataset, report["found"], report["images"], report["exact"], report["near"])
     return np.asarray(keep, dtype=np.int64), report
 

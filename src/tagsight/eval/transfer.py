@@ -115,6 +115,8 @@ def open_sets(inputs: TransferInputs, env: DistEnv) -> tuple[dict[str, LabelledI
         else:  # counted, not removed: the probe may learn from photos pretraining saw; it must not be scored on them
             split_report = {**split_report, "removed": 0, "kept": len(sets[name])}
         report[name] = split_report
+        log.info("%s: %d of %d images found in the pool, %d removed", name, split_report["found"],
+                 split_report["images"], split_report["removed"])
     return sets, report
 
 

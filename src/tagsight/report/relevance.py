@@ -144,11 +144,11 @@ def _dropped(sec: Section, meta: dict[str, Any], pairs, kinds: np.ndarray | None
              examples: int) -> None:
     cols = pairs.select(["sample", "label_name", "hashtags", "score"]).to_pydict()
     order = [i for i in np.argsort(np.asarray(cols["score"]), kind="stable") if cols["score"][i] < threshold]
+    chosen = _spread(order, cols["label_name"], examples)
     sec.paragraph(f"{len(order):,} of {len(cols['score']):,} pairs score below {threshold:g}; the lowest "
-                  f"{min(examples, len(order))} are shown (the image and the hashtag that would be dropped).")
+                  f"{len(chosen)} are shown, at most two per label (the image and the hashtag that would be dropped).")
     if not order:
         return
-    chosen = _spread(order, cols["label_name"], examples)
     dataset = Path(meta["dataset"]["path"])
     try:
         from tagsight.data.index import SampleIndex
