@@ -147,7 +147,6 @@ def _step_row(ctx: Context, name: str, compiled: bool) -> dict[str, Any]:
     warm = time.perf_counter() - t0
     seconds = _timed(ctx, step, warmup=0, reps=s.steps)
     row = _rate_row(ctx, name, compiled, seconds, flops, warm)
-    del model, optimizer, forward, batch
     if compiled:
         torch._dynamo.reset()
     return row
