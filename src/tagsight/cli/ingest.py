@@ -82,6 +82,12 @@ def build_config(args: argparse.Namespace):
         options["near_duplicate_radius"] = None if args.near_radius < 0 else args.near_radius
     if fetching(args):
         options["fetch"] = build_fetch_config(args)
+    else:
+        given = [flag for flag, v in (("--fetch-threads", args.fetch_threads), ("--fetch-per-host", args.fetch_per_host),
+                                      ("--fetch-timeout", args.fetch_timeout), ("--fetch-retries", args.fetch_retries),
+                                      ("--max-redirects", args.max_redirects)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --fetch or --format urls")
     return IngestConfig(**options)
 
 
