@@ -115,9 +115,10 @@ class FetchConfig:
         object.__setattr__(self, "content_types", tuple(c.strip().lower() for c in self.content_types))
 
     def content_dict(self) -> dict[str, Any]:
-        """The settings that can change what is kept (concurrency does not)."""
+        """The settings that can change what is kept (concurrency and the User-Agent text, which carries the
+        tagsight version, do not enter the dataset version; the robots.txt token does)."""
         d = asdict(self)
-        for name in ("threads", "per_host"):
+        for name in ("threads", "per_host", "user_agent"):
             d.pop(name)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
