@@ -179,3 +179,26 @@ def test_cli_ingests_a_url_list_and_dry_runs_it(site, tmp_path, capsys):
     assert main(["ingest", str(tmp_path), "--out", str(tmp_path / "x"), "--format", "folder",
                  "--fetch-threads", "2"]) == 2
     assert "only with --fetch" in capsys.readouterr().err
+
+
+def test_a_rerun_reuses_fetched_chunks_without_asking_the_server_again(tmp_path, monkeypatch):
+    from tagsight.ingest import pipeline
+
+    rows = [(p, r) for p, r in ROWS if p not in ("/slow.jpg", "/flaky/3.jpg")]
+    with Site(robots=ROBOTS, tdmrep=TDMREP) as site:
+        lst = write_csv(tmp_path / "list.csv", site, rows)
+        src = open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT")
+        monkeypatch.setattr(pipeline.ChunkCache, "clear", lambda self: None)  # as if killed before the end
+        first = ingest(src, tmp_path / "ds", cfg=CFG)
+        cached = [r for f in sorted((tmp_path / "ds" / ".work").iterdir()) for r in pq.read_table(f).to_pylist()]
+        opted = [r for r in cached if r["reason"].startswith("optout_")]
+        assert len(opted) == sum(p in OPTED_OUT for p, _ in rows) > 0
+        assert all(r["jpeg"] is None and r["sha256"] is None and r["phash"] is None for r in opted)
+        assert sum(r["jpeg"] is not None for r in cached) == first.media_kept
+    # the server is gone: every chunk must come from the cache
+    second = ingest(open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT"), tmp_path / "ds", cfg=CFG)
+    assert second.version == first.version and second.media_kept == first.media_kept
+    monkeypatch.undo()
+    third = ingest(open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT"), tmp_path / "ds",
+                   cfg=replace(CFG, fetch=replace(FETCH, retries=0, robots_txt=False)))
+    assert third.media_kept == 0  # other fetch settings: nothing reused, and the server is gone
