@@ -218,12 +218,12 @@ def check_url(url: str) -> str:
 class Fetcher:
     """Fetches remote media for one run; thread-safe, with per-origin opt-out caches. Close it when done."""
 
-    def __init__(self, cfg: FetchConfig, max_bytes: int, transport: Any = None) -> None:
+    def __init__(self, cfg: FetchConfig, max_bytes: int) -> None:
         if httpx is None:
             raise RuntimeError("fetching remote media needs httpx: pip install 'tagsight[web]'")
         self.cfg, self.max_bytes = cfg, max_bytes
         self.client = httpx.Client(headers={"User-Agent": cfg.user_agent}, timeout=httpx.Timeout(cfg.timeout),
-                                   follow_redirects=False, transport=transport,
+                                   follow_redirects=False,
                                    limits=httpx.Limits(max_connections=cfg.threads,
                                                        max_keepalive_connections=cfg.threads))
         self._lock = threading.Lock()
