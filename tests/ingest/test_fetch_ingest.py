@@ -13,11 +13,11 @@ from tagsight.cli import main
 from tagsight.ingest import catalog
 from tagsight.ingest.fetch import FetchConfig
 from tagsight.ingest.images import ImageConfig
-from tagsight.ingest.pipeline import IngestConfig, dry_run, ingest
+from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import SourceError, open_source
 from tests.ingest.webserver import Site
 
-FETCH = FetchConfig(timeout=0.5, total_timeout=2.0, retries=1, backoff=0.01, threads=4, per_host=2)
+FETCH = FetchConfig(timeout=1.0, total_timeout=4.0, retries=1, backoff=0.01, threads=4, per_host=2)
 CFG = IngestConfig(samples_per_shard=4, workers=1, chunk_size=4, near_duplicate_radius=None,
                    image=ImageConfig(max_side=32, max_bytes=100_000), fetch=FETCH)
 ROBOTS = "User-agent: tagsight\nDisallow: /private/\n"
@@ -35,7 +35,7 @@ OPTED_OUT = [p for p, r in ROWS if r and r.startswith("optout_")]
 
 @pytest.fixture
 def site():
-    with Site(robots=ROBOTS, tdmrep=TDMREP, slow_s=1.0) as s:
+    with Site(robots=ROBOTS, tdmrep=TDMREP, slow_s=2.5) as s:
         yield s
 
 
@@ -167,7 +167,7 @@ def test_cli_ingests_a_url_list_and_dry_runs_it(site, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 are URLs, fetched" in out and not site.requests
     assert main(["ingest", str(lst), "--out", str(tmp_path / "ds"), "--format", "urls", "--url-col", "link",
-                 "--caption-col", "alt", "--workers", "1", "--fetch-timeout", "0.5", "--fetch-retries", "1",
+                 "--caption-col", "alt", "--workers", "1", "--fetch-timeout", "2", "--fetch-retries", "1",
                  "--fetch-threads", "2", "--fetch-per-host", "1", "--max-side", "32"]) == 0
     out = capsys.readouterr().out
     assert "optout_x_robots_tag" in out and "3 in = 2 kept + 1 rejected" in out

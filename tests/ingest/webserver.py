@@ -31,8 +31,6 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from PIL import Image
-
 from tests.conftest import picture
 
 
@@ -57,7 +55,7 @@ class Site:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's method name
                 site._enter(self.path)
                 try:
                     site._answer(self)

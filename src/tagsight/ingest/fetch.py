@@ -255,7 +255,7 @@ class Fetcher:
         current = check_url(url)
         for _ in range(self.cfg.max_redirects + 1):
             self._check_site(current)
-            outcome = self._attempts(current, lambda: self._get_media(current))
+            outcome = self._attempts(current, lambda url=current: self._get_media(url))
             if not isinstance(outcome, _Redirect):
                 return outcome
             current = check_url(outcome.location)
@@ -367,7 +367,7 @@ class Fetcher:
         """(status, text) of a small site file, redirects followed; retried like media."""
         current = url
         for _ in range(self.cfg.max_redirects + 1):
-            status, text = self._attempts(current, lambda: self._site_hop(current, limit))
+            status, text = self._attempts(current, lambda hop=current: self._site_hop(hop, limit))
             if status not in _REDIRECTS:
                 return status, text
             current = check_url(text)

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsight.ingest.images import ImageRejected
 from tagsight.ingest.fetch import check_url
+from tagsight.ingest.images import ImageRejected
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.jsonl import record_to_item
 
