@@ -1,6 +1,7 @@
 """Ingest of URL sources: URL lists and posts with http(s) media, fetched from a server on 127.0.0.1."""
 
 import csv
+import hashlib
 import json
 import tarfile
 from dataclasses import replace
@@ -56,8 +57,14 @@ def samples(dataset):
     return out
 
 
-def by_url(dataset):
-    return {m["path"]: m for m in catalog.read_table(dataset, "media").to_pylist()}
+def pid(url):
+    """A URL-list row's post id."""
+    return hashlib.sha256(url.encode()).hexdigest()[:24]
+
+
+def by_url(dataset, site, rows=ROWS):
+    media = {m["post_id"]: m for m in catalog.read_table(dataset, "media").to_pylist()}
+    return {site.url(p): media[pid(site.url(p))] for p, _ in rows}
 
 
 def test_a_url_list_is_fetched_with_a_named_reason_for_every_failure(site, tmp_path):
@@ -66,10 +73,11 @@ def test_a_url_list_is_fetched_with_a_named_reason_for_every_failure(site, tmp_p
     assert summary.reconciles()
     assert summary.posts_in == len(ROWS) and summary.media_in == len(ROWS)
     assert summary.media_kept == sum(r is None for _, r in ROWS) == summary.posts_kept
-    media = by_url(tmp_path / "ds")
+    media = by_url(tmp_path / "ds", site)
     for path, expected in ROWS:
         m = media[site.url(path)]
         assert (m["reason"] or None) == expected, path
+        assert m["path"] == (None if path in OPTED_OUT else site.url(path))
     kept = samples(tmp_path / "ds")
     assert len(kept) == summary.media_kept
     assert {s["caption"] for s in kept} >= {"photo 0 #tag0"} and kept[0]["hashtags"] == ["tag0"]
@@ -80,7 +88,7 @@ def test_an_opted_out_image_reaches_no_shard_cache_or_catalog_content(site, tmp_
     src = open_source(write_csv(tmp_path / "list.csv", site), "urls", url_col="URL", caption_col="TEXT")
     ingest(src, tmp_path / "ds", cfg=CFG)
     ds = tmp_path / "ds"
-    media = by_url(ds)
+    media = by_url(ds, site)
     decisions = {d["ref"]: d for d in catalog.read_table(ds, "decisions").to_pylist()}
     posts = {p["post_id"] for p in catalog.read_table(ds, "posts").to_pylist()}
     kept_ids = {s["post_id"] for s in samples(ds)}
@@ -88,10 +96,16 @@ def test_an_opted_out_image_reaches_no_shard_cache_or_catalog_content(site, tmp_
         m = media[site.url(path)]
         assert m["status"] == "rejected" and m["reason"].startswith("optout_")
         assert m["sha256"] is None and m["phash"] is None and m["width"] is None and m["sample_key"] is None
+        assert m["path"] is None and m["alt_text"] is None
         assert m["post_id"] not in posts and m["post_id"] not in kept_ids
         d = decisions[f"{src.name}/{m['post_id']}"]
         assert d["status"] == "rejected" and d["reason"] == m["reason"]
     assert not (ds / ".work").exists()
+    stored = (ds / "manifest.json").read_text() + "".join(
+        json.dumps(catalog.read_table(ds, t).to_pylist(), default=str) for t in catalog.TABLES)
+    for path in OPTED_OUT:  # the URL of an opted-out image is nowhere in the dataset
+        assert site.url(path) not in stored and path not in stored
+    assert site.url("/img/1.jpg") in stored
     assert catalog.read_table(ds, "hashtags").num_rows == sum(1 for _ in posts)
     # the body of a header opt-out was never read and a robots.txt/TDM-Rep opt-out was never requested
     assert "/private/4.jpg" not in site.requests and "/reserved/6.jpg" not in site.requests
@@ -106,9 +120,9 @@ def test_the_same_answers_give_the_same_version_whatever_the_concurrency(tmp_pat
             cfg = replace(CFG, workers=workers, chunk_size=chunk, fetch=replace(FETCH, threads=threads))
             src = open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT")
             versions.append(ingest(src, tmp_path / f"ds{i}", cfg=cfg).version)
-            orders.append([m["path"] for m in catalog.read_table(tmp_path / f"ds{i}", "media").to_pylist()])
+            orders.append([m["post_id"] for m in catalog.read_table(tmp_path / f"ds{i}", "media").to_pylist()])
     assert len(set(versions)) == 1, versions
-    assert orders[0] == orders[1] == orders[2] == [site.url(p) for p, _ in rows]  # source order
+    assert orders[0] == orders[1] == orders[2] == [pid(site.url(p)) for p, _ in rows]  # source order
 
 
 def test_posts_in_our_schema_with_url_media_are_fetched_only_when_fetching_is_on(site, tmp_path):
@@ -194,6 +208,7 @@ def test_a_rerun_reuses_fetched_chunks_without_asking_the_server_again(tmp_path,
         opted = [r for r in cached if r["reason"].startswith("optout_")]
         assert len(opted) == sum(p in OPTED_OUT for p, _ in rows) > 0
         assert all(r["jpeg"] is None and r["sha256"] is None and r["phash"] is None for r in opted)
+        assert not any(site.origin + p in r["detail"] for r in opted for p in OPTED_OUT)
         assert sum(r["jpeg"] is not None for r in cached) == first.media_kept
     # the server is gone: every chunk must come from the cache
     second = ingest(open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT"), tmp_path / "ds", cfg=CFG)

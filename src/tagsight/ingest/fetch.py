@@ -23,7 +23,7 @@ For every URL, in order:
 Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``fetch_timeout``,
 ``fetch_error``, ``fetch_failed:<status>``, ``too_many_redirects``, ``unsupported_content_type``,
 ``file_too_large``, ``media_empty``, ``robots_txt_unreachable``, ``optout_robots_txt``,
-``optout_x_robots_tag``, ``optout_tdm_reservation``.
+``optout_x_robots_tag``, ``optout_tdm_reservation``. An opt-out's message names the site, not the URL.
 """
 
 from __future__ import annotations
@@ -335,9 +335,9 @@ class Fetcher:
         directive = x_robots_optout(r.headers.get_list("x-robots-tag"), self.cfg.agent_token,
                                     self.cfg.disallowed_directives)
         if directive:
-            raise ImageRejected("optout_x_robots_tag", f"{url!r}: X-Robots-Tag {directive}")
+            raise ImageRejected("optout_x_robots_tag", f"{_origin(url)} answered X-Robots-Tag {directive}")
         if self.cfg.tdm_rep and r.headers.get("tdm-reservation", "").strip() == "1":
-            raise ImageRejected("optout_tdm_reservation", f"{url!r}: tdm-reservation: 1")
+            raise ImageRejected("optout_tdm_reservation", f"{_origin(url)} answered tdm-reservation: 1")
         ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and not ctype.startswith(self.cfg.content_types):
             raise ImageRejected("unsupported_content_type", f"{url!r} is {ctype!r}, not an image type")
@@ -358,10 +358,10 @@ class Fetcher:
             if isinstance(robots, ImageRejected):
                 raise ImageRejected(robots.reason, f"{url!r}: {robots}")
             if not robots.can_fetch(self.cfg.agent_token, url):
-                raise ImageRejected("optout_robots_txt", f"{url!r} is disallowed by {origin}/robots.txt "
-                                    f"for {self.cfg.agent_token}")
+                raise ImageRejected("optout_robots_txt", f"disallowed by {origin}/robots.txt for "
+                                    f"{self.cfg.agent_token}")
         if self.cfg.tdm_rep and tdm_reserved(self._tdm[origin], url):
-            raise ImageRejected("optout_tdm_reservation", f"{url!r}: reserved by {origin}/.well-known/tdmrep.json")
+            raise ImageRejected("optout_tdm_reservation", f"reserved by {origin}/.well-known/tdmrep.json")
 
     def _site_file(self, url: str, limit: int) -> tuple[int, str]:
         """(status, text) of a small site file, redirects followed; retried like media."""

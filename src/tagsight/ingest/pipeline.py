@@ -373,6 +373,8 @@ def _media_rows(source_name: str, sc: _Scan, cache: ChunkCache) -> list[dict[str
                      "path": path, "phash": f"{phash:016x}" if phash is not None else None,
                      "alt_text": post.media[m_index].alt_text, "sample_key": None, "shard": None,
                      "_post": post_i, "_phash": phash})
+        if result["reason"].startswith("optout_"):  # a site's refusal: keep the fact, not the URL or its alt text
+            rows[-1].update(path=None, alt_text=None)
     return rows
 
 
