@@ -36,7 +36,7 @@ import re
 import threading
 import time
 import urllib.robotparser
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -231,8 +231,10 @@ class Fetcher:
         self._origin_locks: dict[str, threading.Lock] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | ImageRejected] = {}
         self._tdm: dict[str, list[tuple[re.Pattern[str], bool]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="fetch")  # threads start lazily
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
 
     def __enter__(self) -> "Fetcher":
@@ -243,12 +245,13 @@ class Fetcher:
 
     # ------------------------------------------------------------------------- public
 
+    def submit(self, url: str) -> Future:
+        """Queue ``url`` on the fetch threads (first in, first started); the future holds its body or rejection."""
+        return self._pool.submit(self._fetch_or_rejection, url)
+
     def fetch_all(self, urls: list[str]) -> list[bytes | ImageRejected]:
         """Each URL's body or its rejection, in input order, fetched concurrently."""
-        if not urls:
-            return []
-        with ThreadPoolExecutor(max_workers=min(self.cfg.threads, len(urls)), thread_name_prefix="fetch") as pool:
-            return list(pool.map(self._fetch_or_rejection, urls))
+        return [future.result() for future in [self.submit(url) for url in urls]]
 
     def fetch(self, url: str) -> bytes:
         """The body of ``url`` after every check; raises ImageRejected with the reason."""

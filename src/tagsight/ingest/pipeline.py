@@ -9,6 +9,8 @@ deterministically, so the dataset version is the same as for an uninterrupted ru
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -17,7 +19,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -188,6 +190,15 @@ def _read(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> bytes:
     return read_tree_media(tree, path, cfg, expected_sha256=sha256)
 
 
+def _collect(futures: list[Future | None]) -> list[Any]:
+    """Fetch results in item order: bytes, a (reason, message) rejection (picklable), or None for local items."""
+    out: list[Any] = []
+    for future in futures:
+        got = None if future is None else future.result()
+        out.append((got.reason, str(got)) if isinstance(got, ImageRejected) else got)
+    return out
+
+
 def _fetched_bytes(path: str, sha256: str | None, fetched: bytes | tuple[str, str]) -> bytes:
     if isinstance(fetched, tuple):
         raise ImageRejected(*fetched)
@@ -291,35 +302,41 @@ class ChunkCache:
                 self._stored(futures[future], future.result(), progress)
 
     def _fill_fetching(self, todo: list[int], progress: Progress) -> None:
-        """Fetch each chunk's remote media here (one Fetcher: per-host limits and opt-out caches hold for the
-        whole run) while worker processes decode the chunks fetched before; at most ``n_workers`` chunks wait."""
+        """Fetch remote media here, with one Fetcher (per-host limits and opt-out caches hold for the whole run),
+        while worker processes decode the chunks fetched before. The next chunk's URLs wait in the fetch queue
+        behind the current chunk's, so a chunk's slowest URL does not leave the fetch threads idle; at most
+        ``n_workers`` fetched chunks wait for a worker."""
         assert self.cfg.fetch is not None
-        with Fetcher(self.cfg.fetch, self.cfg.image.max_bytes) as fetcher:
-            if self.cfg.n_workers == 1:
-                for i in todo:
-                    n = _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i], self._fetch(fetcher, i))
-                    self._stored(i, n, progress)
-                return
-            with ProcessPoolExecutor(max_workers=self.cfg.n_workers) as pool:
-                pending: list[tuple[int, Any]] = []
-                for i in todo:
-                    fetched = self._fetch(fetcher, i)
-                    pending.append((i, pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image,
-                                                   self.paths[i], fetched)))
-                    while len(pending) > self.cfg.n_workers:
-                        j, future = pending.pop(0)
-                        self._stored(j, future.result(), progress)
-                for j, future in pending:
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if self.cfg.n_workers > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=self.cfg.n_workers))
+                pool.submit(int).result()  # fork every worker now, before any fetch thread exists
+            fetcher = stack.enter_context(Fetcher(self.cfg.fetch, self.cfg.image.max_bytes))
+            ahead = collections.deque((i, self._submit(fetcher, i)) for i in todo[:2])
+            upcoming = iter(todo[2:])
+            decoding: collections.deque = collections.deque()
+            while ahead:
+                i, futures = ahead.popleft()
+                fetched = _collect(futures)
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    ahead.append((nxt, self._submit(fetcher, nxt)))
+                if pool is None:
+                    self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i], fetched),
+                                 progress)
+                    continue
+                decoding.append((i, pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image,
+                                                self.paths[i], fetched)))
+                while len(decoding) > self.cfg.n_workers:
+                    j, future = decoding.popleft()
                     self._stored(j, future.result(), progress)
+            for j, future in decoding:
+                self._stored(j, future.result(), progress)
 
-    def _fetch(self, fetcher: Fetcher, i: int) -> list[Any]:
-        """What each item of chunk ``i`` is made from: fetched bytes, a (reason, message) rejection, or None (local)."""
-        chunk = self.chunks[i]
-        remote = [k for k, (path, _) in enumerate(chunk) if is_remote(path)]
-        fetched: list[Any] = [None] * len(chunk)
-        for k, got in zip(remote, fetcher.fetch_all([chunk[k][0] for k in remote])):
-            fetched[k] = (got.reason, str(got)) if isinstance(got, ImageRejected) else got
-        return fetched
+    def _submit(self, fetcher: Fetcher, i: int) -> list[Future | None]:
+        """Queue chunk ``i``'s remote media for fetching: a future per URL, None for a local item."""
+        return [fetcher.submit(path) if is_remote(path) else None for path, _ in self.chunks[i]]
 
     def _stored(self, i: int, n: int, progress: Progress) -> None:
         """Chunk ``i`` (``n`` media) is on disk."""
