@@ -217,3 +217,14 @@ def test_a_rerun_reuses_fetched_chunks_without_asking_the_server_again(tmp_path,
     third = ingest(open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT"), tmp_path / "ds",
                    cfg=replace(CFG, fetch=replace(FETCH, retries=0, robots_txt=False)))
     assert third.media_kept == 0  # other fetch settings: nothing reused, and the server is gone
+
+
+def test_a_slow_url_does_not_hold_back_the_next_chunk(tmp_path):
+    rows = [("/slow.jpg", None), ("/img/1.jpg", None), ("/img/2.jpg", None), ("/img/3.jpg", None)]
+    with Site(slow_s=1.0) as site:
+        lst = write_csv(tmp_path / "list.csv", site, rows)
+        cfg = replace(CFG, chunk_size=2, fetch=replace(FETCH, timeout=3.0))
+        summary = ingest(open_source(lst, "urls", url_col="URL", caption_col="TEXT"), tmp_path / "ds", cfg=cfg)
+        assert summary.media_kept == 4
+        # chunk 1 (/img/2, /img/3) was fetched while chunk 0's slow answer was still pending
+        assert site.arrived["/img/3.jpg"] < site.arrived["/slow.jpg"] + 0.8

@@ -17,7 +17,8 @@ Routes (``Site.url(path)``):
 - ``/robots.txt`` and ``/.well-known/tdmrep.json``: ``robots`` and ``tdmrep`` when set, else 404
   (``robots_status`` makes robots.txt answer that status instead).
 
-Every request is recorded in ``requests`` (path) and the most requests in flight at once in ``peak``.
+Every request is recorded in ``requests`` (path) and ``arrived`` (first arrival time), and the most
+requests in flight at once in ``peak``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Site:
         self.delay_s = delay_s  # every image answer waits this long (for concurrency checks)
         self.requests: list[str] = []
         self.hits: Counter = Counter()
+        self.arrived: dict[str, float] = {}  # path -> time.monotonic() of its first request
         self.peak = 0
         self._inflight = 0
         self._lock = threading.Lock()
@@ -90,6 +92,7 @@ class Site:
         with self._lock:
             self.requests.append(path)
             self.hits[path] += 1
+            self.arrived.setdefault(path, time.monotonic())
             self._inflight += 1
             self.peak = max(self.peak, self._inflight)
 
