@@ -228,3 +228,14 @@ def test_a_slow_url_does_not_hold_back_the_next_chunk(tmp_path):
         assert summary.media_kept == 4
         # chunk 1 (/img/2, /img/3) was fetched while chunk 0's slow answer was still pending
         assert site.arrived["/img/3.jpg"] < site.arrived["/slow.jpg"] + 0.8
+
+
+def test_an_optout_list_can_name_a_whole_site_and_nothing_is_fetched_from_it(site, tmp_path):
+    from tagsight.privacy.policy import ConsentPolicy
+
+    (tmp_path / "optout.txt").write_text("127.0.0.1\n")
+    lst = write_csv(tmp_path / "list.csv", site, ROWS[:3])
+    summary = ingest(open_source(lst, "urls", url_col="URL", caption_col="TEXT"), tmp_path / "ds",
+                     ConsentPolicy(optout_files=(str(tmp_path / "optout.txt"),)), cfg=CFG)
+    assert summary.posts_kept == 0 and summary.posts_in == 3 and summary.media_in == 0
+    assert not site.requests  # the consent gate runs before any fetch
