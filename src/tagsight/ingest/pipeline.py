@@ -5,6 +5,10 @@ cached under ``DATASET_DIR/.work/`` (each chunk written atomically, keyed by a f
 its inputs and the image settings). A run killed at any point and started again reuses the
 finished chunks, redoes the rest, and then rewrites shards, catalog and manifest
 deterministically, so the dataset version is the same as for an uninterrupted run.
+
+With ``IngestConfig.fetch`` set, http(s) media are fetched in this process (``tagsight.ingest.fetch``:
+one thread pool, per-host limits, the sites' opt-outs) and handed to the workers with their chunk;
+results keep source order, so the version does not depend on which answer came first.
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ class IngestConfig:
     chunk_size: int = 256
     image: ImageConfig = field(default_factory=ImageConfig)
     fetch: FetchConfig | None = None  # None: http(s) media are rejected as remote_media_unsupported
-
 
     def __post_init__(self) -> None:
         if self.samples_per_shard < 1:
@@ -224,10 +227,10 @@ def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageCo
                    fetched: list[Any] | None = None) -> int:
     """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
 
-    The worker writes the file itself so that image bytes never cross the process boundary. The
+    The worker writes the file itself so that stored image bytes never cross the process boundary
+    (fetched bodies do: ``fetched`` holds, when given, what was fetched for each item). The
     tree arrives pickled without open handles (an archive is reopened here); archive members are
-    read in the order of their data, rows are written in task order. ``fetched`` holds, when given, what
-    was fetched for each item (None for local ones).
+    read in the order of their data, rows are written in task order.
     """
     if fetched is not None:
         rows = [process_media(tree, path, sha, cfg, got) for (path, sha), got in zip(items, fetched)]
