@@ -80,15 +80,13 @@ def build_config(args: argparse.Namespace):
         options["samples_per_shard"] = args.shard_size
     if args.near_radius is not None:
         options["near_duplicate_radius"] = None if args.near_radius < 0 else args.near_radius
-    if fetching(args):
-        options["fetch"] = build_fetch_config(args)
-    else:
-        given = [flag for flag, v in (("--fetch-threads", args.fetch_threads), ("--fetch-per-host", args.fetch_per_host),
-                                      ("--fetch-timeout", args.fetch_timeout), ("--fetch-retries", args.fetch_retries),
-                                      ("--max-redirects", args.max_redirects)) if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)}: only with --fetch or --format urls")
+    options["fetch"] = build_fetch_config(args)
     return IngestConfig(**options)
+
+
+# FetchConfig field -> argparse destination of its option
+_FETCH_OPTIONS = (("threads", "fetch_threads"), ("per_host", "fetch_per_host"), ("timeout", "fetch_timeout"),
+                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"))
 
 
 def fetching(args: argparse.Namespace) -> bool:
@@ -96,11 +94,16 @@ def fetching(args: argparse.Namespace) -> bool:
 
 
 def build_fetch_config(args: argparse.Namespace):
+    """The FetchConfig of ``--fetch``/``--format urls``, else None; fetch options without fetching are refused."""
     from tagsight.ingest.fetch import FetchConfig
 
-    given = (("threads", args.fetch_threads), ("per_host", args.fetch_per_host), ("timeout", args.fetch_timeout),
-             ("retries", args.fetch_retries), ("max_redirects", args.max_redirects))
-    return FetchConfig(**{k: v for k, v in given if v is not None})
+    given = {name: getattr(args, dest) for name, dest in _FETCH_OPTIONS if getattr(args, dest) is not None}
+    if fetching(args):
+        return FetchConfig(**given)
+    if given:
+        flags = ", ".join("--" + dest.replace("_", "-") for name, dest in _FETCH_OPTIONS if name in given)
+        raise ValueError(f"{flags}: only with --fetch or --format urls")
+    return None
 
 
 def open_cli_source(args: argparse.Namespace):
