@@ -4,8 +4,10 @@ import time
 
 import pytest
 
+import urllib.robotparser
+
 from tagsight.ingest.fetch import (DISALLOWED_DIRECTIVES, USER_AGENT, FetchConfig, Fetcher, is_remote,
-                                   parse_retry_after, parse_tdmrep, tdm_reserved, x_robots_optout)
+                                   parse_retry_after, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout)
 from tagsight.ingest.images import ImageRejected
 from tests.ingest.webserver import Site, jpeg
 
@@ -164,6 +166,26 @@ def test_robots_txt_disallowing_everyone_and_a_failing_robots_txt():
         assert "/img/1.jpg" not in site.requests
     with Site(robots_status=403) as site:  # RFC 9309: a 4xx robots.txt allows all
         assert fetch(site, "/img/1.jpg") == jpeg(1)
+
+
+def test_robots_txt_wildcards_and_the_longest_match_as_rfc_9309_says():
+    robots = "User-agent: tagsight\nAllow: /img/1.jpg\nDisallow: /*.jpg$\n\nUser-agent: *\nDisallow: /\n"
+    with Site(robots=robots) as site, Fetcher(FAST, 100_000) as f:
+        got = f.fetch_all([site.url("/img/1.jpg"), site.url("/img/2.jpg")])
+        assert got[0] == jpeg(1) and got[1].reason == "optout_robots_txt"
+        assert "/img/2.jpg" not in site.requests
+
+    def allowed(text, url, agent="tagsight"):
+        parser = urllib.robotparser.RobotFileParser()
+        parser.parse(text.splitlines())
+        return robots_allowed(parser, agent, "http://x" + url)
+
+    assert not allowed(robots, "/a.jpg", agent="otherbot")  # the * group
+    assert allowed(robots, "/a.jpg?size=2", agent="tagsight")  # $ ends the pattern: a query does not match
+    both = "User-agent: *\nDisallow: /img/\nAllow: /img/ok/\n"
+    assert allowed(both, "/img/ok/1.jpg") and not allowed(both, "/img/1.jpg")
+    assert allowed("User-agent: *\nAllow: /a\nDisallow: /a\n", "/a")  # a tie: allow wins
+    assert allowed("User-agent: *\nDisallow:\n", "/a") and allowed("", "/a")
 
 
 def test_tdmrep_json_reserves_by_location_first_match_wins():

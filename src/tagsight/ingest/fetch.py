@@ -8,8 +8,8 @@ whatever order the answers arrive in, so the dataset built from them does not de
 For every URL, in order:
 
 1. the site's opt-outs, looked up once per origin and cached for the run: robots.txt for our
-   user agent token (``urllib.robotparser``; RFC 9309: a 4xx robots.txt allows all, a 5xx or an
-   unreachable one disallows all) and TDM-Rep's ``/.well-known/tdmrep.json`` (the first rule whose
+   user agent token (parsed by ``urllib.robotparser``, matched by ``robots_allowed`` as RFC 9309
+   says; a 4xx robots.txt allows all, a 5xx or an unreachable one disallows all) and TDM-Rep's ``/.well-known/tdmrep.json`` (the first rule whose
    ``location`` matches the path applies; ``tdm-reservation: 1`` reserves);
 2. the request, with timeouts, retries with exponential backoff on connection errors, timeouts,
    429 and 5xx (``Retry-After`` honoured up to ``max_retry_after``; a longer wait is a failure),
@@ -35,6 +35,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 import urllib.robotparser
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -196,6 +197,30 @@ def tdm_reserved(rules: list[tuple[re.Pattern[str], bool]], url: str) -> bool:
         if pattern.match(path):
             return reserved
     return False
+
+
+def robots_allowed(parser: urllib.robotparser.RobotFileParser, agent_token: str, url: str) -> bool:
+    """RFC 9309 matching over the groups ``urllib.robotparser`` parsed: the groups naming ``agent_token``
+    (merged; else the ``*`` group), ``*`` and a final ``$`` in rule paths, the longest matching rule
+    wins and ``Allow`` wins a tie. (``RobotFileParser.can_fetch`` takes the first match and treats
+    ``*`` literally, which would let ``Disallow: /*.jpg$`` through.)"""
+    token = agent_token.lower()
+    rules = [line for entry in parser.entries if any(ua.lower() == token for ua in entry.useragents)
+             for line in entry.rulelines]
+    if not rules and parser.default_entry is not None:
+        rules = list(parser.default_entry.rulelines)
+    parts = urlsplit(url)
+    path = urllib.parse.quote(urllib.parse.unquote(parts.path or "/")) + (f"?{parts.query}" if parts.query else "")
+    best: tuple[int, bool] | None = None
+    for line in rules:
+        pattern = line.path.replace("%2A", "*")  # robotparser stores rule paths percent-quoted
+        pattern = pattern[:-3] + "$" if pattern.endswith("%24") else pattern
+        if not pattern or not _location_regex(pattern).match(path):
+            continue  # an empty Disallow allows everything: it matches nothing
+        key = (len(pattern), line.allowance)
+        if best is None or key > best:
+            best = key
+    return True if best is None else best[1]
 
 
 def _origin(url: str) -> str:
@@ -360,7 +385,7 @@ class Fetcher:
             robots = self._robots[origin]
             if isinstance(robots, ImageRejected):
                 raise ImageRejected(robots.reason, f"{url!r}: {robots}")
-            if not robots.can_fetch(self.cfg.agent_token, url):
+            if not robots_allowed(robots, self.cfg.agent_token, url):
                 raise ImageRejected("optout_robots_txt", f"disallowed by {origin}/robots.txt for "
                                     f"{self.cfg.agent_token}")
         if self.cfg.tdm_rep and tdm_reserved(self._tdm[origin], url):
