@@ -19,10 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "DATASET_DIR/catalog/*.parquet. Resumable: rerun the same command after an interruption.")
     p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an export as "
                    "downloaded (Instagram, Facebook, X/Twitter, Mastodon, Pixelfed: folder or .zip/.tar.gz) or "
-                   "WebDataset shards")
+                   "WebDataset shards, or a URL list (--format urls)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created if missing)")
     p.add_argument("--format", default="auto", help="source format: auto (sniff), jsonl, parquet, folder, "
-                   "instagram, activitypub, pixelfed, facebook, twitter, webdataset, tagsonly (default: auto)")
+                   "instagram, activitypub, pixelfed, facebook, twitter, webdataset, tagsonly, urls (URL + caption lists as "
+                   "img2dataset reads them: .txt/.csv/.tsv/.jsonl/.parquet; implies --fetch; never sniffed) "
+                   "(default: auto)")
     p.add_argument("--policy", type=Path, help="consent policy YAML (default: public posts only, consent not "
                    "refused, #noai honoured)")
     p.add_argument("--optout", type=Path, action="append", default=[], help="opt-out list file (author ids, "
@@ -45,6 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "posts and media found, the visibility mix and what the consent policy would refuse and why")
     p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name "
                    "becomes a hashtag (default: it is only recorded as the post's label)")
+    web = p.add_argument_group("remote media (http/https URLs; see docs/ingest.md, 'URL sources and fetching')")
+    web.add_argument("--fetch", action="store_true", help="fetch http(s) media (robots.txt, X-Robots-Tag and TDM-Rep "
+                     "opt-outs honoured); without it they are rejected as remote_media_unsupported")
+    web.add_argument("--url-col", default=None, help="urls sources: the URL column (default: url)")
+    web.add_argument("--caption-col", default=None, help="urls sources: the caption column (default: caption)")
+    web.add_argument("--fetch-threads", type=int, default=None, help="concurrent requests in total (default 16)")
+    web.add_argument("--fetch-per-host", type=int, default=None, help="concurrent requests per host (default 4)")
+    web.add_argument("--fetch-timeout", type=float, default=None, help="seconds to connect and for each read "
+                     "(default 10)")
+    web.add_argument("--fetch-retries", type=int, default=None, help="retries after a timeout, connection error, "
+                     "429 or 5xx, with exponential backoff (default 2)")
+    web.add_argument("--max-redirects", type=int, default=None, help="redirects followed per URL (default 5)")
     p.set_defaults(func=run)
 
 
@@ -66,14 +80,38 @@ def build_config(args: argparse.Namespace):
         options["samples_per_shard"] = args.shard_size
     if args.near_radius is not None:
         options["near_duplicate_radius"] = None if args.near_radius < 0 else args.near_radius
+    options["fetch"] = build_fetch_config(args)
     return IngestConfig(**options)
+
+
+# FetchConfig field -> argparse destination of its option
+_FETCH_OPTIONS = (("threads", "fetch_threads"), ("per_host", "fetch_per_host"), ("timeout", "fetch_timeout"),
+                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"))
+
+
+def fetching(args: argparse.Namespace) -> bool:
+    return args.fetch or args.format == "urls"
+
+
+def build_fetch_config(args: argparse.Namespace):
+    """The FetchConfig of ``--fetch``/``--format urls``, else None; fetch options without fetching are refused."""
+    from tagsight.ingest.fetch import FetchConfig
+
+    given = {name: getattr(args, dest) for name, dest in _FETCH_OPTIONS if getattr(args, dest) is not None}
+    if fetching(args):
+        return FetchConfig(**given)
+    if given:
+        flags = ", ".join("--" + dest.replace("_", "-") for name, dest in _FETCH_OPTIONS if name in given)
+        raise ValueError(f"{flags}: only with --fetch or --format urls")
+    return None
 
 
 def open_cli_source(args: argparse.Namespace):
     from tagsight.ingest.sources import SOURCES, SourceError, open_source, sniff_format
 
     fmt = sniff_format(args.source) if args.format == "auto" else args.format
-    given = {"author": args.author, "visibility": args.visibility, "class_as_hashtag": args.class_as_hashtag}
+    given = {"author": args.author, "visibility": args.visibility, "class_as_hashtag": args.class_as_hashtag,
+             "url_col": args.url_col, "caption_col": args.caption_col}
     accepted = SOURCES.get(fmt).user_options
     ignored = sorted(k for k, v in given.items() if v and k not in accepted)
     if ignored:
@@ -96,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.dry_run:
-            print(dry_run(source, policy, args.out).format())
+            print(dry_run(source, policy, args.out, fetch=fetching(args)).format())
             return 0
         summary = ingest(source, args.out, policy, cfg)
     except SourceError as exc:

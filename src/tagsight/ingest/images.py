@@ -8,7 +8,8 @@ always give the same output bytes.
 
 Reason codes (``ImageRejected.reason``):
 
-- paths: ``path_escapes_root``, ``remote_media_unsupported`` (tagsight never fetches URLs),
+- paths: ``path_escapes_root``, ``remote_media_unsupported`` (an http(s) URL while fetching is off;
+  with fetching on, ``tagsight.ingest.fetch`` reads URLs, with its own reasons),
   ``media_missing``, ``media_not_a_file``, ``media_unreadable``, ``media_empty``,
   ``file_too_large``, ``sha256_mismatch``;
 - images: ``not_an_image``, ``too_many_pixels``, ``truncated_image``, ``tiny_image``,
@@ -159,8 +160,8 @@ def check_relative_path(rel: str) -> None:
     if _URL.match(rel):
         if rel[:7].lower() == "file://":
             raise ImageRejected("path_escapes_root", f"file URL {rel!r} is not a path relative to the source root")
-        raise ImageRejected("remote_media_unsupported", f"media {rel!r} is remote; tagsight does not fetch URLs "
-                            "(download the files and give relative paths)")
+        raise ImageRejected("remote_media_unsupported", f"media {rel!r} is remote and fetching is off "
+                            "(turn it on with --fetch, or download the files and give relative paths)")
     if "\0" in rel:
         raise ImageRejected("path_escapes_root", f"media path {rel!r} contains a NUL byte")
     if rel.startswith(("/", "\\")) or _DRIVE.match(rel):

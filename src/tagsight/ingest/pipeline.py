@@ -5,10 +5,16 @@ cached under ``DATASET_DIR/.work/`` (each chunk written atomically, keyed by a f
 its inputs and the image settings). A run killed at any point and started again reuses the
 finished chunks, redoes the rest, and then rewrites shards, catalog and manifest
 deterministically, so the dataset version is the same as for an uninterrupted run.
+
+With ``IngestConfig.fetch`` set, http(s) media are fetched in this process (``tagsight.ingest.fetch``:
+one thread pool, per-host limits, the sites' opt-outs) and handed to the workers with their chunk;
+results keep source order, so the version does not depend on which answer came first.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -17,7 +23,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +34,7 @@ import pyarrow.parquet as pq
 from tagsight import __version__
 from tagsight.ingest import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
+from tagsight.ingest.fetch import FetchConfig, Fetcher, is_remote
 from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
                                    process_image, read_media, read_tree_media, resolve_media_path, start_run)
 from tagsight.ingest.schema import Post
@@ -54,6 +61,7 @@ class IngestConfig:
     workers: int = 0
     chunk_size: int = 256
     image: ImageConfig = field(default_factory=ImageConfig)
+    fetch: FetchConfig | None = None  # None: http(s) media are rejected as remote_media_unsupported
 
     def __post_init__(self) -> None:
         if self.samples_per_shard < 1:
@@ -64,6 +72,8 @@ class IngestConfig:
             raise ValueError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.fetch is not None and not isinstance(self.fetch, FetchConfig):
+            raise ValueError(f"fetch must be a FetchConfig or None, got {type(self.fetch).__name__}")
 
     @property
     def n_workers(self) -> int:
@@ -71,8 +81,11 @@ class IngestConfig:
 
     def content_dict(self) -> dict[str, Any]:
         """The settings that change the output (worker and chunk counts do not)."""
-        return {"samples_per_shard": self.samples_per_shard, "near_duplicate_radius": self.near_duplicate_radius,
-                "image": asdict(self.image)}
+        d = {"samples_per_shard": self.samples_per_shard, "near_duplicate_radius": self.near_duplicate_radius,
+             "image": asdict(self.image)}
+        if self.fetch is not None:
+            d["fetch"] = self.fetch.content_dict()
+        return d
 
 
 @dataclass
@@ -180,23 +193,48 @@ def _read(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> bytes:
     return read_tree_media(tree, path, cfg, expected_sha256=sha256)
 
 
-def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> dict[str, Any]:
-    """One media item of ``tree`` -> a result row: ``status`` ok with the sanitised image, or rejected with a reason."""
+def _collect(futures: list[Future | None]) -> list[Any]:
+    """Fetch results in item order: bytes, a (reason, message) rejection (picklable), or None for local items."""
+    out: list[Any] = []
+    for future in futures:
+        got = None if future is None else future.result()
+        out.append((got.reason, str(got)) if isinstance(got, ImageRejected) else got)
+    return out
+
+
+def _fetched_bytes(path: str, sha256: str | None, fetched: bytes | tuple[str, str]) -> bytes:
+    if isinstance(fetched, tuple):
+        raise ImageRejected(*fetched)
+    if sha256 is not None and hashlib.sha256(fetched).hexdigest() != sha256.lower():
+        raise ImageRejected("sha256_mismatch", f"{path!r} has sha256 {hashlib.sha256(fetched).hexdigest()}, "
+                            f"the post declares {sha256}")
+    return fetched
+
+
+def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig,
+                  fetched: bytes | tuple[str, str] | None = None) -> dict[str, Any]:
+    """One media item of ``tree`` (or its fetched body) -> a result row: ``status`` ok with the sanitised image,
+    or rejected with a reason."""
     try:
-        image = process_image(_read(tree, path, sha256, cfg), cfg)
+        data = _fetched_bytes(path, sha256, fetched) if fetched is not None else _read(tree, path, sha256, cfg)
+        image = process_image(data, cfg)
     except ImageRejected as exc:
         return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
     return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
 
 
-def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path) -> int:
+def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path,
+                   fetched: list[Any] | None = None) -> int:
     """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
 
-    The worker writes the file itself so that image bytes never cross the process boundary. The
+    The worker writes the file itself so that stored image bytes never cross the process boundary
+    (fetched bodies do: ``fetched`` holds, when given, what was fetched for each item). The
     tree arrives pickled without open handles (an archive is reopened here); archive members are
     read in the order of their data, rows are written in task order.
     """
-    if isinstance(tree, FolderTree):
+    if fetched is not None:
+        rows = [process_media(tree, path, sha, cfg, got) for (path, sha), got in zip(items, fetched)]
+    elif isinstance(tree, FolderTree):
         rows = [process_media(tree, path, sha, cfg) for path, sha in items]
     else:
         order = sorted(range(len(items)), key=lambda i: tree.position(items[i][0]))
@@ -208,17 +246,24 @@ def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageCo
     return len(rows)
 
 
-def _fingerprint(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig) -> str:
+def _fingerprint(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig,
+                 fetch: FetchConfig | None = None) -> str:
     """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read).
 
     Only lexically safe paths are stat'ed, with ``lstat`` (a final symlink is not followed); the
     full symlink check happens before the file is read, in the worker. An archive member's stamp is
-    the archive's size and mtime and the member's size, offset and CRC.
+    the archive's size and mtime and the member's size, offset and CRC. A URL, when fetching is on,
+    is identified by itself and the fetch settings.
     """
-    h = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(cfg)], sort_keys=True).encode())
+    settings = [FORMAT_VERSION, asdict(cfg)] + ([fetch.content_dict()] if fetch is not None else [])
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     root = tree.root if isinstance(tree, FolderTree) else None
     for path, sha in items:
         try:
+            if fetch is not None and is_remote(path):
+                stamp = "remote"
+                h.update(f"{path}\0{sha}\0{stamp}\n".encode("utf-8", "surrogatepass"))
+                continue
             check_relative_path(path)
             if root is None:
                 stamp = tree.stamp(path)
@@ -240,12 +285,15 @@ class ChunkCache:
         self.tree, self.cfg = tree, cfg
         size = cfg.chunk_size
         self.chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        self.paths = [self.dir / f"{_fingerprint(tree, c, cfg.image)}.parquet" for c in self.chunks]
+        self.paths = [self.dir / f"{_fingerprint(tree, c, cfg.image, cfg.fetch)}.parquet" for c in self.chunks]
 
     def fill(self, progress: Progress) -> None:
         """Process every chunk that is not cached yet, in parallel when there are several workers."""
         todo = [i for i, p in enumerate(self.paths) if not p.is_file()]
         progress.update(sum(len(c) for c, p in zip(self.chunks, self.paths) if p.is_file()))
+        if self.cfg.fetch is not None and any(is_remote(path) for i in todo for path, _ in self.chunks[i]):
+            self._fill_fetching(todo, progress)
+            return
         if self.cfg.n_workers == 1 or len(todo) <= 1:
             for i in todo:
                 self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i]), progress)
@@ -255,6 +303,43 @@ class ChunkCache:
                        for i in todo}
             for future in as_completed(futures):
                 self._stored(futures[future], future.result(), progress)
+
+    def _fill_fetching(self, todo: list[int], progress: Progress) -> None:
+        """Fetch remote media here, with one Fetcher (per-host limits and opt-out caches hold for the whole run),
+        while worker processes decode the chunks fetched before. The next chunk's URLs wait in the fetch queue
+        behind the current chunk's, so a chunk's slowest URL does not leave the fetch threads idle; at most
+        ``n_workers`` fetched chunks wait for a worker."""
+        assert self.cfg.fetch is not None
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if self.cfg.n_workers > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=self.cfg.n_workers))
+                pool.submit(int).result()  # fork every worker now, before any fetch thread exists
+            fetcher = stack.enter_context(Fetcher(self.cfg.fetch, self.cfg.image.max_bytes))
+            ahead = collections.deque((i, self._submit(fetcher, i)) for i in todo[:2])
+            upcoming = iter(todo[2:])
+            decoding: collections.deque = collections.deque()
+            while ahead:
+                i, futures = ahead.popleft()
+                fetched = _collect(futures)
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    ahead.append((nxt, self._submit(fetcher, nxt)))
+                if pool is None:
+                    self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i], fetched),
+                                 progress)
+                    continue
+                decoding.append((i, pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image,
+                                                self.paths[i], fetched)))
+                while len(decoding) > self.cfg.n_workers:
+                    j, future = decoding.popleft()
+                    self._stored(j, future.result(), progress)
+            for j, future in decoding:
+                self._stored(j, future.result(), progress)
+
+    def _submit(self, fetcher: Fetcher, i: int) -> list[Future | None]:
+        """Queue chunk ``i``'s remote media for fetching: a future per URL, None for a local item."""
+        return [fetcher.submit(path) if is_remote(path) else None for path, _ in self.chunks[i]]
 
     def _stored(self, i: int, n: int, progress: Progress) -> None:
         """Chunk ``i`` (``n`` media) is on disk."""
@@ -308,6 +393,8 @@ def _media_rows(source_name: str, sc: _Scan, cache: ChunkCache) -> list[dict[str
                      "path": path, "phash": f"{phash:016x}" if phash is not None else None,
                      "alt_text": post.media[m_index].alt_text, "sample_key": None, "shard": None,
                      "_post": post_i, "_phash": phash})
+        if result["reason"].startswith("optout_"):  # a site's refusal: keep the fact, not the URL or its alt text
+            rows[-1].update(path=None, alt_text=None)
     return rows
 
 
@@ -368,10 +455,17 @@ def _post_decisions(source_name: str, sc: _Scan, media: list[dict[str, Any]]) ->
             rows.append(_decision(post.key, source_name, post.post_id, post.author_id, "kept", "media"))
             continue
         why = reasons[i]
-        reason = "duplicate_media" if all(r.endswith("_duplicate") for r in why) else "no_usable_media"
+        reason = "duplicate_media" if all(r.endswith("_duplicate") for r in why) else _optout_reason(why)
         rows.append(_decision(post.key, source_name, post.post_id, post.author_id, "rejected", "media",
                               reason, ",".join(why)))
     return rows
+
+
+def _optout_reason(why: list[str]) -> str:
+    """A post whose every media item was opted out by its site carries the opt-out as its reason."""
+    if not all(r.startswith("optout_") for r in why):
+        return "no_usable_media"
+    return why[0] if len(set(why)) == 1 else "media_opted_out"
 
 
 def _summarise(decisions: list[dict[str, Any]], media: list[dict[str, Any]], n_shards: int) -> IngestSummary:
@@ -436,6 +530,7 @@ class DryRunReport:
     visibility: Counter = field(default_factory=Counter)
     media_in: int = 0
     media_present: int = 0
+    media_remote: int = 0
     media_not_images: int = 0
     media_problems: Counter = field(default_factory=Counter)
 
@@ -459,6 +554,9 @@ class DryRunReport:
         lines.append(f"media of eligible posts: {self.media_in} = {self.media_present} present + "
                      f"{sum(self.media_problems.values())} not usable")
         lines += [f"  not usable {n:>6}  {reason}" for reason, n in self.media_problems.most_common()]
+        if self.media_remote:
+            lines.append(f"  of those present, {self.media_remote} are URLs, fetched (and checked against the "
+                         "sites' opt-outs) only by a real run")
         if self.media_not_images:
             lines.append(f"  of those present, {self.media_not_images} are not images by their extension (videos?) "
                          "and will be rejected when decoded")
@@ -479,8 +577,11 @@ class _Counted:
             yield item
 
 
-def media_presence(tree: Tree, path: str) -> str:
-    """``"present"`` or the reason code ingest would give before decoding (no file is read)."""
+def media_presence(tree: Tree, path: str, fetch: bool = False) -> str:
+    """``"present"``, ``"remote"`` (a URL, when fetching is on) or the reason code ingest would give before
+    decoding (no file is read, no URL fetched)."""
+    if fetch and is_remote(path):
+        return "remote"
     try:
         check_relative_path(path)
         if isinstance(tree, FolderTree):
@@ -491,10 +592,13 @@ def media_presence(tree: Tree, path: str) -> str:
     return "present" if tree.is_file(path) else "media_not_a_file" if tree.is_dir(path) else "media_missing"
 
 
-def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | Path | None = None) -> DryRunReport:
+def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | Path | None = None,
+            fetch: bool = False) -> DryRunReport:
     """Read ``source`` through the schema and consent gates and check its media exist; writes nothing.
 
     ``out_dir``, when it is an existing dataset, contributes its tombstones (as a real run would).
+    ``fetch``: http(s) media count as present (``media_remote``) instead of ``remote_media_unsupported``;
+    nothing is fetched.
     """
     policy = policy or ConsentPolicy()
     clear_path_cache()
@@ -505,7 +609,11 @@ def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | 
                           refused=Counter(d["reason"] for d in sc.decisions), visibility=counted.visibility,
                           media_in=len(sc.tasks))
     for _, _, path, _ in sc.tasks:
-        state = media_presence(source.tree, path)
+        state = media_presence(source.tree, path, fetch)
+        if state == "remote":
+            report.media_present += 1
+            report.media_remote += 1
+            continue
         if state != "present":
             report.media_problems[state] += 1
             continue

@@ -10,6 +10,7 @@ from tagsight.ingest.tree import is_archive, open_tree
 # Import the adapters so that they register themselves; order is the sniffing order.
 from tagsight.ingest.sources import instagram, activitypub, pixelfed, jsonl, parquet, tagsonly, folder  # noqa: E402,F401
 from tagsight.ingest.sources import facebook, twitter, webdataset  # noqa: E402,F401
+from tagsight.ingest.sources import urls  # noqa: E402,F401  (named with --format urls, never sniffed)
 
 __all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "open_source", "sniff_format"]
 

@@ -1,0 +1,445 @@
+"""Polite fetching of remote media (``http://``/``https://``) for ingest, with the web's opt-outs honoured.
+
+One ``Fetcher`` serves a whole ingest run from the main process: a pool of threads shares one
+HTTP client (httpx), at most ``FetchConfig.threads`` requests in flight and at most
+``FetchConfig.per_host`` per host. ``fetch_all`` returns results in the order of its input,
+whatever order the answers arrive in, so the dataset built from them does not depend on timing.
+
+For every URL, in order:
+
+1. the site's opt-outs, looked up once per origin and cached for the run: robots.txt for our
+   user agent token (parsed by ``urllib.robotparser``, matched by ``robots_allowed`` as RFC 9309
+   says; a 4xx robots.txt allows all, a 5xx or an unreachable one disallows all) and TDM-Rep's ``/.well-known/tdmrep.json`` (the first rule whose
+   ``location`` matches the path applies; ``tdm-reservation: 1`` reserves);
+2. the request, with timeouts, retries with exponential backoff on connection errors, timeouts,
+   429 and 5xx (``Retry-After`` honoured up to ``max_retry_after``; a longer wait is a failure),
+   and redirects followed one hop at a time (each hop's site opt-outs checked too) up to
+   ``max_redirects``;
+3. the response headers: ``X-Robots-Tag`` directives (img2dataset's default set; directives scoped
+   to another user agent are ignored), ``tdm-reservation: 1``, the content type, the declared
+   length; an opted-out body is never read;
+4. the body, streamed and abandoned as soon as it passes the size limit.
+
+Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``fetch_timeout``,
+``fetch_error``, ``fetch_failed:<status>``, ``too_many_redirects``, ``unsupported_content_type``,
+``file_too_large``, ``media_empty``, ``robots_txt_unreachable``, ``optout_robots_txt``,
+``optout_x_robots_tag``, ``optout_tdm_reservation``. An opt-out's message names the site, not the URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+import urllib.robotparser
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+from tagsight import __version__
+from tagsight.ingest.images import ImageRejected
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - httpx is in the "web" extra
+    httpx = None
+
+log = logging.getLogger(__name__)
+
+USER_AGENT_TOKEN = "tagsight"
+"""The product token robots.txt groups and scoped ``X-Robots-Tag`` directives are matched against."""
+
+USER_AGENT = (f"tagsight/{__version__} (dataset builder; honours robots.txt for 'tagsight', "
+              "X-Robots-Tag noai/noimageai/noindex/noimageindex and TDM-Rep)")
+"""The ``User-Agent`` header sent with every request."""
+
+DISALLOWED_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+"""img2dataset's default ``--disallowed_header_directives``."""
+
+ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+"""Content-type prefixes fetched; a response without a content type is decoded and judged by its bytes."""
+
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must parse at least 500 KiB
+TDMREP_MAX_BYTES = 256 * 1024
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+_SCOPED = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*:(.*)$")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+T = TypeVar("T")
+
+
+def is_remote(path: str) -> bool:
+    """True for an ``http://`` or ``https://`` media reference."""
+    return isinstance(path, str) and path[:8].lower().startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How remote media are fetched. Validated at construction; times in seconds."""
+
+    timeout: float = 10.0          # connect, and each read
+    total_timeout: float = 60.0    # one whole response, body included
+    retries: int = 2               # further attempts after the first
+    backoff: float = 0.5           # first retry after backoff, then 2x, 4x, ...
+    max_retry_after: float = 30.0  # longest Retry-After honoured; longer is a failure
+    max_redirects: int = 5
+    threads: int = 16
+    per_host: int = 4
+    user_agent: str = USER_AGENT
+    agent_token: str = USER_AGENT_TOKEN
+    disallowed_directives: tuple[str, ...] = DISALLOWED_DIRECTIVES
+    robots_txt: bool = True
+    tdm_rep: bool = True
+    content_types: tuple[str, ...] = ACCEPTED_CONTENT_TYPES
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "total_timeout", "backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"FetchConfig.{name} must be a non-negative number, got {value!r}")
+        if self.timeout <= 0 or self.total_timeout <= 0:
+            raise ValueError("FetchConfig.timeout and total_timeout must be positive")
+        for name, low in (("retries", 0), ("max_redirects", 0), ("threads", 1), ("per_host", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"FetchConfig.{name} must be an integer >= {low}, got {value!r}")
+        if not self.user_agent.strip() or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_token):
+            raise ValueError("FetchConfig.user_agent must be non-empty and agent_token a product token "
+                             f"(letters, digits, '_', '.', '-'), got {self.agent_token!r}")
+        object.__setattr__(self, "disallowed_directives", tuple(d.strip().lower() for d in self.disallowed_directives))
+        object.__setattr__(self, "content_types", tuple(c.strip().lower() for c in self.content_types))
+
+    def content_dict(self) -> dict[str, Any]:
+        """The settings that can change what is kept (concurrency and the User-Agent text, which carries the
+        tagsight version, do not enter the dataset version; the robots.txt token does)."""
+        d = asdict(self)
+        for name in ("threads", "per_host", "user_agent"):
+            d.pop(name)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+class _Retry(Exception):
+    """A failure worth another attempt; ``wait`` is the server's Retry-After, when it gave one."""
+
+    def __init__(self, rejection: ImageRejected, wait: float | None = None) -> None:
+        super().__init__(str(rejection))
+        self.rejection, self.wait = rejection, wait
+
+
+@dataclass(frozen=True)
+class _Redirect:
+    location: str
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def x_robots_optout(values: list[str], agent_token: str, disallowed: tuple[str, ...]) -> str | None:
+    """The first disallowed directive in ``X-Robots-Tag`` values that applies to ``agent_token``, else None.
+
+    A value ``agent: directives`` applies only to that agent; a bare list applies to all.
+    """
+    for value in values:
+        scoped = _SCOPED.match(value)
+        if scoped and scoped.group(1).lower() not in _VALUED_DIRECTIVES:
+            if scoped.group(1).lower() != agent_token.lower():
+                continue
+            value = scoped.group(2)
+        for directive in value.split(","):
+            if directive.strip().lower() in disallowed:
+                return directive.strip().lower()
+    return None
+
+
+def _location_regex(location: str) -> re.Pattern[str]:
+    """A TDM-Rep/robots.txt path pattern (``*`` any characters, a final ``$`` the end) as a regex."""
+    anchored = location.endswith("$")
+    body = location[:-1] if anchored else location
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in body) + ("$" if anchored else ""))
+
+
+def parse_tdmrep(text: str) -> list[tuple[re.Pattern[str], bool]]:
+    """``/.well-known/tdmrep.json`` as ordered (location pattern, reserved) rules; ValueError when malformed."""
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise ValueError("tdmrep.json must be a JSON array of rules")
+    rules = []
+    for rule in data:
+        if not isinstance(rule, dict) or not isinstance(rule.get("location"), str):
+            raise ValueError(f"tdmrep.json rule {rule!r} has no location")
+        reserved = rule.get("tdm-reservation")
+        rules.append((_location_regex(rule["location"]), str(reserved).strip() == "1"))
+    return rules
+
+
+def tdm_reserved(rules: list[tuple[re.Pattern[str], bool]], url: str) -> bool:
+    """Whether the first rule matching the URL's path (and query) reserves TDM rights."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    for pattern, reserved in rules:
+        if pattern.match(path):
+            return reserved
+    return False
+
+
+def robots_allowed(parser: urllib.robotparser.RobotFileParser, agent_token: str, url: str) -> bool:
+    """RFC 9309 matching over the groups ``urllib.robotparser`` parsed: the groups naming ``agent_token``
+    (merged; else the ``*`` group), ``*`` and a final ``$`` in rule paths, the longest matching rule
+    wins and ``Allow`` wins a tie. (``RobotFileParser.can_fetch`` takes the first match and treats
+    ``*`` literally, which would let ``Disallow: /*.jpg$`` through.)"""
+    token = agent_token.lower()
+    rules = [line for entry in parser.entries if any(ua.lower() == token for ua in entry.useragents)
+             for line in entry.rulelines]
+    if not rules and parser.default_entry is not None:
+        rules = list(parser.default_entry.rulelines)
+    parts = urlsplit(url)
+    path = urllib.parse.quote(urllib.parse.unquote(parts.path or "/")) + (f"?{parts.query}" if parts.query else "")
+    best: tuple[int, bool] | None = None
+    for line in rules:
+        pattern = line.path.replace("%2A", "*")  # robotparser stores rule paths percent-quoted
+        pattern = pattern[:-3] + "$" if pattern.endswith("%24") else pattern
+        if not pattern or not _location_regex(pattern).match(path):
+            continue  # an empty Disallow allows everything: it matches nothing
+        key = (len(pattern), line.allowance)
+        if best is None or key > best:
+            best = key
+    return True if best is None else best[1]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def check_url(url: str) -> str:
+    """The URL when it is an absolute ``http(s)`` URL with a host; ImageRejected('invalid_url') otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ImageRejected("invalid_url", f"{url!r} is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ImageRejected("invalid_url", f"{url!r} is not an http(s) URL with a host")
+    return url
+
+
+class Fetcher:
+    """Fetches remote media for one run; thread-safe, with per-origin opt-out caches. Close it when done."""
+
+    def __init__(self, cfg: FetchConfig, max_bytes: int) -> None:
+        if httpx is None:
+            raise RuntimeError("fetching remote media needs httpx: pip install 'tagsight[web]'")
+        self.cfg, self.max_bytes = cfg, max_bytes
+        self.client = httpx.Client(headers={"User-Agent": cfg.user_agent}, timeout=httpx.Timeout(cfg.timeout),
+                                   follow_redirects=False,
+                                   limits=httpx.Limits(max_connections=cfg.threads,
+                                                       max_keepalive_connections=cfg.threads))
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._origin_locks: dict[str, threading.Lock] = {}
+        self._robots: dict[str, urllib.robotparser.RobotFileParser | ImageRejected] = {}
+        self._tdm: dict[str, list[tuple[re.Pattern[str], bool]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="fetch")  # threads start lazily
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+    def __enter__(self) -> "Fetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------- public
+
+    def submit(self, url: str) -> Future:
+        """Queue ``url`` on the fetch threads (first in, first started); the future holds its body or rejection."""
+        return self._pool.submit(self._fetch_or_rejection, url)
+
+    def fetch_all(self, urls: list[str]) -> list[bytes | ImageRejected]:
+        """Each URL's body or its rejection, in input order, fetched concurrently."""
+        return [future.result() for future in [self.submit(url) for url in urls]]
+
+    def fetch(self, url: str) -> bytes:
+        """The body of ``url`` after every check; raises ImageRejected with the reason."""
+        current = check_url(url)
+        for _ in range(self.cfg.max_redirects + 1):
+            self._check_site(current)
+            outcome = self._attempts(current, lambda url=current: self._get_media(url))
+            if not isinstance(outcome, _Redirect):
+                return outcome
+            current = check_url(outcome.location)
+        raise ImageRejected("too_many_redirects", f"{url!r} redirected more than {self.cfg.max_redirects} times")
+
+    # ------------------------------------------------------------------------- requests
+
+    def _fetch_or_rejection(self, url: str) -> bytes | ImageRejected:
+        try:
+            return self.fetch(url)
+        except ImageRejected as exc:
+            log.debug("%s: %s (%s)", url, exc.reason, exc)
+            return exc
+
+    def _attempts(self, url: str, call: Callable[[], T]) -> T:
+        """``call`` under the host's slot, retried with exponential backoff while it raises _Retry."""
+        host = urlsplit(url).netloc.lower()
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                with self._slot(host):
+                    return call()
+            except _Retry as retry:
+                if attempt == self.cfg.retries:
+                    raise retry.rejection from None
+                delay = self.cfg.backoff * 2 ** attempt if retry.wait is None else retry.wait
+                if delay > self.cfg.max_retry_after:
+                    raise ImageRejected(retry.rejection.reason, f"{retry.rejection}; the server asked to wait "
+                                        f"{delay:.0f}s (more than {self.cfg.max_retry_after:.0f}s)") from None
+                log.debug("%s: %s, retry %d in %.2fs", url, retry.rejection.reason, attempt + 1, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _slot(self, host: str) -> Iterator[None]:
+        with self._lock:
+            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host))
+        with slot:
+            yield
+
+    @contextlib.contextmanager
+    def _stream(self, url: str) -> Iterator[Any]:
+        """A streamed GET whose transport failures become _Retry with a named reason."""
+        try:
+            with self.client.stream("GET", url) as response:
+                yield response
+        except httpx.TimeoutException as exc:
+            raise _Retry(ImageRejected("fetch_timeout", f"{url!r}: {type(exc).__name__}")) from None
+        except (httpx.TransportError, httpx.DecodingError, httpx.InvalidURL) as exc:
+            raise _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}")) from None
+
+    def _get_media(self, url: str) -> bytes | _Redirect:
+        with self._stream(url) as r:
+            if r.status_code in _REDIRECTS and r.headers.get("location"):
+                return _Redirect(urljoin(url, r.headers["location"]))
+            _check_status(url, r)
+            self._check_headers(url, r)
+            return self._read_body(url, r, self.max_bytes, "file_too_large")
+
+    def _read_body(self, url: str, r: Any, limit: int, too_large: str) -> bytes:
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ImageRejected(too_large, f"{url!r} declares {declared} bytes (max {limit})")
+        parts, total, deadline = [], 0, time.monotonic() + self.cfg.total_timeout
+        for block in r.iter_bytes():
+            total += len(block)
+            if total > limit:
+                raise ImageRejected(too_large, f"{url!r} sent more than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise _Retry(ImageRejected("fetch_timeout", f"{url!r} took more than {self.cfg.total_timeout}s"))
+            parts.append(block)
+        if not total:
+            raise ImageRejected("media_empty", f"{url!r} answered with an empty body")
+        return b"".join(parts)
+
+    def _check_headers(self, url: str, r: Any) -> None:
+        """Opt-outs first (an opted-out body is never read), then the content type."""
+        directive = x_robots_optout(r.headers.get_list("x-robots-tag"), self.cfg.agent_token,
+                                    self.cfg.disallowed_directives)
+        if directive:
+            raise ImageRejected("optout_x_robots_tag", f"{_origin(url)} answered X-Robots-Tag {directive}")
+        if self.cfg.tdm_rep and r.headers.get("tdm-reservation", "").strip() == "1":
+            raise ImageRejected("optout_tdm_reservation", f"{_origin(url)} answered tdm-reservation: 1")
+        ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype and not ctype.startswith(self.cfg.content_types):
+            raise ImageRejected("unsupported_content_type", f"{url!r} is {ctype!r}, not an image type")
+
+    # ------------------------------------------------------------------------- site opt-outs
+
+    def _check_site(self, url: str) -> None:
+        origin = _origin(url)
+        with self._lock:
+            lock = self._origin_locks.setdefault(origin, threading.Lock())
+        with lock:  # one lookup per origin; other threads for that origin wait for it
+            if self.cfg.robots_txt and origin not in self._robots:
+                self._robots[origin] = self._load_robots(origin)
+            if self.cfg.tdm_rep and origin not in self._tdm:
+                self._tdm[origin] = self._load_tdmrep(origin)
+        if self.cfg.robots_txt:
+            robots = self._robots[origin]
+            if isinstance(robots, ImageRejected):
+                raise ImageRejected(robots.reason, f"{url!r}: {robots}")
+            if not robots_allowed(robots, self.cfg.agent_token, url):
+                raise ImageRejected("optout_robots_txt", f"disallowed by {origin}/robots.txt for "
+                                    f"{self.cfg.agent_token}")
+        if self.cfg.tdm_rep and tdm_reserved(self._tdm[origin], url):
+            raise ImageRejected("optout_tdm_reservation", f"reserved by {origin}/.well-known/tdmrep.json")
+
+    def _site_file(self, url: str, limit: int) -> tuple[int, str]:
+        """(status, text) of a small site file, redirects followed; retried like media."""
+        current = url
+        for _ in range(self.cfg.max_redirects + 1):
+            status, text = self._attempts(current, lambda hop=current: self._site_hop(hop, limit))
+            if status not in _REDIRECTS:
+                return status, text
+            current = check_url(text)
+        return 404, ""
+
+    def _site_hop(self, url: str, limit: int) -> tuple[int, str]:
+        """One request: (status, text), (redirect status, absolute location) or (other status, "")."""
+        with self._stream(url) as r:
+            if r.status_code in _REDIRECTS and r.headers.get("location"):
+                return r.status_code, urljoin(url, r.headers["location"])
+            if r.status_code == 429 or r.status_code >= 500:
+                raise _Retry(ImageRejected(f"fetch_failed:{r.status_code}", f"{url!r}: HTTP {r.status_code}"),
+                             parse_retry_after(r.headers.get("retry-after")))
+            if r.status_code != 200:
+                return r.status_code, ""
+            return 200, self._read_body(url, r, limit, "file_too_large").decode("utf-8", "replace")
+
+    def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser | ImageRejected:
+        parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+        try:
+            status, text = self._site_file(origin + "/robots.txt", ROBOTS_MAX_BYTES)
+        except ImageRejected as exc:  # RFC 9309: unreachable (5xx, network) means complete disallow
+            log.info("%s/robots.txt unusable (%s): the site is treated as disallowed", origin, exc.reason)
+            return ImageRejected("robots_txt_unreachable", f"{origin}/robots.txt cannot be read ({exc.reason})")
+        if status == 200:
+            parser.parse(text.splitlines())
+        else:  # 4xx: no robots.txt, everything allowed
+            parser.parse([])
+        return parser
+
+    def _load_tdmrep(self, origin: str) -> list[tuple[re.Pattern[str], bool]]:
+        url = origin + "/.well-known/tdmrep.json"
+        try:
+            status, text = self._site_file(url, TDMREP_MAX_BYTES)
+            return parse_tdmrep(text) if status == 200 else []
+        except (ImageRejected, ValueError) as exc:
+            log.warning("%s cannot be used (%s): no site-wide TDM reservation assumed", url, exc)
+            return []
+
+
+def _check_status(url: str, r: Any) -> None:
+    status = r.status_code
+    if status == 429 or status >= 500:
+        raise _Retry(ImageRejected(f"fetch_failed:{status}", f"{url!r}: HTTP {status}"),
+                     parse_retry_after(r.headers.get("retry-after")))
+    if not 200 <= status < 300 or status in (204, 206):
+        raise ImageRejected(f"fetch_failed:{status}", f"{url!r}: HTTP {status}")
