@@ -49,6 +49,7 @@ import torch
 
 from tagsight import __version__
 from tagsight.apps.embedder import Embedder, embed_samples
+from tagsight.apps.openset import SCORES, OpenSetGuard, fit_guard, pass_rate
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
@@ -241,8 +242,20 @@ class CalibrationConfig:
     batch_size: int = 64
     verified: str | None = None
     heldout_dataset: str | None = None   # calibrate on every post of this other dataset, not the run's held-out split
+    unseen: tuple[str, ...] = ()         # image files/folders showing none of the vocabulary's concepts
+    rendered_unseen: int = 60            # plus this many rendered ones (empty scenes, textures, patterns, text, UI)
+    max_unseen_rate: float = 0.025       # share of unseen fit photos the open-set guard may let through
+    open_set_score: str = "max_logit"    # a name in tagsight.apps.openset.SCORES
 
     def __post_init__(self) -> None:
+        if self.rendered_unseen < 0:
+            raise ValueError(f"rendered_unseen must be >= 0, got {self.rendered_unseen}")
+        if not 0 <= self.max_unseen_rate < 1:
+            raise ValueError(f"max_unseen_rate must be in [0, 1), got {self.max_unseen_rate}")
+        if self.open_set_score not in SCORES:
+            raise ValueError(f"unknown open-set score {self.open_set_score!r} (known: {sorted(SCORES)})")
+        if isinstance(self.unseen, (str, Path)):
+            raise ValueError("unseen must be a sequence of paths, not one string")
         if self.method not in CALIBRATORS:
             raise ValueError(f"unknown calibration method {self.method!r} (known: {CALIBRATORS.names()})")
         if not 0 < self.target_precision <= 1:
@@ -399,6 +412,98 @@ def choose_concepts(probs: np.ndarray, positives: np.ndarray, check: np.ndarray,
     return records
 
 
+@dataclass
+class Unseen:
+    """Photos that show none of the vocabulary's concepts: head outputs and the fit / check split."""
+
+    logits: np.ndarray
+    check: np.ndarray
+    paths: list[str]
+    unreadable: int
+
+
+def read_unseen(paths: tuple[str, ...] | list[str]) -> tuple[list[str], list[Any], int]:
+    """``(names, RGB images, unreadable count)`` of the image files under ``paths`` (folders recursively)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from tagsight.apps.predict import expand
+
+    names, images, unreadable = [], [], 0
+    for path in expand(list(paths)):
+        try:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB"))
+            names.append(str(path))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            log.warning("unseen photo %s left out: %s", path, exc)
+            unreadable += 1
+    return names, images, unreadable
+
+
+def rendered_unseen(n: int, seed: int, size: int = 128) -> tuple[list[str], list[Any]]:
+    """``n`` rendered pictures of nothing (``tagsight.data.synthetic.render_unseen``), kinds in turn."""
+    from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen
+
+    g = np.random.default_rng([seed, 0x0BE7])
+    kinds = [UNSEEN_KINDS[i % len(UNSEEN_KINDS)] for i in range(n)]
+    return [f"rendered/{i:04d}-{k}" for i, k in enumerate(kinds)], [render_unseen(k, (size, size), g) for k in kinds]
+
+
+def unseen_logits(paths: tuple[str, ...] | list[str], embedder: Embedder, head: torch.nn.Module,
+                  seed: int, check_fraction: float, n_rendered: int = 0) -> Unseen:
+    """Head outputs of the unseen photos (files under ``paths`` and ``n_rendered`` rendered pictures),
+    split into fit / check halves by a seeded hash of the file name."""
+    names, images, unreadable = read_unseen(paths) if paths else ([], [], 0)
+    more_names, more_images = rendered_unseen(n_rendered, seed)
+    names, images = names + more_names, images + more_images
+    if len(names) < 2:
+        raise ReasonError("no_unseen", f"{list(paths)}: {len(names)} readable unseen photos; the open-set guard "
+                                       "needs some in each half")
+    with torch.no_grad():
+        logits = head(torch.from_numpy(embedder.embed(images))).double().numpy()
+    check = np.asarray([_split_hash(f"unseen\x00{Path(n).parent.name}/{Path(n).name}", seed) < check_fraction
+                        for n in names])
+    if check.all() or not check.any():
+        check[: len(check) // 2] = ~check[0]
+    return Unseen(logits, check, names, unreadable)
+
+
+def concepts_said(probs: np.ndarray, concepts: list[dict[str, Any]]) -> np.ndarray:
+    """Bool per row: at least one alt-text concept reaches its threshold (unfamiliar rows carry -1)."""
+    said = np.zeros(len(probs), dtype=bool)
+    for c in concepts:
+        if c["alt_text"]:
+            said |= probs[:, c["index"]] >= c["threshold"]
+    return said
+
+
+def open_world_concepts(probs: np.ndarray, logits: np.ndarray, positives: np.ndarray, check: np.ndarray,
+                        unseen: np.ndarray, vocab: Vocabulary, cfg: CalibrationConfig,
+                        eligible: np.ndarray | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Concepts chosen with the unseen rows as negatives of every label, behind an open-set guard.
+
+    Without unseen rows this is ``choose_concepts`` and no guard. With them, the guard is fitted on the
+    unseen fit rows; a row it finds unfamiliar says no concept (its probabilities count as -1 when the
+    thresholds are chosen), and the record measures both halves: how many in-vocabulary and unseen photos
+    pass the guard, and how many unseen photos end up with a concept said (the open-world error).
+    """
+    if not unseen.any():
+        return choose_concepts(probs, positives, check, vocab, cfg, eligible), None
+    guard = fit_guard(OpenSetGuard(cfg.open_set_score, 0.0, 0.0).scores(logits[unseen & ~check]),
+                      cfg.max_unseen_rate, cfg.open_set_score)
+    familiar = guard.familiar(logits)
+    effective = np.where(familiar[:, None], probs, -1.0)
+    concepts = choose_concepts(effective, positives, check, vocab, cfg, eligible)
+    said = concepts_said(effective, concepts)
+    record: dict[str, Any] = guard.to_dict()
+    for half, rows in (("fit", ~check), ("check", check)):
+        record[half] = {"in_vocabulary_familiar": pass_rate(familiar[rows & ~unseen]),
+                        "unseen_familiar": pass_rate(familiar[rows & unseen]),
+                        "unseen_with_a_concept": pass_rate(said[rows & unseen]),
+                        "in_vocabulary_with_a_concept": pass_rate(said[rows & ~unseen])}
+    return concepts, record
+
+
 def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
     """Counts and the pooled check-half precision of the alt-text concepts."""
     said = [c for c in concepts if c["alt_text"]]
@@ -409,6 +514,26 @@ def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
             "check_predictions": pred, "check_pooled_precision": round(tp / pred, 4) if pred else None,
             "check_concepts_measured": len(measured),
             "check_concepts_meeting_target": sum(c["check"]["precision"] >= target for c in measured)}
+
+
+def _run_concepts(run: Run, embedder: Embedder, calibrator: Calibrator, held: HeldOut,
+                  chosen: tuple[np.ndarray, np.ndarray, np.ndarray], vocab: Vocabulary,
+                  cfg: CalibrationConfig) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The alt-text concepts of a run, with ``cfg.unseen`` photos as negatives behind the open-set guard."""
+    used, positives, eligible = chosen
+    logits, check = held.logits[used], held.check[used]
+    if cfg.unseen or cfg.rendered_unseen:
+        extra = unseen_logits(cfg.unseen, embedder, run.head, cfg.seed, cfg.check_fraction, cfg.rendered_unseen)
+        held.counts.update(unseen=len(extra.paths), unseen_fit=int((~extra.check).sum()),
+                           unseen_check=int(extra.check.sum()), unseen_unreadable=extra.unreadable)
+        logits, check = np.concatenate([logits, extra.logits]), np.r_[check, extra.check]
+        positives = np.concatenate([positives[used], np.zeros((len(extra.paths), positives.shape[1]), bool)])
+    else:
+        positives = positives[used]
+    unseen = np.zeros(len(logits), dtype=bool)
+    unseen[int(used.sum()):] = True
+    return open_world_concepts(calibrator.probabilities(logits), logits, positives, check, unseen, vocab, cfg,
+                               eligible)
 
 
 def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg: CalibrationConfig | None = None,
@@ -423,13 +548,12 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     fit, check = ~held.check, held.check
     fit_l, check_l = fit & held.labelled, check & held.labelled   # the calibrator learns from hashtags
     calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit_l], held.targets[fit_l])
-    probs = calibrator.probabilities(held.logits)
     verified = load_verified(cfg.verified, vocab) if cfg.verified else None
     used, positives, eligible = concept_positives(held, verified)
     held.counts.update(concepts_measured_on="verified labels" if verified else "hashtags",
                        concept_posts=int(used.sum()), concept_fit=int((used & fit).sum()),
                        concept_check=int((used & check).sum()))
-    concepts = choose_concepts(probs[used], positives[used], check[used], vocab, cfg, eligible)
+    concepts, open_set = _run_concepts(run, embedder, calibrator, held, (used, positives, eligible), vocab, cfg)
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
     if cfg.heldout_dataset:  # the spellings people use come from the run's own posts
         index = SampleIndex.build(run.dataset_dir)
@@ -440,6 +564,8 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
                           "check": calibrator.evaluate(held.logits[check_l], held.targets[check_l])},
               "display": display_spellings(index, vocab, tombstones, authors),
               "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
+    if open_set is not None:
+        result["open_set"] = open_set
     atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")
     log.info("calibration (%s) written to %s: %d of %d labels may appear in alt text", cfg.method,
              bundle_dir / CALIBRATION_FILE, result["summary"]["alt_text_concepts"], len(vocab))

@@ -32,12 +32,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--heldout-dataset", type=Path, default=None,
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
                           "it, less those whose photos are in the run's training dataset)")
+    _open_world_args(cal)
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu")
     cal.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
     show.add_argument("bundle", type=Path)
     show.set_defaults(func=run)
+
+
+def _open_world_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unseen", type=Path, action="append", default=[],
+                   help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
+                        "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
+    p.add_argument("--rendered-unseen", type=int, default=60,
+                   help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "
+                        "screenshots; default 60, 0 = none)")
+    p.add_argument("--max-unseen-rate", type=float, default=0.025,
+                   help="share of unseen fit photos the open-set guard may let through (default 0.025)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +75,9 @@ def calibrate(args: argparse.Namespace) -> dict:
 
     cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
                             z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None,
-                            heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
+                            heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None,
+                            unseen=tuple(map(str, args.unseen)), rendered_unseen=args.rendered_unseen,
+                            max_unseen_rate=args.max_unseen_rate)
     if args.bundle is not None:
         init_bundle(args.bundle, str(args.run))
     result = calibrate_run(args.run, args.bundle, cfg, args.device)
@@ -84,6 +98,7 @@ def format_summary(result: dict) -> str:
                  f"{s['check_pooled_precision']} over {s['check_predictions']} predictions; "
                  f"{s['check_concepts_meeting_target']} of {s['check_concepts_measured']} measured concepts "
                  f"reach {s['target_precision']}")
+    lines += format_open_set(result.get("open_set"))
     lines.append(f"{'concept':<24} {'threshold':>9} {'fit P':>6} {'fit n':>6} {'check P':>8} {'check n':>8}")
     for c in result["concepts"]:
         if c["alt_text"]:
@@ -92,3 +107,20 @@ def format_summary(result: dict) -> str:
             lines.append(f"{c['name'][:24]:<24} {c['threshold']:>9.3f} {c['fit']['precision']:>6.3f} "
                          f"{c['fit']['predicted']:>6} {p:>8} {chk['predicted']:>8}")
     return "\n".join(lines)
+
+
+def format_open_set(record: dict | None) -> list[str]:
+    """The open-set guard's threshold and what it lets through on each half."""
+    if not record:
+        return ["open-set guard: none (calibrated without photos of nothing in the vocabulary)"]
+    lines = [f"open-set guard: {record['score']} >= {record['threshold']:.4f}"]
+    for half in ("fit", "check"):
+        h = record[half]
+        lines.append(f"{half:<5} unseen photos with a concept {_rate(h['unseen_with_a_concept'])}, passing the guard "
+                     f"{_rate(h['unseen_familiar'])}; in-vocabulary photos with a concept "
+                     f"{_rate(h['in_vocabulary_with_a_concept'])}")
+    return lines
+
+
+def _rate(r: dict) -> str:
+    return f"{r['passing']}/{r['photos']}" + (f" ({r['rate']:.3f})" if r["rate"] is not None else "")
