@@ -6,6 +6,8 @@ On disk (every part optional except the backbone)::
       bundle.json          {"backbone": SPEC}: a run folder, 'timm:NAME', 'file:...' or 'efficientnet-lite0'
                            (absent when BUNDLE is itself a run folder: config.yaml + run.json + checkpoints/)
       calibration.json     'tagsight apps calibrate': calibrator + alt-text concepts -> hashtags, alt-text
+      starter.json         'tagsight apps starter': the ImageNet classifier mapped onto a vocabulary -> hashtags,
+                           alt-text without a run (tagsight.apps.starter)
       heads/<name>/        'tagsight heads train': head.json + head.safetensors -> app <name> (categorize|moderate)
       index/               'tagsight index build': index.faiss + entries.parquet + index.json -> similar
 
@@ -124,6 +126,11 @@ def load_apps(path: str | Path, device: str = "cpu") -> dict[str, App]:
 
 
 def _add_run_apps(bundle: Bundle) -> None:
+    from tagsight.apps.starter import add_starter_apps, is_starter
+
+    if bundle.run is None and is_starter(bundle.root):  # the ImageNet classifier mapped onto a vocabulary
+        add_starter_apps(bundle)
+        return
     if bundle.run is None:
         for name in RUN_APPS:
             bundle.missing[name] = "the backbone is not a tagsight run with a hashtag head"

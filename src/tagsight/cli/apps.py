@@ -1,4 +1,8 @@
-"""``tagsight apps calibrate RUN_DIR`` and ``tagsight apps show BUNDLE``: calibration and what a bundle serves."""
+"""``tagsight apps calibrate RUN_DIR``, ``tagsight apps starter`` and ``tagsight apps show BUNDLE``.
+
+Calibration of a run, a starter bundle without training (the ImageNet classifier mapped onto a
+vocabulary), and what a bundle serves.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu")
     cal.set_defaults(func=run)
+    st = verbs.add_parser("starter", help="a bundle with hashtags and alt text and no training: the packaged ImageNet "
+                                          "classifier mapped onto a vocabulary through WordNet, calibrated on "
+                                          "labelled photos")
+    st.add_argument("--vocab", type=Path, required=True, help="a tagsight vocabulary (vocab.json)")
+    st.add_argument("--bundle", type=Path, required=True, help="bundle folder to write")
+    st.add_argument("--calibrate-on", type=Path, required=True,
+                    help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
+                         "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
+                         "photos of nothing in the vocabulary")
+    st.add_argument("--target-precision", type=float, default=0.8)
+    st.add_argument("--min-support", type=int, default=5)
+    st.add_argument("--z", type=float, default=1.645)
+    st.add_argument("--seed", type=int, default=0)
+    _open_world_args(st)
+    st.add_argument("--device", default="cpu")
+    st.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
     show.add_argument("bundle", type=Path)
     show.set_defaults(func=run)
@@ -61,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
             print(json.dumps(load_bundle(args.bundle).describe(), indent=1))
             return 0
-        result = calibrate(args)
+        result = starter(args) if args.apps_verb == "starter" else calibrate(args)
     except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"tagsight apps {args.apps_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
@@ -69,15 +89,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F821
+    from tagsight.apps.calibration import CalibrationConfig
+
+    return CalibrationConfig(target_precision=args.target_precision, min_support=args.min_support, z=args.z,
+                             seed=args.seed, unseen=tuple(map(str, args.unseen)),
+                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate, **more)
+
+
+def starter(args: argparse.Namespace) -> dict:
+    from tagsight.apps.starter import calibrate_starter
+
+    return calibrate_starter(args.vocab, args.bundle, args.calibrate_on, _config(args), args.device)
+
+
 def calibrate(args: argparse.Namespace) -> dict:
     from tagsight.apps.bundle import init_bundle
-    from tagsight.apps.calibration import CalibrationConfig, calibrate_run, plot_concept_precision
+    from tagsight.apps.calibration import calibrate_run, plot_concept_precision
 
-    cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
-                            z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None,
-                            heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None,
-                            unseen=tuple(map(str, args.unseen)), rendered_unseen=args.rendered_unseen,
-                            max_unseen_rate=args.max_unseen_rate)
+    cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,
+                  heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
     if args.bundle is not None:
         init_bundle(args.bundle, str(args.run))
     result = calibrate_run(args.run, args.bundle, cfg, args.device)
@@ -89,7 +120,8 @@ def calibrate(args: argparse.Namespace) -> dict:
 def format_summary(result: dict) -> str:
     """Calibration figures and the alt-text concepts as a short table."""
     m, s = result["metrics"], result["summary"]
-    lines = [f"held-out posts: {result['heldout']}", f"calibrator: {result['calibrator']}"]
+    what = "calibration photos" if result.get("starter") else "held-out posts"
+    lines = [f"{what}: {result['heldout']}", f"calibrator: {result['calibrator']}"]
     for half in ("fit", "check"):
         raw, cal = m[half]["raw"], m[half]["calibrated"]
         lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")
