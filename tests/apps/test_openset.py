@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagsight.apps.calibration import CalibrationConfig, calibrate_run, concepts_said, open_world_concepts
-from tagsight.apps.openset import OpenSetGuard, fit_guard, guard_from_dict, open_set_scores
+from tagsight.apps.calibration import CalibrationConfig, Rows, calibrate_run, concepts_said, open_world_concepts
+from tagsight.apps.openset import BANK_FILE, OpenSetGuard, fit_guard, guard_from_dict, knn_scores, open_set_scores
 from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen, write_unseen
 from tagsight.fsio import ReasonError
 
@@ -16,8 +16,9 @@ def test_scores_are_the_largest_output_or_its_logsumexp():
     z = np.array([[0.0, 2.0, 1.0], [5.0, 5.0, 5.0]])
     assert open_set_scores(z, "max_logit").tolist() == [2.0, 5.0]
     assert open_set_scores(z, "energy") == pytest.approx([np.log(1 + np.e ** 2 + np.e), 5 + np.log(3)])
-    with pytest.raises(ValueError, match="unknown open-set score"):
-        open_set_scores(z, "entropy")
+    for name in ("entropy", "knn"):   # knn scores features, not logits
+        with pytest.raises(ValueError, match="unknown logit open-set score"):
+            open_set_scores(z, name)
 
 
 def test_fit_guard_lets_through_at_most_the_allowed_share_of_unseen_photos():
@@ -48,8 +49,8 @@ def test_unseen_rows_are_negatives_and_the_guard_keeps_them_out_of_alt_text():
     positives = np.concatenate([np.eye(2, dtype=bool)[truth], np.zeros((n_out, 2), bool)])
     check = rng.random(len(logits)) < 0.5
     unseen = np.r_[np.zeros(n_in, bool), np.ones(n_out, bool)]
-    cfg = CalibrationConfig(min_support=5, z=1.645, max_unseen_rate=0.025)
-    concepts, record = open_world_concepts(probs, logits, positives, check, unseen, Labels(), cfg)
+    cfg = CalibrationConfig(min_support=5, z=1.645, max_unseen_rate=0.025, open_set_score="max_logit")
+    concepts, record, _ = open_world_concepts(Rows(probs, logits, None, positives, check, unseen), Labels(), cfg)
     assert all(c["alt_text"] for c in concepts)
     assert record["fit"]["unseen_familiar"]["rate"] <= 0.025
     assert record["check"]["unseen_with_a_concept"]["rate"] <= 0.05
@@ -57,6 +58,36 @@ def test_unseen_rows_are_negatives_and_the_guard_keeps_them_out_of_alt_text():
     effective = np.where(OpenSetGuard(record["score"], record["threshold"], 0.025).familiar(logits)[:, None], probs, -1)
     said = concepts_said(effective, concepts)
     assert said[check & unseen].sum() == record["check"]["unseen_with_a_concept"]["passing"]
+
+
+def test_knn_scores_leave_a_bank_photo_out_of_its_own_neighbours():
+    bank = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert knn_scores(np.array([[1.0, 0.0]]), bank, k=1).tolist() == [1.0]
+    # the same photo as bank row 0: its best neighbour is then row 2 (cosine 0.707), not itself
+    assert knn_scores(np.array([[1.0, 0.0]]), bank, k=1, self_column=np.array([0])) == pytest.approx([2 ** -0.5])
+    with pytest.raises(ValueError, match="bank"):
+        OpenSetGuard("knn", 0.5, 0.05)
+
+
+def test_the_knn_guard_separates_features_near_the_bank_from_features_far_from_it():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 16))
+    labels = rng.integers(0, 3, 300)
+    features = np.concatenate([centres[labels] + rng.normal(0, 0.3, (300, 16)), rng.normal(0, 1, (200, 16))])
+    positives = np.concatenate([np.eye(3, dtype=bool)[labels], np.zeros((200, 3), bool)])
+    unseen = np.r_[np.zeros(300, bool), np.ones(200, bool)]
+    check = rng.random(500) < 0.5
+    logits = np.zeros((500, 3))   # the head says nothing useful: only features can tell
+    probs = np.where(positives, 0.9, 0.1)
+
+    class Labels:
+        labels = [type("L", (), {"label": f"c{i}.n.01"})() for i in range(3)]
+
+    concepts, record, guard = open_world_concepts(Rows(probs, logits, features, positives, check, unseen), Labels(),
+                                                  CalibrationConfig(min_support=5))
+    assert record["score"] == "knn" and record["bank"] == BANK_FILE and len(guard.bank) == (~check[:300]).sum()
+    assert record["check"]["unseen_familiar"]["rate"] <= 0.05
+    assert record["check"]["in_vocabulary_familiar"]["rate"] > 0.9
 
 
 @pytest.mark.parametrize("kind", UNSEEN_KINDS)
@@ -79,7 +110,8 @@ def test_calibrating_with_unseen_photos_writes_a_guard_and_measures_it(tiny_run,
     held = result["heldout"]
     assert held["unseen"] == 32 == held["unseen_fit"] + held["unseen_check"] and held["unseen_unreadable"] == 1
     guard = result["open_set"]
-    assert guard["score"] == "max_logit" and guard["fit"]["unseen_familiar"]["photos"] == held["unseen_fit"]
+    assert guard["score"] == "knn" and guard["fit"]["unseen_familiar"]["photos"] == held["unseen_fit"]
+    assert (tmp_path / "bundle" / BANK_FILE).is_file()
     # at most floor(0.025 * n) unseen fit photos pass the guard
     assert guard["fit"]["unseen_familiar"]["passing"] <= int(0.025 * held["unseen_fit"])
     saved = json.loads((tmp_path / "bundle" / "calibration.json").read_text())

@@ -89,11 +89,11 @@ def test_a_starter_bundle_loads_and_says_why_it_is_silent_on_photos_it_cannot_pl
 
     vocab = small_vocab(tmp_path)
     folder = _noise_folder(tmp_path / "labelled", ["n01440764", "n02102040", "n03028079"])
-    cfg = CalibrationConfig(rendered_unseen=6, min_support=5)
+    cfg = CalibrationConfig(rendered_unseen=6, min_support=5, open_set_score="knn")
     result = calibrate_starter(vocab, tmp_path / "bundle", folder, cfg)
     counts = result["heldout"]
     assert counts["labelled"] == 18 and counts["in_vocabulary"] == 12 and counts["labelled_outside_vocabulary"] == 6
-    assert counts["fit"] + counts["check"] == 18 + 6 and result["open_set"]["score"] == "max_logit"
+    assert counts["fit"] + counts["check"] == 18 + 6 and result["open_set"]["score"] == "knn"
     sky = next(c for c in result["concepts"] if c["label"] == "sky.n.01")
     assert not sky["alt_text"] and sky["reason"] == "no_imagenet_class" and sky["imagenet_classes"] == 0
     # noise photos carry no tench nor dog with any precision: nothing may be said, and the answer says why
@@ -110,6 +110,7 @@ def test_a_starter_bundle_loads_and_says_why_it_is_silent_on_photos_it_cannot_pl
     code = main(["apps", "starter", "--vocab", str(vocab), "--bundle", str(tmp_path / "cli"),
                  "--calibrate-on", str(folder), "--rendered-unseen", "6"])
     assert code == 0 and (tmp_path / "cli" / "starter.json").is_file()
+    assert json.loads((tmp_path / "cli" / "calibration.json").read_text())["open_set"]["score"] == "max_logit"
     assert main(["apps", "starter", "--vocab", str(vocab), "--bundle", str(tmp_path / "x"),
                  "--calibrate-on", str(tmp_path / "nothing-here")]) == 2
 
@@ -127,7 +128,7 @@ def test_the_starter_names_imagenette_classes_precisely_and_nothing_on_the_left_
             (tmp_path / "cal" / wnid / photo.name).symlink_to(photo)
     vocab = small_vocab(tmp_path, ("tench", "parachute"))
     result = calibrate_starter(vocab, tmp_path / "bundle", tmp_path / "cal",
-                               CalibrationConfig(rendered_unseen=12, min_support=3, z=0.0))
+                               CalibrationConfig(rendered_unseen=12, min_support=3, z=0.0, open_set_score="max_logit"))
     said = {c["name"] for c in result["concepts"] if c["alt_text"]}
     assert said == {"tench", "parachute"}
     bundle = load_bundle(tmp_path / "bundle")

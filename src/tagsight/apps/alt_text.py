@@ -80,7 +80,7 @@ class AltTextApp(FeatureApp):
         cal = load_calibration(bundle_dir)
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), cal["concepts"],
-                   guard=guard_from_dict(cal.get("open_set")))
+                   guard=guard_from_dict(cal.get("open_set"), bundle_dir))
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,
                          **options: Any) -> list[dict[str, Any]]:
@@ -92,8 +92,8 @@ class AltTextApp(FeatureApp):
         x = check_features(features, images, self.embedder.num_features)
         logits = hashtag_head_logits(self.head, x)
         probs = self.calibrator.probabilities(logits)
-        familiar = self.guard.familiar(logits) if self.guard else np.ones(len(x), dtype=bool)
-        scores = self.guard.scores(logits) if self.guard else None
+        scores = self.guard.scores(logits, x) if self.guard else None
+        familiar = scores >= self.guard.threshold if self.guard else np.ones(len(x), dtype=bool)
         return [self._answer(row, bool(familiar[i]), None if scores is None else float(scores[i]),
                              self.face_counter(images[i]) if count else None, limit)
                 for i, row in enumerate(probs)]

@@ -49,7 +49,7 @@ import torch
 
 from tagsight import __version__
 from tagsight.apps.embedder import Embedder, embed_samples
-from tagsight.apps.openset import SCORES, OpenSetGuard, fit_guard, pass_rate
+from tagsight.apps.openset import SCORES, OpenSetGuard, fit_guard, make_bank, pass_rate
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
@@ -245,7 +245,7 @@ class CalibrationConfig:
     unseen: tuple[str, ...] = ()         # image files/folders showing none of the vocabulary's concepts
     rendered_unseen: int = 60            # plus this many rendered ones (empty scenes, textures, patterns, text, UI)
     max_unseen_rate: float = 0.025       # share of unseen fit photos the open-set guard may let through
-    open_set_score: str = "max_logit"    # a name in tagsight.apps.openset.SCORES
+    open_set_score: str = "knn"          # a name in tagsight.apps.openset.SCORES
 
     def __post_init__(self) -> None:
         if self.rendered_unseen < 0:
@@ -276,6 +276,7 @@ class HeldOut:
     counts: dict[str, int]
     post_keys: list[str]
     labelled: np.ndarray         # bool per row: has a vocabulary label (rows without one are kept for verified labels)
+    features: np.ndarray | None = None   # backbone features per row (the open-set guard's knn bank)
 
 
 def _split_hash(post_key: str, seed: int) -> float:
@@ -338,8 +339,10 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
     counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
-    logits = heldout_logits(run, embedder, index, rows)
-    return HeldOut(logits, targets, check, counts, keys, labelled), index
+    features = embed_samples(index, rows, embedder, "held-out logits")
+    with torch.no_grad():
+        logits = run.head(torch.from_numpy(features)).double().numpy()
+    return HeldOut(logits, targets, check, counts, keys, labelled, features), index
 
 
 def _posts_in_training_pool(run: Run, dataset: Path, index: SampleIndex) -> dict[str, Any]:
@@ -420,6 +423,7 @@ class Unseen:
     check: np.ndarray
     paths: list[str]
     unreadable: int
+    features: np.ndarray
 
 
 def read_unseen(paths: tuple[str, ...] | list[str]) -> tuple[list[str], list[Any], int]:
@@ -459,13 +463,14 @@ def unseen_logits(paths: tuple[str, ...] | list[str], embedder: Embedder, head: 
     if len(names) < 2:
         raise ReasonError("no_unseen", f"{list(paths)}: {len(names)} readable unseen photos; the open-set guard "
                                        "needs some in each half")
+    features = embedder.embed(images)
     with torch.no_grad():
-        logits = head(torch.from_numpy(embedder.embed(images))).double().numpy()
+        logits = head(torch.from_numpy(features)).double().numpy()
     check = np.asarray([_split_hash(f"unseen\x00{Path(n).parent.name}/{Path(n).name}", seed) < check_fraction
                         for n in names])
     if check.all() or not check.any():
         check[: len(check) // 2] = ~check[0]
-    return Unseen(logits, check, names, unreadable)
+    return Unseen(logits, check, names, unreadable, features)
 
 
 def concepts_said(probs: np.ndarray, concepts: list[dict[str, Any]]) -> np.ndarray:
@@ -477,9 +482,41 @@ def concepts_said(probs: np.ndarray, concepts: list[dict[str, Any]]) -> np.ndarr
     return said
 
 
-def open_world_concepts(probs: np.ndarray, logits: np.ndarray, positives: np.ndarray, check: np.ndarray,
-                        unseen: np.ndarray, vocab: Vocabulary, cfg: CalibrationConfig,
-                        eligible: np.ndarray | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+@dataclass
+class Rows:
+    """Everything the alt-text concepts are chosen from: one row per calibration photo."""
+
+    probs: np.ndarray          # calibrated probabilities [N, L]
+    logits: np.ndarray         # head outputs [N, L]
+    features: np.ndarray | None  # backbone features [N, D] (needed by the knn guard)
+    positives: np.ndarray      # [N, L] bool
+    check: np.ndarray          # [N] bool: in the check half
+    unseen: np.ndarray         # [N] bool: shows nothing of the vocabulary
+
+
+def fit_open_set(rows: Rows, cfg: CalibrationConfig) -> tuple[OpenSetGuard, np.ndarray]:
+    """The guard fitted on the unseen fit rows, and whether each row passes it (bank rows never match themselves)."""
+    fit_unseen = rows.unseen & ~rows.check
+    if cfg.open_set_score != "knn":
+        base = OpenSetGuard(cfg.open_set_score, 0.0, 0.0)
+        scores = base.scores(rows.logits)
+    else:
+        if rows.features is None:
+            raise ValueError("the knn open-set score needs the calibration photos' features")
+        members = np.flatnonzero(~rows.check & ~rows.unseen & rows.positives.any(axis=1))
+        if not len(members):
+            raise ReasonError("no_bank", "the knn open-set guard needs in-vocabulary photos in the fit half")
+        bank, picked = make_bank(rows.features[members], cfg.seed)
+        base = OpenSetGuard("knn", 0.0, 0.0, bank=bank)
+        own = np.full(len(rows.probs), -1, dtype=np.int64)
+        own[members[picked]] = np.arange(len(picked))
+        scores = base.scores(rows.logits, rows.features, own)
+    guard = fit_guard(scores[fit_unseen], cfg.max_unseen_rate, base=base)
+    return guard, scores >= guard.threshold
+
+
+def open_world_concepts(rows: Rows, vocab: Vocabulary, cfg: CalibrationConfig, eligible: np.ndarray | None = None
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, OpenSetGuard | None]:
     """Concepts chosen with the unseen rows as negatives of every label, behind an open-set guard.
 
     Without unseen rows this is ``choose_concepts`` and no guard. With them, the guard is fitted on the
@@ -487,21 +524,19 @@ def open_world_concepts(probs: np.ndarray, logits: np.ndarray, positives: np.nda
     thresholds are chosen), and the record measures both halves: how many in-vocabulary and unseen photos
     pass the guard, and how many unseen photos end up with a concept said (the open-world error).
     """
-    if not unseen.any():
-        return choose_concepts(probs, positives, check, vocab, cfg, eligible), None
-    guard = fit_guard(OpenSetGuard(cfg.open_set_score, 0.0, 0.0).scores(logits[unseen & ~check]),
-                      cfg.max_unseen_rate, cfg.open_set_score)
-    familiar = guard.familiar(logits)
-    effective = np.where(familiar[:, None], probs, -1.0)
-    concepts = choose_concepts(effective, positives, check, vocab, cfg, eligible)
+    if not rows.unseen.any():
+        return choose_concepts(rows.probs, rows.positives, rows.check, vocab, cfg, eligible), None, None
+    guard, familiar = fit_open_set(rows, cfg)
+    effective = np.where(familiar[:, None], rows.probs, -1.0)
+    concepts = choose_concepts(effective, rows.positives, rows.check, vocab, cfg, eligible)
     said = concepts_said(effective, concepts)
     record: dict[str, Any] = guard.to_dict()
-    for half, rows in (("fit", ~check), ("check", check)):
-        record[half] = {"in_vocabulary_familiar": pass_rate(familiar[rows & ~unseen]),
-                        "unseen_familiar": pass_rate(familiar[rows & unseen]),
-                        "unseen_with_a_concept": pass_rate(said[rows & unseen]),
-                        "in_vocabulary_with_a_concept": pass_rate(said[rows & ~unseen])}
-    return concepts, record
+    for half, part in (("fit", ~rows.check), ("check", rows.check)):
+        record[half] = {"in_vocabulary_familiar": pass_rate(familiar[part & ~rows.unseen]),
+                        "unseen_familiar": pass_rate(familiar[part & rows.unseen]),
+                        "unseen_with_a_concept": pass_rate(said[part & rows.unseen]),
+                        "in_vocabulary_with_a_concept": pass_rate(said[part & ~rows.unseen])}
+    return concepts, record, guard
 
 
 def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -517,23 +552,23 @@ def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
 
 
 def _run_concepts(run: Run, embedder: Embedder, calibrator: Calibrator, held: HeldOut,
-                  chosen: tuple[np.ndarray, np.ndarray, np.ndarray], vocab: Vocabulary,
-                  cfg: CalibrationConfig) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+                  chosen: tuple[np.ndarray, np.ndarray, np.ndarray], vocab: Vocabulary, cfg: CalibrationConfig
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, OpenSetGuard | None]:
     """The alt-text concepts of a run, with ``cfg.unseen`` photos as negatives behind the open-set guard."""
     used, positives, eligible = chosen
-    logits, check = held.logits[used], held.check[used]
+    logits, check, positives = held.logits[used], held.check[used], positives[used]
+    features = held.features[used] if held.features is not None else None
     if cfg.unseen or cfg.rendered_unseen:
         extra = unseen_logits(cfg.unseen, embedder, run.head, cfg.seed, cfg.check_fraction, cfg.rendered_unseen)
         held.counts.update(unseen=len(extra.paths), unseen_fit=int((~extra.check).sum()),
                            unseen_check=int(extra.check.sum()), unseen_unreadable=extra.unreadable)
         logits, check = np.concatenate([logits, extra.logits]), np.r_[check, extra.check]
-        positives = np.concatenate([positives[used], np.zeros((len(extra.paths), positives.shape[1]), bool)])
-    else:
-        positives = positives[used]
+        positives = np.concatenate([positives, np.zeros((len(extra.paths), positives.shape[1]), bool)])
+        features = None if features is None else np.concatenate([features, extra.features])
     unseen = np.zeros(len(logits), dtype=bool)
     unseen[int(used.sum()):] = True
-    return open_world_concepts(calibrator.probabilities(logits), logits, positives, check, unseen, vocab, cfg,
-                               eligible)
+    rows = Rows(calibrator.probabilities(logits), logits, features, positives, check, unseen)
+    return open_world_concepts(rows, vocab, cfg, eligible)
 
 
 def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg: CalibrationConfig | None = None,
@@ -553,7 +588,8 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     held.counts.update(concepts_measured_on="verified labels" if verified else "hashtags",
                        concept_posts=int(used.sum()), concept_fit=int((used & fit).sum()),
                        concept_check=int((used & check).sum()))
-    concepts, open_set = _run_concepts(run, embedder, calibrator, held, (used, positives, eligible), vocab, cfg)
+    concepts, open_set, guard = _run_concepts(run, embedder, calibrator, held, (used, positives, eligible), vocab,
+                                              cfg)
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
     if cfg.heldout_dataset:  # the spellings people use come from the run's own posts
         index = SampleIndex.build(run.dataset_dir)
@@ -566,6 +602,7 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
               "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
     if open_set is not None:
         result["open_set"] = open_set
+        guard.save_bank(bundle_dir)
     atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")
     log.info("calibration (%s) written to %s: %d of %d labels may appear in alt text", cfg.method,
              bundle_dir / CALIBRATION_FILE, result["summary"]["alt_text_concepts"], len(vocab))

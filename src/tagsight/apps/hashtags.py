@@ -64,7 +64,7 @@ class HashtagsApp(FeatureApp):
         cal = load_calibration(bundle_dir)
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), [c["label"] for c in cal["concepts"]],
-                   cal["display"], guard=guard_from_dict(cal.get("open_set")))
+                   cal["display"], guard=guard_from_dict(cal.get("open_set"), bundle_dir))
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated label probabilities ``[N, L]``."""
@@ -74,7 +74,7 @@ class HashtagsApp(FeatureApp):
         """Calibrated probabilities ``[N, L]`` and whether the open-set guard lets each photo through."""
         x = check_features(features, None, self.embedder.num_features)
         logits = hashtag_head_logits(self.head, x)
-        familiar = self.guard.familiar(logits) if self.guard else np.ones(len(x), dtype=bool)
+        familiar = self.guard.familiar(logits, x) if self.guard else np.ones(len(x), dtype=bool)
         return self.calibrator.probabilities(logits), familiar
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,

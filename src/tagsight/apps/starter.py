@@ -12,7 +12,8 @@ class folders whose names are vocabulary labels (``tench.n.01``), WordNet ids (`
 hashtags the vocabulary maps. A photo is a positive of every vocabulary label that subsumes its
 folder's synset; a photo whose folder no vocabulary label subsumes is an **unseen** photo, as are
 ``cfg.unseen`` and the rendered pictures: negatives of every label, and what the open-set guard
-(``tagsight.apps.openset``) is fitted on. Platt scaling ``sigmoid(a * log P + b)``, per-label
+(``tagsight.apps.openset``, ``max_logit`` by default: the best label's log probability) is fitted on.
+Platt scaling ``sigmoid(a * log P + b)``, per-label
 thresholds for the target precision and the guard are chosen on the fit half of a seeded split and
 measured on the check half, exactly as ``tagsight.apps.calibration`` does for a run.
 
@@ -35,8 +36,8 @@ import torch
 from torch import nn
 
 from tagsight import __version__
-from tagsight.apps.calibration import (CALIBRATION_FILE, FORMAT, CalibrationConfig, PlattScaling, _split_hash,
-                                       open_world_concepts, read_unseen, summarise, unseen_logits)
+from tagsight.apps.calibration import (CALIBRATION_FILE, FORMAT, CalibrationConfig, PlattScaling, Rows,
+                                       _split_hash, open_world_concepts, read_unseen, summarise, unseen_logits)
 from tagsight.apps.embedder import Embedder
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.pretrained import EFFICIENTNET_LITE0
@@ -48,6 +49,9 @@ STARTER_FILE = "starter.json"
 STARTER_FORMAT = 1
 WNID = re.compile(r"^n\d{8}$")
 FLOOR = 1e-12   # probability given to a label that subsumes no ImageNet class
+# The ImageNet classifier's outputs are meaningful: the best label's log probability is the guard's score
+# (docs/apps.md measures it); a run's weak hashtag head needs the knn score instead.
+STARTER_OPEN_SET_SCORE = "max_logit"
 
 
 @lru_cache(maxsize=1)
@@ -176,40 +180,42 @@ def display_names(vocab: Vocabulary) -> list[str]:
 
 
 def _labelled_logits(folder: Path, vocab: Vocabulary, embedder: Embedder, head: StarterHead,
-                     cfg: CalibrationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+                     cfg: CalibrationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     names, images, positives, unreadable = labelled_photos(folder, vocab)
+    features = embedder.embed(images)
     with torch.no_grad():
-        logits = head(torch.from_numpy(embedder.embed(images))).double().numpy()
+        logits = head(torch.from_numpy(features)).double().numpy()
     check = np.asarray([_split_hash(f"labelled\x00{Path(n).parent.name}/{Path(n).name}", cfg.seed)
                         < cfg.check_fraction for n in names])
     in_vocab = positives.any(axis=1)
     counts = {"labelled": len(names), "labelled_unreadable": unreadable, "in_vocabulary": int(in_vocab.sum()),
               "labelled_outside_vocabulary": int((~in_vocab).sum())}
-    return logits, positives, check, counts
+    return logits, features, positives, check, counts
 
 
 def calibrate_starter(vocab_path: str | Path, bundle_dir: str | Path, labelled: str | Path,
                       cfg: CalibrationConfig | None = None, device: str = "cpu") -> dict[str, Any]:
     """Write a starter bundle for ``vocab_path`` calibrated on the class folders under ``labelled``."""
-    cfg = cfg or CalibrationConfig()
+    cfg = cfg or CalibrationConfig(open_set_score=STARTER_OPEN_SET_SCORE)
     vocab, bundle_dir = Vocabulary.load(vocab_path), Path(bundle_dir)
     from tagsight.eval.backbones import load_backbone
 
     embedder = Embedder(load_backbone(EFFICIENTNET_LITE0), device, cfg.batch_size)
     members = imagenet_members([label.label for label in vocab.labels])
     head = StarterHead(lite0_classifier(), members).eval()
-    logits, positives, check, counts = _labelled_logits(Path(labelled), vocab, embedder, head, cfg)
+    logits, features, positives, check, counts = _labelled_logits(Path(labelled), vocab, embedder, head, cfg)
     unseen = ~positives.any(axis=1)
     if cfg.unseen or cfg.rendered_unseen:
         extra = unseen_logits(cfg.unseen, embedder, head, cfg.seed, cfg.check_fraction, cfg.rendered_unseen)
         counts.update(unseen=len(extra.paths), unseen_unreadable=extra.unreadable)
         logits, check = np.concatenate([logits, extra.logits]), np.r_[check, extra.check]
+        features = np.concatenate([features, extra.features])
         positives = np.concatenate([positives, np.zeros((len(extra.paths), positives.shape[1]), bool)])
         unseen = np.r_[unseen, np.ones(len(extra.paths), bool)]
     counts.update(fit=int((~check).sum()), check=int(check.sum()), concepts_measured_on="class folders")
     calibrator = PlattScaling(loss="bce").fit(logits[~check], positives[~check])
-    concepts, open_set = open_world_concepts(calibrator.probabilities(logits), logits, positives, check, unseen,
-                                             vocab, cfg, np.asarray([bool(m) for m in members]))
+    rows = Rows(calibrator.probabilities(logits), logits, features, positives, check, unseen)
+    concepts, open_set, guard = open_world_concepts(rows, vocab, cfg, np.asarray([bool(m) for m in members]))
     for c, rec in enumerate(concepts):
         if not members[c]:
             rec["reason"] = "no_imagenet_class"
@@ -222,6 +228,8 @@ def calibrate_starter(vocab_path: str | Path, bundle_dir: str | Path, labelled: 
               "display": display_names(vocab), "summary": summarise(concepts, cfg.target_precision),
               "concepts": concepts, "open_set": open_set}
     _write_bundle(bundle_dir, vocab, members, result)
+    if guard is not None:
+        guard.save_bank(bundle_dir)
     return result
 
 

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--min-support", type=int, default=5)
     st.add_argument("--z", type=float, default=1.645)
     st.add_argument("--seed", type=int, default=0)
-    _open_world_args(st)
+    _open_world_args(st, score="max_logit")
     st.add_argument("--device", default="cpu")
     st.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=run)
 
 
-def _open_world_args(p: argparse.ArgumentParser) -> None:
+def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
     p.add_argument("--unseen", type=Path, action="append", default=[],
                    help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
                         "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
@@ -70,6 +70,8 @@ def _open_world_args(p: argparse.ArgumentParser) -> None:
                         "screenshots; default 60, 0 = none)")
     p.add_argument("--max-unseen-rate", type=float, default=0.025,
                    help="share of unseen fit photos the open-set guard may let through (default 0.025)")
+    p.add_argument("--open-set-score", default=score, choices=("knn", "max_logit", "energy"),
+                   help=f"what the open-set guard scores (default {score}; docs/apps.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +96,8 @@ def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F
 
     return CalibrationConfig(target_precision=args.target_precision, min_support=args.min_support, z=args.z,
                              seed=args.seed, unseen=tuple(map(str, args.unseen)),
-                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate, **more)
+                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
+                             open_set_score=args.open_set_score, **more)
 
 
 def starter(args: argparse.Namespace) -> dict:
