@@ -14,7 +14,7 @@
 
     python3 bench/apps/packaged_photos.py --out /tmp/packaged
     python3 bench/apps/starter_openworld.py --data /work/shared/data/imagenette-160 --packaged /tmp/packaged \\
-        --work /tmp/starter-ow --out docs/img/starter_openworld.json
+        --work /tmp/starter-ow --out /tmp/starter_openworld.json
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-class", type=int, default=120)
     p.add_argument("--rendered", type=int, default=60)
+    p.add_argument("--open-set-score", default="max_logit", choices=("max_logit", "energy", "knn"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -146,8 +147,10 @@ def main() -> None:
     halves = split_val(args.data, args.work, args.per_class)
     packaged_report = split_packaged(args.packaged, args.work)
     rendered_report = write_unseen(args.work / "rendered-report", args.rendered, size=160, seed=1)
-    cfg = CalibrationConfig(unseen=(str(args.work / "unseen-packaged"),), rendered_unseen=args.rendered)
+    cfg = CalibrationConfig(unseen=(str(args.work / "unseen-packaged"),), rendered_unseen=args.rendered,
+                            open_set_score=args.open_set_score)
     cal = calibrate_starter(vocab, args.work / "bundle", args.work / "calibrate", cfg)
+    log.info("calibrated: %s", json.dumps(cal["summary"]))
     result = {"calibration": {"counts": cal["heldout"], "summary": cal["summary"], "open_set": cal["open_set"],
                               "concepts": [{k: c.get(k) for k in ("name", "alt_text", "reason", "threshold",
                                                                    "imagenet_classes", "fit", "check")}
