@@ -118,3 +118,20 @@ def test_calibrating_with_unseen_photos_writes_a_guard_and_measures_it(tiny_run,
     assert saved["open_set"]["threshold"] == guard["threshold"]
     with pytest.raises(ValueError):
         CalibrationConfig(unseen="photos/")
+
+
+def test_apps_calibrate_cli_takes_unseen_photos_and_prints_the_guard(tiny_run, tmp_path, capsys):
+    from tagsight.cli import main
+
+    _, _, run = tiny_run
+    folder = tmp_path / "unseen"
+    write_unseen(folder, 6, size=40, seed=4)
+    code = main(["apps", "calibrate", str(run), "--bundle", str(tmp_path / "b"), "--unseen", str(folder),
+                 "--rendered-unseen", "10", "--max-unseen-rate", "0.1", "--open-set-score", "max_logit",
+                 "--target-precision", "0.3", "--min-support", "1", "--z", "0"])
+    out = capsys.readouterr().out
+    assert code == 0 and "open-set guard: max_logit >= " in out and "unseen photos with a concept" in out
+    saved = json.loads((tmp_path / "b" / "calibration.json").read_text())
+    assert saved["heldout"]["unseen"] == 16 and saved["open_set"]["max_unseen_rate"] == 0.1
+    assert main(["apps", "calibrate", str(run), "--bundle", str(tmp_path / "c"), "--unseen",
+                 str(tmp_path / "missing")]) == 2
