@@ -31,6 +31,13 @@ With ``heldout_dataset`` (another ingested dataset, e.g. photos kept back for ca
 of that dataset stands in for the run's held-out split, except the posts whose media duplicate one of
 the run's training dataset (exact SHA-256 or pHash near-duplicate, ``tagsight.eval.decontaminate``),
 which are left out and counted as ``in_training_pool``.
+
+With photos of nothing in the vocabulary (``unseen`` files and folders, plus ``rendered_unseen``
+pictures drawn by ``tagsight.data.synthetic.render_unseen``), split into the same two halves, the
+alt-text concepts are chosen in the open world (``open_world_concepts``): those photos are negatives of
+every label, and an open-set guard (``tagsight.apps.openset``) fitted on the unseen fit photos keeps
+concepts off photos unlike the in-vocabulary ones. ``calibration.json`` then holds ``open_set``: the
+guard and, per half, how many in-vocabulary and unseen photos pass it and end up with a concept.
 """
 
 from __future__ import annotations
@@ -317,11 +324,12 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
     return np.asarray(rows, dtype=np.int64), dict(counts)
 
 
-def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex, rows: np.ndarray) -> np.ndarray:
-    """Hashtag-head logits of the sample ``rows``."""
+def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex,
+                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features and hashtag-head logits of the sample ``rows``."""
     features = embed_samples(index, rows, embedder, "held-out logits")
     with torch.no_grad():
-        return run.head(torch.from_numpy(features)).double().numpy()
+        return features, run.head(torch.from_numpy(features)).double().numpy()
 
 
 def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:
@@ -339,9 +347,7 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
     counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
-    features = embed_samples(index, rows, embedder, "held-out logits")
-    with torch.no_grad():
-        logits = run.head(torch.from_numpy(features)).double().numpy()
+    features, logits = heldout_logits(run, embedder, index, rows)
     return HeldOut(logits, targets, check, counts, keys, labelled, features), index
 
 
