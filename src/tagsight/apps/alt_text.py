@@ -13,7 +13,7 @@ detector installed people are not counted (``"people": null``).
 With no concept to say the text is "No photo description available." and the answer says why
 (``why``): ``no_precise_concepts`` (calibration found no concept precise enough), ``unfamiliar``
 (the photo does not look like the vocabulary) or ``below_threshold``; ``closest`` names the concept
-that came closest, with its probability and threshold.
+that came closest (the largest probability relative to its threshold), with both numbers.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class AltTextApp(FeatureApp):
     def _why(self, probs: np.ndarray, said: np.ndarray, familiar: bool, score: float | None) -> dict[str, Any]:
         """Why no concept is said, and which came closest (its probability against its threshold)."""
         if len(self.indices):
-            j = int(np.argmax(said - self.thresholds))
+            j = int(np.argmax(said / np.maximum(self.thresholds, 1e-12)))   # the largest share of its threshold
             closest = {"name": self.names[j], "probability": round(float(said[j]), 4),
                        "threshold": round(float(self.thresholds[j]), 4)}
         else:
