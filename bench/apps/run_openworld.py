@@ -39,7 +39,8 @@ log = logging.getLogger("run_openworld")
 def ask(bundle, images: list[Image.Image], batch: int = 64) -> list[dict]:
     out = []
     for start in range(0, len(images), batch):
-        got = bundle.predict(images[start:start + batch], ["alt-text", "hashtags"], {"alt-text": {"count_people": False}})
+        got = bundle.predict(images[start:start + batch], ["alt-text", "hashtags"],
+                             {"alt-text": {"count_people": False}})
         out += [{"alt": a, "tags": t} for a, t in zip(got["alt-text"], got["hashtags"])]
     return out
 

@@ -27,7 +27,6 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from tagsight.apps.bundle import load_bundle
@@ -52,7 +51,7 @@ def make_vocab(work: Path) -> Path:
     posts = [(f"p{t}{i}", [t]) for t in HASHTAGS for i in range(10)]
     vocab = build_vocab(posts, VocabConfig(min_count=5), source={"kind": "bench", "name": "starter_openworld"})
     if len(vocab) != len(HASHTAGS):
-        raise RuntimeError(f"expected {len(HASHTAGS)} labels, got {[l.label for l in vocab.labels]}")
+        raise RuntimeError(f"expected {len(HASHTAGS)} labels, got {[label.label for label in vocab.labels]}")
     return vocab.save(work / "vocab")
 
 

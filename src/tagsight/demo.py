@@ -132,7 +132,8 @@ def write_verified(feed_dir: Path, vocab_path: Path, out: Path, source: str = "d
     rows = []
     for line in (feed_dir / "truth.jsonl").read_text().splitlines():
         truth = json.loads(line)
-        rows.append({"post_key": f"{source}/{truth['post_id']}", "labels": [s for s in truth["synsets"] if s in labels]})
+        shown = [s for s in truth["synsets"] if s in labels]
+        rows.append({"post_key": f"{source}/{truth['post_id']}", "labels": shown})
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 

@@ -82,9 +82,8 @@ def test_alt_text_that_says_nothing_says_why_and_which_concept_came_closest(part
     # beach (0.953 against 0.99) is closer to its threshold than dog (0.731 against 0.9)
     assert out["why"]["reason"] == "below_threshold"
     assert out["why"]["closest"] == {"name": "beach", "probability": 0.9526, "threshold": 0.99}
-    mute = AltTextApp(embedder, head, PlattScaling(loss="bce"),
-                      [{"index": 0, "name": "dog", "alt_text": False}, {"index": 1, "name": "beach", "alt_text": False}],
-                      face_counter=None).predict(images(1))[0]
+    silent = [{"index": 0, "name": "dog", "alt_text": False}, {"index": 1, "name": "beach", "alt_text": False}]
+    mute = AltTextApp(embedder, head, PlattScaling(loss="bce"), silent, face_counter=None).predict(images(1))[0]
     assert mute["why"]["reason"] == "no_precise_concepts" and "0 of 2 labels" in mute["why"]["detail"]
     assert mute["why"]["closest"]["name"] == "beach" and mute["why"]["closest"]["threshold"] is None
 

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tagsight.apps.calibration import CalibrationConfig, Rows, calibrate_run, concepts_said, open_world_concepts
 from tagsight.apps.openset import BANK_FILE, OpenSetGuard, fit_guard, guard_from_dict, knn_scores, open_set_scores
