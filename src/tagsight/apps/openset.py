@@ -2,13 +2,13 @@
 
 A hashtag head (or the starter bundle's WordNet mapping) always spreads probability over its own
 labels, so a photo of something outside the vocabulary (a cat for a vocabulary of fish and golf balls,
-a wallpaper, a screenshot) still gets a most likely label. The guard scores each photo from the
-head's outputs and lets concepts through only above a threshold fitted on **unseen** photos
-(photos that show none of the vocabulary's concepts):
+a wallpaper, a screenshot) still gets a most likely label. The guard scores each photo (from the
+head's outputs or the backbone's features) and lets concepts through only above a threshold fitted
+on **unseen** photos (photos that show none of the vocabulary's concepts):
 
-* ``max_logit`` (default; Hendrycks et al. 2019, Vaze et al. 2022): the largest head output. For the
-  starter bundle the outputs are log label probabilities, so this is the log of the best label's
-  probability.
+* ``max_logit`` (Hendrycks et al. 2019, Vaze et al. 2022; the starter bundle's default): the largest
+  head output. For the starter bundle the outputs are log label probabilities, so this is the log of
+  the best label's probability.
 * ``energy`` (Liu et al. 2020): ``logsumexp`` of the outputs.
 * ``knn`` (Sun et al. 2022), the default for a run: the mean cosine similarity of the photo's
   backbone features to its ``k`` nearest neighbours among the in-vocabulary calibration photos of
