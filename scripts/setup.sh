@@ -23,6 +23,9 @@ echo "== installing tagsight with its extras"
 $PY -m pip install -q -e ".[all]"
 # The PP-OCR text detector without its opencv-python requirement (see pyproject.toml, extra "curate").
 $PY -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
+# MTCNN with its weights in the wheel, for counting people in alt text; its pins are stale, hence --no-deps
+# (it needs only torch, torchvision, numpy and Pillow, installed above).
+$PY -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 echo "== installing WordNet for nltk"
 $PY -m tagsight.cli setup wordnet
 echo "== setup done"

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import tarfile
 
 from PIL import Image
@@ -14,11 +15,22 @@ def test_demo_runs_every_stage_and_no_excluded_post_or_gps_reaches_a_shard(tmp_p
     text = "\n".join(lines)
     assert "== 1. synthetic feed" in text and "== 2. ingest" in text and "== 3. vocabulary" in text
     assert "true concepts among the labels: 8 of 8" in text
-    assert "== 4. hashtag pretraining" in text and "mAP" in text
-    # stage 5 asked the real server (over HTTP) about three held-out photos: an answer from both apps for each
-    assert "== 5. the apps over HTTP" in text
-    assert text.count("    alt text: ") == 3 and text.count("    hashtags: ") == 3
-    assert (tmp_path / "run" / "calibration.json").is_file()
+    # curation keeps photos: the feed is drawn at the size the default chain asks for
+    kept = re.search(r"== 4\. automatic curation.*\nphotos: (\d+) in = (\d+) kept \+ (\d+) rejected", text)
+    assert kept and int(kept[2]) > 0 and int(kept[1]) == int(kept[2]) + int(kept[3])
+    assert "== 5. hashtag pretraining" in text and "mAP" in text
+    # stage 6 asked the real server (over HTTP) about three held-out photos and a picture of nothing
+    assert "== 6. the apps over HTTP" in text
+    assert text.count("    alt text: ") == 4 and text.count("    hashtags: ") == 4
+    calibration = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert calibration["heldout"]["concepts_measured_on"] == "verified labels"
+    assert calibration["open_set"]["check"]["unseen_with_a_concept"]["rate"] <= 0.05
+    # the picture of nothing is described by nothing, and the answer says why
+    nothing = text[text.index("a tiled wallpaper"):]
+    assert "No photo description available. (" in nothing and "closest: " in nothing
+    said = [c for c in calibration["concepts"] if c["alt_text"]]
+    if said:  # with a concept precise enough, the held-out photos shown are ones it describes
+        assert text.count("    alt text: Image may contain: ") >= 1
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["manifest_version"]
     vocab = json.loads((tmp_path / "vocab" / "vocab.json").read_text())
     members = {t for label in vocab["labels"] for t in label["members"]}

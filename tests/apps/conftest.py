@@ -29,13 +29,14 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
-    """A bundle folder over the tiny run with calibration.json (lenient targets so some concepts qualify)."""
+    """A bundle folder over the tiny run with calibration.json (lenient targets so some concepts qualify; no
+    pictures of nothing, so no open-set guard: tests/apps/test_openset.py covers the guard)."""
     from tagsight.apps.bundle import init_bundle
     from tagsight.apps.calibration import CalibrationConfig, calibrate_run
 
     _, _, run = tiny_run
     bundle = init_bundle(tmp_path_factory.mktemp("bundle"), str(run))
-    calibrate_run(run, bundle, CalibrationConfig(target_precision=0.3, min_support=1, z=0.0))
+    calibrate_run(run, bundle, CalibrationConfig(target_precision=0.3, min_support=1, z=0.0, rendered_unseen=0))
     return bundle
 
 

@@ -67,8 +67,45 @@ def test_alt_text_names_only_precise_concepts_most_confident_first_and_counts_pe
     assert out[2]["alt_text"].startswith("Image may contain: 1 person, ")
     assert "selfie" not in str(out)
     one = app.predict(images(1), max_concepts=1, count_people="false")[0]
-    assert one["alt_text"] == "Image may contain: beach" and one["people"] == 0
+    assert one["alt_text"] == "Image may contain: beach" and one["people"] is None
     assert set(out[0]) == {"alt_text", "concepts", "people"}  # a count, never an identity or a face box
+
+
+def test_alt_text_that_says_nothing_says_why_and_which_concept_came_closest(parts):
+    embedder, _ = parts
+    head = fixed_head(embedder.num_features, [1.0, 3.0])
+    concepts = [{"index": 0, "name": "dog", "alt_text": True, "threshold": 0.9},
+                {"index": 1, "name": "beach", "alt_text": True, "threshold": 0.99}]
+    app = AltTextApp(embedder, head, PlattScaling(loss="bce"), concepts, face_counter=None)
+    out = app.predict(images(1))[0]
+    assert out["alt_text"] == NOTHING and out["people"] is None
+    # beach (0.953 against 0.99) is closer to its threshold than dog (0.731 against 0.9)
+    assert out["why"]["reason"] == "below_threshold"
+    assert out["why"]["closest"] == {"name": "beach", "probability": 0.9526, "threshold": 0.99}
+    silent = [{"index": 0, "name": "dog", "alt_text": False}, {"index": 1, "name": "beach", "alt_text": False}]
+    mute = AltTextApp(embedder, head, PlattScaling(loss="bce"), silent, face_counter=None).predict(images(1))[0]
+    assert mute["why"]["reason"] == "no_precise_concepts" and "0 of 2 labels" in mute["why"]["detail"]
+    assert mute["why"]["closest"]["name"] == "beach" and mute["why"]["closest"]["threshold"] is None
+
+
+def test_the_open_set_guard_silences_alt_text_and_hashtags_on_unfamiliar_photos(parts):
+    from tagsight.apps.openset import OpenSetGuard
+
+    embedder, _ = parts
+    head = fixed_head(embedder.num_features, [1.0, 3.0])
+    concepts = [{"index": 0, "name": "dog", "alt_text": True, "threshold": 0.5},
+                {"index": 1, "name": "beach", "alt_text": True, "threshold": 0.5}]
+    # the largest output is 3.0: a guard at 2.5 lets the photo through, one at 3.5 does not
+    for threshold, said in ((2.5, True), (3.5, False)):
+        guard = OpenSetGuard("max_logit", threshold, 0.05)
+        alt = AltTextApp(embedder, head, PlattScaling(loss="bce"), concepts, face_counter=None, guard=guard)
+        tags = HashtagsApp(embedder, head, PlattScaling(loss="bce"), ["dog.n.01", "beach.n.01"], ["#dog", "#beach"],
+                           guard=guard)
+        a, h = alt.predict(images(1))[0], tags.predict(images(1))[0]
+        assert bool(a["concepts"]) is said and h["abstained"] is not said
+        if not said:
+            assert a["why"]["reason"] == "unfamiliar" and "3.000 < 3.500" in a["why"]["detail"]
+            assert h["reason"] == "unfamiliar" and h["closest"] == {"hashtag": "#beach", "probability": 0.9526}
 
 
 def test_sentence_forms():
@@ -82,7 +119,8 @@ FACE_FILES = ("imagenette-160/val/n01440764/ILSVRC2012_val_00017700.JPEG",
               "imagenette-160/val/n01440764/n01440764_13251.JPEG")
 
 
-def test_alt_text_counts_real_faces_with_the_haar_cascade(parts, shared_data):
+def test_alt_text_counts_real_faces_with_mtcnn(parts, shared_data):
+    pytest.importorskip("facenet_pytorch", reason="people are counted with facenet-pytorch's MTCNN")
     embedder, _ = parts
     paths = [shared_data / f for f in FACE_FILES]
     if not all(p.is_file() for p in paths):
@@ -97,6 +135,18 @@ def test_alt_text_counts_real_faces_with_the_haar_cascade(parts, shared_data):
     out = app.predict([one, two, nobody])
     assert [o["people"] for o in out] == [1, 2, 0]
     assert [o["alt_text"] for o in out] == ["Image may contain: 1 person", "Image may contain: 2 people", NOTHING]
+
+
+def test_without_a_face_detector_people_are_not_counted(parts, monkeypatch):
+    import tagsight.privacy.faces as faces
+
+    monkeypatch.setattr(faces, "people_detector_available", lambda: False)
+    embedder, _ = parts
+    app = AltTextApp(embedder, fixed_head(embedder.num_features, [0.0]), PlattScaling(loss="bce"),
+                     [{"index": 0, "name": "x", "alt_text": True, "threshold": 0.99}])
+    out = app.predict(images(1))[0]
+    assert out["people"] is None and out["alt_text"] == NOTHING
+    assert "not counted" in app.describe()["face_detector"]
 
 
 def test_bundle_serves_hashtags_and_alt_text_from_one_forward(tiny_bundle, parts):

@@ -8,6 +8,8 @@ On disk (every part optional except the backbone)::
                            (absent when BUNDLE is itself a run folder: config.yaml + run.json + checkpoints/;
                            an export of 'tagsight export' names its own model.safetensors, see apps.export)
       calibration.json     'tagsight apps calibrate': calibrator + alt-text concepts -> hashtags, alt-text
+      starter.json         'tagsight apps starter': the ImageNet classifier mapped onto a vocabulary -> hashtags,
+                           alt-text without a run (tagsight.apps.starter)
       heads/<name>/        'tagsight heads train': head.json + head.safetensors -> the app of its task
                            (categorize|moderate); several heads of one task: app <name> each
       index/               'tagsight index build': index.faiss + entries.parquet + index.json -> similar
@@ -193,6 +195,11 @@ def load_apps(path: str | Path, device: str = "cpu") -> dict[str, App]:
 
 
 def _add_run_apps(bundle: Bundle) -> None:
+    from tagsight.apps.starter import add_starter_apps, is_starter
+
+    if bundle.run is None and is_starter(bundle.root):  # the ImageNet classifier mapped onto a vocabulary
+        add_starter_apps(bundle)
+        return
     if bundle.hashtag_head is None:
         for name in RUN_APPS:
             bundle.missing[name] = "the backbone is not a tagsight run with a hashtag head"

@@ -31,6 +31,13 @@ With ``heldout_dataset`` (another ingested dataset, e.g. photos kept back for ca
 of that dataset stands in for the run's held-out split, except the posts whose media duplicate one of
 the run's training dataset (exact SHA-256 or pHash near-duplicate, ``tagsight.eval.decontaminate``),
 which are left out and counted as ``in_training_pool``.
+
+With photos of nothing in the vocabulary (``unseen`` files and folders, plus ``rendered_unseen``
+pictures drawn by ``tagsight.data.synthetic.render_unseen``), split into the same two halves, the
+alt-text concepts are chosen in the open world (``open_world_concepts``): those photos are negatives of
+every label, and an open-set guard (``tagsight.apps.openset``) fitted on the unseen fit photos keeps
+concepts off photos unlike the in-vocabulary ones. ``calibration.json`` then holds ``open_set``: the
+guard and, per half, how many in-vocabulary and unseen photos pass it and end up with a concept.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ import torch
 
 from tagsight import __version__
 from tagsight.apps.embedder import Embedder, embed_samples
+from tagsight.apps.openset import SCORES, OpenSetGuard, fit_guard, make_bank, pass_rate
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
@@ -241,8 +249,20 @@ class CalibrationConfig:
     batch_size: int = 64
     verified: str | None = None
     heldout_dataset: str | None = None   # calibrate on every post of this other dataset, not the run's held-out split
+    unseen: tuple[str, ...] = ()         # image files/folders showing none of the vocabulary's concepts
+    rendered_unseen: int = 60            # plus this many rendered ones (empty scenes, textures, patterns, text, UI)
+    max_unseen_rate: float = 0.025       # share of unseen fit photos the open-set guard may let through
+    open_set_score: str = "knn"          # a name in tagsight.apps.openset.SCORES
 
     def __post_init__(self) -> None:
+        if self.rendered_unseen < 0:
+            raise ValueError(f"rendered_unseen must be >= 0, got {self.rendered_unseen}")
+        if not 0 <= self.max_unseen_rate < 1:
+            raise ValueError(f"max_unseen_rate must be in [0, 1), got {self.max_unseen_rate}")
+        if self.open_set_score not in SCORES:
+            raise ValueError(f"unknown open-set score {self.open_set_score!r} (known: {sorted(SCORES)})")
+        if isinstance(self.unseen, (str, Path)):
+            raise ValueError("unseen must be a sequence of paths, not one string")
         if self.method not in CALIBRATORS:
             raise ValueError(f"unknown calibration method {self.method!r} (known: {CALIBRATORS.names()})")
         if not 0 < self.target_precision <= 1:
@@ -263,6 +283,7 @@ class HeldOut:
     counts: dict[str, int]
     post_keys: list[str]
     labelled: np.ndarray         # bool per row: has a vocabulary label (rows without one are kept for verified labels)
+    features: np.ndarray | None = None   # backbone features per row (the open-set guard's knn bank)
 
 
 def _split_hash(post_key: str, seed: int) -> float:
@@ -303,11 +324,12 @@ def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: To
     return np.asarray(rows, dtype=np.int64), dict(counts)
 
 
-def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex, rows: np.ndarray) -> np.ndarray:
-    """Hashtag-head logits of the sample ``rows``."""
+def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex,
+                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features and hashtag-head logits of the sample ``rows``."""
     features = embed_samples(index, rows, embedder, "held-out logits")
     with torch.no_grad():
-        return run.head(torch.from_numpy(features)).double().numpy()
+        return features, run.head(torch.from_numpy(features)).double().numpy()
 
 
 def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:
@@ -325,8 +347,8 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
     counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
-    logits = heldout_logits(run, embedder, index, rows)
-    return HeldOut(logits, targets, check, counts, keys, labelled), index
+    features, logits = heldout_logits(run, embedder, index, rows)
+    return HeldOut(logits, targets, check, counts, keys, labelled, features), index
 
 
 def _posts_in_training_pool(run: Run, dataset: Path, index: SampleIndex) -> dict[str, Any]:
@@ -399,6 +421,130 @@ def choose_concepts(probs: np.ndarray, positives: np.ndarray, check: np.ndarray,
     return records
 
 
+@dataclass
+class Unseen:
+    """Photos that show none of the vocabulary's concepts: head outputs and the fit / check split."""
+
+    logits: np.ndarray
+    check: np.ndarray
+    paths: list[str]
+    unreadable: int
+    features: np.ndarray
+
+
+def read_unseen(paths: tuple[str, ...] | list[str]) -> tuple[list[str], list[Any], int]:
+    """``(names, RGB images, unreadable count)`` of the image files under ``paths`` (folders recursively)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from tagsight.apps.predict import expand
+
+    names, images, unreadable = [], [], 0
+    for path in expand(list(paths)):
+        try:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB"))
+            names.append(str(path))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            log.warning("unseen photo %s left out: %s", path, exc)
+            unreadable += 1
+    return names, images, unreadable
+
+
+def rendered_unseen(n: int, seed: int, size: int = 128) -> tuple[list[str], list[Any]]:
+    """``n`` rendered pictures of nothing (``tagsight.data.synthetic.render_unseen``), kinds in turn."""
+    from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen
+
+    g = np.random.default_rng([seed, 0x0BE7])
+    kinds = [UNSEEN_KINDS[i % len(UNSEEN_KINDS)] for i in range(n)]
+    return [f"rendered/{i:04d}-{k}" for i, k in enumerate(kinds)], [render_unseen(k, (size, size), g) for k in kinds]
+
+
+def unseen_logits(paths: tuple[str, ...] | list[str], embedder: Embedder, head: torch.nn.Module,
+                  seed: int, check_fraction: float, n_rendered: int = 0) -> Unseen:
+    """Head outputs of the unseen photos (files under ``paths`` and ``n_rendered`` rendered pictures),
+    split into fit / check halves by a seeded hash of the file name."""
+    names, images, unreadable = read_unseen(paths) if paths else ([], [], 0)
+    more_names, more_images = rendered_unseen(n_rendered, seed)
+    names, images = names + more_names, images + more_images
+    if len(names) < 2:
+        raise ReasonError("no_unseen", f"{list(paths)}: {len(names)} readable unseen photos; the open-set guard "
+                                       "needs some in each half")
+    features = embedder.embed(images)
+    with torch.no_grad():
+        logits = head(torch.from_numpy(features)).double().numpy()
+    check = np.asarray([_split_hash(f"unseen\x00{Path(n).parent.name}/{Path(n).name}", seed) < check_fraction
+                        for n in names])
+    if check.all() or not check.any():
+        check[: len(check) // 2] = ~check[0]
+    return Unseen(logits, check, names, unreadable, features)
+
+
+def concepts_said(probs: np.ndarray, concepts: list[dict[str, Any]]) -> np.ndarray:
+    """Bool per row: at least one alt-text concept reaches its threshold (unfamiliar rows carry -1)."""
+    said = np.zeros(len(probs), dtype=bool)
+    for c in concepts:
+        if c["alt_text"]:
+            said |= probs[:, c["index"]] >= c["threshold"]
+    return said
+
+
+@dataclass
+class Rows:
+    """Everything the alt-text concepts are chosen from: one row per calibration photo."""
+
+    probs: np.ndarray          # calibrated probabilities [N, L]
+    logits: np.ndarray         # head outputs [N, L]
+    features: np.ndarray | None  # backbone features [N, D] (needed by the knn guard)
+    positives: np.ndarray      # [N, L] bool
+    check: np.ndarray          # [N] bool: in the check half
+    unseen: np.ndarray         # [N] bool: shows nothing of the vocabulary
+
+
+def fit_open_set(rows: Rows, cfg: CalibrationConfig) -> tuple[OpenSetGuard, np.ndarray]:
+    """The guard fitted on the unseen fit rows, and whether each row passes it (bank rows never match themselves)."""
+    fit_unseen = rows.unseen & ~rows.check
+    if cfg.open_set_score != "knn":
+        base = OpenSetGuard(cfg.open_set_score, 0.0, 0.0)
+        scores = base.scores(rows.logits)
+    else:
+        if rows.features is None:
+            raise ValueError("the knn open-set score needs the calibration photos' features")
+        members = np.flatnonzero(~rows.check & ~rows.unseen & rows.positives.any(axis=1))
+        if not len(members):
+            raise ReasonError("no_bank", "the knn open-set guard needs in-vocabulary photos in the fit half")
+        bank, picked = make_bank(rows.features[members], cfg.seed)
+        base = OpenSetGuard("knn", 0.0, 0.0, bank=bank)
+        own = np.full(len(rows.probs), -1, dtype=np.int64)
+        own[members[picked]] = np.arange(len(picked))
+        scores = base.scores(rows.logits, rows.features, own)
+    guard = fit_guard(scores[fit_unseen], cfg.max_unseen_rate, base=base)
+    return guard, scores >= guard.threshold
+
+
+def open_world_concepts(rows: Rows, vocab: Vocabulary, cfg: CalibrationConfig, eligible: np.ndarray | None = None
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, OpenSetGuard | None]:
+    """Concepts chosen with the unseen rows as negatives of every label, behind an open-set guard.
+
+    Without unseen rows this is ``choose_concepts`` and no guard. With them, the guard is fitted on the
+    unseen fit rows; a row it finds unfamiliar says no concept (its probabilities count as -1 when the
+    thresholds are chosen), and the record measures both halves: how many in-vocabulary and unseen photos
+    pass the guard, and how many unseen photos end up with a concept said (the open-world error).
+    """
+    if not rows.unseen.any():
+        return choose_concepts(rows.probs, rows.positives, rows.check, vocab, cfg, eligible), None, None
+    guard, familiar = fit_open_set(rows, cfg)
+    effective = np.where(familiar[:, None], rows.probs, -1.0)
+    concepts = choose_concepts(effective, rows.positives, rows.check, vocab, cfg, eligible)
+    said = concepts_said(effective, concepts)
+    record: dict[str, Any] = guard.to_dict()
+    for half, part in (("fit", ~rows.check), ("check", rows.check)):
+        record[half] = {"in_vocabulary_familiar": pass_rate(familiar[part & ~rows.unseen]),
+                        "unseen_familiar": pass_rate(familiar[part & rows.unseen]),
+                        "unseen_with_a_concept": pass_rate(said[part & rows.unseen]),
+                        "in_vocabulary_with_a_concept": pass_rate(said[part & ~rows.unseen])}
+    return concepts, record, guard
+
+
 def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
     """Counts and the pooled check-half precision of the alt-text concepts."""
     said = [c for c in concepts if c["alt_text"]]
@@ -409,6 +555,26 @@ def summarise(concepts: list[dict[str, Any]], target: float) -> dict[str, Any]:
             "check_predictions": pred, "check_pooled_precision": round(tp / pred, 4) if pred else None,
             "check_concepts_measured": len(measured),
             "check_concepts_meeting_target": sum(c["check"]["precision"] >= target for c in measured)}
+
+
+def _run_concepts(run: Run, embedder: Embedder, calibrator: Calibrator, held: HeldOut,
+                  chosen: tuple[np.ndarray, np.ndarray, np.ndarray], vocab: Vocabulary, cfg: CalibrationConfig
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, OpenSetGuard | None]:
+    """The alt-text concepts of a run, with ``cfg.unseen`` photos as negatives behind the open-set guard."""
+    used, positives, eligible = chosen
+    logits, check, positives = held.logits[used], held.check[used], positives[used]
+    features = held.features[used] if held.features is not None else None
+    if cfg.unseen or cfg.rendered_unseen:
+        extra = unseen_logits(cfg.unseen, embedder, run.head, cfg.seed, cfg.check_fraction, cfg.rendered_unseen)
+        held.counts.update(unseen=len(extra.paths), unseen_fit=int((~extra.check).sum()),
+                           unseen_check=int(extra.check.sum()), unseen_unreadable=extra.unreadable)
+        logits, check = np.concatenate([logits, extra.logits]), np.r_[check, extra.check]
+        positives = np.concatenate([positives, np.zeros((len(extra.paths), positives.shape[1]), bool)])
+        features = None if features is None else np.concatenate([features, extra.features])
+    unseen = np.zeros(len(logits), dtype=bool)
+    unseen[int(used.sum()):] = True
+    rows = Rows(calibrator.probabilities(logits), logits, features, positives, check, unseen)
+    return open_world_concepts(rows, vocab, cfg, eligible)
 
 
 def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg: CalibrationConfig | None = None,
@@ -423,13 +589,13 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     fit, check = ~held.check, held.check
     fit_l, check_l = fit & held.labelled, check & held.labelled   # the calibrator learns from hashtags
     calibrator = CALIBRATORS.create(cfg.method, loss=run.loss).fit(held.logits[fit_l], held.targets[fit_l])
-    probs = calibrator.probabilities(held.logits)
     verified = load_verified(cfg.verified, vocab) if cfg.verified else None
     used, positives, eligible = concept_positives(held, verified)
     held.counts.update(concepts_measured_on="verified labels" if verified else "hashtags",
                        concept_posts=int(used.sum()), concept_fit=int((used & fit).sum()),
                        concept_check=int((used & check).sum()))
-    concepts = choose_concepts(probs[used], positives[used], check[used], vocab, cfg, eligible)
+    concepts, open_set, guard = _run_concepts(run, embedder, calibrator, held, (used, positives, eligible), vocab,
+                                              cfg)
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
     if cfg.heldout_dataset:  # the spellings people use come from the run's own posts
         index = SampleIndex.build(run.dataset_dir)
@@ -440,6 +606,9 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
                           "check": calibrator.evaluate(held.logits[check_l], held.targets[check_l])},
               "display": display_spellings(index, vocab, tombstones, authors),
               "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
+    if open_set is not None:
+        result["open_set"] = open_set
+        guard.save_bank(bundle_dir)
     atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")
     log.info("calibration (%s) written to %s: %d of %d labels may appear in alt text", cfg.method,
              bundle_dir / CALIBRATION_FILE, result["summary"]["alt_text_concepts"], len(vocab))

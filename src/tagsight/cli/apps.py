@@ -1,4 +1,8 @@
-"""``tagsight apps calibrate RUN_DIR`` and ``tagsight apps show BUNDLE``: calibration and what a bundle serves."""
+"""``tagsight apps calibrate RUN_DIR``, ``tagsight apps starter`` and ``tagsight apps show BUNDLE``.
+
+Calibration of a run, a starter bundle without training (the ImageNet classifier mapped onto a
+vocabulary), and what a bundle serves.
+"""
 
 from __future__ import annotations
 
@@ -32,12 +36,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--heldout-dataset", type=Path, default=None,
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
                           "it, less those whose photos are in the run's training dataset)")
+    _open_world_args(cal)
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     cal.set_defaults(func=run)
+    st = verbs.add_parser("starter", help="a bundle with hashtags and alt text and no training: the packaged ImageNet "
+                                          "classifier mapped onto a vocabulary through WordNet, calibrated on "
+                                          "labelled photos")
+    st.add_argument("--vocab", type=Path, required=True, help="a tagsight vocabulary (vocab.json)")
+    st.add_argument("--bundle", type=Path, required=True, help="bundle folder to write")
+    st.add_argument("--calibrate-on", type=Path, required=True,
+                    help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
+                         "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
+                         "photos of nothing in the vocabulary")
+    st.add_argument("--target-precision", type=float, default=0.8)
+    st.add_argument("--min-support", type=int, default=5)
+    st.add_argument("--z", type=float, default=1.645)
+    st.add_argument("--seed", type=int, default=0)
+    _open_world_args(st, score="max_logit")
+    st.add_argument("--device", default="cpu")
+    st.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
     show.add_argument("bundle", type=Path, help="a bundle folder")
     show.set_defaults(func=run)
+
+
+def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
+    p.add_argument("--unseen", type=Path, action="append", default=[],
+                   help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
+                        "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
+    p.add_argument("--rendered-unseen", type=int, default=60,
+                   help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "
+                        "screenshots; default 60, 0 = none)")
+    p.add_argument("--max-unseen-rate", type=float, default=0.025,
+                   help="share of unseen fit photos the open-set guard may let through (default 0.025)")
+    p.add_argument("--open-set-score", default=score, choices=("knn", "max_logit", "energy"),
+                   help=f"what the open-set guard scores (default {score}; docs/apps.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
             print(json.dumps(load_bundle(args.bundle).describe(), indent=1))
             return 0
-        result = calibrate(args)
+        result = starter(args) if args.apps_verb == "starter" else calibrate(args)
     except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"tagsight apps {args.apps_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
@@ -57,13 +91,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F821
+    from tagsight.apps.calibration import CalibrationConfig
+
+    return CalibrationConfig(target_precision=args.target_precision, min_support=args.min_support, z=args.z,
+                             seed=args.seed, unseen=tuple(map(str, args.unseen)),
+                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
+                             open_set_score=args.open_set_score, **more)
+
+
+def starter(args: argparse.Namespace) -> dict:
+    from tagsight.apps.starter import calibrate_starter
+
+    return calibrate_starter(args.vocab, args.bundle, args.calibrate_on, _config(args), args.device)
+
+
 def calibrate(args: argparse.Namespace) -> dict:
     from tagsight.apps.bundle import init_bundle
-    from tagsight.apps.calibration import CalibrationConfig, calibrate_run, plot_concept_precision
+    from tagsight.apps.calibration import calibrate_run, plot_concept_precision
 
-    cfg = CalibrationConfig(method=args.method, target_precision=args.target_precision, min_support=args.min_support,
-                            z=args.z, seed=args.seed, verified=str(args.verified) if args.verified else None,
-                            heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
+    cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,
+                  heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
     if args.bundle is not None:
         init_bundle(args.bundle, str(args.run))
     result = calibrate_run(args.run, args.bundle, cfg, args.device)
@@ -75,7 +123,8 @@ def calibrate(args: argparse.Namespace) -> dict:
 def format_summary(result: dict) -> str:
     """Calibration figures and the alt-text concepts as a short table."""
     m, s = result["metrics"], result["summary"]
-    lines = [f"held-out posts: {result['heldout']}", f"calibrator: {result['calibrator']}"]
+    what = "calibration photos" if result.get("starter") else "held-out posts"
+    lines = [f"{what}: {result['heldout']}", f"calibrator: {result['calibrator']}"]
     for half in ("fit", "check"):
         raw, cal = m[half]["raw"], m[half]["calibrated"]
         lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")
@@ -84,6 +133,7 @@ def format_summary(result: dict) -> str:
                  f"{s['check_pooled_precision']} over {s['check_predictions']} predictions; "
                  f"{s['check_concepts_meeting_target']} of {s['check_concepts_measured']} measured concepts "
                  f"reach {s['target_precision']}")
+    lines += format_open_set(result.get("open_set"))
     lines.append(f"{'concept':<24} {'threshold':>9} {'fit P':>6} {'fit n':>6} {'check P':>8} {'check n':>8}")
     for c in result["concepts"]:
         if c["alt_text"]:
@@ -92,3 +142,20 @@ def format_summary(result: dict) -> str:
             lines.append(f"{c['name'][:24]:<24} {c['threshold']:>9.3f} {c['fit']['precision']:>6.3f} "
                          f"{c['fit']['predicted']:>6} {p:>8} {chk['predicted']:>8}")
     return "\n".join(lines)
+
+
+def format_open_set(record: dict | None) -> list[str]:
+    """The open-set guard's threshold and what it lets through on each half."""
+    if not record:
+        return ["open-set guard: none (calibrated without photos of nothing in the vocabulary)"]
+    lines = [f"open-set guard: {record['score']} >= {record['threshold']:.4f}"]
+    for half in ("fit", "check"):
+        h = record[half]
+        lines.append(f"{half:<5} unseen photos with a concept {_rate(h['unseen_with_a_concept'])}, passing the guard "
+                     f"{_rate(h['unseen_familiar'])}; in-vocabulary photos with a concept "
+                     f"{_rate(h['in_vocabulary_with_a_concept'])}")
+    return lines
+
+
+def _rate(r: dict) -> str:
+    return f"{r['passing']}/{r['photos']}" + (f" ({r['rate']:.3f})" if r["rate"] is not None else "")
