@@ -242,3 +242,18 @@ def test_a_run_folder_exported_directly_names_the_run_as_its_parent(tiny_run, tm
     parents = read_artifact(tmp_path / "exp").parents
     assert [p.kind for p in parents] == ["run"] and parents[0].path == str(run.resolve())
     assert set(load_bundle(tmp_path / "exp").missing) == {"hashtags", "alt-text", "similar"}   # no calibration.json
+
+
+def test_an_export_keeps_the_open_set_guard_of_its_bundle(tiny_run, tmp_path):
+    """A bundle calibrated with pictures of nothing (the default) exports with its guard, which abstains alike."""
+    from tagsight.apps.bundle import init_bundle
+    from tagsight.apps.calibration import CalibrationConfig, calibrate_run
+
+    _, _, run = tiny_run
+    bundle = init_bundle(tmp_path / "guarded", str(run))
+    calibrate_run(run, bundle, CalibrationConfig(target_precision=0.3, min_support=1, z=0.0))
+    export_bundle(bundle, tmp_path / "export")
+    a, b = load_bundle(bundle).apps["hashtags"], load_bundle(tmp_path / "export").apps["hashtags"]
+    assert a.guard is not None and b.guard is not None
+    features = np.random.default_rng(0).normal(size=(6, a.embedder.num_features)).astype(np.float32)
+    assert a.predict_features(features) == b.predict_features(features)

@@ -46,6 +46,7 @@ from torch import nn
 from tagsight import __version__
 from tagsight.apps.bundle import Bundle, load_bundle
 from tagsight.apps.calibration import CALIBRATION_FILE, load_calibration
+from tagsight.apps.openset import BANK_FILE
 from tagsight.apps.export_format import EXPORT_FORMAT, HASHTAG_HEAD_FILE, WEIGHTS_FILE
 from tagsight.apps.heads import HeadApp, _json_safe
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
@@ -165,8 +166,9 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     atomic_write_bytes(out / WEIGHTS_FILE, _tensor_bytes(backbone.model.state_dict()))
     if bundle.hashtag_head is not None:
         atomic_write_bytes(out / HASHTAG_HEAD_FILE, _tensor_bytes(dict(bundle.hashtag_head.state_dict())))
-    if (bundle.root / CALIBRATION_FILE).is_file():
-        atomic_write_text(out / CALIBRATION_FILE, (bundle.root / CALIBRATION_FILE).read_text())
+    for name in (CALIBRATION_FILE, BANK_FILE):   # the calibration and its open-set guard's feature bank
+        if (bundle.root / name).is_file():
+            atomic_write_bytes(out / name, (bundle.root / name).read_bytes())
     _write_heads(bundle, out)
     model = export_model(bundle)
     config = {**timm_config(backbone), "tagsight": {

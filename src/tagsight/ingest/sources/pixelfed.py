@@ -3,8 +3,8 @@
 Pixelfed (Settings > Data Export > Statuses) hands out one JSON file: a list of Status entities
 (``id``, ``uri``, ``created_at``, ``content`` HTML, ``visibility``, ``sensitive``, ``spoiler_text``,
 ``tags: [{name, url}]``, ``media_attachments: [{type, url, description, ...}]``, ``account``,
-``reblog``, ``poll``). It holds no media files: the attachments are URLs on the instance, which
-without ``--fetch`` they reach the media stage as ``remote_media_unsupported`` and every post
+``reblog``, ``poll``). It holds no media files: the attachments are URLs on the instance; without
+``--fetch`` they reach the media stage as ``remote_media_unsupported`` and every post
 is still accounted for. Files the user downloaded next to the export, under the URL's path
 (``storage/m/...``), are read.
 """
