@@ -23,7 +23,6 @@ from tagsight.apps.calibration import (CALIBRATORS, CalibrationConfig, presence,
                                        load_heldout)
 from tagsight.apps.embedder import Embedder
 from tagsight.apps.run import load_run, post_authors
-from tagsight.data.index import SampleIndex
 from tagsight.privacy.tombstones import load_tombstones
 
 TARGETS = (0.8, 0.7, 0.6, 0.5, 0.4, 0.3)

@@ -106,7 +106,7 @@ def measure(bundle_dir: Path, halves: dict, packaged_report: list[Path], rendere
     in_vocab = [(p, w) for p, w in report if w not in LEFT_OUT]
     got = answers(bundle_dir, [p for p, _ in in_vocab] + [p for k in kinds.values() for p in k])
     per: dict[str, Counter] = defaultdict(Counter)
-    for (path, wnid), a in zip(in_vocab, got):
+    for (_, wnid), a in zip(in_vocab, got):
         truth = ancestors(synset_of(wnid)) & set(vocab_labels)
         for c in a["alt"]["concepts"]:
             per[c["name"]]["said"] += 1

@@ -413,11 +413,11 @@ def stage_costs(files: Sequence[Path], root: Path, args: argparse.Namespace) -> 
     im.start_run()  # imports the encoder outside the timings, as ingest() does
     for f in files:
         data = _timed(totals, "read file + path safety checks", im.read_media, root, f.relative_to(root).as_posix(), cfg)
-        _timed(totals, "sha256 of the input bytes", lambda: hashlib.sha256(data).hexdigest())
+        _timed(totals, "sha256 of the input bytes", lambda data=data: hashlib.sha256(data).hexdigest())
         img = _timed(totals, "header + metadata checks", im._open_checked, data, cfg)
         _timed(totals, "header + metadata checks", im._metadata_flags, img)
         img = _timed(totals, "decode (Pillow)", im._decode, img, cfg.max_side)
-        img = _timed(totals, "EXIF orientation + RGB", lambda: im._to_rgb(im._orient(img)))
+        img = _timed(totals, "EXIF orientation + RGB", lambda img=img: im._to_rgb(im._orient(img)))
         img = _timed(totals, "resize (area)", im._resize, img, cfg.max_side)
         _timed(totals, "perceptual hash", im.phash, img)
         _timed(totals, "JPEG encode without metadata (OpenCV, Pillow's bytes)", im._encode_clean, img, cfg.jpeg_quality)

@@ -177,7 +177,7 @@ def bench_pipelines(p: Pipelines, repeat: int, workers: int) -> dict[tuple[str, 
         for count in dict.fromkeys([workers, 0]):
             for name, make in (("tagsight", p.ours), ("torchvision", p.torchvision)):
                 label = f"{name}, {count} worker(s)"
-                runs.setdefault((name, count), []).append(drain(label, lambda: make(count), p.batches))
+                runs.setdefault((name, count), []).append(drain(label, lambda make=make, count=count: make(count), p.batches))
     return runs
 
 
@@ -383,7 +383,7 @@ def _head(args: argparse.Namespace, facts: dict[str, str], res: dict[str, Any], 
         f"`torch.get_num_threads()` = {res['threads']} in the main process for every measurement (DataLoader "
         f"workers run with 1 thread each, PyTorch's default). Produced by:\n\n```\n{bench_cmd}\n```",
         "Machine:\n\n" + facts_markdown(facts),
-        f"Setup, not timed (`$TMP` is a scratch folder"
+        "Setup, not timed (`$TMP` is a scratch folder"
         + (", here the outputs of these commands kept from an earlier run and reused with `--reuse`" if args.reuse else "")
         + f"):\n\n```\n{setup}\n```\n\n"
         f"{res['kept']:,} of the {args.limit:,} posts pass the consent policy and are ingested "

@@ -109,7 +109,7 @@ class Server:
             except httpx.HTTPError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.proc.kill()
-                    raise SystemExit(f"the server did not start: {command_line(self.command)}")
+                    raise SystemExit(f"the server did not start: {command_line(self.command)}") from None
                 time.sleep(0.3)
 
     def batch_totals(self) -> tuple[float, float]:

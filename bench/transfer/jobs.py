@@ -116,7 +116,7 @@ class Inputs:
         if unknown:
             raise SpecError("unknown_input", f"--input names {unknown}; the experiment's inputs: {sorted(exp.inputs)}")
         values = dict(builtins)
-        for name, spec in exp.inputs.items():
+        for name in exp.inputs:
             values[name] = str(Path(given[name]).resolve()) if name in given else ""
         for name, spec in exp.inputs.items():   # paths may refer to builtins and to other inputs' paths
             if name not in given:

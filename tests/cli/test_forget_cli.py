@@ -23,7 +23,7 @@ def test_forget_cli_is_idempotent_and_lists_runs_to_retrain(tmp_path, mixed_sour
     args = ["forget", "--author", "ann", "--root", str(tmp_path / "root"), "--cache-dir", str(tmp_path / "none")]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "tombstones added: 1" in out and "left out by the loader" in out and f"retrain needed" in out
+    assert "tombstones added: 1" in out and "left out by the loader" in out and "retrain needed" in out
     assert str(run) in out.split("retrain needed (lineage")[1]
     assert len(SampleIndex.build(ds)) < before
     assert cli.main(args + ["--rewrite"]) == 0

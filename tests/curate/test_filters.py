@@ -30,7 +30,6 @@ def test_a_blurred_photo_scores_as_blurred_and_the_sharp_one_passes(make_photo):
 
 
 def test_laplacian_variance_of_flat_and_checkerboard(make_photo):
-    photo = make_photo
     assert laplacian_variance(np.full((16, 16), 0.5)) == 0.0
     checker = (np.indices((16, 16)).sum(0) % 2).astype(np.float32)
     assert laplacian_variance(checker) == pytest.approx((4 * 255.0) ** 2, rel=1e-6)
@@ -113,7 +112,6 @@ def test_aesthetic_prior_prefers_a_sharp_colourful_photo(make_photo):
 
 
 def test_ridge_head_recovers_a_linear_rating_and_round_trips(tmp_path, make_photo):
-    photo = make_photo
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 8))
     y = 3 + x @ rng.normal(size=8) * 0.3
@@ -126,7 +124,6 @@ def test_ridge_head_recovers_a_linear_rating_and_round_trips(tmp_path, make_phot
 
 
 def test_bad_settings_fail_at_construction(make_photo):
-    photo = make_photo
     with pytest.raises(ValueError, match="min_side"):
         FILTERS.create("resolution", min_side=0)
     with pytest.raises(KeyError, match="did you mean 'blur'"):

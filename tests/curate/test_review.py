@@ -1,5 +1,4 @@
 import pytest
-from PIL import ImageFilter
 
 from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
 from tagsight.curate.review.agreement import agreement, cohen_kappa

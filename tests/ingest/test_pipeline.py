@@ -77,7 +77,7 @@ def test_nothing_excluded_and_no_metadata_reaches_a_shard(mixed_source, tmp_path
     samples = list(shard_samples(tmp_path / "ds"))
     assert {meta["post_id"] for meta, _ in samples} == kept_ids
     assert len(samples) == summary.media_kept
-    for meta, jpg in samples:
+    for _, jpg in samples:
         img = Image.open(io.BytesIO(jpg))
         assert img.format == "JPEG" and max(img.size) <= 32
         assert not img.getexif() and not {"exif", "icc_profile", "xmp", "comment"} & set(img.info)

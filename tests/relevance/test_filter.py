@@ -1,10 +1,8 @@
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import HashtagStream, StreamConfig

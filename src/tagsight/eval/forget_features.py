@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tagsight.fsio import ReasonError
 from tagsight.lineage import read_artifact
+from tagsight.privacy.forget import Forgotten, register_forgetter
 
 log = logging.getLogger(__name__)
-from tagsight.privacy.forget import Forgotten, register_forgetter
 
 
 def _is_feature_file(path: Path) -> bool:

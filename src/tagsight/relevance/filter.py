@@ -21,7 +21,6 @@ the parent's path and version; every count reconciles (in = kept + dropped, by r
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tagsight import __version__
 from tagsight.data.index import SampleIndex

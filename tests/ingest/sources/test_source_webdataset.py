@@ -217,7 +217,8 @@ def test_real_photos_in_shards_written_by_webdatasets_tarwriter_match_the_folder
     cfg = IngestConfig(workers=1, near_duplicate_radius=None)
     from_shards = ingest(WebDatasetSource(shards, visibility="public"), tmp_path / "a", ConsentPolicy(), cfg)
     from_folder = ingest(open_source(folder, "folder", author="museum.example"), tmp_path / "b", ConsentPolicy(), cfg)
-    assert from_shards.reconciles() and from_shards.posts_kept == from_shards.media_kept == len(photos) == 40
+    assert from_shards.reconciles() and from_folder.reconciles()
+    assert from_shards.posts_kept == from_shards.media_kept == from_folder.media_kept == len(photos) == 40
     sha = {ds: {m["post_id"]: m["sha256"] for m in catalog.read_table(tmp_path / ds, "media").to_pylist()}
            for ds in ("a", "b")}
     assert sha["a"] == sha["b"] and len(sha["a"]) == 40

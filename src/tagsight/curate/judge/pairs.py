@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from tagsight.curate.judge.samples import Sample, SamplePair, models, pair_samples
+from tagsight.curate.judge.samples import Sample, models, pair_samples
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import track
 
