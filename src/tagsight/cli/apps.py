@@ -22,14 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
     cal.add_argument("--bundle", type=Path, default=None, help="bundle folder to write (default: the run folder)")
     cal.add_argument("--method", default="platt", help="platt (per-label presence, default) or temperature")
-    cal.add_argument("--target-precision", type=float, default=0.8,
-                     help="held-out precision an alt-text concept needs (default 0.8)")
-    cal.add_argument("--min-support", type=int, default=5,
-                     help="predictions a threshold needs on the fit half (default 5)")
-    cal.add_argument("--z", type=float, default=1.645,
-                     help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
-                          "(0 = raw precision; default 1.645)")
-    cal.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of held-out posts")
+    _target_args(cal)
     cal.add_argument("--verified", type=Path, default=None,
                      help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
                           "alt-text concepts against them instead of the noisy hashtags (docs/apps.md)")
@@ -49,16 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
                          "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
                          "photos of nothing in the vocabulary")
-    st.add_argument("--target-precision", type=float, default=0.8)
-    st.add_argument("--min-support", type=int, default=5)
-    st.add_argument("--z", type=float, default=1.645)
-    st.add_argument("--seed", type=int, default=0)
+    _target_args(st)
     _open_world_args(st, score="max_logit")
-    st.add_argument("--device", default="cpu")
+    st.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     st.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
     show.add_argument("bundle", type=Path, help="a bundle folder")
     show.set_defaults(func=run)
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-precision", type=float, default=0.8,
+                   help="held-out precision an alt-text concept needs (default 0.8)")
+    p.add_argument("--min-support", type=int, default=5,
+                   help="predictions a threshold needs on the fit half (default 5)")
+    p.add_argument("--z", type=float, default=1.645,
+                   help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
+                        "(0 = raw precision; default 1.645)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of the calibration photos")
 
 
 def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
