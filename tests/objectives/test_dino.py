@@ -203,3 +203,11 @@ def test_centre_over_two_gloo_processes_equals_one_process(tmp_path):
     half = tiny_objective()
     half._update_center(logits[0::2])
     assert not torch.allclose(out[0], half.center, atol=1e-3)                    # the all-reduce mattered
+
+
+def test_head_logits_stay_float32_under_bf16_autocast():
+    obj = tiny_objective()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, z = obj.teacher_head(torch.randn(3, 512))
+        out = obj(batch())
+    assert logits.dtype == z.dtype == torch.float32 and out["loss"].dtype == torch.float32

@@ -68,6 +68,10 @@ def test_dino_run_folder_diagnostics_schedules_and_held_out_collapse_check(tiny,
     w = weights(run)
     assert int(w["updates"]) == 12 and int(w["batches_seen"]) == 12 and w["center"].abs().sum() > 0
     assert not torch.equal(w["backbone.model.stem.0.weight"], w["student.backbone.model.stem.0.weight"])
+    from tagsight.eval.backbones import load_backbone
+
+    evaluated = load_backbone(str(run)).model.state_dict()                   # `tagsight eval` gets the teacher
+    assert torch.equal(evaluated["stem.0.weight"], w["backbone.model.stem.0.weight"])
 
 
 def test_a_collapsing_dino_run_says_so_in_its_log_and_eval(tiny, tmp_path):  # noqa: F811

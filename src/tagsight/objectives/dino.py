@@ -7,7 +7,8 @@ whose weights are an exponential moving average of the student's.
 
 Head: a 3-layer MLP (Linear-GELU-Linear-GELU-Linear, with BatchNorm after the hidden layers when
 ``use_bn``) to a ``bottleneck_dim`` embedding ``z``, L2-normalised, then a weight-normalised linear layer
-(rows of unit norm, no bias) to ``out_dim`` logits. The last layer gets zero gradient for the first
+(rows of unit norm, no bias) to ``out_dim`` logits, computed in float32 also under bf16 autocast (the
+teacher's are divided by a temperature of 0.04). The last layer gets zero gradient for the first
 ``freeze_batches`` training batches (it is renormalised in the forward pass, so weight decay and
 momentum cannot turn it either).
 
@@ -178,7 +179,8 @@ class DinoHead(nn.Module):
         z = F.normalize(self.mlp(x).float(), dim=1)
         w = F.normalize(self.last_layer.weight.float(), dim=1)
         w = w.detach() + 0.0 * w if frozen else w
-        return z @ w.t(), z
+        with torch.autocast(z.device.type, enabled=False):   # fp32 logits: they are divided by T_t = 0.04
+            return z @ w.t(), z
 
 
 def _weights_as_buffers(module: nn.Module) -> list[str]:
@@ -240,8 +242,9 @@ class DinoObjective(Objective):
             self._update_center(logits.float())
             self.batches_seen += 1
         logs = self._diagnostics(probs, z)
-        return {"loss": loss, "loss_dino": loss.detach(), **logs, "teacher_temp": torch.tensor(temp),
-                "teacher_momentum": torch.tensor(self.momentum()), "last_layer_frozen": torch.tensor(float(frozen))}
+        scalars = {"teacher_temp": temp, "teacher_momentum": self.momentum(), "last_layer_frozen": float(frozen)}
+        return {"loss": loss, "loss_dino": loss.detach(), **logs,
+                **{k: torch.tensor(v, device=loss.device) for k, v in scalars.items()}}
 
     def _crops(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], int]:
         if "image" not in batch:
