@@ -19,7 +19,8 @@ DINO is evaluated through its teacher in both implementations (as the paper does
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -32,10 +32,11 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -289,8 +290,9 @@ def _mean_sd(values: list[float]) -> str:
 
 def table(rows: list[dict[str, Any]], spec: Spec) -> str:
     """Markdown: one line per (method, implementation), mean ± sd over seeds (percent)."""
-    lines = ["| method | implementation | seeds | kNN top-1 % | kNN top-5 % | linear top-1 % | linear top-5 % | "
-             "loss first -> last | train s |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    header = ("| method | implementation | seeds | kNN top-1 % | kNN top-5 % | linear top-1 % | linear top-5 % | "
+              "loss first -> last | train s |")
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     groups = [("-", "random")] + [(m, i) for m in spec.methods for i in spec.impls]
     for method, impl in groups:
         rs = [r for r in rows if r["impl"] == impl and (impl == "random" or r["method"] == method)]

@@ -29,7 +29,10 @@ def test_dino_loss_matches_a_hand_computation():
     s = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 0.0]])]
     q = [torch.tensor([[0.9, 0.1]]), torch.tensor([[0.2, 0.8]])]
     log_p = [F.log_softmax(x / t, dim=1)[0].tolist() for x in s]
-    ce = lambda qi, v: -(qi[0] * log_p[v][0] + qi[1] * log_p[v][1])  # noqa: E731
+
+    def ce(qi, v):
+        return -(qi[0] * log_p[v][0] + qi[1] * log_p[v][1])
+
     pairs = [ce([0.9, 0.1], 1), ce([0.9, 0.1], 2), ce([0.2, 0.8], 0), ce([0.2, 0.8], 2)]   # v != i
     assert dino_loss(s, q, t).item() == pytest.approx(sum(pairs) / 4, rel=1e-6)
 
@@ -67,11 +70,11 @@ def test_collapse_diagnostics_on_collapsed_and_spread_outputs():
         "collapsed": False, "reason": "not collapsed", "teacher_entropy": 0.3, "kl_to_centre": 0.6, "feature_std": 0.7}
 
 
-def tiny_objective(schedule=DinoSchedule(total_steps=10), **kw) -> DinoObjective:
+def tiny_objective(schedule: DinoSchedule | None = None, **kw) -> DinoObjective:
     torch.manual_seed(0)
     backbone = create_backbone("resnet18", img_size=32)
     cfg = DinoConfig(out_dim=32, hidden_dim=16, bottleneck_dim=8, **kw)
-    return OBJECTIVES.create("dino", backbone, cfg, 2, schedule)
+    return OBJECTIVES.create("dino", backbone, cfg, 2, schedule or DinoSchedule(total_steps=10))
 
 
 def batch(b=4, seed=0, local=2):

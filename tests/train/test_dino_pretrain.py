@@ -14,7 +14,6 @@ import torch
 from safetensors.torch import load_file
 
 from tagsight.train.checkpoint import latest_checkpoint
-
 from tests.train.test_pretrain import ENV, tiny  # noqa: F401  (module fixture: 120 synthetic posts + vocabulary)
 
 # A LayerNorm ConvNeXt (no BatchNorm, so 2 ranks can equal 1) at 40 px globals and 32 px locals.
@@ -34,7 +33,7 @@ def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
     if not wait:
         return subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, check=False, env=ENV, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout), done.stderr
 
