@@ -185,7 +185,7 @@ class DinoHead(nn.Module):
 
 def _weights_as_buffers(module: nn.Module) -> list[str]:
     """Turn every parameter of ``module`` into a buffer of the same name (a frozen copy); returns the names."""
-    names = [name for name, _ in module.named_parameters()]
+    names = [name for name, _ in module.named_parameters(remove_duplicate=False)]   # tied weights: every slot
     for sub in module.modules():
         for name, p in list(sub._parameters.items()):
             if p is not None:
