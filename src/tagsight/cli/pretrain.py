@@ -12,15 +12,15 @@ from typing import Any, Callable
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "pretrain", help="pretrain a timm backbone on a dataset (hashtag or SwAV objective)",
+        "pretrain", help="pretrain a timm backbone on a dataset (hashtag, SwAV or DINO objective)",
         description="Train a timm backbone with a linear head to predict each post's vocabulary labels "
                     "(softmax over 1/k targets or per-label BCE, square-root resampling), then report held-out "
-                    "hashtag mAP, P@1, P@5, R@5 against the untrained model; or (--objective swav) self-supervised SwAV on every post's photo (multi-crop, Sinkhorn prototypes) with a held-out collapse check. Rerun the same command to resume. "
+                    "hashtag mAP, P@1, P@5, R@5 against the untrained model; or (--objective swav) self-supervised SwAV on every post's photo (multi-crop, Sinkhorn prototypes) with a held-out collapse check; or (--objective dino) self-supervised DINO (student and momentum teacher, centring and sharpening, docs/dino.md) with a held-out collapse check. Rerun the same command to resume. "
                     "For several processes: torchrun --nproc_per_node N -m tagsight.cli pretrain ...")
     p.add_argument("dataset", type=Path, help="dataset folder made by 'tagsight ingest'")
     p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
-    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav (self-supervised, ignores hashtags) or "
+    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "
                    "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
     p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
                    "defaults are the PretrainConfig dataclasses")

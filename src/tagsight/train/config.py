@@ -14,6 +14,7 @@ from tagsight.data.multicrop import MultiCropConfig
 from tagsight.data.views import SELECTIONS
 from tagsight.generate.config import DiffusionConfig
 from tagsight.models.pretrained import check_init
+from tagsight.objectives.dino import DinoConfig
 from tagsight.objectives.swav import SwavConfig
 from tagsight.train.loop import LoopConfig
 from tagsight.train.optim import OptimConfig
@@ -38,6 +39,7 @@ class ObjectiveConfig:
     name: str = "hashtag"
     loss: str = "softmax"                                   # hashtag only
     swav: SwavConfig = field(default_factory=SwavConfig)    # swav only
+    dino: DinoConfig = field(default_factory=DinoConfig)    # dino only
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)   # diffusion only (the generator)
 
 
@@ -49,7 +51,7 @@ class DataSettings:
     holdout_fraction: float = 0.1
     workers: int = 2
     select: str = "all"             # label-free objectives: "all" posts of the split, or "labelled" ones only
-    multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)   # swav only
+    multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)   # swav and dino only
 
     def __post_init__(self) -> None:
         if self.select not in SELECTIONS:

@@ -28,6 +28,7 @@ from tagsight.fsio import atomic_write_text
 from tagsight.ingest.catalog import manifest_version
 from tagsight.models.backbone import Backbone
 from tagsight.models.pretrained import run_backbone
+from tagsight.objectives.dino import DinoObjective, DinoSchedule
 from tagsight.objectives.hashtag import HashtagObjective
 from tagsight.objectives.swav import SwavObjective, assignment_entropy, collapse_verdict, feature_spread
 from tagsight.privacy.tombstones import load_tombstones
@@ -242,3 +243,31 @@ def _hashtag_build(cfg, backbone, num_labels, batches_per_epoch) -> HashtagObjec
 
 RECIPES.register("hashtag")(lambda: Recipe(_hashtag_build, _hashtag_stream, _hashtag_evaluate))
 RECIPES.register("swav")(lambda: Recipe(_swav_build, _swav_stream, evaluate_collapse))
+
+
+# DINO (objectives/dino.py): SwAV's multi-crop stream; the held-out check runs the teacher.
+def _dino_build(cfg, backbone, num_labels, batches_per_epoch) -> DinoObjective:
+    schedule = DinoSchedule.of(cfg.objective.dino, batches_per_epoch, cfg.loop.epochs, cfg.loop.accumulate)
+    return DinoObjective(backbone, cfg.objective.dino, cfg.data.multicrop.n_global, schedule)
+
+
+@torch.no_grad()
+def _dino_collapse(objective: DinoObjective, stream: ViewStream, workers: int, env: DistEnv) -> dict:
+    objective.eval()
+    parts = [objective.teacher_outputs(b["image"].to(env.device)) for b in make_loader(stream, workers)]
+    probs, z = (all_gather_cat(torch.cat([p[i].cpu() for p in parts]), env) for i in (0, 1))
+    return {**objective.verdict(probs, z), "n_samples": int(z.shape[0])}
+
+
+def _dino_evaluate(trained, untrained, heldout, cfg, env, vocab) -> dict:
+    result = {"collapse": _dino_collapse(trained, heldout, cfg.data.workers, env),
+              "untrained": _dino_collapse(untrained, heldout, cfg.data.workers, env)}
+    c = result["collapse"]
+    if c["collapsed"]:
+        log.warning("DINO run COLLAPSED on held-out images: %s", c["reason"])
+    log.info("held-out teacher entropy %.3f, KL to the centre %.3f, feature spread %.3f", c["teacher_entropy"],
+             c["kl_to_centre"], c["feature_std"])
+    return result
+
+
+RECIPES.register("dino")(lambda: Recipe(_dino_build, _swav_stream, _dino_evaluate))

@@ -1,0 +1,346 @@
+"""Side by side: tagsight's SwAV and DINO against lightly's, same backbone, crops, optimiser, budget and photos.
+
+    python bench/ssl/run.py --train ../shared/data/imagenette-160/train --val ../shared/data/imagenette-160/val \
+        --out runs/bench-ssl [--methods swav,dino] [--impls tagsight,lightly] [--seeds 0,1,2] [--steps 152]
+        [--crops tagsight|lightly] [--set KEY=VALUE ...]
+
+For every method, implementation and seed: seed torch, build the timm backbone of the method's preset
+(``configs/pretrain_<method>_cpu_small.yaml``, ``--set`` overrides applied), build the arm (bench/ssl/arms.py),
+train it for ``--steps`` batches of the preset's batch size on the photos of ``--train`` (labels ignored;
+the batch order and every crop depend only on the seed, so the arms of one seed see the same pixels), with
+the preset's optimiser and learning-rate schedule over those steps. Then evaluate the backbone (DINO: the
+teacher's) the way ``tagsight eval`` does: frozen features of ``--eval-train`` (default ``--train``) and
+``--val`` at the model's input size, weighted kNN (k = 20) and a linear probe (``tagsight.eval``), top-1
+and top-5. A randomly initialised backbone of each seed is evaluated alike as the floor.
+
+``--crops tagsight`` (default) gives every arm tagsight's seeded multi-crop transform with the preset's
+settings; ``--crops lightly`` gives the arms of a method lightly's transform for it (``SwaVTransform`` /
+``DINOTransform``, with blur and, for DINO, solarisation) at the same crop sizes, counts and scales.
+
+Writes ``results.json`` (every run, the spec, versions) and ``results.md`` (mean and standard deviation over
+seeds) into ``--out`` and prints the table. Needs ``pip install lightly`` (``tagsight[bench]``) for the lightly
+arms. Resumable at the granularity of a finished (method, implementation, seed): its row is kept in
+``results.json`` and not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+from arms import IMPLS, METHODS, build_arm  # noqa: E402
+
+from tagsight.data.multicrop import MultiCropConfig, multicrop_transform  # noqa: E402
+from tagsight.eval.datasets import FolderImages, LabelledImages, SubsetImages  # noqa: E402
+from tagsight.eval.features import extract_features  # noqa: E402
+from tagsight.eval.knn import knn_evaluate  # noqa: E402
+from tagsight.eval.linear import LinearProbeConfig, linear_probe  # noqa: E402
+from tagsight.models.backbone import Backbone  # noqa: E402
+from tagsight.models.pretrained import run_backbone  # noqa: E402
+from tagsight.objectives.dino import DinoSchedule  # noqa: E402
+from tagsight.train.config import PretrainConfig  # noqa: E402
+from tagsight.train.optim import Schedule, build_optimizer  # noqa: E402
+
+log = logging.getLogger("bench.ssl")
+
+
+@dataclass(frozen=True)
+class Spec:
+    train: str
+    val: str
+    eval_train: str = ""               # default: ``train``
+    methods: tuple[str, ...] = METHODS
+    impls: tuple[str, ...] = IMPLS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int = 0                     # 0: the preset's epochs x batches per epoch
+    crops: str = "tagsight"
+    overrides: tuple[str, ...] = ()
+    eval_limit: int = 0                # at most this many --eval-train photos (a seeded, class-stratified draw); 0 all
+    probe_epochs: int = 20
+    workers: int = 2
+    device: str = "cpu"
+    presets: dict[str, str] = field(default_factory=lambda: {m: f"configs/pretrain_{m}_cpu_small.yaml"
+                                                             for m in METHODS})
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS] + [i for i in self.impls if i not in IMPLS]
+        if bad or not self.methods or not self.impls or not self.seeds:
+            raise ValueError(f"methods must come from {METHODS}, impls from {IMPLS}, at least one seed; got {bad}")
+        if self.crops not in IMPLS:
+            raise ValueError(f"--crops must be one of {IMPLS}, got {self.crops!r}")
+        if self.steps < 0 or self.eval_limit < 0 or self.probe_epochs < 1 or self.workers < 0:
+            raise ValueError("steps and eval_limit must be >= 0, probe_epochs >= 1, workers >= 0")
+
+    def config(self, method: str) -> PretrainConfig:
+        preset = Path(self.presets[method])
+        return PretrainConfig.from_yaml(preset if preset.is_absolute() else REPO / preset, list(self.overrides))
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+class Crops(Dataset):
+    """Multi-crop views of the photos; sample ``i`` of seed ``s`` always gets the same crops."""
+
+    def __init__(self, images: LabelledImages, transform: Any, seed: int, lightly: bool) -> None:
+        self.images, self.transform, self.seed, self.lightly = images, transform, seed, lightly
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        position, index = key
+        sample_seed = (self.seed * 1_000_003 + position) % 2**63
+        img = self.images.load(index).convert("RGB")
+        if not self.lightly:
+            return self.transform(img, torch.Generator().manual_seed(sample_seed))
+        torch.manual_seed(sample_seed)          # lightly's transforms draw from the global RNGs
+        random.seed(sample_seed)
+        return self.transform(img)
+
+
+def lightly_transform(method: str, mc: MultiCropConfig, size: int, mean: tuple, std: tuple) -> Any:
+    """lightly's multi-crop transform of ``method`` at tagsight's crop settings, returning tagsight's batch keys."""
+    from lightly.transforms import DINOTransform, SwaVTransform
+
+    norm, g = {"mean": list(mean), "std": list(std)}, mc.global_size or size
+    if method == "swav":
+        views = SwaVTransform(crop_sizes=(g, mc.local_size), crop_counts=(mc.n_global, mc.n_local),
+                              crop_min_scales=(mc.global_scale[0], mc.local_scale[0]),
+                              crop_max_scales=(mc.global_scale[1], mc.local_scale[1]), normalize=norm)
+    else:
+        if mc.n_global != 2:
+            raise ValueError("lightly's DINOTransform makes exactly 2 global crops")
+        views = DINOTransform(global_crop_size=g, global_crop_scale=mc.global_scale, local_crop_size=mc.local_size,
+                              local_crop_scale=mc.local_scale, n_local_views=mc.n_local, normalize=norm)
+
+    def crops(img: Any) -> dict[str, torch.Tensor]:
+        out = views(img)
+        local = out[mc.n_global:]
+        return {"image": torch.stack(out[:mc.n_global]),
+                "local": torch.stack(local) if local else torch.zeros(0, 3, mc.local_size, mc.local_size)}
+    return crops
+
+
+def batch_keys(n: int, batch: int, steps: int, seed: int) -> list[list[tuple[int, int]]]:
+    """``steps`` batches of (position, photo index): seeded permutations, epoch after epoch, no partial batch."""
+    if n < batch:
+        raise ValueError(f"{n} photos are fewer than one batch of {batch}")
+    out, position, epoch = [], 0, 0
+    while len(out) < steps:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
+        for start in range(0, n - batch + 1, batch):
+            out.append([(position + j, order[start + j]) for j in range(batch)])
+            position += batch
+            if len(out) == steps:
+                break
+        epoch += 1
+    return out
+
+
+def loader(spec: Spec, method: str, cfg: PretrainConfig, backbone: Backbone, photos: LabelledImages, steps: int,
+           seed: int) -> DataLoader:
+    dc, mc = backbone.data_config, cfg.data.multicrop
+    lightly = spec.crops == "lightly"
+    transform = lightly_transform(method, mc, dc.input_size, dc.mean, dc.std) if lightly else \
+        multicrop_transform(dc, mc)
+    keys = batch_keys(len(photos), cfg.data.batch_size, steps, seed)
+    return DataLoader(Crops(photos, transform, seed, lightly), batch_sampler=keys, num_workers=spec.workers)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def plan(cfg: PretrainConfig, spec: Spec) -> tuple[int, int, DinoSchedule]:
+    """(steps, SwAV's frozen steps, DINO's schedule) for the preset at ``spec.steps``."""
+    per_epoch = max(1, cfg.data.epoch_length // cfg.data.batch_size)
+    steps = spec.steps or per_epoch * cfg.loop.epochs
+    freeze = round(cfg.objective.swav.freeze_prototypes_epochs * per_epoch)
+    d = cfg.objective.dino
+    return steps, freeze, DinoSchedule(steps, round(d.freeze_last_layer_epochs * per_epoch),
+                                       round(d.warmup_teacher_temp_epochs * per_epoch))
+
+
+def seeded_backbone(cfg: PretrainConfig, seed: int) -> Backbone:
+    torch.manual_seed(seed)
+    return run_backbone(cfg.model.name, cfg.model.img_size, cfg.model.init)
+
+
+def train(arm: torch.nn.Module, batches: Iterator[dict], cfg: PretrainConfig, steps: int, device: str) -> list[float]:
+    """The same loop for every arm: the preset's optimiser and lr schedule over ``steps``; returns the losses."""
+    arm.to(device).train()
+    optimizer = build_optimizer([p for p in arm.parameters() if p.requires_grad], cfg.optim, cfg.data.batch_size)
+    schedule = Schedule(optimizer, cfg.optim, steps, cfg.optim.scaled_lr(cfg.data.batch_size))
+    losses = []
+    for step, batch in enumerate(batches):
+        schedule.apply(step)
+        optimizer.zero_grad(set_to_none=True)
+        out = arm({k: v.to(device) for k, v in batch.items()}, step)
+        out["loss"].backward()
+        arm.before_step(step)
+        optimizer.step()
+        arm.after_step(step)
+        losses.append(float(out["loss"].detach()))
+        if step % 10 == 0 or step == steps - 1:
+            log.info("step %d/%d loss %.4f", step + 1, steps, losses[-1])
+    return losses
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def eval_sets(spec: Spec) -> tuple[LabelledImages, LabelledImages]:
+    fit, val = FolderImages(spec.eval_train or spec.train), FolderImages(spec.val)
+    if spec.eval_limit and spec.eval_limit < len(fit):
+        rng = np.random.default_rng(0)
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(fit.labels == c))[: spec.eval_limit //
+                                       len(fit.classes)] for c in range(len(fit.classes))]))
+        fit = SubsetImages(fit, keep)
+    if list(fit.classes) != list(val.classes):
+        raise ValueError(f"--eval-train and --val hold different classes: {fit.classes} vs {val.classes}")
+    return fit, val
+
+
+def evaluate(backbone: Backbone, fit: LabelledImages, val: LabelledImages, spec: Spec) -> dict[str, float]:
+    backbone = backbone.eval()
+    tx, ty = extract_features(backbone, fit, batch_size=128, workers=spec.workers)
+    vx, vy = extract_features(backbone, val, batch_size=128, workers=spec.workers)
+    k = min(20, len(tx))
+    knn = knn_evaluate(tx, ty, vx, vy, len(fit.classes), k=k)
+    lin = linear_probe(tx, ty, vx, vy, len(fit.classes), LinearProbeConfig(epochs=spec.probe_epochs))
+    return {"knn_top1": knn["top1"], "knn_top5": knn["top5"], "linear_top1": lin["top1"], "linear_top5": lin["top5"]}
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def run_one(spec: Spec, method: str, impl: str, seed: int, photos: LabelledImages,
+            sets: tuple[LabelledImages, LabelledImages]) -> dict[str, Any]:
+    cfg = spec.config(method)
+    steps, freeze, schedule = plan(cfg, spec)
+    backbone = seeded_backbone(cfg, seed)
+    row: dict[str, Any] = {"method": method, "impl": impl, "seed": seed, "steps": steps,
+                           "batch": cfg.data.batch_size, "model": cfg.model.name, "size": cfg.model.img_size}
+    start = time.perf_counter()
+    if impl != "random":
+        arm = build_arm(method, impl, backbone, getattr(cfg.objective, method), cfg.data.multicrop.n_global, freeze,
+                        schedule)
+        losses = train(arm, iter(loader(spec, method, cfg, backbone, photos, steps, seed)), cfg, steps, spec.device)
+        backbone = arm.backbone_to_evaluate().cpu()
+        row.update(first_loss=round(losses[0], 4), last_loss=round(statistics.fmean(losses[-5:]), 4))
+    row["train_s"] = round(time.perf_counter() - start, 1)
+    row.update({k: round(v, 4) for k, v in evaluate(backbone, *sets, spec).items()})
+    log.info("%s", row)
+    return row
+
+
+def jobs(spec: Spec) -> list[tuple[str, str, int]]:
+    """Every (method, implementation, seed), with the random floor once per seed (filed under the first method)."""
+    return [(spec.methods[0], "random", s) for s in spec.seeds] + [
+        (m, i, s) for s in spec.seeds for m in spec.methods for i in spec.impls]
+
+
+def run(spec: Spec, out: Path) -> list[dict[str, Any]]:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    done = json.loads(path.read_text())["runs"] if path.is_file() else []
+    photos, sets = FolderImages(spec.train), eval_sets(spec)
+    for method, impl, seed in jobs(spec):
+        if any((r["method"], r["impl"], r["seed"]) == (method, impl, seed) for r in done):
+            continue
+        done.append(run_one(spec, method, impl, seed, photos, sets))
+        path.write_text(json.dumps({"spec": asdict(spec), "versions": versions(), "runs": done}, indent=1))
+    (out / "results.md").write_text(table(done, spec))
+    return done
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in ("tagsight", "lightly", "torch", "timm"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _mean_sd(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    sd = statistics.stdev(pct) if len(pct) > 1 else 0.0
+    return f"{statistics.fmean(pct):.1f} ± {sd:.1f}"
+
+
+def table(rows: list[dict[str, Any]], spec: Spec) -> str:
+    """Markdown: one line per (method, implementation), mean ± sd over seeds (percent)."""
+    header = ("| method | implementation | seeds | kNN top-1 % | kNN top-5 % | linear top-1 % | linear top-5 % | "
+              "loss first -> last | train s |")
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    groups = [("-", "random")] + [(m, i) for m in spec.methods for i in spec.impls]
+    for method, impl in groups:
+        rs = [r for r in rows if r["impl"] == impl and (impl == "random" or r["method"] == method)]
+        if not rs:
+            continue
+        loss = "-" if impl == "random" else \
+            f"{statistics.fmean(r['first_loss'] for r in rs):.3f} -> {statistics.fmean(r['last_loss'] for r in rs):.3f}"
+        cells = [_mean_sd([r[k] for r in rs]) for k in ("knn_top1", "knn_top5", "linear_top1", "linear_top5")]
+        lines.append(f"| {method} | {impl} | {len(rs)} | {' | '.join(cells)} | {loss} | "
+                     f"{statistics.fmean(r['train_s'] for r in rs):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str] | None = None) -> tuple[Spec, Path]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--train", required=True, help="photo folder (root/<class>/*.jpg) to pretrain on, labels ignored")
+    p.add_argument("--val", required=True, help="labelled photo folder to evaluate on")
+    p.add_argument("--eval-train", default="", help="labelled photos the kNN / probe fit on (default: --train)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--impls", default=",".join(IMPLS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=0, help="optimiser steps per run (0: the preset's)")
+    p.add_argument("--crops", default="tagsight", choices=IMPLS)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of both presets, e.g. --set model.img_size=32")
+    p.add_argument("--eval-limit", type=int, default=0)
+    p.add_argument("--probe-epochs", type=int, default=20)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    spec = Spec(a.train, a.val, a.eval_train, tuple(a.methods.split(",")), tuple(a.impls.split(",")),
+                tuple(int(s) for s in a.seeds.split(",")), a.steps, a.crops, tuple(a.overrides), a.eval_limit,
+                a.probe_epochs, a.workers, a.device)
+    return spec, a.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        spec, out = parse(argv)
+        rows = run(spec, out)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        log.error("%s", exc)
+        return 2
+    sys.stdout.write(table(rows, spec))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""bench/ssl: tagsight's DINO computes what lightly's DINO computes from the same weights and crops (loss, centre,
+teacher EMA, temperature warm-up, frozen last layer, over several steps); the tiny side-by-side comparison runs
+every arm with both crop pipelines, writes its results and resumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("lightly", reason="the lightly arms need `pip install lightly` (tagsight[bench])")
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench" / "ssl"))
+
+import run as bench  # noqa: E402
+from arms import LightlyDino, TagsightArm  # noqa: E402
+
+from tagsight.models.backbone import create_backbone  # noqa: E402
+from tagsight.objectives.dino import DinoConfig, DinoObjective, DinoSchedule  # noqa: E402
+
+
+def _copy_lightly_into_tagsight(lightly: LightlyDino, ours: DinoObjective) -> None:
+    ours.student["backbone"].load_state_dict(lightly.student_backbone.state_dict())
+    ours.backbone.load_state_dict(lightly.teacher_backbone.state_dict())
+    for theirs, mine in ((lightly.student_head, ours.student["head"]), (lightly.teacher_head, ours.teacher_head)):
+        linears = [m for m in theirs.layers if isinstance(m, torch.nn.Linear)]
+        mine_linears = [m for m in mine.mlp if isinstance(m, torch.nn.Linear)]
+        with torch.no_grad():
+            for a, b in zip(linears, mine_linears):
+                b.weight.copy_(a.weight)
+                b.bias.copy_(a.bias)
+            mine.last_layer.weight.copy_(theirs.last_layer.weight_v)
+
+
+def test_tagsight_dino_matches_lightly_dino_step_for_step():
+    torch.manual_seed(0)
+    cfg = DinoConfig(out_dim=32, hidden_dim=16, bottleneck_dim=8, warmup_teacher_temp_epochs=1,
+                     freeze_last_layer_epochs=1, momentum_teacher=0.9)
+    schedule = DinoSchedule(total_steps=4, freeze_batches=2, warmup_batches=3)
+    backbone = create_backbone("test_convnext", img_size=40)       # LayerNorm: no batch statistics to differ
+    theirs = LightlyDino(backbone, cfg, schedule)
+    ours = TagsightArm(DinoObjective(create_backbone("test_convnext", img_size=40), cfg, 2, schedule))
+    _copy_lightly_into_tagsight(theirs, ours.objective)
+    opts = [torch.optim.SGD([p for p in arm.parameters() if p.requires_grad], lr=0.5) for arm in (theirs, ours)]
+    g = torch.Generator().manual_seed(1)
+    for step in range(4):
+        batch = {"image": torch.randn(4, 2, 3, 40, 40, generator=g), "local": torch.randn(4, 2, 3, 32, 32, generator=g)}
+        losses = []
+        for arm, opt in zip((theirs, ours), opts):
+            opt.zero_grad()
+            out = arm(batch, step)
+            out["loss"].backward()
+            arm.before_step(step)
+            opt.step()
+            arm.after_step(step)
+            losses.append(float(out["loss"].detach()))
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5), step
+    assert torch.allclose(theirs.loss.center.view(1, -1), ours.objective.center, atol=1e-5)
+    t_theirs, t_ours = theirs.teacher_backbone.state_dict(), ours.objective.backbone.state_dict()
+    assert all(torch.allclose(t_theirs[k], t_ours[k], atol=1e-5) for k in t_theirs)
+    assert torch.allclose(theirs.student_head.last_layer.weight_v, ours.objective.student["head"].last_layer.weight,
+                          atol=1e-5)
+
+
+def _photos(root: Path, per_class: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 40, (48, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg")
+
+
+TINY = ["model.name=test_convnext", "model.img_size=40", "data.batch_size=4", "data.epoch_length=8",
+        "data.multicrop.local_size=32", "data.multicrop.n_local=2", "objective.swav.prototypes=8",
+        "objective.swav.projection_dim=8", "objective.swav.hidden_dim=16", "objective.dino.out_dim=32",
+        "objective.dino.hidden_dim=16", "objective.dino.bottleneck_dim=8"]
+
+
+@pytest.mark.parametrize("crops", ["tagsight", "lightly"])
+def test_the_tiny_comparison_runs_every_arm_writes_its_table_and_resumes(tmp_path, crops, capsys):
+    _photos(tmp_path / "photos")
+    argv = ["--train", str(tmp_path / "photos"), "--val", str(tmp_path / "photos"), "--out", str(tmp_path / "out"),
+            "--seeds", "0,1", "--steps", "3", "--crops", crops, "--probe-epochs", "2", "--workers", "0"]
+    for s in TINY:
+        argv += ["--set", s]
+    assert bench.main(argv) == 0
+    runs = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
+    assert len(runs) == 2 + 2 * 2 * 2                       # the random floor, then 2 methods x 2 impls x 2 seeds
+    trained = [r for r in runs if r["impl"] != "random"]
+    assert {(r["method"], r["impl"]) for r in trained} == {(m, i) for m in ("swav", "dino") for i in ("tagsight", "lightly")}
+    assert all(r["steps"] == 3 and 0 <= r["knn_top1"] <= 1 and 0 <= r["linear_top1"] <= 1 for r in runs)
+    assert all(np.isfinite(r["last_loss"]) for r in trained)
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| dino | lightly | 2 |" in table and "| - | random | 2 |" in table
+    assert table in capsys.readouterr().out
+    before = (tmp_path / "out" / "results.json").read_text()
+    assert bench.main(argv) == 0                             # every run is done: nothing runs again
+    assert (tmp_path / "out" / "results.json").read_text() == before
+
+
+def test_the_same_seed_gives_every_arm_the_same_crops(tmp_path):
+    _photos(tmp_path / "photos")
+    spec = bench.Spec(str(tmp_path / "photos"), str(tmp_path / "photos"), overrides=tuple(TINY), workers=0)
+    cfg = spec.config("dino")
+    backbone = bench.seeded_backbone(cfg, 0)
+    first = [next(iter(bench.loader(spec, m, cfg, backbone, bench.FolderImages(spec.train), 2, 0)))
+             for m in ("dino", "dino", "swav")]
+    assert all(torch.equal(first[0][k], f[k]) for f in first[1:] for k in ("image", "local"))
+    other = next(iter(bench.loader(spec, "dino", cfg, backbone, bench.FolderImages(spec.train), 2, 1)))
+    assert not torch.equal(first[0]["image"], other["image"])
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(ValueError, match="methods"):
+        bench.Spec("a", "b", methods=("byol",))
+    with pytest.raises(ValueError, match="crops"):
+        bench.Spec("a", "b", crops="torchvision")
+    assert bench.main(["--train", "/nonexistent", "--val", "/nonexistent", "--out", "/tmp/x-ssl"]) == 2
