@@ -114,6 +114,35 @@ def test_concurrent_requests_for_different_apps_share_one_backbone_pass(serve, k
     assert all(abs(s - 3 * plain[0]) < 0.01 for s in scaled)
 
 
+class Picky(FeatureApp):
+    """Refuses (its own reason) images 13 pixels wide; answers the others."""
+
+    name = "picky"
+
+    def predict_features(self, features: np.ndarray, images=None, **options: Any) -> list[dict[str, Any]]:
+        if any(im.width == 13 for im in images):
+            raise ReasonError("too_narrow", "an image 13 pixels wide")
+        return [{"ok": True} for _ in features]
+
+
+def test_one_requests_refusal_in_a_mixed_batch_does_not_answer_the_others(serve, kit):
+    embedder, apps = feature_apps(kit)
+    apps["picky"] = Picky(embedder)
+    url = serve(apps, max_batch=8, max_wait_ms=300).url
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            return await asyncio.gather(*(c.post(f"/v1/analyze?apps={a}", content=kit.image_bytes(size=(w, 20)),
+                                                 headers={"content-type": "image/jpeg"})
+                                          for a, w in (("picky,dominant", 13), ("picky", 30), ("dominant", 13))))
+
+    bad, good, other = asyncio.run(burst())
+    assert bad.status_code == 422 and bad.json()["error"]["reason"] == "app_rejected", bad.text
+    assert good.status_code == 200 and good.json()["results"] == {"picky": {"ok": True}}
+    assert other.status_code == 200 and list(other.json()["results"]) == ["dominant"]
+    assert embedder.calls[0] == 3   # the three were one batch, then answered one by one after the refusal
+
+
 def test_bad_requests_are_refused_with_their_reason_before_anything_is_queued(serve, kit):
     embedder, apps = feature_apps(kit)
     cases = {"/v1/analyze?apps=dominant,nope": (404, "unknown_app"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,7 @@ class Run:
     backbone: Backbone
     head: LinearHead
 
-    @property
+    @cached_property
     def config(self) -> PretrainConfig:
         """The run's full pretraining config (imports the trainer's config classes: fitting code only)."""
         from tagsight.train.config import PretrainConfig

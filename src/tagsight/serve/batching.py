@@ -178,8 +178,11 @@ class MicroBatcher:
         return partial(self.app.predict, images, **group[0].options)
 
     async def _handle_failure(self, group: list[_Request], error: ServeError) -> None:
-        """A bug (500) in a batch is retried request by request, so only the request that triggers it fails."""
-        if error.status < 500 or len(group) == 1:
+        """A bug (500) in a batch is retried request by request, so only the request that triggers it fails; so is
+        any failure of a ``predicts_mixed`` batch, whose requests ask different things (one app's refusal of one
+        request must not answer the others)."""
+        mixed = getattr(self.app, "predicts_mixed", False)
+        if (error.status < 500 and not mixed) or len(group) == 1:
             _fail(group, error)
             return
         log.warning("%s failed on a batch of %d; predicting its requests one by one", self.app.name, len(group))
