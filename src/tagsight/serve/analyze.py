@@ -23,6 +23,7 @@ from PIL import Image
 
 from tagsight.apps.base import App
 from tagsight.apps.embedder import FeatureApp
+from tagsight.serve.decode import query_value
 from tagsight.serve.errors import ServeError
 
 ANALYZE = "analyze"
@@ -78,7 +79,7 @@ def parse_request(query: list[tuple[str, str]], body_apps: Any, body_options: di
                                                 f"asked for ({', '.join(apps)}), e.g. hashtags.k=3")
         if name in options[app]:
             raise ServeError("invalid_options", f"option {key!r} is given twice (query string and/or body)")
-        options[app][name] = _query_value(value)
+        options[app][name] = query_value(value)
     for app in apps:
         loaded[app].check_options(options[app])
     return AnalyzeRequest(apps, options)
@@ -92,15 +93,6 @@ def _body_options(body: dict[str, Any], apps: tuple[str, ...]) -> dict[str, dict
                                                 f"{{\"hashtags\": {{\"k\": 3}}}}; got {app!r}: {opts!r}")
         out[app] = dict(opts)
     return out
-
-
-def _query_value(text: str) -> Any:
-    """A query value that parses as a JSON number, boolean or null is that; any other is the text."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 class MultiApp(App):

@@ -12,12 +12,10 @@ and ``{"error": {"status", "reason", "message"}}``; an unexpected exception is a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -31,7 +29,7 @@ from tagsight.apps.base import App
 from tagsight.serve import schemas
 from tagsight.serve.analyze import parse_request
 from tagsight.serve.decode import (ImageInput, check_declared_length, content_type, decode_image, prepare_input,
-                                   read_limited)
+                                   query_value, read_limited)
 from tagsight.serve.docs import add_docs_routes
 from tagsight.serve.errors import REASONS, ServeError, error_body
 from tagsight.serve.host import AppHost
@@ -179,16 +177,8 @@ def with_query_options(options: dict, query: list[tuple[str, str]]) -> dict:
         if key in seen or key in options:
             raise ServeError("invalid_options", f"option {key!r} is given twice (query string and/or body)")
         seen.add(key)
-        out[key] = _query_value(value)
+        out[key] = query_value(value)
     return out
-
-
-def _query_value(text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 def _add_health_routes(api: FastAPI, state: ServerState) -> None:

@@ -115,6 +115,15 @@ def parse_json(body: bytes) -> ImageInput:
     return ImageInput(decode_base64(image), options, doc.get("apps"))
 
 
+def query_value(text: str) -> Any:
+    """A query-string value: one that parses as a JSON number, boolean or null is that; any other is the text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
 def decode_base64(text: str) -> bytes:
     """Standard or URL-safe base64, with or without a ``data:image/...;base64,`` prefix."""
     if text.startswith("data:") and "," in text:
