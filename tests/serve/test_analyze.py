@@ -183,3 +183,15 @@ def test_openapi_documents_the_analyze_route(serve, kit):
         spec = c.get("/openapi.json").json()
     route = spec["paths"]["/v1/analyze"]["post"]
     assert any(p["name"] == "apps" for p in route["parameters"]) and "404" in route["responses"]
+
+
+def test_a_reload_brings_its_apps_to_analyze(serve, kit):
+    embedder, apps = feature_apps(kit)
+    server = serve({"dominant": apps["dominant"]}, admin_token=kit.TOKEN, loader=lambda: apps)
+    with server.client() as c:
+        before = c.post("/v1/analyze?apps=dominant,bright", **jpeg(kit))
+        assert (before.status_code, before.json()["error"]["reason"]) == (404, "unknown_app")
+        assert c.post("/admin/reload", headers={"Authorization": f"Bearer {kit.TOKEN}"}).status_code == 200
+        after = c.post("/v1/analyze?apps=dominant,bright", **jpeg(kit))
+    assert after.status_code == 200 and list(after.json()["results"]) == ["dominant", "bright"]
+    assert embedder.calls == [1]
