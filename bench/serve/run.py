@@ -14,6 +14,13 @@ changes far less than latency: 2 cores / CPU-s per request bounds the throughput
     python bench/serve/run.py --data ../shared/data [--duration 15] [--concurrency 1 8 32] [--bundle DIR]
 
 Writes the ``## serve: /v1/hashtags under load`` section of docs/benchmarks.md (``--no-doc`` to print).
+
+The multi-app rows (``--multi-app N``, 3 by default, 0 to skip; ``--multi-only`` runs only them) serve N
+stand-in apps sharing one backbone (``bench_app.stand_in_apps``: the resnet18-64px backbone, N heads)
+with batching on, and post the same photos two ways: N single-app requests per photo
+(``/v1/hashtags``, ``/v1/alt-text``, ...) against one ``/v1/analyze?apps=...`` request per photo.
+Photos per second, server CPU ms per photo and latency per request are compared; they go to the
+section ``## serve: /v1/analyze for N apps against N single-app requests``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from common import (REPO, command_line, facts_markdown, fmt, load_average, machi
 log = logging.getLogger("bench.serve")
 HERE = Path(__file__).resolve().parent
 TITLE = "serve: /v1/hashtags under load"
+MULTI_TITLE = "serve: /v1/analyze for N apps against N single-app requests"
 PACKAGES = ("tagsight", "torch", "timm", "fastapi", "uvicorn", "pillow")
 SETTINGS = {"on": (32, 5.0), "off": (1, 0.0)}  # batching: (max_batch, max_wait_ms)
 
@@ -58,6 +66,39 @@ class Row:
     mean_batch: float
     cpu_ms: float
     load: str
+
+
+@dataclass(frozen=True)
+class MultiRow:
+    """One way of asking N apps about each photo, at one concurrency."""
+
+    mode: str          # "single" (N requests per photo) or "analyze" (one request per photo)
+    apps: int
+    clients: int
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    cpu_ms: float      # server CPU per request
+    load: str
+
+    @property
+    def requests_per_photo(self) -> int:
+        return self.apps if self.mode == "single" else 1
+
+    @property
+    def photos_per_s(self) -> float:
+        return self.rps / self.requests_per_photo
+
+    @property
+    def cpu_ms_per_photo(self) -> float:
+        return self.cpu_ms * self.requests_per_photo
+
+
+def multi_paths(mode: str, apps: list[str]) -> str:
+    """PATHS for post.lua: every app's route in turn, or the one analyze route naming them all."""
+    return " ".join(f"/v1/{a}" for a in apps) if mode == "single" else f"/v1/analyze?apps={','.join(apps)}"
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -91,7 +132,7 @@ def free_port() -> int:
 class Server:
     """``bench/serve/server.py`` in a subprocess, up when ``/healthz`` answers."""
 
-    def __init__(self, batching: str, args: argparse.Namespace) -> None:
+    def __init__(self, batching: str, args: argparse.Namespace, multi_app: int = 0) -> None:
         max_batch, wait = SETTINGS[batching]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -99,6 +140,8 @@ class Server:
                         str(max_batch), "--max-wait-ms", str(wait), "--torch-threads", str(args.torch_threads)]
         if args.bundle:
             self.command += ["--bundle", str(args.bundle)]
+        elif multi_app:
+            self.command += ["--multi-app", str(multi_app)]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         self.proc = subprocess.Popen(self.command, env=env)
         deadline = time.monotonic() + 600  # importing torch and timm takes minutes on a loaded machine
@@ -112,10 +155,13 @@ class Server:
                     raise SystemExit(f"the server did not start: {command_line(self.command)}") from None
                 time.sleep(0.3)
 
-    def batch_totals(self) -> tuple[float, float]:
-        """(sum, count) of the batch-size histogram of the hashtags app."""
+    def apps(self) -> list[str]:
+        return sorted(httpx.get(self.url + "/healthz", timeout=10).json()["apps"])
+
+    def batch_totals(self, app: str = "hashtags") -> tuple[float, float]:
+        """(sum, count) of the batch-size histogram of ``app``."""
         text = httpx.get(self.url + "/metrics", timeout=10).text
-        pick = lambda name: float(re.search(rf'^{name}{{app="hashtags"}} (\S+)$', text, re.M).group(1))  # noqa: E731
+        pick = lambda name: float(re.search(rf'^{name}{{app="{app}"}} (\S+)$', text, re.M).group(1))  # noqa: E731
         return pick("tagsight_batch_size_sum"), pick("tagsight_batch_size_count")
 
     def cpu_seconds(self) -> float:
@@ -188,6 +234,57 @@ def measure(batching: str, args: argparse.Namespace, env: dict[str, str]) -> lis
     return rows
 
 
+def measure_multi(args: argparse.Namespace, env: dict[str, str]) -> list[MultiRow]:
+    """N single-app requests per photo against one /v1/analyze request per photo, same server, same photos."""
+    server = Server("on", args, args.multi_app)
+    rows = []
+    try:
+        apps = server.apps()[:args.multi_app] if args.bundle else server.apps()
+        for mode in ("single", "analyze"):
+            mode_env = {**env, "PATHS": multi_paths(mode, apps)}
+            run_wrk(server.url, 8, args.warmup, mode_env)
+            for clients in args.concurrency:
+                cpu0, load = server.cpu_seconds(), load_average()
+                result, _ = run_wrk(server.url, clients, args.duration, mode_env)
+                cpu = server.cpu_seconds() - cpu0
+                row = MultiRow(mode, len(apps), clients, int(result["requests"]), result["rps"], result["p50_ms"],
+                               result["p99_ms"], int(result["non_2xx"]), 1000 * cpu / max(1.0, result["requests"]),
+                               load)
+                log.info("%s x %d apps, %d clients: %.1f photos/s, CPU %.1f ms/photo", mode, len(apps), clients,
+                         row.photos_per_s, row.cpu_ms_per_photo)
+                rows.append(row)
+    finally:
+        server.stop()
+    return rows
+
+
+def multi_section(rows: list[MultiRow], args: argparse.Namespace, facts: dict[str, str]) -> str:
+    table = markdown_table(
+        ["asked as", "apps", "clients", "requests", "photos/s", "p50 ms/request", "p99 ms/request", "non-2xx",
+         "server CPU ms/photo", "load avg at start"],
+        [(f"{r.apps} single-app requests" if r.mode == "single" else "one /v1/analyze", r.apps, r.clients,
+          r.requests, fmt(r.photos_per_s, 1), fmt(r.p50_ms, 1), fmt(r.p99_ms, 1), r.non_2xx,
+          fmt(r.cpu_ms_per_photo, 1), r.load) for r in rows])
+    by = {(r.mode, r.clients): r for r in rows}
+    ratios = [f"{c} clients: {by['analyze', c].photos_per_s / by['single', c].photos_per_s:.2f}x photos/s, "
+              f"{by['single', c].cpu_ms_per_photo / max(by['analyze', c].cpu_ms_per_photo, 1e-9):.2f}x less CPU"
+              for c in args.concurrency if ("single", c) in by and ("analyze", c) in by
+              and by["single", c].photos_per_s > 0]
+    app = f"the apps of `{args.bundle}`" if args.bundle else (
+        f"{args.multi_app} stand-in apps sharing one backbone (`bench/serve/bench_app.py:stand_in_apps`: a random "
+        "resnet18 at 64 px, one 240-label linear head per app)")
+    return "\n".join([
+        f"Command: `{command_line([sys.executable.rsplit('/', 1)[-1], *sys.argv])}`", "",
+        *_load_warning(rows),
+        f"App: {app}; batching on (`--max-batch 32 --max-wait-ms 5`); torch threads {args.torch_threads or 'default'}. "
+        f"Debian `wrk` {_wrk_version()} posts {args.photos} imagenette-160 val photos in turn, each either to every "
+        "app's `/v1/<app>` (one request per app) or once to `/v1/analyze?apps=...`; "
+        f"{args.duration:g} s per row after a {args.warmup:g} s warm-up, one server for all rows.", "",
+        table, "",
+        "One analyze request over N single-app requests: " + (", ".join(ratios) or "n/a") + ".", "",
+        facts_markdown(facts)])
+
+
 def section(rows: list[Row], args: argparse.Namespace, facts: dict[str, str], mean_body: int) -> str:
     table = markdown_table(
         ["batching", "clients", "requests", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors", "mean batch",
@@ -236,7 +333,7 @@ def verdict(by: dict[tuple[str, int], Row]) -> list[str]:
     return [" ".join(lines), ""] if lines else []
 
 
-def _load_warning(rows: list[Row]) -> list[str]:
+def _load_warning(rows: list[Row] | list[MultiRow]) -> list[str]:
     """A warning paragraph when other work had more runnable processes than the machine has cores."""
     ones = [float(r.load.split()[0]) for r in rows if re.match(r"[\d.]+ ", r.load)]
     worst, cores = max(ones, default=0.0), os.cpu_count() or 1
@@ -264,6 +361,8 @@ def main() -> int:
     p.add_argument("--photos", type=int, default=16)
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads in the server (0: default)")
     p.add_argument("--bundle", type=Path, default=None, help="serve this bundle's real apps instead of the stand-in")
+    p.add_argument("--multi-app", type=int, default=3, help="apps of the multi-app rows (0: no multi-app rows)")
+    p.add_argument("--multi-only", action="store_true", help="run only the multi-app rows")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--no-doc", action="store_true")
     args = p.parse_args()
@@ -272,13 +371,23 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     facts = machine_facts(PACKAGES)
 
-    def body(work: Path) -> str:
+    def env_for(work: Path) -> tuple[dict[str, str], int]:
         boundary, mean_body = write_bodies(args.data, work / "bodies", args.photos)
-        env = {**os.environ, "BODY_DIR": str(work / "bodies"), "BODY_COUNT": str(args.photos), "BOUNDARY": boundary}
+        return {**os.environ, "BODY_DIR": str(work / "bodies"), "BODY_COUNT": str(args.photos),
+                "BOUNDARY": boundary}, mean_body
+
+    def body(work: Path) -> str:
+        env, mean_body = env_for(work)
         rows = [row for batching in args.batching for row in measure(batching, args, env)]
         return section(rows, args, facts, mean_body)
 
-    publish(TITLE, run_in_scratch("tagsight-bench-serve-", args.keep, body), args.no_doc)
+    def multi_body(work: Path) -> str:
+        return multi_section(measure_multi(args, env_for(work)[0]), args, facts)
+
+    if not args.multi_only:
+        publish(TITLE, run_in_scratch("tagsight-bench-serve-", args.keep, body), args.no_doc)
+    if args.multi_app:
+        publish(MULTI_TITLE, run_in_scratch("tagsight-bench-serve-multi-", args.keep, multi_body), args.no_doc)
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from tagsight.apps.base import APPS
-from tagsight.apps.calibration import Calibrator, calibrator_from_dict, concept_name, load_calibration
+from tagsight.apps.calibrators import Calibrator, calibrator_from_dict, concept_name, load_calibration
 from tagsight.apps.embedder import Embedder, FeatureApp, as_bool, check_features
 from tagsight.apps.hashtags import check_calibration, hashtag_head_logits
 from tagsight.apps.openset import OpenSetGuard, guard_from_dict
@@ -81,6 +81,9 @@ class AltTextApp(FeatureApp):
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), cal["concepts"],
                    guard=guard_from_dict(cal.get("open_set"), bundle_dir))
+
+    def check_option_values(self, options: dict[str, Any]) -> None:
+        _check_max(options.get("max_concepts", self.max_concepts))
 
     def predict_features(self, features: np.ndarray, images: Sequence[Image.Image] | None = None,
                          **options: Any) -> list[dict[str, Any]]:

@@ -35,12 +35,12 @@ from PIL import Image
 
 from tagsight.apps.alt_text import AltTextApp
 from tagsight.apps.base import App
-from tagsight.apps.calibration import CALIBRATION_FILE
+from tagsight.apps.calibrators import CALIBRATION_FILE
 from tagsight.apps.embedder import Embedder, FeatureApp
 from tagsight.apps.hashtags import HashtagsApp
 from tagsight.apps.export_format import EXPORT_FORMAT, load_exported_backbone, load_exported_hashtag_head
-from tagsight.apps.heads import find_heads
-from tagsight.apps.run import Run, load_run
+from tagsight.apps.head_apps import find_heads
+from tagsight.apps.run import Run, load_run, load_run_backbone
 from tagsight.apps.similar import INDEX_JSON, SimilarApp
 from tagsight.apps.base import APPS
 from tagsight.eval.backbones import load_backbone
@@ -172,8 +172,12 @@ def bundle_backbone(root: str | Path) -> tuple[Backbone, str, Run | None]:
     if (root / BUNDLE_JSON).is_file() and read_bundle_json(root).get("format") == EXPORT_FORMAT:
         return load_exported_backbone(root), f"export:{root}", None
     spec = backbone_spec(root)
-    run = load_run(spec) if _is_run(spec) else None
-    return (run.backbone if run else load_backbone(spec)), spec, run
+    if _is_run(spec):
+        run = load_run(spec)
+        return run.backbone, spec, run
+    if Path(spec).is_dir():   # a checkpoint folder of a run: read without the trainer's config classes
+        return load_run_backbone(spec), spec, None
+    return load_backbone(spec), spec, None
 
 
 def load_bundle(path: str | Path, device: str = "cpu", batch_size: int = 64) -> Bundle:

@@ -12,19 +12,21 @@ from __future__ import annotations
 import abc
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from tagsight.apps.base import App
-from tagsight.data.index import SampleIndex
 from tagsight.data.transforms import eval_transform
-from tagsight.eval.features import backbone_fingerprint
+from tagsight.models.backbone import backbone_fingerprint
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone
 from tagsight.progress import Progress
+
+if TYPE_CHECKING:  # the dataset index is a fitting-time input; serving never loads it
+    from tagsight.data.index import SampleIndex
 
 
 class Embedder:
@@ -121,7 +123,11 @@ class FeatureApp(App):
             except (TypeError, ValueError):
                 raise ReasonError("bad_option", f"app {self.name!r}: option {key}={value!r} is not a "
                                                 f"{self.options[key].__name__}") from None
+        self.check_option_values(out)
         return out
+
+    def check_option_values(self, options: dict[str, Any]) -> None:
+        """ReasonError ``bad_option`` for a typed option value the app cannot use (e.g. ``k=0``); none by default."""
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "backbone": self.embedder.backbone.name,

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from tagsight.eval.features import backbone_fingerprint
+from tagsight.models.backbone import backbone_fingerprint
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone, DataConfig, create_backbone
 from tagsight.models.heads import LinearHead

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from tagsight.apps.base import APPS
-from tagsight.apps.calibration import Calibrator, calibrator_from_dict, concept_name, load_calibration
+from tagsight.apps.calibrators import Calibrator, calibrator_from_dict, concept_name, load_calibration
 from tagsight.apps.embedder import Embedder, FeatureApp, check_features
 from tagsight.apps.openset import OpenSetGuard, guard_from_dict
 from tagsight.fsio import ReasonError
@@ -65,6 +65,10 @@ class HashtagsApp(FeatureApp):
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), [c["label"] for c in cal["concepts"]],
                    cal["display"], guard=guard_from_dict(cal.get("open_set"), bundle_dir))
+
+    def check_option_values(self, options: dict[str, Any]) -> None:
+        _check_k(options.get("k", self.k))
+        _check_threshold(options.get("threshold", self.threshold))
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated label probabilities ``[N, L]``."""

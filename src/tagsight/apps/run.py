@@ -3,6 +3,11 @@
 A run folder (``tagsight pretrain``) holds ``config.yaml``, ``run.json`` (lineage: dataset path and
 manifest version, vocabulary path and version) and ``checkpoints/`` whose ``model.safetensors``
 has the backbone (``backbone.model.*``) and the hashtag head (``head.weight``, ``head.bias``).
+
+Serving reads a run without the trainer: ``RunSettings`` takes the few fields it needs (model name,
+image size, initialisation, hashtag loss) from ``config.yaml`` and the weights come from the
+checkpoint files directly, so loading a run imports nothing of ``tagsight.train``. The full
+``PretrainConfig`` (``Run.config``) is read on demand, by the fitting code that needs it.
 """
 
 from __future__ import annotations
@@ -10,36 +15,88 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+import yaml
+from safetensors.torch import load_file
 
-from tagsight.eval.backbones import load_backbone, run_config_path
+from tagsight.eval.backbones import _load_strict, run_config_path
 from tagsight.fsio import ReasonError
 from tagsight.ingest.catalog import read_table
 from tagsight.lineage import resolve_recorded
 from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
+from tagsight.models.pretrained import RANDOM, check_init, run_backbone
 from tagsight.tags.vocab import Vocabulary
-from tagsight.train.checkpoint import load_model_weights
-from tagsight.train.config import PretrainConfig
+
+if TYPE_CHECKING:
+    from tagsight.train.config import PretrainConfig
 
 log = logging.getLogger(__name__)
+
+WEIGHTS, LATEST, STATE = "model.safetensors", "latest", "state.json"   # the checkpoint layout of tagsight.train.checkpoint
+BACKBONE_PREFIX = "backbone.model."
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What serving needs of a run's ``config.yaml``, with ``PretrainConfig``'s defaults for absent fields."""
+
+    model: str = "resnet18"
+    img_size: int = 64
+    init: str = RANDOM
+    loss: str = "softmax"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.img_size, int) or self.img_size < 16:
+            raise ValueError(f"model.img_size must be an integer >= 16, got {self.img_size!r}")
+        check_init(self.model, self.init)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> RunSettings:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ReasonError("bad_run_config", f"{path} is not valid YAML ({exc})") from None
+        model, objective = _section(data, "model", path), _section(data, "objective", path)
+        fields = {"model": model.get("name"), "img_size": model.get("img_size"), "init": model.get("init"),
+                  "loss": objective.get("loss")}
+        try:
+            return cls(**{k: v for k, v in fields.items() if v is not None})
+        except ValueError as exc:
+            raise ReasonError("bad_run_config", f"{path}: {exc}") from None
+
+
+def _section(data: Any, name: str, path: Path) -> dict[str, Any]:
+    section = data.get(name) if isinstance(data, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise ReasonError("bad_run_config", f"{path}: '{name}' is not a mapping")
+    return section or {}
 
 
 @dataclass
 class Run:
-    """A loaded run: its config, lineage, backbone and hashtag head (eval mode, CPU)."""
+    """A loaded run: its settings, lineage, backbone and hashtag head (eval mode, CPU)."""
 
     run_dir: Path
-    config: PretrainConfig
+    settings: RunSettings
     lineage: dict
     backbone: Backbone
     head: LinearHead
 
+    @cached_property
+    def config(self) -> PretrainConfig:
+        """The run's full pretraining config (imports the trainer's config classes: fitting code only)."""
+        from tagsight.train.config import PretrainConfig
+
+        return PretrainConfig.from_yaml(self.run_dir / "config.yaml")
+
     @property
     def loss(self) -> str:
-        return self.config.objective.loss
+        return self.settings.loss
 
     @property
     def dataset_dir(self) -> Path:
@@ -73,14 +130,46 @@ def load_run(run_dir: str | Path) -> Run:
     if not (root / "run.json").is_file():
         raise ReasonError("not_a_run", f"{root} has no run.json: not a tagsight pretraining run")
     lineage = json.loads((root / "run.json").read_text())
-    backbone = load_backbone(str(run_dir))
-    head = load_hashtag_head(run_dir, backbone.num_features)
-    return Run(root, PretrainConfig.from_yaml(cfg_path), lineage, backbone, head)
+    settings = RunSettings.from_yaml(cfg_path)
+    tensors = checkpoint_weights(run_dir)
+    backbone = run_backbone_from(tensors, settings, run_dir)
+    head = load_hashtag_head(run_dir, backbone.num_features, tensors)
+    return Run(root, settings, lineage, backbone, head)
 
 
-def load_hashtag_head(run_dir: Path, in_features: int) -> LinearHead:
-    """The run's hashtag head from its (latest) checkpoint."""
-    tensors = load_model_weights(run_dir)
+def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The model tensors of a checkpoint folder, or of a run folder's latest checkpoint."""
+    if not (path / WEIGHTS).is_file():
+        pointer = path / "checkpoints" / LATEST
+        found = pointer.parent / pointer.read_text().strip() if pointer.is_file() else None
+        if found is None or not (found / STATE).is_file() or not (found / WEIGHTS).is_file():
+            raise ReasonError("no_checkpoint", f"{path} holds no checkpoint")
+        path = found
+    return load_file(str(path / WEIGHTS))
+
+
+def run_backbone_from(tensors: dict[str, torch.Tensor], settings: RunSettings, origin: Path) -> Backbone:
+    """The run's backbone (eval mode) with the checkpoint's ``backbone.model.*`` tensors loaded strictly."""
+    with torch.random.fork_rng(devices=[]):   # the checkpoint overwrites every tensor; keep the caller's RNG
+        backbone = run_backbone(settings.model, settings.img_size, settings.init, load_weights=False)
+    weights = {k[len(BACKBONE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
+    if not weights:
+        raise ReasonError("no_backbone_weights", f"{origin}: the checkpoint holds no '{BACKBONE_PREFIX}*' tensors")
+    _load_strict(backbone.model, weights, str(origin))
+    log.info("loaded %s backbone (%d tensors) from %s", settings.model, len(weights), origin)
+    return backbone.eval()
+
+
+def load_run_backbone(path: str | Path) -> Backbone:
+    """The backbone of a run or checkpoint folder, as ``tagsight.eval.backbones.load_backbone`` gives it."""
+    path = Path(path)
+    settings = RunSettings.from_yaml(run_config_path(path))
+    return run_backbone_from(checkpoint_weights(path), settings, path)
+
+
+def load_hashtag_head(run_dir: Path, in_features: int, tensors: dict[str, torch.Tensor] | None = None) -> LinearHead:
+    """The run's hashtag head from its (latest) checkpoint (``tensors``: already read)."""
+    tensors = checkpoint_weights(run_dir) if tensors is None else tensors
     if "head.weight" not in tensors or "head.bias" not in tensors:
         raise ReasonError("no_hashtag_head", f"{run_dir}: the checkpoint has no 'head.weight'/'head.bias'")
     weight, bias = tensors["head.weight"], tensors["head.bias"]

@@ -29,19 +29,21 @@ import re
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from tagsight import __version__
-from tagsight.apps.calibration import (CALIBRATION_FILE, FORMAT, CalibrationConfig, PlattScaling, Rows,
-                                       _split_hash, open_world_concepts, read_unseen, summarise, unseen_logits)
+from tagsight.apps.calibrators import CALIBRATION_FILE, FORMAT, PlattScaling
 from tagsight.apps.embedder import Embedder
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.pretrained import EFFICIENTNET_LITE0
 from tagsight.tags.vocab import Vocabulary
+
+if TYPE_CHECKING:   # calibrating a starter is fitting; loading one (serving) needs only the calibrators
+    from tagsight.apps.calibration import CalibrationConfig
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,8 @@ def folder_positives(classes: list[str], vocab: Vocabulary) -> np.ndarray:
 
 def labelled_photos(folder: Path, vocab: Vocabulary) -> tuple[list[str], list[Any], np.ndarray, int]:
     """``(names, images, positives [N, L], unreadable)`` of the class folders under ``folder``."""
+    from tagsight.apps.calibration import read_unseen
+
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not classes:
         raise ReasonError("no_class_folders", f"{folder} has no class folders (one folder of photos per class)")
@@ -181,6 +185,8 @@ def display_names(vocab: Vocabulary) -> list[str]:
 
 def _labelled_logits(folder: Path, vocab: Vocabulary, embedder: Embedder, head: StarterHead,
                      cfg: CalibrationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    from tagsight.apps.calibration import _split_hash
+
     names, images, positives, unreadable = labelled_photos(folder, vocab)
     features = embedder.embed(images)
     with torch.no_grad():
@@ -196,6 +202,8 @@ def _labelled_logits(folder: Path, vocab: Vocabulary, embedder: Embedder, head: 
 def calibrate_starter(vocab_path: str | Path, bundle_dir: str | Path, labelled: str | Path,
                       cfg: CalibrationConfig | None = None, device: str = "cpu") -> dict[str, Any]:
     """Write a starter bundle for ``vocab_path`` calibrated on the class folders under ``labelled``."""
+    from tagsight.apps.calibration import CalibrationConfig, Rows, open_world_concepts, summarise, unseen_logits
+
     cfg = cfg or CalibrationConfig(open_set_score=STARTER_OPEN_SET_SCORE)
     vocab, bundle_dir = Vocabulary.load(vocab_path), Path(bundle_dir)
     from tagsight.eval.backbones import load_backbone

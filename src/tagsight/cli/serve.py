@@ -10,7 +10,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve hashtags, alt text, categories, moderation and similar images over HTTP",
                        description="Load the apps of a bundle and answer POST /v1/<app> with one image each "
-                                   "(multipart, base64 JSON or a raw image body), batching concurrent requests. "
+                                   "(multipart, base64 JSON or a raw image body), batching concurrent requests; "
+                                   "POST /v1/analyze?apps=hashtags,alt-text runs several apps on one backbone pass. "
                                    "GET /healthz, /metrics (Prometheus), /docs (OpenAPI). Admin routes "
                                    "(reload, index add/remove) need --admin-token-file. See docs/serving.md.")
     p.add_argument("--bundle", type=Path, required=True, help="the bundle folder the apps load from")

@@ -31,7 +31,7 @@ from tagsight.data.transforms import EVAL_CROP_FRACTION, eval_transform
 from tagsight.eval.datasets import LabelledImages
 from tagsight.fsio import atomic_write_bytes
 from tagsight.lineage import FEATURE_META_KEY
-from tagsight.models.backbone import Backbone
+from tagsight.models.backbone import Backbone, backbone_fingerprint  # noqa: F401  (re-exported)
 from tagsight.train.distributed import DistEnv, all_gather_cat
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,6 @@ class _Transformed(Dataset):
     def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
         i = int(self.positions[j])
         return self.transform(self.images.load(i)), i
-
-
-def backbone_fingerprint(backbone: Backbone) -> str:
-    """A hash of the backbone's name, data config and every state tensor (dtype, shape, bytes)."""
-    h = hashlib.sha256(backbone.name.encode())
-    h.update(json.dumps(backbone.data_config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(backbone.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def cache_key(backbone: Backbone, images: LabelledImages) -> str:

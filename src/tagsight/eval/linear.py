@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from tagsight.eval.knn import topk_accuracy
+from tagsight.models.heads import Standardiser  # noqa: F401  (moved down so serving needs no eval.linear)
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,6 @@ class LinearProbeConfig:
             raise ValueError(f"epochs must be >= 1 and batch_size >= 0, got {self.epochs}, {self.batch_size}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-
-
-@dataclass
-class Standardiser:
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    @classmethod
-    def fit(cls, x: torch.Tensor) -> Standardiser:
-        return cls(x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
 
 def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ use; it is saved beside checkpoints (``to_dict`` / ``from_dict``) so evaluation 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -117,3 +119,14 @@ def _unknown_model(name: str) -> str:
     close = difflib.get_close_matches(name, timm.list_models(), n=3)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return f"unknown timm model {name!r}{hint} (see timm.list_models())"
+
+
+def backbone_fingerprint(backbone: Backbone) -> str:
+    """A hash of the backbone's name, data config and every state tensor (dtype, shape, bytes)."""
+    h = hashlib.sha256(backbone.name.encode())
+    h.update(json.dumps(backbone.data_config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(backbone.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

@@ -1,6 +1,7 @@
 """``create_app(apps, settings)``: the FastAPI application of ``tagsight serve``.
 
-Routes: ``POST /v1/<app>[?option=value...]`` for every app (hashtags, alt-text, categorize, moderate, similar and any
+Routes: ``POST /v1/analyze?apps=a,b[&a.option=value...]`` (several apps for one image, the backbone run once,
+``tagsight.serve.analyze``), ``POST /v1/<app>[?option=value...]`` for every app (hashtags, alt-text, categorize, moderate, similar and any
 other app given), ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``/docs`` (served offline,
 ``tagsight.serve.docs``) and ``/openapi.json``, and the token-protected ``/admin/...`` routes (``tagsight.serve.admin``).
 Every failure a client can cause is answered with its status from ``tagsight.serve.errors.REASONS``
@@ -11,12 +12,10 @@ and ``{"error": {"status", "reason", "message"}}``; an unexpected exception is a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -28,7 +27,9 @@ from starlette.requests import ClientDisconnect
 
 from tagsight.apps.base import App
 from tagsight.serve import schemas
-from tagsight.serve.decode import check_declared_length, content_type, decode_image, prepare, read_limited
+from tagsight.serve.analyze import parse_request
+from tagsight.serve.decode import (ImageInput, check_declared_length, content_type, decode_image, prepare_input,
+                                   query_value, read_limited)
 from tagsight.serve.docs import add_docs_routes
 from tagsight.serve.errors import REASONS, ServeError, error_body
 from tagsight.serve.host import AppHost
@@ -45,6 +46,13 @@ IMAGE_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": schemas.ImageForm.model_json_schema()},
     "application/json": {"schema": schemas.ImageJSON.model_json_schema()},
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+ANALYZE_BODY = {"parameters": [{"name": "apps", "in": "query", "required": False, "schema": {"type": "string"},
+                                 "description": "comma-separated apps, e.g. hashtags,alt-text (or the 'apps' "
+                                                "form/JSON field); options as APP.OPTION=value"}],
+                "requestBody": {"required": True, "content": {
+                    "multipart/form-data": {"schema": schemas.AnalyzeForm.model_json_schema()},
+                    "application/json": {"schema": schemas.AnalyzeJSON.model_json_schema()},
+                    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 ERROR_RESPONSES = {status: {"model": schemas.ErrorResponse, "description": ", ".join(
     r for r, (s, _) in REASONS.items() if s == status)} for status in sorted({s for s, _ in REASONS.values()})}
 
@@ -69,6 +77,7 @@ def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
     api.state.tagsight = state
     _install_error_handlers(api, state.metrics)
     api.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    _add_analyze_route(api, state)
     for name in dict.fromkeys([*STANDARD_APPS, *apps]):
         _add_predict_route(api, state, name)
     _add_predict_route(api, state, None)  # any other app a reload brings in
@@ -94,13 +103,18 @@ class ServerState:
 
     async def read_image(self, request: Request) -> tuple[Image.Image, dict]:
         """The decoded image and options of a request, within the byte and pixel limits."""
+        image, parsed = await self.read_input(request)
+        return image, parsed.options
+
+    async def read_input(self, request: Request) -> tuple[Image.Image, ImageInput]:
+        """The decoded image and the parsed body (options, apps) of a request, within the byte and pixel limits."""
         kind, params = content_type(request.headers)
         check_declared_length(request.headers, self.settings.max_body)
         try:
             body = await read_limited(request.stream(), self.settings.max_body)
         except ClientDisconnect:
             raise ServeError("empty_body", "the client went away before sending the whole body") from None
-        return await anyio.to_thread.run_sync(prepare, kind, params, body, self.settings,
+        return await anyio.to_thread.run_sync(prepare_input, kind, params, body, self.settings,
                                               limiter=self.decode_limiter)
 
     async def decode(self, data: bytes) -> Image.Image:
@@ -130,6 +144,26 @@ def _add_predict_route(api: FastAPI, state: ServerState, fixed: str | None) -> N
                       responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["apps"])
 
 
+def _add_analyze_route(api: FastAPI, state: ServerState) -> None:
+    """``POST /v1/analyze``: the apps a request names, answered from one backbone pass, as ``{app: answer}``."""
+
+    async def analyze(request: Request) -> JSONResponse:
+        query = request.query_params.multi_items()
+        image, parsed = await state.read_input(request)
+        asked = parse_request(query, parsed.apps, parsed.options, state.host.batchers)   # checked before queueing
+        try:
+            answer = await asyncio.wait_for(state.host.get_analyzer().submit(image, asked.as_options()),
+                                            state.settings.request_timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ServeError("timeout", f"no answer within {state.settings.request_timeout_s} s") from None
+        return JSONResponse({"apps": list(asked.apps), "results": answer.result, "batch_size": answer.batch_size})
+
+    api.add_api_route("/v1/analyze", analyze, methods=["POST"], name="analyze",
+                      summary="several apps for one image (apps=hashtags,alt-text); the backbone runs once",
+                      response_model=schemas.Analysis, responses=ERROR_RESPONSES, openapi_extra=ANALYZE_BODY,
+                      tags=["apps"])
+
+
 def with_query_options(options: dict, query: list[tuple[str, str]]) -> dict:
     """The body's options plus the query string's: ``?k=2`` is ``{"k": 2}`` (a value that parses as a JSON
     number, boolean or null is that; any other value is the text).
@@ -143,16 +177,8 @@ def with_query_options(options: dict, query: list[tuple[str, str]]) -> dict:
         if key in seen or key in options:
             raise ServeError("invalid_options", f"option {key!r} is given twice (query string and/or body)")
         seen.add(key)
-        out[key] = _query_value(value)
+        out[key] = query_value(value)
     return out
-
-
-def _query_value(text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 def _add_health_routes(api: FastAPI, state: ServerState) -> None:

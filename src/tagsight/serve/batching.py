@@ -5,7 +5,8 @@ takes the oldest waiting request and waits until ``max_batch`` requests are ther
 has waited ``max_wait_ms``, then runs ``app.predict`` on the batch in the worker thread (the event
 loop keeps accepting requests meanwhile, so the next batch fills while this one runs) and hands
 each request its own answer. Requests whose options differ are predicted in separate calls of the
-same round. A full line is refused at once with 429 ``overloaded``; requests whose client has gone
+same round, except for an app that ``predicts_mixed`` (``/v1/analyze``): it gets the whole round in one
+``predict_mixed(images, options_per_image)`` call. A full line is refused at once with 429 ``overloaded``; requests whose client has gone
 are dropped before they cost a prediction. ``close()`` stops taking requests and answers every one
 already waiting, which is how a reload swaps apps without dropping any.
 """
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -80,6 +82,10 @@ class MicroBatcher:
         """Start the collector on the running event loop."""
         self._arrived = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.app.name}")
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """ServeError (``unknown_option``, ``invalid_option``) for options the app cannot take; nothing is queued."""
+        self._options_check(options)
 
     async def submit(self, image: Image.Image, options: dict[str, Any] | None = None) -> Answer:
         """The app's answer for ``image``; raises ``ServeError`` (overloaded, shutting_down, invalid_option, ...)."""
@@ -143,9 +149,10 @@ class MicroBatcher:
 
     async def _predict_round(self, batch: list[_Request]) -> None:
         groups: dict[str, list[_Request]] = {}
+        mixed = getattr(self.app, "predicts_mixed", False)   # one call for the round, each request its options
         for req in batch:
             if not req.future.done():  # a cancelled request (client gone, timed out) costs nothing
-                groups.setdefault(req.key, []).append(req)
+                groups.setdefault("" if mixed else req.key, []).append(req)
         for group in groups.values():
             await self._predict_group(group)
 
@@ -153,8 +160,7 @@ class MicroBatcher:
         images, options = [r.image for r in group], group[0].options
         start = time.perf_counter()
         try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, lambda: self.app.predict(images, **options))
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._call(group))
             _check_results(self.app.name, results, len(images))
         except Exception as exc:
             self._observed(len(group), start)
@@ -165,9 +171,18 @@ class MicroBatcher:
             if not req.future.done():
                 req.future.set_result(Answer(result, len(group)))
 
+    def _call(self, group: list[_Request]) -> Callable[[], Any]:
+        images = [r.image for r in group]
+        if getattr(self.app, "predicts_mixed", False):
+            return partial(self.app.predict_mixed, images, [r.options for r in group])
+        return partial(self.app.predict, images, **group[0].options)
+
     async def _handle_failure(self, group: list[_Request], error: ServeError) -> None:
-        """A bug (500) in a batch is retried request by request, so only the request that triggers it fails."""
-        if error.status < 500 or len(group) == 1:
+        """A bug (500) in a batch is retried request by request, so only the request that triggers it fails; so is
+        any failure of a ``predicts_mixed`` batch, whose requests ask different things (one app's refusal of one
+        request must not answer the others)."""
+        mixed = getattr(self.app, "predicts_mixed", False)
+        if (error.status < 500 and not mixed) or len(group) == 1:
             _fail(group, error)
             return
         log.warning("%s failed on a batch of %d; predicting its requests one by one", self.app.name, len(group))
@@ -196,6 +211,15 @@ class MicroBatcher:
 _OPTION_REASONS = {"unknown_option": "unknown_option", "bad_option": "invalid_option"}
 
 
+def _app_checks(app: App, checker: Callable[[dict[str, Any]], Any], options: dict[str, Any]) -> None:
+    try:
+        checker(options)
+    except ReasonError as exc:
+        if exc.reason not in _OPTION_REASONS:
+            raise ServeError("app_rejected", f"{app.name}: {exc.reason}: {exc}") from None
+        raise ServeError(_OPTION_REASONS[exc.reason], str(exc)) from None
+
+
 def _fail(requests: list[_Request], error: ServeError) -> None:
     for req in requests:
         if not req.future.done():
@@ -217,10 +241,17 @@ def _options_key(options: dict[str, Any]) -> str:
 
 
 def _option_checker(app: App) -> Callable[[dict[str, Any]], None]:
-    """Refuse (422 ``unknown_option``) options the app does not take: its declared ``options``, else predict's parameters."""
+    """Refuse, before a request is queued, options the app does not take (422 ``unknown_option``) and, for apps
+    that check their options (``check_options``: FeatureApp), values they cannot use (422 ``invalid_option``).
+
+    An app without ``check_options`` is checked against its declared ``options``, else predict's parameters.
+    """
     declared = getattr(app, "options", None)
+    checker = getattr(app, "check_options", None)
+    if isinstance(declared, dict) and callable(checker):
+        return partial(_app_checks, app, checker)
     params = list(inspect.signature(app.predict).parameters.values())[1:]
-    if isinstance(declared, dict):   # apps that declare their options (FeatureApp): exactly those
+    if isinstance(declared, dict):   # apps that declare their options: exactly those
         allowed = set(declared)
     elif any(p.kind is p.VAR_KEYWORD for p in params):
         return lambda options: None

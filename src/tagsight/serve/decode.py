@@ -33,10 +33,12 @@ RAW_TYPES = frozenset({"application/octet-stream"})
 
 @dataclass(frozen=True)
 class ImageInput:
-    """One image's bytes and the per-request options for the app."""
+    """One image's bytes, the per-request options and, for ``/v1/analyze``, the apps asked for (``apps``
+    field of a form or JSON body; None when absent)."""
 
     data: bytes
     options: dict[str, Any] = field(default_factory=dict)
+    apps: Any = None
 
 
 # --------------------------------------------------------------------------------------- the body
@@ -95,7 +97,7 @@ def parse_body(kind: str, params: dict[bytes, bytes], body: bytes, settings: Ser
 
 
 def parse_json(body: bytes) -> ImageInput:
-    """``{"image": BASE64, "options": {...}}``; other fields are ignored."""
+    """``{"image": BASE64, "options": {...}, "apps": ...}``; other fields are ignored."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -110,7 +112,16 @@ def parse_json(body: bytes) -> ImageInput:
     if not isinstance(image, str):
         raise ServeError("invalid_request", f"'image' must be a base64 string, got {type(image).__name__}")
     options = check_options(doc.get("options", {}))
-    return ImageInput(decode_base64(image), options)
+    return ImageInput(decode_base64(image), options, doc.get("apps"))
+
+
+def query_value(text: str) -> Any:
+    """A query-string value: one that parses as a JSON number, boolean or null is that; any other is the text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 def decode_base64(text: str) -> bytes:
@@ -131,7 +142,8 @@ def check_options(options: Any) -> dict[str, Any]:
 
 
 def parse_multipart(body: bytes, params: dict[bytes, bytes]) -> ImageInput:
-    """The ``image`` file part and the optional ``options`` part (a JSON object) of a form; other parts are ignored."""
+    """The ``image`` file part, the optional ``options`` part (a JSON object) and ``apps`` part (text) of a form;
+    other parts are ignored."""
     parts = _multipart_parts(body, params)
     if "image" not in parts:
         raise ServeError("missing_image", f"the form has no 'image' part (parts: {sorted(parts) or 'none'})")
@@ -141,7 +153,13 @@ def parse_multipart(body: bytes, params: dict[bytes, bytes]) -> ImageInput:
             options = json.loads(parts["options"])
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ServeError("invalid_options", f"the 'options' part is not JSON: {type(exc).__name__}") from None
-    return ImageInput(parts["image"], check_options(options))
+    apps = None
+    if "apps" in parts:
+        try:
+            apps = parts["apps"].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ServeError("invalid_request", "the 'apps' part is not UTF-8 text") from None
+    return ImageInput(parts["image"], check_options(options), apps)
 
 
 def _multipart_parts(body: bytes, params: dict[bytes, bytes]) -> dict[str, bytes]:
@@ -204,8 +222,15 @@ _IMAGE_REASONS = {"not_an_image", "unsupported_image", "truncated_image", "too_m
 
 def prepare(kind: str, params: dict[bytes, bytes], body: bytes, settings: ServeSettings) -> tuple[Image.Image, dict]:
     """Body to (decoded image, options): framing, limits and decoding, in a worker thread off the event loop."""
+    image, parsed = prepare_input(kind, params, body, settings)
+    return image, parsed.options
+
+
+def prepare_input(kind: str, params: dict[bytes, bytes], body: bytes,
+                  settings: ServeSettings) -> tuple[Image.Image, ImageInput]:
+    """Body to (decoded image, the parsed input with its options and apps field)."""
     parsed = parse_body(kind, params, body, settings)
-    return decode_image(parsed.data, settings), parsed.options
+    return decode_image(parsed.data, settings), parsed
 
 
 def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:

@@ -34,6 +34,8 @@ REASONS: dict[str, tuple[int, str]] = {
     # routing, admin, load
     "not_found": (404, "no such endpoint"),
     "app_not_loaded": (404, "the bundle has no such app"),
+    "unknown_app": (404, "/v1/analyze: an app named in apps= is not loaded"),
+    "missing_apps": (422, "/v1/analyze: no apps= named"),
     "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
     "admin_disabled": (403, "the server was started without an admin token"),
     "admin_token_missing": (401, "no Authorization: Bearer token"),

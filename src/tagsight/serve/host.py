@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from tagsight.apps.base import App
+from tagsight.serve.analyze import ANALYZE, MultiApp
 from tagsight.serve.batching import BatchObserver, MicroBatcher
 from tagsight.serve.errors import ServeError
 from tagsight.serve.settings import ServeSettings
@@ -27,34 +28,48 @@ def check_apps(apps: Mapping[str, App]) -> dict[str, App]:
 
 
 class AppHost:
-    """``name -> MicroBatcher`` for the current apps. ``swap`` starts the new ones before retiring the old."""
+    """``name -> MicroBatcher`` for the current apps, and the ``analyze`` batcher over all of them
+    (``tagsight.serve.analyze``). ``swap`` starts the new ones before retiring the old."""
 
     def __init__(self, settings: ServeSettings, observe: BatchObserver | None = None) -> None:
         self.settings, self._observe = settings, observe
         self.batchers: dict[str, MicroBatcher] = {}
+        self.analyzer: MicroBatcher | None = None
         self.reloads = 0
 
-    def _start(self, apps: Mapping[str, App]) -> dict[str, MicroBatcher]:
+    def _batcher(self, app: App) -> MicroBatcher:
         s = self.settings
-        batchers = {name: MicroBatcher(app, s.max_batch, s.max_wait_ms, s.max_queue, self._observe)
-                    for name, app in check_apps(apps).items()}
-        for batcher in batchers.values():
-            batcher.start()
-        return batchers
+        batcher = MicroBatcher(app, s.max_batch, s.max_wait_ms, s.max_queue, self._observe)
+        batcher.start()
+        return batcher
+
+    def _start(self, apps: Mapping[str, App]) -> tuple[dict[str, MicroBatcher], MicroBatcher | None]:
+        checked = check_apps(apps)
+        if ANALYZE in checked:
+            raise ValueError(f"an app may not be named {ANALYZE!r}: that is the endpoint of several apps at once")
+        batchers = {name: self._batcher(app) for name, app in checked.items()}
+        return batchers, (self._batcher(MultiApp(checked)) if checked else None)
 
     def start(self, apps: Mapping[str, App]) -> None:
-        self.batchers = self._start(apps)
+        self.batchers, self.analyzer = self._start(apps)
 
     async def swap(self, apps: Mapping[str, App]) -> None:
         """Serve ``apps`` from now on; requests already waiting on the old apps are still answered by them."""
-        old, self.batchers = self.batchers, self._start(apps)
+        old, old_analyzer = self.batchers, self.analyzer
+        self.batchers, self.analyzer = self._start(apps)
         self.reloads += 1
-        await asyncio.gather(*(b.close() for b in old.values()))
+        await asyncio.gather(*(b.close() for b in _all(old, old_analyzer)))
         log.info("reloaded: now serving %s", ", ".join(sorted(self.batchers)) or "no apps")
 
     async def close(self) -> None:
-        old, self.batchers = self.batchers, {}
-        await asyncio.gather(*(b.close() for b in old.values()))
+        old, old_analyzer = self.batchers, self.analyzer
+        self.batchers, self.analyzer = {}, None
+        await asyncio.gather(*(b.close() for b in _all(old, old_analyzer)))
+
+    def get_analyzer(self) -> MicroBatcher:
+        if self.analyzer is None:
+            raise ServeError("app_not_loaded", "no app is loaded")
+        return self.analyzer
 
     def get(self, name: str) -> MicroBatcher:
         try:
@@ -75,3 +90,7 @@ class AppHost:
                 log.warning("%s.describe() failed: %s", name, exc)
                 out[name] = {"name": name, "describe_error": f"{type(exc).__name__}: {exc}"}
         return out
+
+
+def _all(batchers: dict[str, MicroBatcher], analyzer: MicroBatcher | None) -> list[MicroBatcher]:
+    return [*batchers.values(), *([analyzer] if analyzer is not None else [])]

@@ -32,6 +32,32 @@ class Prediction(BaseModel):
     batch_size: int = Field(..., description="how many requests shared the predict call that answered this one")
 
 
+class AnalyzeJSON(BaseModel):
+    """``/v1/analyze`` as JSON: the image, the apps and each app's options."""
+
+    image: str = Field(..., description="base64 of the image file")
+    apps: str | list[str] | None = Field(None, description="the apps (or the apps= query parameter)",
+                                         examples=["hashtags,alt-text"])
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per app, e.g. "
+                                               "{\"hashtags\": {\"k\": 3}}")
+
+
+class AnalyzeForm(BaseModel):
+    """``/v1/analyze`` as a multipart/form-data upload."""
+
+    image: bytes = Field(..., json_schema_extra={"format": "binary"}, description="the image file")
+    apps: str | None = Field(None, description="comma-separated apps (or the apps= query parameter)")
+    options: str | None = Field(None, description="optional JSON object: per app, its settings")
+
+
+class Analysis(BaseModel):
+    """Several apps' answers for one image, from one backbone pass."""
+
+    apps: list[str] = Field(..., examples=[["hashtags", "alt-text"]])
+    results: dict[str, dict[str, Any]] = Field(..., description="app -> its JSON answer, as /v1/<app> gives it")
+    batch_size: int = Field(..., description="how many requests shared the backbone pass that answered this one")
+
+
 class ErrorDetail(BaseModel):
     status: int = Field(..., examples=[413])
     reason: str = Field(..., description="stable code: " + ", ".join(REASONS), examples=["too_many_pixels"])
