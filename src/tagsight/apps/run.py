@@ -17,19 +17,17 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-import yaml
-from safetensors.torch import load_file
 
-from tagsight.eval.backbones import _load_strict, run_config_path
 from tagsight.fsio import ReasonError
 from tagsight.ingest.catalog import read_table
 from tagsight.lineage import resolve_recorded
 from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
-from tagsight.models.pretrained import RANDOM, check_init, run_backbone
+from tagsight.models.runs import RunSettings, backbone_from_weights, run_config_path
+from tagsight.models.runs import checkpoint_weights as read_checkpoint
 from tagsight.tags.vocab import Vocabulary
 
 if TYPE_CHECKING:
@@ -37,44 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEIGHTS, LATEST, STATE = "model.safetensors", "latest", "state.json"   # the checkpoint layout of tagsight.train.checkpoint
-BACKBONE_PREFIX = "backbone.model."
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What serving needs of a run's ``config.yaml``, with ``PretrainConfig``'s defaults for absent fields."""
-
-    model: str = "resnet18"
-    img_size: int = 64
-    init: str = RANDOM
-    loss: str = "softmax"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.img_size, int) or self.img_size < 16:
-            raise ValueError(f"model.img_size must be an integer >= 16, got {self.img_size!r}")
-        check_init(self.model, self.init)
-
-    @classmethod
-    def from_yaml(cls, path: Path) -> RunSettings:
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ReasonError("bad_run_config", f"{path} is not valid YAML ({exc})") from None
-        model, objective = _section(data, "model", path), _section(data, "objective", path)
-        fields = {"model": model.get("name"), "img_size": model.get("img_size"), "init": model.get("init"),
-                  "loss": objective.get("loss")}
-        try:
-            return cls(**{k: v for k, v in fields.items() if v is not None})
-        except ValueError as exc:
-            raise ReasonError("bad_run_config", f"{path}: {exc}") from None
-
-
-def _section(data: Any, name: str, path: Path) -> dict[str, Any]:
-    section = data.get(name) if isinstance(data, dict) else None
-    if section is not None and not isinstance(section, dict):
-        raise ReasonError("bad_run_config", f"{path}: '{name}' is not a mapping")
-    return section or {}
 
 
 @dataclass
@@ -139,25 +99,15 @@ def load_run(run_dir: str | Path) -> Run:
 
 def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
     """The model tensors of a checkpoint folder, or of a run folder's latest checkpoint."""
-    if not (path / WEIGHTS).is_file():
-        pointer = path / "checkpoints" / LATEST
-        found = pointer.parent / pointer.read_text().strip() if pointer.is_file() else None
-        if found is None or not (found / STATE).is_file() or not (found / WEIGHTS).is_file():
-            raise ReasonError("no_checkpoint", f"{path} holds no checkpoint")
-        path = found
-    return load_file(str(path / WEIGHTS))
+    try:
+        return read_checkpoint(path)
+    except FileNotFoundError as exc:
+        raise ReasonError("no_checkpoint", str(exc)) from None
 
 
 def run_backbone_from(tensors: dict[str, torch.Tensor], settings: RunSettings, origin: Path) -> Backbone:
     """The run's backbone (eval mode) with the checkpoint's ``backbone.model.*`` tensors loaded strictly."""
-    with torch.random.fork_rng(devices=[]):   # the checkpoint overwrites every tensor; keep the caller's RNG
-        backbone = run_backbone(settings.model, settings.img_size, settings.init, load_weights=False)
-    weights = {k[len(BACKBONE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
-    if not weights:
-        raise ReasonError("no_backbone_weights", f"{origin}: the checkpoint holds no '{BACKBONE_PREFIX}*' tensors")
-    _load_strict(backbone.model, weights, str(origin))
-    log.info("loaded %s backbone (%d tensors) from %s", settings.model, len(weights), origin)
-    return backbone.eval()
+    return backbone_from_weights(tensors, settings, origin).eval()
 
 
 def load_run_backbone(path: str | Path) -> Backbone:

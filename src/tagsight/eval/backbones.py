@@ -28,6 +28,7 @@ from torch import nn
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone, create_backbone
 from tagsight.models.pretrained import EFFICIENTNET_LITE0, LITE0_ARCH, read_state_dict, run_backbone
+from tagsight.models.runs import RunSettings, backbone_from_weights, checkpoint_weights, load_strict, run_config_path
 
 log = logging.getLogger(__name__)
 
@@ -64,32 +65,13 @@ def random_backbone(name: str, img_size: int | None = None, seed: int = 0) -> Ba
         return create_backbone(name, img_size=img_size)
 
 
-def run_config_path(path: Path) -> Path:
-    """``config.yaml`` of a run folder, or of the run holding checkpoint folder ``path``."""
-    for candidate in (path, path.parent, path.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            return candidate / "config.yaml"
-    raise ReasonError("not_a_run", f"{path} has no config.yaml (nor its run folder): not a tagsight run")
-
-
 def _from_run(path: Path, img_size: int | None) -> Backbone:
-    from tagsight.train.checkpoint import load_model_weights
-    from tagsight.train.config import PretrainConfig
-
-    cfg = PretrainConfig.from_yaml(run_config_path(path))
+    settings = RunSettings.from_yaml(run_config_path(path))
     try:
-        tensors = load_model_weights(path)
+        tensors = checkpoint_weights(path)
     except FileNotFoundError as exc:
         raise ReasonError("no_checkpoint", str(exc)) from None
-    with torch.random.fork_rng(devices=[]):   # the checkpoint overwrites every tensor; keep the caller's RNG
-        backbone = run_backbone(cfg.model.name, img_size or cfg.model.img_size, cfg.model.init, load_weights=False)
-    prefix = "backbone.model."
-    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if not weights:
-        raise ReasonError("no_backbone_weights", f"{path}: the checkpoint holds no '{prefix}*' tensors")
-    _load_strict(backbone.model, weights, str(path))
-    log.info("loaded %s backbone (%d tensors) from %s", cfg.model.name, len(weights), path)
-    return backbone
+    return backbone_from_weights(tensors, settings, path, img_size)
 
 
 def _from_file(path: Path, arch: str | None, img_size: int | None) -> Backbone:
@@ -105,7 +87,7 @@ def _from_file(path: Path, arch: str | None, img_size: int | None) -> Backbone:
     classifier = [k for k in extra if _is_classifier(backbone.model, k)]
     if classifier:
         log.info("file:%s: dropping classifier tensors %s", path, classifier)
-    _load_strict(backbone.model, {k: v for k, v in tensors.items() if k not in classifier}, str(path))
+    load_strict(backbone.model, {k: v for k, v in tensors.items() if k not in classifier}, str(path))
     return backbone
 
 
@@ -113,16 +95,6 @@ def _is_classifier(model: nn.Module, key: str) -> bool:
     names = model.pretrained_cfg.get("classifier", "fc") if hasattr(model, "pretrained_cfg") else "fc"
     names = names if isinstance(names, (list, tuple)) else [names]
     return any(key.startswith(f"{n}.") for n in [*names, "fc", "head", "classifier"])
-
-
-def _load_strict(model: nn.Module, tensors: dict[str, torch.Tensor], origin: str) -> None:
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-    wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
-    if missing or extra or wrong:
-        raise ReasonError("weights_mismatch", f"{origin} does not fit the model: missing {missing[:5]}, "
-                                              f"unexpected {extra[:5]}, wrong shape {wrong[:5]}")
-    model.load_state_dict(tensors, strict=True)
 
 
 def load_efficientnet_lite0(img_size: int | None = None) -> Backbone:

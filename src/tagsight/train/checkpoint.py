@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tagsight.fsio import atomic_write_text
+from tagsight.models.runs import LATEST, checkpoint_weights, latest_checkpoint
 
-LATEST = "latest"
+__all__ = ["LATEST", "latest_checkpoint", "load_checkpoint", "load_model_weights", "save_checkpoint"]
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -69,14 +70,6 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, opti
     return final
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if (path / "state.json").is_file() else None
-
-
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     restore_rng: bool = True) -> dict[str, Any]:
     """Restore model (and optimiser, RNG) from a checkpoint folder; returns its ``state.json``."""
@@ -95,10 +88,4 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 
 def load_model_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The model tensors of a checkpoint folder (or a run folder: its latest checkpoint)."""
-    path = Path(path)
-    if not (path / "model.safetensors").is_file():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise FileNotFoundError(f"{path} holds no checkpoint")
-        path = found
-    return load_file(str(path / "model.safetensors"))
+    return checkpoint_weights(path)
