@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from tagsight.models.backbone import Backbone
-from tagsight.objectives.base import OBJECTIVES, Objective
+from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
 from tagsight.objectives.swav import _all_reduce, feature_spread
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class DinoObjective(Objective):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_dino", "teacher_entropy", "kl_to_centre", "feature_std", "teacher_temp", ...}``."""
-        crops, b = self._crops(batch)
+        crops, b = multicrop_views(batch, self.n_global, "dino")
         frozen, temp = self.frozen, self.teacher_temp()
         student = torch.cat([self.student["head"](self.student["backbone"](c), frozen)[0] for c in crops])
         with torch.no_grad():
@@ -245,21 +245,6 @@ class DinoObjective(Objective):
         scalars = {"teacher_temp": temp, "teacher_momentum": self.momentum(), "last_layer_frozen": float(frozen)}
         return {"loss": loss, "loss_dino": loss.detach(), **logs,
                 **{k: torch.tensor(v, device=loss.device) for k, v in scalars.items()}}
-
-    def _crops(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], int]:
-        if "image" not in batch:
-            raise KeyError(f"dino batch lacks 'image' (has {sorted(batch)})")
-        image = batch["image"]
-        if image.ndim != 5 or image.shape[1] != self.n_global:
-            raise ValueError(f"expected image [B, {self.n_global}, 3, H, W] (multi-crop), got {tuple(image.shape)}")
-        b = image.shape[0]
-        crops = [image.transpose(0, 1).flatten(0, 1)]            # crop-major: all first crops, then all second
-        local = batch.get("local")
-        if local is not None and local.shape[1] > 0:
-            if local.ndim != 5 or local.shape[0] != b:
-                raise ValueError(f"expected local [{b}, N, 3, h, w], got {tuple(local.shape)}")
-            crops.append(local.transpose(0, 1).flatten(0, 1))
-        return crops, b
 
     @torch.no_grad()
     def _update_center(self, logits: torch.Tensor) -> None:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tagsight.models.backbone import Backbone
-from tagsight.objectives.base import OBJECTIVES, Objective
+from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class SwavObjective(Objective):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_swav", "assign_entropy", "feature_std", "prototypes_frozen", "queue_used"}``."""
-        crops, b = self._crops(batch)
+        crops, b = multicrop_views(batch, self.n_global, "swav")
         z = torch.cat([self.embed(c) for c in crops])
         w, frozen = self.prototype_weights(), self.frozen
         scores = (z @ w.t()).split(b)
@@ -217,21 +217,6 @@ class SwavObjective(Objective):
         logs = self._diagnostics(torch.cat(scores[: self.n_global]).detach(), z_global)
         return {"loss": loss, "loss_swav": loss.detach(), **logs,
                 "prototypes_frozen": torch.tensor(float(frozen)), "queue_used": torch.tensor(float(queued))}
-
-    def _crops(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], int]:
-        if "image" not in batch:
-            raise KeyError(f"swav batch lacks 'image' (has {sorted(batch)})")
-        image = batch["image"]
-        if image.ndim != 5 or image.shape[1] != self.n_global:
-            raise ValueError(f"expected image [B, {self.n_global}, 3, H, W] (multi-crop), got {tuple(image.shape)}")
-        b = image.shape[0]
-        crops = [image.transpose(0, 1).flatten(0, 1)]            # crop-major: all first crops, then all second
-        local = batch.get("local")
-        if local is not None and local.shape[1] > 0:
-            if local.ndim != 5 or local.shape[0] != b:
-                raise ValueError(f"expected local [{b}, N, 3, h, w], got {tuple(local.shape)}")
-            crops.append(local.transpose(0, 1).flatten(0, 1))
-        return crops, b
 
     @torch.no_grad()
     def _codes(self, scores, z_global, w: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
