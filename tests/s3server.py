@@ -61,11 +61,12 @@ def upload(folder: Path, url: str) -> None:
 
 class FaultyProxy:
     """A TCP proxy to ``target`` (host, port): ``drops`` ranged GET responses are cut after their headers and a few
-    body bytes (the connection closes mid-read); ``delay`` seconds are slept before every chunk sent back."""
+    body bytes (the connection closes mid-read); ``delay`` seconds are slept before every chunk sent back.
+    ``bytes_down`` and ``requests`` count what crossed it (response bytes, headers included; HTTP requests)."""
 
     def __init__(self, target: tuple[str, int], drops: int = 0, delay: float = 0.0) -> None:
         self.target, self.drops, self.delay = target, drops, delay
-        self.dropped = 0
+        self.dropped = self.bytes_down = self.requests = 0
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -88,6 +89,9 @@ class FaultyProxy:
     def _up(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
         try:
             while data := src.recv(65536):
+                if data.startswith((b"GET", b"HEAD", b"PUT", b"POST", b"DELETE")):
+                    with self._lock:
+                        self.requests += 1
                 if data.startswith(b"GET") and b"range:" in data.lower():
                     state["ranged"] = True
                 dst.sendall(data)
@@ -103,15 +107,20 @@ class FaultyProxy:
             return False
 
     def _down(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
+        cut = -1   # body bytes still to pass before the line goes dead (-1: not cutting this response)
         try:
             while data := src.recv(65536):
                 if self.delay:
                     time.sleep(self.delay)
-                head_end = data.find(b"\r\n\r\n")
-                if state["ranged"] and head_end > 0 and len(data) > head_end + 8 and self._take_drop():
-                    dst.sendall(data[:head_end + 8])   # headers and 4 body bytes, then the line goes dead
+                if cut < 0 and state["ranged"] and data.startswith(b"HTTP/1.1 206") and self._take_drop():
+                    cut = data.find(b"\r\n\r\n") + 4 + 4      # headers and 4 body bytes
+                if cut >= 0 and len(data) >= cut:
+                    dst.sendall(data[:cut])
                     break
+                cut = cut - len(data) if cut >= 0 else cut
                 dst.sendall(data)
+                with self._lock:
+                    self.bytes_down += len(data)
         except OSError:
             pass
         _close(src, dst)

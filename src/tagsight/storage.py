@@ -195,10 +195,9 @@ class RemoteFiles:
             return b""
         if self.cache.max_bytes == 0:
             return self._fetch(name, offset, min(offset + size, self.size(name)))
-        block = self.cache.block_bytes
-        parts = [self._block(name, b) for b in range(offset // block, (offset + size - 1) // block + 1)]
-        start = offset - (offset // block) * block
-        return b"".join(parts)[start:start + size]
+        block, end = self.cache.block_bytes, offset + size
+        return b"".join(self._block(name, b, max(offset - b * block, 0), min(end - b * block, block))
+                        for b in range(offset // block, (end - 1) // block + 1))
 
     def open(self, name: str) -> io.BufferedReader:
         """A seekable binary file over ``name`` whose reads go through ``read`` (for tar header scans)."""
@@ -212,20 +211,24 @@ class RemoteFiles:
         self.stats.fetched_bytes += len(data)
         return data
 
-    def _block(self, name: str, number: int) -> bytes:
+    def _block(self, name: str, number: int, lo: int, hi: int) -> bytes:
+        """Bytes ``lo:hi`` of block ``number`` of ``name``: from the cache file (only those bytes), else fetched."""
         key = hashlib.blake2b(f"{self.root}\x00{self.tag}\x00{name}\x00{self.cache.block_bytes}\x00{number}".encode(),
                               digest_size=16).hexdigest()
         path = self.cache.folder / "blocks" / key[:2] / key
         try:
-            data = path.read_bytes()
-            os.utime(path)   # most recently used
-            self.stats.cached_bytes += len(data)
-            return data
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            pass
-        start = number * self.cache.block_bytes
-        data = self._fetch(name, start, min(start + self.cache.block_bytes, self.size(name)))
-        self._store(path, data)
+            start = number * self.cache.block_bytes
+            data = self._fetch(name, start, min(start + self.cache.block_bytes, self.size(name)))
+            self._store(path, data)
+            return data[lo:hi]
+        try:
+            data = os.pread(fd, hi - lo, lo)
+        finally:
+            os.close(fd)
+        os.utime(path)   # most recently used
+        self.stats.cached_bytes += len(data)
         return data
 
     def _store(self, path: Path, data: bytes) -> None:

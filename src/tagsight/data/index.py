@@ -278,23 +278,27 @@ def _scan_shard(path: Path) -> list[dict[str, Any]]:
 
 
 def _rows_of(shard: str, tar: tarfile.TarFile) -> list[dict[str, Any]]:
+    """The rows of one shard in one forward pass: JSON members are read as their headers go by (no seek back)."""
     members: dict[str, dict[str, tarfile.TarInfo]] = {}
+    metas: dict[str, bytes] = {}
     for info in tar:
         if info.isfile():
             key, _, ext = info.name.partition(".")
             members.setdefault(key, {})[ext] = info
-    return [_sample_row(shard, key, parts, tar) for key, parts in members.items()]
+            if ext == "json":
+                handle = tar.extractfile(info)
+                assert handle is not None
+                metas[key] = handle.read()
+    return [_sample_row(shard, key, parts, metas.get(key, b"")) for key, parts in members.items()]
 
 
-def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: tarfile.TarFile) -> dict[str, Any]:
+def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], meta_bytes: bytes) -> dict[str, Any]:
     if "jpg" not in parts or "json" not in parts:
         raise ReasonError("sample_incomplete", f"{shard}: sample {key} has {sorted(parts)} members, "
                                                "expected jpg and json; re-run ingest")
     jpg, meta_info = parts["jpg"], parts["json"]
-    handle = tar.extractfile(meta_info)
-    assert handle is not None
     try:
-        meta = json.loads(handle.read())
+        meta = json.loads(meta_bytes)
         post_key = f"{meta['source']}/{meta['post_id']}"
     except (ValueError, KeyError, TypeError) as exc:
         raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has unreadable metadata ({exc!r}); "
