@@ -156,3 +156,13 @@ def test_a_shard_gone_from_the_store_is_named(local, s3, tmp_path):
     with pytest.raises(ReasonError) as err:
         fresh.read_jpeg(0)
     assert err.value.reason == "shard_missing"
+
+
+def test_a_memory_url_dataset_reads_like_the_folder(local, tmp_path):
+    import fsspec
+    fs = fsspec.filesystem("memory")
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != "index.parquet"):
+        fs.pipe_file(f"/mem-ds/{path.relative_to(local).as_posix()}", path.read_bytes())
+    here = SampleIndex.build(local)
+    there = SampleIndex.build("memory://mem-ds", cache=CacheConfig(folder=tmp_path / "cache", block_bytes=2048))
+    assert there.keys == here.keys and [there.read_jpeg(i) for i in range(5)] == [here.read_jpeg(i) for i in range(5)]
