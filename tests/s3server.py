@@ -61,11 +61,13 @@ def upload(folder: Path, url: str) -> None:
 
 class FaultyProxy:
     """A TCP proxy to ``target`` (host, port): ``drops`` ranged GET responses are cut after their headers and a few
-    body bytes (the connection closes mid-read); ``delay`` seconds are slept before every chunk sent back.
+    body bytes (the connection closes mid-read); ``delay`` seconds are slept before every chunk sent back; after
+    ``cutoff`` requests the line goes dead for good (every further request is dropped unanswered).
     ``bytes_down`` and ``requests`` count what crossed it (response bytes, headers included; HTTP requests)."""
 
-    def __init__(self, target: tuple[str, int], drops: int = 0, delay: float = 0.0) -> None:
-        self.target, self.drops, self.delay = target, drops, delay
+    def __init__(self, target: tuple[str, int], drops: int = 0, delay: float = 0.0, cutoff: int | None = None
+                 ) -> None:
+        self.target, self.drops, self.delay, self.cutoff = target, drops, delay, cutoff
         self.dropped = self.bytes_down = self.requests = 0
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -92,6 +94,9 @@ class FaultyProxy:
                 if data.startswith((b"GET", b"HEAD", b"PUT", b"POST", b"DELETE")):
                     with self._lock:
                         self.requests += 1
+                        dead = self.cutoff is not None and self.requests > self.cutoff
+                    if dead:
+                        break
                 if data.startswith(b"GET") and b"range:" in data.lower():
                     state["ranged"] = True
                 dst.sendall(data)

@@ -99,7 +99,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw) if raw else default
     except ValueError:
-        raise ReasonError("cache_config_invalid", f"{name}={raw!r} is not a whole number of bytes") from None
+        raise ReasonError("storage_options_invalid", f"{name}={raw!r} is not a whole number") from None
 
 
 @dataclass(frozen=True)
@@ -131,24 +131,33 @@ class ReadStats:
     retries: int = 0
 
 
-def _retry(fetch: Any, what: str, attempts: int = 5, stats: ReadStats | None = None, expect: int | None = None) -> Any:
-    """``fetch()`` retried with backoff on errors of the connection or a short read; a missing file is not retried."""
+def _attempts() -> int:
+    attempts = _env_int("TAGSIGHT_STORAGE_ATTEMPTS", 5)
+    if attempts < 1:
+        raise ReasonError("storage_options_invalid", f"TAGSIGHT_STORAGE_ATTEMPTS must be >= 1, got {attempts}")
+    return attempts
+
+
+def _retry(fetch: Any, what: str, stats: ReadStats | None = None, expect: int | None = None) -> Any:
+    """``fetch()`` retried with backoff on errors of the connection or a short read; a missing or forbidden file and a
+    misconfigured client are not retried. ``TAGSIGHT_STORAGE_ATTEMPTS`` (default 5) attempts in all."""
+    attempts = _attempts()
     for attempt in range(attempts):
         try:
             data = fetch()
             if expect is None or len(data) == expect:
                 return data
             error: Exception = OSError(f"short read: {len(data)} of {expect} bytes")
-        except FileNotFoundError:
-            raise
+        except (FileNotFoundError, PermissionError, TypeError, AttributeError, NotImplementedError):
+            raise   # missing, forbidden or misconfigured: asking again changes nothing
         except Exception as exc:  # noqa: BLE001 - aiohttp, botocore and OS errors all mean "try again"
             error = exc
         if attempt + 1 < attempts:
             if stats is not None:
                 stats.retries += 1
-            log.warning("reading %s failed (%s); retry %d of %d", what, error, attempt + 1, attempts - 1)
+            log.warning("storage request on %s failed (%s); retry %d of %d", what, error, attempt + 1, attempts - 1)
             time.sleep(min(2.0, 0.05 * 2 ** attempt))
-    raise ReasonError("storage_unreadable", f"{what}: {attempts} attempts failed, last: {error}")
+    raise ReasonError("storage_unavailable", f"{what}: {attempts} attempts failed, last: {error}")
 
 
 class RemoteFiles:
@@ -302,3 +311,31 @@ class _RangeFile(io.RawIOBase):
         buffer[:len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+def staging_folder(url: str, cache: CacheConfig | None = None) -> Path:
+    """The local folder where a dataset bound for ``url`` is built before upload (stable, so a rerun resumes)."""
+    key = hashlib.blake2b(url.rstrip("/").encode(), digest_size=12).hexdigest()
+    return (cache or CacheConfig()).folder / "staging" / key
+
+
+def publish_folder(folder: Path, url: str, last: str = "manifest.json") -> int:
+    """Upload ``folder`` to ``url`` so that readers never take a partial upload for a dataset: ``url/last`` is
+    deleted first, every other file is uploaded, ``last`` goes up at the end. Returns the number of files sent;
+    after an interruption the same call completes the upload."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not (folder / last).is_file():
+        raise ReasonError("dataset_incomplete", f"{folder} has no {last}: nothing to publish")
+    fs, inner = open_filesystem(url)
+    inner = inner.rstrip("/")
+    if _retry(lambda: fs.exists(f"{inner}/{last}"), f"{url}/{last}"):
+        _retry(lambda: fs.rm_file(f"{inner}/{last}"), f"{url}/{last}")   # the old version is invisible from now
+    ordered = [p for p in files if p != folder / last] + [folder / last]
+    for path in ordered:
+        target = f"{inner}/{path.relative_to(folder).as_posix()}"
+        _retry(lambda: fs.put_file(str(path), target), target)  # noqa: B023 - called at once
+        log.debug("uploaded %s", target)
+    log.info("published %d files of %s to %s (%s last)", len(ordered), folder, url, last)
+    return len(ordered)
+
