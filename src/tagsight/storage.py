@@ -14,6 +14,7 @@ and ``TAGSIGHT_CACHE_BLOCK`` (see ``CacheConfig``). The lowest layer: no tagsigh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -173,6 +174,7 @@ class RemoteFiles:
         self.cache = cache or CacheConfig()
         self.stats = ReadStats()
         self._fs: Any = None
+        self._inner = ""
         self._pid = -1
         self._sizes: dict[str, int] = dict(sizes or {})
         self._cached_total: int | None = None
@@ -236,7 +238,8 @@ class RemoteFiles:
             data = os.pread(fd, hi - lo, lo)
         finally:
             os.close(fd)
-        os.utime(path)   # most recently used
+        with contextlib.suppress(FileNotFoundError):   # evicted by another process meanwhile: the bytes are read
+            os.utime(path)   # most recently used
         self.stats.cached_bytes += len(data)
         return data
 
