@@ -42,8 +42,9 @@ def test_ingest_to_an_s3_url_writes_a_dataset_training_reads(feed, s3, tmp_path)
     done = subprocess.run([sys.executable, "-m", "tagsight.cli", "ingest", str(posts), "--out", "s3://photos/new",
                            "--max-side", "48", "--workers", "1"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert exists("s3://photos/new/index.parquet") and not (tmp_path / "cache" / "staging").exists() or not any(
-        (tmp_path / "cache" / "staging").iterdir())
+    assert exists("s3://photos/new/index.parquet") and exists("s3://photos/new/manifest.json")
+    staging = tmp_path / "cache" / "staging"
+    assert not staging.exists() or not any(staging.iterdir())           # removed once the upload is complete
     there = SampleIndex.build("s3://photos/new", cache=CacheConfig(folder=tmp_path / "reader", max_bytes=0))
     here = SampleIndex.build(local)
     assert there.keys == here.keys and there.read_jpeg(0) == here.read_jpeg(0)
@@ -68,3 +69,25 @@ def test_an_interrupted_upload_is_no_dataset_and_a_rerun_completes_it(feed, s3, 
     publish_folder(local, "s3://photos/ds")
     again = SampleIndex.build("s3://photos/ds", cache=CacheConfig(folder=tmp_path / "c3", max_bytes=0))
     assert again.version == manifest_version(local) and len(again) == len(SampleIndex.build(local))
+
+
+def test_an_ingest_whose_upload_dies_says_so_and_the_same_command_completes_it(feed, s3, tmp_path):
+    posts, local = feed
+    cmd = [sys.executable, "-m", "tagsight.cli", "ingest", str(posts), "--out", "s3://photos/cli", "--max-side", "48",
+           "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": SRC, "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache")}
+    proxy = FaultyProxy(("127.0.0.1", int(s3.rsplit(":", 1)[1])), cutoff=5)
+    try:
+        dead = {**env, "AWS_ENDPOINT_URL": proxy.endpoint, "TAGSIGHT_STORAGE_OPTIONS": FEW_RETRIES,
+                "TAGSIGHT_STORAGE_ATTEMPTS": "2"}
+        done = subprocess.run(cmd, env=dead, capture_output=True, text=True, timeout=120)
+    finally:
+        proxy.close()
+    assert done.returncode == 1 and "run the same command again" in done.stderr, done.stderr[-2000:]
+    assert not exists("s3://photos/cli/manifest.json")
+    assert any((tmp_path / "cache" / "staging").iterdir())            # kept for the rerun
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    there = SampleIndex.build("s3://photos/cli", cache=CacheConfig(folder=tmp_path / "reader", max_bytes=0))
+    assert there.version == manifest_version(local) and there.keys == SampleIndex.build(local).keys
+

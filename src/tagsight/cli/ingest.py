@@ -126,16 +126,24 @@ def open_cli_source(args: argparse.Namespace):
     return open_source(args.source, fmt, name=args.source_name, **options)
 
 
-def publish(staging: Path, url: str) -> None:
-    """Ship the positional index with the dataset, upload it with its manifest last, then drop the staging folder."""
+def publish(staging: Path, url: str) -> bool:
+    """Ship the positional index with the dataset, upload it with its manifest last, then drop the staging folder.
+    False (with the reason on stderr) when the upload fails: the staging folder stays for the rerun."""
     import shutil
 
     from tagsight.data.index import SampleIndex
+    from tagsight.fsio import ReasonError
     from tagsight.storage import publish_folder
 
     SampleIndex.build(staging)
-    publish_folder(staging, url)
+    try:
+        publish_folder(staging, url)
+    except ReasonError as exc:
+        print(f"tagsight ingest: the upload to {url} stopped ({exc.reason}: {exc}); {url} has no manifest, so no "
+              "reader takes it for a dataset; run the same command again to complete it", file=sys.stderr)
+        return False
     shutil.rmtree(staging)
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
             print(dry_run(source, policy, out, fetch=fetching(args)).format())
             return 0
         summary = ingest(source, out, policy, cfg)
-        if is_url(args.out):
-            publish(out, args.out)
+        if is_url(args.out) and not publish(out, args.out):
+            return 1
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
         return 2
