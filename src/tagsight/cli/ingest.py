@@ -8,6 +8,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from tagsight.storage import dataset_path, is_url
+
 log = logging.getLogger(__name__)
 
 
@@ -20,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an export as "
                    "downloaded (Instagram, Facebook, X/Twitter, Mastodon, Pixelfed: folder or .zip/.tar.gz) or "
                    "WebDataset shards, or a URL list (--format urls)")
-    p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created if missing)")
+    p.add_argument("--out", type=dataset_path, required=True, help="dataset folder to write (created if missing), "
+                   "or an fsspec URL (s3://bucket/ds): built in a local staging folder, then uploaded with "
+                   "manifest.json last (docs/storage.md)")
     p.add_argument("--format", default="auto", help="source format: auto (sniff), jsonl, parquet, folder, "
                    "instagram, activitypub, pixelfed, facebook, twitter, webdataset, tagsonly, urls (URL + caption lists as "
                    "img2dataset reads them: .txt/.csv/.tsv/.jsonl/.parquet; implies --fetch; never sniffed) "
@@ -122,8 +126,29 @@ def open_cli_source(args: argparse.Namespace):
     return open_source(args.source, fmt, name=args.source_name, **options)
 
 
+def publish(staging: Path, url: str) -> bool:
+    """Ship the positional index with the dataset, upload it with its manifest last, then drop the staging folder.
+    False (with the reason on stderr) when the upload fails: the staging folder stays for the rerun."""
+    import shutil
+
+    from tagsight.data.index import SampleIndex
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import publish_folder
+
+    SampleIndex.build(staging)
+    try:
+        publish_folder(staging, url)
+    except ReasonError as exc:
+        print(f"tagsight ingest: the upload to {url} stopped ({exc.reason}: {exc}); {url} has no manifest, so no "
+              "reader takes it for a dataset; run the same command again to complete it", file=sys.stderr)
+        return False
+    shutil.rmtree(staging)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from tagsight.ingest.pipeline import dry_run, ingest
+    from tagsight.storage import staging_folder
     from tagsight.ingest.sources import SourceError
 
     try:
@@ -133,10 +158,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
     try:
+        out = staging_folder(args.out) if is_url(args.out) else args.out
         if args.dry_run:
-            print(dry_run(source, policy, args.out, fetch=fetching(args)).format())
+            print(dry_run(source, policy, out, fetch=fetching(args)).format())
             return 0
-        summary = ingest(source, args.out, policy, cfg)
+        summary = ingest(source, out, policy, cfg)
+        if is_url(args.out) and not publish(out, args.out):
+            return 1
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
         return 2

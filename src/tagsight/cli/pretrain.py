@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from tagsight.storage import dataset_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(softmax over 1/k targets or per-label BCE, square-root resampling), then report held-out "
                     "hashtag mAP, P@1, P@5, R@5 against the untrained model; or (--objective swav) self-supervised SwAV on every post's photo (multi-crop, Sinkhorn prototypes) with a held-out collapse check; or (--objective dino) self-supervised DINO (student and momentum teacher, centring and sharpening, docs/dino.md) with a held-out collapse check. Rerun the same command to resume. "
                     "For several processes: torchrun --nproc_per_node N -m tagsight.cli pretrain ...")
-    p.add_argument("dataset", type=Path, help="dataset folder made by 'tagsight ingest'")
+    p.add_argument("dataset", type=dataset_path, help="dataset folder made by 'tagsight ingest', or its fsspec URL "
+                   "(s3://bucket/ds: streamed by byte ranges through a local cache, docs/storage.md)")
     p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
     p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "

@@ -5,7 +5,9 @@
 of its ``.jpg`` and ``.json`` members, its post key (``source/post_id``) and its hashtags as
 written, and its author. The index is cached as ``DATASET_DIR/index.parquet`` tagged with the manifest version and
 rebuilt when the dataset changes. ``read_jpeg(i)`` is one positional read (``os.pread``), safe to
-share across forked DataLoader workers. Samples of posts forgotten by the dataset's tombstones
+share across forked DataLoader workers. A dataset may also be an fsspec URL (``s3://bucket/ds``): then
+the shards are read by byte ranges through ``tagsight.storage.RemoteFiles`` (bounded local block cache,
+retries, one connection per process) and the index is cached in the local storage cache folder. Samples of posts forgotten by the dataset's tombstones
 (``tagsight forget``) are left out when the index is loaded, before any shard rewrite: ``forgotten``
 counts them, and ``tombstones`` says which state was applied. ``holdout`` splits by post with a seeded hash, so all media
 of a post fall on the same side and train and evaluation never share a post.
@@ -29,7 +31,8 @@ import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_bytes
 from tagsight.ingest.catalog import load_manifest
-from tagsight.privacy.tombstones import load_tombstones
+from tagsight.privacy.tombstones import TOMBSTONE_FILE, Tombstone, Tombstones, load_tombstones
+from tagsight.storage import CacheConfig, RemoteFiles, dataset_path, exists, is_url, join, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ _SCHEMA = pa.schema([
 class SampleIndex:
     """Per-sample locations (column arrays, in shard order) of one dataset version."""
 
-    dataset_dir: Path
+    dataset_dir: Path | str     # a local folder, or an fsspec URL
     version: str
     shard_names: list[str]
     shard_ids: np.ndarray
@@ -63,28 +66,36 @@ class SampleIndex:
     forgotten: int = 0           # samples left out because the dataset's tombstones forget their post
     tombstones: str = ""         # Tombstones.digest of the state applied ("" = none)
     _fds: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    remote: RemoteFiles | None = field(default=None, repr=False, compare=False)   # set for URL datasets
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @classmethod
-    def build(cls, dataset_dir: str | Path, rebuild: bool = False) -> SampleIndex:
-        """The index of ``dataset_dir``: from the cache when it matches the manifest version, else scanned."""
-        dataset_dir = Path(dataset_dir)
+    def build(cls, dataset_dir: str | Path, rebuild: bool = False, cache: CacheConfig | None = None) -> SampleIndex:
+        """The index of ``dataset_dir`` (a folder or a URL): from the cache when it matches the manifest version,
+        else scanned. ``cache`` is the local storage cache of a URL dataset (default: ``CacheConfig()``)."""
+        dataset_dir = dataset_path(dataset_dir)
         manifest = load_manifest(dataset_dir)
         version = str(manifest["version"])
-        cached = None if rebuild else _read_cache(dataset_dir / INDEX_FILE, version)
+        remote = RemoteFiles(join(dataset_dir, "shards"), version, cache, sizes={
+            s["name"]: int(s["bytes"]) for s in manifest.get("shards", []) if "bytes" in s}) if is_url(dataset_dir) else None
+        cache_file = _cache_file(dataset_dir, version, remote)
+        cached = None if rebuild else _read_cache(cache_file, version)
+        if cached is None and remote is not None and not rebuild:
+            cached = _fetch_remote_index(dataset_dir, cache_file, version)
         if cached is None:
             names = [s["name"] for s in manifest.get("shards", [])]
-            cached = _scan_shards(dataset_dir / "shards", names)
-            _write_cache(dataset_dir / INDEX_FILE, cached, version)
+            cached = _scan_remote(remote, names) if remote else _scan_shards(Path(dataset_dir) / "shards", names)
+            _write_cache(cache_file, cached, version)
             log.info("indexed %d samples in %d shards of dataset %s", cached.num_rows, len(names), version)
         index = cls._from_table(dataset_dir, version, cached)
+        index.remote = remote
         return index.without_forgotten()
 
     def without_forgotten(self) -> SampleIndex:
         """This index less the samples of posts the dataset's tombstones forget (counted and logged)."""
-        tombstones = load_tombstones(self.dataset_dir)
+        tombstones = dataset_tombstones(self.dataset_dir)
         if not tombstones:
             return self
         keep = np.fromiter((not tombstones.forgets(k, a, t) for k, a, t in
@@ -97,13 +108,14 @@ class SampleIndex:
                           pick(self.post_keys), pick(self.hashtags),
                           author_ids=pick(self.author_ids) if self.author_ids else [],
                           hashtag_weights=pick(self.hashtag_weights) if self.hashtag_weights else [],
-                          forgotten=self.forgotten + int((~keep).sum()), tombstones=tombstones.digest)
+                          forgotten=self.forgotten + int((~keep).sum()), tombstones=tombstones.digest,
+                          remote=self.remote)
         log.info("dataset %s: %d of %d samples left out as forgotten (%d tombstones)", self.version,
                  out.forgotten, len(self), len(tombstones))
         return out
 
     @classmethod
-    def _from_table(cls, dataset_dir: Path, version: str, table: pa.Table) -> SampleIndex:
+    def _from_table(cls, dataset_dir: Path | str, version: str, table: pa.Table) -> SampleIndex:
         cols = table.to_pydict()
         shard_names = sorted(set(cols["shard"]))
         lookup = {name: i for i, name in enumerate(shard_names)}
@@ -127,16 +139,30 @@ class SampleIndex:
 
     def _pread(self, i: int, offsets: np.ndarray, sizes: np.ndarray) -> bytes:
         shard = int(self.shard_ids[i])
+        if self.remote is not None:
+            return self._check_size(i, self._read_remote(shard, int(offsets[i]), int(sizes[i])), int(sizes[i]))
         fd = self._fds.get(shard)
         if fd is None:
             try:
-                fd = self._fds[shard] = os.open(self.dataset_dir / "shards" / self.shard_names[shard], os.O_RDONLY)
+                fd = self._fds[shard] = os.open(Path(self.dataset_dir) / "shards" / self.shard_names[shard],
+                                                  os.O_RDONLY)
             except FileNotFoundError:
                 raise ReasonError("shard_missing", f"{self.shard_names[shard]} is gone: dataset {self.version} was "
                                                    "rewritten (tagsight forget --rewrite?) since this index was "
                                                    "built; build the index again") from None
         size = int(sizes[i])
-        data = os.pread(fd, size, int(offsets[i]))
+        return self._check_size(i, os.pread(fd, size, int(offsets[i])), size)
+
+    def _read_remote(self, shard: int, offset: int, size: int) -> bytes:
+        assert self.remote is not None
+        try:
+            return self.remote.read(self.shard_names[shard], offset, size)
+        except FileNotFoundError:
+            raise ReasonError("shard_missing", f"{self.remote.url(self.shard_names[shard])} is gone: dataset "
+                                               f"{self.version} was rewritten since this index was built; build the "
+                                               "index again") from None
+
+    def _check_size(self, i: int, data: bytes, size: int) -> bytes:
         if len(data) != size:
             raise ReasonError("shard_truncated", f"{self.shard_of(i)}: sample {self.keys[i]} is cut short "
                                                  f"({len(data)} of {size} bytes); re-run ingest")
@@ -165,6 +191,51 @@ def _unit_hash(post_key: str, seed: int) -> float:
     """A uniform number in [0, 1) from the post key and seed (stable across processes and platforms)."""
     digest = hashlib.blake2b(f"{seed}\x00{post_key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def dataset_tombstones(dataset_dir: str | Path) -> Tombstones:
+    """The tombstones of a dataset folder or URL (empty when it has none)."""
+    dataset_dir = dataset_path(dataset_dir)
+    if not is_url(dataset_dir):
+        return load_tombstones(dataset_dir)
+    url = join(dataset_dir, *TOMBSTONE_FILE.parts)
+    if not exists(url):
+        return Tombstones()
+    table = pq.read_table(io.BytesIO(read_bytes(url)))
+    return Tombstones.of(Tombstone(**row) for row in table.to_pylist())
+
+
+def _cache_file(dataset_dir: Path | str, version: str, remote: RemoteFiles | None) -> Path:
+    """DATASET_DIR/index.parquet for a folder; for a URL, a file of the local storage cache (the store is read-only)."""
+    if remote is None:
+        return Path(dataset_dir) / INDEX_FILE
+    key = hashlib.blake2b(f"{dataset_dir}\x00{version}".encode(), digest_size=16).hexdigest()
+    return remote.cache.folder / "index" / f"{key}.parquet"
+
+
+def _fetch_remote_index(dataset_dir: str, cache_file: Path, version: str) -> pa.Table | None:
+    """The dataset's own index.parquet (uploaded with it) when it is of this version, copied into the local cache."""
+    url = join(dataset_dir, INDEX_FILE)
+    if not exists(url):
+        return None
+    atomic_write_bytes(cache_file, read_bytes(url))
+    table = _read_cache(cache_file, version)
+    if table is not None:
+        log.info("index of %s read from the store", dataset_dir)
+    return table
+
+
+def _scan_remote(remote: RemoteFiles, names: list[str]) -> pa.Table:
+    """``_scan_shards`` over byte ranges: tar headers and JSON members are read, JPEG bytes are skipped."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            with remote.open(name) as f, tarfile.open(fileobj=f, mode="r:") as tar:
+                rows.extend(_rows_of(name, tar))
+        except FileNotFoundError:
+            raise ReasonError("shard_missing", f"{remote.url(name)} is listed in the manifest but absent; "
+                                               "re-run ingest") from None
+    return pa.Table.from_pylist(rows, schema=_SCHEMA) if rows else _SCHEMA.empty_table()
 
 
 def _read_cache(path: Path, version: str) -> pa.Table | None:
@@ -202,24 +273,32 @@ def _scan_shard(path: Path) -> list[dict[str, Any]]:
     """One row per sample of a shard, in member order, from the tar headers and the JSON members."""
     if not path.is_file():
         raise ReasonError("shard_missing", f"{path} is listed in the manifest but absent; re-run ingest")
-    members: dict[str, dict[str, tarfile.TarInfo]] = {}
     with tarfile.open(path, mode="r:") as tar:
-        for info in tar:
-            if info.isfile():
-                key, _, ext = info.name.partition(".")
-                members.setdefault(key, {})[ext] = info
-        return [_sample_row(path.name, key, parts, tar) for key, parts in members.items()]
+        return _rows_of(path.name, tar)
 
 
-def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], tar: tarfile.TarFile) -> dict[str, Any]:
+def _rows_of(shard: str, tar: tarfile.TarFile) -> list[dict[str, Any]]:
+    """The rows of one shard in one forward pass: JSON members are read as their headers go by (no seek back)."""
+    members: dict[str, dict[str, tarfile.TarInfo]] = {}
+    metas: dict[str, bytes] = {}
+    for info in tar:
+        if info.isfile():
+            key, _, ext = info.name.partition(".")
+            members.setdefault(key, {})[ext] = info
+            if ext == "json":
+                handle = tar.extractfile(info)
+                assert handle is not None
+                metas[key] = handle.read()
+    return [_sample_row(shard, key, parts, metas.get(key, b"")) for key, parts in members.items()]
+
+
+def _sample_row(shard: str, key: str, parts: dict[str, tarfile.TarInfo], meta_bytes: bytes) -> dict[str, Any]:
     if "jpg" not in parts or "json" not in parts:
         raise ReasonError("sample_incomplete", f"{shard}: sample {key} has {sorted(parts)} members, "
                                                "expected jpg and json; re-run ingest")
     jpg, meta_info = parts["jpg"], parts["json"]
-    handle = tar.extractfile(meta_info)
-    assert handle is not None
     try:
-        meta = json.loads(handle.read())
+        meta = json.loads(meta_bytes)
         post_key = f"{meta['source']}/{meta['post_id']}"
     except (ValueError, KeyError, TypeError) as exc:
         raise ReasonError("sample_meta_invalid", f"{shard}: sample {key} has unreadable metadata ({exc!r}); "

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsight.ingest.shards import atomic_write_bytes
+from tagsight.storage import dataset_path, join, read_bytes
+from tagsight.storage import exists as storage_exists
 
 TABLES = ("posts", "media", "hashtags", "decisions", "duplicates")
 
@@ -112,10 +114,12 @@ def connect(dataset_dir: str | Path, database: str = ":memory:"):
 
 
 def load_manifest(dataset_dir: str | Path) -> dict[str, Any]:
-    path = Path(dataset_dir) / "manifest.json"
-    if not path.is_file():
+    """The dataset's manifest.json; ``dataset_dir`` may be an fsspec URL (``s3://bucket/ds``)."""
+    dataset_dir = dataset_path(dataset_dir)
+    path = join(dataset_dir, "manifest.json")
+    if not storage_exists(path):
         raise FileNotFoundError(f"{path} is missing: run 'tagsight ingest SOURCE --out {dataset_dir}' first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_bytes(path).decode("utf-8"))
 
 
 def manifest_version(dataset_dir: str | Path) -> str:

@@ -1,0 +1,344 @@
+"""Dataset paths that may be fsspec URLs (``s3://bucket/ds``, ``memory://ds``), read by byte ranges.
+
+A dataset path is either a local folder (a ``Path``, also written ``file://...``) or an fsspec URL
+(``dataset_path``). Remote files are read by byte ranges through ``RemoteFiles``: ranges are fetched in
+aligned blocks kept in a bounded local cache (least recently used blocks are evicted first), every fetch
+is retried on a dropped or short read, and the filesystem object is opened lazily in each process (never
+pickled, reopened after a fork), so DataLoader workers and ranks each hold their own connections.
+
+Configuration is the standard one: S3 endpoint and credentials come from ``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (read by botocore), further fsspec storage options from
+``TAGSIGHT_STORAGE_OPTIONS`` (a JSON object); the cache from ``TAGSIGHT_CACHE_DIR``, ``TAGSIGHT_CACHE_BYTES``
+and ``TAGSIGHT_CACHE_BLOCK`` (see ``CacheConfig``). The lowest layer: no tagsight imports but fsio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagsight.fsio import ReasonError
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path: str | Path) -> bool:
+    """True for an fsspec URL other than ``file://`` (a local ``Path`` never is one)."""
+    return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
+
+
+def dataset_path(path: str | Path) -> Path | str:
+    """A local ``Path`` for a folder or a ``file://`` URL, else the URL itself without a trailing slash."""
+    if isinstance(path, Path):
+        return path
+    if path.startswith("file://"):
+        return Path(path[len("file://"):])
+    return path.rstrip("/") if is_url(path) else Path(path)
+
+
+def join(root: str | Path, *parts: str) -> str | Path:
+    """``root / parts`` for a local path, ``root/parts`` for a URL."""
+    if isinstance(root, Path) or not is_url(root):
+        return Path(root).joinpath(*parts)
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """fsspec options for ``url``: ``TAGSIGHT_STORAGE_OPTIONS`` (JSON), plus ``AWS_ENDPOINT_URL`` for s3."""
+    raw = os.environ.get("TAGSIGHT_STORAGE_OPTIONS", "").strip()
+    try:
+        options = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise ReasonError("storage_options_invalid", f"TAGSIGHT_STORAGE_OPTIONS is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise ReasonError("storage_options_invalid", "TAGSIGHT_STORAGE_OPTIONS must be a JSON object")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if url.startswith(("s3://", "s3a://")) and endpoint and "endpoint_url" not in options:
+        options["endpoint_url"] = endpoint
+    return options
+
+
+def open_filesystem(url: str) -> tuple[Any, str]:
+    """(a new fsspec filesystem, the path inside it) for ``url``; a fresh instance, never a shared cached one."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options(url))
+    except ImportError as exc:
+        raise ReasonError("storage_unsupported", f"{url}: {exc} (install tagsight[s3] for s3:// URLs)") from None
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The whole content of a local file or a URL (for small files: manifests, tables, tombstones)."""
+    if not is_url(path):
+        return Path(path).read_bytes()
+    fs, inner = open_filesystem(str(path))
+    return _retry(lambda: fs.cat_file(inner), str(path))
+
+
+def exists(path: str | Path) -> bool:
+    """Whether a local file or a URL exists."""
+    if not is_url(path):
+        return Path(path).is_file()
+    fs, inner = open_filesystem(str(path))
+    return bool(_retry(lambda: fs.exists(inner), str(path)))
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ReasonError("storage_options_invalid", f"{name}={raw!r} is not a whole number") from None
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The local block cache of remote reads: ``max_bytes`` 0 turns it off (every read goes to the store)."""
+
+    folder: Path = field(default_factory=lambda: Path(os.environ.get(
+        "TAGSIGHT_CACHE_DIR", Path.home() / ".cache" / "tagsight" / "storage")))
+    max_bytes: int = field(default_factory=lambda: _env_int("TAGSIGHT_CACHE_BYTES", 2 << 30))
+    block_bytes: int = field(default_factory=lambda: _env_int("TAGSIGHT_CACHE_BLOCK", 1 << 20))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))
+        if self.max_bytes < 0:
+            raise ValueError(f"cache max_bytes must be >= 0, got {self.max_bytes}")
+        if self.block_bytes < 512:
+            raise ValueError(f"cache block_bytes must be >= 512, got {self.block_bytes}")
+        if 0 < self.max_bytes < self.block_bytes:
+            raise ValueError(f"cache max_bytes ({self.max_bytes}) is below one block ({self.block_bytes})")
+
+
+@dataclass
+class ReadStats:
+    """What reads cost: bytes fetched from the store, bytes served from the cache, requests made, retries."""
+
+    fetched_bytes: int = 0
+    cached_bytes: int = 0
+    requests: int = 0
+    retries: int = 0
+
+
+def _attempts() -> int:
+    attempts = _env_int("TAGSIGHT_STORAGE_ATTEMPTS", 5)
+    if attempts < 1:
+        raise ReasonError("storage_options_invalid", f"TAGSIGHT_STORAGE_ATTEMPTS must be >= 1, got {attempts}")
+    return attempts
+
+
+def _retry(fetch: Any, what: str, stats: ReadStats | None = None, expect: int | None = None) -> Any:
+    """``fetch()`` retried with backoff on errors of the connection or a short read; a missing or forbidden file and a
+    misconfigured client are not retried. ``TAGSIGHT_STORAGE_ATTEMPTS`` (default 5) attempts in all."""
+    attempts = _attempts()
+    for attempt in range(attempts):
+        try:
+            data = fetch()
+            if expect is None or len(data) == expect:
+                return data
+            error: Exception = OSError(f"short read: {len(data)} of {expect} bytes")
+        except (FileNotFoundError, PermissionError, TypeError, AttributeError, NotImplementedError):
+            raise   # missing, forbidden or misconfigured: asking again changes nothing
+        except Exception as exc:  # noqa: BLE001 - aiohttp, botocore and OS errors all mean "try again"
+            error = exc
+        if attempt + 1 < attempts:
+            if stats is not None:
+                stats.retries += 1
+            log.warning("storage request on %s failed (%s); retry %d of %d", what, error, attempt + 1, attempts - 1)
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
+    raise ReasonError("storage_unavailable", f"{what}: {attempts} attempts failed, last: {error}")
+
+
+class RemoteFiles:
+    """Byte ranges of the files under ``root`` (an fsspec URL) through the bounded block cache, retried.
+
+    ``tag`` names the content (a dataset version): cached blocks of another tag are never served. ``sizes`` are the
+    file sizes when known (from a manifest), which saves a metadata request per file and process.
+    """
+
+    def __init__(self, root: str, tag: str, cache: CacheConfig | None = None,
+                 sizes: dict[str, int] | None = None) -> None:
+        self.root, self.tag = root.rstrip("/"), tag
+        self.cache = cache or CacheConfig()
+        self.stats = ReadStats()
+        self._fs: Any = None
+        self._inner = ""
+        self._pid = -1
+        self._sizes: dict[str, int] = dict(sizes or {})
+        self._cached_total: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_fs=None, _pid=-1, _cached_total=None)  # connections do not cross processes
+        return state
+
+    def _filesystem(self) -> tuple[Any, str]:
+        if self._fs is None or self._pid != os.getpid():   # a forked worker opens its own
+            self._fs, self._inner = open_filesystem(self.root)
+            self._pid = os.getpid()
+        return self._fs, self._inner
+
+    def url(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def size(self, name: str) -> int:
+        """Size in bytes of the file ``name`` (one metadata request, then remembered)."""
+        if name not in self._sizes:
+            fs, inner = self._filesystem()
+            self._sizes[name] = int(_retry(lambda: fs.size(f"{inner}/{name}"), self.url(name), stats=self.stats))
+        return self._sizes[name]
+
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        """``size`` bytes of ``name`` from ``offset`` (fewer only at the end of the file)."""
+        if size <= 0:
+            return b""
+        if self.cache.max_bytes == 0:
+            return self._fetch(name, offset, min(offset + size, self.size(name)))
+        block, end = self.cache.block_bytes, offset + size
+        return b"".join(self._block(name, b, max(offset - b * block, 0), min(end - b * block, block))
+                        for b in range(offset // block, (end - 1) // block + 1))
+
+    def open(self, name: str) -> io.BufferedReader:
+        """A seekable binary file over ``name`` whose reads go through ``read`` (for tar header scans)."""
+        return io.BufferedReader(_RangeFile(self, name), buffer_size=64 << 10)
+
+    def _fetch(self, name: str, start: int, end: int) -> bytes:
+        fs, inner = self._filesystem()
+        data = _retry(lambda: fs.cat_file(f"{inner}/{name}", start=start, end=end), self.url(name),
+                      stats=self.stats, expect=end - start)
+        self.stats.requests += 1
+        self.stats.fetched_bytes += len(data)
+        return data
+
+    def _block(self, name: str, number: int, lo: int, hi: int) -> bytes:
+        """Bytes ``lo:hi`` of block ``number`` of ``name``: from the cache file (only those bytes), else fetched."""
+        key = hashlib.blake2b(f"{self.root}\x00{self.tag}\x00{name}\x00{self.cache.block_bytes}\x00{number}".encode(),
+                              digest_size=16).hexdigest()
+        path = self.cache.folder / "blocks" / key[:2] / key
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            start = number * self.cache.block_bytes
+            data = self._fetch(name, start, min(start + self.cache.block_bytes, self.size(name)))
+            self._store(path, data)
+            return data[lo:hi]
+        try:
+            data = os.pread(fd, hi - lo, lo)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):   # evicted by another process meanwhile: the bytes are read
+            os.utime(path)   # most recently used
+        self.stats.cached_bytes += len(data)
+        return data
+
+    def _store(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        if self._cached_total is None:
+            self._cached_total = sum(size for _, size, _ in _cache_files(self.cache.folder))
+        else:
+            self._cached_total += len(data)
+        if self._cached_total > self.cache.max_bytes:
+            self._cached_total = evict(self.cache.folder, self.cache.max_bytes)
+
+
+def _cache_files(folder: Path) -> list[tuple[float, int, Path]]:
+    """(last use, size, path) of every cached block (files vanishing meanwhile, evicted by another process, skipped)."""
+    out = []
+    for path in (folder / "blocks").glob("*/*"):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if not path.name.startswith("."):
+            out.append((st.st_mtime, st.st_size, path))
+    return out
+
+
+def evict(folder: Path, max_bytes: int) -> int:
+    """Delete least recently used blocks until the cache holds at most ``max_bytes``; returns the bytes left."""
+    files = sorted(_cache_files(folder), key=lambda f: f[0])
+    total = sum(size for _, size, _ in files)
+    for _, size, path in files:
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+    log.debug("storage cache %s: %d bytes after eviction", folder, total)
+    return total
+
+
+def cache_bytes(folder: Path) -> int:
+    """Bytes held by the block cache in ``folder``."""
+    return sum(size for _, size, _ in _cache_files(Path(folder)))
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only, seekable raw file over ``RemoteFiles.read``."""
+
+    def __init__(self, files: RemoteFiles, name: str) -> None:
+        super().__init__()
+        self._files, self._name, self._pos = files, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._files.size(self._name)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), max(0, self._files.size(self._name) - self._pos))
+        data = self._files.read(self._name, self._pos, size)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def staging_folder(url: str, cache: CacheConfig | None = None) -> Path:
+    """The local folder where a dataset bound for ``url`` is built before upload (stable, so a rerun resumes)."""
+    key = hashlib.blake2b(url.rstrip("/").encode(), digest_size=12).hexdigest()
+    return (cache or CacheConfig()).folder / "staging" / key
+
+
+def publish_folder(folder: Path, url: str, last: str = "manifest.json") -> int:
+    """Upload ``folder`` to ``url`` so that readers never take a partial upload for a dataset: ``url/last`` is
+    deleted first, every other file is uploaded, ``last`` goes up at the end. Returns the number of files sent;
+    after an interruption the same call completes the upload."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not (folder / last).is_file():
+        raise ReasonError("dataset_incomplete", f"{folder} has no {last}: nothing to publish")
+    fs, inner = open_filesystem(url)
+    inner = inner.rstrip("/")
+    if _retry(lambda: fs.exists(f"{inner}/{last}"), f"{url}/{last}"):
+        _retry(lambda: fs.rm_file(f"{inner}/{last}"), f"{url}/{last}")   # the old version is invisible from now
+    ordered = [p for p in files if p != folder / last] + [folder / last]
+    for path in ordered:
+        target = f"{inner}/{path.relative_to(folder).as_posix()}"
+        _retry(lambda: fs.put_file(str(path), target), target)  # noqa: B023 - called at once
+        log.debug("uploaded %s", target)
+    log.info("published %d files of %s to %s (%s last)", len(ordered), folder, url, last)
+    return len(ordered)
+

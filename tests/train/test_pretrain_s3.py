@@ -1,0 +1,79 @@
+"""Pretraining streamed from object storage (moto's S3 server on 127.0.0.1): killed with SIGKILL and resumed, the run
+ends on the same weights, bit for bit, as the same run from local disk."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+from tagsight.train.checkpoint import latest_checkpoint  # noqa: E402
+from tests.feeds import feed_dataset  # noqa: E402
+from tests.s3server import environ, moto_s3, s3_env, upload  # noqa: E402
+from tests.train.test_pretrain import ENV, TINY, cli, weights  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from common import kill_tree  # noqa: E402
+
+ARGS = ["data.epoch_length=64", "data.batch_size=8", "loop.epochs=4", "loop.checkpoint_every=3", "data.workers=2"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return feed_dataset(tmp_path_factory.mktemp("pretrain_s3"), n_posts=120, n_authors=12, image_size=48, seed=5)
+
+
+def test_a_run_from_s3_killed_and_resumed_ends_on_the_weights_of_the_run_from_disk(tiny, tmp_path, monkeypatch):
+    dataset, vocab = tiny
+    cli(dataset, vocab, tmp_path / "local", *ARGS)
+    with moto_s3() as endpoint, environ(s3_env(endpoint)):
+        upload(dataset, "s3://photos/ds")
+        for key, value in {**s3_env(endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache"),
+                           "TAGSIGHT_CACHE_BLOCK": "8192"}.items():
+            monkeypatch.setitem(ENV, key, value)
+        proc = cli("s3://photos/ds", vocab, tmp_path / "s3", *ARGS, wait=False)
+        deadline = time.time() + 120
+        while latest_checkpoint(tmp_path / "s3") is None and time.time() < deadline:
+            time.sleep(0.05)
+        kill_tree(proc.pid)
+        proc.wait()
+        killed_at = json.loads((latest_checkpoint(tmp_path / "s3") / "state.json").read_text())["step"]
+        assert 0 < killed_at < 32
+        cli("s3://photos/ds", vocab, tmp_path / "s3", *ARGS)
+    a, b = weights(tmp_path / "local"), weights(tmp_path / "s3")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    run = json.loads((tmp_path / "s3" / "run.json").read_text())
+    assert run["dataset"]["path"] == "s3://photos/ds"
+    assert list((tmp_path / "cache" / "blocks").glob("*/*")), "the shards were read through the local cache"
+    assert os.environ.get("AWS_ENDPOINT_URL") != endpoint   # the test left the environment as it found it
+
+
+def torchrun2(dataset, vocab, out, *sets):
+    """``cli(..., torchrun=2)`` on a master port of its own (test_pretrain's may be taken by a concurrent run)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
+           "-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out)]
+    for s in [*TINY, *sets]:
+        cmd += ["--set", s]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_ranks_streaming_from_s3_end_on_the_weights_of_two_ranks_from_disk(tiny, tmp_path, monkeypatch):
+    dataset, vocab = tiny
+    common = ["data.epoch_length=64", "loop.max_steps=2", "loop.checkpoint_every=1", "data.batch_size=8"]
+    torchrun2(dataset, vocab, tmp_path / "local", *common)
+    with moto_s3() as endpoint, environ(s3_env(endpoint)):
+        upload(dataset, "s3://photos/ds")
+        for key, value in {**s3_env(endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache")}.items():
+            monkeypatch.setitem(ENV, key, value)
+        torchrun2("s3://photos/ds", vocab, tmp_path / "s3", *common)
+    assert json.loads((tmp_path / "s3" / "run.json").read_text())["world_size"] == 2
+    a, b = weights(tmp_path / "local"), weights(tmp_path / "s3")
+    assert all(torch.equal(a[k], b[k]) for k in a)
