@@ -229,7 +229,8 @@ class Trainer:
 
     def _log(self, logs: dict[str, torch.Tensor], meter: "_Meter", writer: MetricsWriter) -> dict[str, Any]:
         row = {"step": self.step, "epoch": self.epoch,
-               **{k: float(all_reduce_mean(v, self.env)) for k, v in logs.items()}, **meter.read(self.env)}
+               **{k: float(all_reduce_mean(v.to(self.env.device), self.env)) for k, v in logs.items()},
+               **meter.read(self.env)}   # on the device: NCCL reduces CUDA tensors only (lr and some logs are on the CPU)
         log.info("step %d/%d loss %.4f lr %.4g | %.1f samples/s | data %.0f ms, compute %.0f ms per batch",
                  self.step, self.plan.total_steps, row["loss"], row["lr"], row["samples_per_s"],
                  1000 * row["data_s"], 1000 * row["compute_s"])
