@@ -30,8 +30,8 @@ def sniff_format(path: str | Path) -> str:
             return fmt
     if is_archive(p):
         raise SourceError(f"cannot tell the format of {p}: it is an archive that holds no export tagsight "
-                          f"recognises; pass --format ({', '.join(SOURCES.names())}), or unpack it and ingest "
-                          "the folder (an image folder is read as one post per image)")
+                          "recognises (Instagram, Facebook, X/Twitter, Mastodon, Pixelfed, WebDataset shards); "
+                          "unpack it and ingest the folder inside (an image folder is read as one post per image)")
     raise SourceError(f"cannot tell the format of {p}; pass --format ({', '.join(SOURCES.names())})")
 
 
