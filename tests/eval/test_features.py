@@ -148,3 +148,20 @@ def test_cli_reports_a_bad_backbone(tmp_path, capsys, monkeypatch):
     train = class_folders(tmp_path / "train", 1)
     assert main(["eval", "knn", "nope-not-a-model", "--train", str(train), "--val", str(train)], monkeypatch) == 2
     assert "unknown_backbone" in capsys.readouterr().err
+
+
+def test_features_of_a_folder_record_that_they_hold_no_posts_and_the_audit_agrees(tmp_path):
+    from tagsight.lineage import FEATURE_META_KEY, safetensors_metadata
+    from tagsight.privacy.audit import audit
+    from tagsight.privacy.forget import Forgotten
+    from tagsight.privacy.tombstones import Tombstones
+
+    images = open_labelled(class_folders(tmp_path / "train"))
+    features.extract_features(load_backbone("test_resnet", 32), images, batch_size=5, cache_dir=tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").glob("*.safetensors")
+    record = json.loads(safetensors_metadata(cached)[FEATURE_META_KEY])
+    assert record["post_keys"] == [] and record["parents"][0]["kind"] == "folder"
+    assert audit(tmp_path / "cache", Forgotten(Tombstones(), frozenset({"posts/p1"}))).clean
+    from tagsight.eval.datasets import SubsetImages
+
+    assert SubsetImages(images, [0, 2]).lineage()["post_keys"] == []

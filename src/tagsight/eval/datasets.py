@@ -81,7 +81,8 @@ class SubsetImages(LabelledImages):
         base = self.base.lineage()
         if base is None:
             return None
-        return {**base, "post_keys": [base["post_keys"][int(i)] for i in self.keep]}
+        keys = base["post_keys"]
+        return {**base, "post_keys": [keys[int(i)] for i in self.keep] if keys else []}
 
 
 class FolderImages(LabelledImages):
@@ -110,6 +111,11 @@ class FolderImages(LabelledImages):
 
     def name(self, i: int) -> str:
         return str(self.items[i][0].relative_to(self.root))
+
+    def lineage(self) -> dict:
+        """A folder of images holds no posts: its cached features say so, and forget and its audit can tell."""
+        return {"parents": [{"kind": "folder", "path": str(self.root.resolve()), "version": self.identity}],
+                "post_keys": []}
 
 
 class ShardImages(LabelledImages):

@@ -73,8 +73,11 @@ class AuditReport:
         if ledger:
             lines.append("ledger (the record of the forgetting, kept on purpose): "
                          + ", ".join(f"{n} {k}" for k, n in ledger.items()))
+        unknown = sum(t.kind == "unrecorded" for t in self.traces)
+        found = len(self.traces) - unknown
         lines.append("clean: no trace of a forgotten post" if self.clean else
-                     f"{len(self.traces)} file(s) still hold a trace of a forgotten post")
+                     f"{found} file(s) still hold a trace of a forgotten post; {unknown} cannot be checked "
+                     "(they do not record what they hold)")
         return "\n".join(lines)
 
 
