@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from tagsight.collectives import rank_world
 from tagsight.data.index import SampleIndex
 from tagsight.tags.sampling import SAMPLING_MODES, effective_distribution
 from tagsight.tags.vocab import Vocabulary
@@ -62,13 +63,6 @@ class StreamConfig:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.split not in SPLITS:
             raise ValueError(f"split {self.split!r} is not one of {SPLITS}")
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) from torch.distributed when initialised, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def draw_order(candidates: np.ndarray, weights: np.ndarray, epoch_length: int, seed: int, epoch: int) -> np.ndarray:
@@ -149,7 +143,7 @@ class HashtagStream(ResumableStream):
                  rank: int | None = None, world_size: int | None = None) -> None:
         super().__init__()
         self.index, self.vocab, self.transform, self.cfg = index, vocab, transform, cfg
-        default_rank, default_world = dist_rank_world()
+        default_rank, default_world = rank_world()
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:

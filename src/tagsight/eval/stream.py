@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tagsight.data.pipeline import (ResumableStream, Transform, augmentation_seed, dist_rank_world, rank_positions,
+from tagsight.collectives import rank_world
+from tagsight.data.pipeline import (ResumableStream, Transform, augmentation_seed, rank_positions,
                                     split_batches)
 from tagsight.eval.datasets import LabelledImages
 
@@ -51,7 +52,7 @@ class LabelledStream(ResumableStream):
         if not len(images):
             raise ValueError("the labelled image set is empty")
         self.images, self.transform, self.cfg = images, transform, cfg
-        default_rank, default_world = dist_rank_world()
+        default_rank, default_world = rank_world()
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:

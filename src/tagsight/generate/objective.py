@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tagsight.data.pipeline import augmentation_seed, dist_rank_world
+from tagsight.collectives import rank_world
+from tagsight.data.pipeline import augmentation_seed
 from tagsight.generate.conditioning import NULL, PAD
 from tagsight.generate.config import DiffusionConfig
 from tagsight.generate.model import TokenEncoder, WeightEMA, build_unet
@@ -135,7 +136,7 @@ class DiffusionObjective(Objective):
         return F.mse_loss(pred, target.float(), reduction="none").flatten(1).mean(dim=1)
 
     def _generator(self, device: torch.device) -> torch.Generator:
-        rank, _ = dist_rank_world()
+        rank, _ = rank_world()
         return torch.Generator(device=device).manual_seed(augmentation_seed(self.seed, int(self.batches_seen), rank))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -51,9 +51,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tagsight.collectives import all_reduce
 from tagsight.models.backbone import Backbone
 from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
-from tagsight.objectives.swav import _all_reduce, feature_spread
+from tagsight.objectives.swav import feature_spread
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,8 @@ class DinoObjective(Objective):
 
     @torch.no_grad()
     def _update_center(self, logits: torch.Tensor) -> None:
-        total = _all_reduce(logits.sum(dim=0, keepdim=True))
-        count = _all_reduce(torch.tensor(float(logits.shape[0]), device=logits.device))
+        total = all_reduce(logits.sum(dim=0, keepdim=True))
+        count = all_reduce(torch.tensor(float(logits.shape[0]), device=logits.device))
         m = self.cfg.center_momentum
         self.center.mul_(m).add_(total / count, alpha=1 - m)
 

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from tagsight.collectives import all_gather, all_reduce, rank_world
 from tagsight.models.backbone import Backbone
 from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
 
@@ -73,36 +73,10 @@ class SwavConfig:
             raise ValueError("objective.swav.collapse_entropy and collapse_std must be in [0, 1)")
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def _all_reduce(value: torch.Tensor, op: str = "sum") -> torch.Tensor:
-    """Sum (or max) over ranks when torch.distributed is initialised; the value itself otherwise."""
-    if not _distributed():
-        return value
-    out = value.detach().clone().contiguous()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return out
-
-
-def _all_gather(value: torch.Tensor) -> torch.Tensor:
-    """Concatenation over ranks in rank order (equal shapes); the value itself for one process."""
-    if not _distributed():
-        return value
-    parts = [torch.empty_like(value) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, value.contiguous())
-    return torch.cat(parts)
-
-
 def _interleave(gathered: torch.Tensor, per_rank: int) -> torch.Tensor:
     """Rank-major rows ``[W * b, D]`` into global-position order (rank r's row j is position j * W + r)."""
     world = gathered.shape[0] // per_rank
     return gathered.view(world, per_rank, -1).transpose(0, 1).reshape(world * per_rank, -1)
-
-
-def _rank_world() -> tuple[int, int]:
-    return (dist.get_rank(), dist.get_world_size()) if _distributed() else (0, 1)
 
 
 @torch.no_grad()
@@ -112,12 +86,12 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -
     Over several ranks the B columns are the union of every rank's rows (sums all-reduced).
     """
     scores = scores.float()
-    q = torch.exp((scores - _all_reduce(scores.max(), "max")) / epsilon).t()   # [K, B]
+    q = torch.exp((scores - all_reduce(scores.max(), "max")) / epsilon).t()   # [K, B]
     k = q.shape[0]
-    b = _all_reduce(torch.tensor(float(q.shape[1]), device=q.device))
-    q /= _all_reduce(q.sum())
+    b = all_reduce(torch.tensor(float(q.shape[1]), device=q.device))
+    q /= all_reduce(q.sum())
     for _ in range(iterations):
-        q /= _all_reduce(q.sum(dim=1, keepdim=True)).clamp_min(1e-30)
+        q /= all_reduce(q.sum(dim=1, keepdim=True)).clamp_min(1e-30)
         q /= k
         q /= q.sum(dim=0, keepdim=True).clamp_min(1e-30)
         q /= b
@@ -221,7 +195,7 @@ class SwavObjective(Objective):
     @torch.no_grad()
     def _codes(self, scores, z_global, w: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
         use_queue = self.cfg.queue_length > 0 and int(self.queue_filled) >= self.cfg.queue_length
-        rank, world = _rank_world()
+        rank, world = rank_world()
         codes = []
         for i in range(self.n_global):
             s = scores[i].detach().float()
@@ -235,7 +209,7 @@ class SwavObjective(Objective):
         if self.cfg.queue_length == 0:
             return
         for i in range(self.n_global):
-            new = _interleave(_all_gather(z_global[i]), z_global[i].shape[0])
+            new = _interleave(all_gather(z_global[i]), z_global[i].shape[0])
             self.queue[i] = torch.cat([new, self.queue[i]])[: self.cfg.queue_length]
         self.queue_filled.copy_(torch.clamp(self.queue_filled + new.shape[0], max=self.cfg.queue_length))
 
