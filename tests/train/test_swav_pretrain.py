@@ -5,16 +5,14 @@ end of the prototype freeze."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import torch
-from safetensors.torch import load_file
 
 from tagsight.train.checkpoint import latest_checkpoint
 
-from tests.train.test_pretrain import ENV, tiny  # noqa: F401  (module fixture: 120 synthetic posts + vocabulary)
+from tests.train.runs import objective_cli, rows, weights
+from tests.train.test_pretrain import tiny  # noqa: F401  (module fixture: 120 synthetic posts + vocabulary)
 
 # A LayerNorm ConvNeXt (no BatchNorm, so 2 ranks can equal 1) at 40 px globals and 32 px locals.
 SWAV = ["model.name=test_convnext", "model.img_size=40", "data.workers=0", "loop.log_every=1",
@@ -23,28 +21,7 @@ SWAV = ["model.name=test_convnext", "model.img_size=40", "data.workers=0", "loop
         "optim.weight_decay=0.000001"]
 
 
-def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
-    base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out),
-            "--objective", "swav"]
-    cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun),
-                              "--master_port", "29541"] if torchrun else []), *base]
-    for s in [*SWAV, *sets]:
-        cmd += ["--set", s]
-    if not wait:
-        return subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout), done.stderr
-
-
-def weights(run, step=None):
-    folder = latest_checkpoint(run) if step is None else run / "checkpoints" / f"step-{step:08d}"
-    return load_file(str(folder / "model.safetensors"))
-
-
-def rows(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+cli = objective_cli("swav", SWAV, 29541)
 
 
 def test_swav_run_folder_loss_falls_and_eval_reports_collapse(tiny, tmp_path):  # noqa: F811
