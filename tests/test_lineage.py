@@ -185,3 +185,10 @@ def test_lineage_accepts_a_bundle(tmp_path, mixed_source, capsys):
     assert (bundle / "forget_notice.json").is_file()
     (bundle / "bundle.json").write_text(json.dumps({"backbone": "timm:resnet18"}))
     assert read_artifact(bundle).parents == (Ref("source", "timm:resnet18", "backbone"),)
+
+
+def test_a_record_that_is_not_a_json_object_is_unreadable(tmp_path):
+    (tmp_path / "lineage.json").write_text("[]")
+    with pytest.raises(ReasonError) as err:
+        read_artifact(tmp_path)
+    assert err.value.reason == "lineage_unreadable" and "not a JSON object" in str(err.value)

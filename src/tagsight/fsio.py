@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class ReasonError(ValueError):
@@ -32,7 +36,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_parquet_rows(path: str | Path) -> list[dict]:
+def read_parquet_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a Parquet table as dicts (empty when the file does not exist)."""
     import pyarrow.parquet as pq
 
@@ -40,7 +44,7 @@ def read_parquet_rows(path: str | Path) -> list[dict]:
     return pq.read_table(path).to_pylist() if path.is_file() else []
 
 
-def append_parquet_rows(path: str | Path, rows: list[dict], schema) -> int:
+def append_parquet_rows(path: str | Path, rows: list[dict[str, Any]], schema: pa.Schema) -> int:
     """Append ``rows`` to a small append-only Parquet table by an atomic rewrite; returns how many were added."""
     import io
 

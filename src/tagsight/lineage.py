@@ -107,9 +107,12 @@ def read_artifact(path: str | Path) -> Artifact:
 
 def _load_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ReasonError("lineage_unreadable", f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(record, dict):
+        raise ReasonError("lineage_unreadable", f"{path} is not a JSON object")
+    return record
 
 
 def _dataset(folder: Path, m: dict[str, Any]) -> Artifact:
@@ -162,7 +165,7 @@ def _generic(folder: Path, g: dict[str, Any]) -> Artifact:
     keys = None
     if g.get("contents"):
         table = pq.read_table(folder / g["contents"], columns=["post_key"])
-        keys = frozenset(table.column("post_key").to_pylist())
+        keys = frozenset(str(k) for k in table.column("post_key").to_pylist() if k is not None)
     return Artifact(str(g["kind"]), folder, str(g["version"]), parents, post_keys=keys,
                     extra={k: v for k, v in g.items() if k not in ("kind", "version", "parents", "format")})
 
@@ -287,9 +290,10 @@ def chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> list[tuple[int,
         for ref in a.parents:
             found = resolve(ref, known)
             out.append((depth, ref, found))
-            key = (str(found.path), ref.version or "") if found else None
-            current = found is not None and ref.version in (None, found.version)
-            if current and key not in seen and found.path != a.path:  # an earlier version: its parents are not on disk
+            if found is None or ref.version not in (None, found.version):
+                continue   # an earlier version: its parents are not on disk
+            key = (str(found.path), ref.version or "")
+            if key not in seen and found.path != a.path:
                 visit(found, depth + 1, seen | {key})
 
     visit(artifact, 1, frozenset({(str(artifact.path), artifact.version)}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise KeyError(self._unknown(name)) from None
 
-    def create(self, name: str, *args, **kwargs) -> T:
+    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:

@@ -23,6 +23,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def open_filesystem(url: str) -> tuple[Any, str]:
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options(url))
+        fs, inner = fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options(url))
+        return fs, str(inner)
     except ImportError as exc:
         raise ReasonError("storage_unsupported", f"{url}: {exc} (install tagsight[s3] for s3:// URLs)") from None
 
@@ -84,7 +86,8 @@ def read_bytes(path: str | Path) -> bytes:
     if not is_url(path):
         return Path(path).read_bytes()
     fs, inner = open_filesystem(str(path))
-    return _retry(lambda: fs.cat_file(inner), str(path))
+    data: bytes = _retry(lambda: fs.cat_file(inner), str(path))
+    return data
 
 
 def exists(path: str | Path) -> bool:
@@ -139,7 +142,7 @@ def _attempts() -> int:
     return attempts
 
 
-def _retry(fetch: Any, what: str, stats: ReadStats | None = None, expect: int | None = None) -> Any:
+def _retry(fetch: Callable[[], Any], what: str, stats: ReadStats | None = None, expect: int | None = None) -> Any:
     """``fetch()`` retried with backoff on errors of the connection or a short read; a missing or forbidden file and a
     misconfigured client are not retried. ``TAGSIGHT_STORAGE_ATTEMPTS`` (default 5) attempts in all."""
     attempts = _attempts()
@@ -216,7 +219,7 @@ class RemoteFiles:
 
     def _fetch(self, name: str, start: int, end: int) -> bytes:
         fs, inner = self._filesystem()
-        data = _retry(lambda: fs.cat_file(f"{inner}/{name}", start=start, end=end), self.url(name),
+        data: bytes = _retry(lambda: fs.cat_file(f"{inner}/{name}", start=start, end=end), self.url(name),
                       stats=self.stats, expect=end - start)
         self.stats.requests += 1
         self.stats.fetched_bytes += len(data)

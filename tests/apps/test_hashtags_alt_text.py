@@ -163,3 +163,10 @@ def test_bundle_serves_hashtags_and_alt_text_from_one_forward(tiny_bundle, parts
     with pytest.raises(ReasonError, match="unavailable"):
         bundle.app("similar")
     assert bundle.describe()["apps"]["hashtags"]["labels"] == len(cal["concepts"])
+
+
+def test_a_face_counter_given_as_any_other_text_than_default_is_refused(parts):
+    embedder, _ = parts
+    with pytest.raises(ValueError, match="face_counter"):
+        AltTextApp(embedder, fixed_head(embedder.num_features, [1.0]), PlattScaling(loss="bce"), [],
+                   face_counter="mtcnn")

@@ -28,10 +28,9 @@ from PIL import Image
 from tagsight.apps.base import APPS
 from tagsight.apps.calibrators import Calibrator, calibrator_from_dict, concept_name, load_calibration
 from tagsight.apps.embedder import Embedder, FeatureApp, as_bool, check_features
-from tagsight.apps.hashtags import check_calibration, hashtag_head_logits
+from tagsight.apps.hashtags import LabelHead, check_calibration, hashtag_head_logits
 from tagsight.apps.openset import OpenSetGuard, guard_from_dict
 from tagsight.fsio import ReasonError
-from tagsight.models.heads import LinearHead
 
 NOTHING = "No photo description available."
 PREFIX = "Image may contain: "
@@ -62,7 +61,7 @@ class AltTextApp(FeatureApp):
     name = "alt-text"
     options = {"max_concepts": int, "count_people": as_bool}
 
-    def __init__(self, embedder: Embedder, head: LinearHead, calibrator: Calibrator, concepts: Sequence[dict],
+    def __init__(self, embedder: Embedder, head: LabelHead, calibrator: Calibrator, concepts: Sequence[dict[str, Any]],
                  max_concepts: int = 5, face_counter: PeopleCounter | None | str = "default",
                  guard: OpenSetGuard | None = None) -> None:
         super().__init__(embedder)
@@ -73,10 +72,12 @@ class AltTextApp(FeatureApp):
         self.labels = [c.get("name") or concept_name(c["label"]) for c in concepts]
         self.thresholds = np.asarray([c["threshold"] for c in allowed], dtype=np.float64)
         self.max_concepts = _check_max(max_concepts)
-        self.face_counter = default_face_counter() if face_counter == "default" else face_counter
+        if isinstance(face_counter, str) and face_counter != "default":
+            raise ValueError(f"face_counter must be a people counter, None or 'default', got {face_counter!r}")
+        self.face_counter = default_face_counter() if isinstance(face_counter, str) else face_counter
 
     @classmethod
-    def load(cls, bundle_dir: Path, embedder: Embedder, head: LinearHead) -> AltTextApp:
+    def load(cls, bundle_dir: Path, embedder: Embedder, head: LabelHead) -> AltTextApp:
         cal = load_calibration(bundle_dir)
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), cal["concepts"],
@@ -89,17 +90,23 @@ class AltTextApp(FeatureApp):
                          **options: Any) -> list[dict[str, Any]]:
         opts = self.check_options(options)
         limit = _check_max(opts.get("max_concepts", self.max_concepts))
-        count = opts.get("count_people", True) and self.face_counter is not None
+        count = bool(opts.get("count_people", True)) and self.face_counter is not None
         if count and images is None:
             raise ReasonError("images_needed", "alt-text counts people on the images: pass them with the features")
         x = check_features(features, images, self.embedder.num_features)
+        people = self._people(images, len(x), count)
         logits = hashtag_head_logits(self.head, x)
         probs = self.calibrator.probabilities(logits)
         scores = self.guard.scores(logits, x) if self.guard else None
-        familiar = scores >= self.guard.threshold if self.guard else np.ones(len(x), dtype=bool)
-        return [self._answer(row, bool(familiar[i]), None if scores is None else float(scores[i]),
-                             self.face_counter(images[i]) if count else None, limit)
+        familiar = scores >= self.guard.threshold if self.guard and scores is not None else np.ones(len(x), dtype=bool)
+        return [self._answer(row, bool(familiar[i]), None if scores is None else float(scores[i]), people[i], limit)
                 for i, row in enumerate(probs)]
+
+    def _people(self, images: Sequence[Image.Image] | None, n: int, count: bool) -> list[int | None]:
+        """People per image when asked and a counter is installed, else None per image."""
+        if not count or self.face_counter is None or images is None:
+            return [None] * n
+        return [self.face_counter(image) for image in images]
 
     def _answer(self, probs: np.ndarray, familiar: bool, score: float | None, people: int | None,
                 limit: int) -> dict[str, Any]:
@@ -125,7 +132,7 @@ class AltTextApp(FeatureApp):
         if not len(self.indices):
             reason, detail = "no_precise_concepts", ("calibration found no concept precise enough to say "
                                                      f"(0 of {len(self.labels)} labels reached the target)")
-        elif not familiar:
+        elif not familiar and self.guard is not None:
             reason, detail = "unfamiliar", (f"the photo does not look like what the model knows (open-set "
                                             f"{self.guard.score} {score:.3f} < {self.guard.threshold:.3f})")
         else:

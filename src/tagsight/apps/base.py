@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from PIL import Image
 
@@ -21,7 +21,8 @@ from tagsight.registry import Registry
 class App(abc.ABC):
     """One use of a trained backbone; ``name`` is its registry and endpoint name (e.g. ``"alt-text"``)."""
 
-    name: ClassVar[str]
+    name: str
+    """Set by each app class; an app loaded under another name (a head app) sets it per instance."""
 
     @abc.abstractmethod
     def predict(self, images: Sequence[Image.Image], **options: Any) -> list[dict[str, Any]]:

@@ -121,7 +121,7 @@ class HeldOut:
     logits: np.ndarray
     targets: np.ndarray
     check: np.ndarray            # bool per row: in the check half
-    counts: dict[str, int]
+    counts: dict[str, int | str]   # photo counts, and what the concepts were measured on
     post_keys: list[str]
     labelled: np.ndarray         # bool per row: has a vocabulary label (rows without one are kept for verified labels)
     features: np.ndarray | None = None   # backbone features per row (the open-set guard's knn bank)
@@ -189,7 +189,7 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
     counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
     features, logits = heldout_logits(run, embedder, index, rows)
-    return HeldOut(logits, targets, check, counts, keys, labelled, features), index
+    return HeldOut(logits, targets, check, dict(counts), keys, labelled, features), index
 
 
 def _posts_in_training_pool(run: Run, dataset: Path, index: SampleIndex) -> dict[str, Any]:
@@ -208,7 +208,7 @@ def _posts_in_training_pool(run: Run, dataset: Path, index: SampleIndex) -> dict
 def display_spellings(index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
                       authors: dict[str, str]) -> list[str]:
     """Per label, the hashtag spelling people wrote most often (over posts not tombstoned), with '#'."""
-    counts: list[Counter] = [Counter() for _ in vocab.labels]
+    counts: list[Counter[str]] = [Counter() for _ in vocab.labels]
     for key, tags in zip(index.post_keys, index.hashtags):
         if tombstones.forgets(key, authors.get(key), tags):
             continue
@@ -216,7 +216,7 @@ def display_spellings(index: SampleIndex, vocab: Vocabulary, tombstones: Tombsto
             label = vocab.lookup.get(normalize_hashtag(tag))
             if label is not None:
                 counts[label][tag.lstrip("#")] += 1
-    return ["#" + (c.most_common(1)[0][0] if c else max(lab.members, key=lab.members.get, default=lab.label))
+    return ["#" + (c.most_common(1)[0][0] if c else max(lab.members, key=lambda tag: lab.members[tag], default=lab.label))
             for c, lab in zip(counts, vocab.labels)]
 
 
@@ -435,14 +435,14 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     tombstones, authors = load_tombstones(run.dataset_dir), post_authors(run.dataset_dir)
     if cfg.heldout_dataset:  # the spellings people use come from the run's own posts
         index = SampleIndex.build(run.dataset_dir)
-    result = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
+    result: dict[str, Any] = {"format": FORMAT, "tagsight_version": __version__, "run": str(run.run_dir.resolve()),
               "backbone_fingerprint": embedder.fingerprint, "vocab_version": vocab.version,
               "config": asdict(cfg), "heldout": held.counts, "calibrator": calibrator.to_dict(),
               "metrics": {"fit": calibrator.evaluate(held.logits[fit_l], held.targets[fit_l]),
                           "check": calibrator.evaluate(held.logits[check_l], held.targets[check_l])},
               "display": display_spellings(index, vocab, tombstones, authors),
               "summary": summarise(concepts, cfg.target_precision), "concepts": concepts}
-    if open_set is not None:
+    if open_set is not None and guard is not None:
         result["open_set"] = open_set
         guard.save_bank(bundle_dir)
     atomic_write_text(bundle_dir / CALIBRATION_FILE, json.dumps(result, indent=1) + "\n")

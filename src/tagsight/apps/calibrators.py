@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,12 +27,14 @@ ECE_BINS = 15
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return out
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -61,10 +64,11 @@ def presence(targets: np.ndarray) -> np.ndarray:
 
 def _target_distribution(targets: np.ndarray) -> np.ndarray:
     t = presence(targets).astype(np.float64)
-    return t / np.maximum(t.sum(axis=1, keepdims=True), 1.0)
+    out: np.ndarray = t / np.maximum(t.sum(axis=1, keepdims=True), 1.0)
+    return out
 
 
-def _minimise(params: torch.Tensor, loss_fn, steps: int = 100) -> None:
+def _minimise(params: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], steps: int = 100) -> None:
     opt = torch.optim.LBFGS([params], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -191,6 +195,8 @@ def load_calibration(bundle_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReasonError("not_calibrated", f"{path} is missing: run 'tagsight apps calibrate RUN_DIR'")
     data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ReasonError("bad_calibration", f"{path}: not a JSON object")
     if data.get("format") != FORMAT:
         raise ReasonError("bad_calibration", f"{path}: unsupported format {data.get('format')!r}")
     return data

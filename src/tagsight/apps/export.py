@@ -45,10 +45,11 @@ from torch import nn
 
 from tagsight import __version__
 from tagsight.apps.bundle import Bundle, load_bundle
-from tagsight.apps.calibration import CALIBRATION_FILE, load_calibration
+from tagsight.apps.calibrators import CALIBRATION_FILE, load_calibration
 from tagsight.apps.openset import BANK_FILE
 from tagsight.apps.export_format import EXPORT_FORMAT, HASHTAG_HEAD_FILE, WEIGHTS_FILE
-from tagsight.apps.heads import HeadApp, _json_safe
+from tagsight.apps.hashtags import HashtagsApp
+from tagsight.apps.head_apps import HeadApp, _json_safe
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.lineage import Ref, bundle_version, read_artifact, write_lineage
 from tagsight.models.backbone import Backbone
@@ -109,8 +110,8 @@ def _hashtag_config(bundle: Bundle) -> dict[str, Any] | None:
         return None
     if bundle.run is not None:
         entry: dict[str, Any] = {"kind": "hashtags", "labels": [lab.label for lab in bundle.run.vocab().labels]}
-    elif "hashtags" in bundle.apps:   # an export exported again: the labels are in its calibration
-        entry = {"kind": "hashtags", "labels": list(bundle.apps["hashtags"].labels)}
+    elif isinstance(app := bundle.apps.get("hashtags"), HashtagsApp):   # an export exported again: its calibration's
+        entry = {"kind": "hashtags", "labels": list(app.labels)}                  # labels
     else:
         return None
     if "hashtags" in bundle.apps:
@@ -218,11 +219,13 @@ def export_card(bundle: Bundle, config: dict[str, Any]) -> str:
     """README.md of an export: Hugging Face model-card front matter, then the run's model card (or a summary)."""
     t = config["tagsight"]
     classifies = any(h["kind"] in ("hashtags", "categorize", "moderate") for h in t["heads"].values())
+    tags = ["timm", "tagsight", "image-feature-extraction", *sorted({h["kind"] for h in t["heads"].values()})]
+    if bundle.run is not None:
+        tags.append(f"dataset-version-{bundle.run.lineage['dataset']['manifest_version']}")
     front = {"license": "other", "license_name": "see-data-card",
              "library_name": "timm", "pipeline_tag": "image-classification" if classifies else "image-feature-extraction",
-             "tags": ["timm", "tagsight", "image-feature-extraction", *sorted({h["kind"] for h in t["heads"].values()})]}
+             "tags": tags}
     if bundle.run is not None:
-        front["tags"].append(f"dataset-version-{bundle.run.lineage['dataset']['manifest_version']}")
         body = model_card(bundle.run.run_dir).markdown()
     else:
         body = f"# Model card: {Path(bundle.root).name}\n\nBackbone `{config['architecture']}` ({bundle.backbone_spec}).\n"
@@ -247,7 +250,9 @@ def write_onnx(model: ExportModel, path: Path, size: int, opset: int = 17, toler
     axes = {n: {0: "batch"} for n in ["image", *names]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (example,), buf, dynamo=False, input_names=["image"], output_names=names,
+        # the TorchScript exporter writes to a file object too; torch annotates the target as a path only
+        torch.onnx.export(model, (example,), buf, dynamo=False,  # type: ignore[arg-type]
+                          input_names=["image"], output_names=names,
                           dynamic_axes=axes, opset_version=opset)
     atomic_write_bytes(path, buf.getvalue())
     diffs = compare_onnx(model, path, torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1)))

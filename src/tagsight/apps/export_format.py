@@ -32,7 +32,7 @@ HASHTAG_HEAD_FILE = "heads/hashtags.safetensors"
 
 def _record(root: Path) -> dict[str, Any]:
     record = json.loads((root / "bundle.json").read_text())
-    if record.get("format") != EXPORT_FORMAT:
+    if not isinstance(record, dict) or record.get("format") != EXPORT_FORMAT:
         raise ReasonError("not_an_export", f"{root}/bundle.json is not a tagsight export")
     return record
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,15 +24,26 @@ from tagsight.apps.calibrators import Calibrator, calibrator_from_dict, concept_
 from tagsight.apps.embedder import Embedder, FeatureApp, check_features
 from tagsight.apps.openset import OpenSetGuard, guard_from_dict
 from tagsight.fsio import ReasonError
-from tagsight.models.heads import LinearHead
 
 
-def hashtag_head_logits(head: LinearHead, features: np.ndarray) -> np.ndarray:
+class LabelHead(Protocol):
+    """What the hashtag and alt-text apps need of a head: features ``[N, D]`` -> one output per label
+    (a run's ``LinearHead``, the starter bundle's ``StarterHead``)."""
+
+    out_features: int
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def eval(self) -> LabelHead: ...
+
+
+def hashtag_head_logits(head: LabelHead, features: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return head(torch.from_numpy(features)).double().numpy()
+        logits: np.ndarray = head(torch.from_numpy(features)).double().numpy()
+    return logits
 
 
-def check_calibration(calibration: dict[str, Any], embedder: Embedder, head: LinearHead, where: str) -> None:
+def check_calibration(calibration: dict[str, Any], embedder: Embedder, head: LabelHead, where: str) -> None:
     """Refuse a calibration fitted for another backbone or head size."""
     if calibration["backbone_fingerprint"] != embedder.fingerprint:
         raise ReasonError("calibration_mismatch", f"{where}: calibration.json was fitted on another backbone; "
@@ -49,7 +60,7 @@ class HashtagsApp(FeatureApp):
     name = "hashtags"
     options = {"k": int, "threshold": float}
 
-    def __init__(self, embedder: Embedder, head: LinearHead, calibrator: Calibrator, labels: Sequence[str],
+    def __init__(self, embedder: Embedder, head: LabelHead, calibrator: Calibrator, labels: Sequence[str],
                  display: Sequence[str], k: int = 5, threshold: float = 0.3,
                  guard: OpenSetGuard | None = None) -> None:
         super().__init__(embedder)
@@ -60,7 +71,7 @@ class HashtagsApp(FeatureApp):
         self.k, self.threshold = _check_k(k), _check_threshold(threshold)
 
     @classmethod
-    def load(cls, bundle_dir: Path, embedder: Embedder, head: LinearHead) -> HashtagsApp:
+    def load(cls, bundle_dir: Path, embedder: Embedder, head: LabelHead) -> HashtagsApp:
         cal = load_calibration(bundle_dir)
         check_calibration(cal, embedder, head, str(bundle_dir))
         return cls(embedder, head, calibrator_from_dict(cal["calibrator"]), [c["label"] for c in cal["concepts"]],

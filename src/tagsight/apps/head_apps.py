@@ -36,9 +36,9 @@ HEAD_JSON, HEAD_WEIGHTS = "head.json", "head.safetensors"
 FORMAT = 1
 
 
-def moderation_decision(probs: np.ndarray, classes: Sequence[str], thresholds: dict[str, dict[str, Any]]) -> dict:
+def moderation_decision(probs: np.ndarray, classes: Sequence[str], thresholds: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``allow`` / ``review`` / ``block`` for one image's category probabilities, with the categories that fired."""
-    fired = []
+    fired: list[dict[str, Any]] = []
     for c, name in enumerate(classes):
         t = thresholds.get(name)
         if t is None:

@@ -160,7 +160,7 @@ def moderation_thresholds(probs: np.ndarray, labels: np.ndarray, classes: Sequen
 # -- training ------------------------------------------------------------------------------------
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, num_classes: int, cfg: HeadConfig) -> tuple[TrainedHead, np.ndarray, dict]:
+def fit_head(x: np.ndarray, y: np.ndarray, num_classes: int, cfg: HeadConfig) -> tuple[TrainedHead, np.ndarray, dict[str, Any]]:
     """Head trained on the fit part; ``(head, validation indices, sweep result)``."""
     fit, val = holdout_split(y, cfg.val_fraction, cfg.seed)
     if not len(val) or len(np.unique(y[fit])) < num_classes:

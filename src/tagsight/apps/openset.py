@@ -35,12 +35,14 @@ from tagsight.fsio import ReasonError
 
 
 def _max_logit(z: np.ndarray) -> np.ndarray:
-    return z.max(axis=1)
+    out: np.ndarray = z.max(axis=1)
+    return out
 
 
 def _energy(z: np.ndarray) -> np.ndarray:
     top = z.max(axis=1, keepdims=True)
-    return (top + np.log(np.exp(z - top).sum(axis=1, keepdims=True)))[:, 0]
+    out: np.ndarray = (top + np.log(np.exp(z - top).sum(axis=1, keepdims=True)))[:, 0]
+    return out
 
 
 SCORES: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"max_logit": _max_logit, "energy": _energy,
@@ -52,7 +54,8 @@ KNN_K = 5
 
 def _normalise(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float32)
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    out: np.ndarray = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def knn_scores(features: np.ndarray, bank: np.ndarray, k: int = KNN_K, self_column: np.ndarray | None = None,
@@ -75,12 +78,13 @@ def knn_scores(features: np.ndarray, bank: np.ndarray, k: int = KNN_K, self_colu
 
 def open_set_scores(logits: np.ndarray, score: str = "max_logit") -> np.ndarray:
     """Per photo, how much it looks like the vocabulary (higher = more familiar), from the head's outputs."""
-    if score not in SCORES or SCORES[score] is None:
+    fn = SCORES.get(score)
+    if fn is None:
         raise ValueError(f"unknown logit open-set score {score!r} (known: max_logit, energy)")
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2 or not z.shape[1]:
         raise ValueError(f"logits must be [N, L] with L >= 1, got shape {z.shape}")
-    return SCORES[score](z)
+    return fn(z)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,13 @@ class OpenSetGuard:
             return open_set_scores(logits, self.score)
         if features is None:
             raise ValueError("the knn open-set score needs the photos' features")
-        return knn_scores(features, self.bank, self.k, self_column)
+        return knn_scores(features, self.knn_bank(), self.k, self_column)
+
+    def knn_bank(self) -> np.ndarray:
+        """The in-vocabulary feature bank of the knn score (ValueError for a guard without one)."""
+        if self.bank is None:
+            raise ValueError(f"the {self.score} open-set guard has no feature bank")
+        return self.bank
 
     def familiar(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Bool per photo: it passes the guard."""
@@ -119,7 +129,7 @@ class OpenSetGuard:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"score": self.score, "threshold": self.threshold, "max_unseen_rate": self.max_unseen_rate}
         if self.score == "knn":
-            d.update(k=self.k, bank=BANK_FILE, bank_size=int(len(self.bank)))
+            d.update(k=self.k, bank=BANK_FILE, bank_size=int(len(self.knn_bank())))
         return d
 
     def save_bank(self, bundle_dir: str | Path) -> Path | None:
@@ -131,7 +141,7 @@ class OpenSetGuard:
         import io
 
         buf = io.BytesIO()
-        np.save(buf, self.bank.astype(np.float16))
+        np.save(buf, self.knn_bank().astype(np.float16))
         path = Path(bundle_dir) / BANK_FILE
         atomic_write_bytes(path, buf.getvalue())
         return path
@@ -178,7 +188,7 @@ def fit_guard(unseen_scores: np.ndarray, max_unseen_rate: float, score: str = "m
     return OpenSetGuard(score, threshold, max_unseen_rate)
 
 
-def pass_rate(familiar: np.ndarray) -> dict[str, float | int]:
-    """``{"photos", "passing", "rate"}`` of a bool array."""
+def pass_rate(familiar: np.ndarray) -> dict[str, float | int | None]:
+    """``{"photos", "passing", "rate"}`` of a bool array (rate None for no photos)."""
     n, k = int(len(familiar)), int(np.sum(familiar))
     return {"photos": n, "passing": k, "rate": round(k / n, 4) if n else None}

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -43,7 +43,7 @@ class Run:
 
     run_dir: Path
     settings: RunSettings
-    lineage: dict
+    lineage: dict[str, Any]
     backbone: Backbone
     head: LinearHead
 
@@ -52,7 +52,8 @@ class Run:
         """The run's full pretraining config (imports the trainer's config classes: fitting code only)."""
         from tagsight.train.config import PretrainConfig
 
-        return PretrainConfig.from_yaml(self.run_dir / "config.yaml")
+        config: PretrainConfig = PretrainConfig.from_yaml(self.run_dir / "config.yaml")
+        return config
 
     @property
     def loss(self) -> str:

@@ -44,7 +44,7 @@ _SCHEMA = pa.schema([("id", pa.int64()), ("post_key", pa.string()), ("author_id"
                      ("hashtags", pa.list_(pa.string())), ("sample_key", pa.string())])
 
 
-def _faiss():
+def _faiss() -> Any:  # the faiss module: it ships no type information
     try:
         import faiss
     except ImportError:
@@ -54,7 +54,8 @@ def _faiss():
 
 def normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "") -> dict:

@@ -59,7 +59,7 @@ STARTER_OPEN_SET_SCORE = "max_logit"
 @lru_cache(maxsize=1)
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1,000 ImageNet-1k WordNet ids in the classifier's output order (timm's ImageNetInfo)."""
-    from timm.data import ImageNetInfo
+    from timm.data.imagenet_info import ImageNetInfo
 
     wnids = tuple(ImageNetInfo("imagenet-1k").label_names())
     if len(wnids) != 1000 or not all(WNID.match(w) for w in wnids):
@@ -110,6 +110,8 @@ def member_matrix(members: list[list[int]], classes: int = 1000) -> torch.Tensor
 class StarterHead(nn.Module):
     """ImageNet logits -> ``log P(label)``, a label's probability being the sum over the classes it subsumes."""
 
+    members: torch.Tensor   # a registered buffer [1000, labels]
+
     def __init__(self, classifier: nn.Linear, members: list[list[int]]) -> None:
         super().__init__()
         if classifier.out_features != 1000:
@@ -127,7 +129,10 @@ def lite0_classifier() -> nn.Linear:
     """The packaged EfficientNet-Lite0's ImageNet classifier (1280 -> 1000)."""
     from tagsight.models.pretrained import efficientnet_lite0_model
 
-    return efficientnet_lite0_model(num_classes=1000).classifier.eval()
+    classifier = efficientnet_lite0_model(num_classes=1000).classifier
+    if not isinstance(classifier, nn.Linear):
+        raise TypeError(f"EfficientNet-Lite0's classifier is a {type(classifier).__name__}, not a Linear layer")
+    return classifier.eval()
 
 
 # -- labelled calibration photos -----------------------------------------------------------------
@@ -179,7 +184,7 @@ def labelled_photos(folder: Path, vocab: Vocabulary) -> tuple[list[str], list[An
 
 def display_names(vocab: Vocabulary) -> list[str]:
     """Per label, the hashtag people wrote most often for it."""
-    return ["#" + (max(label.members, key=label.members.get) if label.members else label.label.split(".")[0])
+    return ["#" + (max(label.members, key=lambda tag: label.members[tag]) if label.members else label.label.split(".")[0])
             for label in vocab.labels]
 
 
@@ -211,8 +216,9 @@ def calibrate_starter(vocab_path: str | Path, bundle_dir: str | Path, labelled: 
     embedder = Embedder(load_backbone(EFFICIENTNET_LITE0), device, cfg.batch_size)
     members = imagenet_members([label.label for label in vocab.labels])
     head = StarterHead(lite0_classifier(), members).eval()
-    logits, features, positives, check, counts = _labelled_logits(Path(labelled), vocab, embedder, head, cfg)
-    unseen = ~positives.any(axis=1)
+    logits, features, positives, check, labelled_counts = _labelled_logits(Path(labelled), vocab, embedder, head, cfg)
+    counts: dict[str, Any] = dict(labelled_counts)
+    unseen = np.asarray(~positives.any(axis=1))
     if cfg.unseen or cfg.rendered_unseen:
         extra = unseen_logits(cfg.unseen, embedder, head, cfg.seed, cfg.check_fraction, cfg.rendered_unseen)
         counts.update(unseen=len(extra.paths), unseen_unreadable=extra.unreadable)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # FastAPI is imported when an app is built, never on import
+    from fastapi import FastAPI
 
 
-def single_page_app(title: str, description: str, package: str, page: str = "page.html") -> Any:
+def single_page_app(title: str, description: str, package: str, page: str = "page.html") -> FastAPI:
     """A FastAPI app whose ``/`` is ``package``'s ``page`` (read once); callers add their ``/api`` routes."""
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from tagsight.fsio import ReasonError
-from tagsight.models.backbone import Backbone, create_backbone
+from tagsight.models.backbone import Backbone, create_backbone, rgb
 from tagsight.models.pretrained import EFFICIENTNET_LITE0, LITE0_ARCH, read_state_dict, run_backbone
 from tagsight.models.runs import RunSettings, backbone_from_weights, checkpoint_weights, load_strict, run_config_path
 
@@ -52,7 +52,7 @@ def load_backbone(spec: str, img_size: int | None = None, *, arch: str | None = 
                                               f"model name, 'file:PATH' nor {EFFICIENTNET_LITE0!r}")
     if mean is not None or std is not None:
         cfg = backbone.data_config
-        backbone.data_config = replace(cfg, mean=tuple(mean or cfg.mean), std=tuple(std or cfg.std))
+        backbone.data_config = replace(cfg, mean=rgb(mean or cfg.mean, "mean"), std=rgb(std or cfg.std, "std"))
     return backbone.eval()
 
 
@@ -92,7 +92,8 @@ def _from_file(path: Path, arch: str | None, img_size: int | None) -> Backbone:
 
 
 def _is_classifier(model: nn.Module, key: str) -> bool:
-    names = model.pretrained_cfg.get("classifier", "fc") if hasattr(model, "pretrained_cfg") else "fc"
+    pretrained_cfg = getattr(model, "pretrained_cfg", None)
+    names = pretrained_cfg.get("classifier", "fc") if isinstance(pretrained_cfg, dict) else "fc"
     names = names if isinstance(names, (list, tuple)) else [names]
     return any(key.startswith(f"{n}.") for n in [*names, "fc", "head", "classifier"])
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from typing import Any
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class LabelledImages:
     def name(self, i: int) -> str:
         raise NotImplementedError
 
-    def lineage(self) -> dict | None:
+    def lineage(self) -> dict[str, Any] | None:
         """What the items were read from, for the feature cache: parents and per-item post keys (None: not posts)."""
         return None
 
@@ -59,7 +60,7 @@ class LabelledImages:
 class SubsetImages(LabelledImages):
     """The items ``keep`` (indices into ``base``, in order) of another labelled set."""
 
-    def __init__(self, base: LabelledImages, keep: Sequence[int]) -> None:
+    def __init__(self, base: LabelledImages, keep: Sequence[int] | np.ndarray) -> None:
         self.base = base
         self.keep = np.asarray(keep, dtype=np.int64)
         if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= len(base)):
@@ -77,7 +78,7 @@ class SubsetImages(LabelledImages):
     def name(self, i: int) -> str:
         return self.base.name(int(self.keep[i]))
 
-    def lineage(self) -> dict | None:
+    def lineage(self) -> dict[str, Any] | None:
         base = self.base.lineage()
         if base is None:
             return None
@@ -112,7 +113,7 @@ class FolderImages(LabelledImages):
     def name(self, i: int) -> str:
         return str(self.items[i][0].relative_to(self.root))
 
-    def lineage(self) -> dict:
+    def lineage(self) -> dict[str, Any]:
         """A folder of images holds no posts: its cached features say so, and forget and its audit can tell."""
         return {"parents": [{"kind": "folder", "path": str(self.root.resolve()), "version": self.identity}],
                 "post_keys": []}
@@ -138,8 +139,8 @@ class ShardImages(LabelledImages):
         forgotten = f"-{self.index.tombstones}" if self.index.tombstones else ""  # new tombstones: new cache key
         self.identity = f"dataset:{self.index.version}{forgotten}:" + _digest(self.classes)
 
-    def lineage(self) -> dict:
-        return {"parents": [{"kind": "dataset", "path": str(self.index.dataset_dir.resolve()), "version": self.index.version}],
+    def lineage(self) -> dict[str, Any]:
+        return {"parents": [{"kind": "dataset", "path": str(Path(self.index.dataset_dir).resolve()), "version": self.index.version}],
                 "tombstones": self.index.tombstones, "post_keys": [self.index.post_keys[int(i)] for i in self.rows]}
 
     def read_bytes(self, i: int) -> bytes:

@@ -36,7 +36,8 @@ from tagsight.progress import Progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RADIUS = IngestConfig().near_duplicate_radius
+_INGEST_RADIUS = IngestConfig().near_duplicate_radius   # ingest's default (None there: near-duplicates not looked for)
+DEFAULT_RADIUS: int = 3 if _INGEST_RADIUS is None else _INGEST_RADIUS
 HASH_FORMAT = "1"
 _CHUNK = 64
 
@@ -62,10 +63,10 @@ class Pool:
         except FileNotFoundError as exc:
             raise ReasonError("missing_pool", f"pretraining pool {dataset_dir}: {exc}") from None
         image_config = ImageConfig(**manifest.get("config", {}).get("image", {}))
-        radius = DEFAULT_RADIUS if radius is None else int(radius)
+        near = DEFAULT_RADIUS if radius is None else int(radius)
         rows = [r for r in table.to_pylist() if r["phash"] is not None]
-        pool = cls(str(dataset_dir), manifest["version"], image_config, radius,
-                   [f"{r['source']}/{r['post_id']}#{r['media_index']}" for r in rows], {}, NearIndex(radius))
+        pool = cls(str(dataset_dir), manifest["version"], image_config, near,
+                   [f"{r['source']}/{r['post_id']}#{r['media_index']}" for r in rows], {}, NearIndex(near))
         for i, r in enumerate(rows):
             pool.by_sha.setdefault(r["sha256"], i)
             pool.near.add(i, int(r["phash"], 16))
@@ -107,8 +108,8 @@ def hash_bytes(data: bytes, image_config: ImageConfig) -> tuple[str, int]:
     return processed.sha256, processed.phash
 
 
-def _hash_chunk(images: LabelledImages, indices: list[int], image_config: ImageConfig) -> list[list]:
-    out = []
+def _hash_chunk(images: LabelledImages, indices: list[int], image_config: ImageConfig) -> list[list[Any]]:
+    out: list[list[Any]] = []
     for i in indices:
         try:
             sha, ph = hash_bytes(images.read_bytes(i), image_config)
@@ -119,15 +120,18 @@ def _hash_chunk(images: LabelledImages, indices: list[int], image_config: ImageC
 
 
 def image_hashes(images: LabelledImages, image_config: ImageConfig, workers: int = 0,
-                 cache_dir: str | Path | None = None) -> list[list]:
+                 cache_dir: str | Path | None = None) -> list[list[Any]]:
     """``[sha256, phash hex, reject reason]`` per image (cached by dataset identity and image settings)."""
     key = hashlib.sha256(json.dumps([HASH_FORMAT, images.identity, asdict(image_config)],
                                     sort_keys=True, default=str).encode()).hexdigest()[:40]
     path = Path(cache_dir) / "hashes" / f"{key}.json" if cache_dir else None
     if path is not None and path.is_file():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if isinstance(cached, list):
+            return cached
+        log.warning("%s is not a list of image hashes: hashing again", path)
     chunks = [list(range(s, min(s + _CHUNK, len(images)))) for s in range(0, len(images), _CHUNK)]
-    rows: list[list] = []
+    rows: list[list[Any]] = []
     with Progress(len(images), "decontamination hashes", "img") as progress:
         if workers > 0:
             with ProcessPoolExecutor(workers) as ex:

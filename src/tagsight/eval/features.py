@@ -20,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save
 from torch.utils.data import DataLoader, Dataset
 
@@ -39,8 +41,9 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = "2"
 
 
-class _Transformed(Dataset):
-    def __init__(self, images: LabelledImages, positions: np.ndarray, transform) -> None:
+class _Transformed(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(self, images: LabelledImages, positions: np.ndarray,
+                 transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.images, self.positions, self.transform = images, positions, transform
 
     def __len__(self) -> int:

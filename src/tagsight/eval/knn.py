@@ -11,6 +11,7 @@ stays ``chunk x N_train``.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ def knn_evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 
 
 def knn_evaluate_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                        num_classes: int, k: int = 20, temperature: float = 0.07) -> tuple[dict, np.ndarray]:
+                        num_classes: int, k: int = 20, temperature: float = 0.07) -> tuple[dict[str, Any], np.ndarray]:
     """``knn_evaluate``'s result and the class scores ``[N_test, num_classes]``."""
     scores = knn_scores(train_x, train_y, test_x, num_classes, k, temperature)
     result = {**topk_accuracy(scores, test_y), "k": int(k), "temperature": float(temperature)}

@@ -20,6 +20,7 @@ lr 0.01 inside the grid (AdamW picks the grid's lowest lr and its decoupled deca
 from __future__ import annotations
 
 import logging
+from typing import Any
 import math
 from dataclasses import dataclass
 
@@ -102,7 +103,8 @@ def evaluate(layer: nn.Linear, scaler: Standardiser, x: torch.Tensor, y: torch.T
 def probe_scores(layer: nn.Linear, scaler: Standardiser, x: torch.Tensor) -> np.ndarray:
     """Logits ``[N, C]`` (float64) of a fitted probe."""
     with torch.no_grad():
-        return layer(scaler(x)).double().numpy()
+        logits: np.ndarray = layer(scaler(x)).double().numpy()
+    return logits
 
 
 def select_hyperparameters(x: torch.Tensor, y: torch.Tensor, num_classes: int,
@@ -120,17 +122,19 @@ def select_hyperparameters(x: torch.Tensor, y: torch.Tensor, num_classes: int,
             log.debug("linear probe lr=%g wd=%g: held-out top-1 %.4f", lr, wd, top1)
             if best is None or top1 > best[0]:
                 best = (top1, lr, wd)
+    if best is None:
+        raise ValueError("the probe sweep needs at least one learning rate and one weight decay")
     return (best[1], best[2]), sweep
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 num_classes: int, cfg: LinearProbeConfig | None = None) -> dict:
+                 num_classes: int, cfg: LinearProbeConfig | None = None) -> dict[str, Any]:
     """Sweep on a train hold-out, refit on all train, and score the test set (top-1, top-5, chosen setting)."""
     return linear_probe_scores(train_x, train_y, test_x, test_y, num_classes, cfg)[0]
 
 
 def linear_probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                        num_classes: int, cfg: LinearProbeConfig | None = None) -> tuple[dict, np.ndarray]:
+                        num_classes: int, cfg: LinearProbeConfig | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """``linear_probe``'s result and the probe's test logits ``[N_test, num_classes]``."""
     cfg = cfg or LinearProbeConfig()
     x, y = torch.as_tensor(train_x, dtype=torch.float32), torch.as_tensor(train_y, dtype=torch.int64)

@@ -23,13 +23,15 @@ PROBES: Registry[tuple[dict[str, Any], np.ndarray]] = Registry("probe")
 
 
 @PROBES.register("knn")
-def _knn(tx, ty, vx, vy, num_classes: int, k: int = 20, temperature: float = 0.07):
+def _knn(tx: np.ndarray, ty: np.ndarray, vx: np.ndarray, vy: np.ndarray, num_classes: int, k: int = 20,
+         temperature: float = 0.07) -> tuple[dict[str, Any], np.ndarray]:
     result, scores = knn_evaluate_scores(tx, ty, vx, vy, num_classes, k, temperature)
     return {"k": result["k"], "temperature": result["temperature"]}, scores
 
 
 @PROBES.register("linear")
-def _linear(tx, ty, vx, vy, num_classes: int, config: LinearProbeConfig | None = None):
+def _linear(tx: np.ndarray, ty: np.ndarray, vx: np.ndarray, vy: np.ndarray, num_classes: int,
+            config: LinearProbeConfig | None = None) -> tuple[dict[str, Any], np.ndarray]:
     result, scores = linear_probe_scores(tx, ty, vx, vy, num_classes, config)
     return {k: v for k, v in result.items() if k not in ("top1", "top5")}, scores
 

@@ -85,7 +85,7 @@ class LabelledStream(ResumableStream):
         return {"image": image, "label": int(self.images.labels[index]), "index": index}
 
 
-def labelled_loader(stream: LabelledStream, num_workers: int = 0) -> DataLoader:
+def labelled_loader(stream: LabelledStream, num_workers: int = 0) -> DataLoader[dict[str, Any]]:
     """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``."""
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")

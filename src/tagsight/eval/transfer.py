@@ -107,6 +107,8 @@ def open_sets(inputs: TransferInputs, env: DistEnv) -> tuple[dict[str, LabelledI
         box = [payload]
         dist.broadcast_object_list(box, src=0)
         payload = box[0]
+    if payload is None:
+        raise RuntimeError("the decontamination hashes did not reach this process")
     report = {"enabled": True, "pool": payload["pool"], "removed_from": list(DECONTAMINATE_SPLITS)}
     for name in SPLITS:
         keep, split_report = payload[name]

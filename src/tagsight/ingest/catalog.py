@@ -20,19 +20,27 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsight.ingest.shards import atomic_write_bytes
+from tagsight.fsio import atomic_write_bytes
 from tagsight.storage import dataset_path, join, read_bytes
 from tagsight.storage import exists as storage_exists
 
+if TYPE_CHECKING:
+    import duckdb
+
 TABLES = ("posts", "media", "hashtags", "decisions", "duplicates")
 
+
+def _schema(columns: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    return pa.schema(columns)
+
+
 SCHEMAS: dict[str, pa.Schema] = {
-    "posts": pa.schema([
+    "posts": _schema([
         ("source", pa.string()), ("post_id", pa.string()), ("author_id", pa.string()),
         ("created_at", pa.string()), ("visibility", pa.string()), ("caption", pa.string()),
         ("hashtags", pa.list_(pa.string())), ("consent_ai_training", pa.bool_()),
@@ -40,7 +48,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("sensitive", pa.bool_()), ("content_warning", pa.string()),
         ("label", pa.string()), ("n_media", pa.int32()),
     ]),
-    "media": pa.schema([
+    "media": _schema([
         ("source", pa.string()), ("post_id", pa.string()), ("media_index", pa.int32()),
         ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
         ("sha256", pa.string()), ("phash", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
@@ -48,15 +56,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("had_metadata", pa.bool_()), ("faces_blurred", pa.int32()), ("alt_text", pa.string()),
         ("sample_key", pa.string()), ("shard", pa.string()),
     ]),
-    "hashtags": pa.schema([
+    "hashtags": _schema([
         ("source", pa.string()), ("post_id", pa.string()), ("position", pa.int32()),
         ("tag", pa.string()), ("folded", pa.string()),
     ]),
-    "decisions": pa.schema([
+    "decisions": _schema([
         ("ref", pa.string()), ("source", pa.string()), ("post_id", pa.string()), ("author_id", pa.string()),
         ("status", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
     ]),
-    "duplicates": pa.schema([
+    "duplicates": _schema([
         ("source", pa.string()), ("post_id", pa.string()), ("media_index", pa.int32()),
         ("kind", pa.string()), ("distance", pa.int32()),
         ("of_source", pa.string()), ("of_post_id", pa.string()), ("of_media_index", pa.int32()),
@@ -100,7 +108,7 @@ def read_table(dataset_dir: str | Path, table: str, columns: list[str] | None = 
     return pq.read_table(path, columns=columns)
 
 
-def connect(dataset_dir: str | Path, database: str = ":memory:"):
+def connect(dataset_dir: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per catalog table present."""
     import duckdb
 
@@ -119,12 +127,15 @@ def load_manifest(dataset_dir: str | Path) -> dict[str, Any]:
     path = join(dataset_dir, "manifest.json")
     if not storage_exists(path):
         raise FileNotFoundError(f"{path} is missing: run 'tagsight ingest SOURCE --out {dataset_dir}' first")
-    return json.loads(read_bytes(path).decode("utf-8"))
+    manifest = json.loads(read_bytes(path).decode("utf-8"))
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is not a tagsight manifest (not a JSON object)")
+    return manifest
 
 
 def manifest_version(dataset_dir: str | Path) -> str:
     """The dataset's content version (a hash, identical for identical inputs)."""
-    return load_manifest(dataset_dir)["version"]
+    return str(load_manifest(dataset_dir)["version"])
 
 
 def iter_kept_hashtags(dataset_dir: str | Path) -> Iterator[tuple[str, list[str]]]:

@@ -140,7 +140,7 @@ def filter_shard(path: str | Path, drop: Callable[[str, dict[str, Any]], bool]) 
         samples.setdefault(member[0].partition(".")[0], []).append(member)
     out, kept, dropped = bytearray(), 0, set()
     for key, members in samples.items():
-        meta = next((json.loads(data[d:d + s]) for n, _, d, s in members if n.endswith(".json")), {})
+        meta: dict[str, Any] = next((json.loads(data[d:d + s]) for n, _, d, s in members if n.endswith(".json")), {})
         if drop(key, meta):
             dropped.add(key)
             continue

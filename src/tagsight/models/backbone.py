@@ -13,9 +13,11 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import timm
+from timm.data.config import resolve_data_config
 import torch
 from torch import nn
 
@@ -56,7 +58,15 @@ class DataConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown DataConfig keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
+        values: dict[str, Any] = {k: rgb(v, k) if k in ("mean", "std") else v for k, v in d.items()}
+        return cls(**values)
+
+
+def rgb(values: Sequence[float], what: str = "mean and std") -> tuple[float, float, float]:
+    """Three channel values as floats; ValueError for another count."""
+    if len(values) != 3:
+        raise ValueError(f"{what} need 3 channel values, got {list(values)}")
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 class Backbone(nn.Module):
@@ -67,12 +77,16 @@ class Backbone(nn.Module):
         super().__init__()
         self.name = name
         self.model = model
-        self.num_features = int(model.num_features)
+        num_features = getattr(model, "num_features", None)
+        if not isinstance(num_features, int):
+            raise ValueError(f"{name}: the model has no integer num_features ({num_features!r})")
+        self.num_features = num_features
         self.data_config = data_config
         self.timm_kwargs = dict(timm_kwargs or {})   # beyond timm's defaults, to rebuild the same architecture
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        features: torch.Tensor = self.model(x)
+        return features
 
 
 def create_backbone(name: str, *, img_size: int | None = None, **timm_kwargs: Any) -> Backbone:
@@ -105,10 +119,10 @@ def _build(name: str, kwargs: dict[str, Any], img_size: int | None) -> nn.Module
 
 
 def _data_config(model: nn.Module, img_size: int | None) -> DataConfig:
-    cfg = timm.data.resolve_data_config({}, model=model)
+    cfg = resolve_data_config({}, model=model)
     return DataConfig(
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
+        mean=rgb(cfg["mean"], "mean"),
+        std=rgb(cfg["std"], "std"),
         input_size=int(img_size if img_size is not None else cfg["input_size"][-1]),
         interpolation=str(cfg.get("interpolation", "bilinear")),
         crop_pct=float(cfg.get("crop_pct", 0.875)),

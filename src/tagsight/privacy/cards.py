@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsight.fsio import ReasonError
@@ -26,7 +27,7 @@ from tagsight.ingest import catalog
 from tagsight.lineage import resolve_recorded
 from tagsight.privacy.tombstones import load_tombstones
 
-Block = tuple  # ("p", text) | ("kv", {name: value}) | ("table", headers, rows)
+Block = tuple[Any, ...]  # ("p", text) | ("kv", {name: value}) | ("table", headers, rows)
 
 
 @dataclass
@@ -83,11 +84,11 @@ def _md_block(block: Block) -> list[str]:
             + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows])
 
 
-def _count_rows(counter: Counter, total: int) -> list[list[Any]]:
+def _count_rows(counter: Counter[Any], total: int) -> list[list[Any]]:
     return [[k, n, f"{100 * n / total:.1f}%" if total else "n/a"] for k, n in counter.most_common()]
 
 
-def _column_counts(table, column: str, missing: str = "(not given)") -> Counter:
+def _column_counts(table: pa.Table, column: str, missing: str = "(not given)") -> Counter[str]:
     return Counter(missing if v is None or v == "" else str(v) for v in table[column].to_pylist())
 
 
@@ -118,7 +119,7 @@ def data_card(dataset_dir: str | Path, vocab: str | Path | None = None) -> Card:
     return card
 
 
-def _overview(card: Card, dataset_dir: Path, m: dict, counts: dict) -> None:
+def _overview(card: Card, dataset_dir: Path, m: dict[str, Any], counts: dict[str, Any]) -> None:
     source = m.get("source", {})
     card.section("Overview").kv({
         "dataset": str(dataset_dir), "version": m["version"], "made by": f"tagsight {m.get('tagsight_version', '?')}",
@@ -131,7 +132,7 @@ def _overview(card: Card, dataset_dir: Path, m: dict, counts: dict) -> None:
     })
 
 
-def _composition(card: Card, dataset_dir: Path, m: dict) -> None:
+def _composition(card: Card, dataset_dir: Path, m: dict[str, Any]) -> None:
     posts = catalog.read_table(dataset_dir, "posts", ["visibility", "region", "license", "consent_ai_training"])
     n = posts.num_rows
     opt_in = bool(m.get("policy", {}).get("require_opt_in"))
@@ -143,9 +144,9 @@ def _composition(card: Card, dataset_dir: Path, m: dict) -> None:
         s.table([title, "posts", "share"], _count_rows(_column_counts(posts, column), n))
 
 
-def _exclusions(card: Card, dataset_dir: Path, counts: dict) -> None:
+def _exclusions(card: Card, dataset_dir: Path, counts: dict[str, Any]) -> None:
     d = catalog.read_table(dataset_dir, "decisions", ["status", "stage", "reason"])
-    rejected = d.filter(pc.equal(d["status"], "rejected"))
+    rejected = d.filter(pc.equal(d["status"], pa.scalar("rejected")))
     by = Counter(zip(rejected["stage"].to_pylist(), rejected["reason"].to_pylist()))
     s = card.section("Exclusions by reason")
     s.p(f"{d.num_rows} source records = {d.num_rows - rejected.num_rows} kept + {rejected.num_rows} rejected. "
@@ -165,7 +166,7 @@ def _duplicates(card: Card, dataset_dir: Path, decon_path: Path) -> None:
         s.p(f"Decontamination against evaluation sets: no record ({decon_path.name} absent), so none is claimed.")
 
 
-def _forgetting(card: Card, dataset_dir: Path, m: dict) -> None:
+def _forgetting(card: Card, dataset_dir: Path, m: dict[str, Any]) -> None:
     t = load_tombstones(dataset_dir)
     s = card.section("Forgetting (tombstones and rewrites)")
     s.kv({"tombstones": len(t), "by author": len(t.authors), "by post": len(t.posts), "by hashtag": len(t.hashtags)})
@@ -173,7 +174,7 @@ def _forgetting(card: Card, dataset_dir: Path, m: dict) -> None:
             [[h["version"], h.get("forgotten_posts", "?"), h.get("forgotten_samples", "?")] for h in m.get("history", [])])
 
 
-def _processing(card: Card, counts: dict, m: dict) -> None:
+def _processing(card: Card, counts: dict[str, Any], m: dict[str, Any]) -> None:
     card.section("Image processing").kv({
         "metadata stripped (EXIF, XMP, ICC...)": counts.get("metadata_removed", "n/a"),
         "of which carried GPS": counts.get("gps_removed", "n/a"), "faces blurred": counts.get("faces_blurred", "n/a"),
@@ -192,10 +193,13 @@ def _vocab_section(card: Card, path: Path) -> None:
     s.table(["hashtags dropped for", "hashtags"], [[r, n] for r, n in drops.most_common()])
 
 
-def _load_json(path: Path, what: str) -> dict:
+def _load_json(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ReasonError("card_input_missing", f"{path} is missing: no {what} to describe")
-    return json.loads(path.read_text(encoding="utf-8"))
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ReasonError("card_input_unreadable", f"{path} is not a JSON object: no {what} to describe")
+    return record
 
 
 # ------------------------------------------------------------------------------------------- model card
@@ -270,7 +274,7 @@ def _evaluation(card: Card, run_dir: Path) -> None:
     s.table(["transfer result", "method", "val set", "top-1", "top-5"], rows)
 
 
-def _limits(card: Card, run_dir: Path, run: dict) -> None:
+def _limits(card: Card, run_dir: Path, run: dict[str, Any]) -> None:
     s = card.section("Known limits")
     notice = run_dir / "forget_notice.json"
     if notice.is_file():

@@ -60,7 +60,7 @@ def detect_faces(img: Image.Image, min_neighbors: int = 5, scale_factor: float =
     cv2 = _cv2()
     grey = cv2.equalizeHist(np.ascontiguousarray(np.asarray(img.convert("L"))))
     found = _cascade().detectMultiScale(grey, scaleFactor=scale_factor, minNeighbors=min_neighbors)
-    return sorted(tuple(int(v) for v in box) for box in found)  # type: ignore[misc]
+    return sorted((int(x), int(y), int(w), int(h)) for x, y, w, h in found)
 
 
 def count_faces(img: Image.Image) -> int:

@@ -63,9 +63,12 @@ class Tombstones:
 
     @classmethod
     def of(cls, rows: Iterable[Tombstone]) -> Tombstones:
-        rows = tuple(rows)
-        pick = lambda kind: frozenset(r.match_value for r in rows if r.kind == kind)  # noqa: E731
-        return cls(pick("author"), pick("post"), pick("hashtag"), rows)
+        kept = tuple(rows)
+
+        def pick(kind: str) -> frozenset[str]:
+            return frozenset(r.match_value for r in kept if r.kind == kind)
+
+        return cls(pick("author"), pick("post"), pick("hashtag"), kept)
 
     def __len__(self) -> int:
         return len(self.rows)

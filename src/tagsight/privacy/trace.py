@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsight.ingest import catalog
@@ -25,9 +26,17 @@ def match_keys(post: str, keys: Iterable[str]) -> set[str]:
     return {k for k in keys if k == post or k.split("/", 1)[-1] == post}
 
 
+def _post_keys(posts: pa.Table) -> list[str]:
+    """``source/post_id`` of every row of a posts table."""
+    # pyarrow takes a plain str separator; pyarrow-stubs types the separator like the string columns
+    joined = pc.binary_join_element_wise(posts["source"], posts["post_id"], "/")  # type: ignore[call-overload]
+    keys: list[str] = joined.to_pylist()
+    return keys
+
+
 def current_post_keys(dataset_dir: str | Path) -> set[str]:
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id"])
-    return set(pc.binary_join_element_wise(posts["source"], posts["post_id"], "/").to_pylist())
+    return set(_post_keys(posts))
 
 
 def version_holds(dataset_dir: str | Path, version: str | None, keys: set[str]) -> set[str]:
@@ -50,7 +59,7 @@ def filtered_out(dataset_dir: str | Path, ref: Ref) -> set[str]:
         return set()
     applied = Tombstones.of(load_tombstones(dataset_dir).rows[: ref.tombstones_applied])
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
-    keys = pc.binary_join_element_wise(posts["source"], posts["post_id"], "/").to_pylist()
+    keys = _post_keys(posts)
     return {k for k, a, t in zip(keys, posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
             if applied.forgets(k, a, t or ())}
 

@@ -50,7 +50,7 @@ def _histograms(report: Report, info: dict[str, Any], rows: list[dict[str, Any]]
     settings = {f["name"]: f for f in info["config"]["filters"]}
     sec = report.section("Score distributions", "Dashed lines are the configured thresholds.")
     for metric, (flt, key) in _THRESHOLDS.items():
-        values = [r.get(metric) for r in rows if r.get(metric) is not None]
+        values = [v for r in rows if (v := r.get(metric)) is not None]
         if values:
             mark = settings.get(flt, {}).get(key)
             sec.figure(histogram(values, metric, metric, {key: mark} if mark is not None else {}))

@@ -13,6 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from PIL import Image
 
 DEFAULT_SIZE = (6.4, 3.6)
 
@@ -43,14 +44,14 @@ def bar_chart(names: Sequence[str], values: Sequence[float], title: str, xlabel:
     return fig
 
 
-def loglog_histogram(values: Sequence[float], title: str, xlabel: str, ylabel: str = "count",
+def loglog_histogram(values: Sequence[float] | np.ndarray, title: str, xlabel: str, ylabel: str = "count",
                      bins: int = 20) -> "Figure":
     """Histogram with logarithmic bins on log-log axes (for Zipf-like frequencies); values must be > 0."""
     v = np.asarray([x for x in values if x > 0], dtype=np.float64)
     fig, ax = new_figure()
     if v.size:
         edges = np.geomspace(v.min(), v.max() * 1.0001, num=min(bins, max(2, v.size)) + 1)
-        ax.hist(v, bins=edges, color="#4c78a8", edgecolor="white")
+        ax.hist(v, bins=edges.tolist(), color="#4c78a8", edgecolor="white")
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
@@ -59,7 +60,7 @@ def loglog_histogram(values: Sequence[float], title: str, xlabel: str, ylabel: s
     return fig
 
 
-def rank_curves(curves: Mapping[str, Sequence[float]], title: str, ylabel: str = "share") -> "Figure":
+def rank_curves(curves: Mapping[str, Sequence[float] | np.ndarray], title: str, ylabel: str = "share") -> "Figure":
     """One line per named series, each sorted in decreasing order, against rank, on log-log axes."""
     fig, ax = new_figure()
     for name, values in curves.items():
@@ -148,7 +149,7 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str
     return fig
 
 
-def image_grid(images: Sequence, captions: Sequence[str], title: str, columns: int = 4,
+def image_grid(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str], title: str, columns: int = 4,
                cell: tuple[float, float] = (2.8, 3.5)) -> "Figure":
     """Images (PIL images or H x W x 3 uint8 arrays) in a grid, each with a (multi-line) caption under it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -195,7 +196,7 @@ def overlaid_histograms(series: Mapping[str, Sequence[float]], title: str, xlabe
     edges = np.histogram_bin_edges(every, bins=bins)
     for (name, v), colour in zip(clean.items(), ("#4c78a8", "#f58518", "#54a24b", "#e45756")):
         if v.size:
-            ax.hist(v, bins=edges, alpha=0.55, color=colour, label=f"{name} (mean {v.mean():.3f}, n={v.size})")
+            ax.hist(v, bins=edges.tolist(), alpha=0.55, color=colour, label=f"{name} (mean {v.mean():.3f}, n={v.size})")
             ax.axvline(v.mean(), color=colour, linestyle="--", linewidth=1.2)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)

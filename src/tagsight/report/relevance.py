@@ -20,7 +20,10 @@ from tagsight.report.html import Report, Section
 from tagsight.report.plots import bar_chart, new_figure
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from matplotlib.figure import Figure
+
+    from tagsight.data.index import SampleIndex
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def _summary(sec: Section, meta: dict[str, Any]) -> None:
 def score_histogram(scores: np.ndarray, kinds: np.ndarray | None, threshold: float) -> "Figure":
     """Pair-score histogram (log count axis), one outline per truth kind when ``kinds`` is given."""
     fig, ax = new_figure()
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     groups = {"all": scores} if kinds is None else {k: scores[kinds == k] for k in KIND_COLOURS if (kinds == k).any()}
     for name, values in groups.items():
         ax.hist(values, bins=bins, histtype="step", linewidth=1.6, color=KIND_COLOURS[name],
@@ -140,7 +143,7 @@ def _least_visual(sec: Section, labels: list[dict[str, Any]], result: dict[str, 
                 " ".join(f"#{t}" for t in r["members"])] for r in rows])
 
 
-def _dropped(sec: Section, meta: dict[str, Any], pairs, kinds: np.ndarray | None, threshold: float,
+def _dropped(sec: Section, meta: dict[str, Any], pairs: pa.Table, kinds: np.ndarray | None, threshold: float,
              examples: int) -> None:
     cols = pairs.select(["sample", "label_name", "hashtags", "score"]).to_pydict()
     order = [i for i in np.argsort(np.asarray(cols["score"]), kind="stable") if cols["score"][i] < threshold]
@@ -177,7 +180,7 @@ def _spread(order: list[int], names: list[str], n: int) -> list[int]:
     return out
 
 
-def thumbnail_grid(index, items: Sequence[tuple[int, str, float, str | None]], columns: int = 4) -> "Figure":
+def thumbnail_grid(index: SampleIndex, items: Sequence[tuple[int, str, float, str | None]], columns: int = 4) -> "Figure":
     """Thumbnails of samples with a caption each: (sample, hashtags, score, kind)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

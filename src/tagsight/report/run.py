@@ -221,13 +221,13 @@ def _held_out_predictions(run_dir: Path, n: int) -> tuple[list[np.ndarray], list
     vocab_path = Path(info.get("vocab", {}).get("path", "")) if dataset else None
     from tagsight.train.checkpoint import latest_checkpoint
 
-    if (dataset is None or not (dataset / "manifest.json").is_file() or not vocab_path.is_file()
+    if (dataset is None or vocab_path is None or not (dataset / "manifest.json").is_file() or not vocab_path.is_file()
             or latest_checkpoint(run_dir) is None or info.get("objective") != "hashtag"):
         return None
     return _predict_samples(run_dir, dataset, vocab_path, n)
 
 
-def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> tuple[list, list, int]:
+def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> tuple[list[np.ndarray], list[str], int]:
     import io
 
     import torch
@@ -235,6 +235,7 @@ def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> 
 
     from tagsight.data.index import SampleIndex
     from tagsight.data.transforms import eval_transform
+    from tagsight.objectives.hashtag import HashtagObjective
     from tagsight.tags.vocab import Vocabulary
     from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint
     from tagsight.train.config import PretrainConfig
@@ -248,10 +249,14 @@ def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> 
     skipped = index.forgotten
     with torch.random.fork_rng(devices=[]):
         objective = build_objective(cfg, len(vocab))
-    load_checkpoint(latest_checkpoint(run_dir), objective, restore_rng=False)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None or not isinstance(objective, HashtagObjective):
+        raise ValueError(f"{run_dir}: no checkpoint, or not a hashtag run ({type(objective).__name__})")
+    load_checkpoint(checkpoint, objective, restore_rng=False)
     objective.eval()
     transform = eval_transform(objective.backbone.data_config)
-    images, captions = [], []
+    images: list[np.ndarray] = []
+    captions: list[str] = []
     for i, meta in chosen:
         with Image.open(io.BytesIO(index.read_jpeg(i))) as img:
             rgb = img.convert("RGB")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,6 +19,9 @@ from tagsight.fsio import ReasonError
 from tagsight.objectives.swav import SwavConfig, collapse_verdict
 from tagsight.report.html import Report
 from tagsight.report.plots import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CURVES = (("assign_entropy", "prototype-assignment entropy (normalised)"),
           ("feature_std", "feature spread (per-dimension std x sqrt(dim))"))
@@ -54,7 +57,7 @@ def training_collapse(rows: list[dict[str, Any]], cfg: SwavConfig) -> dict[str, 
     return None
 
 
-def curve_figure(rows: list[dict[str, Any]], cfg: SwavConfig):
+def curve_figure(rows: list[dict[str, Any]], cfg: SwavConfig) -> Figure:
     """Both diagnostics against the step, with the collapse thresholds dashed."""
     fig, ax = new_figure()
     steps = [r["step"] for r in rows]

@@ -4,12 +4,14 @@
 client can cause is a 4xx with a JSON reason code (``tagsight.serve.errors``).
 """
 
+from typing import Any
+
 from tagsight.serve.settings import ServeSettings
 
 __all__ = ["ServeSettings", "create_app"]
 
 
-def __getattr__(name: str):  # create_app imports FastAPI: only when asked for
+def __getattr__(name: str) -> Any:  # create_app imports FastAPI: only when asked for
     if name == "create_app":
         from tagsight.serve.app import create_app
 

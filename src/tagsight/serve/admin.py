@@ -26,11 +26,12 @@ from tagsight.serve.decode import check_declared_length, decode_base64, read_lim
 from tagsight.serve.errors import REASONS, ServeError
 
 if TYPE_CHECKING:
+    from tagsight.serve.batching import MicroBatcher
     from tagsight.serve.app import ServerState
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-ADMIN_RESPONSES = {s: {"model": schemas.ErrorResponse} for s in (401, 403, 404, 409, 413, 422)}
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {s: {"model": schemas.ErrorResponse} for s in (401, 403, 404, 409, 413, 422)}
 
 
 @runtime_checkable
@@ -114,7 +115,7 @@ def _image_bytes(text: str, max_bytes: int) -> bytes:
     return data
 
 
-def _index(state: ServerState, name: str):
+def _index(state: ServerState, name: str) -> tuple[MicroBatcher, IndexApp]:
     batcher = state.host.get(name)
     if not isinstance(batcher.app, IndexApp):
         raise ServeError("not_an_index", f"app {name!r} has no add/remove; {REASONS['not_an_index'][1]}")

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tagsight.apps.base import App
 from tagsight.serve import schemas
@@ -53,7 +55,7 @@ ANALYZE_BODY = {"parameters": [{"name": "apps", "in": "query", "required": False
                     "multipart/form-data": {"schema": schemas.AnalyzeForm.model_json_schema()},
                     "application/json": {"schema": schemas.AnalyzeJSON.model_json_schema()},
                     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
-ERROR_RESPONSES = {status: {"model": schemas.ErrorResponse, "description": ", ".join(
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {status: {"model": schemas.ErrorResponse, "description": ", ".join(
     r for r, (s, _) in REASONS.items() if s == status)} for status in sorted({s for s, _ in REASONS.values()})}
 
 
@@ -64,7 +66,7 @@ def create_app(apps: Mapping[str, App], settings: ServeSettings | None = None,
     state = ServerState(settings, apps, loader)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.host.start(state.initial_apps)
         state.metrics.apps_loaded.set(len(state.host.batchers))
         yield
@@ -101,7 +103,7 @@ class ServerState:
         self.reload_lock = asyncio.Lock()
         self.started = time.monotonic()
 
-    async def read_image(self, request: Request) -> tuple[Image.Image, dict]:
+    async def read_image(self, request: Request) -> tuple[Image.Image, dict[str, Any]]:
         """The decoded image and options of a request, within the byte and pixel limits."""
         image, parsed = await self.read_input(request)
         return image, parsed.options
@@ -164,7 +166,7 @@ def _add_analyze_route(api: FastAPI, state: ServerState) -> None:
                       tags=["apps"])
 
 
-def with_query_options(options: dict, query: list[tuple[str, str]]) -> dict:
+def with_query_options(options: dict[str, Any], query: list[tuple[str, str]]) -> dict[str, Any]:
     """The body's options plus the query string's: ``?k=2`` is ``{"k": 2}`` (a value that parses as a JSON
     number, boolean or null is that; any other value is the text).
 
@@ -231,7 +233,7 @@ def _install_error_handlers(api: FastAPI, metrics: Metrics) -> None:
         return _error_response(metrics, 500, "internal_error", f"{type(exc).__name__} (logged on the server)")
 
 
-def _validation_message(errors: list[dict]) -> str:
+def _validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
     parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]]
     return "; ".join(parts) or "the request does not match the schema"
 
@@ -242,16 +244,16 @@ def _validation_message(errors: list[dict]) -> str:
 class MetricsMiddleware:
     """Counts every answered request by route template and status, and observes its latency."""
 
-    def __init__(self, app, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), [500]
 
-        async def send_status(message) -> None:
+        async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)

@@ -19,11 +19,11 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from PIL import Image
 
@@ -43,7 +43,7 @@ class _Request:
     image: Image.Image
     options: dict[str, Any]
     key: str
-    future: asyncio.Future
+    future: asyncio.Future[Answer]
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -70,7 +70,7 @@ class MicroBatcher:
         self._waiting: deque[_Request] = deque()
         self._arrived: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"app-{app.name}")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
@@ -96,9 +96,9 @@ class MicroBatcher:
         if len(self._waiting) >= self.max_queue:
             raise ServeError("overloaded", f"{len(self._waiting)} requests are waiting for {self.app.name!r} "
                              f"(max {self.max_queue}); retry later", headers={"Retry-After": "1"})
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Request(image, options, _options_key(options), future))
-        self._arrived.set()
+        self._arrival().set()
         return await future
 
     async def run_exclusive(self, fn: Callable[[], T]) -> T:
@@ -113,6 +113,12 @@ class MicroBatcher:
         if self._task is not None:
             await self._task
         self._executor.shutdown(wait=True)
+
+    def _arrival(self) -> asyncio.Event:
+        """The event a new request sets; it exists once ``start()`` has run."""
+        if self._arrived is None:
+            raise RuntimeError(f"the batcher of {self.app.name!r} is not started: call start() first")
+        return self._arrived
 
     # ----------------------------------------------------------------------------- the collector
 
@@ -132,16 +138,16 @@ class MicroBatcher:
         while not self._waiting:
             if self._closing:
                 return None
-            self._arrived.clear()
-            await self._arrived.wait()
+            self._arrival().clear()
+            await self._arrival().wait()
         deadline = self._waiting[0].enqueued + self.max_wait
         while len(self._waiting) < self.max_batch and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self._arrived.clear()
+            self._arrival().clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(self._arrival().wait(), remaining)
             except (TimeoutError, asyncio.TimeoutError):
                 break
         take = min(self.max_batch, len(self._waiting))
@@ -149,7 +155,7 @@ class MicroBatcher:
 
     async def _predict_round(self, batch: list[_Request]) -> None:
         groups: dict[str, list[_Request]] = {}
-        mixed = getattr(self.app, "predicts_mixed", False)   # one call for the round, each request its options
+        mixed = _mixed(self.app) is not None   # one call for the round, each request its options
         for req in batch:
             if not req.future.done():  # a cancelled request (client gone, timed out) costs nothing
                 groups.setdefault("" if mixed else req.key, []).append(req)
@@ -173,15 +179,16 @@ class MicroBatcher:
 
     def _call(self, group: list[_Request]) -> Callable[[], Any]:
         images = [r.image for r in group]
-        if getattr(self.app, "predicts_mixed", False):
-            return partial(self.app.predict_mixed, images, [r.options for r in group])
+        mixed = _mixed(self.app)
+        if mixed is not None:
+            return partial(mixed.predict_mixed, images, [r.options for r in group])
         return partial(self.app.predict, images, **group[0].options)
 
     async def _handle_failure(self, group: list[_Request], error: ServeError) -> None:
         """A bug (500) in a batch is retried request by request, so only the request that triggers it fails; so is
         any failure of a ``predicts_mixed`` batch, whose requests ask different things (one app's refusal of one
         request must not answer the others)."""
-        mixed = getattr(self.app, "predicts_mixed", False)
+        mixed = _mixed(self.app) is not None
         if (error.status < 500 and not mixed) or len(group) == 1:
             _fail(group, error)
             return
@@ -206,6 +213,21 @@ class MicroBatcher:
             return ServeError("invalid_option", f"{self.app.name} rejected the options {options}: {exc}")
         log.error("%s.predict failed on a batch of requests", self.app.name, exc_info=exc)
         return ServeError("internal_error", f"{self.app.name} failed on this request ({type(exc).__name__}); logged")
+
+
+@runtime_checkable
+class MixedPredictor(Protocol):
+    """An app answering a whole round in one call, each request with its own options (``MultiApp``)."""
+
+    predicts_mixed: bool
+
+    def predict_mixed(self, images: Sequence[Image.Image],
+                      requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+
+def _mixed(app: App) -> MixedPredictor | None:
+    """``app`` when it predicts mixed rounds (``predicts_mixed`` set and a ``predict_mixed``), else None."""
+    return app if isinstance(app, MixedPredictor) and app.predicts_mixed else None
 
 
 _OPTION_REASONS = {"unknown_option": "unknown_option", "bad_option": "invalid_option"}

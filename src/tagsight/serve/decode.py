@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -23,6 +23,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tagsight.ingest.images import ImageConfig, ImageRejected, decode_rgb
 from tagsight.serve.errors import ServeError
 from tagsight.serve.settings import ServeSettings
+
+if TYPE_CHECKING:  # a TypedDict python-multipart declares for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +192,7 @@ class _PartCollector:
         self._headers: dict[bytes, bytes] = {}
         self._data: list[bytes] = []
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {"on_part_begin": self._begin, "on_part_data": lambda d, s, e: self._data.append(d[s:e]),
                 "on_header_field": lambda d, s, e: self._add("_field", d[s:e]),
                 "on_header_value": lambda d, s, e: self._add("_value", d[s:e]),
@@ -220,7 +223,7 @@ class _PartCollector:
 _IMAGE_REASONS = {"not_an_image", "unsupported_image", "truncated_image", "too_many_pixels"}
 
 
-def prepare(kind: str, params: dict[bytes, bytes], body: bytes, settings: ServeSettings) -> tuple[Image.Image, dict]:
+def prepare(kind: str, params: dict[bytes, bytes], body: bytes, settings: ServeSettings) -> tuple[Image.Image, dict[str, Any]]:
     """Body to (decoded image, options): framing, limits and decoding, in a worker thread off the event loop."""
     image, parsed = prepare_input(kind, params, body, settings)
     return image, parsed.options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from tagsight.apps.base import App
 from tagsight.serve.analyze import ANALYZE, MultiApp
@@ -81,7 +82,7 @@ class AppHost:
     def depths(self) -> dict[str, int]:
         return {name: b.depth for name, b in self.batchers.items()}
 
-    def describe(self) -> dict[str, dict]:
+    def describe(self) -> dict[str, dict[str, Any]]:
         out = {}
         for name, batcher in self.batchers.items():
             try:

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,7 +25,7 @@ class _QueueDepth:
     def __init__(self, depths: Callable[[], Mapping[str, int]]) -> None:
         self._depths = depths
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("tagsight_queue_depth", "requests waiting for a batch", labels=["app"])
         for app, depth in sorted(self._depths().items()):
             family.add_metric([app], depth)

@@ -37,7 +37,7 @@ import functools
 import logging
 from itertools import accumulate
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Any, Iterator
 
 from tagsight.tags.config import VocabConfig
 from tagsight.tags.normalize import normalize_hashtag
@@ -80,11 +80,23 @@ class TagMapping:
     def ambiguous(self) -> bool:
         return len(self.senses) > 1
 
+    @property
+    def label_synset(self) -> str | None:
+        """The synset of a kept tag, None for a dropped one."""
+        return self.synset if self.reason is None else None
+
+    @property
+    def drop_reason(self) -> str:
+        """Why a dropped tag is not a label (ValueError for a kept tag)."""
+        if self.reason is None:
+            raise ValueError(f"tag {self.tag!r} is kept ({self.synset}): it has no drop reason")
+        return self.reason
+
 
 class Canonicalizer:
     """Normalised tag -> TagMapping under one VocabConfig; results are cached per tag."""
 
-    def __init__(self, cfg: VocabConfig, wn=None) -> None:
+    def __init__(self, cfg: VocabConfig, wn: Any = None) -> None:   # nltk's WordNet reader (untyped)
         if wn is None:
             from tagsight.tags.wordnet import load_wordnet
 
@@ -103,7 +115,7 @@ class Canonicalizer:
         from nltk.corpus.reader.wordnet import WordNetError
 
         try:
-            return self.wn.synset(name).name()
+            return str(self.wn.synset(name).name())
         except (WordNetError, ValueError):
             raise ValueError(f"{what}: WordNet 3.0 has no noun synset {name!r}") from None
 
@@ -220,6 +232,8 @@ class Canonicalizer:
     # -- visual judgement -------------------------------------------------------------------------
 
     def _judge(self, mapping: TagMapping) -> TagMapping:
+        if mapping.synset is None:   # nothing to judge
+            return mapping
         reason = self.non_visual_reason(mapping.synset)
         return mapping if reason is None else replace(mapping, reason=reason)
 

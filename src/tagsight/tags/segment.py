@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ _SEGMENTABLE = re.compile(r"[a-z0-9]+")
 
 
 @functools.lru_cache(maxsize=1)
-def _segmenter():
+def _segmenter() -> Any:   # a wordsegment.Segmenter (the package has no type information)
     import wordsegment
 
     segmenter = wordsegment.Segmenter()

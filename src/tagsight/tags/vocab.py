@@ -16,7 +16,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -184,9 +184,9 @@ class TagCounts:
     """One pass over the posts: per-tag post counts and the multiset of per-post tag sets."""
 
     posts: int = 0
-    tag_posts: Counter = field(default_factory=Counter)
-    empty_posts: Counter = field(default_factory=Counter)
-    tag_sets: Counter = field(default_factory=Counter)
+    tag_posts: Counter[str] = field(default_factory=Counter)
+    empty_posts: Counter[str] = field(default_factory=Counter)
+    tag_sets: Counter[frozenset[str]] = field(default_factory=Counter)
     digest: str = ""
 
 
@@ -207,7 +207,7 @@ def count_tags(posts: Iterable[tuple[str, Sequence[str]]]) -> TagCounts:
     return counts
 
 
-def _cached(fn):
+def _cached(fn: Callable[[str], str]) -> Callable[[str], str]:
     cache: dict[str, str] = {}
 
     def call(text: str) -> str:
@@ -222,7 +222,7 @@ def _cached(fn):
 
 
 def build_vocab(posts: Iterable[tuple[str, Sequence[str]]], cfg: VocabConfig | None = None, *,
-                source: Mapping[str, Any] | None = None, wn=None) -> Vocabulary:
+                source: Mapping[str, Any] | None = None, wn: Any = None) -> Vocabulary:
     """Vocabulary from (post key, hashtags as written) pairs.
 
     ``source`` describes where the posts came from (e.g. ``{"kind": "dataset", "manifest_version":
@@ -254,22 +254,22 @@ def _group_members(mappings: dict[str, TagMapping], counts: TagCounts, canon: Ca
     """Label synset (after roll-up) -> {member tag: posts} for every kept mapping."""
     members: dict[str, dict[str, int]] = defaultdict(dict)
     for tag, mapping in mappings.items():
-        if mapping.kept:
-            members[canon.rollup(mapping.synset)][tag] = counts.tag_posts[tag]
+        if mapping.label_synset is not None:
+            members[canon.rollup(mapping.label_synset)][tag] = counts.tag_posts[tag]
     return members
 
 
-def _label_posts(counts: TagCounts, mappings: dict[str, TagMapping], canon: Canonicalizer) -> Counter:
+def _label_posts(counts: TagCounts, mappings: dict[str, TagMapping], canon: Canonicalizer) -> Counter[str]:
     """Label synset -> number of posts carrying at least one of its member tags."""
-    label_posts: Counter = Counter()
+    label_posts: Counter[str] = Counter()
     for tags, n in counts.tag_sets.items():
-        synsets = {canon.rollup(mappings[t].synset) for t in tags if mappings[t].kept}
+        synsets = {canon.rollup(s) for t in tags if (s := mappings[t].label_synset) is not None}
         for synset in synsets:
             label_posts[synset] += n
     return label_posts
 
 
-def _select(label_posts: Counter, cfg: VocabConfig) -> tuple[list[str], dict[str, str]]:
+def _select(label_posts: Counter[str], cfg: VocabConfig) -> tuple[list[str], dict[str, str]]:
     """Labels kept in rank order (most posts, then name), and the cut ones with their reason."""
     ranked = sorted(label_posts, key=lambda s: (-label_posts[s], s))
     cut = {s: "below_min_count" for s in ranked if label_posts[s] < cfg.min_count}
@@ -279,7 +279,7 @@ def _select(label_posts: Counter, cfg: VocabConfig) -> tuple[list[str], dict[str
     return eligible[:limit], cut
 
 
-def _make_labels(kept: list[str], members: dict[str, dict[str, int]], label_posts: Counter,
+def _make_labels(kept: list[str], members: dict[str, dict[str, int]], label_posts: Counter[str],
                  cfg: VocabConfig, canon: Canonicalizer) -> list[Label]:
     weights = label_weights([label_posts[s] for s in kept], cfg.sampling)
     labels = []
@@ -293,7 +293,7 @@ def _make_labels(kept: list[str], members: dict[str, dict[str, int]], label_post
 
 
 def _label_sets(counts: TagCounts, lookup: dict[str, int]) -> dict[tuple[int, ...], int]:
-    label_sets: Counter = Counter()
+    label_sets: Counter[tuple[int, ...]] = Counter()
     for tags, n in counts.tag_sets.items():
         label_sets[tuple(sorted({lookup[t] for t in tags if t in lookup}))] += n
     return dict(label_sets)
@@ -304,7 +304,7 @@ def _drops(mappings: dict[str, TagMapping], counts: TagCounts, members: dict[str
     drops = [Drop(tag, "empty_after_normalise", n) for tag, n in counts.empty_posts.items()]
     for tag, mapping in mappings.items():
         if not mapping.kept:
-            drops.append(Drop(tag, mapping.reason, counts.tag_posts[tag], mapping.synset, mapping.detail))
+            drops.append(Drop(tag, mapping.drop_reason, counts.tag_posts[tag], mapping.synset, mapping.detail))
     for synset, reason in cut.items():
         for tag, n in members[synset].items():
             drops.append(Drop(tag, reason, n, synset))

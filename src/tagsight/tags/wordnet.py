@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def install_wordnet(src: Path = DEBIAN_WORDNET, data_dir: Path | None = None) ->
 
 
 @functools.lru_cache(maxsize=1)
-def load_wordnet():
+def load_wordnet() -> Any:   # nltk's WordNetCorpusReader (nltk has no type information)
     """The nltk WordNet reader, loaded once; WordNetMissing with the fix when it is absent."""
     from nltk.corpus import wordnet as wn
 

@@ -82,7 +82,7 @@ def _per_prompt(pairs: list[SamplePair], before: np.ndarray, after: np.ndarray) 
     return out
 
 
-def _image_rows(pairs: list[SamplePair], before: list[dict], after: list[dict]) -> list[dict[str, Any]]:
+def _image_rows(pairs: list[SamplePair], before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"prompt": p.prompt, "seed": p.seed, "before": {"file": p.before.file, **b},
              "after": {"file": p.after.file, **a}} for p, b, a in zip(pairs, before, after)]
 

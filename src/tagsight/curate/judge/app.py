@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsight.curate.judge.queue import VoteQueue
 from tagsight.curate.webpage import single_page_app
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def create_judge_app(queue: VoteQueue) -> Any:
+
+def create_judge_app(queue: VoteQueue) -> FastAPI:
     from fastapi import Body, HTTPException, Query
     from fastapi.responses import Response
 
@@ -30,7 +33,7 @@ def create_judge_app(queue: VoteQueue) -> Any:
             raise HTTPException(404, detail={"reason": "unknown_image", "message": "no such image"}) from None
 
     @app.post("/api/vote")
-    def vote(body: dict = Body(...)) -> dict[str, Any]:
+    def vote(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         try:
             queue.record(body)
         except ValueError as exc:

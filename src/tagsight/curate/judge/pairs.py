@@ -114,7 +114,10 @@ class PairStudy:
         path = self.dir / UNBLIND_FILE
         if not path.is_file():
             raise ReasonError("no_unblinding", f"{path} is missing: the votes cannot be attributed to models")
-        return json.loads(path.read_text())
+        unblinding = json.loads(path.read_text())
+        if not isinstance(unblinding, dict):
+            raise ReasonError("no_unblinding", f"{path} is not a JSON object: the votes cannot be attributed to models")
+        return unblinding
 
 
 def chosen_model(choice: str, left: str) -> str:

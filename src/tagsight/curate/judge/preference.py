@@ -47,7 +47,8 @@ def agreement(outcome: dict[tuple[str, str], str]) -> dict[str, Any]:
     by_rater: dict[str, dict[str, str]] = {}
     for (pair, rater), o in outcome.items():
         by_rater.setdefault(rater, {})[pair] = o
-    rows, shared = [], 0
+    rows: list[dict[str, Any]] = []
+    shared = 0
     for x, y in combinations(sorted(by_rater), 2):
         common = sorted(set(by_rater[x]) & set(by_rater[y]))
         if common:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
 MATCHED = ("steps", "guidance", "size")     # sampler settings both sides of a pair must share
-_TYPES = {"file": str, "prompt": str, "seed": int, "steps": int, "guidance": (int, float), "size": int, "model": dict}
+_TYPES: dict[str, type | tuple[type, ...]] = {"file": str, "prompt": str, "seed": int, "steps": int, "guidance": (int, float), "size": int, "model": dict}
 SHOWN_PROBLEMS = 10
 
 
@@ -42,7 +42,7 @@ class Sample:
 
     @property
     def file(self) -> str:
-        return self.row["file"]
+        return str(self.row["file"])
 
     @property
     def path(self) -> Path:
@@ -50,11 +50,11 @@ class Sample:
 
     @property
     def prompt(self) -> str:
-        return self.row["prompt"]
+        return str(self.row["prompt"])
 
     @property
     def seed(self) -> int:
-        return self.row["seed"]
+        return int(self.row["seed"])
 
     @property
     def key(self) -> tuple[str, int]:
@@ -62,7 +62,8 @@ class Sample:
 
     @property
     def model(self) -> dict[str, Any]:
-        return self.row["model"]
+        model: dict[str, Any] = self.row["model"]
+        return model
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def read_samples(sample_dir: str | Path) -> list[Sample]:
     if not path.is_file():
         raise ReasonError("not_a_sample_dir",
                           f"{sample_dir}: no {SAMPLES_FILE} (made by 'tagsight generate --out DIR')")
-    samples, seen = [], {}
+    samples: list[Sample] = []
+    seen: dict[tuple[str, int], int] = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue

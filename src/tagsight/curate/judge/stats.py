@@ -41,4 +41,5 @@ def sign_test(wins: int, losses: int) -> float:
         return 1.0
     k = min(wins, losses)
     tail = sum(math.comb(n, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    p: float = 2 * tail / 2 ** n   # exact int division: no float overflow for large n
+    return min(1.0, p)

@@ -24,7 +24,7 @@ SCHEMA = pa.schema([("rater", pa.string()), ("pair", pa.string()), ("choice", pa
 
 def check_vote(row: dict[str, Any]) -> dict[str, Any]:
     """A complete, validated vote row (ValueError names the bad field)."""
-    out = {name: row.get(name) for name in SCHEMA.names}
+    out: dict[str, Any] = {name: row.get(name) for name in SCHEMA.names}
     for name in ("rater", "pair"):
         if not isinstance(out[name], str) or not out[name].strip():
             raise ValueError(f"a vote needs a non-empty {name}")

@@ -74,6 +74,8 @@ class ReviewQueue:
         key, stage = review.get("key"), review.get("stage")
         if key not in self.row_of:
             raise ValueError(f"unknown sample key {key!r}")
+        if not isinstance(stage, str):
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         if key not in set(self.eligible(stage)):
             raise ValueError(f"sample {key} is not in the {stage} queue")
         with self._lock:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
+from typing import Any
+
+from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, source_class
 from tagsight.ingest.tree import is_archive, open_tree
 
 # Import the adapters so that they register themselves; order is the sniffing order.
@@ -12,7 +14,7 @@ from tagsight.ingest.sources import instagram, activitypub, pixelfed, jsonl, par
 from tagsight.ingest.sources import facebook, twitter, webdataset  # noqa: E402,F401
 from tagsight.ingest.sources import urls  # noqa: E402,F401  (named with --format urls, never sniffed)
 
-__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "open_source", "sniff_format"]
+__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "open_source", "sniff_format", "source_class"]
 
 SNIFF_ORDER = ("instagram", "activitypub", "pixelfed", "facebook", "twitter", "webdataset", "jsonl", "parquet",
                "folder")
@@ -26,7 +28,7 @@ def sniff_format(path: str | Path) -> str:
     if is_archive(p):
         open_tree(p)  # an unsafe, truncated or oversized archive is refused here, with its reason
     for fmt in SNIFF_ORDER:
-        if SOURCES.get(fmt).sniff(p):
+        if source_class(fmt).sniff(p):
             return fmt
     if is_archive(p):
         raise SourceError(f"cannot tell the format of {p}: it is an archive that holds no export tagsight "
@@ -35,7 +37,7 @@ def sniff_format(path: str | Path) -> str:
     raise SourceError(f"cannot tell the format of {p}; pass --format ({', '.join(SOURCES.names())})")
 
 
-def open_source(path: str | Path, fmt: str = "auto", **options) -> Source:
+def open_source(path: str | Path, fmt: str = "auto", **options: Any) -> Source:
     """Open a source by format name (``auto`` sniffs)."""
     fmt = sniff_format(path) if fmt == "auto" else fmt
     return SOURCES.get(fmt)(path, **options)

@@ -41,7 +41,7 @@ class _TextExtractor(HTMLParser):
         self.tag_parts: list[str] = []
         self._anchors: list[bool] = []  # one entry per open <a>: does its href carry a fragment?
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "br":
             self._add("\n")
         elif tag == "a":
@@ -236,11 +236,12 @@ class ActivityPubSource(Source):
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
         super().__init__(path, name=name)
-        self.outbox = export_member(self, OUTBOX)
-        if self.outbox is None:
+        outbox = export_member(self, OUTBOX)
+        if outbox is None:
             raise SourceError(f"{self.path} holds no {OUTBOX}: not a Mastodon archive or ActivityPub outbox "
                               "(a Mastodon archive, .zip since 4.2, .tar.gz before, holds outbox.json, "
                               "actor.json and media_attachments/)")
+        self.outbox: str = outbox
         self.items = _load_outbox(self, self.outbox)
 
     @classmethod
@@ -334,7 +335,8 @@ def read_export_json(source: Source, rel: str, what: str) -> Any:
 def _load_outbox(source: Source, rel: str) -> list[Any]:
     """The ``orderedItems`` of the outbox; SourceError when the file as a whole cannot be read."""
     data = read_export_json(source, rel, "Mastodon archive")
-    if not isinstance(data, dict) or not isinstance(data.get("orderedItems"), list):
+    items = data.get("orderedItems") if isinstance(data, dict) else None
+    if not isinstance(items, list):
         raise SourceError(f"{rel} of {source.path} is not an ActivityPub OrderedCollection with an 'orderedItems' "
                           "list (Mastodon archives of every version since 2.x write one)")
-    return data["orderedItems"]
+    return items

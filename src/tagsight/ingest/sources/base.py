@@ -31,7 +31,7 @@ class Rejected:
 Item = Union[Post, Rejected]
 
 
-__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "source_tree"]
+__all__ = ["SOURCES", "Item", "Rejected", "Source", "SourceError", "source_class", "source_tree"]
 
 
 def source_tree(path: Path) -> Tree:
@@ -83,4 +83,14 @@ def check_visibility(value: str | None) -> None:
         raise ValueError(f"visibility must be one of {VISIBILITIES}, got {value!r}")
 
 
-SOURCES: Registry[type[Source]] = Registry("source format")
+SOURCES: Registry[Source] = Registry("source format")
+"""Format name -> the ``Source`` class that reads it (a factory of sources; ``source_class`` gives the class)."""
+
+
+def source_class(fmt: str) -> type[Source]:
+    """The class registered for ``fmt``, for its class-level hooks (``sniff``, ``user_options``); KeyError naming
+    the known formats for an unknown one."""
+    cls = SOURCES.get(fmt)
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise TypeError(f"source format {fmt!r} is registered as {cls!r}, not a Source class")
+    return cls

@@ -10,9 +10,9 @@ from typing import Any, Callable, Iterator
 
 from tagsight.ingest.schema import SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
-from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id, read_json, sniff_tree
+from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id, read_json
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree
+from tagsight.ingest.tree import Tree, sniff_tree
 
 log = logging.getLogger(__name__)
 

@@ -216,8 +216,9 @@ def read_account(tree: Tree) -> Account:
     legacy = _optional_json(tree, LEGACY_PROFILE)
     if isinstance(legacy, dict):
         username = username or _text(legacy.get("username"))
-        if _flag(legacy.get("private_account")) is not None:
-            verdicts.append((_flag(legacy["private_account"]), f"{LEGACY_PROFILE} 'private_account'"))
+        private = _flag(legacy.get("private_account"))
+        if private is not None:
+            verdicts.append((private, f"{LEGACY_PROFILE} 'private_account'"))
     return _account(username, verdicts)
 
 

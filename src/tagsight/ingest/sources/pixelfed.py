@@ -82,10 +82,11 @@ class PixelfedSource(Source):
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
         super().__init__(path, name=name)
-        self.file = export_member(self, STATUSES)
-        if self.file is None:
+        file = export_member(self, STATUSES)
+        if file is None:
             raise SourceError(f"{self.path} holds no {STATUSES}: not a Pixelfed data export "
                               "(Pixelfed: Settings > Data Export > Statuses)")
+        self.file: str = file
         self.statuses = _load_statuses(self, self.file)
 
     @classmethod

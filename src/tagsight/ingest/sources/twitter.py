@@ -9,14 +9,15 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
-from tagsight.ingest.sources.instagram import MAX_JSON_BYTES, sniff_tree
+from tagsight.ingest.sources.instagram import MAX_JSON_BYTES
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree
+from tagsight.ingest.tree import Tree, sniff_tree
 
 log = logging.getLogger(__name__)
+J = TypeVar("J")   # the JSON type a .js file must hold (list or dict)
 
 # era -> (tweets file stem in data/, media folder in data/)
 ERAS = {"2022+": ("tweets", "data/tweets_media"), "2019-2022": ("tweet", "data/tweet_media")}
@@ -40,7 +41,7 @@ def tweet_era(tree: Tree) -> str | None:
     return None
 
 
-def parse_js(data: bytes, rel: str, prefix: re.Pattern[str], what: str, kind: type) -> Any:
+def parse_js(data: bytes, rel: str, prefix: re.Pattern[str], what: str, kind: type[J]) -> J:
     """The JSON value assigned in an archive ``.js`` file (``<what> = <JSON>``); SourceError when it is not one."""
     try:
         text = data.decode("utf-8-sig")
@@ -69,7 +70,8 @@ def manifest_tweets(manifest: dict[str, Any], stem: str) -> tuple[list[tuple[str
     if not isinstance(entry, dict):
         return [], None
     files = []
-    for f in entry.get("files") if isinstance(entry.get("files"), list) else []:
+    listed = entry.get("files")
+    for f in listed if isinstance(listed, list) else []:
         name, count = (f.get("fileName"), f.get("count")) if isinstance(f, dict) else (None, None)
         if isinstance(name, str) and name.endswith(".js"):
             files.append((name.removeprefix("./"), int(count) if isinstance(count, str) and count.isdigit() else None))
@@ -201,9 +203,10 @@ class TwitterSource(Source):
                  visibility: str | None = None) -> None:
         super().__init__(path, name=name)
         check_visibility(visibility)
-        self.era = tweet_era(self.tree)
-        if self.era is None:
+        era = tweet_era(self.tree)
+        if era is None:
             raise SourceError(f"{self.path} is not an X/Twitter archive (no data/tweets.js or data/tweet.js)")
+        self.era: str = era
         if self.era == "before-2019":
             raise SourceError(f"{self.path} is an X/Twitter archive from before 2019 (Grailbird: data/js/tweets/"
                               "YYYY_MM.js), which tagsight does not read: it does not include the photos. "
