@@ -528,11 +528,12 @@ def resolve_from(base: str | Path, relative: str) -> str | Path:
 
 
 @contextlib.contextmanager
-def output_folder(path: str | Path, marker: str) -> Iterator[Path]:
+def output_folder(path: str | Path, marker: str | tuple[str, ...]) -> Iterator[Path]:
     """Where a verb writes an artifact bound for ``path``: a local path is used as it is; for a URL a stable local
     staging folder, first filled from the URL when something is already there (so that a run is resumed wherever it
-    was interrupted), then published when the verb succeeds, ``marker`` last (``publish_folder``). On an error
-    nothing is published and the staging folder stays for the rerun."""
+    was interrupted), then published when the verb succeeds, ``marker`` last (``publish_folder``; a tuple of record
+    names for a tree of artifacts, such as the root ``forget --rewrite`` works on). On an error nothing is published
+    and the staging folder stays for the rerun."""
     resolved = dataset_path(path) if isinstance(path, str) else Path(path)
     if isinstance(resolved, Path):
         yield resolved
