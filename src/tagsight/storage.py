@@ -476,6 +476,8 @@ def mirror_origin(folder: str | Path) -> str | None:
 def location(folder: str | Path) -> str:
     """Where an artifact lives, as lineage records it: the URL a mirror or staging folder stands for, else the
     absolute local path."""
+    if is_url(folder):
+        return str(folder)
     return mirror_origin(folder) or str(Path(folder).resolve())
 
 
