@@ -192,3 +192,34 @@ def test_a_record_that_is_not_a_json_object_is_unreadable(tmp_path):
     with pytest.raises(ReasonError) as err:
         read_artifact(tmp_path)
     assert err.value.reason == "lineage_unreadable" and "not a JSON object" in str(err.value)
+
+
+def test_lineage_reads_artifacts_on_object_storage_by_their_urls(tmp_path, mixed_source, monkeypatch):
+    from tagsight.storage import open_filesystem
+
+    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    w = make_world(tmp_path, mixed_source)
+    url = "memory://lineage-world/root"
+    run = json.loads((w["run"] / "run.json").read_text())
+    run["dataset"]["path"] = f"{url}/data/mine"
+    (w["run"] / "run.json").write_text(json.dumps(run))
+    write_lineage(w["index"], "index", "i1", [Ref("run", f"{url}/runs/r1", None)], contents="items.parquet")
+    (w["root"] / "bundles" / "b").mkdir(parents=True)
+    (w["root"] / "bundles" / "b" / "bundle.json").write_text(json.dumps({"backbone": "../../runs/r1"}))
+    fs, inner = open_filesystem(url)
+    for path in sorted(p for p in w["root"].rglob("*") if p.is_file()):
+        fs.pipe_file(f"{inner}/{path.relative_to(w['root']).as_posix()}", path.read_bytes())
+    bundle = read_artifact(f"{url}/bundles/b")
+    assert bundle.location == f"{url}/bundles/b" and bundle.parents == (Ref("run", f"{url}/runs/r1", None),)
+    text = format_chain(bundle, list(iter_artifacts(url)))
+    assert text.startswith(f"bundle {url}/bundles/b version ") and f"<- run {url}/runs/r1" in text
+    assert f"<- dataset {url}/data/mine version {w['version']}" in text and "[not found]" not in text
+    assert {a.kind for a in iter_artifacts(url)} >= {"dataset", "vocab", "run", "index", "bundle"}
+    assert not list((tmp_path / "cache").rglob("*.tar"))    # records only: no shard was fetched
+
+
+def test_an_unreadable_record_is_skipped_when_walking_a_root(tmp_path, mixed_source):
+    w = make_world(tmp_path, mixed_source)
+    (w["root"] / "odd").mkdir()
+    (w["root"] / "odd" / "run.json").write_text(json.dumps({"kind": "pretrain", "dataset": {}}))
+    assert {a.kind for a in iter_artifacts(w["root"])} >= {"dataset", "vocab", "run", "index"}

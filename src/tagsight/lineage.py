@@ -21,6 +21,7 @@ This module is a low layer: it reads JSON and Parquet, and imports nothing above
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 import struct
@@ -32,6 +33,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.storage import is_url, local_folder, mirror_origin, resolve_from
+
+log = logging.getLogger(__name__)
 
 LINEAGE_FILE = "lineage.json"
 BUNDLE_FILE = "bundle.json"
@@ -74,8 +78,13 @@ class Artifact:
     def versions(self) -> tuple[str, ...]:
         return (*self.history, self.version)
 
+    @property
+    def location(self) -> str:
+        """Where the artifact lives: its URL when it was read from object storage, else its local folder."""
+        return mirror_origin(self.path) or str(self.path)
+
     def label(self) -> str:
-        return f"{self.kind} {self.path} version {self.version}"
+        return f"{self.kind} {self.location} version {self.version}"
 
 
 def write_lineage(folder: str | Path, kind: str, version: str, parents: Iterable[Ref], **extra: Any) -> Path:
@@ -91,7 +100,10 @@ def write_lineage(folder: str | Path, kind: str, version: str, parents: Iterable
 
 
 def read_artifact(path: str | Path) -> Artifact:
-    """The artifact at ``path``: a folder holding a record file, the record file itself, or a feature file."""
+    """The artifact at ``path``: a folder holding a record file, the record file itself, or a feature file. An
+    fsspec URL is read through a local copy of its records only (never its shards or weights)."""
+    if is_url(path):
+        path = _metadata_copy(str(path))
     path = Path(path)
     if path.is_file() and path.suffix == ".safetensors":
         return _feature_artifact(path)
@@ -103,6 +115,13 @@ def read_artifact(path: str | Path) -> Artifact:
             return _READERS[name](path, _load_json(record))
     raise ReasonError("not_an_artifact", f"{path} holds none of {', '.join(RECORD_FILES)} and is not a "
                                          "cached-feature file: not a tagsight artifact")
+
+
+def _metadata_copy(url: str) -> Path:
+    """The records of the artifact (or artifact tree) at ``url``, mirrored; a record file's URL gives its folder's."""
+    url = url.rstrip("/")
+    name = url.rsplit("/", 1)[-1]
+    return local_folder(url.rsplit("/", 1)[0] if name in RECORD_FILES else url, metadata_only=True)
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -182,17 +201,24 @@ def bundle_version(folder: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _bundle(folder: Path, b: dict[str, Any]) -> Artifact:
-    """A bundle (``tagsight apps``): its backbone (a run, or a named model), the data of its heads, its index."""
-    parents: list[Ref] = []
+def _backbone_ref(folder: Path, b: dict[str, Any]) -> Ref:
+    """The run a bundle's backbone names (found locally, or by URL for a bundle on object storage), else a source."""
     spec = str(b.get("backbone", ""))
     path = spec.removeprefix("file:")
+    if is_url(path):
+        return Ref("run", path, None)
+    if path and not Path(path).is_absolute() and mirror_origin(folder) is not None:
+        return Ref("run", str(resolve_from(folder, path)), None)
     local = [c for c in (folder / path, Path(str(b.get("backbone_resolved", "")).removeprefix("file:"))) if str(c) != "."]
     found = next((c for c in local if path and c.exists()), None)
     if found is not None and (found / "run.json").is_file():
-        parents.append(Ref("run", str(found.resolve()), None))
-    else:
-        parents.append(Ref("source", spec, "backbone"))
+        return Ref("run", str(found.resolve()), None)
+    return Ref("source", spec, "backbone")
+
+
+def _bundle(folder: Path, b: dict[str, Any]) -> Artifact:
+    """A bundle (``tagsight apps``): its backbone (a run, or a named model), the data of its heads, its index."""
+    parents = [_backbone_ref(folder, b)]
     for head in sorted((folder / "heads").glob("*/head.json")):
         data = (json.loads(head.read_text()).get("data") or {})
         where = _recorded(data.get("path"), head.parent)
@@ -217,6 +243,8 @@ def resolve_recorded(path: str | None, artifact_dir: str | Path) -> Path | None:
     p = Path(path)
     if p.is_absolute():
         return p
+    if mirror_origin(artifact_dir) is not None:   # recorded inside an artifact read from object storage
+        return None
     base = Path(artifact_dir).resolve()
     for folder in (base, *base.parents):
         if (folder / p).exists():
@@ -225,6 +253,8 @@ def resolve_recorded(path: str | None, artifact_dir: str | Path) -> Path | None:
 
 
 def _recorded(path: str | None, artifact_dir: Path) -> str | None:
+    if path and not is_url(path) and not Path(path).is_absolute() and mirror_origin(artifact_dir) is not None:
+        return str(resolve_from(artifact_dir, path))
     found = resolve_recorded(path, artifact_dir)
     return str(found) if found is not None else path
 
@@ -257,13 +287,17 @@ def _feature_artifact(path: Path) -> Artifact:
 
 
 def iter_artifacts(root: str | Path) -> Iterator[Artifact]:
-    """Every artifact under ``root`` (the root itself included), in path order; unreadable records are skipped with their reason."""
-    root = Path(root)
+    """Every artifact under ``root`` (the root itself included), in path order; unreadable records are skipped with their reason.
+    A root on object storage is walked through a local copy of its records (cached-feature files are not read there)."""
+    root = local_folder(root, metadata_only=True) if is_url(root) else Path(root)
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("shards", "catalog", "checkpoints"))
         here = Path(folder)
         if any(name in files for name in RECORD_FILES):
-            yield read_artifact(here)
+            try:
+                yield read_artifact(here)
+            except (ReasonError, KeyError, TypeError) as exc:   # a record of an older or foreign layout
+                log.warning("%s: unreadable lineage record skipped (%s: %s)", here, type(exc).__name__, exc)
         for name in sorted(files):
             if name.endswith(".safetensors"):
                 yield _feature_artifact(here / name)
@@ -271,7 +305,12 @@ def iter_artifacts(root: str | Path) -> Iterator[Artifact]:
 
 def resolve(ref: Ref, known: Iterable[Artifact]) -> Artifact | None:
     """The artifact a parent reference names: by path when it exists, else by kind and version among ``known``."""
-    if ref.path and Path(ref.path).exists() and ref.kind != "source":
+    if ref.path and is_url(ref.path) and ref.kind != "source":
+        try:
+            return read_artifact(ref.path)
+        except (ReasonError, FileNotFoundError):
+            pass
+    elif ref.path and Path(ref.path).exists() and ref.kind != "source":
         try:
             return read_artifact(ref.path)
         except ReasonError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import posixpath
 import io
 import json
 import logging
@@ -25,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from tagsight.fsio import ReasonError
+from tagsight.fsio import ReasonError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -325,23 +326,228 @@ def staging_folder(url: str, cache: CacheConfig | None = None) -> Path:
     return (cache or CacheConfig()).folder / "staging" / key
 
 
-def publish_folder(folder: Path, url: str, last: str = "manifest.json") -> int:
-    """Upload ``folder`` to ``url`` so that readers never take a partial upload for a dataset: ``url/last`` is
-    deleted first, every other file is uploaded, ``last`` goes up at the end. Returns the number of files sent;
-    after an interruption the same call completes the upload."""
+def publish_folder(folder: Path, url: str, last: str | tuple[str, ...] = "manifest.json", prune: bool = False) -> int:
+    """Upload ``folder`` to ``url`` so that readers never take a partial upload for an artifact.
+
+    ``last`` names the record files (``manifest.json``, ``run.json``, ``bundle.json``...; a single name must exist at
+    the top of ``folder``; a tuple syncs a tree of artifacts). Every record about to change is deleted on the store
+    first (its artifact is invisible from then on), the other files go up, then the records. Files unchanged since
+    ``folder`` was mirrored from ``url`` are not sent again. ``prune``: also delete what the store holds under ``url``
+    and ``folder`` no longer does (a rewritten artifact), before the records. Returns the number of files sent; after an
+    interruption the same call completes the upload."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    if not (folder / last).is_file():
+    records = (last,) if isinstance(last, str) else tuple(last)
+    if isinstance(last, str) and not (folder / last).is_file():
         raise ReasonError("dataset_incomplete", f"{folder} has no {last}: nothing to publish")
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
+             if p.is_file() and not p.name.startswith(".")}
+    unchanged = _unchanged_since_mirror(folder, url)
+    send = [name for name in files if name not in unchanged]
     fs, inner = open_filesystem(url)
     inner = inner.rstrip("/")
-    if _retry(lambda: fs.exists(f"{inner}/{last}"), f"{url}/{last}"):
-        _retry(lambda: fs.rm_file(f"{inner}/{last}"), f"{url}/{last}")   # the old version is invisible from now
-    ordered = [p for p in files if p != folder / last] + [folder / last]
-    for path in ordered:
-        target = f"{inner}/{path.relative_to(folder).as_posix()}"
-        _retry(lambda: fs.put_file(str(path), target), target)  # noqa: B023 - called at once
-        log.debug("uploaded %s", target)
-    log.info("published %d files of %s to %s (%s last)", len(ordered), folder, url, last)
-    return len(ordered)
+    late = [name for name in send if posixpath.basename(name) in records]
+    for name in late:
+        target = f"{inner}/{name}"
+        if _retry(lambda: fs.exists(target), target):  # noqa: B023 - called at once
+            _retry(lambda: fs.rm_file(target), target)   # noqa: B023 - the old version is invisible from now
+    for name in [n for n in send if n not in late] + ([] if prune else late):
+        _put(fs, files[name], f"{inner}/{name}")
+    if prune:
+        _prune(fs, inner, url, set(files))
+        for name in late:
+            _put(fs, files[name], f"{inner}/{name}")
+    log.info("published %d of %d files of %s to %s (%s last)", len(send), len(files), folder, url, ", ".join(records))
+    return len(send)
 
+
+def _put(fs: Any, path: Path, target: str) -> None:
+    _retry(lambda: fs.put_file(str(path), target), target)
+    log.debug("uploaded %s", target)
+
+
+def _local_stats(folder: Path) -> dict[str, list[int]]:
+    return {p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def _unchanged_since_mirror(folder: Path, url: str) -> set[str]:
+    """Files of ``folder`` that are still as ``mirror_folder`` fetched them from ``url`` (same size and time)."""
+    state_path = folder / MIRROR_STATE
+    if not state_path.is_file():
+        return set()
+    state = json.loads(state_path.read_text())
+    if state.get("url") != url.rstrip("/"):
+        return set()
+    fetched = state.get("local", {})
+    return {name for name, stat in _local_stats(folder).items() if fetched.get(name) == stat}
+
+
+def _prune(fs: Any, inner: str, url: str, keep: set[str]) -> None:
+    for name in sorted(set(_listing(fs, inner, url)) - keep):
+        _retry(lambda: fs.rm_file(f"{inner}/{name}"), f"{url}/{name}")  # noqa: B023 - called at once
+        log.info("removed %s/%s (no longer part of the artifact)", url, name)
+
+
+MIRROR_STATE = ".mirror.json"   # in a mirror: the URL it copies and the signature of every file it holds
+
+
+def _signature(info: dict[str, Any]) -> str:
+    """What identifies a remote file's content without reading it: its ETag (S3, GCS) or size and mtime."""
+    tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("mtime") or info.get("created")
+    return f"{info.get('size')}:{tag}"
+
+
+def _listing(fs: Any, inner: str, url: str) -> dict[str, dict[str, Any]]:
+    """Every file under ``inner`` (relative POSIX name -> fsspec info); {} when nothing is there."""
+    found = _retry(lambda: fs.find(inner, detail=True), url)
+    return {posixpath.relpath(name, inner): info for name, info in found.items()
+            if info.get("type", "file") == "file"}
+
+
+METADATA_SUFFIXES = (".json", ".jsonl", ".yaml", ".yml", ".parquet", ".md", ".txt")
+
+
+def is_metadata(name: str) -> bool:
+    """Whether a file of an artifact is one of its records (manifests, configs, catalogs, lineage), not its bulk
+    (shards, checkpoints, weights, feature banks)."""
+    return name.endswith(METADATA_SUFFIXES)
+
+
+def mirror_folder(url: str, target: Path | None = None, marker: str | None = None,
+                  cache: CacheConfig | None = None, metadata_only: bool = False) -> Path:
+    """A local copy of the artifact folder at ``url`` (only its records with ``metadata_only``), kept in the cache (``TAGSIGHT_CACHE_DIR``/mirror) and brought up
+    to date on every call: files whose ETag (or size and time) changed are fetched again, files gone are removed.
+    ``marker``: the file an artifact writes last (``manifest.json``, ``run.json``, ``bundle.json``); a folder without
+    it is refused (``artifact_incomplete``), as is a URL with nothing under it (``artifact_missing``)."""
+    url = url.rstrip("/")
+    kind = "meta" if metadata_only else "mirror"
+    target = Path(target) if target is not None else _cache_key_folder(url, kind, cache)
+    fs, inner = open_filesystem(url)
+    remote = _listing(fs, inner.rstrip("/"), url)
+    if metadata_only:
+        remote = {name: info for name, info in remote.items() if is_metadata(name)}
+    if not remote:
+        raise ReasonError("artifact_missing", f"{url}: nothing there")
+    if marker is not None and marker not in remote:
+        raise ReasonError("artifact_incomplete", f"{url} has no {marker}: not a finished artifact (an upload or a "
+                                                 "run in progress, or another kind of folder)")
+    state_path = target / MIRROR_STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    held: dict[str, str] = state.get("files", {}) if state.get("url") == url else {}
+    fetched = 0
+    for name, info in sorted(remote.items()):
+        local = target / name
+        if held.get(name) == _signature(info) and local.is_file():
+            continue
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        source = f"{inner.rstrip('/')}/{name}"
+        _retry(lambda: fs.get_file(source, str(tmp)), f"{url}/{name}")  # noqa: B023 - called at once
+        os.replace(tmp, local)
+        fetched += 1
+    for path in sorted(p for p in target.rglob("*") if p.is_file() and p.name != MIRROR_STATE):
+        if path.relative_to(target).as_posix() not in remote:
+            path.unlink()
+    state_path.write_text(json.dumps({"url": url, "files": {n: _signature(i) for n, i in remote.items()},
+                                      "local": _local_stats(target)}))
+    log.info("%s: %d of %d files fetched into %s", url, fetched, len(remote), target)
+    return target
+
+
+def _cache_key_folder(url: str, kind: str, cache: CacheConfig | None) -> Path:
+    key = hashlib.blake2b(url.rstrip("/").encode(), digest_size=12).hexdigest()
+    return (cache or CacheConfig()).folder / kind / key
+
+
+STAGING_TARGET = ".target.json"   # in a staging folder: the URL it will be published to
+
+
+def mirror_origin(folder: str | Path) -> str | None:
+    """The URL a local folder stands for: the one a mirror (``mirror_folder``) copies or a staging folder
+    (``output_folder``) is published to; None for a plain local folder."""
+    folder = Path(folder).absolute()
+    for above in (folder, *folder.parents):     # a folder inside a mirror stands for the URL below the mirror's
+        for name in (MIRROR_STATE, STAGING_TARGET):
+            state = above / name
+            if state.is_file():
+                url = json.loads(state.read_text()).get("url")
+                inner = folder.relative_to(above).as_posix()
+                return (str(url) if inner == "." else f"{url}/{inner}") if url else None
+    return None
+
+
+def location(folder: str | Path) -> str:
+    """Where an artifact lives, as lineage records it: the URL a mirror or staging folder stands for, else the
+    absolute local path."""
+    if is_url(folder):
+        return str(folder)
+    return mirror_origin(folder) or str(Path(folder).resolve())
+
+
+def relative_url(target: str, base: str) -> str | None:
+    """``target`` as a path relative to ``base`` when both are URLs of one store (same scheme and bucket), else None."""
+    (ts, _, tr), (bs, _, br) = target.partition("://"), base.partition("://")
+    if ts != bs or tr.split("/")[0] != br.split("/")[0]:
+        return None
+    return posixpath.relpath(tr, br)
+
+
+def local_folder(path: str | Path, marker: str | None = None, metadata_only: bool = False) -> Path:
+    """An artifact folder to read: a local path as it is (``file://`` too), a URL mirrored into the cache."""
+    resolved = dataset_path(path) if isinstance(path, str) else Path(path)
+    if isinstance(resolved, Path):
+        return resolved
+    return mirror_folder(resolved, marker=marker, metadata_only=metadata_only)
+
+
+def list_names(path: str | Path) -> list[str]:
+    """The names of the entries right under a local folder or an fsspec URL (sorted; [] when there is none)."""
+    if not is_url(path):
+        return sorted(p.name for p in Path(path).iterdir()) if Path(path).is_dir() else []
+    fs, inner = open_filesystem(str(path))
+    inner = inner.rstrip("/")
+    try:
+        entries = _retry(lambda: fs.ls(inner, detail=False), str(path))
+    except FileNotFoundError:
+        return []
+    return sorted({posixpath.basename(str(e).rstrip("/")) for e in entries} - {""})
+
+
+def write_text(path: str | Path, text: str) -> str | Path:
+    """Write a small file (a card, a report) to a local path (atomically) or an fsspec URL (one object put)."""
+    if not is_url(path):
+        return atomic_write_text(Path(path), text)
+    fs, inner = open_filesystem(str(path))
+    _retry(lambda: fs.pipe_file(inner, text.encode("utf-8")), str(path))
+    return str(path)
+
+
+def resolve_from(base: str | Path, relative: str) -> str | Path:
+    """``relative`` (a path written inside an artifact) resolved against the artifact ``base``: for a mirror of a URL
+    against that URL (so that a bundle on object storage finds the run beside it), else against the folder."""
+    origin = mirror_origin(base) if not is_url(base) else str(base)
+    if origin is None:
+        return (Path(base) / relative).resolve()
+    scheme, _, rest = origin.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, relative))}"
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path, marker: str | tuple[str, ...]) -> Iterator[Path]:
+    """Where a verb writes an artifact bound for ``path``: a local path is used as it is; for a URL a stable local
+    staging folder, first filled from the URL when something is already there (so that a run is resumed wherever it
+    was interrupted), then published when the verb succeeds, ``marker`` last (``publish_folder``; a tuple of record
+    names for a tree of artifacts, such as the root ``forget --rewrite`` works on). On an error nothing is published
+    and the staging folder stays for the rerun."""
+    resolved = dataset_path(path) if isinstance(path, str) else Path(path)
+    if isinstance(resolved, Path):
+        yield resolved
+        return
+    staging = staging_folder(resolved)
+    fs, inner = open_filesystem(resolved)
+    if not staging.exists() and _listing(fs, inner.rstrip("/"), resolved):
+        mirror_folder(resolved, target=staging)   # its state lets the publish skip what did not change
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / STAGING_TARGET).write_text(json.dumps({"url": resolved}))
+    yield staging
+    publish_folder(staging, resolved, last=marker, prune=True)

@@ -257,3 +257,31 @@ def test_an_export_keeps_the_open_set_guard_of_its_bundle(tiny_run, tmp_path):
     assert a.guard is not None and b.guard is not None
     features = np.random.default_rng(0).normal(size=(6, a.embedder.num_features)).astype(np.float32)
     assert a.predict_features(features) == b.predict_features(features)
+
+
+def test_bundles_and_exports_on_object_storage_load_predict_and_keep_their_lineage(with_head, tiny_run, tmp_path,
+                                                                                   monkeypatch):
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from tagsight.lineage import Ref, read_artifact
+    from tagsight.serve.loader import load_bundle_apps
+    from tests.s3server import environ, moto_s3, s3_env, upload
+
+    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    images = [Image.new("RGB", (40, 40), c) for c in ((200, 40, 40), (40, 200, 60))]
+    apps = ["hashtags", "moderate"]
+    expected = load_bundle(with_head).predict(images, apps)
+    with moto_s3() as endpoint, environ(s3_env(endpoint)):
+        upload(tiny_run[2], "s3://models/runs/r")
+        upload(with_head, "s3://models/bundles/b")          # the run beside it, named relative to the bundle
+        from tagsight.storage import open_filesystem
+        fs, _ = open_filesystem("s3://models")
+        fs.pipe_file("models/bundles/b/bundle.json", json.dumps({"backbone": "../../runs/r"}).encode())
+        there = load_bundle("s3://models/bundles/b")
+        assert there.predict(images, apps) == expected
+        export_bundle("s3://models/bundles/b", "s3://models/exports/e")
+        assert load_bundle("s3://models/exports/e").predict(images, apps) == expected
+        assert set(load_bundle_apps("s3://models/exports/e", "cpu")) == {"hashtags", "alt-text", "moderate"}
+        parents = read_artifact("s3://models/exports/e").parents
+        assert Ref("bundle", "s3://models/bundles/b", parents[0].version) == parents[0]
+        assert parents[1].path == "s3://models/runs/r"

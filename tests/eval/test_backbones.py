@@ -121,3 +121,14 @@ def test_efficientnet_lite0_classifies_real_imagenette_photos(shared_data):
     with torch.no_grad():
         predicted = model(torch.stack(images)).argmax(1).numpy()
     assert np.mean(predicted == np.asarray(truth)) >= 0.5  # 1000-way; measured 0.6-0.65 on 160 px photos
+
+
+def test_a_run_folder_at_a_url_loads_like_the_local_one(tmp_path, monkeypatch):
+    from tagsight.storage import open_filesystem
+
+    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    objective = make_run(tmp_path / "run")
+    fs, inner = open_filesystem("memory://eval-runs/run")
+    for path in sorted(p for p in (tmp_path / "run").rglob("*") if p.is_file()):
+        fs.pipe_file(f"{inner}/{path.relative_to(tmp_path / 'run').as_posix()}", path.read_bytes())
+    assert same_weights(load_backbone("memory://eval-runs/run").model, objective.backbone.model)

@@ -31,26 +31,35 @@ def tiny(tmp_path_factory):
 
 
 def test_a_run_from_s3_killed_and_resumed_ends_on_the_weights_of_the_run_from_disk(tiny, tmp_path, monkeypatch):
+    """Dataset, vocabulary and run folder all on S3: the run trains in a local staging folder, a SIGKILL publishes
+    nothing, the rerun resumes there and publishes the run (run.json last); its weights equal the run from disk."""
+    from tagsight.storage import CacheConfig, exists, local_folder, staging_folder
+
     dataset, vocab = tiny
     cli(dataset, vocab, tmp_path / "local", *ARGS)
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
         upload(dataset, "s3://photos/ds")
+        upload(Path(vocab).parent, "s3://photos/vocab")
         for key, value in {**s3_env(endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache"),
                            "TAGSIGHT_CACHE_BLOCK": "8192"}.items():
             monkeypatch.setitem(ENV, key, value)
-        proc = cli("s3://photos/ds", vocab, tmp_path / "s3", *ARGS, wait=False)
+        staging = staging_folder("s3://photos/runs/r", CacheConfig(folder=tmp_path / "cache"))
+        proc = cli("s3://photos/ds", "s3://photos/vocab", "s3://photos/runs/r", *ARGS, wait=False)
         deadline = time.time() + 120
-        while latest_checkpoint(tmp_path / "s3") is None and time.time() < deadline:
+        while latest_checkpoint(staging) is None and time.time() < deadline:
             time.sleep(0.05)
         kill_tree(proc.pid)
         proc.wait()
-        killed_at = json.loads((latest_checkpoint(tmp_path / "s3") / "state.json").read_text())["step"]
+        killed_at = json.loads((latest_checkpoint(staging) / "state.json").read_text())["step"]
         assert 0 < killed_at < 32
-        cli("s3://photos/ds", vocab, tmp_path / "s3", *ARGS)
-    a, b = weights(tmp_path / "local"), weights(tmp_path / "s3")
+        assert not exists("s3://photos/runs/r/run.json"), "a killed run is not published"
+        cli("s3://photos/ds", "s3://photos/vocab", "s3://photos/runs/r", *ARGS)
+        monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "reader"))
+        published = local_folder("s3://photos/runs/r", marker="run.json")
+    a, b = weights(tmp_path / "local"), weights(published)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    run = json.loads((tmp_path / "s3" / "run.json").read_text())
-    assert run["dataset"]["path"] == "s3://photos/ds"
+    run = json.loads((published / "run.json").read_text())
+    assert run["dataset"]["path"] == "s3://photos/ds" and run["vocab"]["path"] == "s3://photos/vocab"
     assert list((tmp_path / "cache" / "blocks").glob("*/*")), "the shards were read through the local cache"
     assert os.environ.get("AWS_ENDPOINT_URL") != endpoint   # the test left the environment as it found it
 

@@ -48,6 +48,7 @@ from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
 from tagsight.models.pretrained import EFFICIENTNET_LITE0
 from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.storage import is_url, local_folder, mirror_origin, relative_url, resolve_from
 
 log = logging.getLogger(__name__)
 
@@ -129,24 +130,44 @@ def _resolve_spec(spec: str, resolved: str | None, root: Path) -> str:
     prefix, path = ("file:", spec[5:]) if spec.startswith("file:") else ("", spec)
     if not prefix and _is_named(spec):
         return spec
-    candidates = [Path(path)] if Path(path).is_absolute() else [root / path]
+    candidates: list[str | Path] = [path if is_url(path) or Path(path).is_absolute() else resolve_from(root, path)]
     if resolved:
-        candidates.append(Path(resolved.removeprefix("file:")))
-    elif not Path(path).is_absolute():
+        candidates.append(resolved.removeprefix("file:"))
+    elif not is_url(path) and not Path(path).is_absolute():
         candidates.append(Path(path))   # the old form: a 'file:' path as typed, relative to where it was written
     for candidate in candidates:
-        if candidate.exists():
-            return prefix + str(candidate)
+        found = _existing(candidate)
+        if found is not None:
+            return prefix + str(found)
     raise ReasonError("backbone_missing", f"{root / BUNDLE_JSON} names the backbone {spec!r}, found neither "
                                           f"at {' nor at '.join(str(c) for c in candidates)}: move the bundle "
                                           "together with it, or rerun 'tagsight apps calibrate'")
 
 
+def _existing(candidate: str | Path) -> Path | None:
+    """A backbone path that exists, as a local path (a run on object storage mirrored into the cache)."""
+    if is_url(candidate):
+        try:
+            return local_folder(str(candidate), marker="run.json")
+        except (ReasonError, FileNotFoundError):
+            return None
+    return Path(candidate) if Path(candidate).exists() else None
+
+
 def portable_spec(backbone: str, root: Path) -> dict[str, str]:
-    """bundle.json's backbone fields: a local path relative to ``root`` (and absolute, as written), a name as is."""
+    """bundle.json's backbone fields: a local path relative to ``root`` (and absolute, as written), a name as is.
+
+    A run read from object storage is named by its URL (relative to the bundle's URL when both are in one store),
+    never by the local mirror it was read from."""
     prefix, path = ("file:", backbone[5:]) if backbone.startswith("file:") else ("", backbone)
     if not Path(path).exists() or (not prefix and _is_named(backbone)):
         return {"backbone": backbone}
+    url, root_url = mirror_origin(path), mirror_origin(root)
+    if url is not None:
+        relative = relative_url(url, root_url) if root_url is not None else None
+        return {"backbone": prefix + (relative or url), "backbone_resolved": prefix + url}
+    if root_url is not None:
+        log.warning("bundle bound for %s names the local backbone %s: it loads only on this machine", root_url, path)
     absolute = Path(path).resolve()
     return {"backbone": prefix + os.path.relpath(absolute, root.resolve()), "backbone_resolved": prefix + str(absolute)}
 
@@ -181,8 +202,8 @@ def bundle_backbone(root: str | Path) -> tuple[Backbone, str, Run | None]:
 
 
 def load_bundle(path: str | Path, device: str = "cpu", batch_size: int = 64) -> Bundle:
-    """Load the backbone once and every app the bundle has parts for."""
-    root = Path(path)
+    """Load the backbone once and every app the bundle has parts for (a bundle at an fsspec URL is mirrored first)."""
+    root = local_folder(path)
     backbone, spec, run = bundle_backbone(root)
     embedder = Embedder(backbone, device, batch_size)
     bundle = Bundle(root, spec, embedder, run, hashtag_head=run.head if run else load_exported_hashtag_head(root))

@@ -54,6 +54,7 @@ from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.lineage import Ref, bundle_version, read_artifact, write_lineage
 from tagsight.models.backbone import Backbone
 from tagsight.privacy.cards import model_card
+from tagsight.storage import location, output_folder
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,18 @@ _TIMM_KEEP = ("tag", "fixed_input_size", "pool_size", "first_conv", "classifier"
 
 def export_bundle(bundle_dir: str | Path, out_dir: str | Path, onnx: bool = False, tolerance: float = TOLERANCE,
                   opset: int = 17) -> dict[str, Any]:
-    """Write the export (module docstring); returns config.json's content."""
-    bundle, out = load_bundle(bundle_dir), Path(out_dir)
-    if out.resolve() == bundle.root.resolve():
-        raise ReasonError("export_over_bundle", f"{out} is the bundle itself: export to another folder")
+    """Write the export (module docstring); returns config.json's content. Either folder may be an fsspec URL: the
+    export is then written to a local staging folder and published with bundle.json last."""
+    bundle = load_bundle(bundle_dir)
+    with output_folder(out_dir, marker="bundle.json") as out:
+        if out.resolve() == bundle.root.resolve():
+            raise ReasonError("export_over_bundle", f"{out} is the bundle itself: export to another folder")
+        config = _write_export(bundle, out, onnx, tolerance, opset)
+    log.info("exported %s to %s (%s)", bundle_dir, out_dir, ", ".join(config["tagsight"]["outputs"]))
+    return config
+
+
+def _write_export(bundle: Bundle, out: Path, onnx: bool, tolerance: float, opset: int) -> dict[str, Any]:
     backbone = bundle.embedder.backbone
     atomic_write_bytes(out / WEIGHTS_FILE, _tensor_bytes(backbone.model.state_dict()))
     if bundle.hashtag_head is not None:
@@ -184,7 +193,6 @@ def export_bundle(bundle_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     _write_bundle_json(bundle, out)
     atomic_write_text(out / "README.md", export_card(bundle, config))
     _write_export_lineage(bundle, out)
-    log.info("exported %s to %s (%s)", bundle_dir, out, ", ".join(config["tagsight"]["outputs"]))
     return config
 
 
@@ -202,16 +210,16 @@ def _write_bundle_json(bundle: Bundle, out: Path) -> None:
               "timm_kwargs": backbone.timm_kwargs, "data_config": backbone.data_config.to_dict(),
               "fingerprint": bundle.embedder.fingerprint,
               "hashtag_head": HASHTAG_HEAD_FILE if bundle.hashtag_head is not None else None,
-              "exported_from": {"bundle": str(bundle.root.resolve()), "backbone": bundle.backbone_spec}}
+              "exported_from": {"bundle": location(bundle.root), "backbone": bundle.backbone_spec}}
     atomic_write_text(out / "bundle.json", json.dumps(record, indent=1) + "\n")
 
 
 def _write_export_lineage(bundle: Bundle, out: Path) -> None:
     parents = []
     if (bundle.root / "bundle.json").is_file():     # a bundle folder (a run folder exported directly is the run)
-        parents.append(Ref("bundle", str(bundle.root.resolve()), bundle_version(bundle.root)))
+        parents.append(Ref("bundle", location(bundle.root), bundle_version(bundle.root)))
     if bundle.run is not None:
-        parents.append(Ref("run", str(bundle.run.run_dir.resolve()), read_artifact(bundle.run.run_dir).version))
+        parents.append(Ref("run", location(bundle.run.run_dir), read_artifact(bundle.run.run_dir).version))
     write_lineage(out, "export", bundle.embedder.fingerprint[:16], parents)
 
 

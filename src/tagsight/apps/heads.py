@@ -49,6 +49,7 @@ from tagsight.eval.features import extract_features
 from tagsight.eval.linear import LinearProbeConfig, fit_linear, holdout_split, select_hyperparameters
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.models.backbone import Backbone
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def train_head(data: str | Path, backbone: Backbone, backbone_spec: str, out_dir
     embedder = embedder or Embedder(backbone)
     meta = {"format": FORMAT, "tagsight_version": __version__, "task": cfg.task, "classes": images.classes,
             "safe": safe, "config": asdict(cfg), "backbone": _absolute(backbone_spec), "backbone_name": backbone.name,
-            "backbone_fingerprint": embedder.fingerprint, "data": {"path": str(Path(data).resolve()), "identity": images.identity,
+            "backbone_fingerprint": embedder.fingerprint, "data": {"path": location(data), "identity": images.identity,
             "images": len(images), "per_class": np.bincount(y, minlength=len(images.classes)).tolist(),
             "skipped_folders": skipped}, "training": fit_info, **decisions}
     save_head(out_dir, head, meta)

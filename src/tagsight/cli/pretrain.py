@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from tagsight.storage import dataset_path
+from tagsight.storage import dataset_path, is_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "For several processes: torchrun --nproc_per_node N -m tagsight.cli pretrain ...")
     p.add_argument("dataset", type=dataset_path, help="dataset folder made by 'tagsight ingest', or its fsspec URL "
                    "(s3://bucket/ds: streamed by byte ranges through a local cache, docs/storage.md)")
-    p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
-    p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
+    p.add_argument("--vocab", type=dataset_path, required=True,
+                   help="vocab.json (or its folder) from 'tagsight vocab build', local or an fsspec URL")
+    p.add_argument("--out", type=dataset_path, required=True,
+                   help="run folder (created; an existing one is resumed), local or an fsspec URL (trained in a local "
+                        "staging folder, published when the run ends: docs/storage.md)")
     p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "
                    "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
     p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
@@ -42,8 +45,29 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight pretrain: bad config: {exc}", file=sys.stderr)
         return 2
-    vocab = args.vocab / "vocab.json" if args.vocab.is_dir() else args.vocab
-    return run_on_ranks("pretrain", args.device, lambda env: pretrain(args.dataset, vocab, args.out, cfg, env))
+    vocab = args.vocab if is_url(args.vocab) or not args.vocab.is_dir() else args.vocab / "vocab.json"
+    return run_on_ranks("pretrain", args.device,
+                        lambda env: in_run_folder(args.out, env, lambda run_dir: pretrain(args.dataset, vocab, run_dir,
+                                                                                          cfg, env)))
+
+
+def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict]) -> dict:
+    """``work(run folder)``: ``out`` itself, or for an fsspec URL a local staging folder that starts from what the
+    store holds (a rerun resumes there) and is published when the run ends, run.json last (rank 0 publishes)."""
+    if not is_url(out):
+        return work(Path(out))
+    import torch.distributed as dist
+
+    from tagsight.storage import output_folder, staging_folder
+
+    if not env.is_main:
+        if dist.is_initialized():
+            dist.barrier()   # rank 0 has filled the staging folder
+        return work(staging_folder(str(out)))
+    with output_folder(out, marker="run.json") as run_dir:
+        if dist.is_initialized():
+            dist.barrier()
+        return work(run_dir)
 
 
 def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict]) -> int:

@@ -31,6 +31,7 @@ from tagsight.ingest import catalog
 from tagsight.ingest.shards import ShardInfo, ShardWriter
 from tagsight.ingest.text import fold_hashtag
 from tagsight.progress import Progress
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def _write_manifest(parent_dir: Path, out_dir: Path, parent_version: str, kind: 
     parent = catalog.load_manifest(parent_dir)
     manifest = {"format": "tagsight-dataset", "version": version, "tagsight_version": __version__,
                 "format_version": parent.get("format_version"), "source": parent.get("source"),
-                "policy": parent.get("policy"), "config": parent.get("config", {}), "parent": {"path": str(parent_dir.resolve()), "version": parent_version},
+                "policy": parent.get("policy"), "config": parent.get("config", {}), "parent": {"path": location(parent_dir), "version": parent_version},
                 "derivation": {"kind": kind, "settings": settings},
                 "shards": content["shards"], "counts": {k: v for k, v in summary.to_dict().items() if k != "version"},
                 "catalog": {t: f"catalog/{t}.parquet" for t in catalog.TABLES}}

@@ -29,6 +29,7 @@ from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone, create_backbone, rgb
 from tagsight.models.pretrained import EFFICIENTNET_LITE0, LITE0_ARCH, read_state_dict, run_backbone
 from tagsight.models.runs import RunSettings, backbone_from_weights, checkpoint_weights, load_strict, run_config_path
+from tagsight.storage import is_url, local_folder
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def load_backbone(spec: str, img_size: int | None = None, *, arch: str | None = 
         backbone = _from_file(Path(spec[5:]), arch, img_size)
     elif spec.startswith("timm:") or (not Path(spec).exists() and timm.is_model(spec)):
         backbone = random_backbone(spec.removeprefix("timm:"), img_size, seed)
+    elif is_url(spec):   # a run folder on object storage: mirrored into the local cache
+        backbone = _from_run(local_folder(spec), img_size)
     elif Path(spec).is_dir():
         backbone = _from_run(Path(spec), img_size)
     else:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from tagsight.fsio import ReasonError
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class FolderImages(LabelledImages):
 
     def lineage(self) -> dict[str, Any]:
         """A folder of images holds no posts: its cached features say so, and forget and its audit can tell."""
-        return {"parents": [{"kind": "folder", "path": str(self.root.resolve()), "version": self.identity}],
+        return {"parents": [{"kind": "folder", "path": location(self.root), "version": self.identity}],
                 "post_keys": []}
 
 
@@ -140,7 +141,7 @@ class ShardImages(LabelledImages):
         self.identity = f"dataset:{self.index.version}{forgotten}:" + _digest(self.classes)
 
     def lineage(self) -> dict[str, Any]:
-        return {"parents": [{"kind": "dataset", "path": str(Path(self.index.dataset_dir).resolve()), "version": self.index.version}],
+        return {"parents": [{"kind": "dataset", "path": location(self.index.dataset_dir), "version": self.index.version}],
                 "tombstones": self.index.tombstones, "post_keys": [self.index.post_keys[int(i)] for i in self.rows]}
 
     def read_bytes(self, i: int) -> bytes:

@@ -14,6 +14,7 @@ never guessed.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from tagsight.fsio import ReasonError
 from tagsight.ingest import catalog
 from tagsight.lineage import resolve_recorded
 from tagsight.privacy.tombstones import load_tombstones
+from tagsight.storage import exists, is_url, join, list_names, local_folder, location, mirror_origin, read_bytes
 
 Block = tuple[Any, ...]  # ("p", text) | ("kv", {name: value}) | ("table", headers, rows)
 
@@ -107,7 +109,7 @@ def data_card(dataset_dir: str | Path, vocab: str | Path | None = None) -> Card:
     dataset_dir = Path(dataset_dir)
     m = catalog.load_manifest(dataset_dir)
     counts = m.get("counts", {})
-    card = Card(f"Data card: {dataset_dir.name} (version {m['version']})")
+    card = Card(f"Data card: {posixpath.basename(location(dataset_dir))} (version {m['version']})")
     _overview(card, dataset_dir, m, counts)
     _composition(card, dataset_dir, m)
     _exclusions(card, dataset_dir, counts)
@@ -115,14 +117,14 @@ def data_card(dataset_dir: str | Path, vocab: str | Path | None = None) -> Card:
     _forgetting(card, dataset_dir, m)
     _processing(card, counts, m)
     if vocab is not None:
-        _vocab_section(card, Path(vocab))
+        _vocab_section(card, _vocab_record(vocab))
     return card
 
 
 def _overview(card: Card, dataset_dir: Path, m: dict[str, Any], counts: dict[str, Any]) -> None:
     source = m.get("source", {})
     card.section("Overview").kv({
-        "dataset": str(dataset_dir), "version": m["version"], "made by": f"tagsight {m.get('tagsight_version', '?')}",
+        "dataset": location(dataset_dir), "version": m["version"], "made by": f"tagsight {m.get('tagsight_version', '?')}",
         "source": f"{source.get('name', '?')} ({source.get('format', '?')})",
         "records in": counts.get("posts_in", "n/a"), "posts kept": counts.get("posts_kept", "n/a"),
         "posts rejected": counts.get("posts_rejected", "n/a"),
@@ -181,8 +183,19 @@ def _processing(card: Card, counts: dict[str, Any], m: dict[str, Any]) -> None:
         "image settings": json.dumps(m.get("config", {}).get("image", {}), sort_keys=True)})
 
 
-def _vocab_section(card: Card, path: Path) -> None:
-    v = _load_json(path / "vocab.json" if path.is_dir() else path, "vocabulary")
+def _vocab_record(vocab: str | Path) -> dict[str, Any]:
+    """vocab.json (given as the file or its folder, local or at an fsspec URL) as a dict."""
+    if is_url(vocab):
+        url = str(vocab).rstrip("/")
+        url = url if url.endswith(".json") else f"{url}/vocab.json"
+        if not exists(url):
+            raise ReasonError("card_input_missing", f"{url} is missing: no vocabulary to describe")
+        return dict(json.loads(read_bytes(url)))
+    path = Path(vocab)
+    return _load_json(path / "vocab.json" if path.is_dir() else path, "vocabulary")
+
+
+def _vocab_section(card: Card, v: dict[str, Any]) -> None:
     labels = v.get("labels", [])
     cov = v.get("coverage", {})
     s = card.section("Vocabulary")
@@ -209,25 +222,34 @@ def model_card(run_dir: str | Path) -> Card:
     """The model card of a run folder (see the module docstring)."""
     run_dir = Path(run_dir)
     run = _load_json(run_dir / "run.json", "run record (run.json)")
-    card = Card(f"Model card: {run_dir.name}")
+    card = Card(f"Model card: {posixpath.basename(location(run_dir))}")
     ds, vocab = run.get("dataset", {}), run.get("vocab", {})
-    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*")) if (run_dir / "checkpoints").is_dir() else []
+    ckpts = list_names(join(location(run_dir) if mirror_origin(run_dir) else run_dir, "checkpoints"))
     card.section("Model").kv({
-        "run": str(run_dir), "kind": run.get("kind"), "objective": run.get("objective"),
+        "run": location(run_dir), "kind": run.get("kind"), "objective": run.get("objective"),
         "backbone": run.get("backbone"), "initialised from": _init_text(run.get("init")),
         "processes": run.get("world_size"), "made by": f"tagsight {run.get('tagsight_version')}",
         "checkpoints": ", ".join(ckpts) or "none"})
     card.section("Training data").kv({
         "dataset": ds.get("path"), "dataset version": ds.get("manifest_version"), "vocabulary": vocab.get("path"),
         "vocabulary version": vocab.get("version"), "labels": vocab.get("labels")})
-    _dataset_summary(card, resolve_recorded(ds.get("path"), run_dir) or (Path(ds["path"]) if ds.get("path") else None),
-                     ds.get("manifest_version"))
+    _dataset_summary(card, _recorded_dataset(ds.get("path"), run_dir), ds.get("manifest_version"))
     recipe = run_dir / "config.yaml"
     card.section("Recipe").p(f"```yaml\n{recipe.read_text(encoding='utf-8').strip()}\n```" if recipe.is_file()
                              else "config.yaml missing: the recipe was not recorded")
     _evaluation(card, run_dir)
     _limits(card, run_dir, run)
     return card
+
+
+def _recorded_dataset(path: str | None, run_dir: Path) -> Path | None:
+    """The local folder (or a copy of the records) of the dataset a run recorded, None when it is gone."""
+    if path and is_url(path):
+        try:
+            return local_folder(path, marker="manifest.json", metadata_only=True)
+        except (ReasonError, FileNotFoundError):
+            return None
+    return resolve_recorded(path, run_dir) or (Path(path) if path else None)
 
 
 def _init_text(init: str | None) -> str:
@@ -251,7 +273,7 @@ def _dataset_summary(card: Card, path: Path | None, version: str | None) -> None
              f"a version no longer on disk (the folder now holds {m['version']})")
     counts = m.get("counts", {})
     s.p(f"Trained on {state}. The folder now holds {counts.get('posts_kept', '?')} kept posts, "
-        f"{counts.get('media_kept', '?')} samples; see its data card (`tagsight card {path}`).")
+        f"{counts.get('media_kept', '?')} samples; see its data card (`tagsight card {location(path)}`).")
 
 
 def _evaluation(card: Card, run_dir: Path) -> None:

@@ -39,6 +39,7 @@ from tagsight.ingest.shards import ShardWriter
 from tagsight.privacy.tombstones import load_tombstones, tombstone_path
 from tagsight.progress import Progress
 from tagsight.relevance.score import load_labels, load_pairs, load_scores_meta
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ def _write_manifest(out: Path, parent: Path, parent_manifest: dict[str, Any], me
     counts = {**d.counts, "media_kept": sum(s["samples"] for s in shards), "shards": len(shards)}
     manifest = {"format": "tagsight-dataset", "format_version": parent_manifest.get("format_version", 1),
                 "version": version, "tagsight_version": __version__,
-                "parent": {"path": str(parent.resolve()), "version": parent_manifest["version"]},
+                "parent": {"path": location(parent), "version": parent_manifest["version"]},
                 "relevance": relevance, "counts": counts, "catalog": parent_manifest.get("catalog", {}),
                 "config": parent_manifest.get("config", {}), "policy": parent_manifest.get("policy", {}),
                 "source": {"format": "relevance-filter", "name": parent_manifest.get("source", {}).get("name", "")},

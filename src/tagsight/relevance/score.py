@@ -42,6 +42,7 @@ from tagsight.eval.metrics import per_label_average_precision
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.progress import Progress
 from tagsight.tags.vocab import Vocabulary
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class IndexImages(LabelledImages):
         self.identity = f"dataset:{index.version}{forgotten}:all-samples"
 
     def lineage(self) -> dict[str, Any]:
-        return {"parents": [{"kind": "dataset", "path": str(self.index.dataset_dir.resolve()),
+        return {"parents": [{"kind": "dataset", "path": location(self.index.dataset_dir),
                              "version": self.index.version}],
                 "tombstones": self.index.tombstones, "post_keys": list(self.index.post_keys)}
 
@@ -285,9 +286,9 @@ def save_scores(scores: Scores, out_dir: str | Path, *, dataset_dir: str | Path,
     atomic_write_text(out / LABELS_FILE, json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
     scored = [r["ap"] for r in labels if r["ap"] is not None]
     meta = {"format": SCORES_FORMAT, "version": _scores_version(scores),
-            "dataset": {"path": str(Path(dataset_dir).resolve()), "version": scores.index.version,
+            "dataset": {"path": location(dataset_dir), "version": scores.index.version,
                         "samples": len(scores.index)},
-            "vocab": {"path": str(Path(vocab_path).resolve()), "version": scores.vocab.version,
+            "vocab": {"path": location(vocab_path), "version": scores.vocab.version,
                       "labels": len(scores.vocab)},
             "config": asdict(scores.config), "pairs": int(sum(map(len, scores.label_lists))),
             "oof_mAP": float(np.mean(scored)) if scored else None, **scores.info}

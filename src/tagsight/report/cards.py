@@ -6,11 +6,13 @@ from pathlib import Path
 
 from tagsight.privacy.cards import Card, data_card, model_card
 from tagsight.report.html import Report
+from tagsight.storage import local_folder
 
 
 def card_for(path: str | Path, vocab: str | Path | None = None) -> Card:
-    """The data card of a dataset folder (``manifest.json``) or the model card of a run folder (``run.json``)."""
-    path = Path(path)
+    """The data card of a dataset folder (``manifest.json``) or the model card of a run folder (``run.json``), local
+    or at an fsspec URL."""
+    path = local_folder(path, metadata_only=True)   # a URL: its records only, never its shards or weights
     if (path / "run.json").is_file():
         return model_card(path)
     return data_card(path, vocab)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tagsight.apps.base import App
 from tagsight.fsio import ReasonError
+from tagsight.storage import local_folder
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def resolve_device(device: str) -> str:
 
 def load_bundle_apps(bundle_dir: str | Path, device: str = "auto") -> dict[str, App]:
     """``tagsight.apps.load_apps(bundle_dir, device)``, checked: a mapping of app names to ``App``s."""
-    bundle = Path(bundle_dir)
+    bundle = local_folder(bundle_dir)   # a bundle at an fsspec URL: mirrored (brought up to date on every reload)
     if not bundle.is_dir():
         raise ReasonError("bundle_missing", f"bundle folder {bundle} does not exist")
     try:

@@ -26,6 +26,7 @@ from tagsight.tags.config import VocabConfig
 from tagsight.fsio import atomic_write_text
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.sampling import effective_distribution_for_mode, label_weights, post_weights
+from tagsight.storage import is_url, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +168,21 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        """Read a ``vocab.json`` (or the folder holding it)."""
+        """Read a ``vocab.json`` (or the folder holding it), on local disk or at an fsspec URL."""
+        if is_url(path):
+            return cls.from_dict(json.loads(read_bytes(vocab_url(str(path))).decode("utf-8")))
         path = Path(path)
         if path.is_dir():
             path = path / VOCAB_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: build it with 'tagsight vocab build'")
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def vocab_url(url: str) -> str:
+    """The ``vocab.json`` an fsspec URL names: the file itself, or the one in the folder it names."""
+    url = url.rstrip("/")
+    return url if url.endswith(".json") else f"{url}/{VOCAB_FILE}"
 
 
 # -- counting -------------------------------------------------------------------------------------

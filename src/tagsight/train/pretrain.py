@@ -32,7 +32,7 @@ from tagsight.objectives.dino import DinoObjective, DinoSchedule
 from tagsight.objectives.hashtag import HashtagObjective
 from tagsight.objectives.swav import SwavObjective, assignment_entropy, collapse_verdict, feature_spread
 from tagsight.registry import Registry
-from tagsight.storage import dataset_path, is_url
+from tagsight.storage import dataset_path, location
 from tagsight.tags.vocab import Vocabulary
 from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
@@ -131,12 +131,12 @@ def _swav_build(cfg, backbone, num_labels, batches_per_epoch) -> SwavObjective:
     return SwavObjective(backbone, cfg.objective.swav, cfg.data.multicrop.n_global, freeze)
 
 
-def lineage(dataset_dir: Path | str, vocab_path: Path, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
+def lineage(dataset_dir: Path | str, vocab_path: Path | str, vocab: Vocabulary, cfg: PretrainConfig, env: DistEnv) -> dict:
     return {"tagsight_version": __version__, "kind": "pretrain", "objective": cfg.objective.name,
-            "dataset": {"path": dataset_dir if is_url(dataset_dir) else str(Path(dataset_dir).resolve()),
+            "dataset": {"path": location(dataset_dir),
                         "manifest_version": manifest_version(dataset_dir),
                         "tombstones_applied": len(dataset_tombstones(dataset_dir))},
-            "vocab": {"path": str(Path(vocab_path).resolve()), "version": vocab.version, "labels": len(vocab)},
+            "vocab": {"path": location(vocab_path), "version": vocab.version, "labels": len(vocab)},
             **recipe(cfg.objective.name).describe(cfg), "world_size": env.world_size}
 
 
@@ -154,7 +154,7 @@ def check_lineage(run_dir: Path, expected: dict) -> None:
 def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Path, cfg: PretrainConfig,
              env: DistEnv) -> dict[str, Any]:
     """Train (or resume) a run, then evaluate hashtag prediction on held-out posts. Returns eval.json's content."""
-    dataset_dir, vocab_path, run_dir = dataset_path(dataset_dir), Path(vocab_path), Path(run_dir)
+    dataset_dir, vocab_path, run_dir = dataset_path(dataset_dir), dataset_path(vocab_path), Path(run_dir)
     vocab = Vocabulary.load(vocab_path)
     info = lineage(dataset_dir, vocab_path, vocab, cfg, env)
     check_lineage(run_dir, info)
