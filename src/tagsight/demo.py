@@ -67,7 +67,7 @@ def stage_ingest(cfg: DemoConfig, feed_dir: Path) -> tuple[Path, list[str]]:
 
 def stage_vocab(cfg: DemoConfig, dataset: Path) -> tuple[Path, list[str]]:
     from tagsight.data.synthetic import CONCEPTS
-    from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+    from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
     from tagsight.report.vocab import write_vocab_report
     from tagsight.tags.config import VocabConfig
     from tagsight.tags.vocab import build_vocab, format_vocab

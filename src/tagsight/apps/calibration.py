@@ -65,7 +65,7 @@ from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary

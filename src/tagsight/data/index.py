@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_bytes
-from tagsight.ingest.catalog import load_manifest
+from tagsight.schema.catalog import load_manifest
 from tagsight.privacy.tombstones import TOMBSTONE_FILE, Tombstone, Tombstones, load_tombstones
 from tagsight.storage import CacheConfig, RemoteFiles, dataset_path, exists, is_url, join, read_bytes
 

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from tagsight.fsio import ReasonError
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.lineage import resolve_recorded
 from tagsight.privacy.tombstones import load_tombstones
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.text import parse_hashtags
+from tagsight.schema.text import parse_hashtags
 from tagsight.ingest.tree import MemberTooLarge, TreeError, is_archive, open_tree
 
 log = logging.getLogger(__name__)

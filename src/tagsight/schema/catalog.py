@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsight.ingest.shards import atomic_write_bytes
+from tagsight.fsio import atomic_write_bytes
 from tagsight.storage import dataset_path, join, read_bytes
 from tagsight.storage import exists as storage_exists
 

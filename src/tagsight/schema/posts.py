@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from tagsight.fsio import ReasonError
-from tagsight.ingest.text import parse_hashtags
+from tagsight.schema.text import parse_hashtags
 
 VISIBILITIES = ("public", "unlisted", "followers", "private", "direct")
 MAX_HASHTAGS = 512
