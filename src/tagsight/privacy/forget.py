@@ -271,7 +271,8 @@ def _post_key_column(table: pa.Table) -> pa.ChunkedArray:
     raise ReasonError("no_post_key", "table has neither a post_key column nor source and post_id columns")
 
 
-def _forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
+def forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
+    """Per row of ``table``: does ``forgotten`` forget it (by post key, ``author_id`` and ``hashtags`` when present)."""
     keys = _post_key_column(table).to_pylist()
     authors = table["author_id"].to_pylist() if "author_id" in table.column_names else [None] * len(keys)
     tags = table["hashtags"].to_pylist() if "hashtags" in table.column_names else [()] * len(keys)
@@ -288,11 +289,11 @@ def post_key_table_forgetter(pattern: str) -> tuple[Callable, Callable, Callable
         return sorted(p for p in Path(root).rglob(pattern) if p.is_file())
 
     def affected(path: Path, forgotten: Forgotten) -> int:
-        return sum(_forgotten_mask(pq.read_table(path), forgotten))
+        return sum(forgotten_mask(pq.read_table(path), forgotten))
 
     def purge(path: Path, forgotten: Forgotten) -> str:
         table = pq.read_table(path)
-        mask = _forgotten_mask(table, forgotten)
+        mask = forgotten_mask(table, forgotten)
         kept = table.filter(pa.array([not m for m in mask]))
         buf = io.BytesIO()
         pq.write_table(kept, buf)

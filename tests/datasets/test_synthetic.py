@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tagsight.data.synthetic import CONCEPTS, SPELLINGS, TAG_KINDS, FeedConfig, generate_feed
+from tagsight.datasets.synthetic import CONCEPTS, SPELLINGS, TAG_KINDS, FeedConfig, generate_feed
 from tagsight.schema.posts import VISIBILITIES, Post
 from tagsight.schema.text import parse_hashtags, strip_invisible
 
