@@ -100,6 +100,7 @@ class TagSampler:
 
 
 def cumulative(values: Iterable[float]) -> list[float]:
+    """Running sums of ``values`` (the cumulative weights ``random.choices`` takes)."""
     total, out = 0.0, []
     for v in values:
         total += v

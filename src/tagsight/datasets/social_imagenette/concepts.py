@@ -45,6 +45,7 @@ def synset_of(wnid: str, wn: Any) -> Any:
 
 
 def ancestors_of(synset: Any) -> set[Any]:
+    """Every hypernym and instance hypernym above ``synset``, transitively."""
     return set(synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms()))
 
 

@@ -50,6 +50,7 @@ def pluralize(word: str) -> str:
 
 
 def pick_weighted(rng: random.Random, weights: Mapping[Any, float]) -> Any:
+    """One key of ``weights`` drawn with probability proportional to its weight."""
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 

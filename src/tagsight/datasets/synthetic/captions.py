@@ -1,7 +1,8 @@
 """Hashtags and captions as people write them: spellings, decorations, wrong and non-visual tags."""
 
-import random
+from __future__ import annotations
 
+import random
 
 from tagsight.datasets.synthetic.config import (CONCEPTS, EMOJI, FORM_WEIGHTS, FeedConfig, NONVISUAL_TAGS, SPELLINGS,
     WRONG_FORMS, ZERO_WIDTH)

@@ -1,5 +1,7 @@
 """The synthetic feed's vocabulary and settings: concepts, spellings, tag kinds, shares, ``FeedConfig`` and ``FeedSummary``."""
 
+from __future__ import annotations
+
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field

@@ -1,5 +1,7 @@
 """Drawing the eight concepts on varied backgrounds: each a distinct shape with its own colours."""
 
+from __future__ import annotations
+
 from typing import Any, Callable
 
 import numpy as np
@@ -14,18 +16,22 @@ _RGB = tuple[int, int, int]
 
 
 def jitter(g: np.random.Generator, rgb: _RGB, amount: int = 22) -> _RGB:
+    """``rgb`` with each channel moved by up to ``amount`` at random, clipped to [0, 255]."""
     return tuple(int(v) for v in np.clip(np.array(rgb) + g.integers(-amount, amount + 1, 3), 0, 255))
 
 
 def pick_option(g: np.random.Generator, options: tuple) -> Any:
+    """One of ``options``, uniformly."""
     return options[int(g.integers(len(options)))]
 
 
 def box(s: int, x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    """A box given in fractions of a square of side ``s``, in pixels."""
     return [x0 * s, y0 * s, x1 * s, y1 * s]
 
 
 def points(s: int, *xy: tuple[float, float]) -> list[tuple[float, float]]:
+    """Points given in fractions of a square of side ``s``, in pixels."""
     return [(x * s, y * s) for x, y in xy]
 
 

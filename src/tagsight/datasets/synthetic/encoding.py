@@ -1,5 +1,7 @@
 """Encoding the rendered photos as files: EXIF with GPS and orientation, near copies, broken files."""
 
+from __future__ import annotations
+
 import io
 from pathlib import Path
 
@@ -79,4 +81,5 @@ def render_media(cfg: FeedConfig, posts: list[FeedPost], media_dir: Path) -> Non
 
 
 def media_filename(im: FeedImage) -> str:
+    """The file name of an image under ``media/`` (``.png`` or ``.jpg`` by its format)."""
     return f"{im.file}.{'png' if im.fmt == 'png' else 'jpg'}"

@@ -1,8 +1,9 @@
 """The plan (all randomness but pixels): authors and their audience, images, posts, reposts, broken files, EXIF."""
 
+from __future__ import annotations
+
 import datetime as dt
 import random
-
 
 from tagsight.datasets.audience import pick_opted_out, sample_audience
 from tagsight.datasets.synthetic.captions import make_caption, plan_tags
@@ -132,6 +133,7 @@ def _alt_text(rng: random.Random, im: FeedImage) -> str | None:
 
 
 def plan_feed(cfg: FeedConfig) -> tuple[list[FeedPost], list[str]]:
+    """The whole feed drawn from ``cfg.seed`` (posts with tags, captions and alt text) and the opted-out authors."""
     rng = random.Random(cfg.seed)
     authors = _plan_authors(cfg, rng)
     posts = _plan_posts(cfg, rng, authors)

@@ -1,17 +1,20 @@
 """The plan's records: images, tags, posts and authors as drawn before any pixel is rendered."""
 
+from __future__ import annotations
+
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from tagsight.datasets.audience import Audience
 
 
-# ---------------------------------------------------------------- the plan (all randomness but pixels)
+# ---------------------------------------------------------------- the records the plan draws (all randomness but pixels)
 
 @dataclass
 class FeedImage:
+    """One planned image: its concepts, size, format and the faults it will carry (copy, corruption, EXIF)."""
+
     file: str
     concepts: tuple[str, ...]
     size: tuple[int, int]            # upright (width, height)
@@ -28,6 +31,8 @@ class FeedImage:
 
 @dataclass
 class FeedTag:
+    """One planned hashtag and its ground truth: its kind, the concept it names and the form it is written in."""
+
     tag: str
     kind: str
     concept: str | None = None
@@ -36,6 +41,8 @@ class FeedTag:
 
 @dataclass
 class FeedPost:
+    """One planned post: author, time, images, audience, hashtags and caption."""
+
     post_id: str
     author: "FeedAuthor"
     created_at: str
@@ -49,6 +56,8 @@ class FeedPost:
 
 @dataclass(frozen=True)
 class FeedAuthor:
+    """One author of the feed: region, licence and home coordinates (for GPS EXIF)."""
+
     author_id: str
     region: str | None
     license: str | None
@@ -56,4 +65,5 @@ class FeedAuthor:
 
 
 def pick_weighted(rng: random.Random, shares: dict) -> Any:
+    """One key of ``shares`` drawn with probability proportional to its share."""
     return rng.choices(list(shares), weights=list(shares.values()))[0]

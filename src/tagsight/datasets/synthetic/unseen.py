@@ -1,5 +1,7 @@
 """Photos of nothing in the vocabulary (scenes, noise, stripes, wallpaper, documents, screenshots)."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import numpy as np

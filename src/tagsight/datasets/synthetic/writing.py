@@ -1,11 +1,12 @@
 """Records and files: posts.jsonl, truth.jsonl, optout.txt, the summary, and ``generate_feed``."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator
-
 
 from tagsight.datasets.synthetic.config import CONCEPTS, FeedConfig, FeedSummary, MEDIA_NAME, TAG_KINDS
 from tagsight.datasets.synthetic.encoding import media_filename, render_media
