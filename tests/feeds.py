@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from tagsight.data.index import SampleIndex
-from tagsight.data.synthetic import FeedConfig, generate_feed
-from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+from tagsight.datasets.synthetic import FeedConfig, generate_feed
+from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

@@ -13,10 +13,11 @@ import torch
 
 from tagsight import cli
 from tagsight.fsio import ReasonError
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 from tagsight.lineage import FEATURE_META_KEY, Ref, chain, format_chain, iter_artifacts, read_artifact, write_lineage
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import forget, requests_from
 from tagsight.privacy.trace import artifacts_with_post
 

@@ -6,7 +6,7 @@ Photo sets, all available offline:
   Hopper (one face each) and the 100 face crops of ``skimage.data.lfw_subset()`` (25 px, upscaled to
   100 px on a grey canvas of 160 px; one face each).
 * ``non-faces``: the 100 non-face crops of ``lfw_subset`` (same treatment): no face.
-* ``textures``: rendered pictures of nothing (``tagsight.data.synthetic.write_unseen``: empty scenes,
+* ``textures``: rendered pictures of nothing (``tagsight.datasets.synthetic.write_unseen``: empty scenes,
   noise, stripes and checkerboards, tiled wallpapers, text pages, screenshots) and the packaged
   texture and pattern photos (brick, grass, gravel, checkerboard, text, page, ...): no face.
 * ``imagenette``: the first ``--imagenette`` val photos of the classes with people in them; every
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tagsight.data.synthetic import write_unseen
+from tagsight.datasets.synthetic import write_unseen
 from tagsight.privacy.faces import detect_faces, detect_people
 
 log = logging.getLogger("faces_precision")

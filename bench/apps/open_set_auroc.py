@@ -2,7 +2,7 @@
 
 In-vocabulary photos: the check half (seeded post hash, as calibration splits) of a calibration
 dataset; the ``knn`` bank is its fit half. Pictures of nothing: ``--rendered`` pictures
-(``tagsight.data.synthetic.render_unseen``), reported overall and per kind::
+(``tagsight.datasets.synthetic.render_unseen``), reported overall and per kind::
 
     python3 bench/apps/open_set_auroc.py demo/run --dataset demo/calibration/dataset
 """
@@ -15,7 +15,8 @@ import json
 import numpy as np
 import torch
 
-from tagsight.apps.calibration import _split_hash, rendered_unseen
+from tagsight.apps.calibration import CHECK_PURPOSE, rendered_unseen
+from tagsight.data.index import unit_hash
 from tagsight.apps.embedder import Embedder, embed_samples
 from tagsight.apps.openset import knn_scores, open_set_scores
 from tagsight.apps.run import load_run
@@ -45,7 +46,7 @@ def main() -> None:
     embedder = Embedder(run.backbone)
     index = SampleIndex.build(args.dataset)
     features = embed_samples(index, np.arange(len(index)), embedder, "in-vocabulary")
-    check = np.asarray([_split_hash(k, args.seed) < 0.5 for k in index.post_keys])
+    check = np.asarray([unit_hash(k, args.seed, CHECK_PURPOSE) < 0.5 for k in index.post_keys])
     names, images = rendered_unseen(args.rendered, args.seed)
     kinds = np.asarray([n.rsplit("-", 1)[-1] for n in names])
     out_features = embedder.embed(images)

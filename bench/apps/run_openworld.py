@@ -31,7 +31,7 @@ from tagsight.apps.bundle import load_bundle
 from tagsight.apps.calibration import read_unseen
 from tagsight.apps.verified import load_verified
 from tagsight.data.index import SampleIndex
-from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen
+from tagsight.datasets.synthetic import UNSEEN_KINDS, render_unseen
 
 log = logging.getLogger("run_openworld")
 

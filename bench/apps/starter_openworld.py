@@ -32,7 +32,7 @@ from PIL import Image
 from tagsight.apps.bundle import load_bundle
 from tagsight.apps.calibration import CalibrationConfig
 from tagsight.apps.starter import ancestors, calibrate_starter, synset_of
-from tagsight.data.synthetic import write_unseen
+from tagsight.datasets.synthetic import write_unseen
 from tagsight.tags.config import VocabConfig
 from tagsight.tags.vocab import build_vocab
 

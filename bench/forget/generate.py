@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import setup_logging  # noqa: E402
 
-from tagsight.data.synthetic import FeedConfig, generate_feed  # noqa: E402
+from tagsight.datasets.synthetic import FeedConfig, generate_feed  # noqa: E402
 from tagsight.ingest.images import ImageConfig  # noqa: E402
 from tagsight.ingest.pipeline import IngestConfig, ingest  # noqa: E402
 from tagsight.ingest.sources import open_source  # noqa: E402

@@ -37,7 +37,7 @@ TITLE = "Forget one author (100K posts)"
 
 def authors_by_posts(dataset: Path) -> list[tuple[str, int]]:
     """(author, kept posts), most posts first."""
-    from tagsight.ingest import catalog
+    from tagsight.schema import catalog
 
     return Counter(catalog.read_table(dataset, "posts", ["author_id"]).column("author_id").to_pylist()).most_common()
 

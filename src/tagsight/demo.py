@@ -39,7 +39,7 @@ class DemoConfig:
 
 
 def stage_feed(cfg: DemoConfig) -> tuple[Path, list[str]]:
-    from tagsight.data.synthetic import FeedConfig, generate_feed
+    from tagsight.datasets.synthetic import FeedConfig, generate_feed
 
     feed_dir = cfg.out_dir / "feed"
     # drawn at 128 px: the size the default curation chain asks of a photo's short side
@@ -66,8 +66,8 @@ def stage_ingest(cfg: DemoConfig, feed_dir: Path) -> tuple[Path, list[str]]:
 
 
 def stage_vocab(cfg: DemoConfig, dataset: Path) -> tuple[Path, list[str]]:
-    from tagsight.data.synthetic import CONCEPTS
-    from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+    from tagsight.datasets.synthetic import CONCEPTS
+    from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
     from tagsight.report.vocab import write_vocab_report
     from tagsight.tags.config import VocabConfig
     from tagsight.tags.vocab import build_vocab, format_vocab
@@ -163,7 +163,7 @@ def _said_photos(run: Path, index, rows: list[int], n: int) -> list[int]:
 def stage_calibration_set(cfg: DemoConfig, vocab: Path) -> tuple[Path, Path, list[str]]:
     """Photos kept back for calibration: a second drawn feed, ingested apart, with its ground truth as verified
     labels (the run's own held-out split is too small for a precision target to be measured on)."""
-    from tagsight.data.synthetic import FeedConfig, generate_feed
+    from tagsight.datasets.synthetic import FeedConfig, generate_feed
     from tagsight.ingest.images import ImageConfig
     from tagsight.ingest.pipeline import IngestConfig, ingest
     from tagsight.ingest.sources import open_source
@@ -189,7 +189,7 @@ def stage_serve(cfg: DemoConfig, dataset: Path, vocab: Path, run: Path, n_photos
 
     from tagsight.apps.calibration import CalibrationConfig, calibrate_run
     from tagsight.data.index import SampleIndex
-    from tagsight.data.synthetic import render_unseen
+    from tagsight.datasets.synthetic import render_unseen
 
     cal_dataset, verified, lines = stage_calibration_set(cfg, vocab)
     cal_cfg = CalibrationConfig(verified=str(verified), heldout_dataset=str(cal_dataset), seed=cfg.seed,

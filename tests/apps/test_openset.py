@@ -7,7 +7,7 @@ import pytest
 
 from tagsight.apps.calibration import CalibrationConfig, Rows, calibrate_run, concepts_said, open_world_concepts
 from tagsight.apps.openset import BANK_FILE, OpenSetGuard, fit_guard, guard_from_dict, knn_scores, open_set_scores
-from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen, write_unseen
+from tagsight.datasets.synthetic import UNSEEN_KINDS, render_unseen, write_unseen
 from tagsight.fsio import ReasonError
 
 

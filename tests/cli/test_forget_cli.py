@@ -6,7 +6,7 @@ import json
 
 from tagsight import cli
 from tagsight.data.index import SampleIndex
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 

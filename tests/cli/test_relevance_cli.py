@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tagsight.cli import main
-from tagsight.ingest.catalog import load_manifest
+from tagsight.schema.catalog import load_manifest
 
 _spec = importlib.util.spec_from_file_location("relevance_conftest", Path(__file__).parents[1] / "relevance" / "conftest.py")
 _fixtures = importlib.util.module_from_spec(_spec)

@@ -69,7 +69,7 @@ def test_config_file_then_command_line(tagsonly: Path, tmp_path: Path) -> None:
 
 
 def test_dataset_input_reads_kept_posts_and_records_the_manifest(tmp_path: Path) -> None:
-    from tagsight.ingest.catalog import write_table
+    from tagsight.schema.catalog import write_table
 
     dataset = tmp_path / "ds"
     rows = [{"source": "s", "post_id": str(i), "author_id": "a", "created_at": "2024-01-01T00:00:00Z",

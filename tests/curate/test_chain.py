@@ -8,7 +8,7 @@ from tagsight.curate.chain import CURATION_INFO, CurateConfig, FilterSpec, read_
 from tagsight.curate.export import ExportConfig, export_curated, selection
 from tagsight.curate.reviews import append_reviews, read_reviews, specialist_means
 from tagsight.data.index import SampleIndex
-from tagsight.ingest.catalog import load_manifest
+from tagsight.schema.catalog import load_manifest
 from tagsight.privacy.tombstones import Tombstone, add_tombstones
 
 

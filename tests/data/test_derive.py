@@ -5,7 +5,7 @@ import pytest
 
 from tagsight.data.derive import Drop, Keep, derive_dataset
 from tagsight.data.index import SampleIndex
-from tagsight.ingest.catalog import load_manifest, read_table
+from tagsight.schema.catalog import load_manifest, read_table
 
 
 def test_derived_version_keeps_edits_drops_and_names_its_parent(tiny_dataset, tmp_path):

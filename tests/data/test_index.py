@@ -91,3 +91,17 @@ def test_unreadable_sample_metadata_has_a_reason(tmp_path):
     with pytest.raises(ReasonError) as err:
         SampleIndex.build(dataset)
     assert err.value.reason == "sample_meta_invalid"
+
+
+def test_unit_hash_is_the_one_held_out_hash():
+    import hashlib
+
+    from tagsight.data.index import unit_hash
+
+    def expected(message: str) -> float:
+        return int.from_bytes(hashlib.blake2b(message.encode(), digest_size=8).digest(), "big") / 2.0 ** 64
+
+    assert unit_hash("src/p1", 7) == expected("7\x00src/p1")                             # hold-out, relevance folds
+    assert unit_hash("src/p1", 7, "calibration") == expected("calibration\x007\x00src/p1")  # calibration's check half
+    values = [unit_hash(f"src/p{i}", 0) for i in range(2000)]
+    assert 0.0 <= min(values) and max(values) < 1.0 and abs(sum(values) / len(values) - 0.5) < 0.03

@@ -17,7 +17,7 @@ from tagsight.data.pipeline import (
     worker_batches,
 )
 from tagsight.data.transforms import eval_transform, train_transform
-from tagsight.ingest.catalog import iter_kept_hashtags
+from tagsight.schema.catalog import iter_kept_hashtags
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

@@ -12,7 +12,7 @@ pytest.importorskip("moto")
 
 from tagsight.data.index import SampleIndex  # noqa: E402
 from tagsight.fsio import ReasonError  # noqa: E402
-from tagsight.ingest.catalog import load_manifest  # noqa: E402
+from tagsight.schema.catalog import load_manifest  # noqa: E402
 from tagsight.privacy.tombstones import Tombstone, add_tombstones  # noqa: E402
 from tagsight.storage import CacheConfig, RemoteFiles, cache_bytes, dataset_path, is_url  # noqa: E402
 from tests.feeds import feed_dataset  # noqa: E402

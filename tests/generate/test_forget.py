@@ -8,6 +8,7 @@ from tagsight.data.index import SampleIndex
 from tagsight.generate.runs import load_generator
 from tagsight.generate.sample import SampleSettings, write_samples
 from tagsight.generate.tune import TuneConfig, tune
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import forget, requests_from
 from tagsight.privacy.forget_derived import NOTICE_FILE
 from tagsight.train.distributed import DistEnv

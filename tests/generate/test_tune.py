@@ -12,7 +12,7 @@ from tagsight.generate.conditioning import OFFSET, TokenTable
 from tagsight.generate.data import TokenStream, image_transform, reviewer_captions
 from tagsight.generate.runs import load_generator
 from tagsight.generate.tune import TuneConfig, tune
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import format_chain, read_artifact
 from tagsight.data.pipeline import StreamConfig
 from tagsight.train.distributed import DistEnv

@@ -1,7 +1,7 @@
 import os
 from collections import Counter
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, dry_run, ingest, media_presence
 from tagsight.ingest.sources import open_source

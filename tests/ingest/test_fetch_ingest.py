@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tagsight.cli import main
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.fetch import FetchConfig
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest

@@ -13,7 +13,7 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from tagsight.data.index import SampleIndex  # noqa: E402
-from tagsight.ingest.catalog import manifest_version  # noqa: E402
+from tagsight.schema.catalog import manifest_version  # noqa: E402
 from tagsight.storage import CacheConfig, exists, publish_folder  # noqa: E402
 from tests.feeds import feed_dataset  # noqa: E402
 from tests.s3server import FaultyProxy, environ, moto_s3, s3_env, upload  # noqa: E402

@@ -12,7 +12,8 @@ import duckdb
 import pytest
 from PIL import Image
 
-from tagsight.ingest import catalog, pipeline
+from tagsight.ingest import pipeline
+from tagsight.schema import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest import tree as tree_module
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.sources import Source, sniff_format
 from tagsight.ingest.tree import (FolderTree, MemberTooLarge, TreeError, TreeLimits, archive_stem, is_archive,
                                   open_tree)

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 from tagsight import cli
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 from tagsight.privacy.cards import consent_basis, data_card, model_card
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import forget, requests_from
 from tagsight.privacy.policy import ConsentPolicy
 from tagsight.report.cards import add_card_section

@@ -19,10 +19,11 @@ from tagsight.eval.backbones import load_backbone
 from tagsight.eval.datasets import ShardImages
 from tagsight.eval.features import extract_features
 from tagsight.fsio import ReasonError
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 from tagsight.lineage import read_artifact
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import (FORGETTERS, Forgotten, forget, post_key_table_forgetter, register_forgetter,
                                      requests_from)
 from tagsight.privacy.tombstones import Tombstone, Tombstones, TombstoneWatcher, tag_key

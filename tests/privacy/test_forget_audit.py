@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from tagsight import cli
 from tagsight.data.index import SampleIndex
 from tagsight.privacy.audit import audit
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import forget, requests_from
 from tests.feeds import feed_dataset
 

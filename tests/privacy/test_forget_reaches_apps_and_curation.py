@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
 from tagsight.curate.reviews import append_reviews, read_reviews
 from tagsight.data.index import SampleIndex
+import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
 from tagsight.privacy.forget import forget
 from tagsight.privacy.tombstones import Tombstone
 

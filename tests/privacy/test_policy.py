@@ -1,6 +1,6 @@
 import pytest
 
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.privacy.policy import ConsentPolicy, OptOuts, decide, tag_key
 
 

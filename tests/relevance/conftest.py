@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagsight.ingest.catalog import iter_kept_hashtags
+from tagsight.schema.catalog import iter_kept_hashtags
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

@@ -8,7 +8,7 @@ from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import HashtagStream, StreamConfig
 from tagsight.data.transforms import eval_transform
 from tagsight.fsio import ReasonError
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.privacy.tombstones import Tombstone, add_tombstones, load_tombstones
 from tagsight.relevance.filter import FilterConfig, decide, filter_dataset
 from tagsight.relevance.score import ScoreConfig, load_pairs, save_scores, score_dataset

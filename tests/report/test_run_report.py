@@ -109,8 +109,8 @@ def test_sample_grid_predicts_held_out_posts_and_honours_tombstones(tmp_path):
     import torch
 
     from tagsight.data.index import SampleIndex
-    from tagsight.data.synthetic import FeedConfig, generate_feed
-    from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+    from tagsight.datasets.synthetic import FeedConfig, generate_feed
+    from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
     from tagsight.ingest.images import ImageConfig
     from tagsight.ingest.pipeline import IngestConfig, ingest
     from tagsight.ingest.sources import open_source

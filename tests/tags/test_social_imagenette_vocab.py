@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tagsight.data.social_imagenette import SocialImagenetteConfig, build_social_imagenette
-from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+from tagsight.datasets.social_imagenette import SocialImagenetteConfig, build_social_imagenette
+from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source

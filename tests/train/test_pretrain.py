@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.train.checkpoint import latest_checkpoint
 from tests.feeds import feed_dataset
 

@@ -33,7 +33,7 @@ the run's training dataset (exact SHA-256 or pHash near-duplicate, ``tagsight.ev
 which are left out and counted as ``in_training_pool``.
 
 With photos of nothing in the vocabulary (``unseen`` files and folders, plus ``rendered_unseen``
-pictures drawn by ``tagsight.data.synthetic.render_unseen``), split into the same two halves, the
+pictures drawn by ``tagsight.datasets.synthetic.render_unseen``), split into the same two halves, the
 alt-text concepts are chosen in the open world (``open_world_concepts``): those photos are negatives of
 every label, and an open-set guard (``tagsight.apps.openset``) fitted on the unseen fit photos keeps
 concepts off photos unlike the in-vocabulary ones. ``calibration.json`` then holds ``open_set``: the
@@ -42,7 +42,6 @@ guard and, per half, how many in-vocabulary and unseen photos pass it and end up
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -63,14 +62,15 @@ from tagsight.apps.openset import SCORES, OpenSetGuard, fit_guard, make_bank, pa
 from tagsight.apps.run import Run, load_run, post_authors
 from tagsight.apps.thresholds import operating_point, threshold_for_precision
 from tagsight.apps.verified import VerifiedLabels, load_verified
-from tagsight.data.index import SampleIndex
+from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
+CHECK_PURPOSE = "calibration"   # unit_hash purpose of the check half: drawn apart from the training hold-out
 
 # -- calibrating a run ---------------------------------------------------------------------------
 
@@ -127,11 +127,6 @@ class HeldOut:
     features: np.ndarray | None = None   # backbone features per row (the open-set guard's knn bank)
 
 
-def _split_hash(post_key: str, seed: int) -> float:
-    digest = hashlib.blake2b(f"calibration\x00{seed}\x00{post_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
-
-
 def heldout_rows(run: Run, index: SampleIndex, vocab: Vocabulary, tombstones: Tombstones,
                  authors: dict[str, str], in_pool: dict[str, Any] | None = None,
                  keep_unlabelled: bool = False) -> tuple[np.ndarray, dict[str, int]]:
@@ -185,7 +180,7 @@ def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: Calibrati
         raise ReasonError("too_few_heldout", f"{run.run_dir}: {counts['used']} usable held-out posts ({counts})")
     targets = np.stack([vocab.targets(vocab.labels_for(index.hashtags[i])) for i in rows])
     labelled = targets.sum(axis=1) > 0
-    check = np.asarray([_split_hash(index.post_keys[i], cfg.seed) < cfg.check_fraction for i in rows])
+    check = np.asarray([unit_hash(index.post_keys[i], cfg.seed, CHECK_PURPOSE) < cfg.check_fraction for i in rows])
     counts.update(fit=int((~check & labelled).sum()), check=int((check & labelled).sum()))
     keys = [index.post_keys[i] for i in rows]
     features, logits = heldout_logits(run, embedder, index, rows)
@@ -287,8 +282,8 @@ def read_unseen(paths: tuple[str, ...] | list[str]) -> tuple[list[str], list[Any
 
 
 def rendered_unseen(n: int, seed: int, size: int = 128) -> tuple[list[str], list[Any]]:
-    """``n`` rendered pictures of nothing (``tagsight.data.synthetic.render_unseen``), kinds in turn."""
-    from tagsight.data.synthetic import UNSEEN_KINDS, render_unseen
+    """``n`` rendered pictures of nothing (``tagsight.datasets.synthetic.render_unseen``), kinds in turn."""
+    from tagsight.datasets.synthetic import UNSEEN_KINDS, render_unseen
 
     g = np.random.default_rng([seed, 0x0BE7])
     kinds = [UNSEEN_KINDS[i % len(UNSEEN_KINDS)] for i in range(n)]
@@ -308,7 +303,8 @@ def unseen_logits(paths: tuple[str, ...] | list[str], embedder: Embedder, head: 
     features = embedder.embed(images)
     with torch.no_grad():
         logits = head(torch.from_numpy(features)).double().numpy()
-    check = np.asarray([_split_hash(f"unseen\x00{Path(n).parent.name}/{Path(n).name}", seed) < check_fraction
+    check = np.asarray([unit_hash(f"unseen\x00{Path(n).parent.name}/{Path(n).name}", seed, CHECK_PURPOSE)
+                        < check_fraction
                         for n in names])
     if check.all() or not check.any():
         check[: len(check) // 2] = ~check[0]

@@ -49,7 +49,7 @@ from tagsight.apps.calibrators import CALIBRATION_FILE, load_calibration
 from tagsight.apps.openset import BANK_FILE
 from tagsight.apps.export_format import EXPORT_FORMAT, HASHTAG_HEAD_FILE, WEIGHTS_FILE
 from tagsight.apps.hashtags import HashtagsApp
-from tagsight.apps.head_apps import HeadApp, _json_safe
+from tagsight.apps.head_apps import HeadApp, json_safe
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.lineage import Ref, bundle_version, read_artifact, write_lineage
 from tagsight.models.backbone import Backbone
@@ -201,7 +201,7 @@ def _write_heads(bundle: Bundle, out: Path) -> None:
         h = app.head
         atomic_write_bytes(out / "heads" / f"{app.head_name}.safetensors", _tensor_bytes(
             {"weight": h.weight, "bias": h.bias, "mean": h.scaler.mean, "std": h.scaler.std}))
-        atomic_write_text(out / "heads" / f"{app.head_name}.json", json.dumps(_json_safe(h.meta), indent=1) + "\n")
+        atomic_write_text(out / "heads" / f"{app.head_name}.json", json.dumps(json_safe(h.meta), indent=1) + "\n")
 
 
 def _write_bundle_json(bundle: Bundle, out: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from tagsight.apps.similar import ENTRIES, INDEX_FAISS, INDEX_JSON, _faiss, _save
+from tagsight.apps.similar import ENTRIES, INDEX_FAISS, INDEX_JSON, load_faiss, save_index
 from tagsight.privacy.forget import Forgotten, register_forgetter
 
 
@@ -33,7 +33,7 @@ def _purge(index_dir: Path, forgotten: Forgotten) -> str:
     ids = set(_forgotten_ids(index_dir, forgotten))
     if not ids:
         return "nothing to remove"
-    faiss = _faiss()
+    faiss = load_faiss()
     index = faiss.deserialize_index(np.frombuffer((index_dir / INDEX_FAISS).read_bytes(), dtype=np.uint8))
     index.remove_ids(np.asarray(sorted(ids), dtype=np.int64))
     entries = pq.read_table(index_dir / ENTRIES)
@@ -41,7 +41,7 @@ def _purge(index_dir: Path, forgotten: Forgotten) -> str:
     info = json.loads((index_dir / INDEX_JSON).read_text())
     info["counts"]["removed"] = info["counts"].get("removed", 0) + len(ids)
     info["counts"]["indexed"] = int(index.ntotal)
-    _save(index_dir, index, kept, info)
+    save_index(index_dir, index, kept, info)
     return f"removed {len(ids)} entries (vectors and rows)"
 
 

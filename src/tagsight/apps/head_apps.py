@@ -63,26 +63,27 @@ class TrainedHead:
         return softmax((x @ self.weight.T + self.bias).double().numpy())
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """``inf`` thresholds as the string "inf" (JSON has no infinity)."""
     if isinstance(obj, float) and math.isinf(obj):
         return "inf"
     if isinstance(obj, float) and math.isnan(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
-def _from_json(obj: Any) -> Any:
+def from_json_safe(obj: Any) -> Any:
+    """The inverse of ``json_safe``: the string "inf" back to ``math.inf``, in nested dicts and lists."""
     if obj == "inf":
         return math.inf
     if isinstance(obj, dict):
-        return {k: _from_json(v) for k, v in obj.items()}
+        return {k: from_json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_from_json(v) for v in obj]
+        return [from_json_safe(v) for v in obj]
     return obj
 
 
@@ -96,7 +97,7 @@ def load_head_files(meta_path: Path, weights_path: Path) -> TrainedHead:
     if not meta_path.is_file() or not weights_path.is_file():
         raise ReasonError("not_a_head", f"{meta_path.parent} has no {meta_path.name} + {weights_path.name}: train "
                                         "one with 'tagsight heads train'")
-    meta = _from_json(json.loads(meta_path.read_text()))
+    meta = from_json_safe(json.loads(meta_path.read_text()))
     if meta.get("format") != FORMAT or meta.get("task") not in TASKS:
         raise ReasonError("bad_head", f"{meta_path}: unsupported head format or task")
     t = load_file(str(weights_path))
@@ -185,5 +186,5 @@ class ModerateApp(HeadApp):
                 for row in self.probabilities(features, images)]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "safe": self.head.meta["safe"], "thresholds": _json_safe(
+        return {**super().describe(), "safe": self.head.meta["safe"], "thresholds": json_safe(
             {c: {"block": t["block"], "review": t["review"]} for c, t in self.head.meta["thresholds"].items()})}

@@ -42,7 +42,7 @@ from tagsight import __version__
 from tagsight.apps.embedder import Embedder
 from tagsight.apps.head_apps import (  # noqa: F401  (re-exported: the serving half of heads)
     DEFAULT_SAFE, FORMAT, HEAD_JSON, HEAD_WEIGHTS, TASKS, CategorizeApp, HeadApp, ModerateApp, TrainedHead,
-    _from_json, _json_safe, find_heads, load_head, load_head_files, moderation_decision)
+    from_json_safe, json_safe, find_heads, load_head, load_head_files, moderation_decision)
 from tagsight.apps.thresholds import operating_point, threshold_for_precision, threshold_for_recall
 from tagsight.eval.datasets import LabelledImages, open_labelled
 from tagsight.eval.features import extract_features
@@ -213,6 +213,6 @@ def save_head(out_dir: str | Path, head: TrainedHead, meta: dict[str, Any]) -> P
     out = Path(out_dir)
     tensors = {"weight": head.weight, "bias": head.bias, "mean": head.scaler.mean, "std": head.scaler.std}
     atomic_write_bytes(out / HEAD_WEIGHTS, save({k: v.contiguous().float() for k, v in tensors.items()}))
-    atomic_write_text(out / HEAD_JSON, json.dumps(_json_safe(meta), indent=1) + "\n")
+    atomic_write_text(out / HEAD_JSON, json.dumps(json_safe(meta), indent=1) + "\n")
     log.info("%s head (%d categories) written to %s", meta["task"], len(meta["classes"]), out)
     return out

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tagsight.fsio import ReasonError
-from tagsight.ingest.catalog import read_table
+from tagsight.schema.catalog import read_table
 from tagsight.lineage import resolve_recorded
 from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead

@@ -44,7 +44,8 @@ _SCHEMA = pa.schema([("id", pa.int64()), ("post_key", pa.string()), ("author_id"
                      ("hashtags", pa.list_(pa.string())), ("sample_key", pa.string())])
 
 
-def _faiss() -> Any:  # the faiss module: it ships no type information
+def load_faiss() -> Any:  # the faiss module: it ships no type information
+    """The ``faiss`` module, or a ``missing_package`` refusal saying how to install it."""
     try:
         import faiss
     except ImportError:
@@ -60,7 +61,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "") -> dict:
     """Embed the dataset's samples (tombstoned posts excluded) into a faiss index at ``out_dir``; index.json."""
-    faiss = _faiss()
+    faiss = load_faiss()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     samples = SampleIndex.build(dataset_dir)
     tombstones, authors = load_tombstones(dataset_dir), post_authors(dataset_dir)
@@ -79,15 +80,15 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
             "metric": "cosine", "counts": {"samples": len(samples) + samples.forgotten, "indexed": len(rows),
                                           "excluded_tombstoned": samples.forgotten + len(samples) - len(rows),
                                           "removed": 0}}
-    _save(out_dir, index, entries, info)
+    save_index(out_dir, index, entries, info)
     log.info("indexed %d of %d samples of %s (%d tombstoned left out) in %s", len(rows), info["counts"]["samples"],
              dataset_dir, info["counts"]["excluded_tombstoned"], out_dir)
     return info
 
 
-def _save(out_dir: Path, index: Any, entries: pa.Table, info: dict) -> None:
-    """Index first, then entries, then index.json: a crash in between leaves entries that are never returned."""
-    faiss = _faiss()
+def save_index(out_dir: Path, index: Any, entries: pa.Table, info: dict) -> None:
+    """Write an index folder atomically (also used when forget removes entries). Index first, then entries, then index.json: a crash in between leaves entries that are never returned."""
+    faiss = load_faiss()
     atomic_write_bytes(out_dir / INDEX_FAISS, faiss.serialize_index(index).tobytes())
     buf = io.BytesIO()
     pq.write_table(entries, buf)
@@ -104,7 +105,7 @@ class SimilarApp(FeatureApp):
 
     def __init__(self, embedder: Embedder, index_dir: str | Path, k: int = 10) -> None:
         super().__init__(embedder)
-        faiss = _faiss()
+        faiss = load_faiss()
         self.index_dir = Path(index_dir)
         if not (self.index_dir / INDEX_JSON).is_file():
             raise ReasonError("not_an_index", f"{self.index_dir} has no {INDEX_JSON}: build one with "
@@ -178,7 +179,7 @@ class SimilarApp(FeatureApp):
     def _persist(self) -> None:
         self.info["counts"]["indexed"] = int(self.index.ntotal)
         table = pa.Table.from_pylist(sorted(self.entries.values(), key=lambda e: e["id"]), schema=_SCHEMA)
-        _save(self.index_dir, self.index, table, self.info)
+        save_index(self.index_dir, self.index, table, self.info)
 
     def remove(self, post_keys: Iterable[str]) -> int:
         """Delete every entry of ``post_keys`` from the index and its files; returns how many samples went."""

@@ -190,13 +190,14 @@ def display_names(vocab: Vocabulary) -> list[str]:
 
 def _labelled_logits(folder: Path, vocab: Vocabulary, embedder: Embedder, head: StarterHead,
                      cfg: CalibrationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    from tagsight.apps.calibration import _split_hash
+    from tagsight.apps.calibration import CHECK_PURPOSE
+    from tagsight.data.index import unit_hash
 
     names, images, positives, unreadable = labelled_photos(folder, vocab)
     features = embedder.embed(images)
     with torch.no_grad():
         logits = head(torch.from_numpy(features)).double().numpy()
-    check = np.asarray([_split_hash(f"labelled\x00{Path(n).parent.name}/{Path(n).name}", cfg.seed)
+    check = np.asarray([unit_hash(f"labelled\x00{Path(n).parent.name}/{Path(n).name}", cfg.seed, CHECK_PURPOSE)
                         < cfg.check_fraction for n in names])
     in_vocab = positives.any(axis=1)
     counts = {"labelled": len(names), "labelled_unreadable": unreadable, "in_vocabulary": int(in_vocab.sum()),

@@ -59,8 +59,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_social_imagenette(args: argparse.Namespace) -> int:
-    from tagsight.data.social_imagenette import (
-        DatasetError, NoiseModel, SocialImagenetteConfig, build_social_imagenette, resolve_data_root)
+    from tagsight.datasets.harrison_stats import DatasetError
+    from tagsight.datasets.social_imagenette import (NoiseModel, SocialImagenetteConfig, build_social_imagenette,
+                                                     resolve_data_root)
     from tagsight.tags.wordnet import WordNetMissing
 
     try:
@@ -93,13 +94,13 @@ def _write(action: str, work: Callable[[], Any], show: Callable[[Any], str]) -> 
 
 
 def run_ground_truth(args: argparse.Namespace) -> int:
-    from tagsight.data.ground_truth import write_ground_truth_split
+    from tagsight.datasets.ground_truth import write_ground_truth_split
 
     return _write("ground-truth", lambda: write_ground_truth_split(args.split_dir, args.out), lambda s: s.format())
 
 
 def run_verified(args: argparse.Namespace) -> int:
-    from tagsight.data.ground_truth import write_verified_labels
+    from tagsight.datasets.ground_truth import write_verified_labels
 
     return _write("verified", lambda: write_verified_labels(args.split_dir, args.out, args.source),
                   lambda n: f"{n} verified posts written to {args.out}")

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
     from tagsight.privacy.forget import forget, requests_from
 
     if args.audit is not None:

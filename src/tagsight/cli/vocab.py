@@ -85,7 +85,7 @@ def resolve_format(path: Path, fmt: str) -> str:
 def open_posts(path: Path, fmt: str) -> tuple[Iterator[tuple[str, list[str]]], dict]:
     """(post key, hashtags) pairs of INPUT, and the input's identity (filled as the pairs are read)."""
     if fmt == "dataset":
-        from tagsight.ingest.catalog import iter_kept_hashtags, manifest_version
+        from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
 
         return iter_kept_hashtags(path), {"kind": "dataset", "manifest_version": manifest_version(path)}
     from tagsight.ingest.sources import open_source

@@ -27,7 +27,7 @@ from PIL import Image
 from tagsight.curate.filters import FILTERS, Candidate, Filter
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
-from tagsight.ingest.catalog import read_table
+from tagsight.schema.catalog import read_table
 from tagsight.progress import Progress
 
 log = logging.getLogger(__name__)

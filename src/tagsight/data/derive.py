@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 from tagsight import __version__
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import atomic_write_bytes
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.shards import ShardInfo, ShardWriter
-from tagsight.ingest.text import fold_hashtag
+from tagsight.schema.text import fold_hashtag
 from tagsight.progress import Progress
 from tagsight.storage import location
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_bytes
-from tagsight.ingest.catalog import load_manifest
+from tagsight.schema.catalog import load_manifest
 from tagsight.privacy.tombstones import TOMBSTONE_FILE, Tombstone, Tombstones, load_tombstones
 from tagsight.storage import CacheConfig, RemoteFiles, dataset_path, exists, is_url, join, read_bytes
 
@@ -183,13 +183,18 @@ class SampleIndex:
         """Boolean mask of held-out samples: a post is held out when its seeded hash falls below ``fraction``."""
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
-        per_post = {key: _unit_hash(key, seed) < fraction for key in dict.fromkeys(self.post_keys)}
+        per_post = {key: unit_hash(key, seed) < fraction for key in dict.fromkeys(self.post_keys)}
         return np.fromiter((per_post[k] for k in self.post_keys), dtype=bool, count=len(self.post_keys))
 
 
-def _unit_hash(post_key: str, seed: int) -> float:
-    """A uniform number in [0, 1) from the post key and seed (stable across processes and platforms)."""
-    digest = hashlib.blake2b(f"{seed}\x00{post_key}".encode(), digest_size=8).digest()
+def unit_hash(post_key: str, seed: int, purpose: str = "") -> float:
+    """A uniform number in [0, 1) from the post key and seed (stable across processes and platforms).
+
+    The one held-out hash: ``SampleIndex.holdout`` and relevance's cross-fitting folds use it without a
+    ``purpose``; calibration passes ``purpose="calibration"`` so that its check half is drawn independently.
+    """
+    prefix = f"{purpose}\x00" if purpose else ""
+    digest = hashlib.blake2b(f"{prefix}{seed}\x00{post_key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0 ** 64
 
 

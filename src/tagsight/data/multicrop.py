@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tagsight.data.transforms import _RATIO, _check_config, crop_box
+from tagsight.data.transforms import CROP_RATIO, check_data_config, crop_box
 
 
 def _draft(img: Image.Image, min_side: int) -> Image.Image:
@@ -114,11 +114,11 @@ class MultiCropTransform:
     """``transform(img, generator) -> {"image": globals, "local": locals}`` (see module docstring)."""
 
     def __init__(self, data_config: Any, cfg: MultiCropConfig) -> None:
-        model_size, self.mean, self.std = _check_config(data_config)
+        model_size, self.mean, self.std = check_data_config(data_config)
         self.cfg = cfg
         self.sizes = cfg.sizes(model_size)
         self.scales = [cfg.global_scale] * cfg.n_global + [cfg.local_scale] * cfg.n_local
-        self._draft_side = max(math.ceil(s * math.sqrt(_RATIO[1] / sc[0])) for s, sc in zip(self.sizes, self.scales))
+        self._draft_side = max(math.ceil(s * math.sqrt(CROP_RATIO[1] / sc[0])) for s, sc in zip(self.sizes, self.scales))
 
     def crop(self, img: Image.Image, size: int, scale: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
         """One augmented, normalised crop ``[3, size, size]`` of an RGB image."""

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tagsight.collectives import rank_world
 from tagsight.data.index import SampleIndex
+from tagsight.data.transforms import EncodedTransform
 from tagsight.tags.sampling import SAMPLING_MODES, effective_distribution
 from tagsight.tags.vocab import Vocabulary
 
@@ -136,11 +137,18 @@ class ResumableStream(IterableDataset):
                 yield self.item(int(order[position]), int(position))
 
 
-class HashtagStream(ResumableStream):
-    """Labelled samples of a dataset as ``{"image", "target", "index"}`` items, in resumable order."""
+class PostStream(ResumableStream):
+    """The samples of one split of a dataset in a resumable order, split across ranks and workers.
 
-    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform, cfg: StreamConfig,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    The base of every training stream: it holds the index, vocabulary, transform and config, maps
+    hashtags to vocabulary labels, chooses the split's candidates (``eligible`` samples on this
+    side of the held-out split), draws the epoch's order in proportion to ``draw_weights`` and
+    splits it into this rank's batches. A stream says which samples are eligible, how they are
+    weighted and what one item is (``item``).
+    """
+
+    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform | EncodedTransform,
+                 cfg: StreamConfig, rank: int | None = None, world_size: int | None = None) -> None:
         super().__init__()
         self.index, self.vocab, self.transform, self.cfg = index, vocab, transform, cfg
         default_rank, default_world = rank_world()
@@ -151,23 +159,23 @@ class HashtagStream(ResumableStream):
         self.label_lists = _label_lists(index, vocab)
         self.label_weights = _label_weights(index, vocab)
         self.candidates = self._select_split()
-        self.weights = self._weights()
+        self.weights = self.draw_weights()
         self.epoch, self.batches_done = 0, 0
 
     def labelled_mask(self) -> np.ndarray:
         """Boolean mask over the index: samples with at least one vocabulary label."""
         return np.fromiter((bool(labels) for labels in self.label_lists), dtype=bool, count=len(self.label_lists))
 
-    def _eligible(self) -> np.ndarray:
-        """Samples this stream may draw (before the held-out split): the labelled ones."""
+    def eligible(self) -> np.ndarray:
+        """Samples this stream may draw before the held-out split: the labelled ones unless a stream says otherwise."""
         return self.labelled_mask()
 
-    def _weights(self) -> np.ndarray:
-        """Drawing weights of ``self.candidates``: the vocabulary's resampling weights."""
-        return self.vocab.sample_weights([self.label_lists[i] for i in self.candidates], self.cfg.sampling)
+    def draw_weights(self) -> np.ndarray:
+        """Drawing weights of ``self.candidates``: uniform unless a stream says otherwise."""
+        return np.ones(len(self.candidates), dtype=np.float64)
 
     def _select_split(self) -> np.ndarray:
-        eligible = self._eligible()
+        eligible = self.eligible()
         held = self.index.holdout(self.cfg.holdout_fraction, self.cfg.seed)
         side = held if self.cfg.split == "heldout" else ~held
         chosen = np.flatnonzero(eligible & side)
@@ -195,15 +203,23 @@ class HashtagStream(ResumableStream):
     def batches_per_epoch(self) -> int:
         return len(self.batches(0))
 
+
+class HashtagStream(PostStream):
+    """Labelled samples of a dataset as ``{"image", "target", "index"}`` items, in resumable order."""
+
+    def draw_weights(self) -> np.ndarray:
+        """Drawing weights of ``self.candidates``: the vocabulary's resampling weights."""
+        return self.vocab.sample_weights([self.label_lists[i] for i in self.candidates], self.cfg.sampling)
+
     def item(self, index: int, position: int) -> dict[str, Any]:
         """One sample decoded, transformed with its own seeded generator, and its 1/k target.
 
-        A transform with ``accepts_encoded`` (``tagsight.data.transforms``) gets the encoded bytes
-        and a numpy generator seeded by (seed, epoch, position) and returns uint8 pixels, which
-        ``collate`` normalises per batch; any other ``(PIL image, torch.Generator) -> tensor``
-        callable gets a lazily opened image and a torch generator seeded by ``augmentation_seed``.
+        An ``EncodedTransform`` (``tagsight.data.transforms``) gets the encoded bytes and a numpy
+        generator seeded by (seed, epoch, position) and returns uint8 pixels, which ``collate``
+        normalises per batch; any other ``(PIL image, torch.Generator) -> tensor`` callable gets a
+        lazily opened image and a torch generator seeded by ``augmentation_seed``.
         """
-        if getattr(self.transform, "accepts_encoded", False):
+        if isinstance(self.transform, EncodedTransform) and self.transform.accepts_encoded:
             rng = np.random.default_rng([self.cfg.seed, self.epoch, position])
             image = self.transform.pixels(self.index.read_jpeg(index), rng)
         else:
@@ -253,12 +269,12 @@ def collate(items: list[dict[str, Any]], normalize: Callable[[torch.Tensor], tor
     return batch
 
 
-def batch_normalizer(stream: HashtagStream) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def batch_normalizer(stream: PostStream) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """What turns the stream's uint8 image batches into model inputs (None: its items are final already)."""
-    return getattr(stream.transform, "normalize_batch", None)
+    return stream.transform.normalize_batch if isinstance(stream.transform, EncodedTransform) else None
 
 
-def make_loader(stream: HashtagStream, num_workers: int = 0, pin_memory: bool = False,
+def make_loader(stream: PostStream, num_workers: int = 0, pin_memory: bool = False,
                 normalize: bool = True) -> DataLoader:
     """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``.
 

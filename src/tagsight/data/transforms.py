@@ -26,13 +26,13 @@ import functools
 import io
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 import torch
 from PIL import Image
 
-_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)   # the aspect-ratio range of random-resized crops (multi-crop shares it)
 _ATTEMPTS = 10
 _REDUCTIONS = (8, 4, 2, 1)
 _CV2_REDUCE_FLAG = {1: 0, 2: 16, 4: 32, 8: 64}  # cv2.IMREAD_REDUCED_*: the scale bits of imdecode's flags
@@ -41,7 +41,8 @@ EVAL_CROP_FRACTION = 0.875
 Generator = Union[np.random.Generator, torch.Generator, int]
 Source = Union[bytes, Image.Image]
 
-def _check_config(data_config: Any) -> tuple[int, torch.Tensor, torch.Tensor]:
+def check_data_config(data_config: Any) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """A model's data config checked: (input size, mean [3, 1, 1], std [3, 1, 1]); ``ValueError`` names what is wrong."""
     size = int(data_config.input_size)
     if size < 1:
         raise ValueError(f"input_size must be >= 1, got {data_config.input_size}")
@@ -206,7 +207,7 @@ def crop_box(width: int, height: int, scale: tuple[float, float], generator: Gen
 def box_from_uniforms(width: int, height: int, scale: tuple[float, float], u: np.ndarray) -> tuple[int, int, int, int]:
     """``crop_box`` with its random numbers given: attempt ``i`` uses ``u[4i:4i+4]`` (area, ratio, left, top)."""
     area = width * height
-    log_low, log_high = math.log(_RATIO[0]), math.log(_RATIO[1])
+    log_low, log_high = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     for i in range(_ATTEMPTS):
         a, r, x, y = u[4 * i:4 * i + 4]
         target = area * (scale[0] + (scale[1] - scale[0]) * float(a))
@@ -216,8 +217,8 @@ def box_from_uniforms(width: int, height: int, scale: tuple[float, float], u: np
             left, top = int(float(x) * (width - w + 1)), int(float(y) * (height - h + 1))
             return left, top, left + w, top + h
     ratio = width / height
-    w, h = (width, round(width / _RATIO[0])) if ratio < _RATIO[0] else (
-        (round(height * _RATIO[1]), height) if ratio > _RATIO[1] else (width, height))
+    w, h = (width, round(width / CROP_RATIO[0])) if ratio < CROP_RATIO[0] else (
+        (round(height * CROP_RATIO[1]), height) if ratio > CROP_RATIO[1] else (width, height))
     w, h = min(w, width), min(h, height)
     left, top = (width - w) // 2, (height - h) // 2
     return left, top, left + w, top + h
@@ -226,7 +227,24 @@ def box_from_uniforms(width: int, height: int, scale: tuple[float, float], u: np
 # --------------------------------------------------------------------------------------- transforms
 
 
-class _Normalizing:
+@runtime_checkable
+class EncodedTransform(Protocol):
+    """A transform that decodes the encoded bytes itself and leaves normalisation to the whole batch.
+
+    ``HashtagStream`` gives it a sample's encoded bytes and a numpy generator (``pixels`` -> uint8
+    [3, S, S]); ``make_loader`` / ``batch_normalizer`` turn each stacked uint8 batch into model inputs
+    with ``normalize_batch``. Any other ``(PIL image, torch.Generator) -> tensor`` callable is given a
+    decoded image instead.
+    """
+
+    accepts_encoded: bool
+
+    def pixels(self, source: Source, generator: Generator | None = None) -> torch.Tensor: ...
+
+    def normalize_batch(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class _Normalizing(EncodedTransform):
     """``pixels(source, generator)`` -> uint8 [3, S, S]; ``normalize_batch`` and ``__call__`` add Normalize."""
 
     accepts_encoded = True  # HashtagStream passes the encoded bytes and a numpy generator to pixels()
@@ -250,7 +268,7 @@ class TrainTransform(_Normalizing):
     """RandomResizedCrop(size, scale) + horizontal flip (p=0.5) + ToTensor + Normalize, randomness from a generator."""
 
     def __init__(self, data_config: Any, scale: Sequence[float] = (0.35, 1.0), flip: bool = True) -> None:
-        self.size, self.mean, self.std = _check_config(data_config)
+        self.size, self.mean, self.std = check_data_config(data_config)
         low, high = (float(v) for v in scale)
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {tuple(scale)}")
@@ -280,7 +298,7 @@ class EvalTransform(_Normalizing):
     """Resize the short side to size / 0.875, CenterCrop(size), ToTensor, Normalize; deterministic."""
 
     def __init__(self, data_config: Any, crop_fraction: float = EVAL_CROP_FRACTION) -> None:
-        self.size, self.mean, self.std = _check_config(data_config)
+        self.size, self.mean, self.std = check_data_config(data_config)
         if not 0.0 < crop_fraction <= 1.0:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.resize_to = math.floor(self.size / crop_fraction)

@@ -1,7 +1,7 @@
 """A label-free stream for self-supervised objectives: every sample of a split, as augmented views.
 
-``ViewStream`` is a ``HashtagStream`` that ignores hashtags: it draws uniformly (SEER samples
-random public photos) from the samples of the split selected by ``select``:
+``ViewStream`` is a ``UniformStream``: a ``PostStream`` (data/pipeline.py) that ignores hashtags and
+draws uniformly (SEER samples random public photos) from the samples of the split selected by ``select``:
 
 * ``all``: every post of the split, whether or not its hashtags map to a vocabulary label (the
   uncurated pool);
@@ -9,7 +9,7 @@ random public photos) from the samples of the split selected by ``select``:
   to measure what the curation by labels does to self-supervised features.
 
 Order, rank split, worker split, exact positions and per-sample augmentation seeds are those of
-``HashtagStream`` (data/pipeline.py). Items are ``{"image", ["local"], "index"}``: the transform
+every ``PostStream``; the generator's ``TokenStream`` is a ``UniformStream`` too. Items are ``{"image", ["local"], "index"}``: the transform
 returns either one tensor (evaluation: ``"image"`` ``[3, S, S]``) or a dict of views (multi-crop:
 ``"image"`` ``[n_global, 3, G, G]`` and ``"local"`` ``[n_local, 3, L, L]``).
 """
@@ -25,7 +25,8 @@ import torch
 from PIL import Image
 
 from tagsight.data.index import SampleIndex
-from tagsight.data.pipeline import HashtagStream, StreamConfig, Transform, augmentation_seed
+from tagsight.data.pipeline import PostStream, StreamConfig, Transform, augmentation_seed
+from tagsight.data.transforms import EncodedTransform
 from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,12 @@ log = logging.getLogger(__name__)
 SELECTIONS = ("all", "labelled")
 
 
-class ViewStream(HashtagStream):
-    """Uniformly drawn samples of ``select`` (``all`` or ``labelled``) as views, without targets."""
+class UniformStream(PostStream):
+    """Samples of ``select`` (``all`` or ``labelled``) drawn uniformly, whatever their hashtags."""
 
-    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform, cfg: StreamConfig,
-                 select: str = "all", rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform | EncodedTransform,
+                 cfg: StreamConfig, select: str = "all", rank: int | None = None,
+                 world_size: int | None = None) -> None:
         if select not in SELECTIONS:
             raise ValueError(f"data.select {select!r} is not one of {SELECTIONS}")
         self.select = select
@@ -45,12 +47,14 @@ class ViewStream(HashtagStream):
             log.info("sampling %r does not apply to a label-free stream: samples are drawn uniformly", cfg.sampling)
         super().__init__(index, vocab, transform, cfg, rank=rank, world_size=world_size)
 
-    def _eligible(self) -> np.ndarray:
+    def eligible(self) -> np.ndarray:
+        """Every sample for ``all``, the labelled ones for ``labelled``."""
         labelled = self.labelled_mask()
         return labelled if self.select == "labelled" else np.ones_like(labelled)
 
-    def _weights(self) -> np.ndarray:
-        return np.ones(len(self.candidates), dtype=np.float64)
+
+class ViewStream(UniformStream):
+    """Uniformly drawn samples of ``select`` (``all`` or ``labelled``) as views, without targets."""
 
     def item(self, index: int, position: int) -> dict[str, Any]:
         """One sample decoded and transformed with its own seeded generator; no target."""

@@ -28,7 +28,7 @@ import numpy as np
 from tagsight.data.index import SampleIndex
 from tagsight.eval.datasets import LabelledImages, SubsetImages
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.ingest.catalog import load_manifest, read_table
+from tagsight.schema.catalog import load_manifest, read_table
 from tagsight.ingest.dedup import NearIndex
 from tagsight.ingest.images import ImageConfig, ImageRejected, process_image
 from tagsight.ingest.pipeline import IngestConfig

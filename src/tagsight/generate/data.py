@@ -1,6 +1,6 @@
 """The generator's input stream: every post of a split at the generator's resolution, with its tokens.
 
-``TokenStream`` is a ``ViewStream`` (uniform draws over ``all`` posts of the split, or the
+``TokenStream`` is a ``UniformStream`` (uniform draws over ``all`` posts of the split, or the
 ``labelled`` ones; exact positions and per-sample augmentation seeds as in ``data/pipeline.py``)
 whose items are ``{"image": uint8 [3, S, S], "tokens": int64 [T], "index"}``; ``collate`` maps the
 images to [-1, 1] (``data_config`` mean = std = 0.5). Training crops are random-resized (area
@@ -21,7 +21,7 @@ from tagsight.curate.reviews import latest, read_reviews
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import StreamConfig
 from tagsight.data.transforms import EvalTransform, TrainTransform
-from tagsight.data.views import ViewStream
+from tagsight.data.views import UniformStream
 from tagsight.generate.conditioning import NULL, TokenTable
 from tagsight.generate.config import DiffusionConfig
 
@@ -37,7 +37,7 @@ def reviewer_captions(dataset_dir: str | Path) -> dict[str, list[str]]:
     return out
 
 
-class TokenStream(ViewStream):
+class TokenStream(UniformStream):
     """Images at the generator's resolution with their conditioning tokens (see the module docstring)."""
 
     def __init__(self, index: SampleIndex, table: TokenTable, transform: Any, cfg: StreamConfig,

@@ -41,7 +41,7 @@ from tagsight.generate.heldout import heldout_loss
 from tagsight.generate.config import FORGET_KIND
 from tagsight.generate.recipe import TOKENS_FILE, build_generator, generator_vae
 from tagsight.generate.runs import BEST, GeneratorRun, load_generator
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import read_artifact
 from tagsight.privacy.tombstones import load_tombstones
 from tagsight.train.config import PretrainConfig, YamlConfig

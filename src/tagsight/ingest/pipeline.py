@@ -32,16 +32,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsight import __version__
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.dedup import DupMatch, find_duplicates
 from tagsight.ingest.fetch import FetchConfig, Fetcher, is_remote
 from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
                                    process_image, read_media, read_tree_media, resolve_media_path, start_run)
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
 from tagsight.ingest.sources.folder import is_image_name
-from tagsight.ingest.text import fold_hashtag
+from tagsight.schema.text import fold_hashtag
 from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones

@@ -24,7 +24,6 @@ import gzip
 import logging
 import lzma
 import os
-import re
 import stat
 import tarfile
 import zipfile
@@ -35,50 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tagsight.ingest.errors import SourceError
+# TreeError, MemberTooLarge, TreeLimits, DEFAULT_LIMITS and check_member_name are also read from here by the sources.
+from tagsight.ingest.tree_safety import (  # noqa: F401
+    DEFAULT_LIMITS, MemberTooLarge, TAR_BLOCK, TreeError, TreeLimits,
+    check_count, check_member_name, check_no_overlap, check_size, check_tar_end, check_tar_member, check_total,
+    check_zip_member, safe_rel)
 
 log = logging.getLogger(__name__)
+
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 _COMPRESSED = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_BLOCK = 512
-
-
-class TreeError(SourceError):
-    """The archive or folder cannot be read safely: unreadable, truncated, an unsafe member, or over a limit."""
-
-
-class MemberTooLarge(TreeError):
-    """One file is larger than the ``max_bytes`` its reader allows."""
-
-
-@dataclass(frozen=True)
-class TreeLimits:
-    """Limits an archive must stay within to be read (zip bombs, hostile archives). Validated at construction.
-
-    ``max_ratio`` applies to each member of at least ``ratio_floor`` bytes and to the archive as a
-    whole (declared uncompressed bytes / archive file size) once that total reaches ``ratio_floor``.
-    """
-
-    max_members: int = 1_000_000
-    max_total_bytes: int = 64 * 2**30
-    max_ratio: float = 200.0
-    ratio_floor: int = 1 << 20
-
-    def __post_init__(self) -> None:
-        for name in ("max_members", "max_total_bytes", "ratio_floor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TreeLimits.{name} must be a positive integer, got {value!r}")
-        if isinstance(self.max_ratio, bool) or not isinstance(self.max_ratio, (int, float)) or self.max_ratio < 1:
-            raise ValueError(f"TreeLimits.max_ratio must be a number >= 1, got {self.max_ratio!r}")
-
-
-DEFAULT_LIMITS = TreeLimits()
-
-
 class Tree(ABC):
     """The regular files under one root, addressed by posix paths relative to it."""
 
@@ -129,26 +96,6 @@ class Tree(ABC):
         return f"{type(self).__name__}({self.location!r})"
 
 
-def check_member_name(name: str) -> str:
-    """``name`` as a clean relative posix path (``./`` and empty parts dropped); TreeError when unsafe."""
-    if not name or "\0" in name:
-        raise TreeError(f"member name {name!r} is empty or holds a NUL byte")
-    if name.startswith(("/", "\\")) or _DRIVE.match(name):
-        raise TreeError(f"member {name!r} has an absolute path")
-    parts = re.split(r"[\\/]", name)
-    if ".." in parts:
-        raise TreeError(f"member {name!r} has a '..' component: it would land outside the archive's root")
-    return "/".join(p for p in name.split("/") if p not in ("", "."))
-
-
-def _safe_rel(rel: str) -> str | None:
-    """``rel`` cleaned, or None when it is not a safe relative path."""
-    try:
-        return check_member_name(rel) if isinstance(rel, str) else None
-    except TreeError:
-        return None
-
-
 # --------------------------------------------------------------------------------------- folders
 
 
@@ -190,7 +137,7 @@ class FolderTree(Tree):
 
     def _real(self, rel: str) -> str | None:
         """The real path of ``rel`` when it is safe and stays inside the root, else None."""
-        clean = _safe_rel(rel)
+        clean = safe_rel(rel)
         if clean is None:
             return None
         real_root = os.path.realpath(self.root)
@@ -232,12 +179,12 @@ class FolderTree(Tree):
                 raise IsADirectoryError(f"{rel} is a folder in {self.location}")
             if not stat.S_ISREG(st.st_mode):
                 raise TreeError(f"{rel} in {self.location} is not a regular file")
-            _check_size(rel, st.st_size, max_bytes)
+            check_size(rel, st.st_size, max_bytes)
             try:
                 data = f.read() if max_bytes is None else f.read(max_bytes + 1)
             except OSError as exc:
                 raise TreeError(f"cannot read {rel} in {self.location}: {exc.strerror}") from None
-        _check_size(rel, len(data), max_bytes)
+        check_size(rel, len(data), max_bytes)
         return data
 
     def _head(self, rel: str, n: int) -> bytes:
@@ -256,11 +203,6 @@ class FolderTree(Tree):
         except OSError as exc:
             return type(exc).__name__
         return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def _check_size(rel: str, size: int, max_bytes: int | None) -> None:
-    if max_bytes is not None and size > max_bytes:
-        raise MemberTooLarge(f"{rel} has {size} bytes (max {max_bytes})")
 
 
 # --------------------------------------------------------------------------------------- archives
@@ -304,27 +246,27 @@ class ArchiveTree(Tree):
         return sorted(self._index.files)
 
     def is_file(self, rel: str) -> bool:
-        return _safe_rel(rel) in self._index.files
+        return safe_rel(rel) in self._index.files
 
     def is_dir(self, rel: str) -> bool:
-        clean = _safe_rel(rel)
+        clean = safe_rel(rel)
         return clean is not None and (clean == "" or clean in self._index.dirs)
 
     def listdir(self, rel: str) -> list[str]:
-        prefix = f"{_safe_rel(rel)}/" if rel else ""
+        prefix = f"{safe_rel(rel)}/" if rel else ""
         return sorted(f[len(prefix):] for f in self._index.files if f.startswith(prefix) and "/" not in f[len(prefix):])
 
     def stamp(self, rel: str) -> str:
-        m = self._index.files.get(_safe_rel(rel) or "")
+        m = self._index.files.get(safe_rel(rel) or "")
         size, mtime = self._index.stat
         return f"{size}:{mtime}:{m.size}:{m.offset}:{m.crc}" if m else "missing"
 
     def position(self, rel: str) -> int:
-        m = self._index.files.get(_safe_rel(rel) or "")
+        m = self._index.files.get(safe_rel(rel) or "")
         return m.offset if m else 0
 
     def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
-        clean = _safe_rel(rel)
+        clean = safe_rel(rel)
         if clean is None:
             raise TreeError(f"{rel!r} is not a path inside {self.location}")
         member = self._index.files.get(clean)
@@ -332,7 +274,7 @@ class ArchiveTree(Tree):
             if clean in self._index.dirs:
                 raise IsADirectoryError(f"{rel} is a folder in {self.location}")
             raise FileNotFoundError(f"{rel} is not in {self.location}")
-        _check_size(rel, member.size, max_bytes)
+        check_size(rel, member.size, max_bytes)
         data = self._read_checked(rel, member)
         if len(data) != member.size:
             raise TreeError(f"{rel} in {self.location} is cut short ({len(data)} of {member.size} bytes): "
@@ -343,7 +285,7 @@ class ArchiveTree(Tree):
     def _read(self, member: _Member, n: int | None = None) -> bytes: ...
 
     def _head(self, rel: str, n: int) -> bytes:
-        return self._read_checked(rel, self._index.files[_safe_rel(rel) or ""], n)
+        return self._read_checked(rel, self._index.files[safe_rel(rel) or ""], n)
 
     def _read_checked(self, rel: str, member: _Member, n: int | None = None) -> bytes:
         """``_read`` of an archive that has not changed; a read error closes the handle and is a TreeError."""
@@ -458,11 +400,11 @@ def _looks_like_tar(path: Path, compression: str | None) -> bool:
     """The first 512 (decompressed) bytes are a tar header: ``ustar`` magic or a valid header checksum."""
     try:
         with _decompressed(path, compression) as f:
-            block = f.read(_BLOCK)
+            block = f.read(TAR_BLOCK)
     except (OSError, EOFError, lzma.LZMAError, zlib.error):
         return False
-    if len(block) < _BLOCK or block[257:262] == b"ustar":
-        return len(block) == _BLOCK
+    if len(block) < TAR_BLOCK or block[257:262] == b"ustar":
+        return len(block) == TAR_BLOCK
     try:
         tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
     except tarfile.HeaderError:
@@ -561,60 +503,20 @@ def _zip_entries(path: Path, limits: TreeLimits) -> list[tuple[str, bool, _Membe
                         "probably truncated (an interrupted download): download it again") from None
     with zf:
         infos = zf.infolist()
-    _check_count(path, len(infos), limits)
+    check_count(path, len(infos), limits)
     size = path.stat().st_size
     entries, total, ends = [], 0, []
     for info in infos:
-        _check_zip_member(path, info, size, limits)
+        check_zip_member(path, info, size, limits)
         if info.is_dir():
             entries.append((info.filename, True, None))
             continue
         total += info.file_size
         ends.append((info.header_offset, info.header_offset + 30 + info.compress_size))
         entries.append((info.filename, False, _Member(info.filename, info.file_size, info.header_offset, info.CRC)))
-    _check_total(path, total, size, limits)
-    _check_no_overlap(path, ends)
+    check_total(path, total, size, limits)
+    check_no_overlap(path, ends)
     return entries
-
-
-def _check_zip_member(path: Path, info: zipfile.ZipInfo, archive_size: int, limits: TreeLimits) -> None:
-    name = info.filename
-    check_member_name(name)
-    mode = info.external_attr >> 16
-    kind = stat.S_IFMT(mode)
-    if info.create_system == 3 and kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-        what = "a symlink" if kind == stat.S_IFLNK else "not a regular file"
-        raise TreeError(f"{path.name}: member {name!r} is {what}; refusing the archive")
-    if info.flag_bits & 0x1:
-        raise TreeError(f"{path.name}: member {name!r} is encrypted; tagsight reads only unencrypted archives")
-    if info.header_offset + info.compress_size > archive_size:
-        raise TreeError(f"{path.name}: member {name!r} runs past the end of the file: the archive is truncated; "
-                        "download it again")
-    if info.file_size >= limits.ratio_floor and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-        raise TreeError(f"{path.name}: member {name!r} declares {info.file_size} bytes from {info.compress_size} "
-                        f"compressed (ratio above {limits.max_ratio:g}): refusing a likely zip bomb")
-
-
-def _check_count(path: Path, n: int, limits: TreeLimits) -> None:
-    if n > limits.max_members:
-        raise TreeError(f"{path.name} holds more than {limits.max_members} members: refusing a likely archive bomb")
-
-
-def _check_total(path: Path, total: int, archive_size: int, limits: TreeLimits) -> None:
-    if total > limits.max_total_bytes:
-        raise TreeError(f"{path.name} declares {total} uncompressed bytes (max {limits.max_total_bytes}): "
-                        "refusing a likely archive bomb")
-    if total >= limits.ratio_floor and total > limits.max_ratio * max(archive_size, 1):
-        raise TreeError(f"{path.name} declares {total} uncompressed bytes from {archive_size} on disk (ratio above "
-                        f"{limits.max_ratio:g}): refusing a likely archive bomb")
-
-
-def _check_no_overlap(path: Path, spans: list[tuple[int, int]]) -> None:
-    """Members whose data overlap (the trick of non-recursive zip bombs) refuse the archive."""
-    spans.sort()
-    for (_, end), (start, _) in zip(spans, spans[1:]):
-        if start < end:
-            raise TreeError(f"{path.name} has members whose data overlap: refusing a likely zip bomb")
 
 
 def _decompressed(path: Path, compression: str | None) -> IO[bytes]:
@@ -633,33 +535,13 @@ def _tar_entries(path: Path, compression: str | None, limits: TreeLimits) -> lis
     with _decompressed(path, compression) as stream:
         tar = tarfile.open(fileobj=stream, mode="r:")
         while (info := tar.next()) is not None:
-            _check_count(path, len(entries) + 1, limits)
-            _check_tar_member(path, info)
+            check_count(path, len(entries) + 1, limits)
+            check_tar_member(path, info)
             if info.isdir():
                 entries.append((info.name, True, None))
                 continue
             total += info.size
-            _check_total(path, total, archive_size, limits)
+            check_total(path, total, archive_size, limits)
             entries.append((info.name, False, _Member(info.name, info.size, info.offset_data)))
-        _check_tar_end(path, stream, tar.offset)
+        check_tar_end(path, stream, tar.offset)
     return entries
-
-
-def _check_tar_member(path: Path, info: tarfile.TarInfo) -> None:
-    check_member_name(info.name)
-    if info.issym() or info.islnk():
-        raise TreeError(f"{path.name}: member {info.name!r} is a {'symlink' if info.issym() else 'hard link'}; "
-                        "refusing the archive")
-    if not (info.isreg() or info.isdir()) or info.issparse():
-        raise TreeError(f"{path.name}: member {info.name!r} is not a regular file or folder; refusing the archive")
-
-
-def _check_tar_end(path: Path, stream: IO[bytes], offset: int) -> None:
-    """The end-of-archive marker (a zero block) follows the last member, and a compressed stream ends cleanly."""
-    stream.seek(offset)
-    marker = stream.read(_BLOCK)
-    if len(marker) < _BLOCK or marker.count(0) != _BLOCK:
-        raise TreeError(f"{path.name} ends without the tar end-of-archive marker: the archive is truncated "
-                        "(an interrupted download?); download it again")
-    while stream.read(1 << 20):  # reaches the compressed stream's end, where gzip checks its CRC and length
-        pass

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError
 from tagsight.lineage import FEATURE_META_KEY, safetensors_metadata
-from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, _forgotten_mask, find_datasets, forgotten_state
+from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, forgotten_mask, find_datasets, forgotten_state
 from tagsight.privacy.tombstones import TOMBSTONE_FILE
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _table(path: Path, forgotten: Forgotten, report: AuditReport) -> Iterator[Tr
     if "post_key" not in names and not {"source", "post_id"} <= names:
         return
     table = pq.read_table(path)
-    mask = _forgotten_mask(table, forgotten)
+    mask = forgotten_mask(table, forgotten)
     if "reason" in names and path.name == "decisions.parquet":
         reasons = table["reason"].to_pylist()
         report.ledger["forgotten decision rows"] += sum(m and r == FORGOTTEN_REASON for m, r in zip(mask, reasons))

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsight.fsio import ReasonError
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.lineage import resolve_recorded
 from tagsight.privacy.tombstones import load_tombstones
 from tagsight.storage import exists, is_url, join, list_names, local_folder, location, mirror_origin, read_bytes

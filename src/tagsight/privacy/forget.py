@@ -27,8 +27,10 @@ The contract of an artifact kind (three functions, registered with ``register_fo
 ``Tombstones.forgets`` and also knows the post keys resolved from the catalogs; ``forgotten.rewrite``
 says whether shards are being rewritten. ``purge`` is only called when ``affected`` is positive.
 A kind that cannot remove data itself (a checkpoint) writes a notice and says so in its line.
-Modules that register kinds are listed in ``FORGETTER_MODULES`` (imported by ``load_forgetters``);
-add a module there to plug in a new kind (the similar-image index, curated sets, review queues).
+The module that owns an artifact registers its kind here (registration goes up: this layer names no
+module above it); the command line assembles them by importing ``tagsight.cli.forgetters``, and a
+library caller does the same before calling ``forget``. With no kind registered ``forget`` refuses
+(``no_forgetters``) rather than record tombstones and purge nothing.
 ``post_key_table_forgetter`` builds the three functions for the common case of Parquet files with a
 ``post_key`` column.
 """
@@ -40,7 +42,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,16 +49,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tagsight.fsio import ReasonError, atomic_write_bytes
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.privacy.tombstones import Tombstone, Tombstones, add_tombstones, load_tombstones
 from tagsight.registry import Registry
 
 log = logging.getLogger(__name__)
 
 FORGOTTEN_REASON = "forgotten"
-FORGETTER_MODULES = ("tagsight.privacy.forget_dataset", "tagsight.privacy.forget_derived",
-                     "tagsight.eval.forget_features", "tagsight.curate.forget", "tagsight.apps.forget_index",
-                     "tagsight.generate.forget", "tagsight.privacy.forget_tables")
 
 
 @dataclass(frozen=True)
@@ -95,13 +93,6 @@ def register_forgetter(name: str, find: Callable[[Path], list[Path]], affected: 
     """Add an artifact kind to ``FORGETTERS`` (see the contract in the module docstring)."""
     forgetter = Forgetter(find, affected, purge, stage, retrain)
     FORGETTERS.register(name)(lambda: forgetter)
-
-
-def load_forgetters(modules: Sequence[str] = FORGETTER_MODULES) -> list[str]:
-    """Import the modules that register artifact kinds; returns the kinds known afterwards."""
-    for name in modules:
-        import_module(name)
-    return FORGETTERS.names()
 
 
 @dataclass(frozen=True)
@@ -232,7 +223,9 @@ def forget(requests: Iterable[Tombstone], roots: str | Path | Sequence[str | Pat
     start = time.monotonic()
     roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     requests = list(requests)
-    load_forgetters()
+    if not FORGETTERS.names():
+        raise ReasonError("no_forgetters", "no artifact kind is registered: import tagsight.cli.forgetters "
+                                           "(or the modules that own the artifacts) before calling forget")
     datasets = find_datasets(roots)
     if not datasets:
         raise ReasonError("no_dataset", f"no tagsight dataset (manifest.json + catalog/) under {', '.join(map(str, roots))}")
@@ -278,7 +271,8 @@ def _post_key_column(table: pa.Table) -> pa.ChunkedArray:
     raise ReasonError("no_post_key", "table has neither a post_key column nor source and post_id columns")
 
 
-def _forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
+def forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
+    """Per row of ``table``: does ``forgotten`` forget it (by post key, ``author_id`` and ``hashtags`` when present)."""
     keys = _post_key_column(table).to_pylist()
     authors = table["author_id"].to_pylist() if "author_id" in table.column_names else [None] * len(keys)
     tags = table["hashtags"].to_pylist() if "hashtags" in table.column_names else [()] * len(keys)
@@ -295,11 +289,11 @@ def post_key_table_forgetter(pattern: str) -> tuple[Callable, Callable, Callable
         return sorted(p for p in Path(root).rglob(pattern) if p.is_file())
 
     def affected(path: Path, forgotten: Forgotten) -> int:
-        return sum(_forgotten_mask(pq.read_table(path), forgotten))
+        return sum(forgotten_mask(pq.read_table(path), forgotten))
 
     def purge(path: Path, forgotten: Forgotten) -> str:
         table = pq.read_table(path)
-        mask = _forgotten_mask(table, forgotten)
+        mask = forgotten_mask(table, forgotten)
         kept = table.filter(pa.array([not m for m in mask]))
         buf = io.BytesIO()
         pq.write_table(kept, buf)

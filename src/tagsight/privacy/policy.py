@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from tagsight.ingest.schema import VISIBILITIES, Post
-from tagsight.ingest.text import fold_hashtag, parse_hashtags
+from tagsight.schema.posts import VISIBILITIES, Post
+from tagsight.schema.text import fold_hashtag, parse_hashtags
 
 DEFAULT_OPTOUT_HASHTAGS = ("noai", "noaitraining", "nomachinelearning")
 

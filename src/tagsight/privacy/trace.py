@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.lineage import Artifact, Ref, iter_artifacts, read_artifact, resolve
 from tagsight.privacy.forget import removed_post_keys
 from tagsight.privacy.tombstones import Tombstones, load_tombstones

@@ -34,7 +34,7 @@ import pyarrow as pa
 from tagsight import __version__
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.shards import ShardWriter
 from tagsight.privacy.tombstones import load_tombstones, tombstone_path
 from tagsight.progress import Progress

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tagsight.data.index import SampleIndex, _unit_hash
+from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.eval.datasets import LabelledImages
 from tagsight.eval.metrics import per_label_average_precision
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
@@ -121,7 +121,7 @@ class IndexImages(LabelledImages):
 
 def post_folds(post_keys: list[str], folds: int, seed: int) -> np.ndarray:
     """Fold id in ``[0, folds)`` of each sample, from a seeded hash of its post key (one fold per post)."""
-    per_post = {key: min(int(_unit_hash(key, seed) * folds), folds - 1) for key in dict.fromkeys(post_keys)}
+    per_post = {key: min(int(unit_hash(key, seed) * folds), folds - 1) for key in dict.fromkeys(post_keys)}
     return np.fromiter((per_post[k] for k in post_keys), dtype=np.int64, count=len(post_keys))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from tagsight.ingest.text import fold_hashtag
+from tagsight.schema.text import fold_hashtag
 
 # Unicode general categories kept: letters (L*), numbers (N*), non-spacing and spacing combining marks.
 # Enclosing marks (Me, e.g. the keycap U+20E3 of emoji) are not kept.

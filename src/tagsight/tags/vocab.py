@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tagsight.ingest.text import fold_hashtag
+from tagsight.schema.text import fold_hashtag
 from tagsight.tags.canonical import Canonicalizer, TagMapping
 from tagsight.tags.config import VocabConfig
 from tagsight.fsio import atomic_write_text

@@ -25,7 +25,7 @@ from tagsight.data.transforms import eval_transform, train_transform
 from tagsight.data.views import ViewStream
 from tagsight.eval.metrics import hashtag_metrics, per_label_average_precision
 from tagsight.fsio import atomic_write_text
-from tagsight.ingest.catalog import manifest_version
+from tagsight.schema.catalog import manifest_version
 from tagsight.models.backbone import Backbone
 from tagsight.models.pretrained import run_backbone
 from tagsight.objectives.dino import DinoObjective, DinoSchedule

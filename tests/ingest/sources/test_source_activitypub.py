@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.activitypub import ActivityPubSource, ap_visibility, archive_media_path, html_to_text
 from tagsight.privacy.policy import ConsentPolicy

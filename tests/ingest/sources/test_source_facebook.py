@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.facebook import FacebookSource
 from tagsight.privacy.policy import ConsentPolicy

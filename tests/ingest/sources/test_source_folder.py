@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import Rejected, SourceError
 from tagsight.ingest.sources.folder import FolderSource, list_folder
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import Rejected, SourceError
 from tagsight.ingest.sources.instagram import InstagramSource, fix_mojibake
 

@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.folder import FolderSource
 from tagsight.ingest.sources.instagram import InstagramSource

@@ -1,6 +1,6 @@
 import pytest
 
-from tagsight.ingest.schema import MAX_HASHTAGS, Media, Post
+from tagsight.schema.posts import MAX_HASHTAGS, Media, Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source
 from tagsight.ingest.sources.jsonl import JsonlSource
 

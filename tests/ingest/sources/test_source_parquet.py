@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import Rejected, SourceError
 from tagsight.ingest.sources import parquet as parquet_mod
 from tagsight.ingest.sources.parquet import ParquetSource

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tagsight.ingest.images import ImageConfig
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import SourceError, open_source, sniff_format
 from tagsight.ingest.sources.pixelfed import STATUSES, PixelfedSource
 from tagsight.privacy.policy import ConsentPolicy

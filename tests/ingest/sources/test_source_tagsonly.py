@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source
 from tagsight.ingest.sources.tagsonly import TagsOnlySource
 

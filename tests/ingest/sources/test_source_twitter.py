@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Media, Post
+from tagsight.schema.posts import Media, Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.twitter import ProtectedPeriods, TwitterSource, parse_ytd
 from tagsight.privacy.policy import ConsentPolicy

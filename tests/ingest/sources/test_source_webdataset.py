@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import IngestConfig, ingest
-from tagsight.ingest.schema import Post
+from tagsight.schema.posts import Post
 from tagsight.ingest.sources import Rejected, SourceError, open_source, sniff_format
 from tagsight.ingest.sources.webdataset import WebDatasetSource, group_samples, split_key
 from tagsight.privacy.policy import ConsentPolicy

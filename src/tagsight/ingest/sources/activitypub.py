@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.text import parse_hashtags
-from tagsight.ingest.tree import MemberTooLarge, TreeError, is_archive, open_tree
+from tagsight.schema.text import parse_hashtags
+from tagsight.ingest.tree import is_archive, open_tree
+from tagsight.ingest.tree_safety import MemberTooLarge, TreeError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Iterator, Union
 
 from tagsight.ingest.errors import SourceError
-from tagsight.ingest.schema import VISIBILITIES, Post
+from tagsight.schema.posts import VISIBILITIES, Post
 from tagsight.ingest.tree import FolderTree, Tree, is_archive, open_tree
 from tagsight.registry import Registry
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from tagsight.ingest.schema import SchemaError
+from tagsight.schema.posts import SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.instagram import fix_mojibake, instagram_post_id, read_json
 from tagsight.ingest.sources.jsonl import record_to_item

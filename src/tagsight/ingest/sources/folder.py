@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.text import parse_hashtags
+from tagsight.schema.text import parse_hashtags
 
 log = logging.getLogger(__name__)
 

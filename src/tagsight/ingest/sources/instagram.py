@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.ingest.schema import VISIBILITIES, SchemaError
+from tagsight.schema.posts import VISIBILITIES, SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree, TreeError, sniff_tree
+from tagsight.ingest.tree import Tree, sniff_tree
+from tagsight.ingest.tree_safety import TreeError
 
 log = logging.getLogger(__name__)
 

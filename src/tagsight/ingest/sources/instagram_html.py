@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagsight.ingest.sources.base import Rejected, SourceError
-from tagsight.ingest.tree import Tree, TreeError
+from tagsight.ingest.tree import Tree
+from tagsight.ingest.tree_safety import TreeError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from tagsight.ingest.schema import Post, SchemaError
+from tagsight.schema.posts import Post, SchemaError
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError
 
 log = logging.getLogger(__name__)

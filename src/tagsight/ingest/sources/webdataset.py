@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.folder import IMAGE_EXTENSIONS
 from tagsight.ingest.sources.jsonl import record_to_item
-from tagsight.ingest.tree import Tree, TreeError, archive_stem, open_tree
+from tagsight.ingest.tree import Tree, archive_stem, open_tree
+from tagsight.ingest.tree_safety import TreeError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from tagsight.fsio import ReasonError
-from tagsight.ingest.text import parse_hashtags
+from tagsight.schema.text import parse_hashtags
 
 VISIBILITIES = ("public", "unlisted", "followers", "private", "direct")
 MAX_HASHTAGS = 512
@@ -173,7 +173,7 @@ def _opt_str(d: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _list(d: Mapping[str, Any], name: str) -> list:
+def _list(d: Mapping[str, Any], name: str) -> list[Any]:
     value = d.get(name) or []
     if not isinstance(value, list):
         raise SchemaError(f"invalid_field:{name}", f"{name} must be a list")

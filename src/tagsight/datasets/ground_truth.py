@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from tagsight.data.harrison_stats import DatasetError
-from tagsight.data.social_imagenette import link_photo
+from tagsight.datasets.harrison_stats import DatasetError
+from tagsight.datasets.social_imagenette import link_photo
 from tagsight.fsio import atomic_write_text
 
 log = logging.getLogger(__name__)

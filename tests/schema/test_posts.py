@@ -1,7 +1,7 @@
 import pytest
 
-from tagsight.ingest.schema import MAX_HASHTAGS, Media, Post, SchemaError, normalize_timestamp
-from tagsight.ingest.text import fold_hashtag, parse_hashtags
+from tagsight.schema.posts import MAX_HASHTAGS, Media, Post, SchemaError, normalize_timestamp
+from tagsight.schema.text import fold_hashtag, parse_hashtags
 
 GOOD = {"post_id": "1", "author_id": "a", "created_at": "2024-05-01T10:00:00+02:00", "visibility": "public",
         "caption": "Sunset at the beach #Beach #sunset!", "media": [{"path": "m/1.jpg", "alt_text": "sea"}],

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tagsight.data.synthetic import CONCEPTS, SPELLINGS, TAG_KINDS, FeedConfig, generate_feed
-from tagsight.ingest.schema import VISIBILITIES, Post
-from tagsight.ingest.text import parse_hashtags, strip_invisible
+from tagsight.datasets.synthetic import CONCEPTS, SPELLINGS, TAG_KINDS, FeedConfig, generate_feed
+from tagsight.schema.posts import VISIBILITIES, Post
+from tagsight.schema.text import parse_hashtags, strip_invisible
 
 SMALL = FeedConfig(n_posts=40, n_authors=8, image_size=32, seed=3, n_large=1, n_png=1)
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from tagsight.cli import main as cli_main
-from tagsight.data.ground_truth import (class_hashtag, ground_truth_post, optout_tags, read_jsonl,
+from tagsight.datasets.ground_truth import (class_hashtag, ground_truth_post, optout_tags, read_jsonl,
                                         write_ground_truth_split)
-from tagsight.data.harrison_stats import DatasetError
+from tagsight.datasets.harrison_stats import DatasetError
 
 CLASSES = {"n03394916": ("french_horn.n.01", "French horn"), "n03028079": ("church.n.02", "church"),
            "n01440764": ("tench.n.01", "tench")}
@@ -138,7 +138,7 @@ def test_mismatched_truth_is_refused(split, tmp_path, capsys):
 
 
 def test_verified_labels_name_every_post_by_its_ingest_key_and_true_class(split, tmp_path):
-    from tagsight.data.ground_truth import write_verified_labels
+    from tagsight.datasets.ground_truth import write_verified_labels
 
     n = write_verified_labels(split, tmp_path / "verified.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]

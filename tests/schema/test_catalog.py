@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 
 
 def test_a_posts_table_written_before_the_sensitive_columns_existed_is_rewritten_with_nulls(tmp_path):

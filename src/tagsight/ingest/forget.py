@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 from tagsight.ingest.pipeline import _summarise
 from tagsight.ingest.shards import ShardInfo, filter_shard
 from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, find_datasets, register_forgetter

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tagsight.data import social_imagenette as si
-from tagsight.data.harrison_stats import DatasetError, load_harrison, template_usage
-from tagsight.ingest.schema import VISIBILITIES, Post
-from tagsight.ingest.text import parse_hashtags
+from tagsight.datasets import social_imagenette as si
+from tagsight.datasets.harrison_stats import DatasetError, load_harrison, template_usage
+from tagsight.schema.posts import VISIBILITIES, Post
+from tagsight.schema.text import parse_hashtags
 from tagsight.privacy.policy import OptOuts
 
 WNIDS = ("n02102040", "n03028079", "n03445777")   # English springer, church, golf ball
