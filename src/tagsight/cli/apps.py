@@ -7,9 +7,9 @@ vocabulary), and what a bundle serves.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+
+from tagsight.cli.options import add_deprecated, add_json_option, emit, fail, format_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal = verbs.add_parser("calibrate", help="fit calibrated hashtag probabilities and alt-text concept thresholds "
                                              "on the run's held-out posts; writes BUNDLE/calibration.json")
     cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
-    cal.add_argument("--bundle", type=Path, default=None, help="bundle folder to write (default: the run folder)")
+    cal.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: the run folder)")
+    add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=Path)
     cal.add_argument("--method", default="platt", help="platt (per-label presence, default) or temperature")
     _target_args(cal)
     cal.add_argument("--verified", type=Path, default=None,
@@ -32,12 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _open_world_args(cal)
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(cal)
     cal.set_defaults(func=run)
     st = verbs.add_parser("starter", help="a bundle with hashtags and alt text and no training: the packaged ImageNet "
                                           "classifier mapped onto a vocabulary through WordNet, calibrated on "
                                           "labelled photos")
     st.add_argument("--vocab", type=Path, required=True, help="a tagsight vocabulary (vocab.json)")
-    st.add_argument("--bundle", type=Path, required=True, help="bundle folder to write")
+    st.add_argument("--out", type=Path, default=None, help="bundle folder to write (required)")
+    add_deprecated(st, "--bundle", "--out BUNDLE", dest="out", type=Path)
     st.add_argument("--calibrate-on", type=Path, required=True,
                     help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
                          "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
@@ -45,9 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _target_args(st)
     _open_world_args(st, score="max_logit")
     st.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(st)
     st.set_defaults(func=run)
-    show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
+    show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing")
     show.add_argument("bundle", type=Path, help="a bundle folder")
+    add_json_option(show)
     show.set_defaults(func=run)
 
 
@@ -82,14 +87,26 @@ def run(args: argparse.Namespace) -> int:
         if args.apps_verb == "show":
             from tagsight.apps.bundle import load_bundle
 
-            print(json.dumps(load_bundle(args.bundle).describe(), indent=1))
+            described = load_bundle(args.bundle).describe()
+            emit(args, described, lambda: format_bundle(described))
             return 0
         result = starter(args) if args.apps_verb == "starter" else calibrate(args)
     except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"tagsight apps {args.apps_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(result))
+        return fail(f"apps {args.apps_verb}", exc)
+    emit(args, result, lambda: format_summary(result))
     return 0
+
+
+def format_bundle(described: dict) -> str:
+    """What a bundle serves: its backbone, one line per app, and why any app is missing."""
+    lines = [f"bundle {described['bundle']}: backbone {described['backbone']} ({described['backbone_name']})"]
+    for name, app in described["apps"].items():
+        lines.append(f"  {name:<12} {format_fields(app).replace(chr(10), '; ') if isinstance(app, dict) else app}")
+    for name, why in (described.get("missing") or {}).items():
+        lines.append(f"  {name:<12} missing: {why}")
+    if described.get("aliases"):
+        lines.append("aliases: " + ", ".join(f"{a} -> {b}" for a, b in described["aliases"].items()))
+    return "\n".join(lines)
 
 
 def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F821
@@ -103,8 +120,11 @@ def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F
 
 def starter(args: argparse.Namespace) -> dict:
     from tagsight.apps.starter import calibrate_starter
+    from tagsight.fsio import ReasonError
 
-    return calibrate_starter(args.vocab, args.bundle, args.calibrate_on, _config(args), args.device)
+    if args.out is None:
+        raise ReasonError("missing_out", "give --out BUNDLE, the bundle folder to write")
+    return calibrate_starter(args.vocab, args.out, args.calibrate_on, _config(args), args.device)
 
 
 def calibrate(args: argparse.Namespace) -> dict:
@@ -113,9 +133,9 @@ def calibrate(args: argparse.Namespace) -> dict:
 
     cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,
                   heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
-    if args.bundle is not None:
-        init_bundle(args.bundle, str(args.run))
-    result = calibrate_run(args.run, args.bundle, cfg, args.device)
+    if args.out is not None:
+        init_bundle(args.out, str(args.run))
+    result = calibrate_run(args.run, args.out, cfg, args.device)
     if args.plot:
         plot_concept_precision(result, args.plot)
     return result
