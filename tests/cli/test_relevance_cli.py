@@ -80,6 +80,9 @@ def test_filter_json_carries_the_counts_and_the_old_policy_flag_still_works(scor
     assert "--policy is deprecated and will be removed: use --select" in caplog.text
     assert main(["relevance", "filter", str(scored), "--threshold", "0.1", "--out", str(tmp_path / "n")]) == 2
     assert "missing_select" in capsys.readouterr().err
+    assert main(["relevance", "filter", str(scored), "--select", "pairs", "--threshold", "1.0",
+                 "--out", str(tmp_path / "empty")]) == 2          # every pair below 1.0: nothing left to export
+    assert "empty_result" in capsys.readouterr().err and not (tmp_path / "empty" / "manifest.json").exists()
 
 
 def test_score_config_and_set_reach_the_score_config(colour_dataset, tmp_path, capsys):

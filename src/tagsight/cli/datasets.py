@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from tagsight.cli.options import add_json_option, emit, jsonable
+from tagsight.cli.options import add_deprecated, add_json_option, emit, jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "'tagsight apps calibrate --verified' (alt-text concepts chosen against checked labels).")
     v.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
     v.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    v.add_argument("--source", default="posts", help="source name ingest gave the posts file (default: posts)")
+    v.add_argument("--source-name", dest="source", default="posts",
+                   help="the name of the source in catalog keys, as ingest gave it to the posts file (default: posts)")
+    add_deprecated(v, "--source", "--source-name", dest="source")
     add_json_option(v)
     v.set_defaults(func=run_verified)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
-                                  given, resolve_config)
+                                  given, optional_path, resolve_config)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "head in BUNDLE/heads/<name>/ to serve it as app <name> (docs/apps.md).")
     verbs = p.add_subparsers(dest="heads_verb", metavar="ACTION", required=True)
     t = verbs.add_parser("train", help="train a head")
-    t.add_argument("data", type=Path, nargs="?", default=None,
+    t.add_argument("data", type=optional_path, nargs="?", default=argparse.SUPPRESS,
                    help="labelled images: one folder per category, or an ingested dataset with labels")
     add_deprecated(t, "--data", "tagsight heads train DATA", dest="data", type=Path)
     t.add_argument("--task", default=None, choices=("categorize", "moderate"), help="categorize: one label per "
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError
 
     try:
-        if args.data is None:
+        if getattr(args, "data", None) is None:
             raise ReasonError("missing_data", "give the DATA folder: tagsight heads train DATA --task ...")
         cfg = head_config(args)
         backbone, spec = resolve_backbone(args.backbone)

@@ -100,12 +100,27 @@ def _plain(value: Any) -> Any:
 
 
 def jsonable(result: Any) -> Any:
-    """A verb's result as JSON-ready data: ``to_dict()`` when it has one, a dataclass as a dict, else itself."""
+    """A verb's result as JSON-ready data: ``to_dict()`` when it has one, a dataclass as a dict, else itself;
+    mapping keys as strings (a tuple key joined with ':')."""
     if hasattr(result, "to_dict"):
-        return result.to_dict()
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    return result
+        result = result.to_dict()
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
+        result = dataclasses.asdict(result)
+    return _string_keys(result)
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {(":".join(map(str, k)) if isinstance(k, tuple) else k if isinstance(k, str) else str(k)):
+                _string_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_string_keys(v) for v in value]
+    return value
+
+
+def optional_path(text: str) -> Any:
+    """argparse type of an optional positional path whose old spelling is a hidden flag (default SUPPRESS)."""
+    return text if text == argparse.SUPPRESS else Path(text)
 
 
 def emit(args: argparse.Namespace, result: Any, human: str | Callable[[], str]) -> None:

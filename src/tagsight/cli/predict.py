@@ -1,4 +1,4 @@
-"""``tagsight predict BUNDLE PHOTOS... --app NAME [--format jsonl|csv] [--out FILE]``: offline batch answers."""
+"""``tagsight predict BUNDLE PHOTOS... --app NAME [--out-format jsonl|csv] [--out FILE]``: offline batch answers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--app", action="append", required=True, help="app name (repeatable): hashtags, alt-text, "
                                                                  "similar, or a head's name")
     add_deprecated(p, "--bundle", "tagsight predict BUNDLE PHOTOS...", dest="bundle", type=Path)
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="one JSON object per photo "
-                   "(default) or CSV rows")
+    p.add_argument("--out-format", dest="format", choices=("jsonl", "csv"), default="jsonl",
+                   help="format of the answers: one JSON object per photo (default) or CSV rows")
+    add_deprecated(p, "--format", "--out-format", dest="format", choices=("jsonl", "csv"))
     p.add_argument("--out", type=Path, default=None, help="file of answers to write (default: standard output)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a per-request option for every app given (e.g. k=3, threshold=0.5)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import add_deprecated
+from tagsight.cli.options import add_deprecated, optional_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "POST /v1/analyze?apps=hashtags,alt-text runs several apps on one backbone pass. "
                                    "GET /healthz, /metrics (Prometheus), /docs (OpenAPI). Admin routes "
                                    "(reload, index add/remove) need --admin-token-file. See docs/serving.md.")
-    p.add_argument("bundle", type=Path, nargs="?", default=None, help="the bundle folder the apps load from")
+    p.add_argument("bundle", type=optional_path, nargs="?", default=argparse.SUPPRESS, help="the bundle folder the apps load from")
     add_deprecated(p, "--bundle", "tagsight serve BUNDLE", dest="bundle", type=Path)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError
 
     try:
-        if args.bundle is None:
+        if getattr(args, "bundle", None) is None:
             raise ReasonError("missing_bundle", "give the BUNDLE folder to serve: tagsight serve BUNDLE")
         app = build(args)
     except (ReasonError, ValueError, OSError) as exc:
