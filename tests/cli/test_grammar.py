@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 # verb -> the dataclass config its --config / --set build
 CONFIG_VERBS = {"ingest": "ConsentPolicy", "vocab build": "VocabConfig", "pretrain": "PretrainConfig",
                 "eval finetune": "FinetuneConfig", "curate filter": "CurateConfig", "generate tune": "TuneConfig",
-                "relevance score": "ScoreConfig", "heads train": "HeadConfig"}
+                "relevance score": "ScoreConfig", "heads train": "HeadConfig", "apps calibrate": "CalibrationConfig",
+                "apps starter": "CalibrationConfig", "curate export": "ExportConfig"}
 
 
 def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -170,6 +171,15 @@ def _verb_cases(tmp: Path):
          "batchsize=8", "batch_size"),
         (["relevance", "score", str(tmp / "ds"), "--vocab", str(vocab), "--out", str(tmp / "s")],
          "tagsight.relevance.score.score_dataset", 2, "lr=0.01", lambda c: c.lr == 0.01, "lrr=0.01", "lr"),
+        (["apps", "calibrate", str(tmp / "r"), "--z", "1"], "tagsight.apps.calibration.calibrate_run", 2,
+         "check_fraction=0.25", lambda c: c.check_fraction == 0.25 and c.z == 1.0 and c.open_set_score == "knn",
+         "check_fractio=0.2", "check_fraction"),
+        (["apps", "starter", "--vocab", str(vocab), "--calibrate-on", str(tmp), "--out", str(tmp / "b")],
+         "tagsight.apps.starter.calibrate_starter", 3, "min_support=9",
+         lambda c: c.min_support == 9 and c.open_set_score == "max_logit", "min_suport=9", "min_support"),
+        (["curate", "export", str(tmp / "ds"), "--out", str(tmp / "x"), "--stage", "specialist"],
+         "tagsight.curate.export.export_curated", 2, "min_rating=4.5",
+         lambda c: c.min_rating == 4.5 and c.stage == "specialist", "min_ratin=4", "min_rating"),
     ]
 
 
@@ -178,7 +188,7 @@ def _prepare(monkeypatch) -> None:
     monkeypatch.setattr("tagsight.tags.vocab.Vocabulary.load", classmethod(lambda cls, path: None))
 
 
-@pytest.mark.parametrize("case", range(7))
+@pytest.mark.parametrize("case", range(10))
 def test_config_file_and_set_reach_each_verbs_config_and_a_typo_is_refused(case, tmp_path, monkeypatch, capsys):
     argv, target, position, good, check, typo, key = _verb_cases(tmp_path)[case]
     _prepare(monkeypatch)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tagsight.cli.options import add_deprecated, add_json_option, emit, fail, format_fields
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
+                                  format_fields, given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
     cal.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: the run folder)")
     add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=Path)
-    cal.add_argument("--method", default="platt", help="platt (per-label presence, default) or temperature")
+    cal.add_argument("--method", default=None, help="platt (per-label presence, default) or temperature")
     _target_args(cal)
     cal.add_argument("--verified", type=Path, default=None,
                      help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
                           "it, less those whose photos are in the run's training dataset)")
     _open_world_args(cal)
+    add_config_options(cal, "CalibrationConfig", "check_fraction=0.4")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     add_json_option(cal)
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "photos of nothing in the vocabulary")
     _target_args(st)
     _open_world_args(st, score="max_logit")
+    add_config_options(st, "CalibrationConfig", "check_fraction=0.4")
     st.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     add_json_option(st)
     st.set_defaults(func=run)
@@ -57,26 +60,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target-precision", type=float, default=0.8,
+    p.add_argument("--target-precision", type=float, default=None,
                    help="held-out precision an alt-text concept needs (default 0.8)")
-    p.add_argument("--min-support", type=int, default=5,
+    p.add_argument("--min-support", type=int, default=None,
                    help="predictions a threshold needs on the fit half (default 5)")
-    p.add_argument("--z", type=float, default=1.645,
+    p.add_argument("--z", type=float, default=None,
                    help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
                         "(0 = raw precision; default 1.645)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of the calibration photos")
+    p.add_argument("--seed", type=int, default=None, help="seed of the fit/check split of the calibration photos "
+                                                          "(default 0)")
 
 
 def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
     p.add_argument("--unseen", type=Path, action="append", default=[],
                    help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
                         "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
-    p.add_argument("--rendered-unseen", type=int, default=60,
+    p.add_argument("--rendered-unseen", type=int, default=None,
                    help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "
                         "screenshots; default 60, 0 = none)")
-    p.add_argument("--max-unseen-rate", type=float, default=0.025,
+    p.add_argument("--max-unseen-rate", type=float, default=None,
                    help="share of unseen fit photos the open-set guard may let through (default 0.025)")
-    p.add_argument("--open-set-score", default=score, choices=("knn", "max_logit", "energy"),
+    p.add_argument("--open-set-score", default=None, choices=("knn", "max_logit", "energy"),
                    help=f"what the open-set guard scores (default {score}; docs/apps.md)")
 
 
@@ -109,13 +113,16 @@ def format_bundle(described: dict) -> str:
     return "\n".join(lines)
 
 
-def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F821
+def _config(args: argparse.Namespace, base: dict | None = None, **more) -> "CalibrationConfig":  # noqa: F821
+    """The CalibrationConfig: defaults (``base``: the verb's own), then --config, then the flags given, then --set."""
     from tagsight.apps.calibration import CalibrationConfig
 
-    return CalibrationConfig(target_precision=args.target_precision, min_support=args.min_support, z=args.z,
-                             seed=args.seed, unseen=tuple(map(str, args.unseen)),
-                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
-                             open_set_score=args.open_set_score, **more)
+    flags = given(target_precision=args.target_precision, min_support=args.min_support, z=args.z, seed=args.seed,
+                  rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
+                  open_set_score=args.open_set_score, **more)
+    if args.unseen:
+        flags["unseen"] = [str(u) for u in args.unseen]
+    return config_from_args(CalibrationConfig, args, flags, base or {})
 
 
 def starter(args: argparse.Namespace) -> dict:
@@ -124,7 +131,8 @@ def starter(args: argparse.Namespace) -> dict:
 
     if args.out is None:
         raise ReasonError("missing_out", "give --out BUNDLE, the bundle folder to write")
-    return calibrate_starter(args.vocab, args.out, args.calibrate_on, _config(args), args.device)
+    return calibrate_starter(args.vocab, args.out, args.calibrate_on, _config(args, {"open_set_score": "max_logit"}),
+                             args.device)
 
 
 def calibrate(args: argparse.Namespace) -> dict:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
-                                  given, resolve_config)
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
+                                  format_fields, given, resolve_config)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +49,14 @@ def _register_export(verbs: argparse._SubParsersAction) -> None:
                     "dataset version whose manifest names DATASET as its parent.")
     e.add_argument("dataset", type=Path, help="a curated dataset folder")
     e.add_argument("--out", type=Path, required=True, help="new dataset folder")
-    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default="filter",
-                   help="export what passed the automatic filters (default), the generalist review or the specialist ratings")
-    e.add_argument("--min-keep-votes", type=int, default=1, help="generalist keep votes needed (default 1: recall)")
-    e.add_argument("--min-rating", type=float, default=3.5, help="mean specialist rating needed, 1-5 (default 3.5)")
+    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default=None,
+                   help="export what passed the automatic filters (default), the generalist review or the specialist "
+                        "ratings")
+    e.add_argument("--min-keep-votes", type=int, default=None, help="generalist keep votes needed (default 1: recall)")
+    e.add_argument("--min-rating", type=float, default=None, help="mean specialist rating needed, 1-5 (default 3.5)")
     e.add_argument("--keep-top", dest="top", type=int, help="keep at most the N best-rated (specialist stage)")
     add_deprecated(e, "--top", "--keep-top N", dest="top", type=int)
+    add_config_options(e, "ExportConfig", "min_rating=4")
     add_json_option(e)
     e.set_defaults(func=run_export)
 
@@ -142,8 +144,9 @@ def run_export(args: argparse.Namespace) -> int:
     from tagsight.curate.export import ExportConfig, export_curated
 
     try:
-        summary = export_curated(args.dataset, args.out, ExportConfig(args.stage, args.min_keep_votes,
-                                                                      args.min_rating, args.top))
+        cfg = config_from_args(ExportConfig, args, given(stage=args.stage, min_keep_votes=args.min_keep_votes,
+                                                         min_rating=args.min_rating, top=args.top))
+        summary = export_curated(args.dataset, args.out, cfg)
     except (OSError, ValueError) as exc:
         return fail("curate export", exc)
     result = summary.to_dict()

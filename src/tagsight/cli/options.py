@@ -86,6 +86,19 @@ def resolve_config(load: Callable[[Path | None, list[str]], C], args: argparse.N
     return load(getattr(args, "config", None), [*sets, *getattr(args, "overrides", [])])
 
 
+def config_from_args(cls: type[C], args: argparse.Namespace, flags: Mapping[str, Any] = (),
+                     base: Mapping[str, Any] = ()) -> C:
+    """The dataclass ``cls`` of a verb: its defaults, then the verb's own defaults (``base``), then ``--config``,
+    then the flags given, then ``--set``."""
+    from tagsight.config import apply_override, from_mapping, load_mapping, source_of
+
+    path, overrides = getattr(args, "config", None), list(getattr(args, "overrides", []))
+    data = {**dict(base), **load_mapping(path)}
+    for item in [f"{name}={json.dumps(_plain(value))}" for name, value in dict(flags).items()] + overrides:
+        apply_override(data, item)
+    return from_mapping(cls, data, source_of(path, overrides))
+
+
 def given(**flags: Any) -> dict[str, Any]:
     """The flags that were given on the command line (argparse leaves the others None)."""
     return {name: value for name, value in flags.items() if value is not None}
