@@ -317,3 +317,20 @@ def test_every_documented_command_parses_in_the_new_grammar(doc):
         except SystemExit:
             pytest.fail(f"{doc}: {command!r} does not parse")
         assert not getattr(args, DEPRECATIONS, None), f"{doc}: {command!r} uses an old spelling"
+
+
+def test_apps_calibrate_summary_is_sentences_and_a_table_not_reprs():
+    from tagsight.cli.apps import format_summary
+
+    half = {"raw": {"nll": 0.5, "ece": 0.1}, "calibrated": {"nll": 0.4, "ece": 0.05}}
+    result = {"heldout": {"posts": 40, "labels": 3, "concepts_measured_on": "verified labels"},
+              "calibrator": {"method": "platt", "loss": "bce", "a": [1.0, 2.0], "b": [0.0, 0.1]},
+              "metrics": {"fit": half, "check": half},
+              "summary": {"alt_text_concepts": 1, "labels": 3, "check_pooled_precision": 0.9, "check_predictions": 10,
+                          "check_concepts_meeting_target": 1, "check_concepts_measured": 1, "target_precision": 0.8},
+              "concepts": [{"name": "dog.n.01", "alt_text": True, "threshold": 0.5,
+                            "fit": {"precision": 0.9, "predicted": 10}, "check": {"precision": 0.8, "predicted": 5}}]}
+    text = format_summary(result)
+    assert "{" not in text and "[" not in text and "'" not in text
+    assert "held-out posts: posts 40, labels 3" in text and "calibrator: platt (bce loss)" in text
+    assert "dog.n.01" in text

@@ -153,7 +153,9 @@ def format_summary(result: dict) -> str:
     """Calibration figures and the alt-text concepts as a short table."""
     m, s = result["metrics"], result["summary"]
     what = "calibration photos" if result.get("starter") else "held-out posts"
-    lines = [f"{what}: {result['heldout']}", f"calibrator: {result['calibrator']}"]
+    held = ", ".join(f"{k} {v}" for k, v in result["heldout"].items() if not isinstance(v, (dict, list)))
+    cal = result["calibrator"]
+    lines = [f"{what}: {held}", f"calibrator: {cal.get('method', '?')} ({cal.get('loss', '?')} loss)"]
     for half in ("fit", "check"):
         raw, cal = m[half]["raw"], m[half]["calibrated"]
         lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")
