@@ -334,3 +334,25 @@ def test_apps_calibrate_summary_is_sentences_and_a_table_not_reprs():
     assert "{" not in text and "[" not in text and "'" not in text
     assert "held-out posts: posts 40, labels 3" in text and "calibrator: platt (bce loss)" in text
     assert "dog.n.01" in text
+
+
+def test_curate_filter_export_and_card_json(mixed_source, tmp_path, capsys):
+    from tagsight.ingest.pipeline import IngestConfig, ingest
+    from tagsight.ingest.sources import open_source
+
+    path, _ = mixed_source
+    ds = tmp_path / "ds"
+    ingest(open_source(path, "jsonl", name="feed"), ds, cfg=IngestConfig(workers=1))
+    argv = ["-q", "curate", "filter", str(ds), "--set", "filters=[exposure, contrast]"]
+    assert main(argv) == 0
+    people = capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["samples"] == counts["passed"] + sum(counts["rejected"].values())
+    assert people.startswith(f"samples: {counts['samples']} = {counts['passed']} passed + "
+                             f"{sum(counts['rejected'].values())} rejected")
+    assert main(["-q", "curate", "export", str(ds), "--out", str(tmp_path / "cur"), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["samples_kept"] == counts["passed"]
+    assert main(["-q", "card", str(ds), "--out", str(tmp_path / "CARD.md"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(tmp_path / "CARD.md")
