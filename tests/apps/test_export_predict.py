@@ -111,7 +111,7 @@ def test_predict_cli_explains_an_unavailable_app(tiny_bundle, tmp_path, cli):
 
 
 def test_export_cli(tiny_bundle, tmp_path, cli):
-    result = json.loads(cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx"))
+    result = json.loads(cli("export", str(tiny_bundle), "--out", str(tmp_path / "exp"), "--onnx", "--json"))
     assert result["architecture"] == "test_vit" and result["heads"] == ["hashtags"]
     assert max(result["onnx_max_abs_diff"].values()) <= 1e-4 and (tmp_path / "exp" / "config.json").is_file()
     assert np.isfinite(list(result["onnx_max_abs_diff"].values())).all()

@@ -101,7 +101,7 @@ def test_moderate_head_cli_and_bundle_answer_allow_review_block(run_parts, make_
     capsys.readouterr()
     assert main(["-q", "heads", "train", "--task", "moderate", "--data", str(data), "--backbone", str(bundle),
                  "--out", str(out), "--epochs", "10", "--target-precision", "0.8",
-                 "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["safe"] == ["safe"] and set(summary["thresholds"]) == {"gore", "spam"}
     app = load_bundle(bundle).app("safety")   # the folder name, as predict --app safety asks

@@ -95,9 +95,9 @@ def test_index_cli_build_and_remove(tiny_run, dataset_copy, tmp_path, capsys):
 
     run = str(tiny_run[2])
     capsys.readouterr()
-    assert main(["-q", "index", "build", str(dataset_copy), "--backbone", run, "--out", str(tmp_path / "ix")]) == 0
+    assert main(["-q", "index", "build", str(dataset_copy), "--backbone", run, "--out", str(tmp_path / "ix"), "--json"]) == 0
     built = json.loads(capsys.readouterr().out)["counts"]
     key = SampleIndex.build(dataset_copy).post_keys[0]
-    assert main(["-q", "index", "remove", str(tmp_path / "ix"), key, "--backbone", run]) == 0
+    assert main(["-q", "index", "remove", str(tmp_path / "ix"), key, "--backbone", run, "--json"]) == 0
     removed = json.loads(capsys.readouterr().out)
     assert removed["removed_samples"] >= 1 and removed["indexed"] == built["indexed"] - removed["removed_samples"]

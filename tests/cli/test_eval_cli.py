@@ -48,9 +48,11 @@ def test_knn_on_a_run_decontaminates_by_default_and_saves_in_the_run(setup, tmp_
     assert result["train"]["count"] == 9 and result["val"]["count"] == 5
     assert result["decontamination"]["val"]["matches"][0]["image"] == "dog/1.jpg"
     assert sum(map(sum, result["confusion"])) == 5 and set(result["per_class"]) == {"cat", "dog", "owl"}
-    assert cli.main([*argv, "--no-decontaminate", "--dataset-id", "plain"]) == 0
+    assert cli.main([*argv, "--no-decontaminate", "--dataset-id", "plain", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)        # --json: the result record, nothing else on stdout
     plain = json.loads((run / "transfer" / "knn-plain.json").read_text())
     assert plain["val"]["count"] == 6 and plain["decontamination"] == {"enabled": False}
+    assert printed["metrics"] == plain["metrics"] and printed["saved"] == [str(run / "transfer" / "knn-plain.json")]
 
 
 def test_eval_decontaminate_only_counts(setup, tmp_path, capsys):
@@ -61,6 +63,9 @@ def test_eval_decontaminate_only_counts(setup, tmp_path, capsys):
     assert "val in pool    1 of 6" in capsys.readouterr().out
     report = json.loads(out.read_text())
     assert (report["train"]["found"], report["val"]["found"], report["pool"]["hashed_media"]) == (1, 1, 2)
+    assert cli.main(["eval", "decontaminate", "--pool", str(pool), "--train", str(train), "--val", str(val),
+                     "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["val"]["found"] == 1
 
 
 def test_finetune_needs_a_run_dir_for_a_non_run_backbone(setup, capsys):

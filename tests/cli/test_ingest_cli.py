@@ -9,7 +9,7 @@ def test_help_explains_every_ingest_option(capsys):
     with pytest.raises(SystemExit):
         main(["ingest", "--help"])
     out = capsys.readouterr().out
-    for option in ("--out", "--format", "--policy", "--optout", "--workers", "--max-side", "--blur-faces", "--dry-run"):
+    for option in ("--out", "--format", "--config", "--set", "--json", "--optout", "--workers", "--max-side", "--blur-faces", "--dry-run"):
         assert option in out
 
 

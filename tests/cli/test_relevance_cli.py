@@ -30,7 +30,7 @@ def test_score_writes_a_scores_folder(scored, capsys):
 
 
 def test_filter_truth_and_report(scored, colour_dataset, tmp_path, capsys):
-    assert main(["-q", "relevance", "filter", str(scored), "--policy", "pairs", "--threshold", "0.4",
+    assert main(["-q", "relevance", "filter", str(scored), "--select", "pairs", "--threshold", "0.4",
                  "--out", str(tmp_path / "f")]) == 0
     out = capsys.readouterr().out
     manifest = load_manifest(tmp_path / "f")
@@ -56,13 +56,40 @@ def test_filter_truth_and_report(scored, colour_dataset, tmp_path, capsys):
 
 
 def test_errors_exit_2_with_a_reason(scored, colour_dataset, tmp_path, capsys):
-    assert main(["relevance", "filter", str(tmp_path), "--policy", "pairs", "--threshold", "0.1",
+    assert main(["relevance", "filter", str(tmp_path), "--select", "pairs", "--threshold", "0.1",
                  "--out", str(tmp_path / "x")]) == 2
     assert "not_a_scores_folder" in capsys.readouterr().err
-    assert main(["relevance", "filter", str(scored), "--policy", "pairs", "--out", str(tmp_path / "x")]) == 2
+    assert main(["relevance", "filter", str(scored), "--select", "pairs", "--out", str(tmp_path / "x")]) == 2
     assert "missing_threshold" in capsys.readouterr().err
-    assert main(["relevance", "filter", str(scored), "--policy", "pairs", "--threshold", "0.1",
+    assert main(["relevance", "filter", str(scored), "--select", "pairs", "--threshold", "0.1",
                  "--out", str(colour_dataset["dataset"])]) == 2
     assert "out_is_parent" in capsys.readouterr().err
     assert main(["relevance", "truth", str(scored), "--truth", str(tmp_path / "none.jsonl")]) == 2
     assert "truth_missing" in capsys.readouterr().err
+
+
+def test_filter_json_carries_the_counts_and_the_old_policy_flag_still_works(scored, tmp_path, capsys, caplog):
+    assert main(["-q", "relevance", "filter", str(scored), "--select", "pairs", "--threshold", "0.4",
+                 "--out", str(tmp_path / "j"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["counts"] == load_manifest(tmp_path / "j")["counts"]
+    assert result["counts"]["pairs_in"] == result["counts"]["pairs_kept"] + result["counts"]["pairs_dropped"]
+    assert main(["relevance", "filter", str(scored), "--policy", "labels", "--threshold", "0.02",
+                 "--out", str(tmp_path / "old")]) == 0
+    assert load_manifest(tmp_path / "old")["relevance"]["filter"]["policy"] == "labels"
+    assert "--policy is deprecated and will be removed: use --select" in caplog.text
+    assert main(["relevance", "filter", str(scored), "--threshold", "0.1", "--out", str(tmp_path / "n")]) == 2
+    assert "missing_select" in capsys.readouterr().err
+    assert main(["relevance", "filter", str(scored), "--select", "pairs", "--threshold", "1.0",
+                 "--out", str(tmp_path / "empty")]) == 2          # every pair below 1.0: nothing left to export
+    assert "empty_result" in capsys.readouterr().err and not (tmp_path / "empty" / "manifest.json").exists()
+
+
+def test_score_config_and_set_reach_the_score_config(colour_dataset, tmp_path, capsys):
+    args = ["relevance", "score", str(colour_dataset["dataset"]), "--vocab", str(colour_dataset["vocab_path"]),
+            "--out", str(tmp_path / "s")]
+    assert main([*args, "--set", "lrr=0.1"]) == 2
+    assert "did you mean 'lr'" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    (tmp_path / "score.yaml").write_text("folds: 1\n")
+    assert main([*args, "--config", str(tmp_path / "score.yaml")]) == 2
+    assert "folds" in capsys.readouterr().err

@@ -108,3 +108,24 @@ def test_missing_input_and_missing_vocab_exit_2(tmp_path: Path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     assert run(["vocab", "show", str(tmp_path)]) == 2
     assert "tagsight vocab build" in capsys.readouterr().err
+
+
+def test_build_and_show_json_carry_what_people_see(tagsonly: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "vocab"
+    assert run(["vocab", "build", str(tagsonly), "--out", str(out), "--set", "min_count=2", "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["labels"] == 3 and built["coverage"]["posts"] == 11 and built["vocab"] == str(out / "vocab.json")
+    assert json.loads((out / "vocab.json").read_text())["config"]["min_count"] == 2
+    assert run(["vocab", "show", str(out), "--top", "2", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [t["label"] for t in shown["top"]] == ["dog.n.01", "beach.n.01"] and shown["labels"] == 3
+    assert run(["vocab", "show", str(out), "--top", "2"]) == 0
+    assert "dog.n.01" in capsys.readouterr().out
+
+
+def test_set_is_applied_after_the_flags_and_a_typo_is_refused(tagsonly: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "v"
+    assert run(["vocab", "build", str(tagsonly), "--out", str(out), "--min-count", "5", "--set", "min_count=2"]) == 0
+    assert json.loads((out / "vocab.json").read_text())["config"]["min_count"] == 2
+    assert run(["vocab", "build", str(tagsonly), "--out", str(tmp_path / "w"), "--set", "topk=3"]) == 2
+    assert "--set topk=3: unknown vocab config keys ['topk']; did you mean 'top_k'?" in capsys.readouterr().err

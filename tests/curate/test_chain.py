@@ -84,7 +84,7 @@ def test_export_stages_filter_then_generalist_then_specialist(tiny_dataset, tmp_
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="twice"):
         CurateConfig((FilterSpec("blur"), FilterSpec("blur")))
-    with pytest.raises(KeyError, match="did you mean"):
+    with pytest.raises(ValueError, match="filters\\[0\\]: unknown curation filter 'exposur'; did you mean"):
         CurateConfig.from_dict({"filters": ["exposur"]})
     with pytest.raises(ValueError, match="unknown curation config"):
         CurateConfig.from_dict({"filter": []})

@@ -94,7 +94,7 @@ def test_the_tune_verb_runs_from_the_command_line(base_run, curated, tmp_path, c
     sets = ["max_steps=1", "eval_every=1", "eval_repeats=1", "data.batch_size=8", "data.epoch_length=16",
             "data.workers=0", "data.holdout_fraction=0.25"]
     args = ["-q", "generate", "tune", str(base_run), str(curated), "--out", str(tmp_path / "cli")]
-    assert main([*args, *[x for s in sets for x in ("--set", s)]]) == 0
+    assert main([*args, "--json", *[x for s in sets for x in ("--set", s)]]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps_trained"] == 1 and summary["stopped"] == "budget"
     assert main([*args, "--set", "eval_every=0"]) == 2

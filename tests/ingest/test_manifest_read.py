@@ -2,7 +2,7 @@
 
 import pytest
 
-from tagsight.ingest import catalog
+from tagsight.schema import catalog
 
 
 def test_a_manifest_that_is_not_a_json_object_is_refused(tmp_path):

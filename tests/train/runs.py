@@ -15,7 +15,7 @@ def objective_cli(objective, preset, port):
 
     def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
         base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out),
-                "--objective", objective]
+                "--objective", objective, "--json"]
         cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun),
                                   "--master_port", str(port)] if torchrun else []), *base]
         for s in [*preset, *sets]:

@@ -29,7 +29,7 @@ def tiny(tmp_path_factory):
 
 
 def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
-    base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out)]
+    base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out), "--json"]
     cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun),
                               "--master_port", "29533"] if torchrun else []), *base]
     for s in [*TINY, *sets]:

@@ -47,10 +47,13 @@ def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tagsight.cli.options import warn_deprecated
+
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    warn_deprecated(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

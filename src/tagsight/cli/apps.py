@@ -7,9 +7,10 @@ vocabulary), and what a bundle serves.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
+                                  format_fields, given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal = verbs.add_parser("calibrate", help="fit calibrated hashtag probabilities and alt-text concept thresholds "
                                              "on the run's held-out posts; writes BUNDLE/calibration.json")
     cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
-    cal.add_argument("--bundle", type=Path, default=None, help="bundle folder to write (default: the run folder)")
-    cal.add_argument("--method", default="platt", help="platt (per-label presence, default) or temperature")
+    cal.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: the run folder)")
+    add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=Path)
+    cal.add_argument("--method", default=None, help="platt (per-label presence, default) or temperature")
     _target_args(cal)
     cal.add_argument("--verified", type=Path, default=None,
                      help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
@@ -30,48 +32,55 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
                           "it, less those whose photos are in the run's training dataset)")
     _open_world_args(cal)
+    add_config_options(cal, "CalibrationConfig", "check_fraction=0.4")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
     cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(cal)
     cal.set_defaults(func=run)
     st = verbs.add_parser("starter", help="a bundle with hashtags and alt text and no training: the packaged ImageNet "
                                           "classifier mapped onto a vocabulary through WordNet, calibrated on "
                                           "labelled photos")
     st.add_argument("--vocab", type=Path, required=True, help="a tagsight vocabulary (vocab.json)")
-    st.add_argument("--bundle", type=Path, required=True, help="bundle folder to write")
+    st.add_argument("--out", type=Path, default=None, help="bundle folder to write (required)")
+    add_deprecated(st, "--bundle", "--out BUNDLE", dest="out", type=Path)
     st.add_argument("--calibrate-on", type=Path, required=True,
                     help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
                          "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
                          "photos of nothing in the vocabulary")
     _target_args(st)
     _open_world_args(st, score="max_logit")
+    add_config_options(st, "CalibrationConfig", "check_fraction=0.4")
     st.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(st)
     st.set_defaults(func=run)
-    show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing (JSON)")
+    show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing")
     show.add_argument("bundle", type=Path, help="a bundle folder")
+    add_json_option(show)
     show.set_defaults(func=run)
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target-precision", type=float, default=0.8,
+    p.add_argument("--target-precision", type=float, default=None,
                    help="held-out precision an alt-text concept needs (default 0.8)")
-    p.add_argument("--min-support", type=int, default=5,
+    p.add_argument("--min-support", type=int, default=None,
                    help="predictions a threshold needs on the fit half (default 5)")
-    p.add_argument("--z", type=float, default=1.645,
+    p.add_argument("--z", type=float, default=None,
                    help="compare the Wilson lower bound at z std devs (one-sided 95%% by default) to the target "
                         "(0 = raw precision; default 1.645)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fit/check split of the calibration photos")
+    p.add_argument("--seed", type=int, default=None, help="seed of the fit/check split of the calibration photos "
+                                                          "(default 0)")
 
 
 def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
     p.add_argument("--unseen", type=Path, action="append", default=[],
                    help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
                         "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
-    p.add_argument("--rendered-unseen", type=int, default=60,
+    p.add_argument("--rendered-unseen", type=int, default=None,
                    help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "
                         "screenshots; default 60, 0 = none)")
-    p.add_argument("--max-unseen-rate", type=float, default=0.025,
+    p.add_argument("--max-unseen-rate", type=float, default=None,
                    help="share of unseen fit photos the open-set guard may let through (default 0.025)")
-    p.add_argument("--open-set-score", default=score, choices=("knn", "max_logit", "energy"),
+    p.add_argument("--open-set-score", default=None, choices=("knn", "max_logit", "energy"),
                    help=f"what the open-set guard scores (default {score}; docs/apps.md)")
 
 
@@ -82,29 +91,48 @@ def run(args: argparse.Namespace) -> int:
         if args.apps_verb == "show":
             from tagsight.apps.bundle import load_bundle
 
-            print(json.dumps(load_bundle(args.bundle).describe(), indent=1))
+            described = load_bundle(args.bundle).describe()
+            emit(args, described, lambda: format_bundle(described))
             return 0
         result = starter(args) if args.apps_verb == "starter" else calibrate(args)
     except (ReasonError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"tagsight apps {args.apps_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(result))
+        return fail(f"apps {args.apps_verb}", exc)
+    emit(args, result, lambda: format_summary(result))
     return 0
 
 
-def _config(args: argparse.Namespace, **more) -> "CalibrationConfig":  # noqa: F821
+def format_bundle(described: dict) -> str:
+    """What a bundle serves: its backbone, one line per app, and why any app is missing."""
+    lines = [f"bundle {described['bundle']}: backbone {described['backbone']} ({described['backbone_name']})"]
+    for name, app in described["apps"].items():
+        lines.append(f"  {name:<12} {format_fields(app).replace(chr(10), '; ') if isinstance(app, dict) else app}")
+    for name, why in (described.get("missing") or {}).items():
+        lines.append(f"  {name:<12} missing: {why}")
+    if described.get("aliases"):
+        lines.append("aliases: " + ", ".join(f"{a} -> {b}" for a, b in described["aliases"].items()))
+    return "\n".join(lines)
+
+
+def _config(args: argparse.Namespace, base: dict | None = None, **more) -> "CalibrationConfig":  # noqa: F821
+    """The CalibrationConfig: defaults (``base``: the verb's own), then --config, then the flags given, then --set."""
     from tagsight.apps.calibration import CalibrationConfig
 
-    return CalibrationConfig(target_precision=args.target_precision, min_support=args.min_support, z=args.z,
-                             seed=args.seed, unseen=tuple(map(str, args.unseen)),
-                             rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
-                             open_set_score=args.open_set_score, **more)
+    flags = given(target_precision=args.target_precision, min_support=args.min_support, z=args.z, seed=args.seed,
+                  rendered_unseen=args.rendered_unseen, max_unseen_rate=args.max_unseen_rate,
+                  open_set_score=args.open_set_score, **more)
+    if args.unseen:
+        flags["unseen"] = [str(u) for u in args.unseen]
+    return config_from_args(CalibrationConfig, args, flags, base or {})
 
 
 def starter(args: argparse.Namespace) -> dict:
     from tagsight.apps.starter import calibrate_starter
+    from tagsight.fsio import ReasonError
 
-    return calibrate_starter(args.vocab, args.bundle, args.calibrate_on, _config(args), args.device)
+    if args.out is None:
+        raise ReasonError("missing_out", "give --out BUNDLE, the bundle folder to write")
+    return calibrate_starter(args.vocab, args.out, args.calibrate_on, _config(args, {"open_set_score": "max_logit"}),
+                             args.device)
 
 
 def calibrate(args: argparse.Namespace) -> dict:
@@ -113,9 +141,9 @@ def calibrate(args: argparse.Namespace) -> dict:
 
     cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,
                   heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
-    if args.bundle is not None:
-        init_bundle(args.bundle, str(args.run))
-    result = calibrate_run(args.run, args.bundle, cfg, args.device)
+    if args.out is not None:
+        init_bundle(args.out, str(args.run))
+    result = calibrate_run(args.run, args.out, cfg, args.device)
     if args.plot:
         plot_concept_precision(result, args.plot)
     return result
@@ -125,7 +153,9 @@ def format_summary(result: dict) -> str:
     """Calibration figures and the alt-text concepts as a short table."""
     m, s = result["metrics"], result["summary"]
     what = "calibration photos" if result.get("starter") else "held-out posts"
-    lines = [f"{what}: {result['heldout']}", f"calibrator: {result['calibrator']}"]
+    held = ", ".join(f"{k} {v}" for k, v in result["heldout"].items() if not isinstance(v, (dict, list)))
+    cal = result["calibrator"]
+    lines = [f"{what}: {held}", f"calibrator: {cal.get('method', '?')} ({cal.get('loss', '?')} loss)"]
     for half in ("fit", "check"):
         raw, cal = m[half]["raw"], m[half]["calibrated"]
         lines.append(f"{half:<5} NLL {raw['nll']:.4f} -> {cal['nll']:.4f}   ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")

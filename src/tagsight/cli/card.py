@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
 
 
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab", type=Path, default=None, help="vocabulary to describe in a data card")
     p.add_argument("--out", type=Path, default=None, help="Markdown file (default: PATH/CARD.md)")
     p.add_argument("--html", type=Path, default=None, help="also write the card as an HTML report here")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -34,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     except (ReasonError, FileNotFoundError) as exc:
         print(f"tagsight card: {getattr(exc, 'reason', 'missing_input')}: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out}" + (f" and {args.html}" if args.html else ""))
+    emit(args, {"title": card.title, "out": str(out), "html": str(args.html) if args.html else None},
+         f"wrote {out}" + (f" and {args.html}" if args.html else ""))
     return 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
+                                  format_fields, given, resolve_config)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +32,12 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
                     "and write DATASET/catalog/curation.parquet (status, stage, reason, every metric) and "
                     "curation.json (config and counts: samples = passed + rejected by reason).")
     f.add_argument("dataset", type=Path, help="a dataset folder (made by 'tagsight ingest')")
-    f.add_argument("--config", type=Path, help="YAML chain (see configs/curate_default.yaml; default: every filter "
-                   "with its default thresholds)")
-    f.add_argument("--score-all", action="store_true", help="score every sample with every filter (default: each "
-                   "filter sees only what passed the ones before it)")
+    add_config_options(f, "CurateConfig (the filter chain; default: every filter with its default thresholds)",
+                       "keep_top=200", "configs/curate_default.yaml")
+    f.add_argument("--score-all", action="store_true", default=None, help="score every sample with every filter "
+                   "(default: each filter sees only what passed the ones before it)")
     f.add_argument("--keep-top", type=int, help="after the filters, keep only the N best by aesthetic score")
+    add_json_option(f)
     f.set_defaults(func=run_filter)
 
 
@@ -46,11 +49,15 @@ def _register_export(verbs: argparse._SubParsersAction) -> None:
                     "dataset version whose manifest names DATASET as its parent.")
     e.add_argument("dataset", type=Path, help="a curated dataset folder")
     e.add_argument("--out", type=Path, required=True, help="new dataset folder")
-    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default="filter",
-                   help="export what passed the automatic filters (default), the generalist review or the specialist ratings")
-    e.add_argument("--min-keep-votes", type=int, default=1, help="generalist keep votes needed (default 1: recall)")
-    e.add_argument("--min-rating", type=float, default=3.5, help="mean specialist rating needed, 1-5 (default 3.5)")
-    e.add_argument("--top", type=int, help="keep at most the N best-rated (specialist stage)")
+    e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default=None,
+                   help="export what passed the automatic filters (default), the generalist review or the specialist "
+                        "ratings")
+    e.add_argument("--min-keep-votes", type=int, default=None, help="generalist keep votes needed (default 1: recall)")
+    e.add_argument("--min-rating", type=float, default=None, help="mean specialist rating needed, 1-5 (default 3.5)")
+    e.add_argument("--keep-top", dest="top", type=int, help="keep at most the N best-rated (specialist stage)")
+    add_deprecated(e, "--top", "--keep-top N", dest="top", type=int)
+    add_config_options(e, "ExportConfig", "min_rating=4")
+    add_json_option(e)
     e.set_defaults(func=run_export)
 
 
@@ -63,7 +70,8 @@ def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
     a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
     a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
-    a.add_argument("--out", type=Path, required=True, help="head file to write (JSON)")
+    a.add_argument("--out", type=Path, required=True, help="head file to write (one JSON file)")
+    add_json_option(a)
     a.set_defaults(func=run_aesthetic)
 
 
@@ -80,6 +88,7 @@ def _register_review(verbs: argparse._SubParsersAction) -> None:
     r.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     r.add_argument("--min-keep-votes", type=int, default=1, help="stage-1 keep votes a photo needs for stage 2")
     r.add_argument("--stats", action="store_true", help="print the agreement statistics and exit")
+    add_json_option(r)
     r.set_defaults(func=run_review)
 
 
@@ -89,7 +98,8 @@ def run_review(args: argparse.Namespace) -> int:
     from tagsight.curate.reviews import read_reviews
 
     if args.stats:
-        print(json.dumps(agreement(read_reviews(args.dataset)), indent=1))
+        stats = agreement(read_reviews(args.dataset))
+        emit(args, stats, lambda: format_fields(stats))
         return 0
     try:
         queue = ReviewQueue(args.dataset, args.min_keep_votes)
@@ -106,31 +116,41 @@ def run_review(args: argparse.Namespace) -> int:
 
 
 def run_filter(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from tagsight.curate.chain import CurateConfig, run_filters
 
     try:
-        cfg = CurateConfig.from_yaml(args.config)
-        cfg = replace(cfg, score_all=args.score_all or cfg.score_all, keep_top=args.keep_top or cfg.keep_top)
+        cfg = resolve_config(CurateConfig.from_yaml, args, given(score_all=args.score_all, keep_top=args.keep_top))
         info = run_filters(args.dataset, cfg)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
-        print(f"tagsight curate filter: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}, indent=1))
+        return fail("curate filter", exc)
+    counts = {k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}
+    emit(args, counts, lambda: format_filter(counts))
     return 0
+
+
+def format_filter(counts: dict) -> str:
+    """samples = passed + rejected, the rejections by reason, the filters that did not apply."""
+    rejected = counts["rejected"] or {}
+    lines = [f"samples: {counts['samples']} = {counts['passed']} passed + {sum(rejected.values())} rejected "
+             f"({counts['seconds']:.1f}s)"]
+    lines += [f"  rejected {n:>6}  {reason}" for reason, n in sorted(rejected.items(), key=lambda kv: -kv[1])]
+    skipped = {k: v for k, v in (counts["skipped"] or {}).items() if v}
+    if skipped:
+        lines.append("filters that did not apply: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()))
+    return "\n".join(lines)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from tagsight.curate.export import ExportConfig, export_curated
 
     try:
-        summary = export_curated(args.dataset, args.out, ExportConfig(args.stage, args.min_keep_votes,
-                                                                      args.min_rating, args.top))
+        cfg = config_from_args(ExportConfig, args, given(stage=args.stage, min_keep_votes=args.min_keep_votes,
+                                                         min_rating=args.min_rating, top=args.top))
+        summary = export_curated(args.dataset, args.out, cfg)
     except (OSError, ValueError) as exc:
-        print(f"tagsight curate export: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary.to_dict(), indent=1))
+        return fail("curate export", exc)
+    result = summary.to_dict()
+    emit(args, result, lambda: format_fields(result))
     return 0
 
 
@@ -140,9 +160,8 @@ def run_aesthetic(args: argparse.Namespace) -> int:
     try:
         stats = train_aesthetic_head(args.dataset, args.backbone, args.out, args.img_size, args.l2)
     except (OSError, ValueError) as exc:
-        print(f"tagsight curate aesthetic-train: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(stats, indent=1))
+        return fail("curate aesthetic-train", exc)
+    emit(args, stats, lambda: format_fields(stats))
     return 0
 
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from tagsight.cli.options import add_deprecated, add_json_option, emit, jsonable
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="build benchmark corpora (sources with ground truth) from real data",
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--splits", default="train,val", help="comma-separated splits to build (default train,val)")
     s.add_argument("--limit", type=int, default=None, help="at most N posts per split, for quick runs "
                    "(a prefix of the full build)")
+    add_json_option(s)
     s.set_defaults(func=run_social_imagenette)
     g = dsub.add_parser(
         "ground-truth", help="the clean-label twin of a social-imagenette split (hashtags = the true class)",
@@ -42,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "experiment. Ingest OUT/posts.jsonl with --optout OUT/optout.txt as the noisy split.")
     g.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
     g.add_argument("--out", type=Path, required=True, help="folder to write (created; not the split folder)")
+    add_json_option(g)
     g.set_defaults(func=run_ground_truth)
     v = dsub.add_parser(
         "verified", help="a verified-labels file (post key -> true class) from a social-imagenette split",
@@ -49,7 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "'tagsight apps calibrate --verified' (alt-text concepts chosen against checked labels).")
     v.add_argument("split_dir", type=Path, help="a social-imagenette split folder, e.g. SOURCE_DIR/train")
     v.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    v.add_argument("--source", default="posts", help="source name ingest gave the posts file (default: posts)")
+    v.add_argument("--source-name", dest="source", default="posts",
+                   help="the name of the source in catalog keys, as ingest gave it to the posts file (default: posts)")
+    add_deprecated(v, "--source", "--source-name", dest="source")
+    add_json_option(v)
     v.set_defaults(func=run_verified)
 
 
@@ -76,11 +83,12 @@ def run_social_imagenette(args: argparse.Namespace) -> int:
     except (ValueError, WordNetMissing, OSError) as exc:
         print(f"tagsight datasets social-imagenette: {exc}", file=sys.stderr)
         return 2
-    print(summary.format())
+    emit(args, summary, summary.format)
     return 0
 
 
-def _write(action: str, work: Callable[[], Any], show: Callable[[Any], str]) -> int:
+def _write(action: str, work: Callable[[], Any], show: Callable[[Any], str], args: argparse.Namespace,
+           as_data: Callable[[Any], Any] = jsonable) -> int:
     """Run ``work``; print ``show(result)``, or the error with its reason code (exit 2)."""
     from tagsight.fsio import ReasonError
 
@@ -89,18 +97,20 @@ def _write(action: str, work: Callable[[], Any], show: Callable[[Any], str]) -> 
     except (ReasonError, OSError) as exc:
         print(f"tagsight datasets {action}: {exc} [{getattr(exc, 'reason', 'os_error')}]", file=sys.stderr)
         return 2
-    print(show(result))
+    emit(args, as_data(result), lambda: show(result))
     return 0
 
 
 def run_ground_truth(args: argparse.Namespace) -> int:
     from tagsight.datasets.ground_truth import write_ground_truth_split
 
-    return _write("ground-truth", lambda: write_ground_truth_split(args.split_dir, args.out), lambda s: s.format())
+    return _write("ground-truth", lambda: write_ground_truth_split(args.split_dir, args.out), lambda s: s.format(),
+                  args)
 
 
 def run_verified(args: argparse.Namespace) -> int:
     from tagsight.datasets.ground_truth import write_verified_labels
 
     return _write("verified", lambda: write_verified_labels(args.split_dir, args.out, args.source),
-                  lambda n: f"{n} verified posts written to {args.out}")
+                  lambda n: f"{n} verified posts written to {args.out}", args,
+                  lambda n: {"posts": n, "out": str(args.out)})

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_config_options, add_json_option, emit
+
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm name (random init, seeded), "
                  "'file:PATH.pth|.safetensors' with --arch, or 'efficientnet-lite0' (ImageNet, from the "
@@ -40,10 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "to resume. Several processes: torchrun --nproc_per_node N -m tagsight.cli "
                                       "eval finetune ...")
     _common(ft)
-    ft.add_argument("--config", type=Path, default=None,
-                    help="YAML preset (e.g. configs/finetune_cpu_small.yaml); defaults are FinetuneConfig's")
-    ft.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config field, e.g. --set loop.max_steps=100 --set optim.base_lr=0.05")
+    add_config_options(ft, "FinetuneConfig", "optim.base_lr=0.05", "configs/finetune_cpu_small.yaml")
     ft.add_argument("--run-dir", type=Path, default=None,
                     help="the fine-tuning run folder (resumed when it exists; default for a run backbone: "
                          "RUN/finetune/<dataset-id>)")
@@ -56,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dc.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
     dc.add_argument("--workers", type=int, default=2, help="hashing processes")
     dc.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"image-hash cache (default {DEFAULT_CACHE})")
-    dc.add_argument("--out", type=Path, default=None, help="write the report (with every match) as JSON here")
+    dc.add_argument("--out", type=Path, default=None, help="JSON file to write the report (with every match) to")
+    add_json_option(dc)
     dc.set_defaults(func=run_decontaminate)
 
 
@@ -81,7 +81,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                            "decontaminate against, for any backbone")
     p.add_argument("--dataset-id", default=None,
                    help="name of the eval dataset in saved results (default: from --train, e.g. imagenette-160)")
-    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
+    p.add_argument("--out", type=Path, default=None, help="JSON file to write the result to (it is also saved "
+                                                          "next to a run backbone)")
+    add_json_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutdown(env)
     if env.is_main:
-        print(format_table(result))
-        for path in save_result(result, args.out):
-            print(f"{'saved':<14} {path}")
+        saved = [str(path) for path in save_result(result, args.out)]
+        emit(args, {**result, "saved": saved},
+             lambda: "\n".join([format_table(result), *(f"{'saved':<14} {path}" for path in saved)]))
     return 0
 
 
@@ -118,9 +120,9 @@ def run_decontaminate(args: argparse.Namespace) -> int:
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         print(f"tagsight eval decontaminate: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(f"{k:<14} {v}" for k, v in decontamination_lines(report)))
     if args.out:
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    emit(args, report, lambda: "\n".join(f"{k:<14} {v}" for k, v in decontamination_lines(report)))
     return 0
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+
+from tagsight.cli.options import add_json_option, emit, fail, format_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a bundle's backbone and heads (safetensors + config.json, ONNX)",
-                       description="OUT is itself a bundle ('tagsight predict/serve --bundle OUT'), its config.json "
+                       description="OUT is itself a bundle ('tagsight predict OUT PHOTOS...', 'tagsight serve OUT'), its config.json "
                                    "and model.safetensors load in timm, README.md is a model card. With --onnx the graph (image -> features, hashtag logits, head probabilities) "
                                    "is exported and checked against PyTorch with onnxruntime (max abs diff <= "
                                    "--tolerance).")
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=1e-4, help="--onnx: largest absolute difference "
                    "allowed between the ONNX and the PyTorch outputs (default 1e-4)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of --onnx (default 17)")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -30,10 +31,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = export_bundle(args.bundle, args.out, args.onnx, args.tolerance, args.opset)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
-        print(f"tagsight export: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
+        return fail("export", exc)
     t = config["tagsight"]
-    print(json.dumps({"out": str(args.out), "architecture": config["architecture"], "outputs": t["outputs"],
-                      "heads": sorted(t["heads"]), **({"onnx_max_abs_diff": t["onnx"]["max_abs_diff"]} if "onnx" in t else {})},
-                     indent=1))
+    result = {"out": str(args.out), "architecture": config["architecture"], "outputs": t["outputs"],
+              "heads": sorted(t["heads"]), **({"onnx_max_abs_diff": t["onnx"]["max_abs_diff"]} if "onnx" in t else {})}
+    emit(args, result, lambda: format_fields(result))
     return 0

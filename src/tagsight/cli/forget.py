@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_json_option, emit, jsonable
 from tagsight.fsio import ReasonError
 
 DEFAULT_FEATURE_CACHE = Path.home() / ".cache" / "tagsight" / "features"
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_FEATURE_CACHE,
                    help=f"feature cache to purge as well (default {DEFAULT_FEATURE_CACHE})")
     p.add_argument("--reason", default="request", help="reason recorded with the tombstones (default: request)")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except ReasonError as exc:
         print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)
         return 2
-    print(report.format())
+    emit(args, {**jsonable(report), "changed": len(report.changed)}, report.format)
     return 0
 
 
@@ -68,5 +70,5 @@ def run_audit(args: argparse.Namespace) -> int:
     except ReasonError as exc:
         print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)
         return 2
-    print(report.format())
+    emit(args, {**jsonable(report), "clean": report.clean}, report.format)
     return 0 if report.clean else 1

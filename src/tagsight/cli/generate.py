@@ -1,11 +1,14 @@
-"""``tagsight generate``: sample images from a generator run; ``tagsight generate tune``: quality-tune one."""
+"""``tagsight generate RUN --prompt TEXT --out DIR``: sample images from a generator run; ``tagsight generate tune``: quality-tune one."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, format_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,12 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "used and unknown, seed, steps, guidance, model run/step/kind, size). Image j of a prompt uses "
                     "seed SEED + j, so two models given the same prompts and seed are paired image by image. "
                     "Train a generator with 'tagsight pretrain --objective diffusion'.")
-    p.add_argument("--model", type=Path, help="a generator run folder (pretrain) or a tuned one (generate tune)")
+    add_deprecated(p, "--model", "generate RUN", dest="run", type=Path)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help='hashtags and/or words, e.g. "#beach #sunset"')
     prompt.add_argument("--prompts", type=Path, help="a file with one prompt per line")
     p.add_argument("--n", type=int, default=8, help="images per prompt (default 8)")
-    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--out", type=Path, help="folder of images to write (created)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: image j of each prompt uses SEED + j (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model config's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = none "
@@ -30,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "latest, best or a checkpoint folder name")
     p.add_argument("--batch-size", type=int, default=16, help="samples generated at once (default 16)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.set_defaults(func=run)
-    verbs = p.add_subparsers(dest="generate_verb", metavar="ACTION")
+    add_json_option(p)
+    p.set_defaults(func=run, run=None)
+    verbs = p.add_subparsers(dest="generate_verb", metavar="RUN | tune", action=_RunOrVerb,
+                             help="RUN: a generator run folder (pretrain) or a tuned one (generate tune) to sample "
+                                  "from; tune: quality-tune a generator")
     t = verbs.add_parser(
         "tune", help="quality-tune a generator on a curated dataset (small batches, low lr, early stopping)",
         description="Start from RUN's weights (its EMA), train on CURATED (any dataset version, e.g. one written by "
@@ -42,12 +48,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("run", type=Path, help="the generator run to start from")
     t.add_argument("curated", type=Path, help="the curated dataset")
     t.add_argument("--out", dest="tune_out", type=Path, required=True, help="the tuned run folder")
-    t.add_argument("--config", type=Path, default=None, help="YAML (e.g. configs/tune_diffusion_cpu_32.yaml); "
-                   "defaults are TuneConfig's")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a tune setting, e.g. --set max_steps=200")
+    add_config_options(t, "TuneConfig", "max_steps=200", "configs/tune_diffusion_cpu_32.yaml")
     t.add_argument("--device", dest="tune_device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    add_json_option(t)
     t.set_defaults(func=run_tune)
+
+
+class _RunOrVerb(argparse._SubParsersAction):
+    """``generate RUN [options]`` samples; ``generate tune ...`` is the sub-verb. A first word that is no
+    sub-verb is the RUN, and the words after it are parsed as the sampling options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = _AnyWord(self._name_parser_map)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values[0] in self._name_parser_map:
+            return super().__call__(parser, namespace, values, option_string)
+        namespace.run = Path(values[0])
+        _, extras = parser.parse_known_args(values[1:], namespace)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
+class _AnyWord(Mapping[str, argparse.ArgumentParser]):
+    """The sub-verbs, as argparse's choices: every word is accepted (one that is no sub-verb is the RUN)."""
+
+    def __init__(self, verbs: dict[str, argparse.ArgumentParser]) -> None:
+        self.verbs = verbs
+
+    def __getitem__(self, name: str) -> argparse.ArgumentParser:
+        return self.verbs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.verbs)
+
+    def __len__(self) -> int:
+        return len(self.verbs)
+
+    def __contains__(self, name: object) -> bool:
+        return True
 
 
 def _device(name: str) -> str:
@@ -61,13 +102,13 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.generate.runs import load_generator
     from tagsight.generate.sample import SampleSettings, read_prompts, write_samples
 
-    if args.model is None or args.out is None or (args.prompt is None and args.prompts is None):
-        print("tagsight generate: give --model RUN, --prompt TEXT (or --prompts FILE) and --out DIR "
+    if args.run is None or args.out is None or (args.prompt is None and args.prompts is None):
+        print("tagsight generate: give RUN, --prompt TEXT (or --prompts FILE) and --out DIR "
               "(or 'tagsight generate tune ...')", file=sys.stderr)
         return 2
     try:
         prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
-        gen = load_generator(args.model, args.checkpoint, _device(args.device))
+        gen = load_generator(args.run, args.checkpoint, _device(args.device))
         d = gen.cfg.objective.diffusion
         settings = SampleSettings(args.steps or d.steps, d.guidance if args.guidance is None else args.guidance,
                                   args.sampler or d.sampler, args.batch_size)
@@ -75,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     except (ReasonError, ValueError, FileNotFoundError) as exc:
         print(f"tagsight generate: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": str(args.out), "images": len(rows), "prompts": len(prompts),
-                      "model": rows[0]["model"], "unknown_tokens": sorted({t for r in rows for t in r["tokens_unknown"]})},
-                     indent=1))
+    result = {"out": str(args.out), "images": len(rows), "prompts": len(prompts), "model": rows[0]["model"],
+              "unknown_tokens": sorted({t for r in rows for t in r["tokens_unknown"]})}
+    emit(args, result, lambda: format_fields(result))
     return 0
 
 
@@ -91,4 +132,4 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"tagsight generate tune: bad config: {exc}", file=sys.stderr)
         return 2
     return run_on_ranks("generate tune", args.tune_device,
-                        lambda env: tune(args.run, args.curated, args.tune_out, cfg, env))
+                        lambda env: tune(args.run, args.curated, args.tune_out, cfg, env), args)

@@ -1,13 +1,13 @@
-"""``tagsight heads train --task categorize|moderate --data DIR --backbone SPEC --out HEAD_DIR``."""
+"""``tagsight heads train DATA --task categorize|moderate --backbone SPEC --out HEAD_DIR``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
+                                  given, optional_path, resolve_config)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -21,23 +21,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "head in BUNDLE/heads/<name>/ to serve it as app <name> (docs/apps.md).")
     verbs = p.add_subparsers(dest="heads_verb", metavar="ACTION", required=True)
     t = verbs.add_parser("train", help="train a head")
-    t.add_argument("--task", required=True, choices=("categorize", "moderate"), help="categorize: one label per photo "
-                   "from class folders; moderate: safe vs unsafe, --safe naming the safe class")
-    t.add_argument("--data", type=Path, required=True, help="labelled images: one folder per category")
+    t.add_argument("data", type=optional_path, nargs="?", default=argparse.SUPPRESS,
+                   help="labelled images: one folder per category, or an ingested dataset with labels")
+    add_deprecated(t, "--data", "tagsight heads train DATA", dest="data", type=Path)
+    t.add_argument("--task", default=None, choices=("categorize", "moderate"), help="categorize: one label per "
+                   "photo from class folders; moderate: safe vs unsafe, --safe naming the safe class (required, "
+                   "here or in --config)")
     t.add_argument("--backbone", required=True, help=BACKBONE_HELP + "; or a bundle folder")
     t.add_argument("--out", type=Path, required=True, help="head folder to write (e.g. BUNDLE/heads/products)")
     t.add_argument("--categories", type=_names, default=None,
                    help="comma-separated folder names to use, in this order (default: every folder)")
     t.add_argument("--safe", type=_names, default=None,
                    help="moderate: comma-separated benign categories (default: folders named allow/safe/ok/...)")
-    t.add_argument("--val-fraction", type=float, default=0.25, help="share of each category for validation")
-    t.add_argument("--target-accuracy", type=float, default=0.9,
+    t.add_argument("--val-fraction", type=float, default=None, help="share of each category for validation "
+                                                                     "(default 0.25)")
+    t.add_argument("--target-accuracy", type=float, default=None,
                    help="categorize: answered-image accuracy the abstain threshold aims at (default 0.9)")
-    t.add_argument("--target-precision", type=float, default=0.9, help="moderate: block precision (default 0.9)")
-    t.add_argument("--target-recall", type=float, default=0.9, help="moderate: review recall (default 0.9)")
-    t.add_argument("--epochs", type=int, default=30, help="passes over the training photos (default 30)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the train/validation split and initialisation")
+    t.add_argument("--target-precision", type=float, default=None, help="moderate: block precision (default 0.9)")
+    t.add_argument("--target-recall", type=float, default=None, help="moderate: review recall (default 0.9)")
+    t.add_argument("--epochs", type=int, default=None, help="passes over the training photos (default 30)")
+    t.add_argument("--seed", type=int, default=None, help="seed of the train/validation split and initialisation "
+                                                          "(default 0)")
     t.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    add_config_options(t, "HeadConfig", "batch_size=32")
+    add_json_option(t)
     t.set_defaults(func=run)
 
 
@@ -52,21 +59,31 @@ def resolve_backbone(spec: str):
     return load_backbone(spec), spec
 
 
+def head_config(args: argparse.Namespace):
+    """The HeadConfig: defaults, then --config, then the flags given, then --set."""
+    from tagsight.apps.heads import HeadConfig
+    from tagsight.config import load_config
+
+    flags = given(task=args.task, categories=args.categories, safe=args.safe, val_fraction=args.val_fraction,
+                  target_accuracy=args.target_accuracy, target_precision=args.target_precision,
+                  target_recall=args.target_recall, epochs=args.epochs, seed=args.seed)
+    return resolve_config(lambda path, sets: load_config(HeadConfig, path, sets), args, flags)
+
+
 def run(args: argparse.Namespace) -> int:
-    from tagsight.apps.heads import HeadConfig, train_head
+    from tagsight.apps.heads import train_head
     from tagsight.fsio import ReasonError
 
     try:
-        cfg = HeadConfig(task=args.task, categories=args.categories, safe=args.safe, val_fraction=args.val_fraction,
-                         target_accuracy=args.target_accuracy, target_precision=args.target_precision,
-                         target_recall=args.target_recall, epochs=args.epochs, seed=args.seed)
+        if getattr(args, "data", None) is None:
+            raise ReasonError("missing_data", "give the DATA folder: tagsight heads train DATA --task ...")
+        cfg = head_config(args)
         backbone, spec = resolve_backbone(args.backbone)
         meta = train_head(args.data, backbone, spec, args.out, cfg, cache_dir=args.cache_dir)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
-        print(f"tagsight heads train: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
+        return fail("heads train", exc)
     keys = ("task", "classes", "safe", "abstain", "thresholds", "training")
     summary = {k: meta[k] for k in keys if k in meta}
     summary["training"] = {k: v for k, v in summary["training"].items() if k != "sweep"}
-    print(json.dumps(summary, indent=1, default=str))
+    emit(args, {"out": str(args.out), **summary}, lambda: format_fields({"out": str(args.out), **summary}))
     return 0

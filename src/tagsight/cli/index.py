@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from tagsight.cli.eval import BACKBONE_HELP
+from tagsight.cli.options import add_json_option, emit, fail, format_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,11 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, required=True, help="index folder (e.g. BUNDLE/index)")
     b.add_argument("--batch-size", type=int, default=64, help="photos embedded per batch (default 64)")
     b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(b)
     b.set_defaults(func=run)
     r = verbs.add_parser("remove", help="delete every sample of the given posts (source/post_id) from an index")
     r.add_argument("index_dir", type=Path, help="index folder made by 'tagsight index build'")
     r.add_argument("post_keys", nargs="+", help="post keys (source/post_id) to remove from it")
     r.add_argument("--backbone", required=True, help="the backbone the index was built with (or its bundle)")
+    add_json_option(r)
     r.set_defaults(func=run)
 
 
@@ -43,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
             app = SimilarApp(Embedder(backbone), args.index_dir)
             result = {"removed_samples": app.remove(args.post_keys), "indexed": len(app)}
     except (ReasonError, FileNotFoundError, ValueError) as exc:
-        print(f"tagsight index {args.index_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=1))
+        return fail(f"index {args.index_verb}", exc)
+    emit(args, result, lambda: format_fields(result))
     return 0

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit
 from tagsight.storage import dataset_path, is_url
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "instagram, activitypub, pixelfed, facebook, twitter, webdataset, tagsonly, urls (URL + caption lists as "
                    "img2dataset reads them: .txt/.csv/.tsv/.jsonl/.parquet; implies --fetch; never sniffed) "
                    "(default: auto)")
-    p.add_argument("--policy", type=Path, help="consent policy YAML (default: public posts only, consent not "
-                   "refused, #noai honoured)")
+    add_config_options(p, "ConsentPolicy (the consent policy; default: public posts only, consent not refused, "
+                          "#noai honoured)", "allowed_visibility=[public,unlisted]")
+    add_deprecated(p, "--policy", "--config FILE", dest="config", type=Path)
     p.add_argument("--optout", type=Path, action="append", default=[], help="opt-out list file (author ids, "
                    "'post:ID' lines); repeatable; added to the policy's lists")
     p.add_argument("--blur-faces", action="store_true", help="blur faces (OpenCV Haar cascade) in stored images")
@@ -63,13 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--fetch-retries", type=int, default=None, help="retries after a timeout, connection error, "
                      "429 or 5xx, with exponential backoff (default 2)")
     web.add_argument("--max-redirects", type=int, default=None, help="redirects followed per URL (default 5)")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
 def build_policy(args: argparse.Namespace):
     from tagsight.privacy.policy import ConsentPolicy
 
-    policy = ConsentPolicy.from_yaml(args.policy) if args.policy else ConsentPolicy()
+    policy = ConsentPolicy.from_yaml(args.config, args.overrides)
     files = policy.optout_files + tuple(str(p) for p in args.optout)
     return replace(policy, optout_files=files, blur_faces=policy.blur_faces or args.blur_faces)
 
@@ -160,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = staging_folder(args.out) if is_url(args.out) else args.out
         if args.dry_run:
-            print(dry_run(source, policy, out, fetch=fetching(args)).format())
+            report = dry_run(source, policy, out, fetch=fetching(args))
+            emit(args, {"dry_run": True, **report.to_dict()}, report.format)
             return 0
         summary = ingest(source, out, policy, cfg)
         if is_url(args.out) and not publish(out, args.out):
@@ -168,5 +172,5 @@ def run(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
         return 2
-    print(summary.format())
+    emit(args, {"out": str(args.out), **summary.to_dict()}, summary.format)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tagsight.cli.options import add_json_option, emit, format_fields
 from tagsight.fsio import ReasonError
 
 ERRORS = (ReasonError, OSError, ValueError, KeyError)
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head", type=Path, help="aesthetic head from 'tagsight curate aesthetic-train' (default: prior)")
     a.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_json_option(a)
     a.set_defaults(func=_guarded("aesthetic", run_aesthetic))
     pr = verbs.add_parser("pairs", help="make a blind pairwise-preference study",
                           description="Pair BEFORE with AFTER, randomise each pair's left/right placement and the "
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "unblinding in STUDY/unblind.json, which the page never serves.")
     _dirs(pr)
     pr.add_argument("--seed", type=int, default=0, help="seed of placement, order and ids")
+    add_json_option(pr)
     pr.set_defaults(func=_guarded("pairs", run_pairs))
     s = verbs.add_parser("serve", help="serve the blind rating page of a study",
                          description="Open http://HOST:PORT/?rater=NAME. Keys: left arrow or A: left is better; "
@@ -46,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_serve)
     st = verbs.add_parser("stats", help="unblind the votes: win rate, Wilson interval, sign test, agreement, bias")
     st.add_argument("study", type=Path, help="a study folder with votes")
+    add_json_option(st)
     st.set_defaults(func=_guarded("stats", run_stats))
     r = verbs.add_parser("report", help="HTML report of a study: sample grids, score distributions, win rate")
     r.add_argument("study", type=Path, help="a study folder with votes")
@@ -80,9 +83,10 @@ def run_aesthetic(args: argparse.Namespace) -> int:
 
     cfg = AestheticStudyConfig(str(args.head) if args.head else None, args.resamples, args.seed)
     result = aesthetic_study(args.before, args.after, args.out, cfg)
-    print(json.dumps({k: result[k] for k in ("scorer", "pairs", "prompts", "aesthetic")}, indent=1))
-    print(json.dumps({m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
-                      for m, v in result["measures"].items()}, indent=1))
+    shown = {**{k: result[k] for k in ("scorer", "pairs", "prompts", "aesthetic")},
+             "measures": {m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
+                          for m, v in result["measures"].items()}}
+    emit(args, shown, lambda: format_fields(shown))
     return 0
 
 
@@ -90,7 +94,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.pairs import make_pair_study
 
     summary = make_pair_study(args.before, args.after, args.out, args.seed)
-    print(json.dumps(summary, indent=1))
+    emit(args, summary, lambda: format_fields(summary))
     return 0
 
 
@@ -114,7 +118,8 @@ def run_stats(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.preference import preference_stats
 
     result = preference_stats(args.study)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")}, indent=1))
+    shown = {k: v for k, v in result.items() if k not in ("before", "after")}
+    emit(args, shown, lambda: format_fields(shown))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
 
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                           ".safetensors file")
     p.add_argument("--post", metavar="ID", help="a post key source/post_id or a post id")
     p.add_argument("--root", type=Path, default=None, help="where to look (default: the artifact's parent folder)")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -36,14 +38,28 @@ def run(args: argparse.Namespace) -> int:
                 print("tagsight lineage: --post needs --root DIR", file=sys.stderr)
                 return 2
             found = artifacts_with_post(args.post, [args.root])
-            for artifact, how in found:
-                print(f"{artifact.kind:<9} {artifact.path}  ({how}; version {artifact.version})")
-            print(f"{len(found)} artifact(s) under {args.root} hold or were made from post {args.post}")
+            rows = [{"kind": a.kind, "path": str(a.path), "how": how, "version": a.version} for a, how in found]
+            emit(args, {"post": args.post, "root": str(args.root), "artifacts": rows},
+                 lambda: "\n".join([*(f"{r['kind']:<9} {r['path']}  ({r['how']}; version {r['version']})"
+                                      for r in rows),
+                                    f"{len(rows)} artifact(s) under {args.root} hold or were made from post "
+                                    f"{args.post}"]))
             return 0
         artifact = read_artifact(args.artifact)
         root = args.root or artifact.path.resolve().parent.parent
-        print(format_chain(artifact, list(iter_artifacts(root))))
+        known = list(iter_artifacts(root))
+        emit(args, chain_record(artifact, known), lambda: format_chain(artifact, known))
     except ReasonError as exc:
         print(f"tagsight lineage: {exc.reason}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def chain_record(artifact, known: list) -> dict:
+    """The artifact and its chain of parents (depth, what it names, where it was found under the root) as data."""
+    from tagsight.lineage import chain
+
+    return {"kind": artifact.kind, "path": str(artifact.path), "version": artifact.version,
+            "chain": [{"depth": depth, **ref.to_dict(), "found": str(found.path) if found is not None else None,
+                       "found_version": found.version if found is not None else None}
+                      for depth, ref, found in chain(artifact, known)]}

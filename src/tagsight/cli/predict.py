@@ -1,4 +1,4 @@
-"""``tagsight predict IMAGES... --app NAME --bundle DIR [--format jsonl|csv] [--out FILE]``: offline batch answers."""
+"""``tagsight predict BUNDLE PHOTOS... --app NAME [--out-format jsonl|csv] [--out FILE]``: offline batch answers."""
 
 from __future__ import annotations
 
@@ -6,19 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_deprecated
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="run apps of a bundle on image files or folders, offline (JSONL or CSV)",
                        description="One row per image and app. Folders are searched recursively for images. An "
                                    "image that cannot be read gets a row with its error reason (never skipped). "
                                    "Several --app share one backbone pass.")
-    p.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="BUNDLE PHOTOS",
+                   help="the bundle (or run) folder, then image files or folders")
     p.add_argument("--app", action="append", required=True, help="app name (repeatable): hashtags, alt-text, "
                                                                  "similar, or a head's name")
-    p.add_argument("--bundle", type=Path, required=True, help="a bundle or run folder")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="one JSON object per photo "
-                   "(default) or CSV rows")
-    p.add_argument("--out", type=Path, default=None, help="output file (default: standard output)")
+    add_deprecated(p, "--bundle", "tagsight predict BUNDLE PHOTOS...", dest="bundle", type=Path)
+    p.add_argument("--out-format", dest="format", choices=("jsonl", "csv"), default="jsonl",
+                   help="format of the answers: one JSON object per photo (default) or CSV rows")
+    add_deprecated(p, "--format", "--out-format", dest="format", choices=("jsonl", "csv"))
+    p.add_argument("--out", type=Path, default=None, help="file of answers to write (default: standard output)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a per-request option for every app given (e.g. k=3, threshold=0.5)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per forward pass (default 32)")
@@ -36,6 +40,18 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def bundle_and_photos(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """BUNDLE PHOTOS... (or, with the old --bundle, every path a photo)."""
+    from tagsight.fsio import ReasonError
+
+    bundle = getattr(args, "bundle", None)
+    if bundle is not None:
+        return bundle, list(args.paths)
+    if len(args.paths) < 2:
+        raise ReasonError("missing_photos", "give the BUNDLE, then the photos: tagsight predict BUNDLE PHOTOS...")
+    return args.paths[0], list(args.paths[1:])
+
+
 def run(args: argparse.Namespace) -> int:
     from tagsight.apps.predict import PredictConfig, predict_files
     from tagsight.fsio import ReasonError
@@ -43,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = PredictConfig(apps=tuple(args.app), format=args.format, batch_size=args.batch_size,
                             options=_options(args.option), device=args.device)
-        counts = predict_files(args.images, args.bundle, cfg, args.out)
+        bundle, photos = bundle_and_photos(args)
+        counts = predict_files(photos, bundle, cfg, args.out)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         print(f"tagsight predict: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from tagsight.cli.options import add_config_options, add_json_option, emit, format_fields
 from tagsight.storage import dataset_path, is_url
 
 
@@ -28,11 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "staging folder, published when the run ends: docs/storage.md)")
     p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "
                    "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
-    p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
-                   "defaults are the PretrainConfig dataclasses")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set model.name=resnet50 --set loop.max_steps=100")
+    add_config_options(p, "PretrainConfig", "loop.max_steps=100", "configs/pretrain_cpu_small.yaml")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     vocab = args.vocab if is_url(args.vocab) or not args.vocab.is_dir() else args.vocab / "vocab.json"
     return run_on_ranks("pretrain", args.device,
                         lambda env: in_run_folder(args.out, env, lambda run_dir: pretrain(args.dataset, vocab, run_dir,
-                                                                                          cfg, env)))
+                                                                                          cfg, env)), args)
 
 
 def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict]) -> dict:
@@ -70,8 +68,9 @@ def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict]) -> di
         return work(run_dir)
 
 
-def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict]) -> int:
-    """Join torchrun's process group, run ``work(env)``, print its result on rank 0; bad input exits 2."""
+def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict], args: argparse.Namespace | None = None) -> int:
+    """Join torchrun's process group, run ``work(env)``, print its result on rank 0 (JSON with ``--json``, else
+    lines for people); bad input exits 2."""
     from tagsight.train.distributed import RankFilter, init_distributed, shutdown
 
     env = init_distributed(device)
@@ -85,5 +84,5 @@ def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict]) -> int:
     finally:
         shutdown(env)
     if env.is_main:
-        print(json.dumps(result, indent=1))
+        emit(args or argparse.Namespace(json=True), result, lambda: format_fields(result))
     return 0

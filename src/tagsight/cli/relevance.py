@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, given, resolve_config
+
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
 
@@ -29,29 +31,35 @@ def _register_score(verbs: argparse._SubParsersAction) -> None:
     s.add_argument("--vocab", type=Path, required=True, help="its vocabulary (vocab.json or its folder)")
     s.add_argument("--out", type=Path, required=True, help="scores folder to write (pairs.parquet, labels.json, "
                    "scores.json)")
-    s.add_argument("--backbone", default="efficientnet-lite0", help="feature backbone: any 'tagsight eval' spec "
+    s.add_argument("--backbone", default=None, help="feature backbone: any 'tagsight eval' spec "
                    "(default: the packaged ImageNet efficientnet-lite0, which never saw this dataset)")
     s.add_argument("--img-size", type=int, default=None, help="backbone input size (default: the backbone's)")
-    s.add_argument("--folds", type=int, default=5, help="cross-fitting folds, split by post (default 5)")
-    s.add_argument("--loss", choices=("bce", "softmax"), default="bce", help="head loss (default bce)")
-    s.add_argument("--epochs", type=int, default=10, help="head training epochs per fold (default 10)")
-    s.add_argument("--seed", type=int, default=0, help="fold assignment and head training seed (default 0)")
+    s.add_argument("--folds", type=int, default=None, help="cross-fitting folds, split by post (default 5)")
+    s.add_argument("--loss", choices=("bce", "softmax"), default=None, help="head loss (default bce)")
+    s.add_argument("--epochs", type=int, default=None, help="head training epochs per fold (default 10)")
+    s.add_argument("--seed", type=int, default=None, help="fold assignment and head training seed (default 0)")
     s.add_argument("--workers", type=int, default=0, help="feature extraction data loader workers (default 0)")
     s.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    add_config_options(s, "ScoreConfig (the head's lr, weight_decay, batch_size and the flags above)",
+                       "lr=0.003")
+    add_json_option(s)
     s.set_defaults(func=run_score)
 
 
 def _register_filter(verbs: argparse._SubParsersAction) -> None:
-    f = verbs.add_parser("filter", help="write a new dataset version from a scores folder under a policy")
+    f = verbs.add_parser("filter", help="write a new dataset version from a scores folder, dropping what --select says")
     f.add_argument("scores", type=Path, help="a scores folder (made by 'tagsight relevance score')")
-    f.add_argument("--policy", choices=("pairs", "labels", "weights"), required=True,
-                   help="pairs: drop pairs scoring below --threshold; labels: drop labels whose visualness "
-                        "(out-of-fold AP above chance) is below --threshold; weights: keep all, store per-hashtag loss weights")
+    f.add_argument("--select", dest="select", choices=("pairs", "labels", "weights"), default=None,
+                   help="what to drop (required): pairs: pairs scoring below --threshold; labels: labels whose "
+                        "visualness (out-of-fold AP above chance) is below --threshold; weights: nothing, store "
+                        "per-hashtag loss weights")
+    add_deprecated(f, "--policy", "--select", dest="select", choices=("pairs", "labels", "weights"))
     f.add_argument("--threshold", type=float, default=None, help="score or visualness threshold in [0, 1]")
-    f.add_argument("--min-weight", type=float, default=0.01, help="weights policy: smallest weight (default 0.01)")
+    f.add_argument("--min-weight", type=float, default=0.01, help="--select weights: smallest weight (default 0.01)")
     f.add_argument("--keep-empty", action="store_true", help="keep posts whose labelled hashtags were all dropped")
     f.add_argument("--dataset", type=Path, default=None, help="the scored dataset (default: as recorded in scores)")
     f.add_argument("--out", type=Path, required=True, help="folder for the NEW dataset version (new or empty)")
+    add_json_option(f)
     f.set_defaults(func=run_filter)
 
 
@@ -61,8 +69,10 @@ def _register_truth(verbs: argparse._SubParsersAction) -> None:
     t.add_argument("--truth", type=Path, required=True, help="SOURCE_DIR/<split>/truth.jsonl of social-imagenette")
     t.add_argument("--thresholds", type=float, nargs="+", default=None, help="pair score thresholds to tabulate")
     t.add_argument("--visualness-thresholds", type=float, nargs="+", default=None,
-                   help="label visualness thresholds to tabulate (flagging as the labels policy does)")
-    t.add_argument("--out", type=Path, default=None, help="write the result JSON here (default SCORES/truth.json)")
+                   help="label visualness thresholds to tabulate (flagging as --select labels does)")
+    t.add_argument("--out", type=Path, default=None, help="JSON file to write the result to (default "
+                                                          "SCORES/truth.json)")
+    add_json_option(t)
     t.set_defaults(func=run_truth)
 
 
@@ -81,21 +91,25 @@ def _fail(verb: str, exc: Exception) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from tagsight.config import load_config
     from tagsight.fsio import ReasonError
     from tagsight.relevance.score import ScoreConfig, save_scores, score_dataset
     from tagsight.tags.vocab import Vocabulary
 
     try:
-        cfg = ScoreConfig(backbone=args.backbone, img_size=args.img_size, folds=args.folds, seed=args.seed,
-                          loss=args.loss, epochs=args.epochs)
+        cfg = resolve_config(lambda path, sets: load_config(ScoreConfig, path, sets), args,
+                             given(backbone=args.backbone, img_size=args.img_size, folds=args.folds, seed=args.seed,
+                                   loss=args.loss, epochs=args.epochs))
         vocab = Vocabulary.load(args.vocab)
         scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, workers=args.workers)
         save_scores(scores, args.out, dataset_dir=args.dataset, vocab_path=args.vocab)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("score", exc)
     meta = json.loads((args.out / "scores.json").read_text())
-    print(f"scores {meta['version']}: {meta['pairs']:,} pairs of {meta['dataset']['samples']:,} samples, "
-          f"{meta['vocab']['labels']} labels, out-of-fold mAP {meta['oof_mAP']:.3f}, {meta['seconds']:.0f}s -> {args.out}")
+    emit(args, {"out": str(args.out), **meta},
+         lambda: f"scores {meta['version']}: {meta['pairs']:,} pairs of {meta['dataset']['samples']:,} samples, "
+                 f"{meta['vocab']['labels']} labels, out-of-fold mAP {meta['oof_mAP']:.3f}, "
+                 f"{meta['seconds']:.0f}s -> {args.out}")
     return 0
 
 
@@ -104,18 +118,20 @@ def run_filter(args: argparse.Namespace) -> int:
     from tagsight.relevance.filter import FilterConfig, filter_dataset
 
     try:
-        cfg = FilterConfig(args.policy, args.threshold, args.min_weight, args.keep_empty)
+        if args.select is None:
+            raise ReasonError("missing_select", "give --select pairs|labels|weights")
+        cfg = FilterConfig(args.select, args.threshold, args.min_weight, args.keep_empty)
         manifest = filter_dataset(args.scores, args.out, cfg, args.dataset)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("filter", exc)
-    print(format_counts(manifest))
+    emit(args, manifest, lambda: format_counts(manifest))
     return 0
 
 
 def format_counts(manifest: dict) -> str:
     """Counts of a filtered dataset's manifest, reconciled, with their reasons."""
     c = manifest["counts"]
-    lines = [f"dataset {manifest['version']} (parent {manifest['parent']['version']}), policy "
+    lines = [f"dataset {manifest['version']} (parent {manifest['parent']['version']}), select "
              f"{manifest['relevance']['filter']['policy']}"]
     for unit in ("posts", "pairs", "hashtags"):
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c[f"{unit[:-1]}_reasons"].items(), key=lambda kv: -kv[1]))
@@ -139,7 +155,7 @@ def run_truth(args: argparse.Namespace) -> int:
         return _fail("truth", exc)
     out = args.out or args.scores / "truth.json"
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
-    print(format_truth(result))
+    emit(args, result, lambda: format_truth(result))
     return 0
 
 
@@ -150,8 +166,8 @@ def format_truth(result: dict) -> str:
                                                        f"{v['median_score']:.3f})" for name, v in k.items() if v["pairs"]),
              f"flagging wrong + non-visual pairs: AP {result['flag_ap']:.3f} (chance {result['flag_chance']:.3f})",
              f"{'threshold':>9} {'flagged':>8} {'precision':>9} {'recall':>7} {'true lost':>9}"]
-    for title, rows in (("pairs policy: score < threshold", result["at_thresholds"]),
-                        ("labels policy: visualness < threshold", result["label_policy"])):
+    for title, rows in (("select pairs: score < threshold", result["at_thresholds"]),
+                        ("select labels: visualness < threshold", result["label_policy"])):
         lines.append(title)
         lines.extend(f"{r['threshold']:>9g} {r['flagged']:>8,} {r['precision']:>9.3f} {r['recall']:>7.3f} "
                      f"{r['true_pairs_lost']:>9,}" for r in rows)

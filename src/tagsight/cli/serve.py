@@ -1,10 +1,12 @@
-"""``tagsight serve --bundle DIR``: the HTTP server over a bundle's apps (FastAPI + uvicorn)."""
+"""``tagsight serve BUNDLE``: the HTTP server over a bundle's apps (FastAPI + uvicorn)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from tagsight.cli.options import add_deprecated, optional_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "POST /v1/analyze?apps=hashtags,alt-text runs several apps on one backbone pass. "
                                    "GET /healthz, /metrics (Prometheus), /docs (OpenAPI). Admin routes "
                                    "(reload, index add/remove) need --admin-token-file. See docs/serving.md.")
-    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder the apps load from")
+    p.add_argument("bundle", type=optional_path, nargs="?", default=argparse.SUPPRESS, help="the bundle folder the apps load from")
+    add_deprecated(p, "--bundle", "tagsight serve BUNDLE", dest="bundle", type=Path)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--max-batch", type=int, default=32, help="largest batch per predict call; 1 turns batching off")
@@ -34,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError
 
     try:
+        if getattr(args, "bundle", None) is None:
+            raise ReasonError("missing_bundle", "give the BUNDLE folder to serve: tagsight serve BUNDLE")
         app = build(args)
     except (ReasonError, ValueError, OSError) as exc:
         print(f"tagsight serve: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)

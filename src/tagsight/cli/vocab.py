@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
+
+from tagsight.cli.options import add_config_options, add_json_option, emit, given, resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _register_build(verbs: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, required=True, help="folder to write vocab.json into (created if missing)")
     b.add_argument("--format", choices=FORMATS, default="auto", help="dataset or tagsonly; auto: dataset when "
                    "INPUT/manifest.json exists, else tagsonly (default: auto)")
-    b.add_argument("--config", type=Path, help="YAML of VocabConfig fields (see configs/vocab_default.yaml)")
+    add_config_options(b, "VocabConfig", "min_count=10", "configs/vocab_default.yaml")
     b.add_argument("--top-k", type=int, help="keep the K most frequent labels; 0 = no limit (default 1500)")
     b.add_argument("--min-count", type=int, help="fewest posts a label needs (default 5)")
     b.add_argument("--rollup-depth", type=int, help="map labels to their hypernym at this depth below "
@@ -49,6 +50,7 @@ def _register_build(verbs: argparse._SubParsersAction) -> None:
     b.add_argument("--sampling", choices=("sqrt", "inverse", "none"), help="default sampling mode recorded "
                    "in the vocabulary (default sqrt)")
     b.add_argument("--report", type=Path, help="HTML report path (default VOCAB_DIR/report.html)")
+    add_json_option(b)
     b.set_defaults(func=run_build)
 
 
@@ -56,24 +58,20 @@ def _register_show(verbs: argparse._SubParsersAction) -> None:
     s = verbs.add_parser("show", help="print a short summary and the most frequent labels of a vocabulary")
     s.add_argument("vocab", type=Path, help="a vocab.json or the folder holding it")
     s.add_argument("--top", type=int, default=20, help="labels to list (default 20)")
+    add_json_option(s)
     s.set_defaults(func=run_show)
 
 
 def build_config(args: argparse.Namespace):
-    """The VocabConfig: defaults, then --config YAML, then command-line options."""
+    """The VocabConfig: defaults, then --config YAML, then the command-line options, then --set."""
     from tagsight.tags.config import VocabConfig
 
-    cfg = VocabConfig.from_yaml(args.config) if args.config else VocabConfig()
-    changes = {}
+    flags = given(min_count=args.min_count, sampling=args.sampling)
     if args.top_k is not None:
-        changes["top_k"] = args.top_k or None
-    if args.min_count is not None:
-        changes["min_count"] = args.min_count
+        flags["top_k"] = args.top_k or None
     if args.rollup_depth is not None:
-        changes["rollup_depth"] = None if args.rollup_depth < 0 else args.rollup_depth
-    if args.sampling is not None:
-        changes["sampling"] = args.sampling
-    return replace(cfg, **changes) if changes else cfg
+        flags["rollup_depth"] = None if args.rollup_depth < 0 else args.rollup_depth
+    return resolve_config(VocabConfig.from_yaml, args, flags)
 
 
 def resolve_format(path: Path, fmt: str) -> str:
@@ -132,9 +130,11 @@ def _write_outputs(vocab, args: argparse.Namespace) -> int:
     c = vocab.coverage
     if vocab.input.get("rejected"):
         print(f"{vocab.input['rejected']} input records were rejected (see the warnings above)", file=sys.stderr)
-    print(f"vocabulary {vocab.version}: {len(vocab)} labels, {c['distinct_tags_kept']} of {c['distinct_tags']} "
-          f"hashtags kept, coverage {100 * c['coverage']:.1f}% of {c['posts']:,} posts\n"
-          f"  {path}\n  {report}")
+    result = {"version": vocab.version, "labels": len(vocab), "coverage": c, "input": vocab.input,
+              "vocab": str(path), "report": str(report)}
+    emit(args, result, f"vocabulary {vocab.version}: {len(vocab)} labels, {c['distinct_tags_kept']} of "
+                       f"{c['distinct_tags']} hashtags kept, coverage {100 * c['coverage']:.1f}% of {c['posts']:,} "
+                       f"posts\n  {path}\n  {report}")
     return 0
 
 
@@ -146,5 +146,9 @@ def run_show(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"tagsight vocab show: {exc}", file=sys.stderr)
         return 2
-    print(format_vocab(vocab, args.top))
+    emit(args, {"version": vocab.version, "labels": len(vocab), "coverage": vocab.coverage,
+                "drops": vocab.drop_summary(),
+                "top": [{"label": lb.label, "wnid": lb.wnid, "posts": lb.posts, "members": lb.members}
+                        for lb in vocab.labels[:args.top]]},
+         lambda: format_vocab(vocab, args.top))
     return 0

@@ -21,9 +21,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from PIL import Image
 
+from tagsight.config import YamlConfig
 from tagsight.curate.filters import FILTERS, Candidate, Filter
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
@@ -46,10 +46,22 @@ class FilterSpec:
     def __post_init__(self) -> None:
         FILTERS.get(self.name)  # unknown names fail here, with a "did you mean"
 
+    @classmethod
+    def from_dict(cls, item: str | dict[str, Any]) -> FilterSpec:
+        """A chain entry: a filter name, or a mapping of ``name`` and that filter's settings."""
+        if isinstance(item, str):
+            return cls(item)
+        if not isinstance(item, dict) or "name" not in item:
+            raise ValueError(f"a chain entry is a filter name or a mapping with 'name', got {item!r}")
+        return cls(item["name"], {k: v for k, v in item.items() if k != "name"})
+
 
 @dataclass(frozen=True)
-class CurateConfig:
-    """The chain (in order), whether to score every sample with every filter, and an optional top-N cut."""
+class CurateConfig(YamlConfig):
+    """The chain (in order), whether to score every sample with every filter, and an optional top-N cut.
+    Loaded from YAML with ``--set`` overrides by tagsight.config (``filters`` entries by ``FilterSpec.from_dict``)."""
+
+    config_label = "curation config"
 
     filters: tuple[FilterSpec, ...] = tuple(FilterSpec(n) for n in DEFAULT_CHAIN)
     score_all: bool = False
@@ -64,29 +76,9 @@ class CurateConfig:
         for spec in self.filters:
             FILTERS.create(spec.name, **spec.settings)  # bad settings fail at construction
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CurateConfig:
-        unknown = set(d) - {"filters", "score_all", "keep_top"}
-        if unknown:
-            raise ValueError(f"unknown curation config keys {sorted(unknown)}")
-        specs = tuple(_spec(item) for item in d.get("filters", DEFAULT_CHAIN))
-        return cls(specs, bool(d.get("score_all", False)), d.get("keep_top"))
-
-    @classmethod
-    def from_yaml(cls, path: str | Path | None) -> CurateConfig:
-        return cls.from_dict((yaml.safe_load(Path(path).read_text()) or {}) if path else {})
-
     def to_dict(self) -> dict[str, Any]:
         return {"filters": [{"name": f.name, **f.settings} for f in self.filters], "score_all": self.score_all,
                 "keep_top": self.keep_top}
-
-
-def _spec(item: str | dict[str, Any]) -> FilterSpec:
-    if isinstance(item, str):
-        return FilterSpec(item)
-    if not isinstance(item, dict) or "name" not in item:
-        raise ValueError(f"a chain entry is a filter name or a mapping with 'name', got {item!r}")
-    return FilterSpec(item["name"], {k: v for k, v in item.items() if k != "name"})
 
 
 @dataclass

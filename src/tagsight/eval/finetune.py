@@ -31,7 +31,7 @@ from tagsight.eval.transfer import TransferInputs, open_sets, result_record
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.objectives.base import OBJECTIVES
 from tagsight.progress import Progress
-from tagsight.train.config import YamlConfig
+from tagsight.config import YamlConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
 from tagsight.train.loop import LoopConfig, Trainer
 from tagsight.train.optim import OptimConfig

@@ -44,7 +44,8 @@ from tagsight.generate.runs import BEST, GeneratorRun, load_generator
 from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import read_artifact
 from tagsight.privacy.tombstones import load_tombstones
-from tagsight.train.config import PretrainConfig, YamlConfig
+from tagsight.config import YamlConfig
+from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv
 from tagsight.train.loop import LoopConfig, Trainer, plan
 from tagsight.train.optim import OptimConfig

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-import yaml
-
+from tagsight.config import apply_override, from_mapping, load_mapping, source_of
 from tagsight.schema.posts import VISIBILITIES, Post
 from tagsight.schema.text import fold_hashtag, parse_hashtags
 
@@ -93,17 +92,21 @@ class ConsentPolicy:
     def optouts(self) -> OptOuts:
         return self._optouts
 
+    config_label = "policy"   # "unknown policy keys" (tagsight.config)
+
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "ConsentPolicy":
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a policy file must be a YAML mapping")
-        unknown = set(data) - {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
-        if unknown:
-            raise ValueError(f"{path}: unknown policy keys {sorted(unknown)}")
-        base = Path(path).parent
-        files = [str((base / f) if not Path(f).is_absolute() else f) for f in data.get("optout_files", [])]
-        return cls(**{**data, "optout_files": tuple(files)})
+    def from_yaml(cls, path: str | Path | None, overrides: Iterable[str] = ()) -> "ConsentPolicy":
+        """The policy of a YAML file (None: the defaults) with ``key=value`` overrides; its ``optout_files``
+        are relative to the file's folder."""
+        overrides = list(overrides)
+        data = load_mapping(path)
+        if path is not None and isinstance(data.get("optout_files"), list):
+            base = Path(path).parent
+            data["optout_files"] = [str(base / f) if isinstance(f, str) and not Path(f).is_absolute() else f
+                                    for f in data["optout_files"]]
+        for item in overrides:
+            apply_override(data, item)
+        return from_mapping(cls, data, source_of(path, overrides))
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as recorded in a manifest: opt-out lists by size and content hash, not by name."""

@@ -169,6 +169,11 @@ def filter_dataset(scores_dir: str | Path, out_dir: str | Path, cfg: FilterConfi
     tombstones = load_tombstones(parent)
     forgotten = _forgotten(parent, tombstones) if tombstones else set()
     decisions = decide(posts, post_label_scores(load_pairs(scores_dir)), labels, cfg, forgotten)
+    if not decisions.hashtags:
+        reasons = Counter(decisions.dropped_posts.values())
+        raise ReasonError("empty_result", f"no post of {parent} is kept under {cfg.policy} at threshold "
+                                          f"{cfg.threshold} ({', '.join(f'{r}: {n}' for r, n in reasons.items())}"
+                                          " posts dropped); lower the threshold or use --keep-empty")
     shards, sample_shards = _write_shards(parent, out, decisions, cfg, parent_manifest)
     _write_catalog(parent, out, decisions, sample_shards)
     if tombstone_path(parent).is_file():

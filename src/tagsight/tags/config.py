@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
+from tagsight.config import YamlConfig
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.sampling import SAMPLING_MODES
 from tagsight.tags.rules import (
@@ -26,7 +25,7 @@ _SYNSET_NAME = re.compile(r"^[^\s.][^\s]*\.n\.\d{2}$")
 
 
 @dataclass(frozen=True)
-class VocabConfig:
+class VocabConfig(YamlConfig):
     """How hashtags become labels (docs/vocabulary.md; defaults in tags/rules.py).
 
     ``top_k``: keep the K labels with most posts (None: no limit); ``min_count``: fewest posts a
@@ -36,7 +35,10 @@ class VocabConfig:
     hyponyms). ``stop_list``: tags always dropped; ``filler_words``: decoration removed before
     lookup (#dogsofinstagram -> dogs). ``overrides``: normalised tag or lemma -> synset name, used
     instead of WordNet's first noun sense. ``sampling``: default mode of ``Vocabulary.sample_weights``.
+    Loaded from YAML with ``--set`` overrides by tagsight.config.
     """
+
+    config_label = "vocab config"
 
     top_k: int | None = 1500
     min_count: int = 5
@@ -76,30 +78,6 @@ class VocabConfig:
             d[name] = list(d[name])
         d["overrides"] = dict(sorted(self.overrides.items()))
         return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "VocabConfig":
-        """Build from a mapping; unknown keys are an error with a did-you-mean hint."""
-        if not isinstance(d, Mapping):
-            raise ValueError(f"a vocab config must be a mapping, got {type(d).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown vocab config key {key!r}{hint} (known: {', '.join(known)})")
-        return cls(**dict(d))
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "VocabConfig":
-        """Load a YAML file of ``VocabConfig`` fields (missing keys keep their defaults)."""
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        try:
-            return cls.from_dict(data)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
 
 
 def _check_optional_int(name: str, value: Any, minimum: int, optional: bool = True) -> None:

@@ -1,15 +1,11 @@
-"""The pretraining config: one dataclass tree, the single source of defaults, YAML presets, dotted overrides."""
+"""The pretraining config: one dataclass tree, the single source of defaults, YAML presets, dotted overrides
+(loaded by tagsight.config)."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
+from tagsight.config import YamlConfig
 from tagsight.data.multicrop import MultiCropConfig
 from tagsight.data.views import SELECTIONS
 from tagsight.generate.config import DiffusionConfig
@@ -64,27 +60,6 @@ class DataSettings:
             raise ValueError("data.epoch_length and data.batch_size must be >= 1, data.workers >= 0")
 
 
-class YamlConfig:
-    """Dict / YAML round trip with dotted overrides for a (nested) frozen dataclass config."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        return _build(cls, d, "")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()):
-        data = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
-        for item in overrides:
-            _set(data, item)
-        return cls.from_dict(data)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
 @dataclass(frozen=True)
 class PretrainConfig(YamlConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -93,29 +68,3 @@ class PretrainConfig(YamlConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     seed: int = 0
-
-
-def _build(cls, d: dict[str, Any], prefix: str):
-    if not isinstance(d, dict):
-        raise ValueError(f"{prefix or 'config'} must be a mapping, got {d!r}")
-    fields = typing.get_type_hints(cls)
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown config keys {[prefix + k for k in unknown]}; known: {sorted(fields)}")
-    kwargs = {}
-    for name, value in d.items():
-        ftype = fields[name]
-        kwargs[name] = _build(ftype, value, f"{prefix}{name}.") if dataclasses.is_dataclass(ftype) else value
-    return cls(**kwargs)
-
-
-def _set(data: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.key=value`` override (value parsed as YAML)."""
-    if "=" not in item:
-        raise ValueError(f"override {item!r} is not key=value")
-    key, raw = item.split("=", 1)
-    node = data
-    *parents, leaf = key.strip().split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(raw)

@@ -14,7 +14,8 @@ def test_judge_verb_end_to_end(before_after, tmp_path, capsys):
     before, after = before_after
     run = tmp_path / "run"
     study = run / "judge"
-    assert main(["judge", "aesthetic", str(before), str(after), "--out", str(study), "--resamples", "200"]) == 0
+    assert main(["judge", "aesthetic", str(before), str(after), "--out", str(study), "--resamples", "200",
+                 "--json"]) == 0
     printed = capsys.readouterr().out
     assert '"mean_diff"' in printed and '"sharpness"' in printed
     assert main(["judge", "pairs", str(before), str(after), "--out", str(study), "--seed", "5"]) == 0
@@ -23,7 +24,7 @@ def test_judge_verb_end_to_end(before_after, tmp_path, capsys):
     append_votes(study, [{"rater": "ann", "pair": p["pair"], "choice": "left" if secret[p["pair"]]["left"] == "after"
                           else "right"} for p in s.pairs])
     capsys.readouterr()
-    assert main(["judge", "stats", str(study)]) == 0
+    assert main(["judge", "stats", str(study), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["overall"]["win_rate"] == 1.0 and stats["overall"]["sign_test_p"] == 2 / 64
     assert json.loads((study / "preference.json").read_text())["overall"] == stats["overall"]
