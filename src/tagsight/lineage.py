@@ -346,7 +346,7 @@ def format_chain(artifact: Artifact, known: Iterable[Artifact] = ()) -> str:
         if artifact.extra.get(key):
             lines.append(f"  {key}: {', '.join(Path(c).name for c in artifact.extra[key])}")
     for depth, ref, found in chain(artifact, known):
-        where = f" -> {found.path}" if found is not None and str(found.path) != ref.path else ""
+        where = f" -> {found.location}" if found is not None and found.location != ref.path else ""
         if found is not None and ref.version not in (None, found.version):
             how = ", rewritten by forget" if ref.version in found.history else "; that version is gone"
             where += f" (an earlier version: the folder is now at {found.version}{how})"

@@ -7,10 +7,12 @@ vocabulary), and what a bundle serves.
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
                                   format_fields, given)
+from tagsight.storage import dataset_path, is_url, local_folder, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="apps_verb", metavar="ACTION", required=True)
     cal = verbs.add_parser("calibrate", help="fit calibrated hashtag probabilities and alt-text concept thresholds "
                                              "on the run's held-out posts; writes BUNDLE/calibration.json")
-    cal.add_argument("run", type=Path, help="a tagsight pretraining run folder")
-    cal.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: the run folder)")
+    cal.add_argument("run", type=dataset_path, help="a tagsight pretraining run folder (local or an fsspec URL)")
+    cal.add_argument("--out", type=dataset_path, default=None,
+                     help="bundle folder to write, local or an fsspec URL (default: the run folder)")
     add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=Path)
     cal.add_argument("--method", default=None, help="platt (per-label presence, default) or temperature")
     _target_args(cal)
@@ -141,9 +144,15 @@ def calibrate(args: argparse.Namespace) -> dict:
 
     cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,
                   heldout_dataset=str(args.heldout_dataset) if args.heldout_dataset else None)
-    if args.out is not None:
-        init_bundle(args.out, str(args.run))
-    result = calibrate_run(args.run, args.out, cfg, args.device)
+    if is_url(args.run) and args.out is None:   # into the run itself, on object storage: staged, then published
+        with output_folder(args.run, marker="run.json") as run:
+            result = calibrate_run(run, None, cfg, args.device)
+    else:
+        run = local_folder(args.run, marker="run.json")
+        with output_folder(args.out, marker="bundle.json") if args.out is not None else nullcontext(None) as bundle:
+            if bundle is not None:
+                init_bundle(bundle, str(run))
+            result = calibrate_run(run, bundle, cfg, args.device)
     if args.plot:
         plot_concept_precision(result, args.plot)
     return result

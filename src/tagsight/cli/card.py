@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
+from tagsight.storage import dataset_path, join, write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,22 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Data card: counts by consent basis, visibility, region and licence, exclusions "
                                    "by reason, de-duplication, forgetting, vocabulary. Model card: training data "
                                    "version, recipe, evaluation results, known limits.")
-    p.add_argument("path", type=Path, help="a dataset folder (manifest.json) or a run folder (run.json)")
-    p.add_argument("--vocab", type=Path, default=None, help="vocabulary to describe in a data card")
-    p.add_argument("--out", type=Path, default=None, help="Markdown file (default: PATH/CARD.md)")
+    p.add_argument("path", type=dataset_path,
+                   help="a dataset folder (manifest.json) or a run folder (run.json), local or an fsspec URL")
+    p.add_argument("--vocab", type=dataset_path, default=None, help="vocabulary to describe in a data card")
+    p.add_argument("--out", type=dataset_path, default=None, help="Markdown file (default: PATH/CARD.md)")
     p.add_argument("--html", type=Path, default=None, help="also write the card as an HTML report here")
     add_json_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tagsight.fsio import atomic_write_text
     from tagsight.report.cards import add_card_section, card_for
     from tagsight.report.html import Report
 
     try:
         card = card_for(args.path, args.vocab)
-        out = atomic_write_text(args.out or args.path / "CARD.md", card.markdown())
+        out = write_text(args.out or join(args.path, "CARD.md"), card.markdown())
         if args.html:
             add_card_section(Report(card.title), args.path, args.vocab).write(args.html)
     except (ReasonError, FileNotFoundError) as exc:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from tagsight.cli.options import add_json_option, emit, fail, format_fields
+from tagsight.storage import dataset_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and model.safetensors load in timm, README.md is a model card. With --onnx the graph (image -> features, hashtag logits, head probabilities) "
                                    "is exported and checked against PyTorch with onnxruntime (max abs diff <= "
                                    "--tolerance).")
-    p.add_argument("bundle", type=Path, help="a bundle or run folder")
-    p.add_argument("--out", type=Path, required=True, help="export folder to write (a bundle predict and serve load)")
+    p.add_argument("bundle", type=dataset_path, help="a bundle or run folder (local or an fsspec URL)")
+    p.add_argument("--out", type=dataset_path, required=True, help="export folder to write, local or an fsspec URL (a bundle predict and serve load)")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and check it")
     p.add_argument("--tolerance", type=float, default=1e-4, help="--onnx: largest absolute difference "
                    "allowed between the ONNX and the PyTorch outputs (default 1e-4)")

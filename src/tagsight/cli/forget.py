@@ -8,6 +8,10 @@ from pathlib import Path
 
 from tagsight.cli.options import add_json_option, emit, jsonable
 from tagsight.fsio import ReasonError
+from tagsight.lineage import RECORD_FILES
+from tagsight.storage import dataset_path, local_folder, output_folder
+
+RECORD_NAMES = tuple(RECORD_FILES)
 
 DEFAULT_FEATURE_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
@@ -22,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hashtag", action="append", default=[], metavar="TAG", help="a hashtag (folded: #No_AI = noai)")
     p.add_argument("--optout-file", action="append", default=[], type=Path, metavar="F",
                    help="lines author:ID, post:ID, hashtag:TAG or a bare author id")
-    p.add_argument("--root", type=Path, default=None, help="folder holding the datasets, vocabularies and runs")
-    p.add_argument("--audit", type=Path, default=None, metavar="ROOT",
+    p.add_argument("--root", type=dataset_path, default=None,
+                   help="folder holding the datasets, vocabularies and runs, or an fsspec URL (copied here, changed "
+                        "artifacts published back with their records last: docs/storage.md)")
+    p.add_argument("--audit", type=dataset_path, default=None, metavar="ROOT",
                    help="forget nothing: walk every artifact under ROOT (and --cache-dir) and report any trace of a "
                         "post its datasets' tombstones forget (content, key, embedding, cached feature); exit 1 "
                         "when a trace is found, 0 when clean")
@@ -46,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if args.root is None:
         print("tagsight forget: no_root: give --root DIR (or --audit ROOT)", file=sys.stderr)
         return 2
-    roots = [args.root] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
     try:
         requests = requests_from(args.author, args.post, args.hashtag, args.optout_file, args.reason)
-        report = forget(requests, roots, rewrite=args.rewrite)
+        with output_folder(args.root, marker=RECORD_NAMES) as root:   # a URL: a local copy, synced back after
+            report = forget(requests, [root] + ([args.cache_dir] if args.cache_dir.is_dir() else []),
+                            rewrite=args.rewrite)
     except ReasonError as exc:
         print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)
         return 2
@@ -64,8 +71,8 @@ def run_audit(args: argparse.Namespace) -> int:
         print("tagsight forget: audit_only: --audit forgets nothing; run the forget first, then audit",
               file=sys.stderr)
         return 2
-    roots = [args.audit] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
     try:
+        roots = [local_folder(args.audit)] + ([args.cache_dir] if args.cache_dir.is_dir() else [])
         report = audit(roots)
     except ReasonError as exc:
         print(f"tagsight forget: {exc.reason}: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
+from tagsight.storage import dataset_path, is_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,11 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the chain of parents, resolving path-less ones under --root. With --post: list "
                                    "every artifact under --root that contains the post or was made from a dataset "
                                    "version that held it.")
-    p.add_argument("artifact", nargs="?", type=Path, help="a folder with manifest.json, vocab.json, run.json, "
+    p.add_argument("artifact", nargs="?", type=dataset_path, help="a folder with manifest.json, vocab.json, run.json, "
                                                           "bundle.json or lineage.json, or a cached-feature "
                                                           ".safetensors file")
     p.add_argument("--post", metavar="ID", help="a post key source/post_id or a post id")
-    p.add_argument("--root", type=Path, default=None, help="where to look (default: the artifact's parent folder)")
+    p.add_argument("--root", type=dataset_path, default=None,
+                   help="where to look, a folder or an fsspec URL (default: the folder two levels above the artifact)")
     add_json_option(p)
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                 print("tagsight lineage: --post needs --root DIR", file=sys.stderr)
                 return 2
             found = artifacts_with_post(args.post, [args.root])
-            rows = [{"kind": a.kind, "path": str(a.path), "how": how, "version": a.version} for a, how in found]
+            rows = [{"kind": a.kind, "path": a.location, "how": how, "version": a.version} for a, how in found]
             emit(args, {"post": args.post, "root": str(args.root), "artifacts": rows},
                  lambda: "\n".join([*(f"{r['kind']:<9} {r['path']}  ({r['how']}; version {r['version']})"
                                       for r in rows),
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                     f"{args.post}"]))
             return 0
         artifact = read_artifact(args.artifact)
-        root = args.root or artifact.path.resolve().parent.parent
+        root = args.root or grandparent(artifact.location)
         known = list(iter_artifacts(root))
         emit(args, chain_record(artifact, known), lambda: format_chain(artifact, known))
     except ReasonError as exc:
@@ -59,7 +61,14 @@ def chain_record(artifact, known: list) -> dict:
     """The artifact and its chain of parents (depth, what it names, where it was found under the root) as data."""
     from tagsight.lineage import chain
 
-    return {"kind": artifact.kind, "path": str(artifact.path), "version": artifact.version,
-            "chain": [{"depth": depth, **ref.to_dict(), "found": str(found.path) if found is not None else None,
+    return {"kind": artifact.kind, "path": artifact.location, "version": artifact.version,
+            "chain": [{"depth": depth, **ref.to_dict(), "found": found.location if found is not None else None,
                        "found_version": found.version if found is not None else None}
                       for depth, ref, found in chain(artifact, known)]}
+
+
+def grandparent(location: str) -> str | Path:
+    """The folder two levels above an artifact (``root/runs/r`` -> ``root``), for a local path or a URL."""
+    if is_url(location):
+        return location.rstrip("/").rsplit("/", 2)[0]
+    return Path(location).resolve().parent.parent

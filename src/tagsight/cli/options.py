@@ -133,7 +133,9 @@ def _string_keys(value: Any) -> Any:
 
 def optional_path(text: str) -> Any:
     """argparse type of an optional positional path whose old spelling is a hidden flag (default SUPPRESS)."""
-    return text if text == argparse.SUPPRESS else Path(text)
+    from tagsight.storage import dataset_path
+
+    return text if text == argparse.SUPPRESS else dataset_path(text)   # a local Path, or an fsspec URL as is
 
 
 def emit(args: argparse.Namespace, result: Any, human: str | Callable[[], str]) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tagsight.cli.options import add_deprecated
+from tagsight.storage import dataset_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="One row per image and app. Folders are searched recursively for images. An "
                                    "image that cannot be read gets a row with its error reason (never skipped). "
                                    "Several --app share one backbone pass.")
-    p.add_argument("paths", nargs="+", type=Path, metavar="BUNDLE PHOTOS",
+    p.add_argument("paths", nargs="+", type=dataset_path, metavar="BUNDLE PHOTOS",
                    help="the bundle (or run) folder, then image files or folders")
     p.add_argument("--app", action="append", required=True, help="app name (repeatable): hashtags, alt-text, "
                                                                  "similar, or a head's name")
-    add_deprecated(p, "--bundle", "tagsight predict BUNDLE PHOTOS...", dest="bundle", type=Path)
+    add_deprecated(p, "--bundle", "tagsight predict BUNDLE PHOTOS...", dest="bundle", type=dataset_path)
     p.add_argument("--out-format", dest="format", choices=("jsonl", "csv"), default="jsonl",
                    help="format of the answers: one JSON object per photo (default) or CSV rows")
     add_deprecated(p, "--format", "--out-format", dest="format", choices=("jsonl", "csv"))

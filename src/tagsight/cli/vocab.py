@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tagsight.cli.options import add_config_options, add_json_option, emit, given, resolve_config
+from tagsight.storage import dataset_path, local_folder, output_folder
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,9 @@ def _register_build(verbs: argparse._SubParsersAction) -> None:
         description="Normalise, segment and map the hashtags of INPUT to WordNet noun synsets, drop the "
                     "non-visual ones, keep the top K, and write VOCAB_DIR/vocab.json and an HTML report. "
                     "A dataset (made by 'tagsight ingest') contributes only the posts the consent policy kept.")
-    b.add_argument("input", type=Path, help="a dataset folder (made by 'tagsight ingest') or a tags-only corpus "
+    b.add_argument("input", type=dataset_path, help="a dataset folder (made by 'tagsight ingest', local or an fsspec URL) or a tags-only corpus "
                    "(a folder with tag_list.txt, HARRISON layout, or a .txt file, one post per line)")
-    b.add_argument("--out", type=Path, required=True, help="folder to write vocab.json into (created if missing)")
+    b.add_argument("--out", type=dataset_path, required=True, help="folder to write vocab.json into (created if missing; or an fsspec URL)")
     b.add_argument("--format", choices=FORMATS, default="auto", help="dataset or tagsonly; auto: dataset when "
                    "INPUT/manifest.json exists, else tagsonly (default: auto)")
     add_config_options(b, "VocabConfig", "min_count=10", "configs/vocab_default.yaml")
@@ -111,10 +112,11 @@ def run_build(args: argparse.Namespace) -> int:
     from tagsight.tags.wordnet import WordNetMissing
 
     try:
-        if not args.input.exists():
+        source = local_folder(args.input, metadata_only=True)   # a dataset URL: its catalog, not its shards
+        if not source.exists():
             raise FileNotFoundError(f"{args.input} does not exist")
         cfg = build_config(args)
-        posts, identity = open_posts(args.input, resolve_format(args.input, args.format))
+        posts, identity = open_posts(source, resolve_format(source, args.format))
         vocab = build_vocab(track(posts, None, "vocab: reading posts", "post"), cfg, source=identity)
     except (SourceError, WordNetMissing, ValueError, OSError, KeyError) as exc:
         print(f"tagsight vocab build: {exc}", file=sys.stderr)
@@ -125,8 +127,9 @@ def run_build(args: argparse.Namespace) -> int:
 def _write_outputs(vocab, args: argparse.Namespace) -> int:
     from tagsight.report.vocab import write_vocab_report
 
-    path = vocab.save(args.out)
-    report = write_vocab_report(vocab, args.report or args.out / "report.html")
+    with output_folder(args.out, marker="vocab.json") as out:   # a URL: written here, then published
+        path = vocab.save(out)
+        report = write_vocab_report(vocab, args.report or out / "report.html")
     c = vocab.coverage
     if vocab.input.get("rejected"):
         print(f"{vocab.input['rejected']} input records were rejected (see the warnings above)", file=sys.stderr)
