@@ -427,12 +427,12 @@ def serving(ctx: Context) -> dict[str, Any]:
     run = _served_run(ctx)
     bundle = ctx.work / "bundle"
     cli = [sys.executable, "-m", "tagsight.cli"]
-    cal = subprocess.run([*cli, "apps", "calibrate", str(run), "--bundle", str(bundle), "--device", ctx.device],
+    cal = subprocess.run([*cli, "apps", "calibrate", str(run), "--out", str(bundle), "--device", ctx.device],
                          capture_output=True, text=True, timeout=300, env=_child_env())
     if cal.returncode != 0:
         raise RuntimeError(f"apps calibrate failed: {cal.stderr[-2000:]}")
     port = _free_port()
-    server = subprocess.Popen([*cli, "serve", "--bundle", str(bundle), "--port", str(port), "--device", ctx.device,
+    server = subprocess.Popen([*cli, "serve", str(bundle), "--port", str(port), "--device", ctx.device,
                                "--max-batch", "32", "--max-wait-ms", "5"], stdout=subprocess.DEVNULL,
                               stderr=open(ctx.work / "serve.log", "w"), start_new_session=True, env=_child_env())
     try:
