@@ -136,6 +136,11 @@ def _take(pending: dict[Future, int], done: Iterable[Future]) -> Iterator[tuple[
         yield pending.pop(future), future.result()
 
 
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """A Ray task running any callable (``ray.remote`` takes only plain functions, not partials)."""
+    return fn(*args)
+
+
 @ENGINES.register("ray")
 class RayEngine:
     """Ray tasks, one per block, at most ``2 x workers`` in flight; see the module doc.
@@ -173,8 +178,8 @@ class RayEngine:
 
     def map(self, fn: Callable[..., Any], blocks: Iterable[tuple], common: tuple = ()) -> Iterator[tuple[int, Any]]:
         ray = self._ray
-        task = ray.remote(max_retries=self.cfg.max_retries, num_cpus=1)(fn)
-        shared = [ray.put(value) for value in common]  # sent once, not with every block
+        task = ray.remote(max_retries=self.cfg.max_retries, num_cpus=1)(_call)
+        shared = [ray.put(value) for value in (fn, *common)]  # sent once, not with every block
         window = 2 * self.workers
         pending: dict[Any, int] = {}
         for i, args in enumerate(blocks):

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, is_url
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--fetch-retries", type=int, default=None, help="retries after a timeout, connection error, "
                      "429 or 5xx, with exponential backoff (default 2)")
     web.add_argument("--max-redirects", type=int, default=None, help="redirects followed per URL (default 5)")
+    add_engine_options(p)
     p.set_defaults(func=run)
 
 
@@ -147,6 +149,7 @@ def publish(staging: Path, url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tagsight.engines import create_engine
     from tagsight.ingest.pipeline import dry_run, ingest
     from tagsight.storage import staging_folder
     from tagsight.ingest.sources import SourceError
@@ -154,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = open_cli_source(args)
         policy, cfg = build_policy(args), build_config(args)
+        engine_cfg = engine_config(args, args.workers)
     except (SourceError, ValueError, KeyError, OSError) as exc:
         print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
@@ -162,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(dry_run(source, policy, out, fetch=fetching(args)).format())
             return 0
-        summary = ingest(source, out, policy, cfg)
+        with create_engine(engine_cfg) as engine:
+            summary = ingest(source, out, policy, cfg, engine)
         if is_url(args.out) and not publish(out, args.out):
             return 1
     except SourceError as exc:
