@@ -185,3 +185,25 @@ def test_a_worker_killed_mid_block_has_its_block_retried_nothing_lost_or_twice(l
     assert survived.version == clean.version and survived.reconciles()
     assert (survived.media_in, survived.media_kept) == (clean.media_in, clean.media_kept)
     assert dataset_bytes(tmp_path / "ds") == dataset_bytes(tmp_path / "clean")
+
+
+@pytest.mark.ray
+def test_url_media_are_fetched_by_the_ray_workers_with_the_same_outcome(local_ray, tmp_path):
+    from tagsight.ingest.fetch import FetchConfig
+    from tests.ingest.webserver import Site
+
+    paths = ["/img/1.jpg", "/noai/2.jpg", "/private/3.jpg", "/gone.jpg", "/img/4.jpg", "/redirect/5.jpg"]
+    fetch = FetchConfig(timeout=2.0, retries=0, backoff=0.01, allow_private_addresses=True)
+    cfg = replace(CFG, fetch=fetch)
+    with Site(robots="User-agent: tagsight\nDisallow: /private/\n") as site:
+        lst = tmp_path / "urls.txt"
+        lst.write_text("\n".join(site.url(p) for p in paths))
+        local = ingest(open_source(lst, "urls", name="u"), tmp_path / "local", cfg=cfg)
+        asked = len(site.requests)
+        with create_engine(EngineConfig(name="ray")) as engine:
+            on_ray = ingest(open_source(lst, "urls", name="u"), tmp_path / "ray", cfg=cfg, engine=engine)
+        assert len(site.requests) > asked  # the Ray workers fetched for themselves
+    assert on_ray.version == local.version and on_ray.reconciles()
+    assert on_ray.media_reasons == local.media_reasons and {"optout_x_robots_tag", "optout_robots_txt",
+                                                            "fetch_failed:404"} <= set(on_ray.media_reasons)
+    assert dataset_bytes(tmp_path / "ray") == dataset_bytes(tmp_path / "local")

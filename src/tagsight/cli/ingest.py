@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--fetch-retries", type=int, default=None, help="retries after a timeout, connection error, "
                      "429 or 5xx, with exponential backoff (default 2)")
     web.add_argument("--max-redirects", type=int, default=None, help="redirects followed per URL (default 5)")
+    web.add_argument("--allow-private-addresses", action="store_true", default=None, help="fetch from hosts that "
+                     "resolve to private, loopback, link-local, multicast or reserved addresses (default: such URLs "
+                     "are refused as private_address, so a URL list cannot reach services inside your network)")
     add_engine_options(p)
     p.set_defaults(func=run)
 
@@ -92,7 +95,8 @@ def build_config(args: argparse.Namespace):
 
 # FetchConfig field -> argparse destination of its option
 _FETCH_OPTIONS = (("threads", "fetch_threads"), ("per_host", "fetch_per_host"), ("timeout", "fetch_timeout"),
-                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"))
+                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"),
+                  ("allow_private_addresses", "allow_private_addresses"))
 
 
 def fetching(args: argparse.Namespace) -> bool:
