@@ -162,7 +162,8 @@ class RayEngine:
         self._ray, self._owned = ray, False
         if not ray.is_initialized():
             cpus = None if self.cfg.address else (self.cfg.workers or os.cpu_count() or 1)
-            ray.init(address=self.cfg.address, num_cpus=cpus, include_dashboard=False,
+            # "local" starts a Ray of our own even when a cluster from `ray start` runs on this machine
+            ray.init(address=self.cfg.address or "local", num_cpus=cpus, include_dashboard=False,
                      logging_level=logging.WARNING, configure_logging=False)
             self._owned = True
         log.info("ray engine: %d CPUs in the cluster", self.workers)
