@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tagsight.cli.engine import add_engine_options, engine_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("curate", help="curate a small photogenic set: automatic filters, human review, export")
@@ -35,6 +37,9 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.add_argument("--score-all", action="store_true", help="score every sample with every filter (default: each "
                    "filter sees only what passed the ones before it)")
     f.add_argument("--keep-top", type=int, help="after the filters, keep only the N best by aesthetic score")
+    f.add_argument("--workers", type=int, default=None, help="worker processes of the per-sample filters (default: "
+                   "1, in this process, with --engine local; every CPU with --engine ray)")
+    add_engine_options(f)  # per-sample filters (resolution, exposure, contrast, colourfulness, blur, text) by blocks
     f.set_defaults(func=run_filter)
 
 
@@ -109,11 +114,14 @@ def run_filter(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tagsight.curate.chain import CurateConfig, run_filters
+    from tagsight.engines import create_engine
 
     try:
         cfg = CurateConfig.from_yaml(args.config)
         cfg = replace(cfg, score_all=args.score_all or cfg.score_all, keep_top=args.keep_top or cfg.keep_top)
-        info = run_filters(args.dataset, cfg)
+        workers = args.workers if args.workers is not None else (1 if args.engine == "local" else 0)
+        with create_engine(engine_config(args, workers)) as engine:
+            info = run_filters(args.dataset, cfg, engine=engine)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
         print(f"tagsight curate filter: {exc}", file=sys.stderr)
         return 2
