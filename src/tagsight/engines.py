@@ -57,6 +57,10 @@ class Engine(Protocol):
 ENGINES: Registry[Engine] = Registry("engine")
 
 
+class EngineError(RuntimeError):
+    """An engine that cannot start: its package missing, or a cluster that cannot be joined."""
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Which engine and where. Validated at construction."""
@@ -158,13 +162,15 @@ class RayEngine:
         try:
             import ray
         except ImportError:  # pragma: no cover - ray is in the "ray" extra
-            raise RuntimeError("the ray engine needs Ray: pip install 'tagsight[ray]'") from None
+            raise EngineError("the ray engine needs Ray: pip install 'tagsight[ray]'") from None
         self._ray, self._owned = ray, False
         if not ray.is_initialized():
             cpus = None if self.cfg.address else (self.cfg.workers or os.cpu_count() or 1)
-            # "local" starts a Ray of our own even when a cluster from `ray start` runs on this machine
-            ray.init(address=self.cfg.address or "local", num_cpus=cpus, include_dashboard=False,
-                     logging_level=logging.WARNING, configure_logging=False)
+            try:  # "local" starts a Ray of our own even when a cluster from `ray start` runs on this machine
+                ray.init(address=self.cfg.address or "local", num_cpus=cpus, include_dashboard=False,
+                         logging_level=logging.WARNING, configure_logging=False)
+            except (ConnectionError, ValueError) as exc:
+                raise EngineError(f"cannot join the Ray cluster at {self.cfg.address}: {exc}") from None
             self._owned = True
         log.info("ray engine: %d CPUs in the cluster", self.workers)
 

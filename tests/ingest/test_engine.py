@@ -162,6 +162,19 @@ class DyingRay(RayEngine):
 
 
 @pytest.mark.ray
+def test_a_cluster_that_cannot_be_joined_is_a_clear_refusal(tmp_path, capsys, monkeypatch, make_picture):
+    if ray.is_initialized():
+        pytest.skip("a Ray is already running in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    src = photo_posts(tmp_path / "src", make_picture, 1)
+    rc = main(["ingest", str(src), "--out", str(tmp_path / "ds"), "--engine", "ray", "--ray-address", "auto"])
+    err = capsys.readouterr().err
+    if rc == 0:
+        pytest.skip("a `ray start` cluster runs on this machine: 'auto' joined it")
+    assert rc == 2 and "cannot join the Ray cluster at auto" in err
+
+
+@pytest.mark.ray
 def test_ray_gives_the_same_bytes_as_the_local_pool_from_the_cli_too(local_ray, mixed_source, tmp_path, capsys):
     src, _ = mixed_source
     local = run(src, tmp_path / "local")

@@ -114,7 +114,7 @@ def run_filter(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tagsight.curate.chain import CurateConfig, run_filters
-    from tagsight.engines import create_engine
+    from tagsight.engines import EngineError, create_engine
 
     try:
         cfg = CurateConfig.from_yaml(args.config)
@@ -122,7 +122,7 @@ def run_filter(args: argparse.Namespace) -> int:
         workers = args.workers if args.workers is not None else (1 if args.engine == "local" else 0)
         with create_engine(engine_config(args, workers)) as engine:
             info = run_filters(args.dataset, cfg, engine=engine)
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, ImportError, EngineError) as exc:
         print(f"tagsight curate filter: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}, indent=1))

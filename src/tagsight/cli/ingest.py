@@ -153,7 +153,7 @@ def publish(staging: Path, url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tagsight.engines import create_engine
+    from tagsight.engines import EngineError, create_engine
     from tagsight.ingest.pipeline import dry_run, ingest
     from tagsight.storage import staging_folder
     from tagsight.ingest.sources import SourceError
@@ -176,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:
+        print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
     print(summary.format())
     return 0
