@@ -17,6 +17,7 @@ Engines are picked by name from ``ENGINES`` (``create_engine``); both are contex
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class EngineConfig:
     workers: int = 0               # 0: one per core (local), every CPU of the cluster (ray)
     address: str | None = None     # ray: a cluster's address ('auto', 'ray://host:10001', 'host:6379'); None starts one
     max_retries: int = 3           # ray: re-runs of a block whose worker died
+    start_method: str = "fork"     # local: how workers start; "spawn" for blocks that run torch (a forked child
+    #                                of a process whose OpenMP threads ran can hang)
 
     def __post_init__(self) -> None:
         ENGINES.get(self.name)  # an unknown name fails here, with the known ones
@@ -76,6 +79,8 @@ class EngineConfig:
             raise ValueError(f"workers must be an integer >= 0 (0 = all cores), got {self.workers!r}")
         if self.address is not None and self.name != "ray":
             raise ValueError(f"an engine address is for the ray engine, not {self.name!r}")
+        if self.start_method not in ("fork", "spawn", "forkserver"):
+            raise ValueError(f"start_method must be fork, spawn or forkserver, got {self.start_method!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
 
@@ -104,7 +109,8 @@ class LocalEngine:
     def start(self) -> None:
         """Fork the workers now (before the caller starts threads: a forked child gets none of them)."""
         if self.workers > 1 and self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context(self.cfg.start_method))
             self._pool.submit(int).result()
 
     def map(self, fn: Callable[..., Any], blocks: Iterable[tuple], common: tuple = ()) -> Iterator[tuple[int, Any]]:

@@ -39,7 +39,8 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.add_argument("--keep-top", type=int, help="after the filters, keep only the N best by aesthetic score")
     f.add_argument("--workers", type=int, default=None, help="worker processes of the per-sample filters (default: "
                    "1, in this process, with --engine local; every CPU with --engine ray)")
-    add_engine_options(f)  # per-sample filters (resolution, exposure, contrast, colourfulness, blur, text) by blocks
+    add_engine_options(f, "the per-sample filters (resolution, exposure, contrast, colourfulness, blur, text), by "
+                       "blocks of samples", "--workers processes, in this process by default")
     f.set_defaults(func=run_filter)
 
 

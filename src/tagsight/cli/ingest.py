@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--allow-private-addresses", action="store_true", default=None, help="fetch from hosts that "
                      "resolve to private, loopback, link-local, multicast or reserved addresses (default: such URLs "
                      "are refused as private_address, so a URL list cannot reach services inside your network)")
-    add_engine_options(p)
+    add_engine_options(p, "the image blocks (and URL fetching)")
     p.set_defaults(func=run)
 
 

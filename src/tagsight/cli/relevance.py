@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tagsight.cli.engine import add_engine_options, engine_config
+
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
 
@@ -38,6 +40,7 @@ def _register_score(verbs: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="fold assignment and head training seed (default 0)")
     s.add_argument("--workers", type=int, default=0, help="feature extraction data loader workers (default 0)")
     s.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    add_engine_options(s, "feature extraction", "in this process, with --workers data loader processes")
     s.set_defaults(func=run_score)
 
 
@@ -82,6 +85,7 @@ def _fail(verb: str, exc: Exception) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError
+    from tagsight.engines import EngineError, create_engine
     from tagsight.relevance.score import ScoreConfig, save_scores, score_dataset
     from tagsight.tags.vocab import Vocabulary
 
@@ -89,9 +93,14 @@ def run_score(args: argparse.Namespace) -> int:
         cfg = ScoreConfig(backbone=args.backbone, img_size=args.img_size, folds=args.folds, seed=args.seed,
                           loss=args.loss, epochs=args.epochs)
         vocab = Vocabulary.load(args.vocab)
-        scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, workers=args.workers)
+        engine_cfg = engine_config(args)
+        if engine_cfg.name == "local":  # extraction here, with --workers data loader processes
+            scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, workers=args.workers)
+        else:
+            with create_engine(engine_cfg) as engine:
+                scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, engine=engine)
         save_scores(scores, args.out, dataset_dir=args.dataset, vocab_path=args.vocab)
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+    except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         return _fail("score", exc)
     meta = json.loads((args.out / "scores.json").read_text())
     print(f"scores {meta['version']}: {meta['pairs']:,} pairs of {meta['dataset']['samples']:,} samples, "
