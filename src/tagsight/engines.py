@@ -93,7 +93,8 @@ def create_engine(cfg: EngineConfig | None = None) -> Engine:
 
 @ENGINES.register("local")
 class LocalEngine:
-    """A process pool of ``workers`` processes (``fork``ed when first needed); one worker runs in-process."""
+    """A process pool of ``workers`` processes (started when first needed, ``fork`` by default); one worker runs
+    in-process. A worker that dies stops the run (rerun it: finished blocks are kept by the stage's cache)."""
 
     name = "local"
     remote = False
@@ -107,7 +108,7 @@ class LocalEngine:
         return self.cfg.workers or os.cpu_count() or 1
 
     def start(self) -> None:
-        """Fork the workers now (before the caller starts threads: a forked child gets none of them)."""
+        """Start the workers now (before the caller starts threads: a forked child gets none of them)."""
         if self.workers > 1 and self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context(self.cfg.start_method))
@@ -178,7 +179,7 @@ class RayEngine:
             except (ConnectionError, ValueError) as exc:
                 raise EngineError(f"cannot join the Ray cluster at {self.cfg.address}: {exc}") from None
             self._owned = True
-        log.info("ray engine: %d CPUs in the cluster", self.workers)
+        log.info("ray engine: %d CPUs in the cluster", self._ray.cluster_resources().get("CPU", 0))
 
     @property
     def workers(self) -> int:
