@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.cli.eval import BACKBONE_HELP
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, required=True, help="index folder (e.g. BUNDLE/index)")
     b.add_argument("--batch-size", type=int, default=64, help="photos embedded per batch (default 64)")
     b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_engine_options(b, "the embeddings, by blocks of whole batches", "in this process")
     b.set_defaults(func=run)
     r = verbs.add_parser("remove", help="delete every sample of the given posts (source/post_id) from an index")
     r.add_argument("index_dir", type=Path, help="index folder made by 'tagsight index build'")
@@ -33,16 +35,22 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.apps.embedder import Embedder
     from tagsight.apps.similar import SimilarApp, build_index
     from tagsight.cli.heads import resolve_backbone
+    from tagsight.engines import EngineError, create_engine
     from tagsight.fsio import ReasonError
 
     try:
         backbone, spec = resolve_backbone(args.backbone)
         if args.index_verb == "build":
-            result = build_index(args.dataset, Embedder(backbone, args.device, args.batch_size), args.out, spec)
+            embedder = Embedder(backbone, args.device, args.batch_size)
+            if args.engine == "local":
+                result = build_index(args.dataset, embedder, args.out, spec)
+            else:
+                with create_engine(engine_config(args)) as engine:
+                    result = build_index(args.dataset, embedder, args.out, spec, engine)
         else:
             app = SimilarApp(Embedder(backbone), args.index_dir)
             result = {"removed_samples": app.remove(args.post_keys), "indexed": len(app)}
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+    except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         print(f"tagsight index {args.index_verb}: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1))
