@@ -332,6 +332,7 @@ def _wh(size: tuple[int, int]) -> str:
 # --------------------------------------------------------------------------------------- profile
 
 PIPE, IMG = "tagsight/ingest/pipeline.py", "tagsight/ingest/images.py"
+BLOCKS = "tagsight/ingest/blocks.py"
 IMAGE_STAGES = [
     ("read file + path safety checks", [(IMG, "read_media")]),
     ("header + metadata checks", [(IMG, "_open_checked"), (IMG, "_metadata_flags")]),
@@ -358,13 +359,13 @@ def profile_stages(stats: dict) -> list[tuple[str, float]]:
     """Seconds per stage of one ingest run, from cProfile stats; the rest is ``other``."""
     image = [(label, sum(_ct(stats, m, n) for m, n in funcs)) for label, funcs in IMAGE_STAGES]
     image.append(("sha256 of the input bytes", _ct_from(stats, "sha256", "process_image")))
-    media = _ct(stats, PIPE, "process_media")
+    media = _ct(stats, BLOCKS, "process_media")
     stages = [("scan: list folder, parse records, consent gate", _ct(stats, PIPE, "scan")),
-              ("chunk fingerprints (lstat per file)", _ct(stats, PIPE, "_fingerprint")),
+              ("chunk fingerprints (lstat per file)", _ct(stats, BLOCKS, "fingerprint")),
               *image,
               ("per-image overhead (result dict, warnings)", media - sum(s for _, s in image)),
-              ("Parquet chunk cache: encode, write + fsync, read back", _ct(stats, PIPE, "_process_chunk") - media
-               + _ct(stats, PIPE, "_store") + _ct(stats, PIPE, "rows") + _ct(stats, PIPE, "clear")),
+              ("Parquet chunk cache: encode, write + fsync, read back", _ct(stats, BLOCKS, "store_block") - media
+               + _ct(stats, BLOCKS, "rows") + _ct(stats, BLOCKS, "clear")),
               ("media rows + de-duplication", _ct(stats, PIPE, "_media_rows") - _ct_from(stats, "rows", "_media_rows")
                + _ct(stats, PIPE, "_dedup")),
               ("shards: tar writing, fsync, shard sha256", _ct(stats, PIPE, "_write_shards")

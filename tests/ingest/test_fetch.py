@@ -12,8 +12,8 @@ from tagsight.ingest.images import ImageRejected
 from tests.ingest.webserver import Site, jpeg
 
 # generous timeouts where an answer is expected (the machine may be busy); short ones only to provoke timeouts
-FAST = FetchConfig(timeout=2.0, total_timeout=4.0, retries=1, backoff=0.01, threads=4, per_host=2)
-SHORT = FetchConfig(timeout=0.3, total_timeout=4.0, retries=1, backoff=0.01)
+FAST = FetchConfig(allow_private_addresses=True, timeout=2.0, total_timeout=4.0, retries=1, backoff=0.01, threads=4, per_host=2)
+SHORT = FetchConfig(allow_private_addresses=True, timeout=0.3, total_timeout=4.0, retries=1, backoff=0.01)
 
 
 def fetch(site, path, cfg=FAST, max_bytes=100_000):
@@ -51,7 +51,7 @@ def test_a_slow_answer_is_a_fetch_timeout_after_the_retries():
 
 
 def test_a_body_that_trickles_past_the_total_timeout_is_a_fetch_timeout():
-    cfg = FetchConfig(timeout=2.0, total_timeout=0.2, retries=0, backoff=0.01)
+    cfg = FetchConfig(allow_private_addresses=True, timeout=2.0, total_timeout=0.2, retries=0, backoff=0.01)
     with Site(slow_s=1.0) as site:
         assert reason(site, "/trickle.jpg", cfg=cfg) == "fetch_timeout"
 
@@ -95,7 +95,7 @@ def test_a_connection_error_is_fetch_error():
     with Fetcher(FAST, 100_000) as f, pytest.raises(ImageRejected) as info:
         f.fetch(dead)
     assert info.value.reason == "robots_txt_unreachable"  # robots.txt is asked first: RFC 9309 disallows all
-    cfg = FetchConfig(timeout=2.0, retries=0, robots_txt=False, tdm_rep=False)
+    cfg = FetchConfig(allow_private_addresses=True, timeout=2.0, retries=0, robots_txt=False, tdm_rep=False)
     with Fetcher(cfg, 100_000) as f, pytest.raises(ImageRejected) as info:
         f.fetch(dead)
     assert info.value.reason == "fetch_error"
@@ -209,7 +209,7 @@ def test_a_broken_tdmrep_json_reserves_nothing():
 
 
 def test_per_host_concurrency_is_limited_and_results_keep_input_order():
-    cfg = FetchConfig(timeout=2.0, retries=0, threads=8, per_host=2)
+    cfg = FetchConfig(allow_private_addresses=True, timeout=2.0, retries=0, threads=8, per_host=2)
     with Site(delay_s=0.1) as site:
         urls = [site.url(f"/img/{n}.jpg") for n in range(8)]
         with Fetcher(cfg, 100_000) as f:

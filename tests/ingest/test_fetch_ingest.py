@@ -18,7 +18,7 @@ from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import SourceError, open_source
 from tests.ingest.webserver import Site
 
-FETCH = FetchConfig(timeout=1.0, total_timeout=4.0, retries=1, backoff=0.01, threads=4, per_host=2)
+FETCH = FetchConfig(allow_private_addresses=True, timeout=1.0, total_timeout=4.0, retries=1, backoff=0.01, threads=4, per_host=2)
 CFG = IngestConfig(samples_per_shard=4, workers=1, chunk_size=4, near_duplicate_radius=None,
                    image=ImageConfig(max_side=32, max_bytes=100_000), fetch=FETCH)
 ROBOTS = "User-agent: tagsight\nDisallow: /private/\n"
@@ -180,9 +180,14 @@ def test_cli_ingests_a_url_list_and_dry_runs_it(site, tmp_path, capsys):
                  "--caption-col", "alt", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3 are URLs, fetched" in out and not site.requests
-    assert main(["ingest", str(lst), "--out", str(tmp_path / "ds"), "--format", "urls", "--url-col", "link",
-                 "--caption-col", "alt", "--workers", "1", "--fetch-timeout", "2", "--fetch-retries", "1",
-                 "--fetch-threads", "2", "--fetch-per-host", "1", "--max-side", "32"]) == 0
+    args = ["ingest", str(lst), "--format", "urls", "--url-col", "link", "--caption-col", "alt", "--workers", "1",
+            "--fetch-timeout", "2", "--fetch-retries", "1", "--fetch-threads", "2", "--fetch-per-host", "1",
+            "--max-side", "32"]
+    assert main(args + ["--out", str(tmp_path / "refused")]) == 0  # by default 127.0.0.1 is out of reach
+    assert "3 in = 0 kept + 3 rejected" in capsys.readouterr().out and not site.requests
+    refused = pq.read_table(tmp_path / "refused" / "catalog" / "media.parquet").to_pylist()
+    assert {m["reason"] for m in refused} == {"private_address"}
+    assert main(args + ["--out", str(tmp_path / "ds"), "--allow-private-addresses"]) == 0
     out = capsys.readouterr().out
     assert "optout_x_robots_tag" in out and "3 in = 2 kept + 1 rejected" in out
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())

@@ -27,6 +27,7 @@ from tagsight.progress import Progress
 
 if TYPE_CHECKING:  # the dataset index is a fitting-time input; serving never loads it
     from tagsight.data.index import SampleIndex
+    from tagsight.engines import Engine
 
 
 class Embedder:
@@ -63,8 +64,37 @@ class Embedder:
         return np.concatenate(out)
 
 
-def embed_samples(index: SampleIndex, rows: np.ndarray, embedder: Embedder, desc: str) -> np.ndarray:
-    """Features ``[len(rows), D]`` of the dataset samples ``rows`` (positions in ``index``), with progress."""
+EMBED_BLOCK_BATCHES = 4  # an engine's block: this many whole batches, so blocks hold the batches of one process
+
+
+def embed_block(embedder: Embedder, index: SampleIndex, rows: list[int]) -> np.ndarray:
+    """The per-block function of embeddings on an engine: features of the samples ``rows``, batch by batch as
+    ``embed_samples`` computes them in one process."""
+    return np.concatenate([np.zeros((0, embedder.num_features), dtype=np.float32)] + [
+        embedder.embed([Image.open(io.BytesIO(index.read_jpeg(i))) for i in rows[k:k + embedder.batch_size]])
+        for k in range(0, len(rows), embedder.batch_size)])
+
+
+def _embed_on(engine: Engine, index: SampleIndex, rows: np.ndarray, embedder: Embedder, desc: str) -> np.ndarray:
+    if embedder.device.type != "cpu":
+        raise ValueError(f"embeddings on the {engine.name} engine run on the workers' CPUs; got device {embedder.device}")
+    size = EMBED_BLOCK_BATCHES * embedder.batch_size
+    blocks = [[int(i) for i in rows[k:k + size]] for k in range(0, len(rows), size)]
+    parts: dict[int, np.ndarray] = {}
+    with Progress(len(rows), desc, "img") as progress:
+        for k, feats in engine.map(embed_block, ((b,) for b in blocks), common=(embedder, index)):
+            parts[k] = feats
+            progress.update(len(feats))
+    return np.concatenate([np.zeros((0, embedder.num_features), dtype=np.float32)]
+                          + [parts[k] for k in range(len(blocks))])
+
+
+def embed_samples(index: SampleIndex, rows: np.ndarray, embedder: Embedder, desc: str,
+                  engine: Engine | None = None) -> np.ndarray:
+    """Features ``[len(rows), D]`` of the dataset samples ``rows`` (positions in ``index``), with progress;
+    ``engine`` embeds them by blocks of whole batches (the same feature bits)."""
+    if engine is not None:
+        return _embed_on(engine, index, rows, embedder, desc)
     chunks = [np.zeros((0, embedder.num_features), dtype=np.float32)]
     with Progress(len(rows), desc, "img") as progress:
         for start in range(0, len(rows), embedder.batch_size):

@@ -6,6 +6,11 @@ backbone pass per batch. An image that cannot be decoded gets a row ``{"image", 
 "unreadable_image", "detail"}`` for each app; the counts returned reconcile: ``images = answered +
 unreadable``. CSV columns are ``image, app, error`` and then every answer key (nested values as
 JSON text), in order of first appearance.
+
+With an engine (``--engine ray``) the files are answered by blocks of ``BLOCK_BATCHES`` whole
+batches through one per-block function (``predict_block``, which loads the bundle where it runs:
+workers need the bundle and the images at the same paths); rows come back in file order, the
+same rows as in one process.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -27,7 +32,12 @@ from tagsight.eval.datasets import IMAGE_SUFFIXES
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import Progress
 
+if TYPE_CHECKING:
+    from tagsight.engines import Engine
+
 log = logging.getLogger(__name__)
+
+BLOCK_BATCHES = 8  # an engine's block: this many whole batches (the bundle is loaded once per block)
 
 FORMATS = ("jsonl", "csv")
 
@@ -72,9 +82,10 @@ def _open(path: Path) -> Image.Image | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def answer_rows(paths: list[Path], bundle: Bundle, cfg: PredictConfig, counts: dict[str, int]) -> Iterator[dict]:
+def answer_rows(paths: list[Path], bundle: Bundle, cfg: PredictConfig, counts: dict[str, int],
+                progress: Progress | _Silent | None = None) -> Iterator[dict]:
     """Rows for every (image, app), batch by batch."""
-    with Progress(len(paths), "predict", "img") as progress:
+    with progress or Progress(len(paths), "predict", "img") as progress:
         for start in range(0, len(paths), cfg.batch_size):
             chunk = paths[start:start + cfg.batch_size]
             loaded = [_open(p) for p in chunk]
@@ -92,6 +103,41 @@ def answer_rows(paths: list[Path], bundle: Bundle, cfg: PredictConfig, counts: d
             progress.update(len(chunk))
 
 
+def predict_block(bundle_dir: str, cfg: PredictConfig, paths: list[Path]) -> tuple[list[dict], dict[str, int]]:
+    """The per-block function of batch predict on an engine: the rows and counts of a block of files."""
+    bundle = load_bundle(bundle_dir, cfg.device, cfg.batch_size)
+    counts = {"answered": 0, "unreadable": 0}
+    rows = list(answer_rows(paths, bundle, cfg, counts, _Silent()))
+    return rows, counts
+
+
+class _Silent:
+    """A block's progress: none of its own (the driver reports blocks as they finish)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _rows_on(engine: Engine, files: list[Path], bundle_dir: str | Path, cfg: PredictConfig,
+             counts: dict[str, int]) -> list[dict]:
+    size = BLOCK_BATCHES * cfg.batch_size
+    blocks = [files[k:k + size] for k in range(0, len(files), size)]
+    parts: dict[int, list[dict]] = {}
+    with Progress(len(files), "predict", "img") as progress:
+        for k, (rows, got) in engine.map(predict_block, ((b,) for b in blocks), common=(str(bundle_dir), cfg)):
+            parts[k] = rows
+            for key, n in got.items():
+                counts[key] += n
+            progress.update(len(blocks[k]))
+    return [row for k in range(len(blocks)) for row in parts[k]]
+
+
 def write_csv(rows: list[dict], handle: TextIO) -> None:
     columns = ["image", "app", "error"]
     for row in rows:
@@ -104,14 +150,18 @@ def write_csv(rows: list[dict], handle: TextIO) -> None:
 
 
 def predict_files(paths: Sequence[str | Path], bundle_dir: str | Path, cfg: PredictConfig,
-                  out: str | Path | None = None) -> dict[str, int]:
-    """Answer every image with every app and write the rows to ``out`` (or stdout); the counts."""
+                  out: str | Path | None = None, engine: Engine | None = None) -> dict[str, int]:
+    """Answer every image with every app and write the rows to ``out`` (or stdout); the counts. ``engine``
+    answers blocks of files on its workers (default: here)."""
+    if engine is not None and cfg.device != "cpu":
+        raise ValueError(f"predict on the {engine.name} engine runs on the workers' CPUs; got device {cfg.device}")
     files = expand(paths)
     bundle = load_bundle(bundle_dir, cfg.device, cfg.batch_size)
     for name in cfg.apps:
         bundle.app(name)  # fail before any work when an app is unavailable
     counts = {"images": len(files), "answered": 0, "unreadable": 0}
-    rows = list(answer_rows(files, bundle, cfg, counts))
+    rows = list(answer_rows(files, bundle, cfg, counts)) if engine is None else \
+        _rows_on(engine, files, bundle_dir, cfg, counts)
     buf = io.StringIO()
     if cfg.format == "csv":
         write_csv(rows, buf)

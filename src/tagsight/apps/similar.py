@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,9 @@ from tagsight.apps.run import post_authors
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.privacy.tombstones import TombstoneWatcher, load_tombstones
+
+if TYPE_CHECKING:
+    from tagsight.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,10 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "") -> dict:
-    """Embed the dataset's samples (tombstoned posts excluded) into a faiss index at ``out_dir``; index.json."""
+def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "",
+                engine: Engine | None = None) -> dict:
+    """Embed the dataset's samples (tombstoned posts excluded) into a faiss index at ``out_dir``; index.json.
+    ``engine`` embeds them by blocks (``tagsight.apps.embedder.embed_block``), with the same bits."""
     faiss = load_faiss()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     samples = SampleIndex.build(dataset_dir)
@@ -68,7 +73,7 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
     keep = [i for i, (key, tags) in enumerate(zip(samples.post_keys, samples.hashtags))
             if not tombstones.forgets(key, authors.get(key), tags)]
     rows = np.asarray(keep, dtype=np.int64)
-    feats = normalise(embed_samples(samples, rows, embedder, "index embeddings"))
+    feats = normalise(embed_samples(samples, rows, embedder, "index embeddings", engine))
     ids = np.arange(len(rows), dtype=np.int64)
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.num_features))
     index.add_with_ids(feats, ids)

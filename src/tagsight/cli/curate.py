@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
                                   format_fields, given, resolve_config)
+from tagsight.cli.engine import add_engine_options, engine_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,10 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.add_argument("--score-all", action="store_true", default=None, help="score every sample with every filter "
                    "(default: each filter sees only what passed the ones before it)")
     f.add_argument("--keep-top", type=int, help="after the filters, keep only the N best by aesthetic score")
+    f.add_argument("--workers", type=int, default=None, help="worker processes of the per-sample filters (default: "
+                   "1, in this process, with --engine local; every CPU with --engine ray)")
+    add_engine_options(f, "the per-sample filters (resolution, exposure, contrast, colourfulness, blur, text), by "
+                       "blocks of samples", "--workers processes, in this process by default")
     add_json_option(f)
     f.set_defaults(func=run_filter)
 
@@ -117,11 +122,14 @@ def run_review(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from tagsight.curate.chain import CurateConfig, run_filters
+    from tagsight.engines import EngineError, create_engine
 
     try:
         cfg = resolve_config(CurateConfig.from_yaml, args, given(score_all=args.score_all, keep_top=args.keep_top))
-        info = run_filters(args.dataset, cfg)
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        workers = args.workers if args.workers is not None else (1 if args.engine == "local" else 0)
+        with create_engine(engine_config(args, workers)) as engine:
+            info = run_filters(args.dataset, cfg, engine=engine)
+    except (OSError, ValueError, KeyError, TypeError, ImportError, EngineError) as exc:
         return fail("curate filter", exc)
     counts = {k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}
     emit(args, counts, lambda: format_filter(counts))

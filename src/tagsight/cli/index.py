@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.cli.eval import BACKBONE_HELP
 from tagsight.cli.options import add_json_option, emit, fail, format_fields
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, required=True, help="index folder (e.g. BUNDLE/index)")
     b.add_argument("--batch-size", type=int, default=64, help="photos embedded per batch (default 64)")
     b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_engine_options(b, "the embeddings, by blocks of whole batches", "in this process")
     add_json_option(b)
     b.set_defaults(func=run)
     r = verbs.add_parser("remove", help="delete every sample of the given posts (source/post_id) from an index")
@@ -34,16 +36,22 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.apps.embedder import Embedder
     from tagsight.apps.similar import SimilarApp, build_index
     from tagsight.cli.heads import resolve_backbone
+    from tagsight.engines import EngineError, create_engine
     from tagsight.fsio import ReasonError
 
     try:
         backbone, spec = resolve_backbone(args.backbone)
         if args.index_verb == "build":
-            result = build_index(args.dataset, Embedder(backbone, args.device, args.batch_size), args.out, spec)
+            embedder = Embedder(backbone, args.device, args.batch_size)
+            if args.engine == "local":
+                result = build_index(args.dataset, embedder, args.out, spec)
+            else:
+                with create_engine(engine_config(args)) as engine:
+                    result = build_index(args.dataset, embedder, args.out, spec, engine)
         else:
             app = SimilarApp(Embedder(backbone), args.index_dir)
             result = {"removed_samples": app.remove(args.post_keys), "indexed": len(app)}
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+    except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         return fail(f"index {args.index_verb}", exc)
     emit(args, result, lambda: format_fields(result))
     return 0

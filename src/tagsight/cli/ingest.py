@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit
+from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, is_url
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--fetch-retries", type=int, default=None, help="retries after a timeout, connection error, "
                      "429 or 5xx, with exponential backoff (default 2)")
     web.add_argument("--max-redirects", type=int, default=None, help="redirects followed per URL (default 5)")
+    web.add_argument("--allow-private-addresses", action="store_true", default=None, help="fetch from hosts that "
+                     "resolve to private, loopback, link-local, multicast or reserved addresses (default: such URLs "
+                     "are refused as private_address, so a URL list cannot reach services inside your network)")
+    add_engine_options(p, "the image blocks (and URL fetching)")
     add_json_option(p)
     p.set_defaults(func=run)
 
@@ -93,7 +98,8 @@ def build_config(args: argparse.Namespace):
 
 # FetchConfig field -> argparse destination of its option
 _FETCH_OPTIONS = (("threads", "fetch_threads"), ("per_host", "fetch_per_host"), ("timeout", "fetch_timeout"),
-                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"))
+                  ("retries", "fetch_retries"), ("max_redirects", "max_redirects"),
+                  ("allow_private_addresses", "allow_private_addresses"))
 
 
 def fetching(args: argparse.Namespace) -> bool:
@@ -150,6 +156,7 @@ def publish(staging: Path, url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tagsight.engines import EngineError, create_engine
     from tagsight.ingest.pipeline import dry_run, ingest
     from tagsight.storage import staging_folder
     from tagsight.ingest.sources import SourceError
@@ -157,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = open_cli_source(args)
         policy, cfg = build_policy(args), build_config(args)
+        engine_cfg = engine_config(args, args.workers)
     except (SourceError, ValueError, KeyError, OSError) as exc:
         print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
@@ -166,11 +174,15 @@ def run(args: argparse.Namespace) -> int:
             report = dry_run(source, policy, out, fetch=fetching(args))
             emit(args, {"dry_run": True, **report.to_dict()}, report.format)
             return 0
-        summary = ingest(source, out, policy, cfg)
+        with create_engine(engine_cfg) as engine:
+            summary = ingest(source, out, policy, cfg, engine)
         if is_url(args.out) and not publish(out, args.out):
             return 1
     except SourceError as exc:
         print(f"tagsight ingest: the source cannot be read: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:
+        print(f"tagsight ingest: {exc}", file=sys.stderr)
         return 2
     emit(args, {"out": str(args.out), **summary.to_dict()}, summary.format)
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tagsight.cli.options import add_deprecated
 from tagsight.storage import dataset_path
+from tagsight.cli.engine import add_engine_options, engine_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a per-request option for every app given (e.g. k=3, threshold=0.5)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per forward pass (default 32)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_engine_options(p, "the files, by blocks of 8 batches (each block loads the bundle)", "in this process")
     p.set_defaults(func=run)
 
 
@@ -55,14 +57,19 @@ def bundle_and_photos(args: argparse.Namespace) -> tuple[Path, list[Path]]:
 
 def run(args: argparse.Namespace) -> int:
     from tagsight.apps.predict import PredictConfig, predict_files
+    from tagsight.engines import EngineError, create_engine
     from tagsight.fsio import ReasonError
 
     try:
         cfg = PredictConfig(apps=tuple(args.app), format=args.format, batch_size=args.batch_size,
                             options=_options(args.option), device=args.device)
         bundle, photos = bundle_and_photos(args)
-        counts = predict_files(photos, bundle, cfg, args.out)
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+        if args.engine == "local":
+            counts = predict_files(photos, bundle, cfg, args.out)
+        else:
+            with create_engine(engine_config(args)) as engine:
+                counts = predict_files(photos, bundle, cfg, args.out, engine)
+    except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         print(f"tagsight predict: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
     print(f"tagsight predict: {counts['images']} images ({counts['answered']} answered, {counts['unreadable']} "

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, given, resolve_config
+from tagsight.cli.engine import add_engine_options, engine_config
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
@@ -43,6 +44,7 @@ def _register_score(verbs: argparse._SubParsersAction) -> None:
     add_config_options(s, "ScoreConfig (the head's lr, weight_decay, batch_size and the flags above)",
                        "lr=0.003")
     add_json_option(s)
+    add_engine_options(s, "feature extraction", "in this process, with --workers data loader processes")
     s.set_defaults(func=run_score)
 
 
@@ -93,6 +95,7 @@ def _fail(verb: str, exc: Exception) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from tagsight.config import load_config
     from tagsight.fsio import ReasonError
+    from tagsight.engines import EngineError, create_engine
     from tagsight.relevance.score import ScoreConfig, save_scores, score_dataset
     from tagsight.tags.vocab import Vocabulary
 
@@ -101,9 +104,14 @@ def run_score(args: argparse.Namespace) -> int:
                              given(backbone=args.backbone, img_size=args.img_size, folds=args.folds, seed=args.seed,
                                    loss=args.loss, epochs=args.epochs))
         vocab = Vocabulary.load(args.vocab)
-        scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, workers=args.workers)
+        engine_cfg = engine_config(args)
+        if engine_cfg.name == "local":  # extraction here, with --workers data loader processes
+            scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, workers=args.workers)
+        else:
+            with create_engine(engine_cfg) as engine:
+                scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, engine=engine)
         save_scores(scores, args.out, dataset_dir=args.dataset, vocab_path=args.vocab)
-    except (ReasonError, FileNotFoundError, ValueError) as exc:
+    except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         return _fail("score", exc)
     meta = json.loads((args.out / "scores.json").read_text())
     emit(args, {"out": str(args.out), **meta},

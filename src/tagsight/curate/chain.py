@@ -6,6 +6,13 @@ rejection). Results go to the catalog: ``catalog/curation.parquet`` holds one ro
 ``status`` (passed / rejected), the rejecting ``stage`` and ``reason``, every metric a filter wrote
 (null where not scored) and the filters that did not apply; ``catalog/curation.json`` holds the
 config and the counts, which reconcile: ``samples = passed + sum(rejected by reason)``.
+
+With an engine (``tagsight.engines``: ``--engine local|ray``), the filters whose score depends on one
+sample alone (resolution, exposure, contrast, colourfulness, blur, text) score blocks of samples on
+the engine's workers through one per-block function (``score_block``); the filters that look at
+every sample together (popularity, near_duplicates, aesthetic) or call an app (moderation) run here.
+This process takes the scores in sample order and makes every decision, so the table is the same
+whichever engine and however many workers.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +33,7 @@ from PIL import Image
 from tagsight.config import YamlConfig
 from tagsight.curate.filters import FILTERS, Candidate, Filter
 from tagsight.data.index import SampleIndex
+from tagsight.engines import Engine
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
 from tagsight.schema.catalog import read_table
 from tagsight.progress import Progress
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CURATION_FILE = Path("catalog") / "curation.parquet"
 CURATION_INFO = Path("catalog") / "curation.json"
+BLOCK = 256  # samples per block on an engine
 DEFAULT_CHAIN = ("resolution", "popularity", "exposure", "contrast", "colourfulness", "blur", "near_duplicates",
                  "moderation", "text", "aesthetic")
 
@@ -105,13 +114,28 @@ def _loader(index: SampleIndex, i: int):
     return lambda: Image.open(io.BytesIO(index.read_jpeg(i))).convert("RGB")
 
 
-def run_filters(dataset_dir: str | Path, cfg: CurateConfig, apps: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the chain over ``dataset_dir``; write the curation table and info; return the info (counts)."""
+@dataclass
+class _Blocks:
+    """Where per-sample filters score: an engine, the dataset's index and each candidate's position in it."""
+
+    engine: Engine
+    index: SampleIndex
+    positions: dict[str, int]
+
+
+def run_filters(dataset_dir: str | Path, cfg: CurateConfig, apps: dict[str, Any] | None = None,
+                engine: Engine | None = None) -> dict[str, Any]:
+    """Run the chain over ``dataset_dir``; write the curation table and info; return the info (counts).
+    ``engine`` scores the per-sample filters block by block (default: one by one in this process)."""
     dataset_dir, start = Path(dataset_dir), time.monotonic()
     candidates = load_candidates(dataset_dir)
     rows = {c.key: _Row(c.key, c.post_key) for c in candidates}
+    blocks = None if engine is None else _Blocks(engine, SampleIndex.build(dataset_dir),
+                                                 {c.key: i for i, c in enumerate(candidates)})
     for spec in cfg.filters:
-        _run_one(_build(spec, apps or {}), candidates, rows, cfg.score_all)
+        flt = _build(spec, apps or {})
+        on = blocks if blocks is not None and _per_sample(flt, spec) else None
+        _run_one(flt, candidates, rows, cfg.score_all, spec, on)
     if cfg.keep_top is not None:
         _keep_top(rows, cfg.keep_top)
     info = _info(cfg, rows, time.monotonic() - start)
@@ -125,7 +149,46 @@ def _build(spec: FilterSpec, apps: dict[str, Any]) -> Filter:
     return FILTERS.create(spec.name, **spec.settings)
 
 
-def _run_one(flt: Filter, candidates: list[Candidate], rows: dict[str, _Row], score_all: bool) -> None:
+def _per_sample(flt: Filter, spec: FilterSpec) -> bool:
+    """A filter that scores each sample alone (no ``prepare`` over all of them, no app) can run on an engine."""
+    return type(flt).prepare is Filter.prepare and spec.name != "moderation"
+
+
+def score_block(index: SampleIndex, name: str, settings: dict[str, Any],
+                items: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The per-block function of ``curate filter`` on an engine: filter ``name``'s scores of the samples at the
+    given index positions (with their catalog media and post rows), in order."""
+    flt = FILTERS.create(name, **settings)
+    out = []
+    for i, media, post in items:
+        out.append(flt.score(Candidate(index.keys[i], index.post_keys[i], _loader(index, i), media, post)))
+    return out
+
+
+def _scores(flt: Filter, spec: FilterSpec, applicable: list[Candidate], progress: Progress,
+            on: _Blocks | None) -> Iterator[dict[str, Any]]:
+    """Each applicable candidate's scores, in order: here one by one, or by blocks on the engine."""
+    if on is None:
+        for c in applicable:
+            scores = flt.score(c)
+            c.release()
+            progress.update()
+            yield scores
+        return
+    blocks = [applicable[k:k + BLOCK] for k in range(0, len(applicable), BLOCK)]
+    args = (([(on.positions[c.key], c.media, c.post) for c in block],) for block in blocks)
+    done: dict[int, list[dict[str, Any]]] = {}
+    following = 0
+    for k, result in on.engine.map(score_block, args, common=(on.index, spec.name, dict(spec.settings))):
+        done[k] = result
+        progress.update(len(result))
+        while following in done:
+            yield from done.pop(following)
+            following += 1
+
+
+def _run_one(flt: Filter, candidates: list[Candidate], rows: dict[str, _Row], score_all: bool,
+             spec: FilterSpec | None = None, on: _Blocks | None = None) -> None:
     todo = [c for c in candidates if score_all or rows[c.key].reason is None]
     applicable = [c for c in todo if flt.applies(c)]
     for c in todo:
@@ -134,15 +197,12 @@ def _run_one(flt: Filter, candidates: list[Candidate], rows: dict[str, _Row], sc
     flt.prepare(applicable)
     rejected = 0
     with Progress(len(applicable), f"curate {flt.name}", unit="img") as progress:
-        for c in applicable:
+        for c, scores in zip(applicable, _scores(flt, spec or FilterSpec(flt.name), applicable, progress, on)):
             row = rows[c.key]
-            scores = flt.score(c)
             row.metrics.update({k: float(v) for k, v in scores.items()})
             reason = flt.reject(scores)
             if reason and row.reason is None:
                 row.stage, row.reason, rejected = flt.name, reason, rejected + 1
-            c.release()
-            progress.update()
     log.info("curate %s: %d scored, %d rejected, %d skipped", flt.name, len(applicable), rejected,
              len(todo) - len(applicable))
 

@@ -62,8 +62,11 @@ def cache_key(backbone: Backbone, images: LabelledImages) -> str:
 
 
 def extract_features(backbone: Backbone, images: LabelledImages, batch_size: int = 64, workers: int = 0,
-                     env: DistEnv | None = None, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(features float32 [N, D], labels int64 [N])`` in dataset order, from the cache when present."""
+                     env: DistEnv | None = None, cache_dir: str | Path | None = None,
+                     compute: Callable[[Backbone, LabelledImages], np.ndarray] | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(features float32 [N, D], labels int64 [N])`` in dataset order, from the cache when present.
+    ``compute`` replaces the extraction here (an engine's, ``tagsight.relevance.score.engine_features``)."""
     if batch_size < 1 or workers < 0:
         raise ValueError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
     env = env or DistEnv()
@@ -71,7 +74,7 @@ def extract_features(backbone: Backbone, images: LabelledImages, batch_size: int
     if path is not None and path.is_file():
         log.info("features of %d images read from cache %s", len(images), path)
         return _read(path)
-    feats = _compute(backbone, images, batch_size, workers, env)
+    feats = compute(backbone, images) if compute is not None else _compute(backbone, images, batch_size, workers, env)
     labels = np.asarray(images.labels, dtype=np.int64)
     if path is not None and env.is_main:
         data = {"features": torch.from_numpy(feats), "labels": torch.from_numpy(labels)}

@@ -20,9 +20,18 @@ For every URL, in order:
    length; an opted-out body is never read;
 4. the body, streamed and abandoned as soon as it passes the size limit.
 
-Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``fetch_timeout``,
+Before any request (media, redirect hop, robots.txt, tdmrep.json) the host's addresses are checked:
+a name that resolves to a private, loopback, link-local, multicast, reserved or otherwise
+non-global address (IPv4 or IPv6, IPv4-mapped included) is refused as ``private_address``, unless
+``FetchConfig.allow_private_addresses``. The check is made again on the addresses a connection is
+actually opened to (the connection goes to the address checked), so a DNS answer that changes
+between the check and the request cannot reach an internal service. robots.txt ``Crawl-delay`` for
+our token is honoured per site (requests to it are spaced by the delay); a delay over
+``max_crawl_delay`` refuses the site's media as ``crawl_delay_too_long``.
+
+Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``private_address``, ``fetch_timeout``,
 ``fetch_error``, ``fetch_failed:<status>``, ``too_many_redirects``, ``unsupported_content_type``,
-``file_too_large``, ``media_empty``, ``robots_txt_unreachable``, ``optout_robots_txt``,
+``file_too_large``, ``media_empty``, ``robots_txt_unreachable``, ``crawl_delay_too_long``, ``optout_robots_txt``,
 ``optout_x_robots_tag``, ``optout_tdm_reservation``. An opt-out's message names the site, not the URL.
 """
 
@@ -30,9 +39,11 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -46,9 +57,10 @@ from tagsight import __version__
 from tagsight.ingest.images import ImageRejected
 
 try:
+    import httpcore
     import httpx
 except ImportError:  # pragma: no cover - httpx is in the "web" extra
-    httpx = None
+    httpx = httpcore = None
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +109,11 @@ class FetchConfig:
     robots_txt: bool = True
     tdm_rep: bool = True
     content_types: tuple[str, ...] = ACCEPTED_CONTENT_TYPES
+    allow_private_addresses: bool = False  # True lets URLs reach private, loopback, link-local... addresses
+    max_crawl_delay: float = 30.0  # longest robots.txt Crawl-delay honoured; a site asking more is refused
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "total_timeout", "backoff", "max_retry_after"):
+        for name in ("timeout", "total_timeout", "backoff", "max_retry_after", "max_crawl_delay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"FetchConfig.{name} must be a non-negative number, got {value!r}")
@@ -109,6 +123,8 @@ class FetchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"FetchConfig.{name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.allow_private_addresses, bool):
+            raise ValueError(f"FetchConfig.allow_private_addresses must be a bool, got {self.allow_private_addresses!r}")
         if not self.user_agent.strip() or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_token):
             raise ValueError("FetchConfig.user_agent must be non-empty and agent_token a product token "
                              f"(letters, digits, '_', '.', '-'), got {self.agent_token!r}")
@@ -223,6 +239,68 @@ def robots_allowed(parser: urllib.robotparser.RobotFileParser, agent_token: str,
     return True if best is None else best[1]
 
 
+_ADDRESS_KINDS = (("is_unspecified", "unspecified"), ("is_loopback", "loopback"), ("is_link_local", "link-local"),
+                  ("is_multicast", "multicast"), ("is_reserved", "reserved"), ("is_private", "private"))
+PRIVATE_ADDRESS = "private_address"
+
+
+def address_refusal(address: str) -> str | None:
+    """Why ``address`` (an IPv4 or IPv6 literal) must not be fetched from: 'loopback', 'private', 'link-local',
+    'multicast', 'reserved', 'unspecified', 'non-global'; None for a global unicast address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone index is not part of the address
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            ip = embedded
+    for flag, kind in _ADDRESS_KINDS:
+        if getattr(ip, flag):
+            return kind
+    return None if ip.is_global else "non-global"
+
+
+def resolve_public(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, every one of them global; ImageRejected('private_address') naming the
+    first that is not; socket.gaierror when the name does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        kind = address_refusal(address)
+        if kind is not None:
+            raise ImageRejected(PRIVATE_ADDRESS, f"{host} resolves to {address}, a {kind} address "
+                                "(--allow-private-addresses lets such URLs through)")
+    return addresses
+
+
+if httpcore is not None:
+    class _PublicOnlyBackend(httpcore.SyncBackend):
+        """Opens TCP connections only to global addresses, to the very address checked (no second lookup)."""
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                        socket_options: Any = None) -> Any:
+            try:
+                addresses = resolve_public(host, port)
+            except ImageRejected as exc:
+                raise httpcore.ConnectError(f"{PRIVATE_ADDRESS}: {exc}") from None
+            except socket.gaierror as exc:
+                raise httpcore.ConnectError(f"{host}: {exc}") from None
+            for address in addresses[:-1]:
+                with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            return super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+
+def _client(cfg: FetchConfig) -> Any:
+    """The run's HTTP client; without ``allow_private_addresses`` its connections go to global addresses only."""
+    limits = httpx.Limits(max_connections=cfg.threads, max_keepalive_connections=cfg.threads)
+    transport = httpx.HTTPTransport(limits=limits)
+    if not cfg.allow_private_addresses:
+        pool = transport._pool  # httpx builds the httpcore pool; the backend is the one place connections open
+        assert hasattr(pool, "_network_backend"), "httpcore changed: the connection guard cannot be installed"
+        pool._network_backend = _PublicOnlyBackend()
+    return httpx.Client(headers={"User-Agent": cfg.user_agent}, timeout=httpx.Timeout(cfg.timeout),
+                        follow_redirects=False, transport=transport)
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
@@ -247,15 +325,14 @@ class Fetcher:
         if httpx is None:
             raise RuntimeError("fetching remote media needs httpx: pip install 'tagsight[web]'")
         self.cfg, self.max_bytes = cfg, max_bytes
-        self.client = httpx.Client(headers={"User-Agent": cfg.user_agent}, timeout=httpx.Timeout(cfg.timeout),
-                                   follow_redirects=False,
-                                   limits=httpx.Limits(max_connections=cfg.threads,
-                                                       max_keepalive_connections=cfg.threads))
+        self.client = _client(cfg)
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._origin_locks: dict[str, threading.Lock] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | ImageRejected] = {}
         self._tdm: dict[str, list[tuple[re.Pattern[str], bool]]] = {}
+        self._public: dict[str, ImageRejected | None] = {}  # origin -> its address refusal (checked once per run)
+        self._next_request: dict[str, float] = {}  # origin -> when its Crawl-delay allows the next request
         self._pool = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="fetch")  # threads start lazily
 
     def close(self) -> None:
@@ -282,7 +359,9 @@ class Fetcher:
         """The body of ``url`` after every check; raises ImageRejected with the reason."""
         current = check_url(url)
         for _ in range(self.cfg.max_redirects + 1):
+            self._check_address(current)
             self._check_site(current)
+            self._pace(current)
             outcome = self._attempts(current, lambda url=current: self._get_media(url))
             if not isinstance(outcome, _Redirect):
                 return outcome
@@ -331,6 +410,10 @@ class Fetcher:
                 yield response
         except httpx.TimeoutException as exc:
             raise _Retry(ImageRejected("fetch_timeout", f"{url!r}: {type(exc).__name__}")) from None
+        except httpx.ConnectError as exc:
+            if str(exc).startswith(PRIVATE_ADDRESS):
+                raise ImageRejected(PRIVATE_ADDRESS, f"{url!r}: {str(exc)[len(PRIVATE_ADDRESS) + 2:]}") from None
+            raise _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}")) from None
         except (httpx.TransportError, httpx.DecodingError, httpx.InvalidURL) as exc:
             raise _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}")) from None
 
@@ -371,6 +454,41 @@ class Fetcher:
             raise ImageRejected("unsupported_content_type", f"{url!r} is {ctype!r}, not an image type")
 
     # ------------------------------------------------------------------------- site opt-outs
+
+    def _check_address(self, url: str) -> None:
+        """Refuse a URL whose host resolves to a non-global address (once per origin; the connection itself is
+        checked again). A name that does not resolve is left to the request, which retries and names it."""
+        if self.cfg.allow_private_addresses:
+            return
+        origin = _origin(url)
+        if origin not in self._public:
+            parts = urlsplit(url)
+            try:
+                resolve_public(parts.hostname or "", parts.port or (443 if parts.scheme.lower() == "https" else 80))
+                self._public[origin] = None
+            except ImageRejected as exc:
+                self._public[origin] = exc
+            except (socket.gaierror, UnicodeError):
+                return
+        refusal = self._public[origin]
+        if refusal is not None:
+            raise ImageRejected(refusal.reason, f"{url!r}: {refusal}")
+
+    def _pace(self, url: str) -> None:
+        """Space requests to a site by its robots.txt Crawl-delay for our token."""
+        robots = self._robots.get(_origin(url)) if self.cfg.robots_txt else None
+        delay = robots.crawl_delay(self.cfg.agent_token) if isinstance(robots, urllib.robotparser.RobotFileParser) \
+            else None
+        if not delay:
+            return
+        if float(delay) > self.cfg.max_crawl_delay:
+            raise ImageRejected("crawl_delay_too_long", f"{_origin(url)}/robots.txt asks {delay}s between requests "
+                                f"(more than {self.cfg.max_crawl_delay:.0f}s)")
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_request.get(_origin(url), now))
+            self._next_request[_origin(url)] = start + float(delay)
+        time.sleep(start - now)
 
     def _check_site(self, url: str) -> None:
         origin = _origin(url)

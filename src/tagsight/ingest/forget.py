@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from tagsight.fsio import atomic_write_bytes, atomic_write_text
 from tagsight.schema import catalog
-from tagsight.ingest.pipeline import _summarise
+from tagsight.ingest.summary import summarise
 from tagsight.ingest.shards import ShardInfo, filter_shard
 from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, find_datasets, register_forgetter
 
@@ -174,7 +174,7 @@ def rewrite_dataset(dataset_dir: str | Path, forgotten: Forgotten) -> str:
     gone = _kept_forgotten_posts(dataset_dir, forgotten)
     shards, renamed, dropped = _rewrite_shards(dataset_dir, manifest, targets, forgotten)
     decisions, media = _rewrite_catalog(dataset_dir, gone, renamed, old, forgotten)
-    summary = _summarise(decisions, media, len(shards))
+    summary = summarise(decisions, media, len(shards))
     counts = {k: v for k, v in summary.to_dict().items() if k not in ("version", "seconds")}
     tomb = forgotten.tombstones.digest
     version = hashlib.sha256(json.dumps({"parent": old, "shards": shards, "tombstones": tomb},

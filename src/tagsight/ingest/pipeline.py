@@ -1,55 +1,52 @@
 """The ingest run: source -> consent gate -> sanitised images -> de-duplication -> shards + catalog + manifest.
 
-Resumable and idempotent. Image work is cut into fixed chunks of media tasks whose results are
-cached under ``DATASET_DIR/.work/`` (each chunk written atomically, keyed by a fingerprint of
-its inputs and the image settings). A run killed at any point and started again reuses the
-finished chunks, redoes the rest, and then rewrites shards, catalog and manifest
-deterministically, so the dataset version is the same as for an uninterrupted run.
+Resumable and idempotent. Image work is cut into fixed blocks of media tasks run by an engine
+(``tagsight.engines``: the local process pool or Ray) through one per-block function
+(``tagsight.ingest.blocks``), whose results are cached under ``DATASET_DIR/.work/``. A run killed at
+any point and started again reuses the finished blocks, runs the rest, and then this process alone
+rewrites shards, catalog and manifest in block order, deterministically, so the dataset version is
+the same as for an uninterrupted run, whichever engine and however many workers.
 
-With ``IngestConfig.fetch`` set, http(s) media are fetched in this process (``tagsight.ingest.fetch``:
-one thread pool, per-host limits, the sites' opt-outs) and handed to the workers with their chunk;
-results keep source order, so the version does not depend on which answer came first.
+With ``IngestConfig.fetch`` set, http(s) media are fetched (``tagsight.ingest.fetch``: per-host
+limits, the sites' opt-outs) and results keep source order, so the version does not depend on
+which answer came first.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from tagsight import __version__
+from tagsight.engines import Engine, EngineConfig, create_engine
 from tagsight.schema import catalog
+from tagsight.ingest.blocks import FORMAT_VERSION, RESULT_SCHEMA, ChunkCache
 from tagsight.ingest.dedup import DupMatch, find_duplicates
-from tagsight.ingest.fetch import FetchConfig, Fetcher, is_remote
-from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
-                                   process_image, read_media, read_tree_media, resolve_media_path, start_run)
+from tagsight.ingest.fetch import FetchConfig, is_remote
+from tagsight.ingest.images import (ImageConfig, ImageRejected, check_relative_path, clear_path_cache,
+                                   resolve_media_path, start_run)
 from tagsight.schema.posts import Post
 from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
 from tagsight.ingest.sources import Rejected, Source
 from tagsight.ingest.sources.folder import is_image_name
+from tagsight.ingest.summary import IngestSummary, summarise
 from tagsight.schema.text import fold_hashtag
 from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
 
-log = logging.getLogger(__name__)
+__all__ = ["ChunkCache", "DryRunReport", "FORMAT_VERSION", "IngestConfig", "IngestSummary", "dry_run", "ingest",
+           "media_presence", "scan"]
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,53 +83,6 @@ class IngestConfig:
         if self.fetch is not None:
             d["fetch"] = self.fetch.content_dict()
         return d
-
-
-@dataclass
-class IngestSummary:
-    """What happened, with counts that reconcile: in = kept + rejected, for posts and for media."""
-
-    version: str
-    posts_in: int = 0
-    posts_kept: int = 0
-    post_reasons: Counter = field(default_factory=Counter)
-    media_in: int = 0
-    media_kept: int = 0
-    media_reasons: Counter = field(default_factory=Counter)
-    gps_removed: int = 0
-    metadata_removed: int = 0
-    faces_blurred: int = 0
-    shards: int = 0
-    seconds: float = 0.0
-
-    @property
-    def posts_rejected(self) -> int:
-        return sum(self.post_reasons.values())
-
-    @property
-    def media_rejected(self) -> int:
-        return sum(self.media_reasons.values())
-
-    def reconciles(self) -> bool:
-        return (self.posts_in == self.posts_kept + self.posts_rejected
-                and self.media_in == self.media_kept + self.media_rejected)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(post_reasons=dict(sorted(self.post_reasons.items())),
-                 media_reasons=dict(sorted(self.media_reasons.items())),
-                 posts_rejected=self.posts_rejected, media_rejected=self.media_rejected)
-        return d
-
-    def format(self) -> str:
-        lines = [f"posts: {self.posts_in} in = {self.posts_kept} kept + {self.posts_rejected} rejected"]
-        lines += [f"  rejected {n:>6}  {reason}" for reason, n in self.post_reasons.most_common()]
-        lines.append(f"media of eligible posts: {self.media_in} in = {self.media_kept} kept + {self.media_rejected} rejected")
-        lines += [f"  rejected {n:>6}  {reason}" for reason, n in self.media_reasons.most_common()]
-        lines.append(f"metadata stripped from {self.metadata_removed} images ({self.gps_removed} carried GPS); "
-                     f"faces blurred: {self.faces_blurred}")
-        lines.append(f"{self.shards} shard(s); dataset version {self.version}; {self.seconds:.1f}s")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -175,188 +125,13 @@ def scan(source: Source, policy: ConsentPolicy, tombstones: Tombstones = Tombsto
     return out
 
 
-_RESULT_SCHEMA = pa.schema([
-    ("status", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("jpeg", pa.binary()),
-    ("width", pa.int32()), ("height", pa.int32()), ("source_width", pa.int32()), ("source_height", pa.int32()),
-    ("sha256", pa.string()), ("phash", pa.uint64()), ("faces_blurred", pa.int32()),
-    ("had_gps", pa.bool_()), ("had_metadata", pa.bool_()),
-])
-
-
-_IMAGE_FIELDS = tuple(f.name for f in fields(ProcessedImage))
-
-
-def _read(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig) -> bytes:
-    """A folder's files are read by ``read_media`` (tuned for folders), an archive's through the tree."""
-    if isinstance(tree, FolderTree):
-        return read_media(tree.root, path, cfg, expected_sha256=sha256)
-    return read_tree_media(tree, path, cfg, expected_sha256=sha256)
-
-
-def _collect(futures: list[Future | None]) -> list[Any]:
-    """Fetch results in item order: bytes, a (reason, message) rejection (picklable), or None for local items."""
-    out: list[Any] = []
-    for future in futures:
-        got = None if future is None else future.result()
-        out.append((got.reason, str(got)) if isinstance(got, ImageRejected) else got)
-    return out
-
-
-def _fetched_bytes(path: str, sha256: str | None, fetched: bytes | tuple[str, str]) -> bytes:
-    if isinstance(fetched, tuple):
-        raise ImageRejected(*fetched)
-    if sha256 is not None and hashlib.sha256(fetched).hexdigest() != sha256.lower():
-        raise ImageRejected("sha256_mismatch", f"{path!r} has sha256 {hashlib.sha256(fetched).hexdigest()}, "
-                            f"the post declares {sha256}")
-    return fetched
-
-
-def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig,
-                  fetched: bytes | tuple[str, str] | None = None) -> dict[str, Any]:
-    """One media item of ``tree`` (or its fetched body) -> a result row: ``status`` ok with the sanitised image,
-    or rejected with a reason."""
-    try:
-        data = _fetched_bytes(path, sha256, fetched) if fetched is not None else _read(tree, path, sha256, cfg)
-        image = process_image(data, cfg)
-    except ImageRejected as exc:
-        return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
-    return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
-
-
-def _process_chunk(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig, out: Path,
-                   fetched: list[Any] | None = None) -> int:
-    """Worker entry point: process a chunk and write it atomically to ``out`` as Parquet; returns its size.
-
-    The worker writes the file itself so that stored image bytes never cross the process boundary
-    (fetched bodies do: ``fetched`` holds, when given, what was fetched for each item). The
-    tree arrives pickled without open handles (an archive is reopened here); archive members are
-    read in the order of their data, rows are written in task order.
-    """
-    if fetched is not None:
-        rows = [process_media(tree, path, sha, cfg, got) for (path, sha), got in zip(items, fetched)]
-    elif isinstance(tree, FolderTree):
-        rows = [process_media(tree, path, sha, cfg) for path, sha in items]
-    else:
-        order = sorted(range(len(items)), key=lambda i: tree.position(items[i][0]))
-        done = {i: process_media(tree, items[i][0], items[i][1], cfg) for i in order}
-        rows = [done[i] for i in range(len(items))]
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA), buf, compression="none")
-    atomic_write_bytes(out, buf.getvalue())
-    return len(rows)
-
-
-def _fingerprint(tree: Tree, items: list[tuple[str, str | None]], cfg: ImageConfig,
-                 fetch: FetchConfig | None = None) -> str:
-    """Identity of a chunk's inputs: paths, declared hashes, file size and mtime (no content is read).
-
-    Only lexically safe paths are stat'ed, with ``lstat`` (a final symlink is not followed); the
-    full symlink check happens before the file is read, in the worker. An archive member's stamp is
-    the archive's size and mtime and the member's size, offset and CRC. A URL, when fetching is on,
-    is identified by itself and the fetch settings.
-    """
-    settings = [FORMAT_VERSION, asdict(cfg)] + ([fetch.content_dict()] if fetch is not None else [])
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    root = tree.root if isinstance(tree, FolderTree) else None
-    for path, sha in items:
-        try:
-            if fetch is not None and is_remote(path):
-                stamp = "remote"
-                h.update(f"{path}\0{sha}\0{stamp}\n".encode("utf-8", "surrogatepass"))
-                continue
-            check_relative_path(path)
-            if root is None:
-                stamp = tree.stamp(path)
-            else:
-                st = os.lstat(root / path)
-                stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        except (ImageRejected, OSError) as exc:
-            stamp = type(exc).__name__
-        h.update(f"{path}\0{sha}\0{stamp}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:32]
-
-
-class ChunkCache:
-    """Processed-media chunks for one dataset, under ``DATASET_DIR/.work``."""
-
-    def __init__(self, out_dir: Path, tree: Tree, tasks: list[tuple[str, str | None]], cfg: IngestConfig) -> None:
-        self.dir = out_dir / ".work"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.tree, self.cfg = tree, cfg
-        size = cfg.chunk_size
-        self.chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        self.paths = [self.dir / f"{_fingerprint(tree, c, cfg.image, cfg.fetch)}.parquet" for c in self.chunks]
-
-    def fill(self, progress: Progress) -> None:
-        """Process every chunk that is not cached yet, in parallel when there are several workers."""
-        todo = [i for i, p in enumerate(self.paths) if not p.is_file()]
-        progress.update(sum(len(c) for c, p in zip(self.chunks, self.paths) if p.is_file()))
-        if self.cfg.fetch is not None and any(is_remote(path) for i in todo for path, _ in self.chunks[i]):
-            self._fill_fetching(todo, progress)
-            return
-        if self.cfg.n_workers == 1 or len(todo) <= 1:
-            for i in todo:
-                self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i]), progress)
-            return
-        with ProcessPoolExecutor(max_workers=self.cfg.n_workers) as pool:
-            futures = {pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image, self.paths[i]): i
-                       for i in todo}
-            for future in as_completed(futures):
-                self._stored(futures[future], future.result(), progress)
-
-    def _fill_fetching(self, todo: list[int], progress: Progress) -> None:
-        """Fetch remote media here, with one Fetcher (per-host limits and opt-out caches hold for the whole run),
-        while worker processes decode the chunks fetched before. The next chunk's URLs wait in the fetch queue
-        behind the current chunk's, so a chunk's slowest URL does not leave the fetch threads idle; at most
-        ``n_workers`` fetched chunks wait for a worker."""
-        assert self.cfg.fetch is not None
-        with contextlib.ExitStack() as stack:
-            pool = None
-            if self.cfg.n_workers > 1:
-                pool = stack.enter_context(ProcessPoolExecutor(max_workers=self.cfg.n_workers))
-                pool.submit(int).result()  # fork every worker now, before any fetch thread exists
-            fetcher = stack.enter_context(Fetcher(self.cfg.fetch, self.cfg.image.max_bytes))
-            ahead = collections.deque((i, self._submit(fetcher, i)) for i in todo[:2])
-            upcoming = iter(todo[2:])
-            decoding: collections.deque = collections.deque()
-            while ahead:
-                i, futures = ahead.popleft()
-                fetched = _collect(futures)
-                nxt = next(upcoming, None)
-                if nxt is not None:
-                    ahead.append((nxt, self._submit(fetcher, nxt)))
-                if pool is None:
-                    self._stored(i, _process_chunk(self.tree, self.chunks[i], self.cfg.image, self.paths[i], fetched),
-                                 progress)
-                    continue
-                decoding.append((i, pool.submit(_process_chunk, self.tree, self.chunks[i], self.cfg.image,
-                                                self.paths[i], fetched)))
-                while len(decoding) > self.cfg.n_workers:
-                    j, future = decoding.popleft()
-                    self._stored(j, future.result(), progress)
-            for j, future in decoding:
-                self._stored(j, future.result(), progress)
-
-    def _submit(self, fetcher: Fetcher, i: int) -> list[Future | None]:
-        """Queue chunk ``i``'s remote media for fetching: a future per URL, None for a local item."""
-        return [fetcher.submit(path) if is_remote(path) else None for path, _ in self.chunks[i]]
-
-    def _stored(self, i: int, n: int, progress: Progress) -> None:
-        """Chunk ``i`` (``n`` media) is on disk."""
-        progress.update(n)
-
-    def rows(self, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Result rows in task order."""
-        for path in self.paths:
-            yield from pq.read_table(path, columns=columns).to_pylist()
-
-    def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = None,
-           cfg: IngestConfig | None = None) -> IngestSummary:
-    """Ingest ``source`` into ``out_dir`` (manifest.json, shards/, catalog/). Resumable; see module doc."""
+           cfg: IngestConfig | None = None, engine: Engine | None = None) -> IngestSummary:
+    """Ingest ``source`` into ``out_dir`` (manifest.json, shards/, catalog/). Resumable; see module doc.
+
+    ``engine`` runs the image blocks (default: the local process pool with ``cfg.workers``); the
+    caller keeps ownership of an engine it passes.
+    """
     start = time.monotonic()
     policy, cfg = policy or ConsentPolicy(), cfg or IngestConfig()
     cfg = replace(cfg, image=replace(cfg.image, blur_faces=cfg.image.blur_faces or policy.blur_faces))
@@ -366,14 +141,19 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     log.info("reading %s source %s", source.format, source.path)
     sc = scan(source, policy, load_tombstones(out_dir))
     log.info("%d records, %d eligible posts with %d media", len(sc.decisions) + len(sc.posts), len(sc.posts), len(sc.tasks))
-    cache = ChunkCache(out_dir, source.tree, [(path, sha) for _, _, path, sha in sc.tasks], cfg)
+    cache = ChunkCache(out_dir, source.tree, [(path, sha) for _, _, path, sha in sc.tasks], cfg.chunk_size,
+                       cfg.image, cfg.fetch)
     with Progress(len(sc.tasks), "ingest images", "img") as progress:
-        cache.fill(progress)
+        if engine is not None:
+            cache.fill(engine, progress)
+        else:
+            with create_engine(EngineConfig(workers=cfg.workers)) as local:
+                cache.fill(local, progress)
     media = _media_rows(source.name, sc, cache)
     dup_rows = _dedup(media, cfg.near_duplicate_radius)
     shards = _write_shards(out_dir / "shards", sc, cache, media, cfg.samples_per_shard)
     decisions = sc.decisions + _post_decisions(source.name, sc, media)
-    summary = _summarise(decisions, media, len(shards))
+    summary = summarise(decisions, media, len(shards))
     _write_catalog(out_dir, sc, media, decisions, dup_rows)
     summary.version = _write_manifest(out_dir, source, policy, cfg, shards, decisions, summary)
     cache.clear()
@@ -381,7 +161,7 @@ def ingest(source: Source, out_dir: str | Path, policy: ConsentPolicy | None = N
     return summary
 
 
-_META_COLUMNS = [c for c in _RESULT_SCHEMA.names if c != "jpeg"]
+_META_COLUMNS = [c for c in RESULT_SCHEMA.names if c != "jpeg"]
 
 
 def _media_rows(source_name: str, sc: _Scan, cache: ChunkCache) -> list[dict[str, Any]]:
@@ -466,18 +246,6 @@ def _optout_reason(why: list[str]) -> str:
     if not all(r.startswith("optout_") for r in why):
         return "no_usable_media"
     return why[0] if len(set(why)) == 1 else "media_opted_out"
-
-
-def _summarise(decisions: list[dict[str, Any]], media: list[dict[str, Any]], n_shards: int) -> IngestSummary:
-    kept_media = [m for m in media if m["status"] == "ok"]
-    return IngestSummary(
-        version="", posts_in=len(decisions), posts_kept=sum(d["status"] == "kept" for d in decisions),
-        post_reasons=Counter(d["reason"] for d in decisions if d["status"] == "rejected"),
-        media_in=len(media), media_kept=len(kept_media),
-        media_reasons=Counter(m["reason"] for m in media if m["status"] != "ok"),
-        gps_removed=sum(bool(m["had_gps"]) for m in kept_media),
-        metadata_removed=sum(bool(m["had_metadata"]) for m in kept_media),
-        faces_blurred=sum(m["faces_blurred"] or 0 for m in kept_media), shards=n_shards)
 
 
 def _post_row(post: Post, n_media: int) -> dict[str, Any]:

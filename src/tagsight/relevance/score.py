@@ -20,6 +20,7 @@ Everything is deterministic for a seed. ``save_scores`` writes a scores folder:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -37,6 +38,7 @@ from PIL import Image
 from torch import nn
 
 from tagsight.data.index import SampleIndex, unit_hash
+from tagsight.engines import Engine
 from tagsight.eval.datasets import LabelledImages
 from tagsight.eval.metrics import per_label_average_precision
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
@@ -197,22 +199,55 @@ def _fit_folds(x: torch.Tensor, y: torch.Tensor, folds: np.ndarray, cfg: ScoreCo
             progress.update()
 
 
+FEATURE_BATCH = 64
+FEATURE_BLOCK = 4 * FEATURE_BATCH  # a whole number of batches: an engine's blocks hold the batches of one process
+
+
+def feature_block(backbone: Any, images: IndexImages, batch_size: int, positions: list[int]) -> np.ndarray:
+    """The per-block function of feature extraction on an engine: features of the samples at ``positions``,
+    in batches of ``batch_size`` under the eval transform, as ``extract_features`` computes them."""
+    from tagsight.data.transforms import eval_transform
+
+    transform, model = eval_transform(backbone.data_config), backbone.eval()
+    out = [np.zeros((0, backbone.num_features), dtype=np.float32)]
+    with torch.no_grad():
+        for k in range(0, len(positions), batch_size):
+            batch = torch.stack([transform(images.load(i)) for i in positions[k:k + batch_size]])
+            out.append(model(batch).float().numpy())
+    return np.concatenate(out)
+
+
+def engine_features(backbone: Any, images: IndexImages, engine: Engine) -> np.ndarray:
+    """Features of every sample, block by block on ``engine``, put together in sample order here."""
+    blocks = [list(range(k, min(k + FEATURE_BLOCK, len(images)))) for k in range(0, len(images), FEATURE_BLOCK)]
+    parts: dict[int, np.ndarray] = {}
+    with Progress(len(images), "features", unit="img", logger=log) as progress:
+        for k, feats in engine.map(feature_block, ((b,) for b in blocks), common=(backbone, images, FEATURE_BATCH)):
+            parts[k] = feats
+            progress.update(len(feats))
+    return np.concatenate([parts[k] for k in range(len(blocks))]).astype(np.float32, copy=False)
+
+
 def dataset_features(index: SampleIndex, cfg: ScoreConfig, cache_dir: str | Path | None,
-                     workers: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Frozen features of every sample (cached), and a description of the backbone."""
+                     workers: int = 0, engine: Engine | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frozen features of every sample (cached), and a description of the backbone. ``engine`` extracts them
+    block by block (default: here, with ``workers`` data loader processes)."""
     from tagsight.eval.backbones import load_backbone
     from tagsight.eval.features import backbone_fingerprint, extract_features
 
     backbone = load_backbone(cfg.backbone, cfg.img_size, seed=cfg.seed)
-    feats, _ = extract_features(backbone, IndexImages(index), batch_size=64, workers=workers, cache_dir=cache_dir)
+    compute = None if engine is None else functools.partial(engine_features, engine=engine)
+    feats, _ = extract_features(backbone, IndexImages(index), batch_size=FEATURE_BATCH, workers=workers,
+                                cache_dir=cache_dir, compute=compute)
     return feats, {"spec": cfg.backbone, "model": backbone.name, "data_config": backbone.data_config.to_dict(),
                    "num_features": backbone.num_features, "fingerprint": backbone_fingerprint(backbone)[:16]}
 
 
 def score_dataset(dataset_dir: str | Path, vocab: Vocabulary, cfg: ScoreConfig | None = None, *,
                   cache_dir: str | Path | None = None, workers: int = 0,
-                  features: np.ndarray | None = None) -> Scores:
-    """Cross-fitted pair scores of ``dataset_dir`` under ``vocab`` (``features`` skips extraction)."""
+                  features: np.ndarray | None = None, engine: Engine | None = None) -> Scores:
+    """Cross-fitted pair scores of ``dataset_dir`` under ``vocab`` (``features`` skips extraction; ``engine``
+    extracts them block by block)."""
     cfg = cfg or ScoreConfig()
     start = time.perf_counter()
     index = SampleIndex.build(dataset_dir)
@@ -222,7 +257,7 @@ def score_dataset(dataset_dir: str | Path, vocab: Vocabulary, cfg: ScoreConfig |
                                                  f"{vocab.version}: is it the dataset's vocabulary?")
     backbone_info: dict[str, Any] = {"spec": "given features"}
     if features is None:
-        features, backbone_info = dataset_features(index, cfg, cache_dir, workers)
+        features, backbone_info = dataset_features(index, cfg, cache_dir, workers, engine)
     if len(features) != len(index):
         raise ValueError(f"{len(features)} feature rows for {len(index)} samples")
     folds = post_folds(index.post_keys, cfg.folds, cfg.seed)
