@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(s3://bucket/ds: streamed by byte ranges through a local cache, docs/storage.md)")
     p.add_argument("--vocab", type=Path, required=True, help="vocab.json (or its folder) from 'tagsight vocab build'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; an existing one is resumed)")
-    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "
-                   "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
+    p.add_argument("--objective", default=None, help="training method: hashtag (the default unless --config names "
+                   "one), swav or dino (self-supervised, ignore hashtags) or diffusion (the hashtag-conditioned image "
+                   "generator of 'tagsight generate'; docs/generation.md); the same as --set objective.name=NAME")
     p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/pretrain_cpu_small.yaml); "
                    "defaults are the PretrainConfig dataclasses")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -34,11 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tagsight.cli.methods  # noqa: F401  (every method registered before the config names one)
     from tagsight.train.config import PretrainConfig
     from tagsight.train.pretrain import pretrain
 
+    chosen = [f"objective.name={args.objective}"] if args.objective else []
     try:
-        cfg = PretrainConfig.from_yaml(args.config, [f"objective.name={args.objective}", *args.overrides])
+        cfg = PretrainConfig.from_yaml(args.config, [*chosen, *args.overrides])
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight pretrain: bad config: {exc}", file=sys.stderr)
         return 2
