@@ -55,12 +55,12 @@ class ObjectiveConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], prefix: str = "objective.") -> ObjectiveConfig:
-        """``{name, <settings>...}``, also in the nested form of earlier versions (see ``legacy_settings``)."""
+        """``{name, <settings>...}``, also in the nested form of earlier versions (see ``objective_settings``)."""
         if not isinstance(d, dict):
             raise ValueError(f"{prefix.rstrip('.')} must be a mapping, got {d!r}")
         name = d.get("name", DEFAULT_METHOD)
         config_class = method_of(name).config_class
-        settings = legacy_settings(name, {k: v for k, v in d.items() if k != "name"}, prefix)
+        settings = objective_settings(name, {k: v for k, v in d.items() if k != "name"}, prefix)
         return cls(name, _build(config_class, settings, prefix))
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,15 +84,15 @@ def _field_names(config_class: type) -> set[str]:
     return {f.name for f in dataclasses.fields(config_class)}
 
 
-def legacy_settings(name: str, given: dict[str, Any], prefix: str = "objective.") -> dict[str, Any]:
+def objective_settings(name: str, given: dict[str, Any], prefix: str = "objective.") -> dict[str, Any]:
     """Method ``name``'s settings from an objective mapping in the new or the earlier nested form.
 
     Keys that are settings of ``name`` are taken as they are; a section named after the method
-    (``swav: {...}`` for swav) is merged in; when both give a setting, the later key wins (``--set`` adds its
-    key after the file's, so an override in either form beats the file in either form). Sections and settings of *other* registered methods (every
-    saved config.yaml of earlier versions holds all of them) are accepted only when they equal that
-    method's defaults: anything else would be silently unused, so it is refused. Other keys are refused
-    naming the method's settings.
+    (``swav: {...}`` for swav) is merged in; when both give a setting, the later key wins (``--set`` adds
+    its key after the file's, so an override in either form beats the file in either form). Sections and
+    settings of *other* registered methods (every saved config.yaml of earlier versions holds all of them)
+    are accepted only when they equal that method's defaults: anything else would be silently unused, so
+    it is refused. Other keys are refused naming the method's settings.
     """
     own = _field_names(method_of(name).config_class)
     settings: dict[str, Any] = {}
