@@ -119,7 +119,7 @@ def training_steps(ctx: Context, compiled: bool) -> list[dict[str, Any]]:
 
 def _step_row(ctx: Context, name: str, compiled: bool) -> dict[str, Any]:
     from tagsight.models.backbone import create_backbone
-    from tagsight.objectives.hashtag import HashtagObjective
+    from tagsight.methods.hashtag import HashtagObjective
     from tagsight.train.optim import OptimConfig, build_optimizer
 
     s = ctx.sizes
@@ -214,6 +214,7 @@ def hashtag_overrides(ctx: Context, name: str, steps: int) -> list[str]:
 
 def _pretrain_row(ctx: Context, name: str, run: Path, overrides: list[str], config: Path | None = None,
                   objective: str = "hashtag") -> dict[str, Any]:
+    import tagsight.cli.methods  # noqa: F401  (every method registered, the generator's too, as the CLI does)
     from tagsight.train.config import PretrainConfig
     from tagsight.train.distributed import DistEnv
     from tagsight.train.pretrain import pretrain

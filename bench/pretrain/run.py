@@ -232,7 +232,7 @@ def build_objective(args: argparse.Namespace, num_labels: int) -> Any:
     import torch
 
     from tagsight.models.backbone import create_backbone
-    from tagsight.objectives.hashtag import HashtagObjective
+    from tagsight.methods.hashtag import HashtagObjective
 
     torch.manual_seed(0)
     return HashtagObjective(create_backbone(args.model, img_size=args.size), num_labels)

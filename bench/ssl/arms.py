@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tagsight.models.backbone import Backbone
-from tagsight.objectives.dino import DinoConfig, DinoObjective, DinoSchedule
-from tagsight.objectives.swav import SwavConfig, SwavObjective
+from tagsight.methods.dino import DinoConfig, DinoObjective, DinoSchedule
+from tagsight.methods.swav import SwavConfig, SwavObjective
 
 METHODS = ("swav", "dino")
 IMPLS = ("tagsight", "lightly")

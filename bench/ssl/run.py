@@ -55,7 +55,7 @@ from tagsight.eval.knn import knn_evaluate  # noqa: E402
 from tagsight.eval.linear import LinearProbeConfig, linear_probe  # noqa: E402
 from tagsight.models.backbone import Backbone  # noqa: E402
 from tagsight.models.pretrained import run_backbone  # noqa: E402
-from tagsight.objectives.dino import DinoSchedule  # noqa: E402
+from tagsight.methods.dino import DinoConfig, DinoSchedule  # noqa: E402
 from tagsight.train.config import PretrainConfig  # noqa: E402
 from tagsight.train.optim import Schedule, build_optimizer  # noqa: E402
 
@@ -173,10 +173,11 @@ def plan(cfg: PretrainConfig, spec: Spec) -> tuple[int, int, DinoSchedule]:
     """(steps, SwAV's frozen steps, DINO's schedule) for the preset at ``spec.steps``."""
     per_epoch = max(1, cfg.data.epoch_length // cfg.data.batch_size)
     steps = spec.steps or per_epoch * cfg.loop.epochs
-    freeze = round(cfg.objective.swav.freeze_prototypes_epochs * per_epoch)
-    d = cfg.objective.dino
-    return steps, freeze, DinoSchedule(steps, round(d.freeze_last_layer_epochs * per_epoch),
-                                       round(d.warmup_teacher_temp_epochs * per_epoch))
+    p = cfg.objective.params        # the preset's own method's settings (SwavConfig or DinoConfig)
+    if isinstance(p, DinoConfig):
+        return steps, 0, DinoSchedule(steps, round(p.freeze_last_layer_epochs * per_epoch),
+                                      round(p.warmup_teacher_temp_epochs * per_epoch))
+    return steps, round(p.freeze_prototypes_epochs * per_epoch), DinoSchedule(steps)
 
 
 def seeded_backbone(cfg: PretrainConfig, seed: int) -> Backbone:

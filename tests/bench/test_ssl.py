@@ -22,7 +22,7 @@ import run as bench  # noqa: E402
 from arms import LightlyDino, TagsightArm  # noqa: E402
 
 from tagsight.models.backbone import create_backbone  # noqa: E402
-from tagsight.objectives.dino import DinoConfig, DinoObjective, DinoSchedule  # noqa: E402
+from tagsight.methods.dino import DinoConfig, DinoObjective, DinoSchedule  # noqa: E402
 
 
 def _copy_lightly_into_tagsight(lightly: LightlyDino, ours: DinoObjective) -> None:

@@ -13,7 +13,7 @@ from tagsight.eval.backbones import load_backbone
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import create_backbone
 from tagsight.models.pretrained import efficientnet_lite0_model, load_by_position
-from tagsight.objectives.hashtag import HashtagObjective
+from tagsight.methods.hashtag import HashtagObjective
 from tagsight.train.checkpoint import save_checkpoint
 from tagsight.train.config import PretrainConfig
 

@@ -19,7 +19,7 @@ from tagsight.eval.stream import LabelledStream, LabelledStreamConfig, labelled_
 from tagsight.eval.transfer import TransferInputs
 from tagsight.fsio import ReasonError
 from tagsight.models.backbone import create_backbone
-from tagsight.objectives import OBJECTIVES
+from tagsight.methods.classify import ClassifyObjective
 from tagsight.train.checkpoint import latest_checkpoint
 from tagsight.train.distributed import DistEnv
 
@@ -33,7 +33,7 @@ def tiny_cfg(*extra: str) -> FinetuneConfig:
 
 
 def test_classify_objective_loss_accuracy_and_bad_labels():
-    obj = OBJECTIVES.create("classify", create_backbone("test_vit", img_size=32), 3)
+    obj = ClassifyObjective(create_backbone("test_vit", img_size=32), 3)
     batch = {"image": torch.randn(4, 3, 32, 32), "label": torch.tensor([0, 1, 2, 1])}
     out = obj(batch)
     assert set(out) == {"loss", "loss_ce", "accuracy"} and out["loss"].requires_grad

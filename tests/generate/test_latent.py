@@ -7,7 +7,7 @@ from tagsight.generate.config import DiffusionConfig
 from tagsight.generate.model import load_vae
 from tagsight.generate.objective import DiffusionObjective
 from tagsight.generate.sample import SampleSettings, sample
-from tagsight.generate.recipe import build_generator, generator_vae
+from tagsight.generate.method import build_generator, generator_vae
 from tagsight.train.config import PretrainConfig
 
 

@@ -71,7 +71,7 @@ def test_the_objective_checks_its_batch_and_drops_conditioning_at_the_configured
 
 def test_held_out_loss_is_identical_between_evaluations_of_the_same_weights(base_run, gen_data):
     from tagsight.data.index import SampleIndex
-    from tagsight.generate.recipe import token_stream
+    from tagsight.generate.method import token_stream
     from tagsight.generate.runs import load_generator
     from tagsight.tags.vocab import Vocabulary
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tagsight.eval.metrics import classification_metrics
+from tagsight.metrics import classification_metrics
 from tagsight.report import run as report_run
 from tagsight.report.run import REPORT_SECTIONS, run_report, write_run_report
 

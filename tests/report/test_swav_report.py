@@ -7,7 +7,7 @@ import pytest
 from tagsight.fsio import ReasonError
 from tagsight.report.html import Report
 from tagsight.report.swav import add_swav_sections, training_collapse
-from tagsight.objectives.swav import SwavConfig
+from tagsight.methods.swav import SwavConfig
 
 
 def fake_run(tmp_path, spreads, collapsed=None):

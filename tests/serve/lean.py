@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FITTING = ("tagsight.train", "tagsight.objectives", "tagsight.eval.features", "tagsight.eval.finetune",
+FITTING = ("tagsight.train", "tagsight.methods", "tagsight.eval.features", "tagsight.eval.finetune",
            "tagsight.eval.linear", "tagsight.eval.transfer", "tagsight.generate", "tagsight.curate",
            "tagsight.relevance")
 """Packages and modules the serve-time path must never import (training, fitting, generation, curation)."""

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+import tagsight.cli.methods  # noqa: F401  (every method registered, as the CLI does)
 from tagsight.train.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ The package is split in two. Serving (what ``tagsight serve`` and ``tagsight pre
 ``openset``, ``run``, ``bundle``, ``export_format``, ``predict``. Fitting (imported only by the
 commands that build a bundle's parts): ``calibration``, ``heads``, ``starter`` (fitting part),
 ``export``, ``thresholds``, ``verified``. The serving modules import no module of ``tagsight.train``,
-``tagsight.objectives`` or the feature-fitting parts of ``tagsight.eval`` (checked by
+``tagsight.methods`` or the feature-fitting parts of ``tagsight.eval`` (checked by
 ``tests/serve/test_lean_imports.py``).
 """
 

@@ -140,6 +140,7 @@ def starter(args: argparse.Namespace) -> dict:
 
 def calibrate(args: argparse.Namespace) -> dict:
     from tagsight.apps.bundle import init_bundle
+    import tagsight.cli.methods  # noqa: F401  (a run's config names its method)
     from tagsight.apps.calibration import calibrate_run, plot_concept_precision
 
     cfg = _config(args, method=args.method, verified=str(args.verified) if args.verified else None,

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=dataset_path, required=True,
                    help="run folder (created; an existing one is resumed), local or an fsspec URL (trained in a local "
                         "staging folder, published when the run ends: docs/storage.md)")
-    p.add_argument("--objective", default="hashtag", help="training objective: hashtag (default), swav or dino (self-supervised, ignore hashtags) or "
-                   "diffusion (the hashtag-conditioned image generator of 'tagsight generate'; docs/generation.md)")
+    p.add_argument("--objective", default=None, help="training method: hashtag (the default unless --config names "
+                   "one), swav or dino (self-supervised, ignore hashtags) or diffusion (the hashtag-conditioned image "
+                   "generator of 'tagsight generate'; docs/generation.md); the same as --set objective.name=NAME")
     add_config_options(p, "PretrainConfig", "loop.max_steps=100", "configs/pretrain_cpu_small.yaml")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     add_json_option(p)
@@ -35,11 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tagsight.cli.methods  # noqa: F401  (every method registered before the config names one)
     from tagsight.train.config import PretrainConfig
     from tagsight.train.pretrain import pretrain
 
+    chosen = [f"objective.name={args.objective}"] if args.objective else []
     try:
-        cfg = PretrainConfig.from_yaml(args.config, [f"objective.name={args.objective}", *args.overrides])
+        cfg = PretrainConfig.from_yaml(args.config, [*chosen, *args.overrides])
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight pretrain: bad config: {exc}", file=sys.stderr)
         return 2

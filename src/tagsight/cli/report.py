@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tagsight.cli.methods  # noqa: F401  (a run's config names its method)
     from tagsight.fsio import ReasonError
     from tagsight.report.run import write_run_report
 

@@ -29,7 +29,7 @@ from tagsight.eval.datasets import LabelledImages
 from tagsight.eval.stream import LabelledStream, LabelledStreamConfig, labelled_loader
 from tagsight.eval.transfer import TransferInputs, open_sets, result_record
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.objectives.base import OBJECTIVES
+from tagsight.methods.classify import ClassifyObjective
 from tagsight.progress import Progress
 from tagsight.config import YamlConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
@@ -105,8 +105,7 @@ def finetune(inputs: TransferInputs, run_dir: str | Path, cfg: FinetuneConfig, e
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         atomic_write_text(run_dir / "run.json", json.dumps(info, indent=1))
     torch.manual_seed(cfg.seed)
-    objective = OBJECTIVES.create("classify", backbone, len(sets["train"].classes),
-                                  label_smoothing=cfg.label_smoothing)
+    objective = ClassifyObjective(backbone, len(sets["train"].classes), label_smoothing=cfg.label_smoothing)
     d = cfg.data
     stream = LabelledStream(sets["train"], train_transform(backbone.data_config),
                             LabelledStreamConfig(d.batch_size, d.epoch_length, cfg.seed, "train"),

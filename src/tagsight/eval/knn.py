@@ -4,7 +4,7 @@ Features are L2-normalised, similarity is the cosine (a dot product), each query
 most similar training samples (ties in similarity go to the lower training index: a stable sort),
 each neighbour votes for its class with weight ``exp(sim / T)`` (T = 0.07), votes are summed per
 class, and the class scores are ranked for top-1 / top-5 (ties between classes go to the lower
-class index, as ``tagsight.eval.metrics.top_k_mask``). Queries are processed in chunks so memory
+class index, as ``tagsight.metrics.top_k_mask``). Queries are processed in chunks so memory
 stays ``chunk x N_train``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagsight.eval.metrics import top_k_mask
+from tagsight.metrics import top_k_mask
 
 log = logging.getLogger(__name__)
 

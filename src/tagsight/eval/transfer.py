@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from tagsight.eval.datasets import LabelledImages, open_labelled
 from tagsight.eval.decontaminate import Pool, find_matches, keep_subset, pool_from_lineage, pool_summary
-from tagsight.eval.metrics import classification_metrics
+from tagsight.metrics import classification_metrics
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.backbone import Backbone
 from tagsight.train.distributed import DistEnv

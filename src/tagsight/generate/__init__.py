@@ -2,12 +2,12 @@
 
 Modules and their layer (imports flow one way):
 
-* ``config`` — ``DiffusionConfig`` (a leaf: imports nothing from tagsight; ``train.config`` embeds it);
+* ``config`` — ``DiffusionConfig``, the ``diffusion`` method's settings (a leaf: imports nothing from tagsight);
 * ``conditioning`` — prompts and posts -> tokens through the dataset's ``Vocabulary`` (tags layer);
-* ``model``, ``objective`` — the diffusers UNet, the token encoder, the optional VAE, the DDPM loss (objectives layer);
+* ``model``, ``objective`` — the diffusers UNet, the token encoder, the optional VAE, the DDPM loss (an ``Objective``);
 * ``data`` — the training stream (images at the generator's resolution + tokens) (data layer);
-* ``recipe``, ``heldout``, ``tune`` — training through the shared ``Trainer`` (train layer); ``recipe`` registers
-  the ``diffusion`` objective of ``tagsight pretrain`` (loaded by name from ``train.pretrain.RECIPE_MODULES``);
+* ``method``, ``heldout``, ``tune`` — training through the shared ``Trainer``; ``method`` registers the
+  ``diffusion`` method of ``tagsight pretrain`` in ``tagsight.methods.METHODS`` (the CLI imports it);
 * ``runs``, ``sample``, ``forget`` — loading a run, sampling images, the forget kind (apps layer).
 
 Nothing here is imported by ``import tagsight``.

@@ -1,4 +1,4 @@
-"""``DiffusionConfig``: every setting of the generator, validated at construction (``objective.diffusion`` in YAML)."""
+"""``DiffusionConfig``: every setting of the generator, validated at construction (the ``diffusion`` method's settings)."""
 
 from __future__ import annotations
 

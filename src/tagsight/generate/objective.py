@@ -31,7 +31,7 @@ from tagsight.generate.conditioning import NULL, PAD
 from tagsight.generate.config import DiffusionConfig
 from tagsight.generate.model import TokenEncoder, WeightEMA, build_unet
 from tagsight.models.backbone import DataConfig
-from tagsight.objectives.base import OBJECTIVES, Objective
+from tagsight.methods.base import Objective
 
 
 def noise_scheduler(cfg: DiffusionConfig):
@@ -59,7 +59,6 @@ class Denoiser(nn.Module):
         return self.unet(x, t, encoder_hidden_states=context, encoder_attention_mask=mask).sample
 
 
-@OBJECTIVES.register("diffusion")
 class DiffusionObjective(Objective):
     """Train a ``Denoiser``; ``data_config`` is the training resolution with pixels mapped to [-1, 1]."""
 

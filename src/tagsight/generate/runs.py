@@ -1,7 +1,7 @@
 """Load a generator run (``tagsight pretrain --objective diffusion``) or a tuned one (``tagsight generate tune``).
 
-A generator folder holds ``config.yaml`` (the resolved ``PretrainConfig``; ``objective.diffusion``
-is the generator), ``run.json`` (lineage; ``kind`` is ``pretrain`` or ``tune``), ``tokens.json``
+A generator folder holds ``config.yaml`` (the resolved ``PretrainConfig``; ``objective`` holds the
+generator's settings), ``run.json`` (lineage; ``kind`` is ``pretrain`` or ``tune``), ``tokens.json``
 (the vocabulary used as the token table) and ``checkpoints/``. A tuned folder also holds
 ``tune.json`` (its evaluations and the early-stopping choice) and ``checkpoints/best``.
 """
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from tagsight.fsio import ReasonError
 from tagsight.generate.conditioning import TokenTable
 from tagsight.generate.objective import DiffusionObjective
-from tagsight.generate.recipe import TOKENS_FILE, build_generator, generator_vae
+from tagsight.generate.method import TOKENS_FILE, build_generator, generator_vae
 from tagsight.tags.vocab import Vocabulary
 from tagsight.train.checkpoint import latest_checkpoint
 from tagsight.train.config import PretrainConfig
@@ -74,5 +74,5 @@ def load_generator(run_dir: str | Path, checkpoint: str = "auto", device: str = 
     objective = build_generator(cfg, generator_vae(cfg), len(vocab))
     objective.load_state_dict(load_file(str(found / "model.safetensors")))
     state = json.loads((found / "state.json").read_text()) if (found / "state.json").is_file() else {}
-    table = TokenTable(vocab, cfg.objective.diffusion.max_tokens)
+    table = TokenTable(vocab, cfg.objective.params.max_tokens)
     return GeneratorRun(run_dir, cfg, table, objective.to(device).eval(), int(state.get("step", 0)), kind, found)

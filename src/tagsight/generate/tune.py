@@ -39,7 +39,7 @@ from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.generate.data import TokenStream, image_transform
 from tagsight.generate.heldout import heldout_loss
 from tagsight.generate.config import FORGET_KIND
-from tagsight.generate.recipe import TOKENS_FILE, build_generator, generator_vae
+from tagsight.generate.method import TOKENS_FILE, build_generator, generator_vae
 from tagsight.generate.runs import BEST, GeneratorRun, load_generator
 from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import read_artifact
@@ -109,8 +109,8 @@ class TuneConfig(YamlConfig):
 
 
 def _tuned_config(base: PretrainConfig, cfg: TuneConfig) -> PretrainConfig:
-    diffusion = dataclasses.replace(base.objective.diffusion, ema_decay=cfg.ema_decay)
-    return dataclasses.replace(base, objective=dataclasses.replace(base.objective, diffusion=diffusion), seed=cfg.seed)
+    diffusion = dataclasses.replace(base.objective.params, ema_decay=cfg.ema_decay)
+    return dataclasses.replace(base, objective=dataclasses.replace(base.objective, params=diffusion), seed=cfg.seed)
 
 
 def tune_lineage(base: GeneratorRun, curated: Path, cfg: TuneConfig, env: DistEnv) -> dict[str, Any]:

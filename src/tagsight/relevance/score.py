@@ -40,7 +40,7 @@ from torch import nn
 from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.engines import Engine
 from tagsight.eval.datasets import LabelledImages
-from tagsight.eval.metrics import per_label_average_precision
+from tagsight.metrics import per_label_average_precision
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.progress import Progress
 from tagsight.tags.vocab import Vocabulary

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from tagsight.eval.metrics import average_precision
+from tagsight.metrics import average_precision
 from tagsight.fsio import ReasonError
 
 log = logging.getLogger(__name__)

@@ -235,7 +235,7 @@ def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> 
 
     from tagsight.data.index import SampleIndex
     from tagsight.data.transforms import eval_transform
-    from tagsight.objectives.hashtag import HashtagObjective
+    from tagsight.methods.hashtag import HashtagObjective
     from tagsight.tags.vocab import Vocabulary
     from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint
     from tagsight.train.config import PretrainConfig

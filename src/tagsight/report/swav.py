@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tagsight.fsio import ReasonError
-from tagsight.objectives.swav import SwavConfig, collapse_verdict
+from tagsight.methods.swav import SwavConfig, collapse_verdict
 from tagsight.report.html import Report
 from tagsight.report.plots import new_figure
 
@@ -44,7 +44,10 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
 def _thresholds(run_dir: Path) -> SwavConfig:
     path = run_dir / "config.yaml"
     cfg = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    return SwavConfig(**cfg.get("objective", {}).get("swav", {}))
+    from tagsight.train.config import ObjectiveConfig   # reads the new and the earlier nested form alike
+
+    params: SwavConfig = ObjectiveConfig.from_dict({**(cfg.get("objective") or {}), "name": "swav"}).params
+    return params
 
 
 def training_collapse(rows: list[dict[str, Any]], cfg: SwavConfig) -> dict[str, Any] | None:

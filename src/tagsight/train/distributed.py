@@ -1,35 +1,23 @@
 """torchrun-native distribution: read RANK/LOCAL_RANK/WORLD_SIZE, gloo on CPU, NCCL on GPU, one code path.
 
-No module-level state: ``init_distributed`` returns a ``DistEnv`` that callers pass along.
+No module-level state: ``init_distributed`` returns a ``DistEnv`` that callers pass along. ``DistEnv`` and
+``all_gather_cat`` live in the core module ``tagsight.collectives`` (methods below the Trainer use them) and
+are re-exported here for the Trainer's callers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from tagsight.collectives import DistEnv, all_gather_cat
+
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class DistEnv:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-    device: str = "cpu"
-    group: bool = False    # a process group is joined (always under torchrun, even with one process)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+__all__ = ["DistEnv", "RankFilter", "all_gather_cat", "all_reduce_mean", "barrier", "init_distributed", "shutdown"]
 
 
 def init_distributed(device: str = "auto") -> DistEnv:
@@ -68,21 +56,6 @@ def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
     out = value.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / env.world_size
-
-
-def all_gather_cat(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
-    """Concatenate tensors from every rank along dim 0, in rank order; ranks may hold different lengths."""
-    if not env.distributed:
-        return value
-    size = torch.tensor([value.shape[0]], device=value.device)
-    sizes = [torch.zeros_like(size) for _ in range(env.world_size)]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros((longest, *value.shape[1:]), dtype=value.dtype, device=value.device)
-    padded[: value.shape[0]] = value
-    parts = [torch.empty_like(padded) for _ in range(env.world_size)]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
 
 class RankFilter(logging.Filter):

@@ -1,8 +1,9 @@
 """The training loop: any Objective, any stream, one process or many under torchrun, exact resume.
 
 The loop knows an objective only as a module whose forward returns ``{"loss": ..., **logs}``,
-and a stream only through ``set_position(epoch, batches_done)`` and its batches; an objective
-may define ``after_step()``, called after every optimiser step (the generator updates its EMA there). Every
+and a stream only through ``set_position(epoch, batches_done)`` and its batches; an ``Objective``
+(``tagsight.methods.base``) declares ``after_step()``, called after every optimiser step (DINO moves its
+teacher, the generator updates its EMA there; a plain module has no such hook). Every
 ``checkpoint_every`` optimiser steps it saves model, optimiser, RNG and data position; started
 again with the same run folder it continues from the latest checkpoint as if never stopped.
 """
@@ -20,6 +21,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from tagsight.methods.base import Objective
 from tagsight.progress import Progress
 from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tagsight.train.distributed import DistEnv, all_reduce_mean
@@ -222,9 +224,8 @@ class Trainer:
             self.batches_done += 1
         self.optimizer.step()
         self.step += 1
-        after_step = getattr(self.model, "after_step", None)
-        if after_step is not None:   # an objective's per-step bookkeeping (the generator's weight EMA)
-            after_step()
+        if isinstance(self.model, Objective):   # its per-step bookkeeping (DINO's teacher, the generator's EMA)
+            self.model.after_step()
         return {**totals, "lr": torch.tensor(lr)}
 
     def _log(self, logs: dict[str, torch.Tensor], meter: "_Meter", writer: MetricsWriter) -> dict[str, Any]:

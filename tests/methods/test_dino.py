@@ -10,8 +10,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from tagsight.models.backbone import create_backbone
-from tagsight.objectives import OBJECTIVES
-from tagsight.objectives.dino import (
+from tagsight.methods.dino import (
     DinoConfig,
     DinoObjective,
     DinoSchedule,
@@ -74,7 +73,7 @@ def tiny_objective(schedule: DinoSchedule | None = None, **kw) -> DinoObjective:
     torch.manual_seed(0)
     backbone = create_backbone("resnet18", img_size=32)
     cfg = DinoConfig(out_dim=32, hidden_dim=16, bottleneck_dim=8, **kw)
-    return OBJECTIVES.create("dino", backbone, cfg, 2, schedule or DinoSchedule(total_steps=10))
+    return DinoObjective(backbone, cfg, 2, schedule or DinoSchedule(total_steps=10))
 
 
 def batch(b=4, seed=0, local=2):

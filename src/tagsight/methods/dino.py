@@ -1,5 +1,9 @@
 """DINO (Caron et al. 2021): a student learns to match a momentum teacher's centred, sharpened outputs.
 
+The ``dino`` method, top to bottom: its settings (``DinoConfig``) and schedules, the loss and collapse
+diagnostics, the head, the objective (``DinoObjective``), and the method: SwAV's multi-crop stream and a
+held-out collapse check that runs the teacher.
+
 Batch keys as for SwAV (data/multicrop.py): ``"image"`` ``[B, n_global, 3, G, G]`` (at least 2 global
 crops) and optional ``"local"`` ``[B, n_local, 3, L, L]``. Every crop goes through the *student*
 (backbone, then the DINO head); only the global crops go through the *teacher*, a copy of the student
@@ -51,16 +55,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from tagsight.collectives import all_reduce
-from tagsight.models.backbone import Backbone
-from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
-from tagsight.objectives.swav import feature_spread
+from tagsight.collectives import DistEnv, all_gather_cat, all_reduce
+from tagsight.data.index import SampleIndex
+from tagsight.data.pipeline import make_loader
+from tagsight.data.views import ViewStream
+from tagsight.methods.base import Method, Objective, RunConfig, multicrop_views, register_method
+from tagsight.methods.swav import feature_spread, multicrop_stream
+from tagsight.models.backbone import Backbone, DataConfig
+from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DinoConfig:
+    """The ``dino`` method's settings: ``objective: {name: dino, out_dim: 65536, teacher_temp: 0.07, ...}``."""
+
     out_dim: int = 65536
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
@@ -195,7 +205,6 @@ def _weights_as_buffers(module: nn.Module) -> list[str]:
     return names
 
 
-@OBJECTIVES.register("dino")
 class DinoObjective(Objective):
     """Student (``student.backbone``, ``student.head``) and EMA teacher (``backbone``, ``teacher_head``)."""
 
@@ -283,3 +292,43 @@ class DinoObjective(Objective):
         """The collapse verdict of teacher outputs (``teacher_outputs`` of held-out images)."""
         return collapse_verdict(float(teacher_entropy(probs)), float(kl_to_centre(probs)), float(feature_spread(z)),
                                 self.cfg)
+
+
+@torch.no_grad()
+def heldout_collapse(objective: DinoObjective, stream: ViewStream, workers: int, env: DistEnv) -> dict[str, Any]:
+    """The teacher's collapse verdict on every held-out sample (centre crops), gathered from all ranks."""
+    objective.eval()
+    parts = [objective.teacher_outputs(b["image"].to(env.device)) for b in make_loader(stream, workers)]
+    probs, z = (all_gather_cat(torch.cat([p[i].cpu() for p in parts]), env) for i in (0, 1))
+    return {**objective.verdict(probs, z), "n_samples": int(z.shape[0])}
+
+
+@register_method
+class DinoMethod(Method[DinoConfig]):
+    """Self-supervised DINO on every post's photo (hashtags unused), with a held-out collapse check."""
+
+    name = "dino"
+    config_class = DinoConfig
+
+    def build(self, cfg: RunConfig, num_labels: int, batches_per_epoch: int) -> DinoObjective:
+        params = self.params(cfg)
+        backbone = self.backbone(cfg)
+        schedule = DinoSchedule.of(params, batches_per_epoch, cfg.loop.epochs, cfg.loop.accumulate)
+        return DinoObjective(backbone, params, cfg.data.multicrop.n_global, schedule)
+
+    def stream(self, index: SampleIndex, vocab: Vocabulary, cfg: RunConfig, data_config: DataConfig, split: str,
+               env: DistEnv) -> ViewStream:
+        return multicrop_stream(index, vocab, cfg, data_config, split, env)
+
+    def evaluate(self, trained: Objective, untrained: Objective, heldout: Any, cfg: RunConfig, env: DistEnv,
+                 vocab: Vocabulary) -> dict[str, Any]:
+        """Is the trained teacher collapsed on held-out images? (the untrained one for reference)."""
+        assert isinstance(trained, DinoObjective) and isinstance(untrained, DinoObjective)
+        result = {"collapse": heldout_collapse(trained, heldout, cfg.data.workers, env),
+                  "untrained": heldout_collapse(untrained, heldout, cfg.data.workers, env)}
+        c = result["collapse"]
+        if c["collapsed"]:
+            log.warning("DINO run COLLAPSED on held-out images: %s", c["reason"])
+        log.info("held-out teacher entropy %.3f, KL to the centre %.3f, feature spread %.3f", c["teacher_entropy"],
+                 c["kl_to_centre"], c["feature_std"])
+        return result

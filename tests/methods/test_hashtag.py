@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from tagsight.models import create_backbone
-from tagsight.objectives import OBJECTIVES, HashtagObjective
-from tagsight.objectives.hashtag import per_sample_loss, pos_in_top1, weighted_mean
+from tagsight.methods.hashtag import HashtagObjective
+from tagsight.methods.hashtag import per_sample_loss, pos_in_top1, weighted_mean
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_loss_matches_manual_computation_with_weights(backbone):
 
 
 def test_registry_creates_the_hashtag_objective(backbone):
-    obj = OBJECTIVES.create("hashtag", backbone, 5, loss="bce")
+    obj = HashtagObjective(backbone, 5, loss="bce")
     assert isinstance(obj, HashtagObjective) and obj.head.out_features == 5
     assert obj.backbone is backbone and obj.loss_kind == "bce"
 

@@ -10,8 +10,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from tagsight.models.backbone import create_backbone
-from tagsight.objectives import OBJECTIVES
-from tagsight.objectives.swav import (
+from tagsight.methods.swav import (
     SwavConfig,
     SwavObjective,
     assignment_entropy,
@@ -76,7 +75,7 @@ def tiny_objective(freeze=0, queue=0, **kw) -> SwavObjective:
     torch.manual_seed(0)
     backbone = create_backbone("resnet18", img_size=32)
     cfg = SwavConfig(prototypes=16, projection_dim=8, hidden_dim=16, queue_length=queue, **kw)
-    return OBJECTIVES.create("swav", backbone, cfg, 2, freeze)
+    return SwavObjective(backbone, cfg, 2, freeze)
 
 
 def batch(b=4, seed=0):

@@ -1,5 +1,9 @@
 """SwAV (Caron et al. 2020), the objective of SEER: swap the prototype assignments of views of one photo.
 
+The ``swav`` method, top to bottom: its settings (``SwavConfig``), Sinkhorn-Knopp and the swapped loss,
+the collapse diagnostics, the objective (``SwavObjective``), its multi-crop stream (``multicrop_stream``,
+shared with DINO) and its held-out collapse check.
+
 Batch keys: ``"image"`` float ``[B, n_global, 3, G, G]`` (at least 2 global crops) and optional
 ``"local"`` ``[B, n_local, 3, L, L]`` (data/multicrop.py). Each crop goes through the backbone and a
 projection head (Linear-BN-ReLU-Linear, or one Linear when ``hidden_dim`` is 0) to an L2-normalised
@@ -40,15 +44,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tagsight.collectives import all_gather, all_reduce, rank_world
-from tagsight.models.backbone import Backbone
-from tagsight.objectives.base import OBJECTIVES, Objective, multicrop_views
+from tagsight.collectives import DistEnv, all_gather, all_gather_cat, all_reduce, rank_world
+from tagsight.data.index import SampleIndex
+from tagsight.data.multicrop import multicrop_transform
+from tagsight.data.pipeline import make_loader
+from tagsight.data.transforms import eval_transform
+from tagsight.data.views import ViewStream
+from tagsight.methods.base import Method, Objective, RunConfig, multicrop_views, register_method, stream_config
+from tagsight.models.backbone import Backbone, DataConfig
+from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SwavConfig:
+    """The ``swav`` method's settings: ``objective: {name: swav, prototypes: 3000, epsilon: 0.05, ...}``."""
+
     prototypes: int = 3000
     projection_dim: int = 128
     hidden_dim: int = 2048            # 0: a single linear projection (no BatchNorm)
@@ -144,7 +156,6 @@ def projection_head(in_features: int, cfg: SwavConfig) -> nn.Module:
                          nn.Linear(cfg.hidden_dim, cfg.projection_dim))
 
 
-@OBJECTIVES.register("swav")
 class SwavObjective(Objective):
     """Backbone + projection head + prototypes, trained with swapped Sinkhorn assignments."""
 
@@ -227,3 +238,60 @@ class SwavObjective(Objective):
         """Prototype scores ``[B, K]`` and embeddings ``[B, D]`` of plain images (evaluation)."""
         z = self.embed(images)
         return z @ F.normalize(self.prototypes.weight.float(), dim=1).t(), z
+
+
+def multicrop_stream(index: SampleIndex, vocab: Vocabulary, cfg: RunConfig, data_config: DataConfig, split: str,
+                     env: DistEnv) -> ViewStream:
+    """Every post's photo of ``split`` (``data.select``): multi-crop views to train, one centre crop held out."""
+    transform = multicrop_transform(data_config, cfg.data.multicrop) if split == "train" else eval_transform(data_config)
+    return ViewStream(index, vocab, transform, stream_config(cfg, split), select=cfg.data.select,
+                      rank=env.rank, world_size=env.world_size)
+
+
+@torch.no_grad()
+def heldout_scores_embeddings(objective: SwavObjective, stream: ViewStream, workers: int,
+                              env: DistEnv) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prototype scores and embeddings of every held-out sample (centre crops), gathered from all ranks."""
+    objective.eval()
+    parts = [objective.scores_and_embeddings(b["image"].to(env.device)) for b in make_loader(stream, workers)]
+    scores, z = (torch.cat([p[i].cpu() for p in parts]) for i in (0, 1))
+    return all_gather_cat(scores, env), all_gather_cat(z, env)
+
+
+def collapse_diagnostics(objective: SwavObjective, stream: ViewStream, workers: int, env: DistEnv) -> dict[str, Any]:
+    scores, z = heldout_scores_embeddings(objective, stream, workers, env)
+    verdict = collapse_verdict(float(assignment_entropy(scores)), float(feature_spread(z)), objective.cfg)
+    return {**verdict, "n_samples": int(z.shape[0])}
+
+
+@register_method
+class SwavMethod(Method[SwavConfig]):
+    """Self-supervised SwAV on every post's photo (hashtags unused), with a held-out collapse check."""
+
+    name = "swav"
+    config_class = SwavConfig
+
+    def build(self, cfg: RunConfig, num_labels: int, batches_per_epoch: int) -> SwavObjective:
+        params = self.params(cfg)
+        backbone = self.backbone(cfg)
+        freeze = round(params.freeze_prototypes_epochs * batches_per_epoch)
+        return SwavObjective(backbone, params, cfg.data.multicrop.n_global, freeze)
+
+    def stream(self, index: SampleIndex, vocab: Vocabulary, cfg: RunConfig, data_config: DataConfig, split: str,
+               env: DistEnv) -> ViewStream:
+        return multicrop_stream(index, vocab, cfg, data_config, split, env)
+
+    def evaluate(self, trained: Objective, untrained: Objective, heldout: Any, cfg: RunConfig, env: DistEnv,
+                 vocab: Vocabulary) -> dict[str, Any]:
+        """Is the trained model collapsed on held-out images? (the untrained one for reference)."""
+        assert isinstance(trained, SwavObjective) and isinstance(untrained, SwavObjective)
+        result = {"collapse": collapse_diagnostics(trained, heldout, cfg.data.workers, env),
+                  "untrained": collapse_diagnostics(untrained, heldout, cfg.data.workers, env)}
+        c = result["collapse"]
+        if c["collapsed"]:
+            log.warning("SwAV run COLLAPSED on held-out images: %s", c["reason"])
+        else:
+            log.info("held-out assignment entropy %.3f, feature spread %.3f (untrained %.3f, %.3f): not collapsed",
+                     c["assignment_entropy"], c["feature_std"], result["untrained"]["assignment_entropy"],
+                     result["untrained"]["feature_std"])
+        return result

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tagsight.eval.metrics import (
+from tagsight.metrics import (
     average_precision,
     chance_map,
     hashtag_metrics,

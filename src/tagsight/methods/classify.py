@@ -1,5 +1,8 @@
 """Image classification (full fine-tuning): backbone + linear head, softmax cross-entropy on a class index.
 
+The objective only, not a registered ``Method``: fine-tuning (``tagsight.eval.finetune``) trains it on
+labelled image folders with its own config, stream and evaluation, not on a dataset's posts.
+
 Batch keys: ``"image"`` float ``[B, 3, H, W]``; ``"label"`` int64 ``[B]`` in ``[0, num_classes)``.
 ``forward`` returns ``{"loss", "loss_ce", "accuracy"}``: the mean cross-entropy (computed in float32
 even under autocast; optional label smoothing) and the batch's top-1 accuracy (detached).
@@ -12,10 +15,9 @@ import torch.nn.functional as F
 
 from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
-from tagsight.objectives.base import OBJECTIVES, Objective
+from tagsight.methods.base import Objective
 
 
-@OBJECTIVES.register("classify")
 class ClassifyObjective(Objective):
     """Predict one class per image; ``backbone`` and ``head`` are saved separately in checkpoints."""
 
