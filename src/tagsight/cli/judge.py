@@ -1,4 +1,5 @@
-"""``tagsight judge aesthetic|pairs|serve|stats|report``: measure quality-tuning on samples before and after."""
+"""``tagsight judge aesthetic|pairs|serve|stats|report|adherence``: measure a generator's samples (before and after
+quality-tuning)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("study", type=Path, help="a study folder with votes")
     r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
     r.set_defaults(func=_guarded("report", run_report))
+    _adherence_parser(verbs)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _adherence_parser(verbs: argparse._SubParsersAction) -> None:
+    ad = verbs.add_parser("adherence", help="does the generator draw the prompted concept? (and its distance to "
+                                            "real photos)",
+                          description="The packaged ImageNet EfficientNet-Lite0, which did not train the generator, "
+                                      "names the most probable of the prompted concepts in every sample (a prompt "
+                                      "names one vocabulary label; a concept sums the ImageNet classes it subsumes "
+                                      "in WordNet). Per sample folder (e.g. before and after quality-tuning) and "
+                                      "prompt: accuracy with a Wilson 95%% interval against chance (1 / concepts) "
+                                      "and against the same classifier on real photos of the concepts downsampled "
+                                      "to the samples' resolution; and the Frechet distance to those photos on the "
+                                      "classifier's pooled features, with a bootstrap interval and a real-vs-real "
+                                      "floor. Writes STUDY/adherence.json ('tagsight judge report' draws it).")
+    ad.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES_DIR",
+                    help="folders written by 'tagsight generate --out DIR', one prompt per concept")
+    ad.add_argument("--real", type=Path, metavar="REAL_DIR",
+                    help="class folders of real photos named by WordNet id or synset name "
+                         "(e.g. ../shared/data/imagenette-160/val); without it only accuracy and chance")
+    ad.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study folder to write")
+    ad.add_argument("--real-per-concept", type=int, default=100, help="real photos per concept, 0 = all (default 100)")
+    ad.add_argument("--no-frechet", action="store_true", help="skip the Frechet distance")
+    ad.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the distance (default 200)")
+    ad.add_argument("--seed", type=int, default=0, help="seed of the real-photo draw and the bootstrap")
+    ad.set_defaults(func=_guarded("adherence", run_adherence))
 
 
 def _dirs(p: argparse.ArgumentParser) -> None:
@@ -83,6 +110,21 @@ def run_aesthetic(args: argparse.Namespace) -> int:
     print(json.dumps({k: result[k] for k in ("scorer", "pairs", "prompts", "aesthetic")}, indent=1))
     print(json.dumps({m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
                       for m, v in result["measures"].items()}, indent=1))
+    return 0
+
+
+def run_adherence(args: argparse.Namespace) -> int:
+    from tagsight.curate.judge.adherence import AdherenceConfig, adherence_study
+
+    cfg = AdherenceConfig(args.real_per_concept, not args.no_frechet, args.resamples, seed=args.seed)
+    result = adherence_study(args.samples, args.real, args.out, cfg)
+    real = result["real"]
+    rows = [{"set": s["name"], "accuracy": s["accuracy"], "ci95": s["ci95"], "chance": result["chance"],
+             "real_accuracy": real["accuracy"] if real else None,
+             "prompts_above_chance": s["prompts_above_chance"], "prompts_half_of_real": s["prompts_half_of_real"],
+             "frechet": s.get("frechet")} for s in result["sets"]]
+    print(json.dumps({"concepts": len(result["concepts"]), "sets": rows,
+                      "real_floor": (result["frechet"] or {}).get("real_floor")}, indent=1))
     return 0
 
 
