@@ -1,4 +1,4 @@
-"""``tagsight judge aesthetic|pairs|serve|stats|report|adherence``: measure a generator's samples (before and after
+"""``tagsight judge aesthetic|pairs|serve|merge|stats|report|adherence``: measure a generator's samples (before and after
 quality-tuning)."""
 
 from __future__ import annotations
@@ -53,6 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
     r.set_defaults(func=_guarded("report", run_report))
     _adherence_parser(verbs)
+    m = verbs.add_parser("merge", help="merge the votes of copies of a study rated elsewhere",
+                         description="Append to STUDY/votes.parquet the votes of copies of the same study (folders "
+                                     "whose pairs.json is identical, rated on other machines with their own "
+                                     "?rater=NAME) or of their votes.parquet files; rows already present are not "
+                                     "added twice. Then 'tagsight judge stats STUDY' reports every rater, the pooled "
+                                     "win rate and the raters' agreement.")
+    m.add_argument("study", type=Path, help="the study folder that collects the votes")
+    m.add_argument("sources", type=Path, nargs="+", metavar="COPY", help="study copies or votes.parquet files")
+    m.set_defaults(func=_guarded("merge", run_merge))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -125,6 +134,15 @@ def run_adherence(args: argparse.Namespace) -> int:
              "frechet": s.get("frechet")} for s in result["sets"]]
     print(json.dumps({"concepts": len(result["concepts"]), "sets": rows,
                       "real_floor": (result["frechet"] or {}).get("real_floor")}, indent=1))
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from tagsight.curate.judge.pairs import PairStudy
+    from tagsight.curate.judge.votes import merge_votes
+
+    PairStudy.load(args.study)
+    print(json.dumps(merge_votes(args.study, args.sources), indent=1))
     return 0
 
 

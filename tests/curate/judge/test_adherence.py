@@ -177,3 +177,11 @@ def test_cli_refuses_with_a_reason_and_measures_without_real_photos(tmp_path, ca
     assert printed["concepts"] == 2 and printed["sets"][0]["real_accuracy"] is None
     saved = json.loads((tmp_path / "o" / "adherence.json").read_text())
     assert saved["real"] is None and saved["frechet"] is None and saved["sets"][0]["images"] == 2
+
+
+def test_the_judge_report_draws_adherence_and_distance(study, capsys):
+    _, out = study
+    assert main(["judge", "report", str(out), "--out", str(out / "r.html")]) == 0
+    html = (out / "r.html").read_text()
+    assert "does the generator draw the prompted concept" in html and "Fréchet distance to real photos" in html
+    assert html.count("<img") >= 2 and "#golfball" in html and "real photos (floor)" in html
