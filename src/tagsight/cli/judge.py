@@ -53,6 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
     r.set_defaults(func=_guarded("report", run_report))
     _adherence_parser(verbs)
+    c = verbs.add_parser("conditioning", help="how much a generator uses its prompt (held-out loss, own vs null "
+                                              "tokens)",
+                         description="The held-out denoising loss of RUN's EMA weights on DATASET's held-out posts "
+                                     "with each post's own tokens and with the null token (same fixed noise and "
+                                     "timesteps), per timestep band: gain = null - own. Near 0: the prompt barely "
+                                     "changes what the model predicts, so every prompt gives nearly the same "
+                                     "picture at a seed.")
+    c.add_argument("run", type=Path, help="a generator run or tuned folder")
+    c.add_argument("dataset", type=Path, help="a dataset (its held-out split is measured)")
+    c.add_argument("--checkpoint", default="auto", help="auto (default), latest, best or step-N")
+    c.add_argument("--repeats", type=int, default=4, help="timestep bands, one draw each per post (default 4)")
+    c.add_argument("--max-samples", type=int, default=None, help="measure only the first N held-out posts")
+    c.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    c.set_defaults(func=_guarded("conditioning", run_conditioning))
     m = verbs.add_parser("merge", help="merge the votes of copies of a study rated elsewhere",
                          description="Append to STUDY/votes.parquet the votes of copies of the same study (folders "
                                      "whose pairs.json is identical, rated on other machines with their own "
@@ -134,6 +148,18 @@ def run_adherence(args: argparse.Namespace) -> int:
              "frechet": s.get("frechet")} for s in result["sets"]]
     print(json.dumps({"concepts": len(result["concepts"]), "sets": rows,
                       "real_floor": (result["frechet"] or {}).get("real_floor")}, indent=1))
+    return 0
+
+
+def run_conditioning(args: argparse.Namespace) -> int:
+    from tagsight.fsio import atomic_write_text
+    from tagsight.generate.measure import measure_conditioning
+
+    result = measure_conditioning(args.run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        atomic_write_text(args.out, text)
+    print(text)
     return 0
 
 
