@@ -83,7 +83,8 @@ class Lite0Judge:
     def __init__(self, batch_size: int = 64) -> None:
         from tagsight.models.pretrained import efficientnet_lite0_model
 
-        self.model, self.batch_size = efficientnet_lite0_model(num_classes=1000), batch_size
+        self.model: Any = efficientnet_lite0_model(num_classes=1000)      # timm's EfficientNet (forward_head, ...)
+        self.batch_size = batch_size
 
     @staticmethod
     def tensor(images: list[Image.Image]) -> torch.Tensor:
