@@ -90,8 +90,10 @@ class Spec:
             raise ValueError("steps and eval_limit must be >= 0, probe_epochs >= 1, workers >= 0")
 
     def config(self, method: str) -> PretrainConfig:
+        """The method's preset with the overrides that apply to it (``objective.<other method>.*`` ones skipped)."""
         preset = Path(self.presets[method])
-        return PretrainConfig.from_yaml(preset if preset.is_absolute() else REPO / preset, list(self.overrides))
+        mine = [o for o in self.overrides if not _for_other_method(o, method)]
+        return PretrainConfig.from_yaml(preset if preset.is_absolute() else REPO / preset, mine)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -208,6 +210,12 @@ def train(arm: torch.nn.Module, batches: Iterator[dict], cfg: PretrainConfig, st
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
+def _for_other_method(override: str, method: str) -> bool:
+    """True for ``objective.<m>.key=value`` with ``m`` another compared method (one --set serves both presets)."""
+    parts = override.split("=", 1)[0].strip().split(".")
+    return len(parts) > 2 and parts[0] == "objective" and parts[1] in METHODS and parts[1] != method
+
+
 def eval_sets(spec: Spec) -> tuple[LabelledImages, LabelledImages]:
     fit, val = FolderImages(spec.eval_train or spec.train), FolderImages(spec.val)
     if spec.eval_limit and spec.eval_limit < len(fit):
@@ -319,7 +327,8 @@ def parse(argv: list[str] | None = None) -> tuple[Spec, Path]:
     p.add_argument("--steps", type=int, default=0, help="optimiser steps per run (0: the preset's)")
     p.add_argument("--crops", default="tagsight", choices=IMPLS)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of both presets, e.g. --set model.img_size=32")
+                   help="override a field of both presets, e.g. --set model.img_size=32; objective.swav.* and "
+                        "objective.dino.* reach only that method's preset")
     p.add_argument("--eval-limit", type=int, default=0)
     p.add_argument("--probe-epochs", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
