@@ -58,6 +58,7 @@ def test_ray_gives_the_same_table_from_the_cli(dataset, tmp_path, capsys):
     alone = outcome(dataset)
     config = tmp_path / "chain.yaml"
     config.write_text(json.dumps(CHAIN.to_dict()))
-    assert main(["curate", "filter", str(dataset), "--config", str(config), "--engine", "ray", "--workers", "2"]) == 0
+    assert main(["curate", "filter", str(dataset), "--config", str(config), "--engine", "ray", "--workers", "2",
+                 "--json"]) == 0
     assert outcome(dataset) == alone
     assert '"samples": 12' in capsys.readouterr().out

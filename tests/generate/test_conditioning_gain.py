@@ -16,14 +16,15 @@ from tagsight.train.distributed import DistEnv
 def test_cli_reports_both_losses_per_band(base_run, gen_data, tmp_path, capsys):
     dataset, _ = gen_data
     out = tmp_path / "cond.json"
-    assert main(["judge", "conditioning", str(base_run), str(dataset), "--repeats", "2", "--out", str(out)]) == 0
+    assert main(["judge", "conditioning", str(base_run), str(dataset), "--repeats", "2", "--out", str(out),
+                 "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r == json.loads(out.read_text()) and r["repeats"] == 2 and len(r["bands"]) == 2
     assert r["n_samples"] > 0 and r["bands"][0]["timesteps"] == [0, 50] and r["bands"][1]["timesteps"] == [50, 100]
     for b in r["bands"]:
         assert b["loss_own"] > 0 and b["loss_null"] > 0 and b["gain"] == pytest.approx(b["loss_null"] - b["loss_own"])
     assert r["gain"] == pytest.approx(r["loss_null"] - r["loss_own"]) and r["kind"] == "pretrain"
-    assert main(["judge", "conditioning", str(base_run), str(dataset), "--max-samples", "3"]) == 0
+    assert main(["judge", "conditioning", str(base_run), str(dataset), "--max-samples", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_samples"] == 3
 
 

@@ -10,7 +10,7 @@ from tagsight.data.transforms import eval_transform
 from tagsight.fsio import ReasonError
 from tagsight.schema import catalog
 from tagsight.privacy.tombstones import Tombstone, add_tombstones, load_tombstones
-from tagsight.relevance.filter import FilterConfig, decide, filter_dataset
+from tagsight.relevance.filter import FilterConfig, decide, filter_dataset, post_label_scores
 from tagsight.relevance.score import ScoreConfig, load_pairs, save_scores, score_dataset
 from tagsight.tags.config import VocabConfig
 from tagsight.tags.vocab import build_vocab
@@ -73,7 +73,11 @@ def test_same_inputs_give_the_same_version(scores_dir, tmp_path):
 
 
 def test_posts_losing_every_label_are_dropped_with_a_reason_unless_kept(scores_dir, colour_dataset, tmp_path):
-    manifest = filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", 0.999))
+    with pytest.raises(ReasonError) as err:     # every post would go: an empty dataset is refused, with the counts
+        filter_dataset(scores_dir, tmp_path / "none", FilterConfig("pairs", 0.999))
+    assert err.value.reason == "empty_result" and "all_labels_dropped" in str(err.value)
+    best = [max(score for score, _ in labels.values()) for labels in post_label_scores(load_pairs(scores_dir)).values()]
+    manifest = filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", float(np.median(best))))
     c = manifest["counts"]
     reconciles(c)
     assert c["post_reasons"]["all_labels_dropped"] == c["posts_dropped"] > 0
