@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
-                                  format_fields, given, resolve_config)
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args,
+                                  dataset_input, emit, fail, format_fields, given, resolve_config)
 from tagsight.cli.engine import add_engine_options, engine_config
+from tagsight.storage import dataset_path, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_aesthetic(verbs)
     _register_review(verbs)
     rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
-    rep.add_argument("dataset", type=Path, help="a dataset folder scored by 'tagsight curate filter'")
+    rep.add_argument("dataset", type=dataset_input, help="a dataset folder scored by 'tagsight curate filter' "
+                     "(or its fsspec URL)")
     rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
     rep.set_defaults(func=run_report)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -32,7 +34,8 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
                     "exposure, contrast, colourfulness, blur, near-duplicates, moderation, text-heavy, aesthetic) "
                     "and write DATASET/catalog/curation.parquet (status, stage, reason, every metric) and "
                     "curation.json (config and counts: samples = passed + rejected by reason).")
-    f.add_argument("dataset", type=Path, help="a dataset folder (made by 'tagsight ingest')")
+    f.add_argument("dataset", type=dataset_path, help="a dataset folder (made by 'tagsight ingest'), or its fsspec URL "
+                   "(scored in a local copy, published back manifest last)")
     add_config_options(f, "CurateConfig (the filter chain; default: every filter with its default thresholds)",
                        "keep_top=200", "configs/curate_default.yaml")
     f.add_argument("--score-all", action="store_true", default=None, help="score every sample with every filter "
@@ -52,8 +55,9 @@ def _register_export(verbs: argparse._SubParsersAction) -> None:
         description="Keep the samples that passed STAGE (filter: the automatic filters; generalist: also kept in "
                     "the fast review; specialist: also rated at least --min-rating) and write them to OUT as a new "
                     "dataset version whose manifest names DATASET as its parent.")
-    e.add_argument("dataset", type=Path, help="a curated dataset folder")
-    e.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    e.add_argument("dataset", type=dataset_input, help="a curated dataset folder (or its fsspec URL)")
+    e.add_argument("--out", type=dataset_path, required=True, help="new dataset folder, or an fsspec URL (published "
+                   "manifest last)")
     e.add_argument("--stage", choices=("filter", "generalist", "specialist"), default=None,
                    help="export what passed the automatic filters (default), the generalist review or the specialist "
                         "ratings")
@@ -71,7 +75,7 @@ def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
         "aesthetic-train", help="fit the aesthetic head on the specialists' ratings",
         description="Fit a ridge head on frozen BACKBONE embeddings to predict each rated photo's mean specialist "
                     "rating (catalog/reviews.parquet); use it with the aesthetic filter's 'head' setting.")
-    a.add_argument("dataset", type=Path, help="a dataset folder with specialist ratings")
+    a.add_argument("dataset", type=dataset_input, help="a dataset folder with specialist ratings (or its fsspec URL)")
     a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
     a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
@@ -128,7 +132,8 @@ def run_filter(args: argparse.Namespace) -> int:
         cfg = resolve_config(CurateConfig.from_yaml, args, given(score_all=args.score_all, keep_top=args.keep_top))
         workers = args.workers if args.workers is not None else (1 if args.engine == "local" else 0)
         with create_engine(engine_config(args, workers)) as engine:
-            info = run_filters(args.dataset, cfg, engine=engine)
+            with output_folder(args.dataset, marker="manifest.json") as dataset:
+                info = run_filters(dataset, cfg, engine=engine)
     except (OSError, ValueError, KeyError, TypeError, ImportError, EngineError) as exc:
         return fail("curate filter", exc)
     counts = {k: info[k] for k in ("samples", "passed", "rejected", "skipped", "seconds")}
@@ -154,7 +159,8 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(ExportConfig, args, given(stage=args.stage, min_keep_votes=args.min_keep_votes,
                                                          min_rating=args.min_rating, top=args.top))
-        summary = export_curated(args.dataset, args.out, cfg)
+        with output_folder(args.out, marker="manifest.json") as out:
+            summary = export_curated(args.dataset, out, cfg)
     except (OSError, ValueError) as exc:
         return fail("curate export", exc)
     result = summary.to_dict()

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import add_config_options, add_json_option, emit
+from tagsight.cli.options import add_config_options, add_json_option, dataset_input, emit
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm name (random init, seeded), "
@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dc = verbs.add_parser("decontaminate", help="only count (and list) the eval images found in a pretraining pool",
                           description="Hash every train and val image as ingest does and report how many are exact "
                                       "or near duplicates of the pool's media; no model is run.")
-    dc.add_argument("--pool", type=Path, required=True, help="pretraining dataset made by 'tagsight ingest'")
+    dc.add_argument("--pool", type=dataset_input, required=True,
+                    help="pretraining dataset made by 'tagsight ingest' (a folder or an fsspec URL)")
     dc.add_argument("--train", type=Path, required=True, help="labelled train images (class folders or dataset)")
     dc.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
     dc.add_argument("--workers", type=int, default=2, help="hashing processes")
@@ -77,7 +78,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=None,
                    help="remove eval images found in the pretraining pool (exact SHA-256 or near pHash match); "
                         "default: on when the backbone is a tagsight run (its lineage names the pool) or --pool is given")
-    p.add_argument("--pool", type=Path, default=None, help="pretraining dataset (made by 'tagsight ingest') to "
+    p.add_argument("--pool", type=dataset_input, default=None, help="pretraining dataset (made by 'tagsight ingest', a folder or an fsspec URL) to "
                                                            "decontaminate against, for any backbone")
     p.add_argument("--dataset-id", default=None,
                    help="name of the eval dataset in saved results (default: from --train, e.g. imagenette-160)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.cli.eval import BACKBONE_HELP
-from tagsight.cli.options import add_json_option, emit, fail, format_fields
+from tagsight.cli.options import add_json_option, dataset_input, emit, fail, format_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "are left out at build time and filtered at query time.")
     verbs = p.add_subparsers(dest="index_verb", metavar="ACTION", required=True)
     b = verbs.add_parser("build", help="embed every sample of a dataset into a nearest-neighbour index")
-    b.add_argument("dataset", type=Path, help="an ingested dataset folder")
+    b.add_argument("dataset", type=dataset_input, help="an ingested dataset folder (or its fsspec URL)")
     b.add_argument("--backbone", required=True, help=BACKBONE_HELP + "; or a bundle folder")
     b.add_argument("--out", type=Path, required=True, help="index folder (e.g. BUNDLE/index)")
     b.add_argument("--batch-size", type=int, default=64, help="photos embedded per batch (default 64)")

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "WebDataset private; a private or protected account's posts stay non-public whatever is given)")
     p.add_argument("--dry-run", action="store_true", help="write nothing: report the format and era detected, "
                    "posts and media found, the visibility mix and what the consent policy would refuse and why")
-    p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name "
+    p.add_argument("--class-as-hashtag", action="store_true", help="folder sources: the class folder name (a WordNet noun id such as n01440764, the ImageNet layout, as its noun: #tench) "
                    "becomes a hashtag (default: it is only recorded as the post's label)")
     web = p.add_argument_group("remote media (http/https URLs; see docs/ingest.md, 'URL sources and fetching')")
     web.add_argument("--fetch", action="store_true", help="fetch http(s) media (robots.txt, X-Robots-Tag and TDM-Rep "

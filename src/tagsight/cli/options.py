@@ -182,3 +182,15 @@ def _text(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {_text(v)}" for k, v in value.items()) if value else "none"
     return str(value)
+
+
+def dataset_input(text: str) -> Path:
+    """argparse type of a dataset a verb reads: a local folder as it is, or an fsspec URL mirrored into the local
+    cache (``tagsight.storage.local_folder``; lineage records name the URL)."""
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import dataset_path, local_folder
+
+    try:
+        return local_folder(dataset_path(text), marker="manifest.json")
+    except (ReasonError, FileNotFoundError) as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc}") from None

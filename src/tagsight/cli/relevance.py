@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, given, resolve_config
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, dataset_input, emit, given,
+                                  resolve_config)
 from tagsight.cli.engine import add_engine_options, engine_config
+from tagsight.storage import dataset_path, output_folder
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _register_score(verbs: argparse._SubParsersAction) -> None:
     s = verbs.add_parser("score", help="cross-fitted pair scores and label visualness of a dataset")
-    s.add_argument("dataset", type=Path, help="a dataset folder (made by 'tagsight ingest')")
+    s.add_argument("dataset", type=dataset_input, help="a dataset folder (made by 'tagsight ingest'), or its fsspec URL")
     s.add_argument("--vocab", type=Path, required=True, help="its vocabulary (vocab.json or its folder)")
     s.add_argument("--out", type=Path, required=True, help="scores folder to write (pairs.parquet, labels.json, "
                    "scores.json)")
@@ -59,8 +61,10 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.add_argument("--threshold", type=float, default=None, help="score or visualness threshold in [0, 1]")
     f.add_argument("--min-weight", type=float, default=0.01, help="--select weights: smallest weight (default 0.01)")
     f.add_argument("--keep-empty", action="store_true", help="keep posts whose labelled hashtags were all dropped")
-    f.add_argument("--dataset", type=Path, default=None, help="the scored dataset (default: as recorded in scores)")
-    f.add_argument("--out", type=Path, required=True, help="folder for the NEW dataset version (new or empty)")
+    f.add_argument("--dataset", type=dataset_input, default=None,
+                   help="the scored dataset, a folder or an fsspec URL (default: as recorded in scores)")
+    f.add_argument("--out", type=dataset_path, required=True,
+                   help="folder for the NEW dataset version (new or empty), or an fsspec URL (published manifest last)")
     add_json_option(f)
     f.set_defaults(func=run_filter)
 
@@ -129,7 +133,8 @@ def run_filter(args: argparse.Namespace) -> int:
         if args.select is None:
             raise ReasonError("missing_select", "give --select pairs|labels|weights")
         cfg = FilterConfig(args.select, args.threshold, args.min_weight, args.keep_empty)
-        manifest = filter_dataset(args.scores, args.out, cfg, args.dataset)
+        with output_folder(args.out, marker="manifest.json") as out:
+            manifest = filter_dataset(args.scores, out, cfg, args.dataset)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("filter", exc)
     emit(args, manifest, lambda: format_counts(manifest))

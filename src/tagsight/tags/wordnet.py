@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,23 @@ def load_wordnet() -> Any:   # nltk's WordNetCorpusReader (nltk has no type info
             "'apt-get install -y wordnet-base wordnet-sense-index')"
         ) from None
     return wn
+
+
+WNID = re.compile(r"^n\d{8}$")
+
+
+@functools.lru_cache(maxsize=4096)
+def wnid_hashtag(name: str) -> str | None:
+    """The hashtag a WordNet noun id names (``n01440764`` -> ``tench``, ``n03394916`` -> ``frenchhorn``: the
+    synset's first lemma, underscores dropped as a hashtag writes it); None for another name or an unknown id."""
+    if not WNID.match(name):
+        return None
+    try:
+        synset = load_wordnet().synset_from_pos_and_offset("n", int(name[1:]))
+    except (WordNetMissing, ValueError, LookupError) as exc:  # nltk's WordNetError is a ValueError
+        log.warning("class folder %s: no WordNet synset (%s); the folder name is kept as the hashtag", name, exc)
+        return None
+    if synset is None:
+        log.warning("class folder %s names no WordNet noun; the folder name is kept as the hashtag", name)
+        return None
+    return str(synset.lemmas()[0].name()).replace("_", "").replace("-", "").lower()

@@ -26,6 +26,21 @@ def test_class_as_hashtag_adds_the_folder_name_as_a_hashtag(class_folders):
     assert items[0].extra["label"] == "cat" and items[0].author_id == "me" and items[0].visibility == "followers"
 
 
+def test_a_wordnet_id_class_folder_becomes_its_noun_as_a_hashtag(tmp_path, make):
+    pytest.importorskip("nltk")
+    from tagsight.tags.wordnet import WordNetMissing, load_wordnet
+
+    try:
+        load_wordnet()
+    except WordNetMissing as exc:
+        pytest.skip(f"WordNet is not installed: {exc}")
+    for folder in ("n01440764", "n03394916", "n99999999", "cats"):   # ImageNet ids, an unknown id, a plain name
+        make.image(tmp_path / folder / "a.png")
+    items = list(FolderSource(tmp_path, class_as_hashtag=True))
+    assert {p.extra["label"]: p.hashtags for p in items} == {
+        "n01440764": ("tench",), "n03394916": ("frenchhorn",), "n99999999": ("n99999999",), "cats": ("cats",)}
+
+
 def test_created_at_is_the_file_mtime_without_a_sidecar(tmp_path, make):
     path = make.image(tmp_path / "a.png")
     os.utime(path, (1_700_000_000, 1_700_000_000))

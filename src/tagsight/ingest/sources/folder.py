@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from tagsight.ingest.sources.base import SOURCES, Item, Rejected, Source, SourceError, check_visibility
 from tagsight.ingest.sources.jsonl import record_to_item
 from tagsight.schema.text import parse_hashtags
+from tagsight.tags.wordnet import wnid_hashtag
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class FolderSource(Source):
       (``"public"``: a folder the user points at is taken to be theirs to publish; pass another
       visibility when it is not), ``created_at`` = the file's modification time.
     * Images in a subfolder carry the folder's name in ``extra["label"]`` (``root/<class>/x.jpg``);
-      it also becomes a hashtag only when ``class_as_hashtag`` is true.
+      it also becomes a hashtag only when ``class_as_hashtag`` is true (a WordNet noun id such as
+      ``n01440764``, the ImageNet folder layout, becomes its noun: ``#tench``).
     * Not silently dropped: a non-image file that is no sidecar gives Rejected ``unsupported_file``;
       a symlinked folder (never followed) gives ``symlinked_folder``; a bad sidecar gives
       ``malformed_sidecar`` / ``unreadable_sidecar`` for its image, and a sidecar that resolves
@@ -203,8 +205,8 @@ class FolderSource(Source):
                             post_id=post_id, author_id=self.author)
         record["media"] = [{"path": entry.rel, "alt_text": record.get("alt_text")}]
         label = entry.rel.rsplit("/", 2)[-2] if "/" in entry.rel else None
-        if label and self.class_as_hashtag:
-            _add_hashtag(record, label)
+        if label and self.class_as_hashtag:   # a WordNet id folder (ImageNet layout) gives its noun: #tench
+            _add_hashtag(record, wnid_hashtag(label) or label)
         return record_to_item(record, entry.rel, self.name, {"label": label} if label else None)
 
 
