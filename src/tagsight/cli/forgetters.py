@@ -11,6 +11,7 @@ from __future__ import annotations
 import tagsight.apps.forget_index  # noqa: F401  (the similar-image index)
 import tagsight.curate.forget  # noqa: F401  (curated sets and review queues)
 import tagsight.eval.forget_features  # noqa: F401  (cached features)
+import tagsight.eval.forget_reports  # noqa: F401  (decontamination reports naming pool posts)
 import tagsight.generate.forget  # noqa: F401  (generator checkpoints)
 import tagsight.ingest.forget  # noqa: F401  (datasets: tombstones, shards, catalog)
 import tagsight.privacy.forget_derived  # noqa: F401  (models and artifacts made from the posts)
