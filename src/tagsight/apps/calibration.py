@@ -91,7 +91,7 @@ class CalibrationConfig:
     verified: str | None = None
     heldout_dataset: str | None = None   # calibrate on every post of this other dataset, not the run's held-out split
     unseen: tuple[str, ...] = ()         # image files/folders showing none of the vocabulary's concepts
-    rendered_unseen: int = 60            # plus this many rendered ones (empty scenes, textures, patterns, text, UI)
+    rendered_unseen: int = 300           # plus this many rendered ones (empty scenes, textures, patterns, text, UI)
     max_unseen_rate: float = 0.025       # share of unseen fit photos the open-set guard may let through
     open_set_score: str = "knn"          # a name in tagsight.apps.openset.SCORES
 

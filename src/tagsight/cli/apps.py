@@ -80,7 +80,7 @@ def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
                         "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
     p.add_argument("--rendered-unseen", type=int, default=None,
                    help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "
-                        "screenshots; default 60, 0 = none)")
+                        "screenshots; default 300, 0 = none)")
     p.add_argument("--max-unseen-rate", type=float, default=None,
                    help="share of unseen fit photos the open-set guard may let through (default 0.025)")
     p.add_argument("--open-set-score", default=None, choices=("knn", "max_logit", "energy"),
