@@ -138,3 +138,12 @@ def _close(*socks: socket.socket) -> None:
         except OSError:
             pass
         s.close()
+
+
+def put_folder(folder: Path, url: str) -> None:
+    """Copy a local folder to any fsspec URL (``memory://``, or ``s3://`` with a bucket that exists) file by file."""
+    from tagsight.storage import open_filesystem
+
+    fs, inner = open_filesystem(url)
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        fs.pipe_file(f"{inner.rstrip('/')}/{path.relative_to(folder).as_posix()}", path.read_bytes())

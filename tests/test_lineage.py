@@ -195,21 +195,25 @@ def test_a_record_that_is_not_a_json_object_is_unreadable(tmp_path):
     assert err.value.reason == "lineage_unreadable" and "not a JSON object" in str(err.value)
 
 
-def test_lineage_reads_artifacts_on_object_storage_by_their_urls(tmp_path, mixed_source, monkeypatch):
-    from tagsight.storage import open_filesystem
+def world_on_store(tmp_path: Path, mixed_source, url: str) -> dict:
+    """``make_world`` with its run naming the dataset by URL and a bundle beside the run, copied to ``url``."""
+    from tests.s3server import put_folder
 
-    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
     w = make_world(tmp_path, mixed_source)
-    url = "memory://lineage-world/root"
     run = json.loads((w["run"] / "run.json").read_text())
     run["dataset"]["path"] = f"{url}/data/mine"
     (w["run"] / "run.json").write_text(json.dumps(run))
     write_lineage(w["index"], "index", "i1", [Ref("run", f"{url}/runs/r1", None)], contents="items.parquet")
     (w["root"] / "bundles" / "b").mkdir(parents=True)
     (w["root"] / "bundles" / "b" / "bundle.json").write_text(json.dumps({"backbone": "../../runs/r1"}))
-    fs, inner = open_filesystem(url)
-    for path in sorted(p for p in w["root"].rglob("*") if p.is_file()):
-        fs.pipe_file(f"{inner}/{path.relative_to(w['root']).as_posix()}", path.read_bytes())
+    put_folder(w["root"], url)
+    return w
+
+
+def test_lineage_reads_artifacts_on_object_storage_by_their_urls(tmp_path, mixed_source, monkeypatch):
+    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    url = "memory://lineage-world/root"
+    w = world_on_store(tmp_path, mixed_source, url)
     bundle = read_artifact(f"{url}/bundles/b")
     assert bundle.location == f"{url}/bundles/b" and bundle.parents == (Ref("run", f"{url}/runs/r1", None),)
     text = format_chain(bundle, list(iter_artifacts(url)))

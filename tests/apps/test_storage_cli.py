@@ -7,13 +7,8 @@ import pytest
 from PIL import Image
 
 from tagsight.cli import main
-from tagsight.storage import exists, open_filesystem, read_bytes
-
-
-def upload(folder, url):
-    fs, inner = open_filesystem(url)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        fs.pipe_file(f"{inner}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+from tagsight.storage import exists, read_bytes
+from tests.s3server import put_folder
 
 
 @pytest.fixture
@@ -21,8 +16,8 @@ def project(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
     dataset, _, run = tiny_run
     url = f"memory://project-{tmp_path.name}"
-    upload(dataset, f"{url}/data/ds")
-    upload(run, f"{url}/runs/r")
+    put_folder(dataset, f"{url}/data/ds")
+    put_folder(run, f"{url}/runs/r")
     return url
 
 

@@ -8,7 +8,8 @@ from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 from tagsight.lineage import read_artifact
 from tagsight.schema import catalog
-from tagsight.storage import local_folder, open_filesystem, read_bytes
+from tagsight.storage import local_folder, read_bytes
+from tests.s3server import put_folder
 
 
 def test_curate_filter_and_export_on_a_store(mixed_source, tmp_path, capsys, monkeypatch):
@@ -17,9 +18,7 @@ def test_curate_filter_and_export_on_a_store(mixed_source, tmp_path, capsys, mon
     ds = tmp_path / "ds"
     ingest(open_source(path, "jsonl", name="feed"), ds, cfg=IngestConfig(workers=1))
     url = f"memory://curation-{tmp_path.name}"
-    fs, inner = open_filesystem(url)
-    for p in sorted(q for q in ds.rglob("*") if q.is_file()):
-        fs.pipe_file(f"{inner}/ds/{p.relative_to(ds).as_posix()}", p.read_bytes())
+    put_folder(ds, f"{url}/ds")
     before = json.loads(read_bytes(f"{url}/ds/manifest.json"))
     assert main(["-q", "curate", "filter", f"{url}/ds", "--set", "filters=[exposure, contrast]", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)

@@ -124,11 +124,9 @@ def test_efficientnet_lite0_classifies_real_imagenette_photos(shared_data):
 
 
 def test_a_run_folder_at_a_url_loads_like_the_local_one(tmp_path, monkeypatch):
-    from tagsight.storage import open_filesystem
+    from tests.s3server import put_folder
 
     monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
     objective = make_run(tmp_path / "run")
-    fs, inner = open_filesystem("memory://eval-runs/run")
-    for path in sorted(p for p in (tmp_path / "run").rglob("*") if p.is_file()):
-        fs.pipe_file(f"{inner}/{path.relative_to(tmp_path / 'run').as_posix()}", path.read_bytes())
+    put_folder(tmp_path / "run", "memory://eval-runs/run")
     assert same_weights(load_backbone("memory://eval-runs/run").model, objective.backbone.model)
