@@ -205,7 +205,7 @@ def stage_serve(cfg: DemoConfig, dataset: Path, vocab: Path, run: Path, n_photos
     photos.append(("a tiled wallpaper (shows nothing of the vocabulary)", wallpaper.getvalue(), []))
     s, guard = calibration["summary"], calibration.get("open_set") or {}
     check = guard.get("check", {})
-    lines = [f"== 6. the apps over HTTP (tagsight serve --bundle {run})"] + lines + [
+    lines = [f"== 6. the apps over HTTP (tagsight serve {run})"] + lines + [
         f"alt text may name {s['alt_text_concepts']} of {s['labels']} concepts (precision >= {s['target_precision']} "
         f"against the ground truth; check half: {s['check_pooled_precision']} over {s['check_predictions']} "
         f"predictions); pictures of nothing given a concept: {_rate(check.get('unseen_with_a_concept'))}",

@@ -241,8 +241,8 @@ def export_card(bundle: Bundle, config: dict[str, Any]) -> str:
              f"model = timm.create_model(cfg['architecture'], pretrained=True, **cfg['model_args'],\n"
              f"                          pretrained_cfg_overlay=dict(cfg['pretrained_cfg'], file='{WEIGHTS_FILE}'))\n"
              f"# or: timm.create_model('local-dir:.', pretrained=True)\n```\n\n"
-             f"The folder is also a tagsight bundle: `tagsight predict IMAGES --bundle . --app APP`, "
-             f"`tagsight serve --bundle .` (apps: {', '.join(sorted(_served(bundle))) or 'none'}).\n")
+             f"The folder is also a tagsight bundle: `tagsight predict . IMAGES --app APP`, "
+             f"`tagsight serve .` (apps: {', '.join(sorted(_served(bundle))) or 'none'}).\n")
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body + usage
 
 
