@@ -48,15 +48,14 @@ def environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def upload(folder: Path, url: str) -> None:
-    """Copy a local folder to ``s3://bucket/prefix`` (creating the bucket) through s3fs."""
-    import s3fs
+    """Copy a local folder to ``s3://bucket/prefix``, creating the bucket (the store of ``AWS_ENDPOINT_URL``)."""
+    from tagsight.storage import open_filesystem
 
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    fs, _ = open_filesystem(url)
     bucket = url.removeprefix("s3://").split("/")[0]
     if not fs.exists(bucket):
         fs.mkdir(bucket)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        fs.put_file(str(path), f"{url.removeprefix('s3://')}/{path.relative_to(folder).as_posix()}")
+    put_folder(folder, url)
 
 
 class FaultyProxy:

@@ -9,14 +9,14 @@ generator's prompt-adherence measure (``curate.judge.adherence``) both read labe
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
 import torch
 
-WNID = re.compile(r"^n\d{8}$")
+from tagsight.tags.wordnet import WNID, synset_of
 
+__all__ = ["WNID", "ancestors", "imagenet_members", "imagenet_wnids", "member_matrix", "synset_of"]
 
 @lru_cache(maxsize=1)
 def imagenet_wnids() -> tuple[str, ...]:
@@ -27,21 +27,6 @@ def imagenet_wnids() -> tuple[str, ...]:
     if len(wnids) != 1000 or not all(WNID.match(w) for w in wnids):
         raise RuntimeError(f"timm's ImageNet-1k synsets look wrong ({len(wnids)} ids)")
     return wnids
-
-
-def synset_of(name: str) -> Any:
-    """The WordNet synset of a synset name (``tench.n.01``) or a WordNet noun id (``n01440764``); None if neither."""
-    from nltk.corpus.reader.wordnet import WordNetError
-
-    from tagsight.tags.wordnet import load_wordnet
-
-    wn = load_wordnet()
-    try:
-        if WNID.match(name):
-            return wn.synset_from_pos_and_offset("n", int(name[1:]))
-        return wn.synset(name) if re.match(r"^.+\.n\.\d+$", name) else None
-    except (WordNetError, ValueError):
-        return None
 
 
 def ancestors(synset: Any) -> set[str]:

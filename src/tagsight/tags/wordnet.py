@@ -84,7 +84,20 @@ def load_wordnet() -> Any:   # nltk's WordNetCorpusReader (nltk has no type info
     return wn
 
 
-WNID = re.compile(r"^n\d{8}$")
+WNID = re.compile(r"^n\d{8}$")   # a WordNet noun id, as ImageNet names its classes
+
+
+def synset_of(name: str) -> Any:
+    """The WordNet synset of a synset name (``tench.n.01``) or a WordNet noun id (``n01440764``); None if neither."""
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    wn = load_wordnet()
+    try:
+        if WNID.match(name):
+            return wn.synset_from_pos_and_offset("n", int(name[1:]))
+        return wn.synset(name) if re.match(r"^.+\.n\.\d+$", name) else None
+    except (WordNetError, ValueError):
+        return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,9 +107,9 @@ def wnid_hashtag(name: str) -> str | None:
     if not WNID.match(name):
         return None
     try:
-        synset = load_wordnet().synset_from_pos_and_offset("n", int(name[1:]))
-    except (WordNetMissing, ValueError, LookupError) as exc:  # nltk's WordNetError is a ValueError
-        log.warning("class folder %s: no WordNet synset (%s); the folder name is kept as the hashtag", name, exc)
+        synset = synset_of(name)
+    except WordNetMissing as exc:
+        log.warning("class folder %s: %s; the folder name is kept as the hashtag", name, exc)
         return None
     if synset is None:
         log.warning("class folder %s names no WordNet noun; the folder name is kept as the hashtag", name)

@@ -46,7 +46,8 @@ from tagsight.curate.judge.stats import wilson_interval
 from tagsight.eval.fid import bootstrap_frechet, frechet_between
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import track
-from tagsight.tags.imagenet import ancestors, imagenet_members, synset_of
+from tagsight.tags.imagenet import ancestors, imagenet_members
+from tagsight.tags.wordnet import synset_of
 from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
