@@ -41,8 +41,8 @@ def check_review(row: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"a generalist review decides one of {DECISIONS}, got {out['decision']!r}")
     if out["stage"] == "specialist":
         for a in ASPECTS:
-            rating = out[a]
-            if not isinstance(rating, int) or not 1 <= rating <= 5:
+            rating = out[a]   # a JSON true is an int to Python: refused, not stored as 1
+            if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
                 raise ValueError(f"specialist rating {a} must be an integer 1-5, got {out[a]!r}")
     out["at"] = out["at"] or datetime.now(timezone.utc).isoformat(timespec="seconds")
     return out
