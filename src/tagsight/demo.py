@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tagsight.data.index import SampleIndex
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def write_verified(feed_dir: Path, vocab_path: Path, out: Path, source: str = "d
     return out
 
 
-def _said_photos(run: Path, index, rows: list[int], n: int) -> list[int]:
+def _said_photos(run: Path, index: SampleIndex, rows: list[int], n: int) -> list[int]:
     """Up to ``n`` of ``rows`` whose alt text names a concept (asked of the bundle directly), a different first
     concept each where the photos allow."""
     import io
@@ -147,7 +151,8 @@ def _said_photos(run: Path, index, rows: list[int], n: int) -> list[int]:
 
     from tagsight.apps import load_apps
 
-    app, found = load_apps(run)["alt-text"], {}
+    app = load_apps(run)["alt-text"]
+    found: dict[str, list[int]] = {}
     for start in range(0, len(rows), 32):
         chunk = rows[start:start + 32]
         answers = app.predict([Image.open(io.BytesIO(index.read_jpeg(i))) for i in chunk], count_people=False)
@@ -214,7 +219,7 @@ def stage_serve(cfg: DemoConfig, dataset: Path, vocab: Path, run: Path, n_photos
     return lines + _ask_server(run, photos)
 
 
-def _rate(r: dict | None) -> str:
+def _rate(r: dict[str, Any] | None) -> str:
     return "-" if not r else f"{r['passing']} of {r['photos']}"
 
 
@@ -244,15 +249,15 @@ def _ask_server(run: Path, photos: list[tuple[str, bytes, list[str]]]) -> list[s
     return lines
 
 
-def _alt_text(answer: dict) -> str:
+def _alt_text(answer: dict[str, Any]) -> str:
     if answer["concepts"]:
-        return answer["alt_text"]
+        return str(answer["alt_text"])
     why, closest = answer["why"], answer["why"]["closest"]
     return (f"{answer['alt_text']} ({why['detail']}; closest: {closest['name']} {closest['probability']:.2f}"
             + (f", its threshold {closest['threshold']:.2f})" if closest["threshold"] is not None else ")"))
 
 
-def _hashtags(answer: dict) -> str:
+def _hashtags(answer: dict[str, Any]) -> str:
     if answer["abstained"]:
         why = "the photo looks like nothing the model knows" if answer.get("reason") == "unfamiliar" else \
             f"none above the threshold {answer['threshold']}"

@@ -25,6 +25,7 @@ With no positives at all the metric values are NaN.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,8 @@ def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     greater = scores > kth
     equal = scores == kth
     need = k - greater.sum(axis=1, keepdims=True)
-    return greater | (equal & (np.cumsum(equal, axis=1) <= need))
+    mask: np.ndarray = greater | (equal & (np.cumsum(equal, axis=1) <= need))
+    return mask
 
 
 def chance_map(targets: np.ndarray, seed: int = 0) -> float:
@@ -112,7 +114,7 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Top-1 / top-5 accuracy, per-class accuracy and the confusion matrix of class scores ``[N, C]``.
 
     ``confusion[i][j]`` counts images of true class i predicted as class j (top-1, ties to the lower

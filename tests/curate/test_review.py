@@ -3,7 +3,7 @@ import pytest
 from tagsight.curate.chain import CurateConfig, FilterSpec, run_filters
 from tagsight.curate.review.agreement import agreement, cohen_kappa
 from tagsight.curate.review.queue import ReviewQueue
-from tagsight.curate.reviews import read_reviews
+from tagsight.curate.reviews import check_review, read_reviews
 from tagsight.privacy.tombstones import Tombstone, add_tombstones
 
 fastapi = pytest.importorskip("fastapi")
@@ -19,6 +19,15 @@ def curated(tiny_dataset, make_photo):
     ds = tiny_dataset(posts=6, pictures=lambda n: make_photo(n, (96, 72)), max_side=96)
     run_filters(ds, CurateConfig((FilterSpec("blur"), FilterSpec("aesthetic"))))
     return ds
+
+
+def test_a_true_or_false_rating_is_refused_not_stored_as_1_or_0():
+    row = {"key": "k", "post_key": "p", "reviewer": "r", "stage": "specialist", **RATING}
+    assert check_review(row)["composition"] == 4
+    for flag in (True, False):
+        with pytest.raises(ValueError, match="specialist rating composition must be an integer 1-5, got "
+                                             f"{flag}"):
+            check_review({**row, "composition": flag})
 
 
 def test_cohen_kappa_known_values():

@@ -83,7 +83,7 @@ def _open(path: Path) -> Image.Image | str:
 
 
 def answer_rows(paths: list[Path], bundle: Bundle, cfg: PredictConfig, counts: dict[str, int],
-                progress: Progress | _Silent | None = None) -> Iterator[dict]:
+                progress: Progress | _Silent | None = None) -> Iterator[dict[str, Any]]:
     """Rows for every (image, app), batch by batch."""
     with progress or Progress(len(paths), "predict", "img") as progress:
         for start in range(0, len(paths), cfg.batch_size):
@@ -103,7 +103,7 @@ def answer_rows(paths: list[Path], bundle: Bundle, cfg: PredictConfig, counts: d
             progress.update(len(chunk))
 
 
-def predict_block(bundle_dir: str, cfg: PredictConfig, paths: list[Path]) -> tuple[list[dict], dict[str, int]]:
+def predict_block(bundle_dir: str, cfg: PredictConfig, paths: list[Path]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The per-block function of batch predict on an engine: the rows and counts of a block of files."""
     bundle = load_bundle(bundle_dir, cfg.device, cfg.batch_size)
     counts = {"answered": 0, "unreadable": 0}
@@ -125,10 +125,10 @@ class _Silent:
 
 
 def _rows_on(engine: Engine, files: list[Path], bundle_dir: str | Path, cfg: PredictConfig,
-             counts: dict[str, int]) -> list[dict]:
+             counts: dict[str, int]) -> list[dict[str, Any]]:
     size = BLOCK_BATCHES * cfg.batch_size
     blocks = [files[k:k + size] for k in range(0, len(files), size)]
-    parts: dict[int, list[dict]] = {}
+    parts: dict[int, list[dict[str, Any]]] = {}
     with Progress(len(files), "predict", "img") as progress:
         for k, (rows, got) in engine.map(predict_block, ((b,) for b in blocks), common=(str(bundle_dir), cfg)):
             parts[k] = rows
@@ -138,7 +138,7 @@ def _rows_on(engine: Engine, files: list[Path], bundle_dir: str | Path, cfg: Pre
     return [row for k in range(len(blocks)) for row in parts[k]]
 
 
-def write_csv(rows: list[dict], handle: TextIO) -> None:
+def write_csv(rows: list[dict[str, Any]], handle: TextIO) -> None:
     columns = ["image", "app", "error"]
     for row in rows:
         columns += [k for k in row if k not in columns]

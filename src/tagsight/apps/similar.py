@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 INDEX_JSON, INDEX_FAISS, ENTRIES = "index.json", "index.faiss", "entries.parquet"
 FORMAT = 1
-_SCHEMA = pa.schema([("id", pa.int64()), ("post_key", pa.string()), ("author_id", pa.string()),
-                     ("hashtags", pa.list_(pa.string())), ("sample_key", pa.string())])
+_COLUMNS: list[tuple[str, pa.DataType]] = [("id", pa.int64()), ("post_key", pa.string()), ("author_id", pa.string()),
+                                           ("hashtags", pa.list_(pa.string())), ("sample_key", pa.string())]
+_SCHEMA = pa.schema(_COLUMNS)
 
 
 def load_faiss() -> Any:  # the faiss module: it ships no type information
@@ -63,7 +64,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path, backbone_spec: str = "",
-                engine: Engine | None = None) -> dict:
+                engine: Engine | None = None) -> dict[str, Any]:
     """Embed the dataset's samples (tombstoned posts excluded) into a faiss index at ``out_dir``; index.json.
     ``engine`` embeds them by blocks (``tagsight.apps.embedder.embed_block``), with the same bits."""
     faiss = load_faiss()
@@ -80,18 +81,18 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
     entries = pa.Table.from_pylist([{"id": int(j), "post_key": samples.post_keys[i], "author_id": authors.get(samples.post_keys[i]),
                                      "hashtags": samples.hashtags[i], "sample_key": samples.keys[i]}
                                     for j, i in zip(ids, rows)], schema=_SCHEMA)
+    counts = {"samples": len(samples) + samples.forgotten, "indexed": len(rows),
+              "excluded_tombstoned": samples.forgotten + len(samples) - len(rows), "removed": 0}
     info = {"format": FORMAT, "tagsight_version": __version__, "dataset": str(dataset_dir.resolve()),
             "manifest_version": samples.version, "backbone": backbone_spec, "backbone_fingerprint": embedder.fingerprint,
-            "metric": "cosine", "counts": {"samples": len(samples) + samples.forgotten, "indexed": len(rows),
-                                          "excluded_tombstoned": samples.forgotten + len(samples) - len(rows),
-                                          "removed": 0}}
+            "metric": "cosine", "counts": counts}
     save_index(out_dir, index, entries, info)
-    log.info("indexed %d of %d samples of %s (%d tombstoned left out) in %s", len(rows), info["counts"]["samples"],
-             dataset_dir, info["counts"]["excluded_tombstoned"], out_dir)
+    log.info("indexed %d of %d samples of %s (%d tombstoned left out) in %s", len(rows), counts["samples"],
+             dataset_dir, counts["excluded_tombstoned"], out_dir)
     return info
 
 
-def save_index(out_dir: Path, index: Any, entries: pa.Table, info: dict) -> None:
+def save_index(out_dir: Path, index: Any, entries: pa.Table, info: dict[str, Any]) -> None:
     """Write an index folder atomically (also used when forget removes entries). Index first, then entries, then index.json: a crash in between leaves entries that are never returned."""
     faiss = load_faiss()
     atomic_write_bytes(out_dir / INDEX_FAISS, faiss.serialize_index(index).tobytes())

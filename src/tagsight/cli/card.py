@@ -11,7 +11,7 @@ from tagsight.fsio import ReasonError
 from tagsight.storage import dataset_path, join, write_text
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("card", help="write the data card of a dataset or the model card of a run (Markdown, HTML)",
                        description="Data card: counts by consent basis, visibility, region and licence, exclusions "
                                    "by reason, de-duplication, forgetting, vocabulary. Model card: training data "

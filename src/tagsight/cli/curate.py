@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args,
-                                  dataset_input, emit, fail, format_fields, given, resolve_config)
+                                  dataset_input, emit, fail, format_fields, given, resolve_config,
+                                  show_usage)
 from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, output_folder
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("curate", help="curate a small photogenic set: automatic filters, human review, export")
     verbs = p.add_subparsers(dest="curate_verb", metavar="ACTION")
     _register_filter(verbs)
@@ -24,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "(or its fsspec URL)")
     rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
     rep.set_defaults(func=run_report)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=show_usage(p))
 
 
-def _register_filter(verbs: argparse._SubParsersAction) -> None:
+def _register_filter(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = verbs.add_parser(
         "filter", help="run the automatic filter chain and record every score and reason in the catalog",
         description="Score every sample of DATASET with the configured chain (resolution and aspect, popularity, "
@@ -49,7 +51,7 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_filter)
 
 
-def _register_export(verbs: argparse._SubParsersAction) -> None:
+def _register_export(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e = verbs.add_parser(
         "export", help="write the curated set as a new dataset version naming its parent",
         description="Keep the samples that passed STAGE (filter: the automatic filters; generalist: also kept in "
@@ -70,7 +72,7 @@ def _register_export(verbs: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_export)
 
 
-def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
+def _register_aesthetic(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = verbs.add_parser(
         "aesthetic-train", help="fit the aesthetic head on the specialists' ratings",
         description="Fit a ridge head on frozen BACKBONE embeddings to predict each rated photo's mean specialist "
@@ -84,7 +86,7 @@ def _register_aesthetic(verbs: argparse._SubParsersAction) -> None:
     a.set_defaults(func=run_aesthetic)
 
 
-def _register_review(verbs: argparse._SubParsersAction) -> None:
+def _register_review(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = verbs.add_parser(
         "review", help="serve the two-stage review page (generalists keep/reject, specialists rate and caption)",
         description="Serve a web page for human review of the samples that passed 'curate filter'. Stage 1 "
@@ -141,7 +143,7 @@ def run_filter(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_filter(counts: dict) -> str:
+def format_filter(counts: dict[str, Any]) -> str:
     """samples = passed + rejected, the rejections by reason, the filters that did not apply."""
     rejected = counts["rejected"] or {}
     lines = [f"samples: {counts['samples']} = {counts['passed']} passed + {sum(rejected.values())} rejected "

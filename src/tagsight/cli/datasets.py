@@ -10,7 +10,7 @@ from typing import Any, Callable
 from tagsight.cli.options import add_deprecated, add_json_option, emit, jsonable
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("datasets", help="build benchmark corpora (sources with ground truth) from real data",
                        description="Build benchmark corpora that `tagsight ingest` reads, each with a separate "
                                    "ground-truth file the pipeline never reads.")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run every pipeline stage on a generated synthetic feed",
                        description="Generate a small synthetic social feed (drawn photos, hashtags as people "
                                    "write them, mixed visibility and consent, opt-outs, GPS EXIF) and take it "

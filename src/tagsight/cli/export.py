@@ -8,7 +8,7 @@ from tagsight.cli.options import add_json_option, emit, fail, format_fields
 from tagsight.storage import dataset_path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="export a bundle's backbone and heads (safetensors + config.json, ONNX)",
                        description="OUT is itself a bundle ('tagsight predict OUT PHOTOS...', 'tagsight serve OUT'), its config.json "
                                    "and model.safetensors load in timm, README.md is a model card. With --onnx the graph (image -> features, hashtag logits, head probabilities) "

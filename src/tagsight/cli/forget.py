@@ -16,7 +16,7 @@ RECORD_NAMES = tuple(RECORD_FILES)
 DEFAULT_FEATURE_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("forget", help="forget a person, a post or a hashtag everywhere: datasets, features, runs",
                        description="Record tombstones in every dataset under --root, then remove the forgotten posts "
                                    "from every artifact tagsight made there (and in the feature cache) and list the "

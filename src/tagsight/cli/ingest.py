@@ -7,15 +7,22 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit
 from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, is_url
 
+if TYPE_CHECKING:
+    from tagsight.ingest.fetch import FetchConfig
+    from tagsight.ingest.pipeline import IngestConfig
+    from tagsight.ingest.sources import Source
+    from tagsight.privacy.policy import ConsentPolicy
+
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ingest", help="ingest a collection of posts into a catalog and WebDataset shards",
         description="Read posts from SOURCE, keep only what the consent policy allows, strip image metadata, "
@@ -74,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build_policy(args: argparse.Namespace):
+def build_policy(args: argparse.Namespace) -> ConsentPolicy:
     from tagsight.privacy.policy import ConsentPolicy
 
     policy = ConsentPolicy.from_yaml(args.config, args.overrides)
@@ -82,12 +89,12 @@ def build_policy(args: argparse.Namespace):
     return replace(policy, optout_files=files, blur_faces=policy.blur_faces or args.blur_faces)
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> IngestConfig:
     from tagsight.ingest.images import ImageConfig
     from tagsight.ingest.pipeline import IngestConfig
 
     image = {k: v for k, v in (("max_side", args.max_side), ("jpeg_quality", args.jpeg_quality)) if v is not None}
-    options = {"workers": args.workers, "image": ImageConfig(**image)}
+    options: dict[str, Any] = {"workers": args.workers, "image": ImageConfig(**image)}
     if args.shard_size is not None:
         options["samples_per_shard"] = args.shard_size
     if args.near_radius is not None:
@@ -103,10 +110,10 @@ _FETCH_OPTIONS = (("threads", "fetch_threads"), ("per_host", "fetch_per_host"), 
 
 
 def fetching(args: argparse.Namespace) -> bool:
-    return args.fetch or args.format == "urls"
+    return bool(args.fetch) or args.format == "urls"
 
 
-def build_fetch_config(args: argparse.Namespace):
+def build_fetch_config(args: argparse.Namespace) -> FetchConfig | None:
     """The FetchConfig of ``--fetch``/``--format urls``, else None; fetch options without fetching are refused."""
     from tagsight.ingest.fetch import FetchConfig
 
@@ -119,13 +126,13 @@ def build_fetch_config(args: argparse.Namespace):
     return None
 
 
-def open_cli_source(args: argparse.Namespace):
-    from tagsight.ingest.sources import SOURCES, SourceError, open_source, sniff_format
+def open_cli_source(args: argparse.Namespace) -> Source:
+    from tagsight.ingest.sources import SourceError, open_source, sniff_format, source_class
 
     fmt = sniff_format(args.source) if args.format == "auto" else args.format
     given = {"author": args.author, "visibility": args.visibility, "class_as_hashtag": args.class_as_hashtag,
              "url_col": args.url_col, "caption_col": args.caption_col}
-    accepted = SOURCES.get(fmt).user_options
+    accepted = source_class(fmt).user_options
     ignored = sorted(k for k, v in given.items() if v and k not in accepted)
     if ignored:
         flags = " and ".join("--" + k.replace("_", "-") for k in ignored)

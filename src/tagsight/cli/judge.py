@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tagsight.cli.options import add_json_option, emit, format_fields
+from tagsight.cli.options import add_json_option, emit, format_fields, show_usage
 from tagsight.fsio import ReasonError
 
 ERRORS = (ReasonError, OSError, ValueError, KeyError)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("judge", help="measure quality-tuning: aesthetic scores and a blind preference study",
                        description="Compare samples of a model before and after quality-tuning (folders written "
                                    "by 'tagsight generate --out DIR' with the same prompts and seeds).")
@@ -82,10 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("sources", type=Path, nargs="+", metavar="COPY", help="study copies or votes.parquet files")
     add_json_option(m)
     m.set_defaults(func=_guarded("merge", run_merge))
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=show_usage(p))
 
 
-def _adherence_parser(verbs: argparse._SubParsersAction) -> None:
+def _adherence_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ad = verbs.add_parser("adherence", help="does the generator draw the prompted concept? (and its distance to "
                                             "real photos)",
                           description="The packaged ImageNet EfficientNet-Lite0, which did not train the generator, "

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
 from tagsight.storage import dataset_path, is_url
 
+if TYPE_CHECKING:
+    from tagsight.lineage import Artifact
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("lineage", help="what an artifact was made from, or every artifact holding a post",
                        description="With ARTIFACT (a dataset, vocabulary, run, bundle, export, index folder or feature file): print "
                                    "the chain of parents, resolving path-less ones under --root. With --post: list "
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def chain_record(artifact, known: list) -> dict:
+def chain_record(artifact: Artifact, known: list[Artifact]) -> dict[str, Any]:
     """The artifact and its chain of parents (depth, what it names, where it was found under the root) as data."""
     from tagsight.lineage import chain
 

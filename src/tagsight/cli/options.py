@@ -78,23 +78,32 @@ def warn_deprecated(args: argparse.Namespace) -> None:
         log.warning(note)
 
 
+def show_usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The ``func`` of a verb given without its action: print the verb's help, exit status 2."""
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return usage
+
+
 def resolve_config(load: Callable[[Path | None, list[str]], C], args: argparse.Namespace,
-                   flags: Mapping[str, Any] = ()) -> C:
+                   flags: Mapping[str, Any] | None = None) -> C:
     """The verb's config: defaults, then ``--config``, then the verb's own flags that were given (``flags``:
     field -> value, see ``given``), then ``--set``."""
-    sets = [f"{name}={json.dumps(_plain(value))}" for name, value in dict(flags).items()]
+    sets = [f"{name}={json.dumps(_plain(value))}" for name, value in dict(flags or {}).items()]
     return load(getattr(args, "config", None), [*sets, *getattr(args, "overrides", [])])
 
 
-def config_from_args(cls: type[C], args: argparse.Namespace, flags: Mapping[str, Any] = (),
-                     base: Mapping[str, Any] = ()) -> C:
+def config_from_args(cls: type[C], args: argparse.Namespace, flags: Mapping[str, Any] | None = None,
+                     base: Mapping[str, Any] | None = None) -> C:
     """The dataclass ``cls`` of a verb: its defaults, then the verb's own defaults (``base``), then ``--config``,
     then the flags given, then ``--set``."""
     from tagsight.config import apply_override, from_mapping, load_mapping, source_of
 
     path, overrides = getattr(args, "config", None), list(getattr(args, "overrides", []))
-    data = {**dict(base), **load_mapping(path)}
-    for item in [f"{name}={json.dumps(_plain(value))}" for name, value in dict(flags).items()] + overrides:
+    data = {**dict(base or {}), **load_mapping(path)}
+    for item in [f"{name}={json.dumps(_plain(value))}" for name, value in dict(flags or {}).items()] + overrides:
         apply_override(data, item)
     return from_mapping(cls, data, source_of(path, overrides))
 

@@ -11,7 +11,7 @@ from tagsight.storage import dataset_path
 from tagsight.cli.engine import add_engine_options, engine_config
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("predict", help="run apps of a bundle on image files or folders, offline (JSONL or CSV)",
                        description="One row per image and app. Folders are searched recursively for images. An "
                                    "image that cannot be read gets a row with its error reason (never skipped). "

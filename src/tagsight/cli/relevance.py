@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, dataset_input, emit, given,
                                   resolve_config)
@@ -15,7 +16,7 @@ from tagsight.storage import dataset_path, output_folder
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("relevance", help="score (image, hashtag) pairs with a cross-fitted model; filter datasets",
                        description="Score every (image, label) pair of a dataset with a hashtag-prediction head "
                                    "that never trained on that image (K-fold cross-fitting over posts, on frozen "
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_report(verbs)
 
 
-def _register_score(verbs: argparse._SubParsersAction) -> None:
+def _register_score(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = verbs.add_parser("score", help="cross-fitted pair scores and label visualness of a dataset")
     s.add_argument("dataset", type=dataset_input, help="a dataset folder (made by 'tagsight ingest'), or its fsspec URL")
     s.add_argument("--vocab", type=Path, required=True, help="its vocabulary (vocab.json or its folder)")
@@ -50,7 +51,7 @@ def _register_score(verbs: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_score)
 
 
-def _register_filter(verbs: argparse._SubParsersAction) -> None:
+def _register_filter(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = verbs.add_parser("filter", help="write a new dataset version from a scores folder, dropping what --select says")
     f.add_argument("scores", type=Path, help="a scores folder (made by 'tagsight relevance score')")
     f.add_argument("--select", dest="select", choices=("pairs", "labels", "weights"), default=None,
@@ -69,7 +70,7 @@ def _register_filter(verbs: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_filter)
 
 
-def _register_truth(verbs: argparse._SubParsersAction) -> None:
+def _register_truth(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = verbs.add_parser("truth", help="precision/recall of flagging against a social-imagenette truth.jsonl")
     t.add_argument("scores", type=Path, help="a scores folder")
     t.add_argument("--truth", type=Path, required=True, help="SOURCE_DIR/<split>/truth.jsonl of social-imagenette")
@@ -82,7 +83,7 @@ def _register_truth(verbs: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_truth)
 
 
-def _register_report(verbs: argparse._SubParsersAction) -> None:
+def _register_report(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = verbs.add_parser("report", help="HTML report of a scores folder (histograms, least visual labels, drops)")
     r.add_argument("scores", type=Path, help="a scores folder")
     r.add_argument("--truth", type=Path, default=None, help="social-imagenette truth.jsonl to split plots by kind")
@@ -141,7 +142,7 @@ def run_filter(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_counts(manifest: dict) -> str:
+def format_counts(manifest: dict[str, Any]) -> str:
     """Counts of a filtered dataset's manifest, reconciled, with their reasons."""
     c = manifest["counts"]
     lines = [f"dataset {manifest['version']} (parent {manifest['parent']['version']}), select "
@@ -172,7 +173,7 @@ def run_truth(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_truth(result: dict) -> str:
+def format_truth(result: dict[str, Any]) -> str:
     """Flagging AP, P/R per threshold and the visualness ranking summary."""
     k = result["by_kind"]
     lines = [f"{result['pairs']:,} pairs: " + ", ".join(f"{name} {v['pairs']:,} (median score "

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tagsight.cli.options import add_deprecated, optional_path
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve hashtags, alt text, categories, moderation and similar images over HTTP",
                        description="Load the apps of a bundle and answer POST /v1/<app> with one image each "
                                    "(multipart, base64 JSON or a raw image body), batching concurrent requests; "
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build(args: argparse.Namespace):
+def build(args: argparse.Namespace) -> FastAPI:
     """The FastAPI app for the parsed arguments (apps loaded, settings checked)."""
     from tagsight.serve.app import create_app
     from tagsight.serve.loader import bundle_loader

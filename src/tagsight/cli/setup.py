@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("setup", help="one-time offline setup of data files tagsight reads")
     p.add_argument("what", choices=["wordnet"], help="wordnet: copy /usr/share/wordnet into NLTK_DATA")
     p.add_argument("--data-dir", type=Path, default=None, help="nltk data folder (default $NLTK_DATA or ~/nltk_data)")

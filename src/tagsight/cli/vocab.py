@@ -6,33 +6,31 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from tagsight.cli.options import add_config_options, add_json_option, emit, given, resolve_config
+from tagsight.cli.options import add_config_options, add_json_option, emit, given, resolve_config, show_usage
 from tagsight.storage import dataset_path, local_folder, output_folder
+
+if TYPE_CHECKING:
+    from tagsight.ingest.sources import Source
+    from tagsight.tags.config import VocabConfig
+    from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "dataset", "tagsonly")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("vocab", help="build and inspect hashtag vocabularies (WordNet noun synsets as labels)")
     verbs = p.add_subparsers(dest="vocab_verb", metavar="ACTION")
     _register_build(verbs)
     _register_show(verbs)
-    p.set_defaults(func=_usage(p))
+    p.set_defaults(func=show_usage(p))
 
 
-def _usage(parser: argparse.ArgumentParser):
-    def usage(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-
-    return usage
-
-
-def _register_build(verbs: argparse._SubParsersAction) -> None:
+def _register_build(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = verbs.add_parser(
         "build", help="build a vocabulary from a dataset or a tags-only corpus",
         description="Normalise, segment and map the hashtags of INPUT to WordNet noun synsets, drop the "
@@ -55,7 +53,7 @@ def _register_build(verbs: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_build)
 
 
-def _register_show(verbs: argparse._SubParsersAction) -> None:
+def _register_show(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = verbs.add_parser("show", help="print a short summary and the most frequent labels of a vocabulary")
     s.add_argument("vocab", type=Path, help="a vocab.json or the folder holding it")
     s.add_argument("--top", type=int, default=20, help="labels to list (default 20)")
@@ -63,8 +61,9 @@ def _register_show(verbs: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_show)
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> VocabConfig:
     """The VocabConfig: defaults, then --config YAML, then the command-line options, then --set."""
+    from tagsight.config import load_config
     from tagsight.tags.config import VocabConfig
 
     flags = given(min_count=args.min_count, sampling=args.sampling)
@@ -72,7 +71,7 @@ def build_config(args: argparse.Namespace):
         flags["top_k"] = args.top_k or None
     if args.rollup_depth is not None:
         flags["rollup_depth"] = None if args.rollup_depth < 0 else args.rollup_depth
-    return resolve_config(VocabConfig.from_yaml, args, flags)
+    return resolve_config(lambda path, sets: load_config(VocabConfig, path, sets), args, flags)
 
 
 def resolve_format(path: Path, fmt: str) -> str:
@@ -81,7 +80,7 @@ def resolve_format(path: Path, fmt: str) -> str:
     return "dataset" if (path / "manifest.json").is_file() else "tagsonly"
 
 
-def open_posts(path: Path, fmt: str) -> tuple[Iterator[tuple[str, list[str]]], dict]:
+def open_posts(path: Path, fmt: str) -> tuple[Iterator[tuple[str, list[str]]], dict[str, Any]]:
     """(post key, hashtags) pairs of INPUT, and the input's identity (filled as the pairs are read)."""
     if fmt == "dataset":
         from tagsight.schema.catalog import iter_kept_hashtags, manifest_version
@@ -94,7 +93,7 @@ def open_posts(path: Path, fmt: str) -> tuple[Iterator[tuple[str, list[str]]], d
     return _tagsonly_posts(source, identity), identity
 
 
-def _tagsonly_posts(source, identity: dict) -> Iterator[tuple[str, list[str]]]:
+def _tagsonly_posts(source: Source, identity: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
     from tagsight.ingest.sources import Rejected
 
     for item in source:
@@ -124,7 +123,7 @@ def run_build(args: argparse.Namespace) -> int:
     return _write_outputs(vocab, args)
 
 
-def _write_outputs(vocab, args: argparse.Namespace) -> int:
+def _write_outputs(vocab: Vocabulary, args: argparse.Namespace) -> int:
     from tagsight.report.vocab import write_vocab_report
 
     with output_folder(args.out, marker="vocab.json") as out:   # a URL: written here, then published

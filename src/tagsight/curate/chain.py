@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -110,7 +111,7 @@ def load_candidates(dataset_dir: Path) -> list[Candidate]:
             for i, key in enumerate(index.keys)]
 
 
-def _loader(index: SampleIndex, i: int):
+def _loader(index: SampleIndex, i: int) -> Callable[[], Image.Image]:
     return lambda: Image.open(io.BytesIO(index.read_jpeg(i))).convert("RGB")
 
 

@@ -21,16 +21,19 @@ REVIEWS_FILE = Path("catalog") / "reviews.parquet"
 STAGES = ("generalist", "specialist")
 DECISIONS = ("keep", "reject")
 ASPECTS = ("composition", "lighting", "colour", "subject", "storytelling")
-SCHEMA = pa.schema([("key", pa.string()), ("post_key", pa.string()), ("reviewer", pa.string()),
-                    ("stage", pa.string()), ("decision", pa.string()),
-                    *[(a, pa.int8()) for a in ASPECTS], ("caption", pa.string()), ("at", pa.string())])
+_COLUMNS: list[tuple[str, pa.DataType]] = [("key", pa.string()), ("post_key", pa.string()), ("reviewer", pa.string()),
+                                           ("stage", pa.string()), ("decision", pa.string()),
+                                           *[(a, pa.int8()) for a in ASPECTS], ("caption", pa.string()),
+                                           ("at", pa.string())]
+SCHEMA = pa.schema(_COLUMNS)
 
 
 def check_review(row: dict[str, Any]) -> dict[str, Any]:
     """A complete, validated review row (ValueError names the bad field)."""
-    out = {name: row.get(name) for name in SCHEMA.names}
+    out: dict[str, Any] = {name: row.get(name) for name in SCHEMA.names}
     for name in ("key", "post_key", "reviewer"):
-        if not isinstance(out[name], str) or not out[name].strip():
+        text = out[name]
+        if not isinstance(text, str) or not text.strip():
             raise ValueError(f"review needs a non-empty {name}")
     if out["stage"] not in STAGES:
         raise ValueError(f"review stage must be one of {STAGES}, got {out['stage']!r}")
@@ -38,7 +41,8 @@ def check_review(row: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"a generalist review decides one of {DECISIONS}, got {out['decision']!r}")
     if out["stage"] == "specialist":
         for a in ASPECTS:
-            if not isinstance(out[a], int) or not 1 <= out[a] <= 5:
+            rating = out[a]   # a JSON true is an int to Python: refused, not stored as 1
+            if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
                 raise ValueError(f"specialist rating {a} must be an integer 1-5, got {out[a]!r}")
     out["at"] = out["at"] or datetime.now(timezone.utc).isoformat(timespec="seconds")
     return out

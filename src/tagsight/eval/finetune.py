@@ -70,7 +70,8 @@ class FinetuneConfig(YamlConfig):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def lineage(inputs: TransferInputs, sets: dict[str, LabelledImages], decontamination: dict, env: DistEnv) -> dict:
+def lineage(inputs: TransferInputs, sets: dict[str, LabelledImages], decontamination: dict[str, Any],
+            env: DistEnv) -> dict[str, Any]:
     pool = decontamination.get("pool", {})
     return {"tagsight_version": __version__, "kind": "finetune", "backbone": inputs.backbone,
             "train": {"path": str(inputs.train), "identity": sets["train"].identity},
@@ -79,7 +80,7 @@ def lineage(inputs: TransferInputs, sets: dict[str, LabelledImages], decontamina
             "world_size": env.world_size}
 
 
-def check_lineage(run_dir: Path, expected: dict) -> None:
+def check_lineage(run_dir: Path, expected: dict[str, Any]) -> None:
     """Refuse to resume a fine-tuning run with another backbone, other data or another pool."""
     path = run_dir / "run.json"
     if not path.is_file():
@@ -113,7 +114,7 @@ def finetune(inputs: TransferInputs, run_dir: str | Path, cfg: FinetuneConfig, e
     trainer = Trainer(objective, stream, lambda s: labelled_loader(s, d.workers), cfg.optim, cfg.loop, env,
                       run_dir, stream.epoch_length, d.batch_size, progress_desc="finetune")
     trainer.fit()
-    scores = predict(trainer.model, sets["val"], backbone.data_config, d, env)
+    scores = predict(objective, sets["val"], backbone.data_config, d, env)   # the model the trainer fitted
     if not env.is_main:
         return {}
     settings = {"steps": trainer.step, "epochs": cfg.loop.epochs, "max_steps": cfg.loop.max_steps,
@@ -129,7 +130,7 @@ def finetune(inputs: TransferInputs, run_dir: str | Path, cfg: FinetuneConfig, e
 
 
 @torch.no_grad()
-def predict(objective: torch.nn.Module, images: LabelledImages, data_config: Any, d: FinetuneData,
+def predict(objective: ClassifyObjective, images: LabelledImages, data_config: Any, d: FinetuneData,
             env: DistEnv) -> np.ndarray:
     """Logits ``[N, C]`` of every image in dataset order, each rank scoring its share, gathered everywhere."""
     objective.eval()

@@ -36,7 +36,7 @@ from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.schema import catalog
 from tagsight.ingest.shards import ShardWriter
-from tagsight.privacy.tombstones import load_tombstones, tombstone_path
+from tagsight.privacy.tombstones import Tombstones, load_tombstones, tombstone_path
 from tagsight.progress import Progress
 from tagsight.relevance.score import load_labels, load_pairs, load_scores_meta
 from tagsight.storage import location
@@ -91,9 +91,12 @@ def post_label_scores(pairs: pa.Table) -> dict[str, dict[int, tuple[float, list[
 
 def pair_drop_reason(cfg: FilterConfig, score: float, visualness: float | None) -> str | None:
     """Why a pair is dropped under ``cfg``, or None when it is kept."""
-    if cfg.policy == "pairs" and score < cfg.threshold:
+    threshold = cfg.threshold
+    if threshold is None:   # the weights policy drops nothing (FilterConfig gives every other policy a threshold)
+        return None
+    if cfg.policy == "pairs" and score < threshold:
         return "pair_below_threshold"
-    if cfg.policy == "labels" and (visualness is None or visualness < cfg.threshold):
+    if cfg.policy == "labels" and (visualness is None or visualness < threshold):
         return "label_below_visualness"
     return None
 
@@ -102,7 +105,9 @@ def decide(posts: dict[str, list[str]], scores: dict[str, dict[int, tuple[float,
            visualness: dict[int, float | None], cfg: FilterConfig, forgotten: set[str]) -> Decisions:
     """The filter's decision for every post of the parent (``posts``: post key -> hashtags as written)."""
     d = Decisions()
-    pair_reasons, post_reasons, tag_reasons = Counter(), Counter(), Counter()
+    pair_reasons: Counter[str] = Counter()
+    post_reasons: Counter[str] = Counter()
+    tag_reasons: Counter[str] = Counter()
     pairs_in = tags_in = unscored = 0
     for post, tags in posts.items():
         labels = scores.get(post, {})
@@ -188,7 +193,7 @@ def _check_out(out: Path, parent: Path) -> None:
         raise ReasonError("out_exists", f"{out} exists and is not empty: choose a new folder")
 
 
-def _forgotten(parent: Path, tombstones) -> set[str]:
+def _forgotten(parent: Path, tombstones: Tombstones) -> set[str]:
     table = catalog.read_table(parent, "posts", ["source", "post_id", "author_id", "hashtags"]).to_pydict()
     return {f"{s}/{p}" for s, p, a, h in zip(table["source"], table["post_id"], table["author_id"],
                                              table["hashtags"]) if tombstones.forgets(f"{s}/{p}", a, h or [])}

@@ -51,11 +51,12 @@ log = logging.getLogger(__name__)
 LOSSES = ("bce", "softmax")
 PAIRS_FILE, LABELS_FILE, META_FILE = "pairs.parquet", "labels.json", "scores.json"
 SCORES_FORMAT = 1
-PAIR_SCHEMA = pa.schema([
+_PAIR_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("sample", pa.int64()), ("key", pa.string()), ("post_key", pa.string()), ("label", pa.int32()),
     ("label_name", pa.string()), ("hashtags", pa.list_(pa.string())), ("fold", pa.int32()),
     ("score", pa.float32()), ("rank", pa.int32()),
-])
+]
+PAIR_SCHEMA = pa.schema(_PAIR_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ def dataset_features(index: SampleIndex, cfg: ScoreConfig, cache_dir: str | Path
     """Frozen features of every sample (cached), and a description of the backbone. ``engine`` extracts them
     block by block (default: here, with ``workers`` data loader processes)."""
     from tagsight.eval.backbones import load_backbone
-    from tagsight.eval.features import backbone_fingerprint, extract_features
+    from tagsight.eval.features import extract_features
+    from tagsight.models.backbone import backbone_fingerprint
 
     backbone = load_backbone(cfg.backbone, cfg.img_size, seed=cfg.seed)
     compute = None if engine is None else functools.partial(engine_features, engine=engine)
@@ -296,11 +298,11 @@ def visualness(ap: float, prevalence: float) -> float | None:
     return (ap - prevalence) / (1.0 - prevalence)
 
 
-def pair_rows(scores: Scores) -> dict[str, list]:
+def pair_rows(scores: Scores) -> dict[str, list[Any]]:
     """Column lists of ``pairs.parquet``: one row per (sample, label) the sample's hashtags carry."""
     vocab, index = scores.vocab, scores.index
     ranks = (-scores.probs).argsort(1, kind="stable").argsort(1, kind="stable") + 1
-    cols: dict[str, list] = {name: [] for name in PAIR_SCHEMA.names}
+    cols: dict[str, list[Any]] = {name: [] for name in PAIR_SCHEMA.names}
     for i, labels in enumerate(scores.label_lists):
         for label in labels:
             tags = [t for t in index.hashtags[i] if vocab.labels_for([t]) == [label]]
@@ -344,7 +346,7 @@ def load_scores_meta(scores_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReasonError("not_a_scores_folder", f"{scores_dir} has no {META_FILE}: make it with "
                                                  "'tagsight relevance score DATASET_DIR --vocab VOCAB --out DIR'")
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if meta.get("format") != SCORES_FORMAT:
         raise ReasonError("scores_format", f"{path}: format {meta.get('format')!r}, expected {SCORES_FORMAT}")
     return meta
@@ -355,4 +357,5 @@ def load_pairs(scores_dir: str | Path) -> pa.Table:
 
 
 def load_labels(scores_dir: str | Path) -> list[dict[str, Any]]:
-    return json.loads((Path(scores_dir) / LABELS_FILE).read_text(encoding="utf-8"))
+    labels: list[dict[str, Any]] = json.loads((Path(scores_dir) / LABELS_FILE).read_text(encoding="utf-8"))
+    return labels

@@ -84,7 +84,7 @@ def pr_curve(scores: np.ndarray, bad: np.ndarray, points: int = 200) -> dict[str
 
 def visualness_ranking(labels: Sequence[dict[str, Any]], pairs: pa.Table, kinds: np.ndarray) -> list[dict[str, Any]]:
     """Labels by decreasing visualness with their rank, majority truth kind and kind counts."""
-    per_label: dict[int, Counter] = {}
+    per_label: dict[int | None, Counter[str]] = {}   # label index -> truth kind counts (the column is nullable)
     for label, kind in zip(pairs.column("label").to_pylist(), kinds):
         per_label.setdefault(label, Counter())[kind] += 1
     scored = [r for r in labels if r["visualness"] is not None]

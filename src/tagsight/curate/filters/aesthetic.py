@@ -85,7 +85,8 @@ class RidgeHead:
         return cls(mean, std, w, bias, backbone, img_size)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std) @ self.weight + self.bias
+        ratings: np.ndarray = ((x - self.mean) / self.std) @ self.weight + self.bias
+        return ratings
 
     def score_images(self, images: list[Image.Image]) -> np.ndarray:
         """The predicted rating of each image rescaled from 1-5 to [0, 1] (the filter's ``aesthetic`` score)."""
@@ -105,7 +106,7 @@ class RidgeHead:
                    stats=d.get("stats", {}))
 
 
-def embed(images: list, backbone_spec: str, img_size: int | None, batch_size: int = 64) -> np.ndarray:
+def embed(images: list[Image.Image], backbone_spec: str, img_size: int | None, batch_size: int = 64) -> np.ndarray:
     """Frozen embeddings ``[N, D]`` of PIL images with the backbone's eval transform."""
     import torch
 
