@@ -37,6 +37,7 @@ Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``p
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import functools
@@ -409,6 +410,14 @@ class _Connections:
 _PATH_SAFE = "/%:@!$&'()*+,;=~-._[]"  # kept as they are in a request target; the rest is percent-encoded
 
 
+def _host(url: str) -> str:
+    """The host (and port) a URL's request goes to, as the per-host limit counts it; "" for an unparsable URL."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
@@ -441,9 +450,16 @@ class Fetcher:
         self._public: dict[str, ImageRejected | None] = {}  # origin -> its address refusal (checked once per run)
         self._next_request: dict[str, float] = {}  # origin -> when its Crawl-delay allows the next request
         self._pool = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="fetch")  # threads start lazily
+        self._queues: dict[str, collections.deque[tuple[str, Future[bytes | ImageRejected]]]] = {}
+        self._runners: dict[str, int] = {}  # host -> runners working through its queue (at most per_host)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for queue in self._queues.values():
+                for _, future in queue:
+                    future.cancel()
+            self._queues.clear()
         self._connections.close()
 
     def __enter__(self) -> "Fetcher":
@@ -455,8 +471,19 @@ class Fetcher:
     # ------------------------------------------------------------------------- public
 
     def submit(self, url: str) -> Future[bytes | ImageRejected]:
-        """Queue ``url`` on the fetch threads (first in, first started); the future holds its body or rejection."""
-        return self._pool.submit(self._fetch_or_rejection, url)
+        """Queue ``url`` behind its host's earlier URLs (first in, first started); the future holds its body or
+        rejection. A host's queue is worked through by at most ``per_host`` threads at once, so threads never
+        wait for a host's slot while other hosts have work."""
+        future: Future[bytes | ImageRejected] = Future()
+        host = _host(url)
+        with self._lock:
+            self._queues.setdefault(host, collections.deque()).append((url, future))
+            start = self._runners.get(host, 0) < self.cfg.per_host
+            if start:
+                self._runners[host] = self._runners.get(host, 0) + 1
+        if start:
+            self._pool.submit(self._run_host, host)
+        return future
 
     def fetch_all(self, urls: list[str]) -> list[bytes | ImageRejected]:
         """Each URL's body or its rejection, in input order, fetched concurrently."""
@@ -477,6 +504,22 @@ class Fetcher:
 
     # ------------------------------------------------------------------------- requests
 
+    def _run_host(self, host: str) -> None:
+        """Fetch ``host``'s queued URLs one after another until its queue is empty."""
+        while True:
+            with self._lock:
+                queue = self._queues.get(host)
+                if not queue:
+                    self._runners[host] -= 1
+                    return
+                url, future = queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._fetch_or_rejection(url))
+            except BaseException as exc:  # a bug: the caller sees it, the other URLs still run
+                future.set_exception(exc)
+
     def _fetch_or_rejection(self, url: str) -> bytes | ImageRejected:
         try:
             return self.fetch(url)
@@ -486,7 +529,7 @@ class Fetcher:
 
     def _attempts(self, url: str, call: Callable[[], T]) -> T:
         """``call`` under the host's slot, retried with exponential backoff while it raises _Retry."""
-        host = urlsplit(url).netloc.lower()
+        host = _host(url)
         for attempt in range(self.cfg.retries + 1):
             try:
                 with self._slot(host):
