@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     i2d, skipped = find_img2dataset(args.img2dataset)
     args.img2dataset = i2d
-    facts = machine_facts(ib.PACKAGES[:2] + ("httpx", "httpcore"))
+    facts = machine_facts(ib.PACKAGES[:2])
     if i2d is not None and (i2d.parent / "python").exists():
         facts.update(ib._versions_in(i2d.parent / "python", ("img2dataset", "albumentations", "webdataset")))
     section = run_in_scratch("tagsight-bench-fetch-", args.keep,
