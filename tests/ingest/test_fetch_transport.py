@@ -3,6 +3,9 @@ bodies refused, a configured proxy used, and a host's URLs worked through by at 
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,7 +24,7 @@ class Server:
     """An HTTP/1.1 server on 127.0.0.1: ``mode`` keepalive (answers and keeps the connection), drop (closes the
     connection after each answer without saying so) or truncated (declares 1000 bytes, sends 10, closes)."""
 
-    def __init__(self, mode: str = "keepalive") -> None:
+    def __init__(self, mode: str = "keepalive", tls: tuple[str, str] | None = None) -> None:
         self.connections, self.paths, self.threads = 0, [], set()
         server = self
 
@@ -47,6 +50,11 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def __enter__(self) -> "Server":
@@ -58,7 +66,7 @@ class Server:
         self.httpd.server_close()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
 
 def test_one_kept_alive_connection_serves_a_host_one_request_after_another():
@@ -109,3 +117,29 @@ def test_a_hosts_urls_take_at_most_per_host_threads_and_a_failing_url_does_not_s
             futures[3].result()
         assert all(isinstance(fut.result(), bytes) for i, fut in enumerate(futures) if i != 3)
     assert len(used) <= 2 and server.connections <= 2
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (openssl's command line), as (cert file, key file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_is_verified_refused_for_an_unknown_authority_and_kept_alive_once_trusted(certificate, monkeypatch):
+    with Server(tls=certificate) as server:
+        with Fetcher(OPEN, 100_000) as f, pytest.raises(ImageRejected) as info:
+            f.fetch(server.url("/a.jpg"))
+        assert info.value.reason == "fetch_error" and "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+        assert server.paths == []  # nothing was asked over an unverified connection
+        real = ssl.create_default_context
+        monkeypatch.setattr(ssl, "create_default_context", lambda: real(cafile=certificate[0]))
+        with Fetcher(OPEN, 100_000) as f:
+            got = [f.fetch(server.url(f"/{n}.jpg")) for n in range(3)]
+    assert got == [jpeg(n) for n in range(1, 4)] and server.connections == 1  # kept alive (the refused handshake
+    # never reached a request handler)
