@@ -143,3 +143,15 @@ def test_https_is_verified_refused_for_an_unknown_authority_and_kept_alive_once_
             got = [f.fetch(server.url(f"/{n}.jpg")) for n in range(3)]
     assert got == [jpeg(n) for n in range(1, 4)] and server.connections == 1  # kept alive (the refused handshake
     # never reached a request handler)
+
+
+def test_closing_cancels_the_urls_not_started_instead_of_fetching_them_all():
+    cfg = FetchConfig(allow_private_addresses=True, timeout=2.0, retries=0, per_host=1, robots_txt=False,
+                      tdm_rep=False)
+    with Server() as server:
+        f = Fetcher(cfg, 100_000)
+        futures = [f.submit(server.url(f"/{n}.jpg")) for n in range(200)]
+        futures[0].result()
+        f.close()
+        assert sum(fut.cancelled() for fut in futures) > 150 and len(server.paths) < 50
+        assert all(fut.done() for fut in futures)

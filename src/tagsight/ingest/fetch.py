@@ -454,12 +454,13 @@ class Fetcher:
         self._runners: dict[str, int] = {}  # host -> runners working through its queue (at most per_host)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
+        """Cancel the URLs not started yet, wait for the requests in flight, close the connections."""
+        with self._lock:  # first: a runner finding its queue gone stops after its current URL
             for queue in self._queues.values():
                 for _, future in queue:
                     future.cancel()
             self._queues.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._connections.close()
 
     def __enter__(self) -> "Fetcher":
