@@ -1,9 +1,12 @@
 """Polite fetching of remote media (``http://``/``https://``) for ingest, with the web's opt-outs honoured.
 
 One ``Fetcher`` serves a whole ingest run from the main process: a pool of threads shares one
-pool of keep-alive HTTP/1.1 connections (``http.client``, TLS by ``ssl``'s default context), at most ``FetchConfig.threads`` requests in flight and at most
-``FetchConfig.per_host`` per host. ``fetch_all`` returns results in the order of its input,
-whatever order the answers arrive in, so the dataset built from them does not depend on timing.
+pool of kept-alive HTTP/1.1 connections (the standard library's ``http.client``; TLS verified by
+``ssl``'s default context), at most ``FetchConfig.threads`` requests in flight and at most
+``FetchConfig.per_host`` per host: each host's URLs wait in a queue of their own, worked through
+by at most ``per_host`` threads, so no thread waits for a busy host. ``fetch_all`` returns results
+in the order of its input, whatever order the answers arrive in, so the dataset built from them
+does not depend on timing.
 
 For every URL, in order:
 
@@ -25,7 +28,9 @@ a name that resolves to a private, loopback, link-local, multicast, reserved or 
 non-global address (IPv4 or IPv6, IPv4-mapped included) is refused as ``private_address``, unless
 ``FetchConfig.allow_private_addresses``. The check is made again on the addresses a connection is
 actually opened to (the connection goes to the address checked), so a DNS answer that changes
-between the check and the request cannot reach an internal service. robots.txt ``Crawl-delay`` for
+between the check and the request cannot reach an internal service (through a proxy named by
+``HTTP_PROXY``/``HTTPS_PROXY``, which resolves names itself, only the first check applies; the proxy's
+own address is the operator's choice and is not checked). robots.txt ``Crawl-delay`` for
 our token is honoured per site (requests to it are spaced by the delay); a delay over
 ``max_crawl_delay`` refuses the site's media as ``crawl_delay_too_long``.
 
