@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))  # bench/ itself, for `common`
+sys.path.insert(1, str(BENCH.parent / "src"))  # this checkout's tagsight, for the fetching-alone measurement
 
 from common import (REPO, Timing, command_line, facts_markdown, fmt, load_average, machine_facts,  # noqa: E402
                     markdown_table, publish, run_in_scratch, run_timed, setup_logging, warm_page_cache)
