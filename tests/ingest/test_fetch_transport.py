@@ -96,6 +96,8 @@ def test_an_http_proxy_from_the_environment_is_asked_for_the_absolute_url(monkey
         cfg = FetchConfig(timeout=2.0, retries=0, robots_txt=False, tdm_rep=False)  # the address guard on
         with Fetcher(cfg, 100_000) as f:
             assert f.fetch("http://photos.invalid/a.jpg?x=1") == jpeg(1)
+        with Server() as site, Fetcher(OPEN, 100_000) as f:  # this machine's own addresses are never proxied
+            assert f.fetch(site.url("/b.jpg")) == jpeg(1) and site.paths == ["/b.jpg"]
     assert proxy.paths == ["http://photos.invalid/a.jpg?x=1"]
 
 

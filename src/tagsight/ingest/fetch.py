@@ -391,8 +391,14 @@ class _Connections:
             conn.close()  # closed by the server (or it sent something unasked): not reusable
 
     def _proxy(self, scheme: str, host: str, port: int) -> str:
+        """The proxy for this origin, "" for none: none is asked for this machine's own (loopback) addresses."""
         proxy = self._proxies.get(scheme, "")
-        return "" if not proxy or urllib.request.proxy_bypass(f"{host}:{port}") else proxy
+        if not proxy or host == "localhost" or urllib.request.proxy_bypass(f"{host}:{port}"):
+            return ""
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_loopback:
+                return ""
+        return proxy
 
     def _new(self, key: _Key) -> http.client.HTTPConnection:
         scheme, host, port, proxy = key
