@@ -1,9 +1,12 @@
 """Polite fetching of remote media (``http://``/``https://``) for ingest, with the web's opt-outs honoured.
 
 One ``Fetcher`` serves a whole ingest run from the main process: a pool of threads shares one
-HTTP client (httpx), at most ``FetchConfig.threads`` requests in flight and at most
-``FetchConfig.per_host`` per host. ``fetch_all`` returns results in the order of its input,
-whatever order the answers arrive in, so the dataset built from them does not depend on timing.
+pool of kept-alive HTTP/1.1 connections (the standard library's ``http.client``; TLS verified by
+``ssl``'s default context), at most ``FetchConfig.threads`` requests in flight and at most
+``FetchConfig.per_host`` per host: each host's URLs wait in a queue of their own, worked through
+by at most ``per_host`` threads, so no thread waits for a busy host. ``fetch_all`` returns results
+in the order of its input, whatever order the answers arrive in, so the dataset built from them
+does not depend on timing.
 
 For every URL, in order:
 
@@ -25,7 +28,9 @@ a name that resolves to a private, loopback, link-local, multicast, reserved or 
 non-global address (IPv4 or IPv6, IPv4-mapped included) is refused as ``private_address``, unless
 ``FetchConfig.allow_private_addresses``. The check is made again on the addresses a connection is
 actually opened to (the connection goes to the address checked), so a DNS answer that changes
-between the check and the request cannot reach an internal service. robots.txt ``Crawl-delay`` for
+between the check and the request cannot reach an internal service (through a proxy named by
+``HTTP_PROXY``/``HTTPS_PROXY``, which resolves names itself, only the first check applies; the proxy's
+own address is the operator's choice and is not checked). robots.txt ``Crawl-delay`` for
 our token is honoured per site (requests to it are spaced by the delay); a delay over
 ``max_crawl_delay`` refuses the site's media as ``crawl_delay_too_long``.
 
@@ -37,30 +42,30 @@ Every failure is an ``ImageRejected`` with a stable reason: ``invalid_url``, ``p
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
+import functools
+import http.client
 import ipaddress
 import json
 import logging
 import re
+import select
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 import urllib.robotparser
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from tagsight import __version__
 from tagsight.ingest.images import ImageRejected
-
-try:
-    import httpcore
-    import httpx
-except ImportError:  # pragma: no cover - httpx is in the "web" extra
-    httpx = httpcore = None
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ TDMREP_MAX_BYTES = 256 * 1024
 _VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
 _SCOPED = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*:(.*)$")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_READ_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
@@ -215,26 +221,47 @@ def tdm_reserved(rules: list[tuple[re.Pattern[str], bool]], url: str) -> bool:
     return False
 
 
+class _RobotRule(Protocol):
+    path: str
+    allowance: bool
+
+
+class _RobotGroup(Protocol):
+    useragents: list[str]
+    rulelines: list[_RobotRule]
+
+
+@functools.lru_cache(maxsize=256)
+def _robot_rules(parser: urllib.robotparser.RobotFileParser, token: str) -> list[tuple[int, bool, re.Pattern[str]]]:
+    """The rules of the groups for ``token`` (else ``*``) as (pattern length, allowance, compiled pattern), once per
+    parsed robots.txt (a site's robots.txt is matched against every URL of that site)."""
+    entries: list[_RobotGroup] = parser.entries  # type: ignore[attr-defined]  # typeshed omits RobotFileParser.entries
+    default: _RobotGroup | None = parser.default_entry  # type: ignore[attr-defined]  # nor .default_entry
+    rules = [line for entry in entries if any(ua.lower() == token for ua in entry.useragents)
+             for line in entry.rulelines]
+    if not rules and default is not None:
+        rules = list(default.rulelines)
+    out = []
+    for line in rules:
+        pattern = line.path.replace("%2A", "*")  # robotparser stores rule paths percent-quoted
+        pattern = pattern[:-3] + "$" if pattern.endswith("%24") else pattern
+        if pattern:  # an empty Disallow allows everything: it matches nothing
+            out.append((len(pattern), line.allowance, _location_regex(pattern)))
+    return out
+
+
 def robots_allowed(parser: urllib.robotparser.RobotFileParser, agent_token: str, url: str) -> bool:
     """RFC 9309 matching over the groups ``urllib.robotparser`` parsed: the groups naming ``agent_token``
     (merged; else the ``*`` group), ``*`` and a final ``$`` in rule paths, the longest matching rule
     wins and ``Allow`` wins a tie. (``RobotFileParser.can_fetch`` takes the first match and treats
-    ``*`` literally, which would let ``Disallow: /*.jpg$`` through.)"""
-    token = agent_token.lower()
-    rules = [line for entry in parser.entries if any(ua.lower() == token for ua in entry.useragents)
-             for line in entry.rulelines]
-    if not rules and parser.default_entry is not None:
-        rules = list(parser.default_entry.rulelines)
+    ``*`` literally, which would let ``Disallow: /*.jpg$`` through.) The rules are compiled once per parser:
+    parse a robots.txt into a new parser rather than re-parsing one already matched against."""
     parts = urlsplit(url)
     path = urllib.parse.quote(urllib.parse.unquote(parts.path or "/")) + (f"?{parts.query}" if parts.query else "")
     best: tuple[int, bool] | None = None
-    for line in rules:
-        pattern = line.path.replace("%2A", "*")  # robotparser stores rule paths percent-quoted
-        pattern = pattern[:-3] + "$" if pattern.endswith("%24") else pattern
-        if not pattern or not _location_regex(pattern).match(path):
-            continue  # an empty Disallow allows everything: it matches nothing
-        key = (len(pattern), line.allowance)
-        if best is None or key > best:
+    for length, allowance, regex in _robot_rules(parser, agent_token.lower()):
+        key = (length, allowance)
+        if (best is None or key > best) and regex.match(path):
             best = key
     return True if best is None else best[1]
 
@@ -271,34 +298,135 @@ def resolve_public(host: str, port: int) -> list[str]:
     return addresses
 
 
-if httpcore is not None:
-    class _PublicOnlyBackend(httpcore.SyncBackend):
-        """Opens TCP connections only to global addresses, to the very address checked (no second lookup)."""
-
-        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                        socket_options: Any = None) -> Any:
-            try:
-                addresses = resolve_public(host, port)
-            except ImageRejected as exc:
-                raise httpcore.ConnectError(f"{PRIVATE_ADDRESS}: {exc}") from None
-            except socket.gaierror as exc:
-                raise httpcore.ConnectError(f"{host}: {exc}") from None
-            for address in addresses[:-1]:
-                with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
-                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            return super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+Opener = Callable[[tuple[str, int], "float | None", Any], socket.socket]
 
 
-def _client(cfg: FetchConfig) -> Any:
-    """The run's HTTP client; without ``allow_private_addresses`` its connections go to global addresses only."""
-    limits = httpx.Limits(max_connections=cfg.threads, max_keepalive_connections=cfg.threads)
-    transport = httpx.HTTPTransport(limits=limits)
-    if not cfg.allow_private_addresses:
-        pool = transport._pool  # httpx builds the httpcore pool; the backend is the one place connections open
-        assert hasattr(pool, "_network_backend"), "httpcore changed: the connection guard cannot be installed"
-        pool._network_backend = _PublicOnlyBackend()
-    return httpx.Client(headers={"User-Agent": cfg.user_agent}, timeout=httpx.Timeout(cfg.timeout),
-                        follow_redirects=False, transport=transport)
+def _public_socket(address: tuple[str, int], timeout: float | None, source_address: Any = None) -> socket.socket:
+    """A TCP connection to a global address of ``address``'s host, to the very address checked (no second lookup):
+    ImageRejected('private_address') for a host with a non-global address, OSError when none can be reached."""
+    host, port = address
+    try:
+        addresses = resolve_public(host, port)
+    except socket.gaierror as exc:
+        raise OSError(f"{host}: {exc}") from None
+    error: OSError = OSError(f"{host}: no address")
+    for checked in addresses:
+        try:
+            return socket.create_connection((checked, port), timeout, source_address)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """``http.client``'s connection, its socket opened by ``opener`` (the address guard, or a plain connect)."""
+
+    def __init__(self, host: str, port: int, timeout: float, opener: Opener) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._create_connection = opener  # what HTTPConnection.connect opens its socket with
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, timeout: float, opener: Opener, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._create_connection = opener
+
+
+_Key = tuple[str, str, int, str]  # scheme, host, port, proxy ("" for none)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _Connections:
+    """Keep-alive HTTP/1.1 connections per origin, shared by the run's threads (one in use by one thread at a
+    time). Without ``allow_private_addresses`` a connection opens only to an address checked as it opens. The
+    ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` environment is honoured; the proxy's own address is the
+    operator's choice and is not checked (the proxy resolves names, so only the per-origin check applies)."""
+
+    def __init__(self, cfg: FetchConfig) -> None:
+        self.cfg = cfg
+        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._tls = ssl.create_default_context()
+        self._proxies = urllib.request.getproxies()
+
+    def take(self, url: str) -> tuple[http.client.HTTPConnection, _Key, str, bool]:
+        """(connection, its pool key, the request target, whether it is a reused one) for ``url``."""
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").encode("idna").decode("ascii")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+        target = urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
+            (f"?{urllib.parse.quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
+        proxy = self._proxy(scheme, host, port)
+        key = (scheme, host, port, proxy)
+        if proxy and scheme == "http":
+            target = f"http://{parts.netloc}{target}"  # a proxy is asked for the absolute URL
+        conn = self._idle_connection(key)
+        return (conn, key, target, True) if conn is not None else (self._new(key), key, target, False)
+
+    def give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.cfg.threads:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _idle_connection(self, key: _Key) -> http.client.HTTPConnection | None:
+        """An idle connection of ``key`` whose server has not closed it (nothing readable on it), else None."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                conn = idle.pop()
+            if conn.sock is not None and not select.select([conn.sock], [], [], 0)[0]:
+                return conn
+            conn.close()  # closed by the server (or it sent something unasked): not reusable
+
+    def _proxy(self, scheme: str, host: str, port: int) -> str:
+        """The proxy for this origin, "" for none: none is asked for this machine's own (loopback) addresses."""
+        proxy = self._proxies.get(scheme, "")
+        if not proxy or host == "localhost" or urllib.request.proxy_bypass(f"{host}:{port}"):
+            return ""
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_loopback:
+                return ""
+        return proxy
+
+    def _new(self, key: _Key) -> http.client.HTTPConnection:
+        scheme, host, port, proxy = key
+        opener: Opener = socket.create_connection if self.cfg.allow_private_addresses or proxy else _public_socket
+        if proxy:
+            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            conn_host, conn_port = p.hostname or "", p.port or 8080
+        else:
+            conn_host, conn_port = host, port
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = _HTTPSConnection(conn_host, conn_port, self.cfg.timeout, opener, self._tls)
+            if proxy:
+                conn.set_tunnel(host, port)
+        else:
+            conn = _HTTPConnection(conn_host, conn_port, self.cfg.timeout, opener)
+        return conn
+
+
+_PATH_SAFE = "/%:@!$&'()*+,;=~-._[]"  # kept as they are in a request target; the rest is percent-encoded
+
+
+def _host(url: str) -> str:
+    """The host (and port) a URL's request goes to, as the per-host limit counts it; "" for an unparsable URL."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
 
 
 def _origin(url: str) -> str:
@@ -322,10 +450,9 @@ class Fetcher:
     """Fetches remote media for one run; thread-safe, with per-origin opt-out caches. Close it when done."""
 
     def __init__(self, cfg: FetchConfig, max_bytes: int) -> None:
-        if httpx is None:
-            raise RuntimeError("fetching remote media needs httpx: pip install 'tagsight[web]'")
         self.cfg, self.max_bytes = cfg, max_bytes
-        self.client = _client(cfg)
+        self._connections = _Connections(cfg)
+        self._headers = {"User-Agent": cfg.user_agent, "Accept": "*/*"}
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._origin_locks: dict[str, threading.Lock] = {}
@@ -334,10 +461,18 @@ class Fetcher:
         self._public: dict[str, ImageRejected | None] = {}  # origin -> its address refusal (checked once per run)
         self._next_request: dict[str, float] = {}  # origin -> when its Crawl-delay allows the next request
         self._pool = ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="fetch")  # threads start lazily
+        self._queues: dict[str, collections.deque[tuple[str, Future[bytes | ImageRejected]]]] = {}
+        self._runners: dict[str, int] = {}  # host -> runners working through its queue (at most per_host)
 
     def close(self) -> None:
+        """Cancel the URLs not started yet, wait for the requests in flight, close the connections."""
+        with self._lock:  # first: a runner finding its queue gone stops after its current URL
+            for queue in self._queues.values():
+                for _, future in queue:
+                    future.cancel()
+            self._queues.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.client.close()
+        self._connections.close()
 
     def __enter__(self) -> "Fetcher":
         return self
@@ -347,9 +482,20 @@ class Fetcher:
 
     # ------------------------------------------------------------------------- public
 
-    def submit(self, url: str) -> Future:
-        """Queue ``url`` on the fetch threads (first in, first started); the future holds its body or rejection."""
-        return self._pool.submit(self._fetch_or_rejection, url)
+    def submit(self, url: str) -> Future[bytes | ImageRejected]:
+        """Queue ``url`` behind its host's earlier URLs (first in, first started); the future holds its body or
+        rejection. A host's queue is worked through by at most ``per_host`` threads at once, so threads never
+        wait for a host's slot while other hosts have work."""
+        future: Future[bytes | ImageRejected] = Future()
+        host = _host(url)
+        with self._lock:
+            self._queues.setdefault(host, collections.deque()).append((url, future))
+            start = self._runners.get(host, 0) < self.cfg.per_host
+            if start:
+                self._runners[host] = self._runners.get(host, 0) + 1
+        if start:
+            self._pool.submit(self._run_host, host)
+        return future
 
     def fetch_all(self, urls: list[str]) -> list[bytes | ImageRejected]:
         """Each URL's body or its rejection, in input order, fetched concurrently."""
@@ -362,13 +508,29 @@ class Fetcher:
             self._check_address(current)
             self._check_site(current)
             self._pace(current)
-            outcome = self._attempts(current, lambda url=current: self._get_media(url))
+            outcome = self._attempts(current, functools.partial(self._get_media, current))
             if not isinstance(outcome, _Redirect):
                 return outcome
             current = check_url(outcome.location)
         raise ImageRejected("too_many_redirects", f"{url!r} redirected more than {self.cfg.max_redirects} times")
 
     # ------------------------------------------------------------------------- requests
+
+    def _run_host(self, host: str) -> None:
+        """Fetch ``host``'s queued URLs one after another until its queue is empty."""
+        while True:
+            with self._lock:
+                queue = self._queues.get(host)
+                if not queue:
+                    self._runners[host] -= 1
+                    return
+                url, future = queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._fetch_or_rejection(url))
+            except BaseException as exc:  # a bug: the caller sees it, the other URLs still run
+                future.set_exception(exc)
 
     def _fetch_or_rejection(self, url: str) -> bytes | ImageRejected:
         try:
@@ -379,7 +541,7 @@ class Fetcher:
 
     def _attempts(self, url: str, call: Callable[[], T]) -> T:
         """``call`` under the host's slot, retried with exponential backoff while it raises _Retry."""
-        host = urlsplit(url).netloc.lower()
+        host = _host(url)
         for attempt in range(self.cfg.retries + 1):
             try:
                 with self._slot(host):
@@ -403,47 +565,75 @@ class Fetcher:
             yield
 
     @contextlib.contextmanager
-    def _stream(self, url: str) -> Iterator[Any]:
-        """A streamed GET whose transport failures become _Retry with a named reason."""
+    def _stream(self, url: str) -> Iterator[http.client.HTTPResponse]:
+        """A GET whose body the caller reads; transport failures (of the request or while reading) become _Retry
+        with a named reason. The connection goes back to the pool when the body was read to its end."""
         try:
-            with self.client.stream("GET", url) as response:
-                yield response
-        except httpx.TimeoutException as exc:
-            raise _Retry(ImageRejected("fetch_timeout", f"{url!r}: {type(exc).__name__}")) from None
-        except httpx.ConnectError as exc:
-            if str(exc).startswith(PRIVATE_ADDRESS):
-                raise ImageRejected(PRIVATE_ADDRESS, f"{url!r}: {str(exc)[len(PRIVATE_ADDRESS) + 2:]}") from None
-            raise _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}")) from None
-        except (httpx.TransportError, httpx.DecodingError, httpx.InvalidURL) as exc:
-            raise _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}")) from None
+            conn, key, response = self._send(url)
+        except UnicodeError as exc:
+            raise ImageRejected("invalid_url", f"{url!r} has a host name that cannot be encoded: {exc}") from None
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            raise _transport_failure(url, exc) from None
+        try:
+            yield response
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            raise _transport_failure(url, exc) from None
+        finally:
+            if response.isclosed() and not response.will_close:
+                self._connections.give_back(key, conn)
+            else:
+                conn.close()  # a body left unread (an opt-out, a redirect, a refusal) or the server's last answer
+
+    def _send(self, url: str) -> tuple[http.client.HTTPConnection, _Key, http.client.HTTPResponse]:
+        """Request ``url`` and read the response head; a kept-alive connection the server closed meanwhile is
+        replaced by a new one once, without counting as an attempt."""
+        for fresh_retry in (False, True):
+            conn, key, target, reused = self._connections.take(url)
+            try:
+                conn.request("GET", target, headers=self._headers)
+                return conn, key, conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                conn.close()
+                if not reused or fresh_retry:
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
 
     def _get_media(self, url: str) -> bytes | _Redirect:
         with self._stream(url) as r:
-            if r.status_code in _REDIRECTS and r.headers.get("location"):
+            if r.status in _REDIRECTS and r.headers.get("location"):
                 return _Redirect(urljoin(url, r.headers["location"]))
             _check_status(url, r)
             self._check_headers(url, r)
             return self._read_body(url, r, self.max_bytes, "file_too_large")
 
-    def _read_body(self, url: str, r: Any, limit: int, too_large: str) -> bytes:
+    def _read_body(self, url: str, r: http.client.HTTPResponse, limit: int, too_large: str) -> bytes:
         declared = r.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ImageRejected(too_large, f"{url!r} declares {declared} bytes (max {limit})")
-        parts, total, deadline = [], 0, time.monotonic() + self.cfg.total_timeout
-        for block in r.iter_bytes():
+        parts: list[bytes] = []
+        total, deadline = 0, time.monotonic() + self.cfg.total_timeout
+        while block := r.read1(_READ_BYTES):
             total += len(block)
             if total > limit:
                 raise ImageRejected(too_large, f"{url!r} sent more than {limit} bytes")
             if time.monotonic() > deadline:
                 raise _Retry(ImageRejected("fetch_timeout", f"{url!r} took more than {self.cfg.total_timeout}s"))
             parts.append(block)
+        if r.length == 0 and not r.isclosed():
+            r.read()  # read1 stops at the declared length without marking the response done: mark it, to reuse
+        if declared.isdigit() and not r.chunked and total < int(declared):  # http.client does not raise for it
+            raise _Retry(ImageRejected("fetch_error", f"{url!r}: the connection closed after {total} of "
+                                       f"{declared} bytes"))
         if not total:
             raise ImageRejected("media_empty", f"{url!r} answered with an empty body")
         return b"".join(parts)
 
-    def _check_headers(self, url: str, r: Any) -> None:
+    def _check_headers(self, url: str, r: http.client.HTTPResponse) -> None:
         """Opt-outs first (an opted-out body is never read), then the content type."""
-        directive = x_robots_optout(r.headers.get_list("x-robots-tag"), self.cfg.agent_token,
+        directive = x_robots_optout(r.headers.get_all("x-robots-tag", []), self.cfg.agent_token,
                                     self.cfg.disallowed_directives)
         if directive:
             raise ImageRejected("optout_x_robots_tag", f"{_origin(url)} answered X-Robots-Tag {directive}")
@@ -513,7 +703,7 @@ class Fetcher:
         """(status, text) of a small site file, redirects followed; retried like media."""
         current = url
         for _ in range(self.cfg.max_redirects + 1):
-            status, text = self._attempts(current, lambda hop=current: self._site_hop(hop, limit))
+            status, text = self._attempts(current, functools.partial(self._site_hop, current, limit))
             if status not in _REDIRECTS:
                 return status, text
             current = check_url(text)
@@ -522,13 +712,13 @@ class Fetcher:
     def _site_hop(self, url: str, limit: int) -> tuple[int, str]:
         """One request: (status, text), (redirect status, absolute location) or (other status, "")."""
         with self._stream(url) as r:
-            if r.status_code in _REDIRECTS and r.headers.get("location"):
-                return r.status_code, urljoin(url, r.headers["location"])
-            if r.status_code == 429 or r.status_code >= 500:
-                raise _Retry(ImageRejected(f"fetch_failed:{r.status_code}", f"{url!r}: HTTP {r.status_code}"),
+            if r.status in _REDIRECTS and r.headers.get("location"):
+                return r.status, urljoin(url, r.headers["location"])
+            if r.status == 429 or r.status >= 500:
+                raise _Retry(ImageRejected(f"fetch_failed:{r.status}", f"{url!r}: HTTP {r.status}"),
                              parse_retry_after(r.headers.get("retry-after")))
-            if r.status_code != 200:
-                return r.status_code, ""
+            if r.status != 200:
+                return r.status, ""
             return 200, self._read_body(url, r, limit, "file_too_large").decode("utf-8", "replace")
 
     def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser | ImageRejected:
@@ -554,8 +744,15 @@ class Fetcher:
             return []
 
 
-def _check_status(url: str, r: Any) -> None:
-    status = r.status_code
+def _transport_failure(url: str, exc: BaseException) -> _Retry:
+    """A failed connection, request or read as a retryable rejection: fetch_timeout or fetch_error."""
+    if isinstance(exc, TimeoutError):
+        return _Retry(ImageRejected("fetch_timeout", f"{url!r}: {type(exc).__name__}"))
+    return _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}"))
+
+
+def _check_status(url: str, r: http.client.HTTPResponse) -> None:
+    status = r.status
     if status == 429 or status >= 500:
         raise _Retry(ImageRejected(f"fetch_failed:{status}", f"{url!r}: HTTP {status}"),
                      parse_retry_after(r.headers.get("retry-after")))
