@@ -533,8 +533,9 @@ def _decompressed(path: Path, compression: str | None) -> io.BufferedIOBase:
     """A seekable binary stream of the (decompressed) tar bytes."""
     if compression is None:
         return open(path, "rb")
-    openers: dict[str, Callable[[Path], io.BufferedIOBase]] = {
-        "gz": lambda p: gzip.GzipFile(p, "rb"), "bz2": lambda p: bz2.BZ2File(p, "rb"), "xz": lambda p: lzma.LZMAFile(p, "rb")}
+    openers: dict[str, Callable[[Path], io.BufferedIOBase]] = {"gz": lambda p: gzip.GzipFile(p, "rb"),
+                                                               "bz2": lambda p: bz2.BZ2File(p, "rb"),
+                                                               "xz": lambda p: lzma.LZMAFile(p, "rb")}
     return openers[compression](path)
 
 

@@ -62,7 +62,8 @@ FORGOTTEN_REASON = "forgotten"
 def join_post_keys(table: pa.Table) -> pa.ChunkedArray[Any]:
     """``source/post_id`` of every row of ``table`` (a catalog table with both columns), as a string column."""
     # pyarrow takes a plain str separator; pyarrow-stubs types the separator like the string columns
-    joined: pa.ChunkedArray[Any] = pc.binary_join_element_wise(table["source"], table["post_id"], "/")  # type: ignore[call-overload]
+    keys = pc.binary_join_element_wise(table["source"], table["post_id"], "/")  # type: ignore[call-overload]
+    joined: pa.ChunkedArray[Any] = keys
     return joined
 
 
