@@ -24,8 +24,9 @@ from tagsight.ingest.pipeline import IngestConfig, ingest
 from tagsight.ingest.sources import open_source
 from tagsight.lineage import read_artifact
 import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
-from tagsight.privacy.forget import (FORGETTERS, Forgotten, forget, post_key_table_forgetter, register_forgetter,
-                                     requests_from)
+from tagsight.ingest.forget import ERASED_REASON, _forget_decisions
+from tagsight.privacy.forget import (FORGETTERS, FORGOTTEN_REASON, Forgotten, forget, join_post_keys,
+                                     post_key_table_forgetter, register_forgetter, requests_from, row_post_keys)
 from tagsight.privacy.tombstones import Tombstone, Tombstones, TombstoneWatcher, tag_key
 from tagsight.privacy.trace import artifacts_with_post
 
@@ -257,6 +258,26 @@ def test_forgotten_matches_like_tombstones_and_resolved_keys():
     f = Forgotten(Tombstones.of([Tombstone("hashtag", "#No_AI")]), frozenset({"t/p1"}))
     assert f.forgets("t/p1") and f.forgets("t/p2", None, ["noai"]) and not f.forgets("t/p2", "x", ["sea"])
     assert not Forgotten(Tombstones())
+
+
+def test_post_keys_join_source_and_post_id_and_are_none_where_either_is_null():
+    table = pa.table({"source": ["m", None, "p"], "post_id": ["1", "2", None]})
+    assert join_post_keys(table).to_pylist() == ["m/1", None, None]
+    assert row_post_keys(table) == ["m/1", None, None]
+
+
+def test_forgotten_decision_rows_become_the_record_and_other_rows_are_erased():
+    rows = [("r1", "m", "1", "ann", "kept", "ingest", None, None),           # kept: the forgotten record
+            ("r2", "m", "2", "ann", "rejected", "policy", "no_consent", ""),  # rejected at ingest: erased
+            ("r3", "m", "3", "ann", None, None, None, None),                 # no status: erased, not recorded
+            ("r4", "m", "4", "bob", "kept", "ingest", None, None)]           # not forgotten: unchanged
+    names = catalog.SCHEMAS["decisions"].names
+    decisions = pa.Table.from_pylist([dict(zip(names, r)) for r in rows], schema=catalog.SCHEMAS["decisions"])
+    forgotten = Forgotten(Tombstones.of([Tombstone("author", "ann")]), rewrite=True)
+    out = _forget_decisions(decisions, pa.array(["m/1"], pa.string()), "v1", forgotten).to_pylist()
+    assert [(r["status"], r["reason"], r["post_id"]) for r in out] == [
+        ("rejected", FORGOTTEN_REASON, "1"), ("rejected", ERASED_REASON, None), ("rejected", ERASED_REASON, None),
+        ("kept", None, "4")]
 
 
 def test_a_reader_of_the_old_version_gets_a_clear_error_not_wrong_bytes(tmp_path):

@@ -56,7 +56,8 @@ class TokenTable:
 
     def encode_items(self, items: Iterable[str]) -> Encoded:
         ids: list[int] = []
-        used, unknown = [], []
+        used: list[str] = []
+        unknown: list[str] = []
         for item in items:
             labels = self.vocab.labels_for([item])
             (used if labels else unknown).append(item)
@@ -67,8 +68,8 @@ class TokenTable:
         """A prompt's tokens; warns naming unknown items, raises ``ReasonError`` when no item is known."""
         encoded = self.encode_items(prompt_items(prompt))
         if not encoded.ids:
-            examples = ", ".join("#" + (max(label.members, key=label.members.get) if label.members else label.label)
-                                 for label in self.vocab.labels[:8])
+            examples = ", ".join("#" + (max(label.members, key=label.members.__getitem__) if label.members
+                                        else label.label) for label in self.vocab.labels[:8])
             raise ReasonError("no_known_token", f"no item of the prompt {prompt!r} is in the model's vocabulary "
                                                 f"({len(self.vocab)} labels, e.g. {examples})")
         if encoded.unknown:

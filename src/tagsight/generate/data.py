@@ -20,7 +20,7 @@ import numpy as np
 from tagsight.curate.reviews import latest, read_reviews
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import StreamConfig
-from tagsight.data.transforms import EvalTransform, TrainTransform
+from tagsight.data.transforms import EncodedTransform, EvalTransform, TrainTransform
 from tagsight.data.views import UniformStream
 from tagsight.generate.conditioning import NULL, TokenTable
 from tagsight.generate.config import DiffusionConfig
@@ -40,7 +40,9 @@ def reviewer_captions(dataset_dir: str | Path) -> dict[str, list[str]]:
 class TokenStream(UniformStream):
     """Images at the generator's resolution with their conditioning tokens (see the module docstring)."""
 
-    def __init__(self, index: SampleIndex, table: TokenTable, transform: Any, cfg: StreamConfig,
+    transform: EncodedTransform   # decodes the encoded bytes itself (``image_transform``)
+
+    def __init__(self, index: SampleIndex, table: TokenTable, transform: EncodedTransform, cfg: StreamConfig,
                  select: str = "all", captions: bool = True, rank: int | None = None,
                  world_size: int | None = None) -> None:
         super().__init__(index, table.vocab, transform, cfg, select=select, rank=rank, world_size=world_size)

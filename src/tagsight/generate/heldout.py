@@ -13,9 +13,12 @@ conditioning``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from tagsight.data.pipeline import augmentation_seed, make_loader
+from tagsight.generate.data import TokenStream
 from tagsight.generate.objective import DiffusionObjective, null_tokens
 from tagsight.train.distributed import DistEnv, all_gather_cat
 
@@ -34,7 +37,7 @@ def fixed_noise(objective: DiffusionObjective, x0: torch.Tensor, indices: torch.
 
 
 @torch.no_grad()
-def heldout_loss(objective: DiffusionObjective, stream, env: DistEnv, workers: int = 0, repeats: int = 4,
+def heldout_loss(objective: DiffusionObjective, stream: TokenStream, env: DistEnv, workers: int = 0, repeats: int = 4,
                  seed: int = 1234, use_ema: bool = False) -> dict[str, float]:
     """``{"loss", "n_samples"}``: the mean per-sample denoising MSE over every held-out sample (all ranks)."""
     was_training = objective.training
@@ -44,8 +47,8 @@ def heldout_loss(objective: DiffusionObjective, stream, env: DistEnv, workers: i
     for batch in make_loader(stream, workers):
         images, ids = batch["image"].to(env.device), batch["tokens"].to(env.device)
         x0 = objective.encode(images, torch.Generator(device=images.device).manual_seed(seed))
-        per = sum(objective.per_sample_loss(x0, ids, *fixed_noise(objective, x0, batch["index"], r, repeats, seed),
-                                            denoiser=denoiser) for r in range(repeats)) / repeats
+        per = sum((objective.per_sample_loss(x0, ids, *fixed_noise(objective, x0, batch["index"], r, repeats, seed),
+                                             denoiser=denoiser) for r in range(repeats)), torch.zeros(())) / repeats
         losses.append(per)
     objective.train(was_training)
     values = all_gather_cat(torch.cat(losses) if losses else torch.zeros(0, device=env.device), env).cpu()
@@ -57,8 +60,8 @@ def _bands(repeats: int, total: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def conditioning_gain(objective: DiffusionObjective, stream, env: DistEnv, workers: int = 0, repeats: int = 4,
-                      seed: int = 1234, max_samples: int | None = None) -> dict:
+def conditioning_gain(objective: DiffusionObjective, stream: TokenStream, env: DistEnv, workers: int = 0,
+                      repeats: int = 4, seed: int = 1234, max_samples: int | None = None) -> dict[str, Any]:
     """How much the model uses its prompt: the held-out denoising loss of the EMA weights with each sample's own
     tokens and with the null token (the unconditional model), same fixed noise and timesteps, per timestep band.
 
@@ -86,7 +89,7 @@ def conditioning_gain(objective: DiffusionObjective, stream, env: DistEnv, worke
             own[r].append(objective.per_sample_loss(x0, ids, noise, t, denoiser=denoiser))
             null[r].append(objective.per_sample_loss(x0, null_tokens(*ids.shape), noise, t, denoiser=denoiser))
         seen += int(keep.sum())
-    bands = []
+    bands: list[dict[str, Any]] = []
     for r, band in enumerate(_bands(repeats, objective.cfg.train_timesteps)):
         o, n = all_gather_cat(torch.cat(own[r]), env).mean(), all_gather_cat(torch.cat(null[r]), env).mean()
         bands.append({"timesteps": band, "loss_own": float(o), "loss_null": float(n), "gain": float(n - o),

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from tagsight.collectives import DistEnv
 from tagsight.data.index import SampleIndex
@@ -31,6 +29,9 @@ from tagsight.methods.base import Method, Objective, RunConfig, register_method,
 from tagsight.models.backbone import DataConfig
 from tagsight.tags.vocab import Vocabulary
 
+if TYPE_CHECKING:   # diffusers is the generate extra
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+
 log = logging.getLogger(__name__)
 
 TOKENS_FILE = "tokens.json"
@@ -42,13 +43,13 @@ def diffusion_settings(cfg: RunConfig) -> DiffusionConfig:
     return DiffusionMethod().params(cfg)
 
 
-def generator_vae(cfg: RunConfig) -> nn.Module | None:
+def generator_vae(cfg: RunConfig) -> AutoencoderKL | None:
     """The frozen VAE of a latent generator (a local diffusers folder), None in pixel space."""
     d = diffusion_settings(cfg)
     return load_vae(d.vae_path) if d.space == "latent" else None
 
 
-def build_generator(cfg: RunConfig, vae: nn.Module | None, num_labels: int,
+def build_generator(cfg: RunConfig, vae: AutoencoderKL | None, num_labels: int,
                     batches_per_epoch: int = 0) -> DiffusionObjective:
     """A fresh generator for a vocabulary of ``num_labels`` labels (``vae``: None in pixel space)."""
     return DiffusionObjective(diffusion_settings(cfg), num_labels + OFFSET, seed=cfg.seed, vae=vae)

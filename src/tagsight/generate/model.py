@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -11,22 +12,27 @@ from torch import nn
 from tagsight.generate.conditioning import PAD
 from tagsight.generate.config import DiffusionConfig
 
+if TYPE_CHECKING:   # diffusers is the generate extra, imported when a generator is built
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
 log = logging.getLogger(__name__)
 
 
-def build_unet(cfg: DiffusionConfig, channels: int, sample_size: int) -> nn.Module:
+def build_unet(cfg: DiffusionConfig, channels: int, sample_size: int) -> UNet2DConditionModel:
     """The denoiser: ``len(cfg.widths)`` levels, cross-attention where ``cfg.attention`` says and in the middle."""
-    from diffusers import UNet2DConditionModel
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
     # diffusers' ``attention_head_dim`` of this class is the number of heads per block (a known naming quirk).
     heads = tuple(max(1, w // cfg.head_dim) for w in cfg.widths)
-    return UNet2DConditionModel(
+    unet: UNet2DConditionModel = UNet2DConditionModel(   # annotated: register_to_config leaves it untyped
         sample_size=sample_size, in_channels=channels, out_channels=channels, block_out_channels=cfg.widths,
         layers_per_block=cfg.layers_per_block, down_block_types=down, up_block_types=up,
         mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=cfg.token_dim, attention_head_dim=heads,
         norm_num_groups=cfg.norm_groups)
+    return unet
 
 
 class TokenEncoder(nn.Module):
@@ -44,16 +50,16 @@ class TokenEncoder(nn.Module):
         return self.norm(self.embed(ids)), (ids != PAD).to(self.embed.weight.dtype)
 
 
-def load_vae(path: str | None) -> nn.Module:
+def load_vae(path: str | None) -> AutoencoderKL:
     """A frozen diffusers ``AutoencoderKL`` from a local folder; a clear error naming the setting otherwise."""
-    from diffusers import AutoencoderKL
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 
     folder = Path(path) if path else None
     if folder is None or not (folder / "config.json").is_file():
         raise FileNotFoundError(f"objective.diffusion.vae_path {path!r} is not a local AutoencoderKL folder "
                                 "(config.json + diffusion_pytorch_model.safetensors, e.g. saved with "
                                 "AutoencoderKL.save_pretrained); nothing is downloaded")
-    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    vae: AutoencoderKL = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)   # unannotated in diffusers
     vae.requires_grad_(False)
     return vae.eval()
 

@@ -19,7 +19,8 @@ updates the EMA of the weights, also buffers.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,13 +34,18 @@ from tagsight.generate.model import TokenEncoder, WeightEMA, build_unet
 from tagsight.models.backbone import DataConfig
 from tagsight.methods.base import Objective
 
+if TYPE_CHECKING:   # diffusers is the generate extra, imported when a generator is built
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
-def noise_scheduler(cfg: DiffusionConfig):
+
+def noise_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
     """diffusers' ``DDPMScheduler`` holding the training noise schedule (samplers are built from its config)."""
-    from diffusers import DDPMScheduler
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
-                         prediction_type=cfg.prediction, clip_sample=cfg.space == "pixel")
+    scheduler: DDPMScheduler = DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
+                                             prediction_type=cfg.prediction, clip_sample=cfg.space == "pixel")
+    return scheduler   # (annotated: diffusers' register_to_config leaves the constructor untyped)
 
 
 class Denoiser(nn.Module):
@@ -56,13 +62,18 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         context, mask = self.tokens(ids)
         x = x.contiguous(memory_format=torch.channels_last)
-        return self.unet(x, t, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        pred: torch.Tensor = self.unet(x, t, encoder_hidden_states=context, encoder_attention_mask=mask).sample
+        return pred
 
 
 class DiffusionObjective(Objective):
     """Train a ``Denoiser``; ``data_config`` is the training resolution with pixels mapped to [-1, 1]."""
 
-    def __init__(self, cfg: DiffusionConfig, num_tokens: int, seed: int = 0, vae: nn.Module | None = None) -> None:
+    batches_seen: torch.Tensor     # buffers (registered in __init__)
+    updates: torch.Tensor
+    alphas_cumprod: torch.Tensor
+
+    def __init__(self, cfg: DiffusionConfig, num_tokens: int, seed: int = 0, vae: AutoencoderKL | None = None) -> None:
         super().__init__()
         if (vae is None) != (cfg.space == "pixel"):
             raise ValueError(f"space {cfg.space!r} {'needs' if vae is None else 'takes no'} VAE")
@@ -79,7 +90,7 @@ class DiffusionObjective(Objective):
         self.register_buffer("alphas_cumprod", alphas, persistent=False)
 
     @property
-    def vae(self) -> nn.Module | None:
+    def vae(self) -> AutoencoderKL | None:
         return self._vae[0] if self._vae else None
 
     @property
@@ -89,14 +100,14 @@ class DiffusionObjective(Objective):
     def _latent_shape(self) -> tuple[int, int]:
         if self.vae is None:
             return 3, self.cfg.resolution
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        factor = 2 ** (len(self.vae.config["block_out_channels"]) - 1)
         if self.cfg.resolution % factor:
             raise ValueError(f"objective.diffusion.resolution {self.cfg.resolution} must be divisible by the VAE's "
                              f"downsampling factor {factor}")
-        return int(self.vae.config.latent_channels), self.cfg.resolution // factor
+        return int(self.vae.config["latent_channels"]), self.cfg.resolution // factor
 
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> DiffusionObjective:
+        super()._apply(fn, *args, **kwargs)  # type: ignore[no-untyped-call]  # torch: unannotated; exclude misses super()
         for vae in self._vae:
             vae._apply(fn, *args, **kwargs)
         return self
@@ -108,15 +119,17 @@ class DiffusionObjective(Objective):
         """Images in [-1, 1] -> the diffusion space (pixels, or scaled VAE latents)."""
         if self.vae is None:
             return images
-        latent = self.vae.encode(images.to(next(self.vae.parameters()).dtype)).latent_dist.sample(generator)
-        return latent.float() * float(self.vae.config.scaling_factor)
+        dtype = next(self.vae.parameters()).dtype
+        latent: torch.Tensor = self.vae.encode(images.to(dtype)).latent_dist.sample(generator)
+        return latent.float() * float(self.vae.config["scaling_factor"])
 
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """The diffusion space -> images in [-1, 1]."""
         if self.vae is None:
             return x.clamp(-1, 1)
-        return self.vae.decode(x / float(self.vae.config.scaling_factor)).sample.float().clamp(-1, 1)
+        decoded: torch.Tensor = self.vae.decode(x / float(self.vae.config["scaling_factor"])).sample
+        return decoded.float().clamp(-1, 1)
 
     # ------------------------------------------------------------------------------------- the loss
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from safetensors.torch import load_file
 
@@ -39,7 +40,7 @@ class GeneratorRun:
     checkpoint: Path
 
 
-def read_generator_config(run_dir: Path) -> tuple[PretrainConfig, dict]:
+def read_generator_config(run_dir: Path) -> tuple[PretrainConfig, dict[str, Any]]:
     """(config, run.json) of a generator folder; ``ReasonError`` when it is not one."""
     if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
         raise ReasonError("not_a_run", f"{run_dir} has no run.json and config.yaml: not a tagsight run folder")

@@ -29,6 +29,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,21 +48,45 @@ log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
 GRID_FILE = "grid.png"
 _NUMBERED = re.compile(r"^\d{4,}\.png$")
-SAMPLERS: Registry = Registry("sampler")
+
+
+class StepOutput(Protocol):
+    """A scheduler step's result: the sample at the previous (less noisy) timestep."""
+
+    prev_sample: torch.Tensor
+
+
+class Sampler(Protocol):
+    """What ``sample`` uses of a diffusers scheduler (DDIM, DPM-Solver++): timesteps, input scaling, one step."""
+
+    init_noise_sigma: float
+    timesteps: torch.Tensor
+
+    def set_timesteps(self, num_inference_steps: int) -> None: ...
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor: ...
+
+    def step(self, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor) -> StepOutput: ...
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler")
 
 
 @SAMPLERS.register("ddim")
-def _ddim(objective: DiffusionObjective):
-    from diffusers import DDIMScheduler
+def _ddim(objective: DiffusionObjective) -> Sampler:
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
-    return DDIMScheduler.from_config(noise_scheduler(objective.cfg).config)
+    scheduler: Sampler = DDIMScheduler.from_config(noise_scheduler(objective.cfg).config)   # from_config is unannotated
+    return scheduler
 
 
 @SAMPLERS.register("dpm")
-def _dpm(objective: DiffusionObjective):
-    from diffusers import DPMSolverMultistepScheduler
+def _dpm(objective: DiffusionObjective) -> Sampler:
+    from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
-    return DPMSolverMultistepScheduler.from_config(noise_scheduler(objective.cfg).config, algorithm_type="dpmsolver++")
+    scheduler: Sampler = DPMSolverMultistepScheduler.from_config(noise_scheduler(objective.cfg).config,
+                                                                 algorithm_type="dpmsolver++")
+    return scheduler
 
 
 @dataclass(frozen=True)
@@ -99,7 +124,7 @@ def sample(objective: DiffusionObjective, ids: torch.Tensor, seeds: list[int], s
     scheduler.set_timesteps(settings.steps)
     x = initial_noise(objective, seeds).to(device) * scheduler.init_noise_sigma
     ids = ids.to(device)
-    both = torch.cat([null_tokens(*ids.shape, device=device), ids])
+    both = torch.cat([null_tokens(ids.shape[0], ids.shape[1], device=device), ids])
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(x, t)
         if settings.guidance == 1.0:
@@ -135,7 +160,7 @@ def grid_image(images: list[np.ndarray], columns: int, gap: int = 2) -> np.ndarr
 
 
 def write_samples(run: GeneratorRun, prompts: list[str], n: int, out_dir: str | Path, seed: int = 0,
-                  settings: SampleSettings | None = None) -> list[dict]:
+                  settings: SampleSettings | None = None) -> list[dict[str, Any]]:
     """Sample ``n`` images per prompt into ``out_dir`` (format in the module docstring); returns the rows."""
     settings = settings or SampleSettings(run.cfg.objective.diffusion.steps, run.cfg.objective.diffusion.guidance,
                                           run.cfg.objective.diffusion.sampler)
@@ -159,7 +184,8 @@ def write_samples(run: GeneratorRun, prompts: list[str], n: int, out_dir: str | 
     return rows
 
 
-def _row(run: GeneratorRun, prompt: str, encoded: Encoded, number: int, seed: int, settings: SampleSettings) -> dict:
+def _row(run: GeneratorRun, prompt: str, encoded: Encoded, number: int, seed: int,
+         settings: SampleSettings) -> dict[str, Any]:
     return {"file": f"{number:04d}.png", "prompt": prompt, "tokens_used": list(encoded.used),
             "tokens_unknown": list(encoded.unknown), "seed": seed, "steps": settings.steps,
             "guidance": float(settings.guidance),
@@ -167,7 +193,8 @@ def _row(run: GeneratorRun, prompt: str, encoded: Encoded, number: int, seed: in
             "size": run.cfg.objective.diffusion.resolution}
 
 
-def _finish(run: GeneratorRun, out_dir: Path, rows: list[dict], arrays: list[np.ndarray], columns: int) -> None:
+def _finish(run: GeneratorRun, out_dir: Path, rows: list[dict[str, Any]], arrays: list[np.ndarray],
+            columns: int) -> None:
     written = {r["file"] for r in rows}
     for stale in out_dir.iterdir():
         if _NUMBERED.match(stale.name) and stale.name not in written:

@@ -40,6 +40,7 @@ from tagsight.generate.data import TokenStream, image_transform
 from tagsight.generate.heldout import heldout_loss
 from tagsight.generate.config import FORGET_KIND
 from tagsight.generate.method import TOKENS_FILE, build_generator, generator_vae
+from tagsight.generate.objective import DiffusionObjective
 from tagsight.generate.runs import BEST, GeneratorRun, load_generator
 from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import read_artifact
@@ -136,7 +137,7 @@ def _check_resume(out: Path, info: dict[str, Any]) -> None:
                                                    "version; use a new --out")
 
 
-def _start_objective(base: GeneratorRun, tuned_cfg: PretrainConfig, cfg: TuneConfig):
+def _start_objective(base: GeneratorRun, tuned_cfg: PretrainConfig, cfg: TuneConfig) -> DiffusionObjective:
     objective = build_generator(tuned_cfg, generator_vae(tuned_cfg), base.objective.num_tokens - 2)
     objective.load_state_dict(base.objective.state_dict())
     if cfg.init_from_ema and base.objective.ema is not None:
@@ -148,7 +149,8 @@ def _start_objective(base: GeneratorRun, tuned_cfg: PretrainConfig, cfg: TuneCon
     return objective
 
 
-def _streams(curated: Path, base: GeneratorRun, objective, cfg: TuneConfig, env: DistEnv) -> tuple[Any, Any]:
+def _streams(curated: Path, base: GeneratorRun, objective: DiffusionObjective, cfg: TuneConfig,
+             env: DistEnv) -> tuple[TokenStream, TokenStream]:
     index = SampleIndex.build(curated)
     d = objective.cfg
     out = []
@@ -160,7 +162,7 @@ def _streams(curated: Path, base: GeneratorRun, objective, cfg: TuneConfig, env:
     return out[0], out[1]
 
 
-def save_best(out: Path, objective, step: int, loss: float) -> Path:
+def save_best(out: Path, objective: DiffusionObjective, step: int, loss: float) -> Path:
     """``out/checkpoints/best``: the objective's weights (EMA included) and the step they were taken at."""
     root = out / "checkpoints"
     final, tmp = root / BEST, root / f".tmp-{BEST}"
@@ -176,13 +178,15 @@ def save_best(out: Path, objective, step: int, loss: float) -> Path:
 class _Tuner:
     """The early-stopping loop around one Trainer (state in ``tune.json``, so a rerun resumes)."""
 
-    def __init__(self, out: Path, trainer: Trainer, heldout, cfg: TuneConfig, env: DistEnv) -> None:
+    def __init__(self, out: Path, trainer: Trainer, objective: DiffusionObjective, heldout: TokenStream,
+                 cfg: TuneConfig, env: DistEnv) -> None:
         self.out, self.trainer, self.heldout, self.cfg, self.env = out, trainer, heldout, cfg, env
+        self.objective = objective   # the model the trainer trains (``trainer.model``, typed as a plain module)
         path = out / TUNE_FILE
         self.state = json.loads(path.read_text()) if path.is_file() else {"evaluations": [], "best": None}
 
     def evaluate(self) -> None:
-        objective, step = self.trainer.model, self.trainer.step
+        objective, step = self.objective, self.trainer.step
         result = heldout_loss(objective, self.heldout, self.env, self.cfg.data.workers, self.cfg.eval_repeats,
                               self.cfg.eval_seed, use_ema=True)
         best = self.state["best"]
@@ -251,7 +255,7 @@ def tune(run_dir: str | Path, curated: str | Path, out: str | Path, cfg: TuneCon
     trainer = Trainer(objective, train, lambda s: make_loader(s, cfg.data.workers),
                       cfg.optim(cfg.data.batch_size * env.world_size), loop, env, out,
                       cfg.data.epoch_length, cfg.data.batch_size, progress_desc="tune")
-    result = _Tuner(out, trainer, heldout, cfg, env).run()
+    result = _Tuner(out, trainer, objective, heldout, cfg, env).run()
     log.info("tuned %s on %s: held-out loss %.5f -> %.5f (best at step %d; %s)", run_dir, curated,
              result["base_loss"], result["best_loss"], result["best_step"], result["stopped"])
     return result

@@ -33,7 +33,8 @@ from tagsight.fsio import atomic_write_bytes, atomic_write_text
 from tagsight.schema import catalog
 from tagsight.ingest.summary import summarise
 from tagsight.ingest.shards import ShardInfo, filter_shard
-from tagsight.privacy.forget import FORGOTTEN_REASON, Forgotten, find_datasets, register_forgetter
+from tagsight.privacy.forget import (FORGOTTEN_REASON, Forgotten, find_datasets, join_post_keys, register_forgetter,
+                                     row_post_keys)
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,14 @@ ERASED_REASON = "forgotten_record"   # a decision row of a forgotten post that t
 INDEX_CACHE = "index.parquet"   # tagsight.data.index's cache: it lists post keys and hashtags, so it goes too
 
 
-def _keys(table: pa.Table) -> list[str]:
-    return pc.binary_join_element_wise(table["source"], table["post_id"], "/").to_pylist()
-
-
 def forgotten_samples(dataset_dir: Path, forgotten: Forgotten) -> dict[str, set[str]]:
     """shard name -> sample keys of forgotten posts that the current version's shards still hold."""
     media = catalog.read_table(dataset_dir, "media", ["source", "post_id", "status", "sample_key", "shard"])
-    media = media.filter(pc.equal(media["status"], "ok"))
-    posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
-    gone = {k for k, a, t in zip(_keys(posts), posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
-            if forgotten.forgets(k, a, t or ())} | set(forgotten.post_keys)
+    media = media.filter(pc.equal(media["status"], pa.scalar("ok")))
+    gone = _kept_forgotten_posts(dataset_dir, forgotten) | set(forgotten.post_keys)
     out: dict[str, set[str]] = defaultdict(set)
-    for key, sample, shard in zip(_keys(media), media["sample_key"].to_pylist(), media["shard"].to_pylist()):
-        if key in gone:
+    for key, sample, shard in zip(row_post_keys(media), media["sample_key"].to_pylist(), media["shard"].to_pylist()):
+        if key in gone and shard is not None and sample is not None:   # an ``ok`` media row has both
             out[shard].add(sample)
     return dict(out)
 
@@ -62,7 +57,7 @@ def forgotten_samples(dataset_dir: Path, forgotten: Forgotten) -> dict[str, set[
 def stale_decisions(decisions: pa.Table, forgotten: Forgotten) -> list[bool]:
     """Decision rows of forgotten posts that are not yet the ``forgotten`` record (e.g. rejected at ingest or
     dropped by a derivation): they still name the post and its author, so a rewrite turns them into the record."""
-    keys = _keys(decisions)
+    keys = row_post_keys(decisions)
     authors, reasons = decisions["author_id"].to_pylist(), decisions["reason"].to_pylist()
     return [r != FORGOTTEN_REASON and forgotten.forgets(k or "", a) for k, a, r in zip(keys, authors, reasons)]
 
@@ -117,18 +112,19 @@ def _rewrite_shards(dataset_dir: Path, manifest: dict[str, Any], targets: dict[s
     return shards, renamed, dropped
 
 
-def _drop_posts(table: pa.Table, gone: pa.Array) -> pa.Table:
-    return table.filter(pc.invert(pc.is_in(pc.binary_join_element_wise(table["source"], table["post_id"], "/"), gone)))
+def _drop_posts(table: pa.Table, gone: pa.Array[Any]) -> pa.Table:
+    return table.filter(pc.invert(pc.is_in(join_post_keys(table), gone)))
 
 
-def _forget_decisions(decisions: pa.Table, gone: pa.Array, version: str, forgotten: Forgotten) -> pa.Table:
+def _forget_decisions(decisions: pa.Table, gone: pa.Array[Any], version: str, forgotten: Forgotten) -> pa.Table:
     """Decision rows of the forgotten kept posts become the record ``rejected / forget / forgotten`` (their key
     kept, so the removal can be traced); any other row of a forgotten post (``stale_decisions``: rejected at
     ingest, dropped by a derivation) is erased: ``rejected / forget / forgotten_record`` with no ref, source,
     post id or author."""
-    keys = pc.binary_join_element_wise(decisions["source"], decisions["post_id"], "/")
-    hit = pc.and_(pc.equal(decisions["status"], "kept"), pc.is_in(keys, gone))
-    stale = pc.and_(pa.array(stale_decisions(decisions, forgotten), pa.bool_()), pc.invert(pc.fill_null(hit, False)))
+    keys = join_post_keys(decisions)
+    hit = pc.and_(pc.equal(decisions["status"], pa.scalar("kept")), pc.is_in(keys, gone))
+    not_hit = pc.or_kleene(pc.invert(hit), pc.is_null(hit))   # a row without a status is not a hit
+    stale = pc.and_(pa.array(stale_decisions(decisions, forgotten), pa.bool_()), not_hit)
     for mask, reason, detail in ((hit, FORGOTTEN_REASON, f"removed from version {version}"),
                                  (stale, ERASED_REASON, f"record erased in version {version}")):
         values = {"status": "rejected", "stage": "forget", "reason": reason, "detail": detail}
@@ -144,11 +140,11 @@ def _forget_decisions(decisions: pa.Table, gone: pa.Array, version: str, forgott
 
 
 def _rewrite_catalog(dataset_dir: Path, gone: set[str], renamed: dict[str, str | None], version: str,
-                     forgotten: Forgotten) -> tuple[list, list]:
+                     forgotten: Forgotten) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Drop the forgotten posts' rows; returns the new (decisions, media) rows for the counts."""
     gone_arr = pa.array(sorted(gone), pa.string())
     media = _drop_posts(catalog.read_table(dataset_dir, "media"), gone_arr)
-    shard = [renamed.get(s, s) for s in media["shard"].to_pylist()]
+    shard = [None if s is None else renamed.get(s, s) for s in media["shard"].to_pylist()]
     media = media.set_column(media.schema.get_field_index("shard"), "shard", pa.array(shard, pa.string()))
     decisions = _forget_decisions(catalog.read_table(dataset_dir, "decisions"), gone_arr, version, forgotten)
     for table in ("posts", "hashtags", "duplicates"):
@@ -160,9 +156,10 @@ def _rewrite_catalog(dataset_dir: Path, gone: set[str], renamed: dict[str, str |
 
 
 def _kept_forgotten_posts(dataset_dir: Path, forgotten: Forgotten) -> set[str]:
+    """Keys of the dataset's kept posts that ``forgotten`` forgets (a kept post always has its source and id)."""
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
-    return {k for k, a, t in zip(_keys(posts), posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
-            if forgotten.forgets(k, a, t or ())}
+    return {k for k, a, t in zip(row_post_keys(posts), posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
+            if k is not None and forgotten.forgets(k, a, t or ())}
 
 
 def rewrite_dataset(dataset_dir: str | Path, forgotten: Forgotten) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import io
 import logging
 import lzma
 import os
@@ -30,9 +31,10 @@ import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Generic, TypeVar
 
 # TreeError, MemberTooLarge, TreeLimits, DEFAULT_LIMITS and check_member_name are also read from here by the sources.
 from tagsight.ingest.tree_safety import (  # noqa: F401
@@ -218,6 +220,9 @@ class _Member:
     crc: int = 0
 
 
+_Entry = tuple[str, _Member | None]   # a member's name and its data, None for a folder
+
+
 @dataclass(frozen=True)
 class _Index:
     """What opening an archive learnt: its files and folders (paths relative to the root) and its stat."""
@@ -227,7 +232,10 @@ class _Index:
     stat: tuple[int, int]
 
 
-class ArchiveTree(Tree):
+_H = TypeVar("_H", zipfile.ZipFile, io.BufferedIOBase)   # an archive's open handle: the zip file, or the tar stream
+
+
+class ArchiveTree(Tree, Generic[_H]):
     """Common part of zip and tar trees: the index built (and checked) once, reads by member."""
 
     def __init__(self, path: Path, key: tuple[Any, ...], index: _Index) -> None:
@@ -310,17 +318,17 @@ class ArchiveTree(Tree):
         if handle is not None:
             handle.close()
 
-    def _handle(self) -> Any:
+    def _handle(self) -> _H:
         return _shared_handle((os.getpid(), self._key), self._open)
 
     @abstractmethod
-    def _open(self) -> Any: ...
+    def _open(self) -> _H: ...
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_idx": None}  # no open file (there is none on the object) and no index
 
 
-class ZipTree(ArchiveTree):
+class ZipTree(ArchiveTree[zipfile.ZipFile]):
     kind = "zip"
 
     def _open(self) -> zipfile.ZipFile:
@@ -331,14 +339,14 @@ class ZipTree(ArchiveTree):
             return f.read(member.size + 1 if n is None else n)
 
 
-class TarTree(ArchiveTree):
+class TarTree(ArchiveTree[io.BufferedIOBase]):
     kind = "tar"
 
     def __init__(self, path: Path, key: tuple[Any, ...], index: _Index, compression: str | None) -> None:
         super().__init__(path, key, index)
         self.compression = compression
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> io.BufferedIOBase:
         return _decompressed(self.path, self.compression)
 
     def _read(self, member: _Member, n: int | None = None) -> bytes:
@@ -347,15 +355,16 @@ class TarTree(ArchiveTree):
         return stream.read(member.size if n is None else min(n, member.size))
 
 
+# (process id, archive key) -> open handle; the archive key names the kind (zip, tar and its compression)
 _HANDLES: "OrderedDict[tuple[int, tuple[Any, ...]], Any]" = OrderedDict()
 _MAX_HANDLES = 4
 
 
-def _shared_handle(key: tuple[int, tuple[Any, ...]], opener: Any) -> Any:
+def _shared_handle(key: tuple[int, tuple[Any, ...]], opener: Callable[[], _H]) -> _H:
     """One open handle per archive and process, kept between Tree objects (a worker reads chunk after
     chunk without reopening, and a compressed tar stream goes on from where it stopped). Keyed by
     process id: a forked worker never uses its parent's file position."""
-    handle = _HANDLES.pop(key, None)
+    handle: _H | None = _HANDLES.pop(key, None)  # cached under the same key: made by the same kind's opener
     if handle is None:
         handle = opener()
     _HANDLES[key] = handle
@@ -470,20 +479,20 @@ def _label(kind: tuple[str, str | None]) -> str:
     return kind[0] if kind[1] is None else f"{kind[0]}.{kind[1]}"
 
 
-def _build_index(path: Path, entries: list[tuple[str, bool, _Member | None]], stat_key: tuple[int, int]) -> _Index:
+def _build_index(path: Path, entries: list[_Entry], stat_key: tuple[int, int]) -> _Index:
     """Names cleaned and de-duplicated, and the single top-level folder (if any) taken as the root."""
     files: dict[str, _Member] = {}
     dirs: set[str] = set()
-    for name, is_dir, member in entries:
+    for name, member in entries:
         clean = check_member_name(name)
         if not clean or _is_mac_residue(clean):
             continue
-        if is_dir:
+        if member is None:
             dirs.add(clean)
         elif clean in files:
             raise TreeError(f"{path.name} holds {clean!r} twice; refusing an ambiguous archive")
         else:
-            files[clean] = member  # type: ignore[assignment]
+            files[clean] = member
     for rel in files:
         parts = rel.split("/")
         dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
@@ -495,7 +504,7 @@ def _build_index(path: Path, entries: list[tuple[str, bool, _Member | None]], st
     return _Index(files, frozenset(dirs), stat_key)
 
 
-def _zip_entries(path: Path, limits: TreeLimits) -> list[tuple[str, bool, _Member | None]]:
+def _zip_entries(path: Path, limits: TreeLimits) -> list[_Entry]:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
@@ -505,32 +514,35 @@ def _zip_entries(path: Path, limits: TreeLimits) -> list[tuple[str, bool, _Membe
         infos = zf.infolist()
     check_count(path, len(infos), limits)
     size = path.stat().st_size
-    entries, total, ends = [], 0, []
+    entries: list[_Entry] = []
+    total, ends = 0, []
     for info in infos:
         check_zip_member(path, info, size, limits)
         if info.is_dir():
-            entries.append((info.filename, True, None))
+            entries.append((info.filename, None))
             continue
         total += info.file_size
         ends.append((info.header_offset, info.header_offset + 30 + info.compress_size))
-        entries.append((info.filename, False, _Member(info.filename, info.file_size, info.header_offset, info.CRC)))
+        entries.append((info.filename, _Member(info.filename, info.file_size, info.header_offset, info.CRC)))
     check_total(path, total, size, limits)
     check_no_overlap(path, ends)
     return entries
 
 
-def _decompressed(path: Path, compression: str | None) -> IO[bytes]:
+def _decompressed(path: Path, compression: str | None) -> io.BufferedIOBase:
     """A seekable binary stream of the (decompressed) tar bytes."""
     if compression is None:
         return open(path, "rb")
-    opener = {"gz": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
-    return opener(path, "rb")  # type: ignore[operator]
+    openers: dict[str, Callable[[Path], io.BufferedIOBase]] = {"gz": lambda p: gzip.GzipFile(p, "rb"),
+                                                               "bz2": lambda p: bz2.BZ2File(p, "rb"),
+                                                               "xz": lambda p: lzma.LZMAFile(p, "rb")}
+    return openers[compression](path)
 
 
-def _tar_entries(path: Path, compression: str | None, limits: TreeLimits) -> list[tuple[str, bool, _Member | None]]:
+def _tar_entries(path: Path, compression: str | None, limits: TreeLimits) -> list[_Entry]:
     """Members of a tar, checked one by one before their data is skipped (so a bomb is never inflated)."""
     archive_size = path.stat().st_size
-    entries: list[tuple[str, bool, _Member | None]] = []
+    entries: list[_Entry] = []
     total = 0
     with _decompressed(path, compression) as stream:
         tar = tarfile.open(fileobj=stream, mode="r:")
@@ -538,10 +550,10 @@ def _tar_entries(path: Path, compression: str | None, limits: TreeLimits) -> lis
             check_count(path, len(entries) + 1, limits)
             check_tar_member(path, info)
             if info.isdir():
-                entries.append((info.name, True, None))
+                entries.append((info.name, None))
                 continue
             total += info.size
             check_total(path, total, archive_size, limits)
-            entries.append((info.name, False, _Member(info.name, info.size, info.offset_data)))
+            entries.append((info.name, _Member(info.name, info.size, info.offset_data)))
         check_tar_end(path, stream, tar.offset)
     return entries

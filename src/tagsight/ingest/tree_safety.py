@@ -4,13 +4,13 @@ size, count and ratio limits (zip bombs), overlapping data, truncation. ``tagsig
 
 from __future__ import annotations
 
+import io
 import re
 import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from tagsight.ingest.errors import SourceError
 
@@ -131,7 +131,7 @@ def check_tar_member(path: Path, info: tarfile.TarInfo) -> None:
         raise TreeError(f"{path.name}: member {info.name!r} is not a regular file or folder; refusing the archive")
 
 
-def check_tar_end(path: Path, stream: IO[bytes], offset: int) -> None:
+def check_tar_end(path: Path, stream: io.BufferedIOBase, offset: int) -> None:
     """The end-of-archive marker (a zero block) follows the last member, and a compressed stream ends cleanly."""
     stream.seek(offset)
     marker = stream.read(TAR_BLOCK)

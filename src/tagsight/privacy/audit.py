@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -57,8 +58,8 @@ class Trace:
 class AuditReport:
     roots: list[str]
     forgotten_posts: int
-    checked: Counter = field(default_factory=Counter)     # files looked at, by what they are
-    ledger: Counter = field(default_factory=Counter)      # records of the forgetting itself (not traces)
+    checked: Counter[str] = field(default_factory=Counter)     # files looked at, by what they are
+    ledger: Counter[str] = field(default_factory=Counter)      # records of the forgetting itself (not traces)
     traces: list[Trace] = field(default_factory=list)
 
     @property
@@ -83,16 +84,16 @@ class AuditReport:
 
 def audit(roots: str | Path | Iterable[str | Path], forgotten: Forgotten | None = None) -> AuditReport:
     """Every trace of a forgotten post under ``roots`` (see the module docstring)."""
-    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    paths = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     if forgotten is None:
-        datasets = find_datasets(roots)
+        datasets = find_datasets(paths)
         if not datasets:
-            raise ReasonError("no_dataset", f"no tagsight dataset under {', '.join(map(str, roots))}: "
+            raise ReasonError("no_dataset", f"no tagsight dataset under {', '.join(map(str, paths))}: "
                                             "nothing records what was forgotten")
-        forgotten = forgotten_state(datasets, roots=roots)
-    report = AuditReport([str(r) for r in roots], len(forgotten.post_keys))
+        forgotten = forgotten_state(datasets, roots=paths)
+    report = AuditReport([str(r) for r in paths], len(forgotten.post_keys))
     pattern = _key_pattern(forgotten.post_keys)
-    for path in _files(roots):
+    for path in _files(paths):
         for trace in _check(path, forgotten, pattern, report):
             report.traces.append(trace)
     log.info("audit: %d traces in %d files", len(report.traces), sum(report.checked.values()))
@@ -111,14 +112,14 @@ def _files(roots: list[Path]) -> Iterator[Path]:
                     yield path
 
 
-def _key_pattern(keys: frozenset[str]) -> re.Pattern | None:
+def _key_pattern(keys: frozenset[str]) -> re.Pattern[str] | None:
     if not keys:
         return None
     alternatives = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
     return re.compile(rf"(?<![\w/.-])(?:{alternatives})(?![\w/.-])")
 
 
-def _check(path: Path, forgotten: Forgotten, pattern: re.Pattern | None, report: AuditReport) -> Iterator[Trace]:
+def _check(path: Path, forgotten: Forgotten, pattern: re.Pattern[str] | None, report: AuditReport) -> Iterator[Trace]:
     if path.suffix == ".tar":
         report.checked["shards"] += 1
         yield from _shard(path, forgotten)
@@ -136,16 +137,17 @@ def _check(path: Path, forgotten: Forgotten, pattern: re.Pattern | None, report:
         yield from _text(path, pattern)
 
 
-def shard_meta(path: Path) -> Iterator[dict]:
+def shard_meta(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON metadata of every sample of a tar shard."""
     with tarfile.open(path) as tar:
         for member in tar:
-            if member.isfile() and member.name.endswith(".json"):
-                yield json.loads(tar.extractfile(member).read())
+            data = tar.extractfile(member) if member.isfile() and member.name.endswith(".json") else None
+            if data is not None:
+                yield json.loads(data.read())
 
 
 def _shard(path: Path, forgotten: Forgotten) -> Iterator[Trace]:
-    hits: Counter = Counter()
+    hits: Counter[str] = Counter()
     try:
         metas = list(shard_meta(path))
     except (tarfile.TarError, ValueError) as exc:
@@ -217,7 +219,7 @@ def _vectors(path: Path) -> Iterator[Trace]:
                                                              f"{vectors - rows} vector(s) no entry accounts for")
 
 
-def _text(path: Path, pattern: re.Pattern) -> Iterator[Trace]:
+def _text(path: Path, pattern: re.Pattern[str]) -> Iterator[Trace]:
     if path.stat().st_size > MAX_TEXT_BYTES:
         yield Trace("unrecorded", str(path), 1, f"larger than {MAX_TEXT_BYTES} bytes: not searched")
         return

@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,6 +57,20 @@ from tagsight.registry import Registry
 log = logging.getLogger(__name__)
 
 FORGOTTEN_REASON = "forgotten"
+
+
+def join_post_keys(table: pa.Table) -> pa.ChunkedArray[Any]:
+    """``source/post_id`` of every row of ``table`` (a catalog table with both columns), as a string column."""
+    # pyarrow takes a plain str separator; pyarrow-stubs types the separator like the string columns
+    keys = pc.binary_join_element_wise(table["source"], table["post_id"], "/")  # type: ignore[call-overload]
+    joined: pa.ChunkedArray[Any] = keys
+    return joined
+
+
+def row_post_keys(table: pa.Table) -> list[str | None]:
+    """``source/post_id`` per row of ``table``; None where either is null (a decision row whose record was erased)."""
+    keys: list[str | None] = join_post_keys(table).to_pylist()
+    return keys
 
 
 @dataclass(frozen=True)
@@ -74,13 +89,18 @@ class Forgotten:
         return post_key in self.post_keys or self.tombstones.forgets(post_key, author_id, hashtags)
 
 
+FindFn = Callable[[Path], list[Path]]
+AffectedFn = Callable[[Path, Forgotten], int]
+PurgeFn = Callable[[Path, Forgotten], str]
+
+
 @dataclass(frozen=True)
 class Forgetter:
     """One artifact kind's three functions (see the module docstring); ``stage`` orders kinds (low first)."""
 
-    find: Callable[[Path], list[Path]]
-    affected: Callable[[Path, Forgotten], int]
-    purge: Callable[[Path, Forgotten], str]
+    find: FindFn
+    affected: AffectedFn
+    purge: PurgeFn
     stage: int = 50
     retrain: bool = False     # an affected artifact is a model to retrain (listed under "retrain needed")
 
@@ -88,8 +108,8 @@ class Forgetter:
 FORGETTERS: Registry[Forgetter] = Registry("artifact kind")
 
 
-def register_forgetter(name: str, find: Callable[[Path], list[Path]], affected: Callable[[Path, Forgotten], int],
-                       purge: Callable[[Path, Forgotten], str], stage: int = 50, retrain: bool = False) -> None:
+def register_forgetter(name: str, find: FindFn, affected: AffectedFn, purge: PurgeFn, stage: int = 50,
+                       retrain: bool = False) -> None:
     """Add an artifact kind to ``FORGETTERS`` (see the contract in the module docstring)."""
     forgetter = Forgetter(find, affected, purge, stage, retrain)
     FORGETTERS.register(name)(lambda: forgetter)
@@ -183,14 +203,14 @@ def resolve_post_keys(dataset_dir: str | Path, tombstones: Tombstones) -> set[st
     if not tombstones:
         return keys
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
-    full = pc.binary_join_element_wise(posts["source"], posts["post_id"], "/")
+    full = join_post_keys(posts)
     mask = pc.or_(pc.is_in(posts["author_id"], pa.array(sorted(tombstones.authors), pa.string())),
                   pc.or_(pc.is_in(full, pa.array(sorted(tombstones.posts), pa.string())),
                          pc.is_in(posts["post_id"], pa.array(sorted(tombstones.posts), pa.string()))))
-    keys.update(pc.filter(full, mask).to_pylist())
+    keys.update(k for k in pc.filter(full, mask).to_pylist() if k is not None)
     if tombstones.hashtags:
         for key, tags in zip(full.to_pylist(), posts["hashtags"].to_pylist()):
-            if tombstones.forgets(key, None, tags or ()):
+            if key is not None and tombstones.forgets(key, None, tags or ()):
                 keys.add(key)
     keys.update(removed_post_keys(dataset_dir))
     return keys
@@ -199,7 +219,7 @@ def resolve_post_keys(dataset_dir: str | Path, tombstones: Tombstones) -> set[st
 def removed_post_keys(dataset_dir: str | Path) -> dict[str, str]:
     """Posts removed from the dataset by a rewrite: post key -> the version they were removed from."""
     table = catalog.read_table(dataset_dir, "decisions", ["source", "post_id", "reason", "detail"])
-    rows = table.filter(pc.equal(table["reason"], FORGOTTEN_REASON)).to_pydict()
+    rows = table.filter(pc.equal(table["reason"], pa.scalar(FORGOTTEN_REASON))).to_pydict()
     return {f"{s}/{p}": d.rsplit(" ", 1)[-1] for s, p, d in zip(rows["source"], rows["post_id"], rows["detail"])}
 
 
@@ -221,21 +241,21 @@ def forget(requests: Iterable[Tombstone], roots: str | Path | Sequence[str | Pat
            kinds: Sequence[str] | None = None) -> ForgetReport:
     """Record ``requests`` in every dataset under ``roots`` and purge every artifact kind (see module docstring)."""
     start = time.monotonic()
-    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    paths = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     requests = list(requests)
     if not FORGETTERS.names():
         raise ReasonError("no_forgetters", "no artifact kind is registered: import tagsight.cli.forgetters "
                                            "(or the modules that own the artifacts) before calling forget")
-    datasets = find_datasets(roots)
+    datasets = find_datasets(paths)
     if not datasets:
-        raise ReasonError("no_dataset", f"no tagsight dataset (manifest.json + catalog/) under {', '.join(map(str, roots))}")
+        raise ReasonError("no_dataset", f"no tagsight dataset (manifest.json + catalog/) under {', '.join(map(str, paths))}")
     report = ForgetReport(datasets=[str(d) for d in datasets])
     report.tombstones_added = sum(add_tombstones(ds, requests) for ds in datasets)
-    forgotten = forgotten_state(datasets, rewrite, roots)
+    forgotten = forgotten_state(datasets, rewrite, paths)
     report.forgotten_posts = len(forgotten.post_keys)
     names = kinds or FORGETTERS.names()
     for name in sorted(names, key=lambda n: (FORGETTERS.create(n).stage, n)):
-        report.results += _purge_kind(name, FORGETTERS.create(name), roots, forgotten)
+        report.results += _purge_kind(name, FORGETTERS.create(name), paths, forgotten)
     report.retrain = [r.path for r in report.results if FORGETTERS.create(r.kind).retrain and r.affected]
     report.seconds = time.monotonic() - start
     log.info("forget: %d tombstones added, %d posts, %d artifacts changed in %.2fs", report.tombstones_added,
@@ -263,11 +283,11 @@ def _purge_kind(name: str, forgetter: Forgetter, roots: list[Path], forgotten: F
 # ------------------------------------------------------------------------------------------- a generic kind
 
 
-def _post_key_column(table: pa.Table) -> pa.ChunkedArray:
+def _post_key_column(table: pa.Table) -> pa.ChunkedArray[Any]:
     if "post_key" in table.column_names:
         return table["post_key"]
     if {"source", "post_id"} <= set(table.column_names):
-        return pc.binary_join_element_wise(table["source"], table["post_id"], "/")
+        return join_post_keys(table)
     raise ReasonError("no_post_key", "table has neither a post_key column nor source and post_id columns")
 
 
@@ -279,7 +299,7 @@ def forgotten_mask(table: pa.Table, forgotten: Forgotten) -> list[bool]:
     return [forgotten.forgets(k or "", a, t or ()) for k, a, t in zip(keys, authors, tags)]
 
 
-def post_key_table_forgetter(pattern: str) -> tuple[Callable, Callable, Callable]:
+def post_key_table_forgetter(pattern: str) -> tuple[FindFn, AffectedFn, PurgeFn]:
     """find/affected/purge for Parquet files matching ``pattern`` (a glob under the root) with a post key per row.
 
     Rows are matched by ``post_key`` (or ``source`` + ``post_id``), ``author_id`` and ``hashtags`` when

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from tagsight.fsio import atomic_write_text
 from tagsight.lineage import Artifact, iter_artifacts, read_artifact
-from tagsight.privacy.forget import Forgotten, register_forgetter
+from tagsight.privacy.forget import FindFn, Forgotten, register_forgetter
 from tagsight.privacy.trace import made_from
 
 NOTICE_FILE = "forget_notice.json"
 _ACTION = {"run": "retrain", "vocab": "rebuild"}
 
 
-def _finder(kinds: tuple[str, ...] | None, forget_kind: str | None = None):
+def _finder(kinds: tuple[str, ...] | None, forget_kind: str | None = None) -> FindFn:
     """Artifacts of ``kinds`` (None: every kind without its own forgetter) whose record names ``forget_kind``
     (a run's ``run.json`` may claim a more specific kind, e.g. ``generator``; plain runs name none)."""
     def find(root: Path) -> list[Path]:

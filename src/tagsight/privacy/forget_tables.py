@@ -51,9 +51,10 @@ def is_lineage_contents(path: Path) -> bool:
     if not record.is_file():
         return False
     try:
-        return json.loads(record.read_text()).get("contents") == path.name
+        contents: object = json.loads(record.read_text()).get("contents")
     except ValueError:
         return True
+    return contents == path.name
 
 
 def find(root: Path) -> list[Path]:

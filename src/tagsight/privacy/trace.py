@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from tagsight.schema import catalog
 from tagsight.lineage import Artifact, Ref, iter_artifacts, read_artifact, resolve
-from tagsight.privacy.forget import removed_post_keys
+from tagsight.privacy.forget import removed_post_keys, row_post_keys
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 
 
@@ -26,17 +23,9 @@ def match_keys(post: str, keys: Iterable[str]) -> set[str]:
     return {k for k in keys if k == post or k.split("/", 1)[-1] == post}
 
 
-def _post_keys(posts: pa.Table) -> list[str]:
-    """``source/post_id`` of every row of a posts table."""
-    # pyarrow takes a plain str separator; pyarrow-stubs types the separator like the string columns
-    joined = pc.binary_join_element_wise(posts["source"], posts["post_id"], "/")  # type: ignore[call-overload]
-    keys: list[str] = joined.to_pylist()
-    return keys
-
-
 def current_post_keys(dataset_dir: str | Path) -> set[str]:
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id"])
-    return set(_post_keys(posts))
+    return {k for k in row_post_keys(posts) if k is not None}
 
 
 def version_holds(dataset_dir: str | Path, version: str | None, keys: set[str]) -> set[str]:
@@ -59,9 +48,9 @@ def filtered_out(dataset_dir: str | Path, ref: Ref) -> set[str]:
         return set()
     applied = Tombstones.of(load_tombstones(dataset_dir).rows[: ref.tombstones_applied])
     posts = catalog.read_table(dataset_dir, "posts", ["source", "post_id", "author_id", "hashtags"])
-    keys = _post_keys(posts)
+    keys = row_post_keys(posts)
     return {k for k, a, t in zip(keys, posts["author_id"].to_pylist(), posts["hashtags"].to_pylist())
-            if applied.forgets(k, a, t or ())}
+            if k is not None and applied.forgets(k, a, t or ())}
 
 
 def made_from(artifact: Artifact, keys: set[str], known: list[Artifact]) -> set[str]:
