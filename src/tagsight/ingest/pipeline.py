@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
@@ -257,11 +257,13 @@ def _optout_reason(why: list[str]) -> str:
     return why[0] if len(set(why)) == 1 else "media_opted_out"
 
 
+_POST_COLUMNS = tuple(f.name for f in fields(Post) if f.name not in ("media", "extra", "hashtags"))
+
+
 def _post_row(post: Post, n_media: int) -> dict[str, Any]:
-    d = post.to_dict()
-    d.pop("media")
-    d["consent_ai_training"] = d.pop("consent")["ai_training"]
-    return {**d, "label": post.extra.get("label"), "n_media": n_media}
+    """The catalog row of a post: its fields but media and extra (``Post.to_dict`` without its deep copies)."""
+    row = {name: getattr(post, name) for name in _POST_COLUMNS}
+    return {**row, "hashtags": list(post.hashtags), "label": post.extra.get("label"), "n_media": n_media}
 
 
 def _write_catalog(out_dir: Path, sc: _Scan, media: list[dict[str, Any]], decisions: list[dict[str, Any]],
