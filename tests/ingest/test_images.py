@@ -451,39 +451,3 @@ def test_pixel_groups_keep_decoded_pixels_under_the_budget(monkeypatch):
     work[1].out = ImageRejected("not_an_image", "rejected before decoding: not in any group")
     groups = [[work.index(w) for w in g] for g in images._pixel_groups(work)]
     assert groups == [[0, 2, 3], [4], [5]]
-
-
-def _jpeg_inputs() -> list[bytes]:
-    """JPEGs the fast decoder takes (every EXIF orientation, XMP orientation, subsamplings, progressive) or
-    declines (corrupt data, cut short, greyscale, CMYK, big enough for DCT scaling)."""
-    out = []
-    for orientation in range(1, 9):
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        out.append(encode(texture(orientation, 80).resize((80, 56)), exif=exif.tobytes()))
-    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="3"/></x:xmpmeta>'
-    out.append(encode(texture(9, 70), xmp=xmp))
-    out += [encode(texture(10, 90), subsampling=s, progressive=p) for s, p in ((0, False), (1, False), (2, True))]
-    good = encode(texture(11, 96))
-    corrupt = bytearray(good)
-    corrupt[len(good) // 2:len(good) // 2 + 2] = b"\xff\xd3"  # a stray marker: libjpeg warns, Pillow decodes anyway
-    out += [bytes(corrupt), good[:len(good) * 2 // 3], encode(texture(12, 64).convert("L")),
-            encode(texture(13, 64).convert("CMYK")), encode(texture(14, 600))]
-    return out
-
-
-def test_the_fast_jpeg_decoder_gives_pillows_pixels_or_leaves_the_photo_to_pillow(monkeypatch):
-    datas = _jpeg_inputs()
-    assert images._jpeg_decoder() is not None, "simplejpeg is installed with tagsight[train]"
-    fast = [_one_at_a_time(d, CFG) for d in datas]
-    monkeypatch.setattr(images, "_jpeg_decoder", lambda: None)
-    assert fast == [_one_at_a_time(d, CFG) for d in datas]
-    assert [r for r in fast if isinstance(r, str)] == ["truncated_image"]
-    assert {(r.width, r.height) for r in fast[:8] if not isinstance(r, str)} == {(64, 45), (45, 64)}
-
-
-def test_the_fast_jpeg_decoder_is_used_only_where_it_applies():
-    img = Image.open(io.BytesIO(_jpeg_inputs()[0]))
-    assert images._decode_fast(img, _jpeg_inputs()[0], 64) is not None
-    for data in _jpeg_inputs()[-5:]:  # corrupt (simplejpeg refuses), cut short, greyscale, CMYK, DCT-scaled
-        assert images._decode_fast(Image.open(io.BytesIO(data)), data, 64) is None

@@ -2,7 +2,7 @@
 
 Steps, in order: path safety (before anything is opened), bounded read, header checks (format,
 pixel count, size), decode (JPEGs decoded at reduced scale with ``draft`` when much larger than
-the target; other colour JPEGs by ``simplejpeg`` when installed and checked to give Pillow's pixels), EXIF orientation, colour-mode normalisation to 8-bit RGB, resize (down only),
+the target), EXIF orientation, colour-mode normalisation to 8-bit RGB, resize (down only),
 optional face blur, and JPEG encoding with no metadata at all. The same input bytes and config
 always give the same output bytes.
 
@@ -151,10 +151,9 @@ def clear_path_cache() -> None:
 
 def start_run() -> None:
     """Call at the start of an ingest run, before worker processes fork: forget resolved folders,
-    and import and check the JPEG encoder and decoder once so that forked workers inherit them."""
+    and import and check the JPEG encoder once so that forked workers inherit it."""
     clear_path_cache()
     _cv2_encoder()
-    _jpeg_decoder()
 
 
 def check_relative_path(rel: str) -> None:
@@ -324,8 +323,7 @@ class _Work:
         self.flags = _metadata_flags(self.img)
 
     def decode(self, max_side: int) -> None:
-        img = self.image()
-        self.img = _decode_fast(img, self.data, max_side) or _decode(img, max_side)
+        self.img = _decode(self.image(), max_side)
 
     def normalise(self, max_side: int) -> None:
         self.img = normalise_decoded(self.image(), max_side)
@@ -445,47 +443,6 @@ def _decode(img: Image.Image, max_side: int) -> Image.Image:
     except Exception as exc:
         raise ImageRejected("unsupported_image", f"cannot decode the image: {type(exc).__name__}: {exc}") from None
     return img
-
-
-def _decode_fast(img: Image.Image, data: bytes, max_side: int) -> Image.Image | None:
-    """A colour JPEG decoded by ``simplejpeg`` (libjpeg-turbo straight to RGB, a third cheaper than Pillow's
-    ``load`` on 160 px photos) when ``_jpeg_decoder`` vouches for its pixels and no DCT scaling applies;
-    None to let Pillow decode (also for data simplejpeg finds corrupt: Pillow's own rules then decide)."""
-    sj = _jpeg_decoder()
-    if sj is None or img.format != "JPEG" or img.mode != "RGB" or max_side / max(img.size) < 0.5:
-        return None
-    try:
-        pixels = sj.decode_jpeg(data, colorspace="RGB", strict=True)
-    except Exception as exc:  # simplejpeg raises ValueError for corrupt data, and more for odd streams
-        log.debug("simplejpeg declined (%s: %s); Pillow decodes", type(exc).__name__, exc)
-        return None
-    if pixels.shape != (img.height, img.width, 3):
-        return None
-    out = Image.frombuffer("RGB", img.size, pixels, "raw", "RGB", 0, 1)
-    out.info = img.info  # the EXIF and XMP the orientation step reads, as on Pillow's decoded image
-    return out
-
-
-@lru_cache(maxsize=1)
-def _jpeg_decoder() -> ModuleType | None:
-    """``simplejpeg`` when installed and pixel-identical to Pillow's decoder on probe JPEGs (4:2:0, 4:2:2,
-    4:4:4, progressive, odd sizes), else None: the dataset version does not depend on which decodes."""
-    try:
-        import simplejpeg
-    except ImportError:
-        return None
-    rng = np.random.default_rng(1)
-    same = True
-    for size in ((37, 23), (64, 48)):
-        probe = Image.fromarray(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-        for subsampling, progressive in ((2, False), (1, False), (0, False), (2, True)):
-            buf = io.BytesIO()
-            probe.save(buf, "JPEG", quality=85, subsampling=subsampling, progressive=progressive)
-            pillow = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            same = same and np.array_equal(simplejpeg.decode_jpeg(buf.getvalue(), colorspace="RGB"), pillow)
-    if not same:
-        log.info("simplejpeg's JPEG decoder differs from Pillow's here; decoding with Pillow")
-    return simplejpeg if same else None
 
 
 def _orient(img: Image.Image) -> Image.Image:
