@@ -36,6 +36,11 @@ def sample_key(source: str, post_id: str, media_index: int) -> str:
     return hashlib.sha1(f"{source}/{post_id}#{media_index}".encode("utf-8")).hexdigest()[:20]
 
 
+def _member(name: str, data: bytes) -> list[bytes]:
+    """A tar member's header, data and padding to the next 512-byte block."""
+    return [_tar_header(name, len(data)), data, bytes(-len(data) % _BLOCK)]
+
+
 def _tar_header(name: str, size: int) -> bytes:
     """The 512-byte USTAR header ``tarfile`` writes for a regular file of ``size`` bytes with mode 0644 and
     no time or owner, built directly for short ASCII names (the sample keys); ``tarfile`` builds the rest."""
@@ -83,19 +88,12 @@ class ShardWriter:
         """Add one sample; returns the name of the shard that holds it."""
         if self._file is None:
             self._open()
-        self._member(f"{key}.jpg", jpeg)
-        self._member(f"{key}.json", encode_meta(meta))
+        self._emit(b"".join(_member(f"{key}.jpg", jpeg) + _member(f"{key}.json", encode_meta(meta))))
         self._count += 1
         name = SHARD_PATTERN.format(len(self.shards))
         if self._count >= self.samples_per_shard:
             self._finish()
         return name
-
-    def _member(self, name: str, data: bytes) -> None:
-        self._emit(_tar_header(name, len(data)))
-        self._emit(data)
-        if len(data) % _BLOCK:
-            self._emit(bytes(_BLOCK - len(data) % _BLOCK))
 
     def _emit(self, data: bytes) -> None:
         assert self._file is not None
