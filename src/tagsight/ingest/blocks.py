@@ -246,10 +246,7 @@ class ChunkCache:
     def rows(self, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Result rows in task order."""
         for path in self.paths:
-            table = pq.read_table(path, columns=columns)
-            names = table.column_names  # column by column to Python, then zipped: a third of to_pylist's cost
-            for values in zip(*(table.column(i).to_pylist() for i in range(len(names)))):
-                yield dict(zip(names, values))
+            yield from pq.read_table(path, columns=columns).to_pylist()
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
