@@ -72,8 +72,9 @@ BATCH_BYTES = 32 * 2**20
 """Input bytes read ahead for one batch of images at most (a batch also ends at ``images.BATCH_SIZE`` items)."""
 
 
-def _media_bytes(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig, fetched: bytes | tuple[str, str] | None,
-                 ) -> bytes:
+def _media_bytes(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig,
+                 fetched: bytes | tuple[str, str] | None) -> bytes:
+    """The item's fetched body when there is one, else its bytes read from ``tree``; ImageRejected otherwise."""
     return _fetched_bytes(path, sha256, fetched) if fetched is not None else _read(tree, path, sha256, cfg)
 
 

@@ -282,8 +282,8 @@ def process_batch(datas: Sequence[bytes], cfg: ImageConfig) -> list[ProcessedIma
 
     The results are those of one ``process_image`` call per item, but each step runs over the whole
     batch before the next step starts (headers, decode, normalise, hash, encode): the code of one step
-    stays in the CPU's caches across the batch, which costs about a quarter less CPU per photo than
-    finishing photos one at a time (``bench/ingest/README.md``). Give at most ``BATCH_SIZE`` items;
+    stays in the CPU's caches across the batch, which costs 13-25% less CPU per photo than finishing
+    photos one at a time (``bench/ingest/README.md``). Give at most ``BATCH_SIZE`` items;
     decoded pixels held at once stay under ``BATCH_PIXELS`` (or one image, when it alone is larger).
     """
     work = [_Work(data) for data in datas]

@@ -44,7 +44,7 @@ from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
 
-__all__ = ["ChunkCache", "DryRunReport", "FORMAT_VERSION", "IngestConfig", "IngestSummary", "dry_run", "ingest",
+__all__ = ["ChunkCache", "DryRunReport", "FORMAT_VERSION", "IngestConfig", "IngestSummary", "Records", "dry_run", "ingest",
            "media_presence", "scan"]
 
 log = logging.getLogger(__name__)
