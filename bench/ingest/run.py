@@ -35,7 +35,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ itself, for `common`
 
@@ -358,8 +358,8 @@ def _ct_from(stats: dict, callee: str, caller: str) -> float:
 def profile_stages(stats: dict) -> list[tuple[str, float]]:
     """Seconds per stage of one ingest run, from cProfile stats; the rest is ``other``."""
     image = [(label, sum(_ct(stats, m, n) for m, n in funcs)) for label, funcs in IMAGE_STAGES]
-    image.append(("sha256 of the input bytes", _ct_from(stats, "sha256", "process_image")))
-    media = _ct(stats, BLOCKS, "process_media")
+    image.append(("sha256 of the input bytes", _ct_from(stats, "sha256", "encode")))
+    media = _ct(stats, BLOCKS, "process_items")
     stages = [("scan: list folder, parse records, consent gate", _ct(stats, PIPE, "scan")),
               ("chunk fingerprints (lstat per file)", _ct(stats, BLOCKS, "fingerprint")),
               *image,
@@ -395,34 +395,38 @@ def run_profile(inputs: Inputs, work: Path, args: argparse.Namespace, shard: int
     return timing, profile_stages(stats)
 
 
-def _timed(totals: dict[str, int], label: str, fn: Callable, *args: object) -> object:
-    t0 = time.process_time_ns()
-    value = fn(*args)
-    totals[label] = totals.get(label, 0) + time.process_time_ns() - t0
-    return value
-
-
 def stage_costs(files: Sequence[Path], root: Path, args: argparse.Namespace) -> list[tuple[str, float]]:
-    """CPU milliseconds per image of each step of ``process_image``, timed without a profiler.
+    """CPU milliseconds per image of each step of ``process_batch``, timed without a profiler.
 
-    Calls the steps of ``tagsight.ingest.images.process_image`` one by one, in its order (private
-    functions: this follows the module's code), on the profile subset.
+    Follows ``tagsight.ingest.images.process_batch`` (private functions: this follows the module's code):
+    each step runs over a batch of ``BATCH_SIZE`` photos of the profile subset before the next starts.
     """
     from tagsight.ingest import images as im
 
     cfg, totals = im.ImageConfig(max_side=args.max_side, jpeg_quality=args.jpeg_quality), {}
     im.start_run()  # imports the encoder outside the timings, as ingest() does
-    for f in files:
-        data = _timed(totals, "read file + path safety checks", im.read_media, root, f.relative_to(root).as_posix(), cfg)
-        _timed(totals, "sha256 of the input bytes", lambda data=data: hashlib.sha256(data).hexdigest())
-        img = _timed(totals, "header + metadata checks", im._open_checked, data, cfg)
-        _timed(totals, "header + metadata checks", im._metadata_flags, img)
-        img = _timed(totals, "decode (Pillow)", im._decode, img, cfg.max_side)
-        img = _timed(totals, "EXIF orientation + RGB", lambda img=img: im._to_rgb(im._orient(img)))
-        img = _timed(totals, "resize (area)", im._resize, img, cfg.max_side)
-        _timed(totals, "perceptual hash", im.phash, img)
-        _timed(totals, "JPEG encode without metadata (OpenCV, Pillow's bytes)", im._encode_clean, img, cfg.jpeg_quality)
+    rels = [f.relative_to(root).as_posix() for f in files]
+    for k in range(0, len(rels), im.BATCH_SIZE):
+        datas = _step(totals, "read file + path safety checks", lambda rel: im.read_media(root, rel, cfg),
+                      rels[k:k + im.BATCH_SIZE])
+        imgs = _step(totals, "header + metadata checks", lambda d: im._open_checked(d, cfg), datas)
+        _step(totals, "header + metadata checks", im._metadata_flags, imgs)
+        imgs = _step(totals, "decode (Pillow)", lambda img: im._decode(img, cfg.max_side), imgs)
+        imgs = _step(totals, "EXIF orientation + RGB", lambda img: im._to_rgb(im._orient(img)), imgs)
+        imgs = _step(totals, "resize (area)", lambda img: im._resize(img, cfg.max_side), imgs)
+        _step(totals, "perceptual hash", im.phash, imgs)
+        _step(totals, "JPEG encode without metadata (OpenCV, Pillow's bytes)",
+              lambda img: im._encode_clean(img, cfg.jpeg_quality), imgs)
+        _step(totals, "sha256 of the input bytes", lambda d: hashlib.sha256(d).hexdigest(), datas)
     return [(label, ns / 1e6 / len(files)) for label, ns in totals.items()]
+
+
+def _step(totals: dict[str, int], label: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``fn`` of each item, its CPU time added to ``totals[label]``."""
+    t0 = time.process_time_ns()
+    out = [fn(item) for item in items]
+    totals[label] = totals.get(label, 0) + time.process_time_ns() - t0
+    return out
 
 
 # --------------------------------------------------------------------------------------- report
@@ -568,8 +572,8 @@ def render(r: Results) -> str:
         _i2d_note(r.i2d_worker),
         "Same output size, checked:\n\n" + size_lines(r.check, n),
         WORK_NOTE,
-        f"Where tagsight's time goes (1): the steps of `tagsight.ingest.images.process_image` timed one by one "
-        f"without a profiler on {r.profile.items:,} of the photos, against the steady CPU cost per image of the "
+        f"Where tagsight's time goes (1): the steps of `tagsight.ingest.images.process_batch` timed one by one, "
+        f"each over a batch of 8 photos as ingest runs them, without a profiler on {r.profile.items:,} of the photos, against the steady CPU cost per image of the "
         f"`--workers 1` run above:\n\n" + costs_table(r.costs, per_image_ms),
         f"Where tagsight's time goes (2): `tagsight.ingest.pipeline.ingest` in-process, one worker, under "
         f"cProfile, on the same {r.profile.items:,} photos ({fmt(r.profile.wall, 1)} s wall, "

@@ -220,3 +220,19 @@ def test_url_media_are_fetched_by_the_ray_workers_with_the_same_outcome(local_ra
     assert on_ray.media_reasons == local.media_reasons and {"optout_x_robots_tag", "optout_robots_txt",
                                                             "fetch_failed:404"} <= set(on_ray.media_reasons)
     assert dataset_bytes(tmp_path / "ray") == dataset_bytes(tmp_path / "local")
+
+
+def test_the_dataset_is_the_same_bytes_whatever_the_image_batches(mixed_source, tmp_path, monkeypatch):
+    from tagsight.ingest import blocks, images
+
+    src, _ = mixed_source
+    cfg = replace(CFG, chunk_size=256)
+    batched = run(src, tmp_path / "batched", cfg=cfg)
+    monkeypatch.setattr(blocks, "BATCH_SIZE", 1)  # one image at a time, as before batches
+    single = run(src, tmp_path / "single", cfg=cfg)
+    monkeypatch.setattr(blocks, "BATCH_SIZE", 3)
+    monkeypatch.setattr(blocks, "BATCH_BYTES", 1)  # every read ends its batch: bytes, not count, cut it
+    monkeypatch.setattr(images, "BATCH_PIXELS", 1)
+    by_bytes = run(src, tmp_path / "by-bytes", cfg=cfg)
+    assert batched.version == single.version == by_bytes.version and batched.reconciles()
+    assert dataset_bytes(tmp_path / "batched") == dataset_bytes(tmp_path / "single") == dataset_bytes(tmp_path / "by-bytes")

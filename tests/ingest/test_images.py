@@ -409,3 +409,45 @@ def test_a_folder_swapped_for_an_outside_link_is_rejected_in_the_next_run(tree, 
     with pytest.raises(ImageRejected) as info:
         read_media(tree, "sub/photo.jpg", CFG)
     assert info.value.reason == "path_escapes_root"
+
+
+# ------------------------------------------------------------------------------------ batches
+
+
+def _mixed_inputs() -> list[bytes]:
+    """Photos of several sizes and formats with rejections between them."""
+    cmyk = encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)))
+    transparent = encode(texture(5, 40).convert("RGBA"), "PNG")
+    return [encode(texture(1, 200)), b"not an image at all", encode(texture(2, 30)), encode(texture(3, 4)),
+            encode(texture(4, 100))[:300], cmyk, transparent, encode(texture(6, 90).resize((90, 40))),
+            encode(texture(7, 64), "PNG"), encode(texture(8, 128))]
+
+
+def _one_at_a_time(data: bytes, cfg: ImageConfig) -> images.ProcessedImage | str:
+    try:
+        return process_image(data, cfg)
+    except ImageRejected as exc:
+        return exc.reason
+
+
+@pytest.mark.parametrize("budget", [images.BATCH_PIXELS, 2_000])
+def test_process_batch_gives_each_image_what_process_image_gives(monkeypatch, budget):
+    monkeypatch.setattr(images, "BATCH_PIXELS", budget)  # 2,000: every image decoded in a group of its own
+    datas = _mixed_inputs()
+    batch = images.process_batch(datas, CFG)
+    assert [r.reason if isinstance(r, ImageRejected) else r for r in batch] == \
+        [_one_at_a_time(d, CFG) for d in datas]
+    assert [r.reason for r in batch if isinstance(r, ImageRejected)] == \
+        ["not_an_image", "tiny_image", "truncated_image"]
+
+
+def test_pixel_groups_keep_decoded_pixels_under_the_budget(monkeypatch):
+    monkeypatch.setattr(images, "BATCH_PIXELS", 10_000)
+    work = []
+    for side in (50, 50, 50, 50, 150, 20):  # 2,500 px each, then one alone over the budget, then a small one
+        w = images._Work(b"")
+        w.source_size = (side, side)
+        work.append(w)
+    work[1].out = ImageRejected("not_an_image", "rejected before decoding: not in any group")
+    groups = [[work.index(w) for w in g] for g in images._pixel_groups(work)]
+    assert groups == [[0, 2, 3], [4], [5]]

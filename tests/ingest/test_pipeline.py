@@ -180,3 +180,38 @@ def test_sigkill_then_rerun_gives_the_same_manifest_version(tmp_path, make_pictu
         proc.wait()
     subprocess.run(cmd + ["--out", str(tmp_path / "ds")], check=True, env=env, capture_output=True)
     assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["version"] == clean
+
+
+def test_a_post_row_is_the_post_as_a_dict_without_media(mixed_source):
+    from tagsight.ingest.pipeline import _post_row
+    from tagsight.ingest.sources import open_source
+    from tagsight.schema.posts import Post
+
+    src, _ = mixed_source
+    posts = [p for p in open_source(src, "jsonl", name="t") if isinstance(p, Post)]
+    assert len(posts) > 5
+    for post in posts:
+        d = post.to_dict()
+        d.pop("media")
+        d["consent_ai_training"] = d.pop("consent")["ai_training"]
+        assert _post_row(post, 2) == {**d, "label": post.extra.get("label"), "n_media": 2}
+
+
+def test_cached_blocks_give_back_their_rows_in_task_order(mixed_source, tmp_path):
+    import pyarrow.parquet as pq
+
+    from tagsight.ingest.blocks import ChunkCache
+    from tagsight.ingest.images import ImageConfig
+    from tagsight.ingest.sources import open_source
+
+    src, _ = mixed_source
+    source = open_source(src, "jsonl", name="t")
+    tasks = [(m.path or "", m.sha256) for p in source if hasattr(p, "media") for m in p.media]
+    cache = ChunkCache(tmp_path, source.tree, tasks, 3, ImageConfig(max_side=32))
+    from tagsight.engines import EngineConfig, create_engine
+    from tagsight.progress import Progress
+    with create_engine(EngineConfig(workers=1)) as engine, Progress(len(tasks), "t", "img") as progress:
+        cache.fill(engine, progress)
+    expected = [row for path in cache.paths for row in pq.read_table(path, columns=["status", "jpeg"]).to_pylist()]
+    assert list(cache.rows(["status", "jpeg"])) == expected and len(expected) == len(tasks)
+    assert {r["status"] for r in expected} == {"ok", "rejected"}

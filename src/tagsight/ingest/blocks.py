@@ -24,16 +24,16 @@ import shutil
 from concurrent.futures import Future
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsight.engines import Engine, EngineConfig, create_engine
 from tagsight.ingest.fetch import FetchConfig, Fetcher, is_remote
-from tagsight.ingest.images import (ImageConfig, ImageRejected, ProcessedImage, check_relative_path, clear_path_cache,
-                                   process_image, read_media, read_tree_media)
-from tagsight.ingest.shards import atomic_write_bytes
+from tagsight.fsio import atomic_write_bytes
+from tagsight.ingest.images import (BATCH_SIZE, ImageConfig, ImageRejected, ProcessedImage, check_relative_path,
+                                   clear_path_cache, process_batch, read_media, read_tree_media)
 from tagsight.ingest.tree import FolderTree, Tree
 from tagsight.progress import Progress
 
@@ -41,12 +41,14 @@ FORMAT_VERSION = 1
 
 Item = tuple[str, "str | None"]  # (path or URL, declared sha256)
 
-RESULT_SCHEMA = pa.schema([
-    ("status", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("jpeg", pa.binary()),
-    ("width", pa.int32()), ("height", pa.int32()), ("source_width", pa.int32()), ("source_height", pa.int32()),
-    ("sha256", pa.string()), ("phash", pa.uint64()), ("faces_blurred", pa.int32()),
-    ("had_gps", pa.bool_()), ("had_metadata", pa.bool_()),
-])
+_RESULT_FIELDS: list[pa.Field[Any]] = [
+    pa.field("status", pa.string()), pa.field("reason", pa.string()), pa.field("detail", pa.string()),
+    pa.field("jpeg", pa.binary()), pa.field("width", pa.int32()), pa.field("height", pa.int32()),
+    pa.field("source_width", pa.int32()), pa.field("source_height", pa.int32()), pa.field("sha256", pa.string()),
+    pa.field("phash", pa.uint64()), pa.field("faces_blurred", pa.int32()), pa.field("had_gps", pa.bool_()),
+    pa.field("had_metadata", pa.bool_()),
+]
+RESULT_SCHEMA = pa.schema(_RESULT_FIELDS)
 _IMAGE_FIELDS = tuple(f.name for f in fields(ProcessedImage))
 
 
@@ -66,19 +68,54 @@ def _fetched_bytes(path: str, sha256: str | None, fetched: bytes | tuple[str, st
     return fetched
 
 
-def process_media(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig,
-                  fetched: bytes | tuple[str, str] | None = None) -> dict[str, Any]:
-    """One media item of ``tree`` (or its fetched body) -> a result row: ``status`` ok with the sanitised image,
-    or rejected with a reason."""
-    try:
-        data = _fetched_bytes(path, sha256, fetched) if fetched is not None else _read(tree, path, sha256, cfg)
-        image = process_image(data, cfg)
-    except ImageRejected as exc:
-        return {"status": "rejected", "reason": exc.reason, "detail": str(exc)}
-    return {"status": "ok", "reason": "", "detail": "", **{name: getattr(image, name) for name in _IMAGE_FIELDS}}
+BATCH_BYTES = 32 * 2**20
+"""Input bytes read ahead for one batch of images at most (a batch also ends at ``images.BATCH_SIZE`` items)."""
 
 
-def collect(futures: list[Future | None]) -> list[Any]:
+def _media_bytes(tree: Tree, path: str, sha256: str | None, cfg: ImageConfig,
+                 fetched: bytes | tuple[str, str] | None) -> bytes:
+    """The item's fetched body when there is one, else its bytes read from ``tree``; ImageRejected otherwise."""
+    return _fetched_bytes(path, sha256, fetched) if fetched is not None else _read(tree, path, sha256, cfg)
+
+
+def _row(result: ProcessedImage | ImageRejected) -> dict[str, Any]:
+    if isinstance(result, ImageRejected):
+        return {"status": "rejected", "reason": result.reason, "detail": str(result)}
+    return {"status": "ok", "reason": "", "detail": "", **{name: getattr(result, name) for name in _IMAGE_FIELDS}}
+
+
+def process_items(tree: Tree, items: list[Item], cfg: ImageConfig, fetched: list[Any] | None = None,
+                  order: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """The result row of each of ``items`` (or of its fetched body), in item order: ``status`` ok with the
+    sanitised image, or rejected with a reason. Items are read in ``order`` (default: item order) and their
+    images processed a batch at a time (``images.process_batch``: up to ``BATCH_SIZE`` items or ``BATCH_BYTES``)."""
+    rows: list[dict[str, Any]] = [{} for _ in items]
+    pending: list[tuple[int, bytes]] = []
+    held = 0
+    for i in range(len(items)) if order is None else order:
+        path, sha = items[i]
+        try:
+            data = _media_bytes(tree, path, sha, cfg, None if fetched is None else fetched[i])
+        except ImageRejected as exc:
+            rows[i] = _row(exc)
+            continue
+        pending.append((i, data))
+        held += len(data)
+        if len(pending) >= BATCH_SIZE or held >= BATCH_BYTES:
+            _process_pending(pending, cfg, rows)
+            held = 0
+    _process_pending(pending, cfg, rows)
+    return rows
+
+
+def _process_pending(pending: list[tuple[int, bytes]], cfg: ImageConfig, rows: list[dict[str, Any]]) -> None:
+    """Process the read images of ``pending`` into their ``rows`` and empty it."""
+    for (i, _), result in zip(pending, process_batch([data for _, data in pending], cfg)):
+        rows[i] = _row(result)
+    pending.clear()
+
+
+def collect(futures: list[Future[Any] | None]) -> list[Any]:
     """Fetch results in item order: bytes, a (reason, message) rejection (picklable), or None for local items."""
     out: list[Any] = []
     for future in futures:
@@ -104,14 +141,10 @@ def ingest_block(tree: Tree, cfg: ImageConfig, fetch: FetchConfig | None, items:
     clear_path_cache()  # a worker may outlive a run (Ray's do): folders are resolved afresh for each block
     if fetched is None and fetch is not None and any(is_remote(path) for path, _ in items):
         fetched = fetch_block(items, fetch, cfg.max_bytes)
-    if fetched is not None:
-        rows = [process_media(tree, path, sha, cfg, got) for (path, sha), got in zip(items, fetched)]
-    elif isinstance(tree, FolderTree):
-        rows = [process_media(tree, path, sha, cfg) for path, sha in items]
-    else:
+    order = None
+    if fetched is None and not isinstance(tree, FolderTree):
         order = sorted(range(len(items)), key=lambda i: tree.position(items[i][0]))
-        done = {i: process_media(tree, items[i][0], items[i][1], cfg) for i in order}
-        rows = [done[i] for i in range(len(items))]
+    rows = process_items(tree, items, cfg, fetched, order)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA), buf, compression="none")
     return buf.getvalue()
@@ -203,7 +236,7 @@ class ChunkCache:
                 ahead.append((nxt, self._submit(fetcher, nxt)))
             yield i, fetched
 
-    def _submit(self, fetcher: Fetcher, i: int) -> list[Future | None]:
+    def _submit(self, fetcher: Fetcher, i: int) -> list[Future[Any] | None]:
         """Queue block ``i``'s remote media for fetching: a future per URL, None for a local item."""
         return [fetcher.submit(path) if is_remote(path) else None for path, _ in self.chunks[i]]
 

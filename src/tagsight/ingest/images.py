@@ -34,12 +34,15 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tagsight.ingest import heif
-from tagsight.ingest.tree import MemberTooLarge, Tree, TreeError
+from tagsight.ingest.tree import Tree
+from tagsight.ingest.tree_safety import MemberTooLarge, TreeError
 
 log = logging.getLogger(__name__)
 
@@ -255,30 +258,121 @@ def _check_stat(st: os.stat_result, rel: str, max_bytes: int) -> None:
 # --------------------------------------------------------------------------------------- images
 
 
+BATCH_SIZE = 8
+"""Images that ``process_batch`` takes step by step together (8: measured best on 160 px photos)."""
+
+BATCH_PIXELS = 8_000_000
+"""At most this many source pixels are decoded at once by ``process_batch``; a larger image goes alone."""
+
+
 def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
     """Decode, orient, normalise, resize, optionally blur faces, and re-encode without metadata.
 
     Raises ImageRejected. Meant for worker processes: the bomb-warning escalation uses
     ``warnings.catch_warnings``, which is not thread-safe before Python 3.14.
     """
+    result = process_batch([data], cfg)[0]
+    if isinstance(result, ImageRejected):
+        raise result
+    return result
+
+
+def process_batch(datas: Sequence[bytes], cfg: ImageConfig) -> list[ProcessedImage | ImageRejected]:
+    """``process_image`` of each of ``datas``, in order: the stored image, or the ImageRejected it raises.
+
+    The results are those of one ``process_image`` call per item, but each step runs over the whole
+    batch before the next step starts (headers, decode, normalise, hash, encode): the code of one step
+    stays in the CPU's caches across the batch, which costs 13-25% less CPU per photo than finishing
+    photos one at a time (``bench/ingest/README.md``). Give at most ``BATCH_SIZE`` items;
+    decoded pixels held at once stay under ``BATCH_PIXELS`` (or one image, when it alone is larger).
+    """
+    work = [_Work(data) for data in datas]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = _open_checked(data, cfg)
-        source_size = img.size
-        had_gps, had_metadata = _metadata_flags(img)
-        img = _decode(img, cfg.max_side)
-    img = normalise_decoded(img, cfg.max_side)
-    hash_value = phash(img)
-    faces = 0
-    if cfg.blur_faces:
+        _each(work, lambda w: w.open(cfg))
+    for group in _pixel_groups(work):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            _each(group, lambda w: w.decode(cfg.max_side))
+        _each(group, lambda w: w.normalise(cfg.max_side))
+        _each(group, _Work.hash)
+        if cfg.blur_faces:
+            _each(group, _Work.blur)
+        _each(group, lambda w: w.encode(cfg.jpeg_quality))
+    return [w.result() for w in work]
+
+
+class _Work:
+    """One image on its way through ``process_batch``: the state each step leaves for the next."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.img: Image.Image | None = None
+        self.source_size = (0, 0)
+        self.flags = (False, False)
+        self.phash = self.faces = 0
+        self.out: ProcessedImage | ImageRejected | None = None
+
+    def image(self) -> Image.Image:
+        assert self.img is not None, "a step ran before the image was opened"
+        return self.img
+
+    def open(self, cfg: ImageConfig) -> None:
+        self.img = _open_checked(self.data, cfg)
+        self.source_size = self.img.size
+        self.flags = _metadata_flags(self.img)
+
+    def decode(self, max_side: int) -> None:
+        self.img = _decode(self.image(), max_side)
+
+    def normalise(self, max_side: int) -> None:
+        self.img = normalise_decoded(self.image(), max_side)
+
+    def hash(self) -> None:
+        self.phash = phash(self.image())
+
+    def blur(self) -> None:
         from tagsight.privacy.faces import blur_faces
 
-        img, faces = blur_faces(img)
-    return ProcessedImage(
-        jpeg=_encode_clean(img, cfg.jpeg_quality), width=img.width, height=img.height,
-        source_width=source_size[0], source_height=source_size[1], sha256=hashlib.sha256(data).hexdigest(),
-        phash=hash_value, faces_blurred=faces, had_gps=had_gps, had_metadata=had_metadata,
-    )
+        self.img, self.faces = blur_faces(self.image())
+
+    def encode(self, quality: int) -> None:
+        img = self.image()
+        self.out = ProcessedImage(
+            jpeg=_encode_clean(img, quality), width=img.width, height=img.height,
+            source_width=self.source_size[0], source_height=self.source_size[1],
+            sha256=hashlib.sha256(self.data).hexdigest(), phash=self.phash, faces_blurred=self.faces,
+            had_gps=self.flags[0], had_metadata=self.flags[1])
+        self.img = None
+
+    def result(self) -> ProcessedImage | ImageRejected:
+        assert self.out is not None, "process_batch left an image without a result"
+        return self.out
+
+
+def _each(work: list[_Work], step: Callable[[_Work], None]) -> None:
+    """Run ``step`` on every item not rejected yet; a rejection ends that item's way (its image is let go)."""
+    for w in work:
+        if w.out is None:
+            try:
+                step(w)
+            except ImageRejected as exc:
+                w.out, w.img = exc, None
+
+
+def _pixel_groups(work: list[_Work]) -> Iterator[list[_Work]]:
+    """The opened items in runs whose source pixels add up to at most ``BATCH_PIXELS`` (a larger one alone)."""
+    group: list[_Work] = []
+    pixels = 0
+    for w in (w for w in work if w.out is None):
+        n = w.source_size[0] * w.source_size[1]
+        if group and pixels + n > BATCH_PIXELS:
+            yield group
+            group, pixels = [], 0
+        group.append(w)
+        pixels += n
+    if group:
+        yield group
 
 
 def decode_rgb(data: bytes, cfg: ImageConfig) -> Image.Image:
@@ -425,16 +519,16 @@ def _pillow_jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _cv2_jpeg(cv2: object, img: Image.Image, quality: int) -> bytes:
+def _cv2_jpeg(cv2: ModuleType, img: Image.Image, quality: int) -> bytes:
     bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return _pillow_jpeg(img, quality)
-    return buf.tobytes()
+    return bytes(buf)
 
 
 @lru_cache(maxsize=1)
-def _cv2_encoder() -> object | None:
+def _cv2_encoder() -> ModuleType | None:
     """OpenCV when installed and byte-identical to Pillow on probe images at several qualities, else None."""
     try:
         import cv2

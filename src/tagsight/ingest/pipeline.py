@@ -20,11 +20,12 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from tagsight import __version__
+from tagsight.fsio import atomic_write_bytes
 from tagsight.engines import Engine, EngineConfig, create_engine
 from tagsight.schema import catalog
 from tagsight.ingest.blocks import FORMAT_VERSION, RESULT_SCHEMA, ChunkCache
@@ -33,8 +34,8 @@ from tagsight.ingest.fetch import FetchConfig, is_remote
 from tagsight.ingest.images import (ImageConfig, ImageRejected, check_relative_path, clear_path_cache,
                                    resolve_media_path, start_run)
 from tagsight.schema.posts import Post
-from tagsight.ingest.shards import ShardInfo, ShardWriter, atomic_write_bytes, sample_key
-from tagsight.ingest.sources import Rejected, Source
+from tagsight.ingest.shards import ShardInfo, ShardWriter, sample_key
+from tagsight.ingest.sources import Item, Rejected, Source
 from tagsight.ingest.sources.folder import is_image_name
 from tagsight.ingest.summary import IngestSummary, summarise
 from tagsight.schema.text import fold_hashtag
@@ -43,7 +44,7 @@ from tagsight.privacy.policy import ConsentPolicy, decide
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.progress import Progress
 
-__all__ = ["ChunkCache", "DryRunReport", "FORMAT_VERSION", "IngestConfig", "IngestSummary", "dry_run", "ingest",
+__all__ = ["ChunkCache", "DryRunReport", "FORMAT_VERSION", "IngestConfig", "IngestSummary", "Records", "dry_run", "ingest",
            "media_presence", "scan"]
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,14 @@ class IngestConfig:
         return d
 
 
+class Records(Protocol):
+    """What ``scan`` reads: a named iterable of posts and rejected records (a ``Source``, or a view of one)."""
+
+    name: str
+
+    def __iter__(self) -> Iterator[Item]: ...
+
+
 @dataclass
 class _Scan:
     """The consent-gated view of a source: decisions for rejected records, eligible posts, media tasks."""
@@ -100,7 +109,7 @@ def _decision(ref: str, source: str, post_id: str | None, author_id: str | None,
                 status=status, stage=stage, reason=reason, detail=detail)
 
 
-def scan(source: Source, policy: ConsentPolicy, tombstones: Tombstones = Tombstones()) -> _Scan:
+def scan(source: Records, policy: ConsentPolicy, tombstones: Tombstones = Tombstones()) -> _Scan:
     """Read every record once and apply the schema and consent gates and the tombstones (no image is opened here)."""
     out, seen = _Scan(), set()
     for item in source:
@@ -248,11 +257,13 @@ def _optout_reason(why: list[str]) -> str:
     return why[0] if len(set(why)) == 1 else "media_opted_out"
 
 
+_POST_COLUMNS = tuple(f.name for f in fields(Post) if f.name not in ("media", "extra", "hashtags"))
+
+
 def _post_row(post: Post, n_media: int) -> dict[str, Any]:
-    d = post.to_dict()
-    d.pop("media")
-    d["consent_ai_training"] = d.pop("consent")["ai_training"]
-    return {**d, "label": post.extra.get("label"), "n_media": n_media}
+    """The catalog row of a post: its fields but media and extra (``Post.to_dict`` without its deep copies)."""
+    row = {name: getattr(post, name) for name in _POST_COLUMNS}
+    return {**row, "hashtags": list(post.hashtags), "label": post.extra.get("label"), "n_media": n_media}
 
 
 def _write_catalog(out_dir: Path, sc: _Scan, media: list[dict[str, Any]], decisions: list[dict[str, Any]],
@@ -294,13 +305,13 @@ class DryRunReport:
     source: dict[str, str]
     posts_in: int = 0
     eligible: int = 0
-    refused: Counter = field(default_factory=Counter)
-    visibility: Counter = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    visibility: Counter[str] = field(default_factory=Counter)
     media_in: int = 0
     media_present: int = 0
     media_remote: int = 0
     media_not_images: int = 0
-    media_problems: Counter = field(default_factory=Counter)
+    media_problems: Counter[str] = field(default_factory=Counter)
 
     def reconciles(self) -> bool:
         return (self.posts_in == self.eligible + sum(self.refused.values())
@@ -336,9 +347,10 @@ class _Counted:
     """A source seen through ``scan``, counting the visibility of every post it yields."""
 
     def __init__(self, source: Source) -> None:
-        self.source, self.name, self.visibility = source, source.name, Counter()
+        self.source, self.name = source, source.name
+        self.visibility: Counter[str] = Counter()
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Item]:
         for item in self.source:
             if isinstance(item, Post):
                 self.visibility[item.visibility] += 1
@@ -372,7 +384,7 @@ def dry_run(source: Source, policy: ConsentPolicy | None = None, out_dir: str | 
     clear_path_cache()
     counted = _Counted(source)
     tombstones = load_tombstones(out_dir) if out_dir is not None else Tombstones()
-    sc = scan(counted, policy, tombstones)  # type: ignore[arg-type]
+    sc = scan(counted, policy, tombstones)
     report = DryRunReport(source.describe(), posts_in=len(sc.decisions) + len(sc.posts), eligible=len(sc.posts),
                           refused=Counter(d["reason"] for d in sc.decisions), visibility=counted.visibility,
                           media_in=len(sc.tasks))

@@ -8,7 +8,6 @@ name, flushed to disk and renamed: a reader never sees a half-written shard.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -37,12 +36,29 @@ def sample_key(source: str, post_id: str, media_index: int) -> str:
     return hashlib.sha1(f"{source}/{post_id}#{media_index}".encode("utf-8")).hexdigest()[:20]
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+def _member(name: str, data: bytes) -> list[bytes]:
+    """A tar member's header, data and padding to the next 512-byte block."""
+    return [_tar_header(name, len(data)), data, bytes(-len(data) % _BLOCK)]
+
+
+def _tar_header(name: str, size: int) -> bytes:
+    """The 512-byte USTAR header ``tarfile`` writes for a regular file of ``size`` bytes with mode 0644 and
+    no time or owner, built directly for short ASCII names (the sample keys); ``tarfile`` builds the rest."""
+    raw = name.encode("ascii", "replace")
+    if len(raw) >= 100 or not name.isascii() or size >= 8**11:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, 0, 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+    header = bytearray(raw.ljust(100, b"\0") + _MODE_OWNER + b"%011o\0" % size + _AFTER_SIZE)
+    header[148:155] = b"%06o\0" % sum(header)  # the checksum field counts as 8 spaces; its 8th byte stays a space
+    return bytes(header)
+
+
+_MODE_OWNER = b"0000644\0" + b"0000000\0" * 2  # mode, uid, gid
+_AFTER_SIZE = (b"00000000000\0" + b" " * 8 + tarfile.REGTYPE + bytes(100) + tarfile.POSIX_MAGIC
+               + bytes(64 + 16 + 155 + 12))  # mtime, checksum, type, link, magic; owner names, devices, prefix empty
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
@@ -50,7 +66,12 @@ def encode_meta(meta: dict[str, Any]) -> bytes:
 
 
 class ShardWriter:
-    """Write samples into ``out_dir/shard-NNNNN.tar``, ``samples_per_shard`` each."""
+    """Write samples into ``out_dir/shard-NNNNN.tar``, ``samples_per_shard`` each.
+
+    The archives are the bytes ``tarfile`` would write (USTAR, 512-byte blocks, ending with two empty
+    blocks padded to a 10 KiB record); headers are built directly and each shard's sha256 is taken as
+    it is written, so no shard is read back.
+    """
 
     def __init__(self, out_dir: str | Path, samples_per_shard: int = 1000) -> None:
         if samples_per_shard < 1:
@@ -59,54 +80,50 @@ class ShardWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.samples_per_shard = samples_per_shard
         self.shards: list[ShardInfo] = []
-        self._tar: tarfile.TarFile | None = None
         self._file: BinaryIO | None = None
-        self._count = 0
+        self._hash = hashlib.sha256()
+        self._size = self._count = 0
 
     def write(self, key: str, jpeg: bytes, meta: dict[str, Any]) -> str:
         """Add one sample; returns the name of the shard that holds it."""
-        if self._tar is None:
+        if self._file is None:
             self._open()
-        assert self._tar is not None
-        _add(self._tar, f"{key}.jpg", jpeg)
-        _add(self._tar, f"{key}.json", encode_meta(meta))
+        self._emit(b"".join(_member(f"{key}.jpg", jpeg) + _member(f"{key}.json", encode_meta(meta))))
         self._count += 1
         name = SHARD_PATTERN.format(len(self.shards))
         if self._count >= self.samples_per_shard:
             self._finish()
         return name
 
+    def _emit(self, data: bytes) -> None:
+        assert self._file is not None
+        self._file.write(data)
+        self._hash.update(data)
+        self._size += len(data)
+
     def _open(self) -> None:
         tmp = self.out_dir / f".{SHARD_PATTERN.format(len(self.shards))}.tmp"
         self._file = open(tmp, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
-        self._count = 0
+        self._hash, self._size, self._count = hashlib.sha256(), 0, 0
 
     def _finish(self) -> None:
-        assert self._tar is not None and self._file is not None
-        self._tar.close()
+        assert self._file is not None
+        self._emit(bytes(2 * _BLOCK))
+        if self._size % _RECORD:
+            self._emit(bytes(_RECORD - self._size % _RECORD))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         name = SHARD_PATTERN.format(len(self.shards))
-        tmp, final = self.out_dir / f".{name}.tmp", self.out_dir / name
-        os.replace(tmp, final)
-        self.shards.append(ShardInfo(name, self._count, final.stat().st_size, _file_sha256(final)))
-        self._tar = self._file = None
+        os.replace(self.out_dir / f".{name}.tmp", self.out_dir / name)
+        self.shards.append(ShardInfo(name, self._count, self._size, self._hash.hexdigest()))
+        self._file = None
 
     def close(self) -> list[ShardInfo]:
         """Finish the last shard and return every shard written."""
-        if self._tar is not None:
+        if self._file is not None:
             self._finish()
         return self.shards
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _BLOCK = 512

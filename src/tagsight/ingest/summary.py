@@ -14,10 +14,10 @@ class IngestSummary:
     version: str
     posts_in: int = 0
     posts_kept: int = 0
-    post_reasons: Counter = field(default_factory=Counter)
+    post_reasons: Counter[str] = field(default_factory=Counter)
     media_in: int = 0
     media_kept: int = 0
-    media_reasons: Counter = field(default_factory=Counter)
+    media_reasons: Counter[str] = field(default_factory=Counter)
     gps_removed: int = 0
     metadata_removed: int = 0
     faces_blurred: int = 0
