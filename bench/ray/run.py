@@ -1,11 +1,11 @@
-"""The Ray engine against the local one, 1 against 2 Ray nodes, and URL fetching against img2dataset.
+"""The Ray engine against the local one, and 1 against 2 Ray nodes.
 
 ```
-python bench/ray/run.py [--data ../shared/data] [--limit 400] [--workers 2] [--nodes] [--img2dataset PATH]
+python bench/ray/run.py [--data ../shared/data] [--limit 400] [--workers 2] [--nodes]
                         [--out results.json] [--quick]
 ```
 
-Three sections, each on the same copy of ``--limit`` imagenette-160 photos (spread over the classes):
+Two sections, each on the same copy of ``--limit`` imagenette-160 photos (spread over the classes):
 
 - ``engines``: ``ingest`` of the photos (blocks of 50 media, longest side 128 px) with ``--engine local`` and ``--engine ray`` (a local Ray with
   ``--workers`` CPUs), images per wall-second and per CPU-second. CPU is user + system time of this
@@ -15,13 +15,9 @@ Three sections, each on the same copy of ``--limit`` imagenette-160 photos (spre
 - ``nodes`` (with ``--nodes``): a Ray cluster of ``ray start --head --num-cpus 1`` and, second, one
   more ``ray start --address HEAD --num-cpus 1`` node, both on this machine, each started as a
   process of this script and stopped by its process id; wall time with one node, then two.
-- ``fetch``: the photos served by ``python3 -m http.server`` on 127.0.0.1; ``tagsight ingest
-  --format urls`` against ``img2dataset`` on the same URL list (``--img2dataset`` names its script;
-  without it that half is reported as not measured), images per CPU-second of each tool's processes
-  (``getrusage`` of the reaped subprocess tree; the server's CPU is not counted).
-
 ``--quick``: 12 generated photos and no ``--nodes`` unless asked: a check that the script works
 (tests/bench/test_ray_bench.py), not a measurement. Prints a Markdown summary; ``--out`` saves the JSON.
+URL fetching against img2dataset is ``bench/fetch/run.py``.
 """
 
 from __future__ import annotations
@@ -40,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.common import REPO, descendants, load_average, run_timed  # noqa: E402
+from bench.common import REPO, descendants, load_average  # noqa: E402
 
 log = logging.getLogger("bench.ray")
 SRC = str(REPO / "src")
@@ -234,53 +230,6 @@ def _wait_until_up(ray: Any, address: str, cpus: int, timeout: float = 120.0) ->
     _wait_cpus(ray, cpus, timeout)
 
 
-def fetch_section(photos_dir: Path, n: int, scratch: Path, workers: int, img2dataset: str | None) -> dict[str, Any]:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(photos_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port)
-        names = sorted(p.name for p in photos_dir.glob("*.jpg"))[:n]
-        urls = scratch / "urls.txt"
-        urls.write_text("".join(f"http://127.0.0.1:{port}/{name}\n" for name in names))
-        cmd = [sys.executable, "-m", "tagsight.cli", "-q", "ingest", str(urls), "--format", "urls", "--out",
-               str(scratch / "fetch_ts"), "--workers", str(workers), "--max-side", "128", "--near-radius", "-1",
-               "--allow-private-addresses"]
-        result = {"tagsight": _timing(run_timed("tagsight fetch", cmd, len(names), env={"PYTHONPATH": SRC}))}
-        if img2dataset:
-            i2d = [img2dataset, "--url_list", str(urls), "--input_format", "txt", "--output_format", "webdataset",
-                   "--output_folder", str(scratch / "fetch_i2d"), "--processes_count", str(workers),
-                   "--thread_count", "16", "--image_size", "128", "--resize_mode", "keep_ratio_largest",
-                   "--resize_only_if_bigger", "True", "--number_sample_per_shard", str(max(1, len(names) // 4))]
-            result["img2dataset"] = _timing(run_timed("img2dataset fetch", i2d, len(names),
-                                                      env={"NO_ALBUMENTATIONS_UPDATE": "1"}))
-            result["tagsight_over_img2dataset_per_cpu"] = _ratio(result["tagsight"]["per_cpu_s"],
-                                                                 result["img2dataset"]["per_cpu_s"])
-        else:
-            result["img2dataset"] = "not measured: pass --img2dataset PATH (bench/ingest/README.md installs it)"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    return result
-
-
-def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the photo server on port {port} did not start")
-
-
-def _timing(t: Any) -> dict[str, Any]:
-    if not t.ok:
-        raise RuntimeError(f"{t.label} failed ({t.returncode}): {t.output[-2000:]}")
-    return {"items": t.items, "wall_s": round(t.wall, 3), "cpu_s": round(t.cpu, 3), "per_wall_s": round(t.per_wall, 1),
-            "per_cpu_s": round(t.per_cpu, 1)}
-
-
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
@@ -306,7 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=400)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--nodes", action="store_true", help="also 1 against 2 Ray nodes (two `ray start` processes)")
-    p.add_argument("--img2dataset", default=None, help="img2dataset's script, for the fetch comparison")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     p.add_argument("--quick", action="store_true", help="12 generated photos: checks the script, measures nothing")
     args = p.parse_args(argv)
@@ -321,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
         sections = {"engines": engines_section(src, n, scratch, args.workers)}
         if args.nodes:
             sections["nodes"] = nodes_section(src, n, scratch)
-        sections["fetch"] = fetch_section(src.parent, n, scratch, args.workers, args.img2dataset)
     results = {"photos": n, "workers": args.workers, "quick": args.quick, "load": load_average(),
                "sections": sections}
     if args.out:
