@@ -25,36 +25,11 @@ from tagsight.methods.base import Objective
 from tagsight.progress import Progress
 from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tagsight.train.distributed import DistEnv, all_reduce_mean
-from tagsight.train.optim import OptimConfig, Schedule, build_optimizer
+from tagsight.train.optim import Schedule, build_optimizer
+from tagsight.train.settings import LoopConfig as LoopConfig  # also imported from here by bench/
+from tagsight.train.settings import OptimConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    epochs: int = 1
-    accumulate: int = 1            # micro-batches per optimiser step (gradient accumulation)
-    log_every: int = 10            # optimiser steps between log lines / metric rows
-    checkpoint_every: int = 50     # optimiser steps between checkpoints (and one at the end)
-    keep_last: int = 2
-    max_steps: int | None = None   # stop early (a compute budget); the schedule still spans all epochs
-    bf16: bool = True              # autocast to bfloat16 on CUDA; ignored on CPU
-    channels_last: bool = True     # NHWC weights and images on CUDA (faster convolutions); ignored on CPU
-    compile: str | None = None     # torch.compile backend for the training forward ("inductor"); None: eager
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "accumulate", "log_every", "checkpoint_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
-        if self.compile is not None and self.compile not in _compile_backends():
-            raise ValueError(f"loop.compile must be null or a torch.compile backend {_compile_backends()}, "
-                             f"got {self.compile!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"loop.max_steps must be >= 1 or null, got {self.max_steps}")
-
-
-def _compile_backends() -> list[str]:
-    return sorted(torch._dynamo.list_backends(exclude_tags=()))
 
 
 @dataclass
