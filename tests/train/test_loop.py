@@ -8,8 +8,8 @@ import torch
 from tagsight.train import loop as loop_mod
 from tagsight.train.checkpoint import latest_checkpoint
 from tagsight.train.distributed import DistEnv
-from tagsight.train.loop import LoopConfig, Trainer
-from tagsight.train.optim import OptimConfig
+from tagsight.train.loop import Trainer
+from tagsight.train.settings import LoopConfig, OptimConfig
 
 
 class Toy(torch.nn.Module):

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from tagsight.train.optim import OptimConfig, Schedule, build_optimizer, lr_factor
+from tagsight.train.optim import Schedule, build_optimizer, lr_factor
+from tagsight.train.settings import OptimConfig
 
 
 def test_linear_scaling_rule():

@@ -60,7 +60,7 @@ class DerivedSummary:
     parent_version: str
     samples_in: int
     samples_kept: int
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     posts_kept: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -35,14 +35,16 @@ from tagsight.privacy.tombstones import TOMBSTONE_FILE, Tombstone, Tombstones, l
 from tagsight.storage import CacheConfig, RemoteFiles, dataset_path, exists, is_url, join, read_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INDEX_FILE = "index.parquet"
 INDEX_FORMAT = "3"
-_SCHEMA = pa.schema([
+_FIELDS: list[tuple[str, pa.DataType]] = [
     ("shard", pa.string()), ("key", pa.string()), ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
     ("json_offset", pa.int64()), ("json_size", pa.int64()), ("post_key", pa.string()),
     ("hashtags", pa.list_(pa.string())), ("author_id", pa.string()), ("hashtag_weights", pa.list_(pa.float64())),
-])
+]
+_SCHEMA = pa.schema(_FIELDS)
 
 
 @dataclass
@@ -78,7 +80,7 @@ class SampleIndex:
         dataset_dir = dataset_path(dataset_dir)
         manifest = load_manifest(dataset_dir)
         version = str(manifest["version"])
-        remote = RemoteFiles(join(dataset_dir, "shards"), version, cache, sizes={
+        remote = RemoteFiles(str(join(dataset_dir, "shards")), version, cache, sizes={
             s["name"]: int(s["bytes"]) for s in manifest.get("shards", []) if "bytes" in s}) if is_url(dataset_dir) else None
         cache_file = _cache_file(dataset_dir, version, remote)
         cached = None if rebuild else _read_cache(cache_file, version)
@@ -102,7 +104,10 @@ class SampleIndex:
                             zip(self.post_keys, self.author_ids or [None] * len(self), self.hashtags)),
                            dtype=bool, count=len(self))
         rows = np.flatnonzero(keep)
-        pick = lambda values: [values[i] for i in rows]  # noqa: E731
+
+        def pick(values: list[T]) -> list[T]:
+            return [values[i] for i in rows]
+
         out = SampleIndex(self.dataset_dir, self.version, self.shard_names, self.shard_ids[rows], pick(self.keys),
                           self.jpg_offset[rows], self.jpg_size[rows], self.json_offset[rows], self.json_size[rows],
                           pick(self.post_keys), pick(self.hashtags),
@@ -135,7 +140,8 @@ class SampleIndex:
 
     def read_meta(self, i: int) -> dict[str, Any]:
         """The JSON metadata of sample ``i``."""
-        return json.loads(self._pread(i, self.json_offset, self.json_size))
+        meta: dict[str, Any] = json.loads(self._pread(i, self.json_offset, self.json_size))
+        return meta
 
     def _pread(self, i: int, offsets: np.ndarray, sizes: np.ndarray) -> bytes:
         shard = int(self.shard_ids[i])
@@ -218,7 +224,7 @@ def _cache_file(dataset_dir: Path | str, version: str, remote: RemoteFiles | Non
     return remote.cache.folder / "index" / f"{key}.parquet"
 
 
-def _fetch_remote_index(dataset_dir: str, cache_file: Path, version: str) -> pa.Table | None:
+def _fetch_remote_index(dataset_dir: str | Path, cache_file: Path, version: str) -> pa.Table | None:
     """The dataset's own index.parquet (uploaded with it) when it is of this version, copied into the local cache."""
     url = join(dataset_dir, INDEX_FILE)
     if not exists(url):

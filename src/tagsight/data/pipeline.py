@@ -23,7 +23,7 @@ import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, Union
 
 import numpy as np
 import torch
@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "heldout")
 Transform = Callable[[Image.Image, torch.Generator], torch.Tensor]
+"""A decoded image and the generator that drives its augmentation -> one input tensor."""
+Views = Union[torch.Tensor, dict[str, torch.Tensor]]
+ViewTransform = Callable[[Image.Image, torch.Generator], Views]
+"""As ``Transform``, or a dict of views (multi-crop: ``{"image": globals, "local": locals}``)."""
+TransformT = TypeVar("TransformT", bound=ViewTransform)
+"""What a ``PostStream`` is given: a ``Transform`` (an ``EncodedTransform`` is one) or a ``ViewTransform``."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def drawn_label_counts(order: np.ndarray, label_lists: Sequence[Sequence[int]], 
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
 
 
-class ResumableStream(IterableDataset):
+class ResumableStream(IterableDataset[dict[str, Any]]):
     """A stream of items at exact positions: subclasses give ``order(epoch)`` (global sample indices),
     ``batches(epoch)`` (this rank's batches of positions) and ``item(index, position)``."""
 
@@ -137,7 +143,7 @@ class ResumableStream(IterableDataset):
                 yield self.item(int(order[position]), int(position))
 
 
-class PostStream(ResumableStream):
+class PostStream(ResumableStream, Generic[TransformT]):
     """The samples of one split of a dataset in a resumable order, split across ranks and workers.
 
     The base of every training stream: it holds the index, vocabulary, transform and config, maps
@@ -147,7 +153,7 @@ class PostStream(ResumableStream):
     weighted and what one item is (``item``).
     """
 
-    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform | EncodedTransform,
+    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: TransformT,
                  cfg: StreamConfig, rank: int | None = None, world_size: int | None = None) -> None:
         super().__init__()
         self.index, self.vocab, self.transform, self.cfg = index, vocab, transform, cfg
@@ -204,7 +210,7 @@ class PostStream(ResumableStream):
         return len(self.batches(0))
 
 
-class HashtagStream(PostStream):
+class HashtagStream(PostStream[Transform]):
     """Labelled samples of a dataset as ``{"image", "target", "index"}`` items, in resumable order."""
 
     def draw_weights(self) -> np.ndarray:
@@ -269,13 +275,13 @@ def collate(items: list[dict[str, Any]], normalize: Callable[[torch.Tensor], tor
     return batch
 
 
-def batch_normalizer(stream: PostStream) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def batch_normalizer(stream: PostStream[Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """What turns the stream's uint8 image batches into model inputs (None: its items are final already)."""
     return stream.transform.normalize_batch if isinstance(stream.transform, EncodedTransform) else None
 
 
-def make_loader(stream: PostStream, num_workers: int = 0, pin_memory: bool = False,
-                normalize: bool = True) -> DataLoader:
+def make_loader(stream: PostStream[Any], num_workers: int = 0, pin_memory: bool = False,
+                normalize: bool = True) -> DataLoader[dict[str, Any]]:
     """A DataLoader over ``stream`` yielding the rank's batches in exact order for any ``num_workers``.
 
     With ``normalize=False`` image batches stay uint8 (a quarter of the bytes between processes and

@@ -123,35 +123,44 @@ class _Encoded:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        header = jpeg_header(source) if isinstance(source, (bytes, bytearray, memoryview)) else None
+        self.jpeg: bytes | None = None   # the encoded bytes of an RGB JPEG (the fast decoders read them)
+        data = source if isinstance(source, (bytes, bytearray, memoryview)) else None
+        header = jpeg_header(data) if data is not None else None
         if header is not None:
             self.width, self.height, components = header
-            self.scalable, self.rgb_jpeg = True, components == 3
+            self.scalable = True
+            self.jpeg = data if components == 3 else None
         else:
             img = source if isinstance(source, Image.Image) else Image.open(io.BytesIO(source))
             self.source, self.width, self.height = img, img.width, img.height
             self.scalable = getattr(img, "format", None) == "JPEG" and _undecoded(img)
-            self.rgb_jpeg = False
 
     def decode(self, reduce: int) -> tuple[Image.Image, int]:
         """(RGB or RGBX image, reduction applied): a JPEG at 1/``reduce`` scale (sides ceil(side / reduce)), else full."""
         reduce = reduce if self.scalable else 1
-        fast = _simplejpeg() if self.rgb_jpeg else None
-        if fast is not None:
-            img = _simplejpeg_decode(fast, self.source, self.width, self.height, reduce)
-            if img is not None:  # else a slower decoder tries, and Pillow raises its own, clearer error
-                return img, reduce
-        cv2 = _cv2() if self.rgb_jpeg and reduce > 1 else None
-        if cv2 is not None:
-            flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION | _CV2_REDUCE_FLAG[reduce]
-            array = cv2.imdecode(np.frombuffer(self.source, np.uint8), flags)
-            if array is not None:  # else Pillow decodes it and raises its own, clearer error
-                return Image.fromarray(array), reduce
+        fast = self._decode_fast(self.jpeg, reduce) if self.jpeg is not None else None
+        if fast is not None:  # else Pillow decodes it and raises its own, clearer error
+            return fast, reduce
         img = self.source if isinstance(self.source, Image.Image) else Image.open(io.BytesIO(self.source))
         if reduce > 1:  # Pillow picks scale min(W // w, H // h), capped at 8
             img.draft("RGB", (max(1, self.width // reduce), max(1, self.height // reduce)))
         applied = reduce if img.size == (-(-self.width // reduce), -(-self.height // reduce)) else 1
         return img.convert("RGB"), applied
+
+    def _decode_fast(self, jpeg: bytes, reduce: int) -> Image.Image | None:
+        """An RGB JPEG at 1/``reduce`` by simplejpeg, else by OpenCV (reduced scales only); None if neither does."""
+        fast = _simplejpeg()
+        if fast is not None:
+            img = _simplejpeg_decode(fast, jpeg, self.width, self.height, reduce)
+            if img is not None:  # else a slower decoder tries
+                return img
+        cv2 = _cv2() if reduce > 1 else None
+        if cv2 is not None:
+            flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION | _CV2_REDUCE_FLAG[reduce]
+            array = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flags)
+            if array is not None:
+                return Image.fromarray(array)
+        return None
 
 
 def _simplejpeg_decode(simplejpeg: Any, data: bytes, width: int, height: int, reduce: int) -> Image.Image | None:
@@ -233,7 +242,8 @@ class EncodedTransform(Protocol):
 
     ``HashtagStream`` gives it a sample's encoded bytes and a numpy generator (``pixels`` -> uint8
     [3, S, S]); ``make_loader`` / ``batch_normalizer`` turn each stacked uint8 batch into model inputs
-    with ``normalize_batch``. Any other ``(PIL image, torch.Generator) -> tensor`` callable is given a
+    with ``normalize_batch``. Called as ``transform(source, generator)`` it does both for one image, so it
+    is also a ``(PIL image, torch.Generator) -> tensor`` transform; any other such callable is given a
     decoded image instead.
     """
 
@@ -242,6 +252,8 @@ class EncodedTransform(Protocol):
     def pixels(self, source: Source, generator: Generator | None = None) -> torch.Tensor: ...
 
     def normalize_batch(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, source: Source, generator: Generator | None = None) -> torch.Tensor: ...
 
 
 class _Normalizing(EncodedTransform):

@@ -25,8 +25,7 @@ import torch
 from PIL import Image
 
 from tagsight.data.index import SampleIndex
-from tagsight.data.pipeline import PostStream, StreamConfig, Transform, augmentation_seed
-from tagsight.data.transforms import EncodedTransform
+from tagsight.data.pipeline import PostStream, StreamConfig, TransformT, ViewTransform, augmentation_seed
 from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -34,10 +33,10 @@ log = logging.getLogger(__name__)
 SELECTIONS = ("all", "labelled")
 
 
-class UniformStream(PostStream):
+class UniformStream(PostStream[TransformT]):
     """Samples of ``select`` (``all`` or ``labelled``) drawn uniformly, whatever their hashtags."""
 
-    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: Transform | EncodedTransform,
+    def __init__(self, index: SampleIndex, vocab: Vocabulary, transform: TransformT,
                  cfg: StreamConfig, select: str = "all", rank: int | None = None,
                  world_size: int | None = None) -> None:
         if select not in SELECTIONS:
@@ -53,7 +52,7 @@ class UniformStream(PostStream):
         return labelled if self.select == "labelled" else np.ones_like(labelled)
 
 
-class ViewStream(UniformStream):
+class ViewStream(UniformStream[ViewTransform]):
     """Uniformly drawn samples of ``select`` (``all`` or ``labelled``) as views, without targets."""
 
     def item(self, index: int, position: int) -> dict[str, Any]:

@@ -8,7 +8,11 @@ opted out entirely, and a few posts carrying an opt-out hashtag.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K")
 
 VISIBILITY_SHARES = {"public": 0.78, "unlisted": 0.07, "followers": 0.08, "private": 0.04, "direct": 0.03}
 CONSENT_SHARES = {None: 0.80, True: 0.12, False: 0.08}
@@ -23,7 +27,7 @@ class Audience:
     optout_tag: str | None
 
 
-def _pick(rng: random.Random, shares: dict):
+def _pick(rng: random.Random, shares: Mapping[K, float]) -> K:
     return rng.choices(list(shares), weights=list(shares.values()))[0]
 
 

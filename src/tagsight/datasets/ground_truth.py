@@ -90,7 +90,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def pair_with_truth(posts: list[dict[str, Any]], truths: Iterable[dict[str, Any]]) -> Iterator[tuple[dict, dict]]:
+def pair_with_truth(posts: list[dict[str, Any]], truths: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(post, truth) for every post; DatasetError when a post has no truth line or a truth line no post."""
     by_id = {t.get("post_id"): t for t in truths}
     ids = [p.get("post_id") for p in posts]
@@ -117,7 +117,9 @@ def write_ground_truth_split(split_dir: str | Path, out_dir: str | Path) -> Grou
     truth_lines = read_jsonl(split_dir / TRUTH)
     if not posts:
         raise DatasetError("empty_split", f"{split_dir / POSTS} holds no posts")
-    converted, classes, photos = [], Counter(), Counter()
+    converted: list[dict[str, Any]] = []
+    classes: Counter[str] = Counter()
+    photos: Counter[str] = Counter()
     for post, truth in pair_with_truth(posts, truth_lines):
         converted.append(ground_truth_post(post, truth))
         classes[truth.get("class_name", truth["synset"])] += 1

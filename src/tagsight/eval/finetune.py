@@ -33,8 +33,8 @@ from tagsight.methods.classify import ClassifyObjective
 from tagsight.progress import Progress
 from tagsight.config import YamlConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
-from tagsight.train.loop import LoopConfig, Trainer
-from tagsight.train.optim import OptimConfig
+from tagsight.train.loop import Trainer
+from tagsight.train.settings import LoopConfig, OptimConfig
 
 log = logging.getLogger(__name__)
 

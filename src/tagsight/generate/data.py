@@ -37,10 +37,9 @@ def reviewer_captions(dataset_dir: str | Path) -> dict[str, list[str]]:
     return out
 
 
-class TokenStream(UniformStream):
+class TokenStream(UniformStream[EncodedTransform]):
     """Images at the generator's resolution with their conditioning tokens (see the module docstring)."""
 
-    transform: EncodedTransform   # decodes the encoded bytes itself (``image_transform``)
 
     def __init__(self, index: SampleIndex, table: TokenTable, transform: EncodedTransform, cfg: StreamConfig,
                  select: str = "all", captions: bool = True, rank: int | None = None,

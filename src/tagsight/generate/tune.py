@@ -48,8 +48,8 @@ from tagsight.privacy.tombstones import load_tombstones
 from tagsight.config import YamlConfig
 from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv
-from tagsight.train.loop import LoopConfig, Trainer, plan
-from tagsight.train.optim import OptimConfig
+from tagsight.train.loop import Trainer, plan
+from tagsight.train.settings import LoopConfig, OptimConfig
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ class ClassifyObjective(Objective):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]``; the caller decides about ``torch.no_grad``."""
-        return self.head(self.backbone(images))
+        logits: torch.Tensor = self.head(self.backbone(images))
+        return logits
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labels = self._check(batch)

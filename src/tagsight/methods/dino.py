@@ -208,6 +208,10 @@ def _weights_as_buffers(module: nn.Module) -> list[str]:
 class DinoObjective(Objective):
     """Student (``student.backbone``, ``student.head``) and EMA teacher (``backbone``, ``teacher_head``)."""
 
+    center: torch.Tensor         # buffers (registered in __init__)
+    batches_seen: torch.Tensor
+    updates: torch.Tensor
+
     def __init__(self, backbone: Backbone, cfg: DinoConfig | None = None, n_global: int = 2,
                  schedule: DinoSchedule | None = None) -> None:
         super().__init__()

@@ -71,7 +71,8 @@ class HashtagObjective(Objective):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_labels]``; the caller decides about ``torch.no_grad``."""
-        return self.head(self.backbone(images))
+        logits: torch.Tensor = self.head(self.backbone(images))
+        return logits
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_<kind>", "pos_in_top1"}`` for one batch (see module docstring)."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,10 @@ def projection_head(in_features: int, cfg: SwavConfig) -> nn.Module:
 class SwavObjective(Objective):
     """Backbone + projection head + prototypes, trained with swapped Sinkhorn assignments."""
 
+    queue: torch.Tensor          # buffers (registered in __init__): per global crop, the last projections
+    queue_filled: torch.Tensor
+    batches_seen: torch.Tensor
+
     def __init__(self, backbone: Backbone, cfg: SwavConfig | None = None, n_global: int = 2,
                  freeze_batches: int = 0) -> None:
         super().__init__()
@@ -204,7 +209,8 @@ class SwavObjective(Objective):
                 "prototypes_frozen": torch.tensor(float(frozen)), "queue_used": torch.tensor(float(queued))}
 
     @torch.no_grad()
-    def _codes(self, scores, z_global, w: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
+    def _codes(self, scores: Sequence[torch.Tensor], z_global: Sequence[torch.Tensor],
+               w: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
         use_queue = self.cfg.queue_length > 0 and int(self.queue_filled) >= self.cfg.queue_length
         rank, world = rank_world()
         codes = []
@@ -216,7 +222,7 @@ class SwavObjective(Objective):
         return codes, use_queue
 
     @torch.no_grad()
-    def _push(self, z_global) -> None:
+    def _push(self, z_global: Sequence[torch.Tensor]) -> None:
         if self.cfg.queue_length == 0:
             return
         for i in range(self.n_global):

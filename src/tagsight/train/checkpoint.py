@@ -74,7 +74,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
                     restore_rng: bool = True) -> dict[str, Any]:
     """Restore model (and optimiser, RNG) from a checkpoint folder; returns its ``state.json``."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
+    state: dict[str, Any] = json.loads((path / "state.json").read_text())
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     if optimizer is not None:
         optimizer.load_state_dict(_join_optimizer(load_file(str(path / "optim.safetensors")), state["optimizer"]))

@@ -12,8 +12,7 @@ from tagsight.data.multicrop import MultiCropConfig
 from tagsight.data.views import SELECTIONS
 from tagsight.methods.base import DEFAULT_METHOD, METHODS, method_of
 from tagsight.models.pretrained import check_init
-from tagsight.train.loop import LoopConfig
-from tagsight.train.optim import OptimConfig
+from tagsight.train.settings import LoopConfig, OptimConfig
 
 SAMPLINGS = ("sqrt", "inverse", "none")
 

@@ -14,9 +14,10 @@ import contextlib
 import json
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -25,36 +26,11 @@ from tagsight.methods.base import Objective
 from tagsight.progress import Progress
 from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tagsight.train.distributed import DistEnv, all_reduce_mean
-from tagsight.train.optim import OptimConfig, Schedule, build_optimizer
+from tagsight.train.optim import Schedule, build_optimizer
+from tagsight.train.settings import LoopConfig as LoopConfig  # also imported from here by bench/
+from tagsight.train.settings import OptimConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    epochs: int = 1
-    accumulate: int = 1            # micro-batches per optimiser step (gradient accumulation)
-    log_every: int = 10            # optimiser steps between log lines / metric rows
-    checkpoint_every: int = 50     # optimiser steps between checkpoints (and one at the end)
-    keep_last: int = 2
-    max_steps: int | None = None   # stop early (a compute budget); the schedule still spans all epochs
-    bf16: bool = True              # autocast to bfloat16 on CUDA; ignored on CPU
-    channels_last: bool = True     # NHWC weights and images on CUDA (faster convolutions); ignored on CPU
-    compile: str | None = None     # torch.compile backend for the training forward ("inductor"); None: eager
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "accumulate", "log_every", "checkpoint_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
-        if self.compile is not None and self.compile not in _compile_backends():
-            raise ValueError(f"loop.compile must be null or a torch.compile backend {_compile_backends()}, "
-                             f"got {self.compile!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"loop.max_steps must be >= 1 or null, got {self.max_steps}")
-
-
-def _compile_backends() -> list[str]:
-    return sorted(torch._dynamo.list_backends(exclude_tags=()))
 
 
 @dataclass
@@ -103,7 +79,7 @@ class MetricsWriter:
             self.tb.close()
 
 
-def _autocast(env: DistEnv, cfg: LoopConfig):
+def _autocast(env: DistEnv, cfg: LoopConfig) -> AbstractContextManager[Any]:
     if env.device.startswith("cuda") and cfg.bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -131,7 +107,7 @@ def _channels_last(env: DistEnv, cfg: LoopConfig) -> bool:
 class Trainer:
     """Holds the state of one run; ``fit()`` trains to the end (or ``max_steps``), resuming if it can."""
 
-    def __init__(self, objective: torch.nn.Module, stream: Any, make_loader: Callable[[Any], Iterable],
+    def __init__(self, objective: torch.nn.Module, stream: Any, make_loader: Callable[[Any], Iterable[dict[str, Any]]],
                  optim_cfg: OptimConfig, cfg: LoopConfig, env: DistEnv, run_dir: str | Path,
                  epoch_length: int, batch_size: int, run_state: dict[str, Any] | None = None,
                  progress_desc: str = "pretrain", finish: Finish | None = None) -> None:
@@ -179,7 +155,8 @@ class Trainer:
         if self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.resume()
-        writer, last = MetricsWriter(self.run_dir, self.env), {}
+        writer = MetricsWriter(self.run_dir, self.env)
+        last: dict[str, Any] = {}
         with Progress(self._last_step(), self.progress_desc, "step") as progress:
             progress.update(self.step)
             while not self._done() and self.epoch < self.cfg.epochs:
@@ -206,7 +183,7 @@ class Trainer:
             self.epoch, self.batches_done = self.epoch + 1, 0
         return last
 
-    def _optimizer_step(self, batches, meter: "_Meter") -> dict[str, torch.Tensor]:
+    def _optimizer_step(self, batches: Iterator[dict[str, Any]], meter: "_Meter") -> dict[str, torch.Tensor]:
         lr = self.schedule.apply(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
@@ -215,7 +192,7 @@ class Trainer:
             batch = _to_device(next(batches), self.env.device, self.channels_last, self.finish)
             t1 = time.perf_counter()
             sync = micro == self.cfg.accumulate - 1 or not self.env.group
-            with (contextlib.nullcontext() if sync else self.ddp.no_sync()), _autocast(self.env, self.cfg):
+            with self._no_sync(sync), _autocast(self.env, self.cfg):
                 out = self.train_forward(batch)
             (out["loss"] / self.cfg.accumulate).backward()
             for key, value in out.items():
@@ -227,6 +204,12 @@ class Trainer:
         if isinstance(self.model, Objective):   # its per-step bookkeeping (DINO's teacher, the generator's EMA)
             self.model.after_step()
         return {**totals, "lr": torch.tensor(lr)}
+
+    def _no_sync(self, sync: bool) -> AbstractContextManager[Any]:
+        """DDP's ``no_sync`` on micro-batches that do not end a step (gradients reduced once per step)."""
+        if sync or not isinstance(self.ddp, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
 
     def _log(self, logs: dict[str, torch.Tensor], meter: "_Meter", writer: MetricsWriter) -> dict[str, Any]:
         row = {"step": self.step, "epoch": self.epoch,

@@ -1,45 +1,14 @@
 """Optimisers and schedules: SGD with Nesterov momentum (WSL recipe) or AdamW, linear LR scaling,
-linear warm-up, then cosine or step decay."""
+linear warm-up, then cosine or step decay; their settings are ``OptimConfig`` (``tagsight.train.settings``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "step")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    name: str = "sgd"
-    base_lr: float = 0.1          # learning rate per `reference_batch` images (Goyal et al. 2017 linear scaling)
-    reference_batch: int = 256
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    schedule: str = "cosine"
-    step_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)   # fractions of training, for "step"
-    step_gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.name not in OPTIMIZERS:
-            raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {self.name!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.base_lr <= 0 or self.reference_batch < 1:
-            raise ValueError("optim.base_lr must be > 0 and optim.reference_batch >= 1")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        object.__setattr__(self, "step_milestones", tuple(self.step_milestones))
-
-    def scaled_lr(self, global_batch: int) -> float:
-        """Peak learning rate for a global batch: base_lr x global_batch / reference_batch."""
-        return self.base_lr * global_batch / self.reference_batch
+from tagsight.train.settings import OptimConfig as OptimConfig  # the settings; also imported from here by bench/
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from tagsight.datasets.harrison_stats import COMPOUND_TEMPLATES, CompoundTemplate
 from tagsight.datasets.social_imagenette.concepts import Concept
 from tagsight.datasets.social_imagenette.config import (DESCRIPTIVE_TAGS, KEYBOARD_NEIGHBOURS, NoiseModel,
     UNCHANGED_PLURALS)
+
+K = TypeVar("K")
+Hypernyms = tuple[tuple[str, str], ...]   # (synset, lemma) pairs, as Concept.hypernyms
 
 
 # ---------------------------------------------------------------- writing a concept as people do
@@ -49,7 +52,7 @@ def pluralize(word: str) -> str:
     return word + "s"
 
 
-def pick_weighted(rng: random.Random, weights: Mapping[Any, float]) -> Any:
+def pick_weighted(rng: random.Random, weights: Mapping[K, float]) -> K:
     """One key of ``weights`` drawn with probability proportional to its weight."""
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
@@ -98,30 +101,32 @@ class ConceptWriter:
         hypernyms = tuple(h for h in concept.hypernyms if h[0] not in avoid_synsets)
         weights = {f: w for f, w in self.model.form_weights.items() if f != "hypernym" or hypernyms}
         form = pick_weighted(rng, weights)
-        return getattr(self, f"_{form}")(concept, kind, rng, hypernyms)
+        writers = {"synonym": self._synonym, "lemma_variant": self._lemma_variant, "hypernym": self._hypernym,
+                   "compound": self._compound, "misspelling": self._misspelling}   # one per FORMS
+        return writers[form](concept, kind, rng, hypernyms)
 
     def _lemma(self, concept: Concept, rng: random.Random, plural: bool = False) -> str:
         lemmas = [x for x in concept.lemmas if not (plural and x in concept.binomials)] or [concept.lemmas[0]]
         weights = [self.model.head_lemma_weight if x == concept.lemmas[0] else 1.0 for x in lemmas]
         return rng.choices(lemmas, weights=weights)[0]
 
-    def _synonym(self, concept: Concept, kind: str, rng: random.Random, _h: tuple) -> TagTruth:
+    def _synonym(self, concept: Concept, kind: str, rng: random.Random, _h: Hypernyms) -> TagTruth:
         lemma = self._lemma(concept, rng)
         tag, style = spell(lemma_words(lemma), rng, self.model)
         return TagTruth(tag, kind, "synonym", style, concept.wnid, lemma)
 
-    def _lemma_variant(self, concept: Concept, kind: str, rng: random.Random, _h: tuple) -> TagTruth:
+    def _lemma_variant(self, concept: Concept, kind: str, rng: random.Random, _h: Hypernyms) -> TagTruth:
         lemma = self._lemma(concept, rng, plural=True)
         words = lemma_words(lemma)
         tag, style = spell(words[:-1] + [pluralize(words[-1])], rng, self.model)
         return TagTruth(tag, kind, "lemma_variant", style, concept.wnid, lemma)
 
-    def _hypernym(self, concept: Concept, kind: str, rng: random.Random, hypernyms: tuple) -> TagTruth:
+    def _hypernym(self, concept: Concept, kind: str, rng: random.Random, hypernyms: Hypernyms) -> TagTruth:
         _, lemma = rng.choice(hypernyms)
         tag, style = spell(lemma_words(lemma), rng, self.model)
         return TagTruth(tag, kind, "hypernym", style, concept.wnid, lemma)
 
-    def _compound(self, concept: Concept, kind: str, rng: random.Random, hypernyms: tuple) -> TagTruth:
+    def _compound(self, concept: Concept, kind: str, rng: random.Random, hypernyms: Hypernyms) -> TagTruth:
         stem = rng.choice([concept.lemmas[0]] + [lemma for _, lemma in hypernyms])
         words = lemma_words(stem)
         plural = words[:-1] + [pluralize(words[-1])]
@@ -132,7 +137,7 @@ class ConceptWriter:
         tag = "".join(w.capitalize() for w in parts) if camel else "".join(parts)
         return TagTruth(tag, kind, "compound", "camel" if camel else "joined", concept.wnid, stem, template.name)
 
-    def _misspelling(self, concept: Concept, kind: str, rng: random.Random, _h: tuple) -> TagTruth:
+    def _misspelling(self, concept: Concept, kind: str, rng: random.Random, _h: Hypernyms) -> TagTruth:
         lemma = self._lemma(concept, rng)
         correct = "".join(lemma_words(lemma))
         return TagTruth(typo(correct, rng), kind, "misspelling", "lower", concept.wnid, lemma, typo_of=correct)

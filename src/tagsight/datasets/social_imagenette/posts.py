@@ -131,10 +131,12 @@ def _write_distinct(ctx: PostContext, concept: Concept, kind: str, rng: random.R
 def draw_tags(rng: random.Random, concept: Concept, others: list[Concept],
               ctx: PostContext) -> tuple[list[TagTruth], Concept | None, int]:
     """The hashtags of one post (see the module docstring), the wrong concept if any, and the drawn count."""
-    model, n, seen = ctx.model, ctx.sampler.n_tags(rng), set()
+    model, n = ctx.model, ctx.sampler.n_tags(rng)
+    seen: set[str] = set()
     tags: list[TagTruth] = []
-    if rng.random() < model.p_present:
-        tags.append(_write_distinct(ctx, concept, "true_concept", rng, seen))
+    if rng.random() < model.p_present:   # the post's first tag: nothing to collide with, so always written
+        first = _write_distinct(ctx, concept, "true_concept", rng, seen)
+        tags += [first] if first else []
     wrong = rng.choice(others) if others and rng.random() < model.p_wrong else None
     if wrong is not None:
         wrong_tag = _write_distinct(ctx, wrong, "wrong_concept", rng, seen, ctx.related[concept.wnid])

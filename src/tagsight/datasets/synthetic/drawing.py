@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -13,14 +13,16 @@ from tagsight.datasets.synthetic.config import CONCEPTS
 # ---------------------------------------------------------------- drawing
 
 _RGB = tuple[int, int, int]
+T = TypeVar("T")
 
 
 def jitter(g: np.random.Generator, rgb: _RGB, amount: int = 22) -> _RGB:
     """``rgb`` with each channel moved by up to ``amount`` at random, clipped to [0, 255]."""
-    return tuple(int(v) for v in np.clip(np.array(rgb) + g.integers(-amount, amount + 1, 3), 0, 255))
+    r, gr, b = (int(v) for v in np.clip(np.array(rgb) + g.integers(-amount, amount + 1, 3), 0, 255))
+    return r, gr, b
 
 
-def pick_option(g: np.random.Generator, options: tuple) -> Any:
+def pick_option(g: np.random.Generator, options: tuple[T, ...]) -> T:
     """One of ``options``, uniformly."""
     return options[int(g.integers(len(options)))]
 
@@ -166,19 +168,20 @@ def draw_background(g: np.random.Generator, scene: str, w: int, h: int) -> np.nd
         horizon = int(h * g.uniform(0.45, 0.75))
         img[horizon:] = np.array(jitter(g, ground, 18)) * np.linspace(0.9, 1.1, h - horizon)[:, None, None]
     coarse = g.normal(0, g.uniform(6, 18), (4, 4, 3)).astype(np.float32)
-    low = np.stack([np.asarray(Image.fromarray(coarse[..., c]).resize((w, h), Image.BILINEAR)) for c in range(3)], -1)
-    return img + low
+    low = np.stack([np.asarray(Image.fromarray(coarse[..., c]).resize((w, h), Image.Resampling.BILINEAR)) for c in range(3)], -1)
+    out: np.ndarray = img + low
+    return out
 
 
 def _object_layer(g: np.random.Generator, concept: str, size: int) -> Image.Image:
     """One object drawn at 2x on a transparent layer, downsampled, flipped and rotated at random."""
     big = Image.new("RGBA", (2 * size, 2 * size), (0, 0, 0, 0))
     _DRAW[concept](ImageDraw.Draw(big), 2 * size, g)
-    layer = big.resize((size, size), Image.LANCZOS)
+    layer = big.resize((size, size), Image.Resampling.LANCZOS)
     if g.random() < 0.5:
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     angle = float(g.uniform(-180, 180) if concept == "ball" else g.uniform(-20, 20))
-    return layer.rotate(angle, resample=Image.BILINEAR, expand=True)
+    return layer.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
 
 
 def _place(g: np.random.Generator, canvas: Image.Image, concepts: tuple[str, ...]) -> None:

@@ -54,7 +54,7 @@ def _near_copy(data: bytes) -> tuple[bytes, tuple[int, int]]:
         photo = ImageOps.exif_transpose(src).convert("RGB")
     size = (max(8, photo.width * 4 // 5), max(8, photo.height * 4 // 5))
     buf = io.BytesIO()
-    photo.resize(size, Image.BILINEAR).save(buf, "JPEG", quality=70)
+    photo.resize(size, Image.Resampling.BILINEAR).save(buf, "JPEG", quality=70)
     return buf.getvalue(), size
 
 

@@ -105,7 +105,9 @@ def _plan_specials(cfg: FeedConfig, rng: random.Random, posts: list[FeedPost], s
     for post in posts:
         for im in post.images:
             _plan_exif(cfg, rng, post.author, im)
-    for im in (im for p in posts for im in p.images if im.duplicate_of and im.duplicate_of[1] == "exact"):
+    for im in (im for p in posts for im in p.images):
+        if im.duplicate_of is None or im.duplicate_of[1] != "exact":
+            continue
         src = im.duplicate_of[0]  # an exact repost carries the original's bytes, EXIF included
         im.fmt, im.quality, im.gps, im.orientation = src.fmt, src.quality, src.gps, src.orientation
 

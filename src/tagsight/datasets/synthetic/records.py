@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from tagsight.datasets.audience import Audience
+
+K = TypeVar("K")
 
 
 # ---------------------------------------------------------------- the records the plan draws (all randomness but pixels)
@@ -64,6 +67,6 @@ class FeedAuthor:
     home: tuple[float, float]
 
 
-def pick_weighted(rng: random.Random, shares: dict) -> Any:
+def pick_weighted(rng: random.Random, shares: Mapping[K, float]) -> K:
     """One key of ``shares`` drawn with probability proportional to its share."""
     return rng.choices(list(shares), weights=list(shares.values()))[0]

@@ -17,7 +17,7 @@ UNSEEN_KINDS = ("scene", "noise", "stripes", "wallpaper", "document", "screensho
 
 def _unseen_noise(g: np.random.Generator, w: int, h: int) -> Image.Image:
     coarse = g.uniform(0, 255, (int(g.integers(3, 12)), int(g.integers(3, 12)), 3)).astype(np.uint8)
-    base = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), dtype=np.float32)
+    base = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
     return Image.fromarray(np.clip(base + g.normal(0, g.uniform(10, 40), (h, w, 3)), 0, 255).astype(np.uint8))
 
 

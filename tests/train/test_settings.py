@@ -1,0 +1,73 @@
+"""The loop's and optimiser's settings are read and validated without the Trainer or torch's optimisers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tagsight.config import ConfigError, from_mapping
+from tagsight.train.settings import LoopConfig, OptimConfig
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+RUNNERS = ("torch.optim", "tagsight.train.loop", "tagsight.train.optim", "tagsight.train.checkpoint")
+"""Modules that run training; the settings module must load none of them."""
+
+
+def loaded_modules(code: str) -> list[str]:
+    """The modules loaded after running ``code`` in a fresh interpreter over this checkout's sources."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def runners(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == r or m.startswith(r + ".") for r in RUNNERS)]
+
+
+def test_reading_and_validating_the_settings_loads_no_loop_and_no_optimiser():
+    modules = loaded_modules(
+        "from tagsight.config import from_mapping\n"
+        "from tagsight.train.settings import LoopConfig, OptimConfig\n"
+        "loop = from_mapping(LoopConfig, {'epochs': 3, 'max_steps': 10})\n"
+        "optim = from_mapping(OptimConfig, {'name': 'adamw', 'step_milestones': [0.5]})\n"
+        "assert (loop.epochs, optim.name, optim.step_milestones) == (3, 'adamw', (0.5,))\n"
+        "try:\n    OptimConfig(schedule='linear')\nexcept ValueError:\n    pass\n"
+        "else:\n    raise SystemExit('not validated')\n")
+    assert "tagsight.train.settings" in modules
+    assert runners(modules) == [], f"the settings load {runners(modules)}"
+    assert "torch" not in modules
+
+
+def test_the_check_sees_the_loop_and_the_optimisers():   # the check itself can fail
+    found = runners(loaded_modules("import tagsight.train.loop"))
+    assert {"torch.optim", "tagsight.train.loop", "tagsight.train.optim"} <= set(found)
+
+
+def test_the_old_import_paths_give_the_same_classes():   # bench/ imports them from the loop and the optimiser
+    from tagsight.train import loop, optim
+
+    assert loop.LoopConfig is LoopConfig and optim.OptimConfig is OptimConfig
+
+
+def test_the_settings_are_validated_at_construction():
+    with pytest.raises(ValueError, match="loop.accumulate"):
+        LoopConfig(accumulate=0)
+    with pytest.raises(ValueError, match="loop.max_steps"):
+        LoopConfig(max_steps=0)
+    with pytest.raises(ValueError, match="loop.compile"):
+        LoopConfig(compile="turbo")
+    with pytest.raises(ValueError, match="optim.name"):
+        OptimConfig(name="lamb")
+    with pytest.raises(ConfigError, match="did you mean"):
+        from_mapping(OptimConfig, {"base_rl": 0.2})
+
+
+def test_a_known_compile_backend_is_accepted():
+    assert LoopConfig(compile="eager").compile == "eager"
