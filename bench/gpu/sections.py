@@ -120,7 +120,8 @@ def training_steps(ctx: Context, compiled: bool) -> list[dict[str, Any]]:
 def _step_row(ctx: Context, name: str, compiled: bool) -> dict[str, Any]:
     from tagsight.models.backbone import create_backbone
     from tagsight.methods.hashtag import HashtagObjective
-    from tagsight.train.optim import OptimConfig, build_optimizer
+    from tagsight.train.optim import build_optimizer
+    from tagsight.train.settings import OptimConfig
 
     s = ctx.sizes
     ctx.reset_memory()

@@ -245,8 +245,8 @@ def bench_trainer(inputs: Inputs, args: argparse.Namespace, run_dir: Path) -> Lo
     from tagsight.data.transforms import train_transform
     from tagsight.tags.vocab import Vocabulary
     from tagsight.train.distributed import DistEnv
-    from tagsight.train.loop import LoopConfig, Trainer
-    from tagsight.train.optim import OptimConfig
+    from tagsight.train.loop import Trainer
+    from tagsight.train.settings import LoopConfig, OptimConfig
 
     vocab = Vocabulary.load(inputs.vocab)
     objective = build_objective(args, len(vocab))
@@ -284,7 +284,8 @@ def bench_loops(p: Pipelines, inputs: Inputs, args: argparse.Namespace, work: Pa
 def bench_bare(held: list[dict[str, Any]], inputs: Inputs, args: argparse.Namespace) -> LoopResult:
     """Forward, backward, step over batches decoded and augmented beforehand (held in a list)."""
     from tagsight.tags.vocab import Vocabulary
-    from tagsight.train.optim import OptimConfig, build_optimizer
+    from tagsight.train.optim import build_optimizer
+    from tagsight.train.settings import OptimConfig
 
     model = build_objective(args, len(Vocabulary.load(inputs.vocab)))
     model.train()

@@ -50,12 +50,6 @@ def test_the_check_sees_the_loop_and_the_optimisers():   # the check itself can 
     assert {"torch.optim", "tagsight.train.loop", "tagsight.train.optim"} <= set(found)
 
 
-def test_the_old_import_paths_give_the_same_classes():   # bench/ imports them from the loop and the optimiser
-    from tagsight.train import loop, optim
-
-    assert loop.LoopConfig is LoopConfig and optim.OptimConfig is OptimConfig
-
-
 def test_the_settings_are_validated_at_construction():
     with pytest.raises(ValueError, match="loop.accumulate"):
         LoopConfig(accumulate=0)

@@ -27,7 +27,7 @@ from tagsight.progress import Progress
 from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tagsight.train.distributed import DistEnv, all_reduce_mean
 from tagsight.train.optim import Schedule, build_optimizer
-from tagsight.train.settings import LoopConfig as LoopConfig  # also imported from here by bench/
+from tagsight.train.settings import LoopConfig
 from tagsight.train.settings import OptimConfig
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import torch
 
-from tagsight.train.settings import OptimConfig as OptimConfig  # the settings; also imported from here by bench/
+from tagsight.train.settings import OptimConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
