@@ -339,8 +339,7 @@ def publish_folder(folder: Path, url: str, last: str | tuple[str, ...] = "manife
     records = (last,) if isinstance(last, str) else tuple(last)
     if isinstance(last, str) and not (folder / last).is_file():
         raise ReasonError("dataset_incomplete", f"{folder} has no {last}: nothing to publish")
-    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-             if p.is_file() and not p.name.startswith(".")}
+    files = {name: folder / name for name in sorted(_local_stats(folder))}   # hidden files and folders left out
     unchanged = _unchanged_since_mirror(folder, url)
     send = [name for name in files if name not in unchanged]
     fs, inner = open_filesystem(url)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tagsight.cli.pretrain import publish_checkpoint
-from tagsight.storage import exists, open_filesystem, publish_changes, read_bytes
+from tagsight.storage import exists, open_filesystem, publish_changes, publish_folder, read_bytes
 from tagsight.train.checkpoint import after_checkpoint, save_checkpoint
 
 
@@ -49,8 +49,14 @@ def test_every_checkpoint_goes_up_as_it_is_saved_and_removed_ones_go_away(tmp_pa
     names = stored(url)
     assert "run.json" in names and not any(n.startswith("checkpoints/step-00000001") for n in names)
     assert {n.split("/")[1] for n in names if n.startswith("checkpoints/step-")} == {"step-00000002", "step-00000003"}
+    leftover = run / "checkpoints" / ".tmp-step-00000005"   # a save interrupted by a kill: never published
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"half")
     assert publish_changes(run, url, last=("run.json",)) > 0          # step 4, unpublished so far
     assert publish_changes(run, url, last=("run.json",)) == 0         # nothing changed since
+    publish_folder(run, url, last="run.json", prune=True)
+    assert not any(".tmp-" in name for name in stored(url))
+    assert read_bytes(f"{url}/checkpoints/latest").decode().strip() == "step-00000004"
 
 
 def test_a_publish_cut_off_leaves_the_last_complete_checkpoint_named_and_the_next_completes_it(tmp_path):
