@@ -70,6 +70,7 @@ def test_heads_train_reads_labelled_photos_and_a_bundle_from_a_store_and_writes_
     assert set(json.loads(capsys.readouterr().out)["classes"]) == set(COLOURS)
     meta = json.loads(read_bytes(f"{store}/bundles/h/heads/colours/head.json"))
     assert meta["data"]["path"] == f"{store}/photos/colours" and meta["data"]["images"] == 48
+    assert meta["backbone"] == run   # the bundle's run, by its URL
     assert exists(f"{store}/bundles/h/heads/colours/head.safetensors")
     assert isinstance(load_bundle(f"{store}/bundles/h").app("colours"), CategorizeApp)   # a reader serves it
 

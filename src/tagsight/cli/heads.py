@@ -8,7 +8,7 @@ from pathlib import Path
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
                                   given, optional_path, resolve_config)
-from tagsight.storage import dataset_path, is_url, local_folder, output_folder
+from tagsight.storage import dataset_path, is_url, local_folder, location, output_folder
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -58,8 +58,10 @@ def resolve_backbone(spec: str):
 
     folder = local_folder(spec) if is_url(spec) else Path(spec)   # a URL: a run or a bundle, mirrored
     if (folder / BUNDLE_JSON).is_file():   # a bundle, or an export (its own weights)
-        backbone, spec, _ = bundle_backbone(folder)
-        return backbone, spec
+        backbone, found, _ = bundle_backbone(folder)
+        if is_url(spec) and Path(found).is_dir():   # the run of a bundle on a store: named by its URL, not the copy
+            found = location(found)
+        return backbone, found
     return load_backbone(spec), spec
 
 
