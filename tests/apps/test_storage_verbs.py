@@ -11,17 +11,17 @@ pytest.importorskip("moto")
 
 from tagsight.cli import main  # noqa: E402
 from tagsight.storage import exists, local_folder, open_filesystem, read_bytes  # noqa: E402
-from tests.s3server import environ, moto_s3, put_folder, s3_env  # noqa: E402
+from tests.s3server import bucket, environ, moto_s3, put_folder, s3_env  # noqa: E402
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
 @pytest.fixture(scope="module")
 def store():
-    """moto's S3 server with the bucket ``models``, reached through the standard environment variables."""
+    """moto's S3 server with a bucket of this module's own, reached through the standard environment variables."""
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
-        open_filesystem("s3://models")[0].mkdir("models")
-        yield "s3://models"
+        bucket("s3://storage-verbs")
+        yield "s3://storage-verbs"
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from tagsight.cli import main  # noqa: E402
-from tagsight.storage import local_folder, open_filesystem, read_bytes  # noqa: E402
-from tests.s3server import environ, moto_s3, s3_env  # noqa: E402
+from tagsight.storage import local_folder, read_bytes  # noqa: E402
+from tests.s3server import bucket, environ, moto_s3, s3_env  # noqa: E402
 
 SETS = ["img_size=32", "data.batch_size=4", "data.workers=0", "data.eval_batch_size=8", "loop.log_every=1",
         "optim.base_lr=0.2", "optim.name=adamw", "optim.weight_decay=0.0", "loop.checkpoint_every=2"]
@@ -21,7 +21,7 @@ def test_finetune_into_a_store_publishes_the_run_and_a_fresh_machine_continues_i
                                                                                   monkeypatch, capsys):
     train, val = class_folders(tmp_path / "train", 4, seed=0), class_folders(tmp_path / "val", 2, seed=1)
     monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
-    url = "s3://models/finetune/run"
+    url = "s3://finetune-storage/runs/ft"
 
     def finetune(epochs: int) -> dict:
         args = ["-q", "eval", "finetune", "timm:test_vit", "--train", str(train), "--val", str(val), "--workers", "0",
@@ -33,7 +33,7 @@ def test_finetune_into_a_store_publishes_the_run_and_a_fresh_machine_continues_i
         return json.loads(capsys.readouterr().out)
 
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
-        open_filesystem(url)[0].mkdir("models")
+        bucket(url)
         result = finetune(2)
         assert result["metrics"]["steps"] == 6 and result["metrics"]["run_dir"] == url   # named by its URL
         assert json.loads(read_bytes(f"{url}/run.json"))["kind"] == "finetune"

@@ -12,8 +12,8 @@ from tagsight.cli import main  # noqa: E402
 from tagsight.data.derive import Drop, Keep, derive_dataset  # noqa: E402
 from tagsight.generate.runs import load_generator  # noqa: E402
 from tagsight.lineage import read_artifact  # noqa: E402
-from tagsight.storage import exists, local_folder, open_filesystem, read_bytes  # noqa: E402
-from tests.s3server import environ, moto_s3, put_folder, s3_env  # noqa: E402
+from tagsight.storage import exists, local_folder, read_bytes  # noqa: E402
+from tests.s3server import bucket, environ, moto_s3, put_folder, s3_env  # noqa: E402
 
 TUNE = ["data.batch_size=8", "data.epoch_length=32", "data.workers=0", "data.holdout_fraction=0.25", "lr=1e-4",
         "max_steps=4", "eval_every=2", "eval_repeats=1", "patience=5", "checkpoint_every=2", "log_every=1"]
@@ -26,10 +26,10 @@ def store(base_run, gen_data, tmp_path_factory):
     derive_dataset(gen_data[0], curated, lambda i, meta: Keep() if i % 2 == 0 else Drop("test_not_chosen"),
                    "curate_test")
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
-        open_filesystem("s3://gen")[0].mkdir("gen")
-        put_folder(base_run, "s3://gen/runs/base")
-        put_folder(curated, "s3://gen/datasets/curated")
-        yield "s3://gen"
+        bucket("s3://generate-storage")
+        put_folder(base_run, "s3://generate-storage/runs/base")
+        put_folder(curated, "s3://generate-storage/datasets/curated")
+        yield "s3://generate-storage"
 
 
 @pytest.fixture(autouse=True)

@@ -62,15 +62,15 @@ def test_every_checkpoint_goes_up_as_it_is_saved_and_removed_ones_go_away(tmp_pa
 def test_a_publish_cut_off_leaves_the_last_complete_checkpoint_named_and_the_next_completes_it(tmp_path):
     pytest.importorskip("s3fs")
     pytest.importorskip("moto")
-    from tests.s3server import FaultyProxy, environ, moto_s3, s3_env
+    from tests.s3server import FaultyProxy, bucket, environ, moto_s3, s3_env
 
-    url, run = "s3://models/runs/r", tmp_path / "run"
+    url, run = "s3://checkpoint-publish/runs/r", tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text('{"kind": "pretrain"}')
     model, optimizer = model_and_optimizer()
     few = json.dumps({"config_kwargs": {"retries": {"max_attempts": 1}}})
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
-        open_filesystem(url)[0].mkdir("models")   # the bucket
+        bucket(url)
         save_checkpoint(run, 1, model, optimizer, {"epoch": 0, "batches_done": 1})
         publish_checkpoint(run, url)
         save_checkpoint(run, 2, model, optimizer, {"epoch": 0, "batches_done": 2})

@@ -100,34 +100,34 @@ def test_a_run_killed_on_one_machine_resumes_on_a_fresh_one_from_the_last_publis
 
     from tagsight.storage import CacheConfig, local_folder, read_bytes, staging_folder
 
-    dataset, vocab = tiny
+    dataset, vocab = tiny   # moto keeps its buckets across servers in one process: a run folder of its own
     cli(dataset, vocab, tmp_path / "local", *ARGS)
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
         upload(dataset, "s3://photos/ds")
         upload(Path(vocab).parent, "s3://photos/vocab")
         for key, value in {**s3_env(endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache")}.items():
             monkeypatch.setitem(ENV, key, value)
-        staging = staging_folder("s3://photos/runs/r", CacheConfig(folder=tmp_path / "cache"))
-        proc = cli("s3://photos/ds", "s3://photos/vocab", "s3://photos/runs/r", *ARGS, wait=False)
+        staging = staging_folder("s3://photos/runs/moved", CacheConfig(folder=tmp_path / "cache"))
+        proc = cli("s3://photos/ds", "s3://photos/vocab", "s3://photos/runs/moved", *ARGS, wait=False)
         deadline = time.time() + 120
         while time.time() < deadline and (latest_checkpoint(staging) is None   # the second checkpoint is saved
                                           or latest_checkpoint(staging).name < "step-00000006"):   # so the first
             time.sleep(0.02)                                                   # one is on the store
         kill_tree(proc.pid)
         proc.wait()
-        latest = read_bytes("s3://photos/runs/r/checkpoints/latest").decode().strip()
-        step = json.loads(read_bytes(f"s3://photos/runs/r/checkpoints/{latest}/state.json"))["step"]
+        latest = read_bytes("s3://photos/runs/moved/checkpoints/latest").decode().strip()
+        step = json.loads(read_bytes(f"s3://photos/runs/moved/checkpoints/{latest}/state.json"))["step"]
         assert 0 < step < 32
         shutil.rmtree(tmp_path / "cache")   # a fresh machine: no staging folder, no cache
         cmd = [sys.executable, "-m", "tagsight.cli", "pretrain", "s3://photos/ds", "--vocab", "s3://photos/vocab",
-               "--out", "s3://photos/runs/r", "--json"]
+               "--out", "s3://photos/runs/moved", "--json"]
         for s in [*TINY, *ARGS]:
             cmd += ["--set", s]
         done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"resumed from {latest}: step {step}," in done.stderr
         monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "reader"))
-        published = local_folder("s3://photos/runs/r", marker="run.json")
+        published = local_folder("s3://photos/runs/moved", marker="run.json")
     a, b = weights(tmp_path / "local"), weights(published)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((published / "eval.json").read_text())["step"] == 32
