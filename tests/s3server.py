@@ -49,13 +49,18 @@ def environ(values: dict[str, str]) -> Iterator[None]:
 
 def upload(folder: Path, url: str) -> None:
     """Copy a local folder to ``s3://bucket/prefix``, creating the bucket (the store of ``AWS_ENDPOINT_URL``)."""
+    bucket(url)
+    put_folder(folder, url)
+
+
+def bucket(url: str) -> None:
+    """Create the bucket of ``s3://bucket/...`` unless it exists (moto keeps buckets across servers in a process)."""
     from tagsight.storage import open_filesystem
 
     fs, _ = open_filesystem(url)
-    bucket = url.removeprefix("s3://").split("/")[0]
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
-    put_folder(folder, url)
+    name = url.removeprefix("s3://").split("/")[0]
+    if not fs.exists(name):
+        fs.mkdir(name)
 
 
 class FaultyProxy:

@@ -339,8 +339,7 @@ def publish_folder(folder: Path, url: str, last: str | tuple[str, ...] = "manife
     records = (last,) if isinstance(last, str) else tuple(last)
     if isinstance(last, str) and not (folder / last).is_file():
         raise ReasonError("dataset_incomplete", f"{folder} has no {last}: nothing to publish")
-    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-             if p.is_file() and not p.name.startswith(".")}
+    files = {name: folder / name for name in sorted(_local_stats(folder))}   # hidden files and folders left out
     unchanged = _unchanged_since_mirror(folder, url)
     send = [name for name in files if name not in unchanged]
     fs, inner = open_filesystem(url)
@@ -360,14 +359,59 @@ def publish_folder(folder: Path, url: str, last: str | tuple[str, ...] = "manife
     return len(send)
 
 
+def publish_changes(folder: Path, url: str, last: tuple[str, ...] = (), prune_under: str | None = None) -> int:
+    """Upload what changed in ``folder`` since it was mirrored from, or last published to, ``url``, never taking a
+    record away (for a folder that is published again and again while it is written, such as a run's checkpoints).
+
+    Changed files other than ``last`` go up first, then the ``last`` files that changed, in the order given (each
+    put replaces its object whole, so a reader finds the old record or the new one, never none). Then the files
+    under ``prune_under`` (a folder inside ``url``) that the store holds and ``folder`` no longer does are deleted.
+    What was sent is recorded in ``folder``'s mirror state, so the next call and ``publish_folder`` skip it; after an
+    interruption the next call sends what is missing. Returns the number of files sent."""
+    folder, url = Path(folder), url.rstrip("/")
+    stats = _local_stats(folder)
+    unchanged = _unchanged_since_mirror(folder, url)
+    changed = [name for name in sorted(stats) if name not in unchanged]
+    order = [name for name in changed if name not in last] + [name for name in last if name in changed]
+    fs, inner = open_filesystem(url)
+    inner = inner.rstrip("/")
+    state = _mirror_state(folder, url)
+    for name in order:
+        _put(fs, folder / name, f"{inner}/{name}")
+        state["local"][name] = stats[name]   # as it was before the put: a file changed meanwhile goes up next time
+    if prune_under is not None:
+        under = prune_under.strip("/")
+        for name in sorted(_listing(fs, f"{inner}/{under}", url)):
+            relative = f"{under}/{name}"
+            if relative not in stats:
+                _retry(lambda: fs.rm_file(f"{inner}/{relative}"), f"{url}/{relative}")  # noqa: B023 - called at once
+                state["local"].pop(relative, None)
+                log.debug("removed %s/%s (gone from %s)", url, relative, folder)
+    (folder / MIRROR_STATE).write_text(json.dumps(state))
+    log.info("published %d changed files of %s to %s (%s last)", len(order), folder, url, ", ".join(last) or "none")
+    return len(order)
+
+
+def _mirror_state(folder: Path, url: str) -> dict[str, Any]:
+    """``folder``'s mirror state for ``url`` (an empty one when it has none, or one of another URL)."""
+    path = folder / MIRROR_STATE
+    state = json.loads(path.read_text()) if path.is_file() else {}
+    if state.get("url") != url:
+        state = {"url": url, "files": {}, "local": {}}
+    state.setdefault("local", {})
+    return state
+
+
 def _put(fs: Any, path: Path, target: str) -> None:
     _retry(lambda: fs.put_file(str(path), target), target)
     log.debug("uploaded %s", target)
 
 
 def _local_stats(folder: Path) -> dict[str, list[int]]:
+    """(size, mtime in ns) of every file of ``folder`` but hidden ones (``.mirror.json``, ``.tmp-*`` folders)."""
     return {p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+            for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
 
 
 def _unchanged_since_mirror(folder: Path, url: str) -> set[str]:

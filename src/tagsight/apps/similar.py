@@ -35,6 +35,7 @@ from tagsight.apps.run import post_authors
 from tagsight.data.index import SampleIndex
 from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.privacy.tombstones import TombstoneWatcher, load_tombstones
+from tagsight.storage import location
 
 if TYPE_CHECKING:
     from tagsight.engines import Engine
@@ -83,7 +84,7 @@ def build_index(dataset_dir: str | Path, embedder: Embedder, out_dir: str | Path
                                     for j, i in zip(ids, rows)], schema=_SCHEMA)
     counts = {"samples": len(samples) + samples.forgotten, "indexed": len(rows),
               "excluded_tombstoned": samples.forgotten + len(samples) - len(rows), "removed": 0}
-    info = {"format": FORMAT, "tagsight_version": __version__, "dataset": str(dataset_dir.resolve()),
+    info = {"format": FORMAT, "tagsight_version": __version__, "dataset": location(dataset_dir),
             "manifest_version": samples.version, "backbone": backbone_spec, "backbone_fingerprint": embedder.fingerprint,
             "metric": "cosine", "counts": counts}
     save_index(out_dir, index, entries, info)

@@ -43,13 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = verbs.add_parser("starter", help="a bundle with hashtags and alt text and no training: the packaged ImageNet "
                                           "classifier mapped onto a vocabulary through WordNet, calibrated on "
                                           "labelled photos")
-    st.add_argument("--vocab", type=Path, required=True, help="a tagsight vocabulary (vocab.json)")
-    st.add_argument("--out", type=Path, default=None, help="bundle folder to write (required)")
-    add_deprecated(st, "--bundle", "--out BUNDLE", dest="out", type=Path)
-    st.add_argument("--calibrate-on", type=Path, required=True,
-                    help="class folders of labelled photos; a folder's name is a vocabulary label (tench.n.01), a "
-                         "WordNet id (n01440764) or a hashtag the vocabulary maps; folders no label subsumes are "
-                         "photos of nothing in the vocabulary")
+    st.add_argument("--vocab", type=dataset_path, required=True,
+                    help="a tagsight vocabulary (vocab.json or its folder), local or an fsspec URL")
+    st.add_argument("--out", type=dataset_path, default=None,
+                    help="bundle folder to write (required), local or an fsspec URL (written here, published "
+                         "bundle.json last)")
+    add_deprecated(st, "--bundle", "--out BUNDLE", dest="out", type=dataset_path)
+    st.add_argument("--calibrate-on", type=dataset_path, required=True,
+                    help="class folders of labelled photos (local or an fsspec URL, copied into the local cache); a "
+                         "folder's name is a vocabulary label (tench.n.01), a WordNet id (n01440764) or a hashtag the "
+                         "vocabulary maps; folders no label subsumes are photos of nothing in the vocabulary")
     _target_args(st)
     _open_world_args(st, score="max_logit")
     add_config_options(st, "CalibrationConfig", "check_fraction=0.4")
@@ -134,8 +137,9 @@ def starter(args: argparse.Namespace) -> dict:
 
     if args.out is None:
         raise ReasonError("missing_out", "give --out BUNDLE, the bundle folder to write")
-    return calibrate_starter(args.vocab, args.out, args.calibrate_on, _config(args, {"open_set_score": "max_logit"}),
-                             args.device)
+    cfg = _config(args, {"open_set_score": "max_logit"})
+    with output_folder(args.out, marker="bundle.json") as bundle:   # a URL: written here, then published
+        return calibrate_starter(args.vocab, bundle, local_folder(args.calibrate_on), cfg, args.device)
 
 
 def calibrate(args: argparse.Namespace) -> dict:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tagsight.cli.options import add_config_options, add_json_option, dataset_input, emit
+from tagsight.storage import dataset_path, exists, is_url, join
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm name (random init, seeded), "
@@ -43,9 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "eval finetune ...")
     _common(ft)
     add_config_options(ft, "FinetuneConfig", "optim.base_lr=0.05", "configs/finetune_cpu_small.yaml")
-    ft.add_argument("--run-dir", type=Path, default=None,
-                    help="the fine-tuning run folder (resumed when it exists; default for a run backbone: "
-                         "RUN/finetune/<dataset-id>)")
+    ft.add_argument("--run-dir", type=dataset_path, default=None,
+                    help="the fine-tuning run folder, local or an fsspec URL (resumed when it exists; on a store "
+                         "trained in a local staging folder, each checkpoint published as it is saved); default for "
+                         "a run backbone: RUN/finetune/<dataset-id>")
     ft.set_defaults(func=run)
     dc = verbs.add_parser("decontaminate", help="only count (and list) the eval images found in a pretraining pool",
                           description="Hash every train and val image as ingest does and report how many are exact "
@@ -151,6 +153,7 @@ def evaluate(args: argparse.Namespace, env) -> dict:
 
 
 def _finetune(args: argparse.Namespace, inputs, env) -> dict:
+    from tagsight.cli.pretrain import in_run_folder
     from tagsight.eval.finetune import FinetuneConfig, finetune
     from tagsight.eval.transfer import run_root
     from tagsight.fsio import ReasonError
@@ -159,10 +162,12 @@ def _finetune(args: argparse.Namespace, inputs, env) -> dict:
     run_dir = args.run_dir
     if run_dir is None:
         root = run_root(args.backbone)
+        if is_url(args.backbone) and exists(join(dataset_path(args.backbone), "run.json")):
+            root = dataset_path(args.backbone)   # a run on object storage: its fine-tuning runs go beside it
         if root is None:
             raise ReasonError("missing_run_dir", "give --run-dir DIR (only a run backbone has a default)")
-        run_dir = root / "finetune" / inputs.id
-    return finetune(inputs, run_dir, cfg, env)
+        run_dir = join(root, "finetune", inputs.id)
+    return in_run_folder(run_dir, env, lambda folder: finetune(inputs, folder, cfg, env))
 
 
 def format_table(result: dict) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, format_fields
+from tagsight.storage import dataset_path, local_folder, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "used and unknown, seed, steps, guidance, model run/step/kind, size). Image j of a prompt uses "
                     "seed SEED + j, so two models given the same prompts and seed are paired image by image. "
                     "Train a generator with 'tagsight pretrain --objective diffusion'.")
-    add_deprecated(p, "--model", "generate RUN", dest="run", type=Path)
+    add_deprecated(p, "--model", "generate RUN", dest="run", type=dataset_path)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help='hashtags and/or words, e.g. "#beach #sunset"')
     prompt.add_argument("--prompts", type=Path, help="a file with one prompt per line")
     p.add_argument("--n", type=int, default=8, help="images per prompt (default 8)")
-    p.add_argument("--out", type=Path, help="folder of images to write (created)")
+    p.add_argument("--out", type=dataset_path, help="folder of images to write (created), local or an fsspec URL "
+                   "(written here, published samples.jsonl and lineage.json last)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: image j of each prompt uses SEED + j (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model config's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = none "
@@ -45,9 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "CURATED's held-out posts with fixed noise every eval_every steps and stop when it has not "
                     "improved for 'patience' evaluations; the best weights are OUT/checkpoints/best. Rerun the same "
                     "command to resume.")
-    t.add_argument("run", type=Path, help="the generator run to start from")
-    t.add_argument("curated", type=Path, help="the curated dataset")
-    t.add_argument("--out", dest="tune_out", type=Path, required=True, help="the tuned run folder")
+    t.add_argument("run", type=dataset_path, help="the generator run to start from (local or an fsspec URL)")
+    t.add_argument("curated", type=dataset_path, help="the curated dataset (local or an fsspec URL)")
+    t.add_argument("--out", dest="tune_out", type=dataset_path, required=True,
+                   help="the tuned run folder, local or an fsspec URL (tuned in a local staging folder, each "
+                        "checkpoint published as it is saved, run.json last)")
     add_config_options(t, "TuneConfig", "max_steps=200", "configs/tune_diffusion_cpu_32.yaml")
     t.add_argument("--device", dest="tune_device", default="auto", help="auto (CUDA when present), cpu or cuda")
     add_json_option(t)
@@ -66,7 +70,7 @@ class _RunOrVerb(argparse._SubParsersAction):
                  option_string: str | None = None) -> None:
         if values[0] in self._name_parser_map:
             return super().__call__(parser, namespace, values, option_string)
-        namespace.run = Path(values[0])
+        namespace.run = dataset_path(values[0])
         _, extras = parser.parse_known_args(values[1:], namespace)
         if extras:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
@@ -100,7 +104,8 @@ def _device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from tagsight.fsio import ReasonError
     from tagsight.generate.runs import load_generator
-    from tagsight.generate.sample import SampleSettings, read_prompts, write_samples
+    from tagsight.generate.sample import SAMPLES_FILE, SampleSettings, read_prompts, write_samples
+    from tagsight.lineage import LINEAGE_FILE
 
     if args.run is None or args.out is None or (args.prompt is None and args.prompts is None):
         print("tagsight generate: give RUN, --prompt TEXT (or --prompts FILE) and --out DIR "
@@ -108,11 +113,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
-        gen = load_generator(args.run, args.checkpoint, _device(args.device))
+        gen = load_generator(local_folder(args.run, marker="run.json"), args.checkpoint, _device(args.device))
         d = gen.cfg.objective.diffusion
         settings = SampleSettings(args.steps or d.steps, d.guidance if args.guidance is None else args.guidance,
                                   args.sampler or d.sampler, args.batch_size)
-        rows = write_samples(gen, prompts, args.n, args.out, args.seed, settings)
+        with output_folder(args.out, marker=(SAMPLES_FILE, LINEAGE_FILE)) as out:   # a URL: published after
+            rows = write_samples(gen, prompts, args.n, out, args.seed, settings)
     except (ReasonError, ValueError, FileNotFoundError) as exc:
         print(f"tagsight generate: {exc}", file=sys.stderr)
         return 2
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from tagsight.cli.pretrain import run_on_ranks
+    from tagsight.cli.pretrain import in_run_folder, run_on_ranks
     from tagsight.generate.tune import TuneConfig, tune
 
     try:
@@ -131,5 +137,10 @@ def run_tune(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight generate tune: bad config: {exc}", file=sys.stderr)
         return 2
-    return run_on_ranks("generate tune", args.tune_device,
-                        lambda env: tune(args.run, args.curated, args.tune_out, cfg, env), args)
+
+    def work(env: Any) -> dict:
+        base = local_folder(args.run, marker="run.json")   # URLs: mirrored (the dataset's shards too)
+        curated = local_folder(args.curated, marker="manifest.json")
+        return in_run_folder(args.tune_out, env, lambda out: tune(base, curated, out, cfg, env))
+
+    return run_on_ranks("generate tune", args.tune_device, work, args)

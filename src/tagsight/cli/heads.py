@@ -8,6 +8,7 @@ from pathlib import Path
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
                                   given, optional_path, resolve_config)
+from tagsight.storage import dataset_path, is_url, local_folder, location, output_folder
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -22,13 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="heads_verb", metavar="ACTION", required=True)
     t = verbs.add_parser("train", help="train a head")
     t.add_argument("data", type=optional_path, nargs="?", default=argparse.SUPPRESS,
-                   help="labelled images: one folder per category, or an ingested dataset with labels")
-    add_deprecated(t, "--data", "tagsight heads train DATA", dest="data", type=Path)
+                   help="labelled images: one folder per category, or an ingested dataset with labels (local or an "
+                        "fsspec URL, copied into the local cache)")
+    add_deprecated(t, "--data", "tagsight heads train DATA", dest="data", type=dataset_path)
     t.add_argument("--task", default=None, choices=("categorize", "moderate"), help="categorize: one label per "
                    "photo from class folders; moderate: safe vs unsafe, --safe naming the safe class (required, "
                    "here or in --config)")
     t.add_argument("--backbone", required=True, help=BACKBONE_HELP + "; or a bundle folder")
-    t.add_argument("--out", type=Path, required=True, help="head folder to write (e.g. BUNDLE/heads/products)")
+    t.add_argument("--out", type=dataset_path, required=True, help="head folder to write (e.g. BUNDLE/heads/products), "
+                   "local or an fsspec URL (written here, published head.json last)")
     t.add_argument("--categories", type=_names, default=None,
                    help="comma-separated folder names to use, in this order (default: every folder)")
     t.add_argument("--safe", type=_names, default=None,
@@ -49,13 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_backbone(spec: str):
-    """(backbone, spec) for a backbone spec or a bundle folder (its backbone)."""
+    """(backbone, spec) for a backbone spec or a bundle folder (its backbone), local or at an fsspec URL."""
     from tagsight.apps.bundle import BUNDLE_JSON, bundle_backbone
     from tagsight.eval.backbones import load_backbone
 
-    if (Path(spec) / BUNDLE_JSON).is_file():   # a bundle, or an export (its own weights)
-        backbone, spec, _ = bundle_backbone(Path(spec))
-        return backbone, spec
+    folder = local_folder(spec) if is_url(spec) else Path(spec)   # a URL: a run or a bundle, mirrored
+    if (folder / BUNDLE_JSON).is_file():   # a bundle, or an export (its own weights)
+        backbone, found, _ = bundle_backbone(folder)
+        if is_url(spec) and Path(found).is_dir():   # the run of a bundle on a store: named by its URL, not the copy
+            found = location(found)
+        return backbone, found
     return load_backbone(spec), spec
 
 
@@ -71,7 +77,7 @@ def head_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tagsight.apps.heads import train_head
+    from tagsight.apps.heads import HEAD_JSON, train_head
     from tagsight.fsio import ReasonError
 
     try:
@@ -79,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
             raise ReasonError("missing_data", "give the DATA folder: tagsight heads train DATA --task ...")
         cfg = head_config(args)
         backbone, spec = resolve_backbone(args.backbone)
-        meta = train_head(args.data, backbone, spec, args.out, cfg, cache_dir=args.cache_dir)
+        data = local_folder(args.data)   # a URL: mirrored (class folders or a dataset, shards included)
+        with output_folder(args.out, marker=HEAD_JSON) as out:   # a URL: written here, then published
+            meta = train_head(data, backbone, spec, out, cfg, cache_dir=args.cache_dir)
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return fail("heads train", exc)
     keys = ("task", "classes", "safe", "abstain", "thresholds", "training")

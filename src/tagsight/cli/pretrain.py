@@ -11,6 +11,7 @@ from typing import Any, Callable
 from tagsight.cli.options import add_config_options, add_json_option, emit, format_fields
 from tagsight.storage import dataset_path, is_url
 
+log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vocab.json (or its folder) from 'tagsight vocab build', local or an fsspec URL")
     p.add_argument("--out", type=dataset_path, required=True,
                    help="run folder (created; an existing one is resumed), local or an fsspec URL (trained in a local "
-                        "staging folder, published when the run ends: docs/storage.md)")
+                        "staging folder, each checkpoint published as it is saved: docs/storage.md)")
     p.add_argument("--objective", default=None, help="training method: hashtag (the default unless --config names "
                    "one), swav or dino (self-supervised, ignore hashtags) or diffusion (the hashtag-conditioned image "
                    "generator of 'tagsight generate'; docs/generation.md); the same as --set objective.name=NAME")
@@ -52,23 +53,42 @@ def run(args: argparse.Namespace) -> int:
                                                                                           cfg, env)), args)
 
 
-def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict]) -> dict:
+def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict], marker: str = "run.json") -> dict:
     """``work(run folder)``: ``out`` itself, or for an fsspec URL a local staging folder that starts from what the
-    store holds (a rerun resumes there) and is published when the run ends, run.json last (rank 0 publishes)."""
+    store holds (a rerun, here or on a fresh machine, resumes from the last checkpoint published), publishes every
+    checkpoint as it is saved (``publish_checkpoint``) and the whole run when it ends, ``marker`` last. Only rank 0
+    publishes."""
     if not is_url(out):
         return work(Path(out))
     import torch.distributed as dist
 
     from tagsight.storage import output_folder, staging_folder
+    from tagsight.train.checkpoint import after_checkpoint
 
     if not env.is_main:
         if dist.is_initialized():
             dist.barrier()   # rank 0 has filled the staging folder
         return work(staging_folder(str(out)))
-    with output_folder(out, marker="run.json") as run_dir:
+    with output_folder(out, marker=marker) as run_dir:
         if dist.is_initialized():
             dist.barrier()
-        return work(run_dir)
+        with after_checkpoint(lambda folder, _: publish_checkpoint(folder, str(out), marker)):
+            return work(run_dir)
+
+
+def publish_checkpoint(run_dir: Path, url: str, marker: str = "run.json") -> None:
+    """Publish what changed in the run folder since the last checkpoint: the new checkpoint's files first, then the
+    run's records (``marker``), ``checkpoints/latest`` last; checkpoints the run removed are then deleted from the
+    store. A store that cannot be reached costs a warning, not the run: the next checkpoint (or the run's end) sends
+    what is missing."""
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import publish_changes
+    from tagsight.train.checkpoint import LATEST
+
+    try:
+        publish_changes(run_dir, url, last=(marker, f"checkpoints/{LATEST}"), prune_under="checkpoints")
+    except (ReasonError, OSError) as exc:
+        log.warning("checkpoint not published to %s (%s); the next checkpoint or the end of the run sends it", url, exc)
 
 
 def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict], args: argparse.Namespace | None = None) -> int:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
+
+from tagsight.storage import dataset_path, is_url, local_folder, write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "metrics from eval.json, the transfer table of every eval result, per-class "
                                    "accuracy and confusion matrices, and held-out sample images with predicted "
                                    "vs written hashtags.")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (pretrain or fine-tune)")
-    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    p.add_argument("runs", nargs="+", type=dataset_path, metavar="RUN_DIR",
+                   help="run folders (pretrain or fine-tune), local or fsspec URLs (copied into the local cache)")
+    p.add_argument("--out", type=dataset_path, required=True,
+                   help="the HTML file to write, local or an fsspec URL")
     p.add_argument("--title", default="tagsight report", help="page title")
     p.set_defaults(func=run)
 
@@ -26,9 +31,17 @@ def run(args: argparse.Namespace) -> int:
     from tagsight.report.run import write_run_report
 
     try:
-        path = write_run_report(args.runs, args.out, args.title)
+        runs = [local_folder(r, marker="run.json") for r in args.runs]   # a URL: mirrored, refused unfinished
+        if is_url(args.out):
+            with tempfile.TemporaryDirectory() as tmp:
+                page = write_run_report(runs, Path(tmp) / "report.html", args.title)
+                size = page.stat().st_size
+                write_text(args.out, page.read_text(encoding="utf-8"))
+        else:
+            page = write_run_report(runs, args.out, args.title)
+            size = page.stat().st_size
     except (ReasonError, ValueError, FileNotFoundError) as exc:
         print(f"tagsight report: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
-    print(f"report written to {path} ({path.stat().st_size:,} bytes)")
+    print(f"report written to {args.out} ({size:,} bytes)")
     return 0

@@ -33,6 +33,7 @@ from tagsight.methods.classify import ClassifyObjective
 from tagsight.progress import Progress
 from tagsight.config import YamlConfig
 from tagsight.train.distributed import DistEnv, all_gather_cat
+from tagsight.storage import location
 from tagsight.train.loop import Trainer
 from tagsight.train.settings import LoopConfig, OptimConfig
 
@@ -120,7 +121,7 @@ def finetune(inputs: TransferInputs, run_dir: str | Path, cfg: FinetuneConfig, e
     settings = {"steps": trainer.step, "epochs": cfg.loop.epochs, "max_steps": cfg.loop.max_steps,
                 "img_size": backbone.data_config.input_size, "global_batch": trainer.plan.global_batch,
                 "peak_lr": cfg.optim.scaled_lr(trainer.plan.global_batch), "optimizer": cfg.optim.name,
-                "run_dir": str(run_dir)}
+                "run_dir": location(run_dir)}   # a staging folder: the URL it is published to
     result = result_record("finetune", inputs, backbone, sets, decontamination, scores, settings,
                            time.perf_counter() - start)
     atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")

@@ -42,6 +42,7 @@ from tagsight.generate.runs import GeneratorRun
 from tagsight.lineage import Ref, read_artifact, write_lineage
 from tagsight.progress import Progress
 from tagsight.registry import Registry
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def _row(run: GeneratorRun, prompt: str, encoded: Encoded, number: int, seed: in
     return {"file": f"{number:04d}.png", "prompt": prompt, "tokens_used": list(encoded.used),
             "tokens_unknown": list(encoded.unknown), "seed": seed, "steps": settings.steps,
             "guidance": float(settings.guidance),
-            "model": {"run": str(run.path), "step": run.step, "kind": run.kind},
+            "model": {"run": location(run.path), "step": run.step, "kind": run.kind},
             "size": run.cfg.objective.diffusion.resolution}
 
 
@@ -203,7 +204,7 @@ def _finish(run: GeneratorRun, out_dir: Path, rows: list[dict[str, Any]], arrays
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     atomic_write_text(out_dir / SAMPLES_FILE, text)
     version = hashlib.sha256(text.encode()).hexdigest()[:16]
-    write_lineage(out_dir, "generated", version, [Ref("run", str(run.path), read_artifact(run.path).version)],
+    write_lineage(out_dir, "generated", version, [Ref("run", location(run.path), read_artifact(run.path).version)],
                   checkpoint=run.checkpoint.name)
     log.info("wrote %d images, %s and %s to %s", len(rows), GRID_FILE, SAMPLES_FILE, out_dir)
 

@@ -45,6 +45,7 @@ from tagsight.generate.runs import BEST, GeneratorRun, load_generator
 from tagsight.schema.catalog import manifest_version
 from tagsight.lineage import read_artifact
 from tagsight.privacy.tombstones import load_tombstones
+from tagsight.storage import location
 from tagsight.config import YamlConfig
 from tagsight.train.config import PretrainConfig
 from tagsight.train.distributed import DistEnv
@@ -117,10 +118,10 @@ def _tuned_config(base: PretrainConfig, cfg: TuneConfig) -> PretrainConfig:
 def tune_lineage(base: GeneratorRun, curated: Path, cfg: TuneConfig, env: DistEnv) -> dict[str, Any]:
     info = json.loads((base.path / "run.json").read_text())
     return {"tagsight_version": __version__, "kind": "tune", "objective": "diffusion", "forget_kind": FORGET_KIND,
-            "dataset": {"path": str(curated), "manifest_version": manifest_version(curated),
+            "dataset": {"path": location(curated), "manifest_version": manifest_version(curated),
                         "tombstones_applied": len(load_tombstones(curated))},
             "vocab": info.get("vocab"),
-            "backbone_run": {"path": str(base.path), "version": read_artifact(base.path).version,
+            "backbone_run": {"path": location(base.path), "version": read_artifact(base.path).version,
                              "checkpoint": base.checkpoint.name, "step": base.step, "kind": base.kind},
             "backbone": info.get("backbone"), "generator": info.get("generator"),
             "tune": cfg.to_dict(), "world_size": env.world_size}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tagsight.registry import Registry
+from tagsight.storage import dataset_path, exists, join, location
 from tagsight.report.html import Report
 from tagsight.report.plots import bar_chart, grouped_bars, heatmap, image_grid, small_multiples
 
@@ -47,7 +48,7 @@ def run_report(run_dirs: Sequence[str | Path], title: str = "tagsight report") -
         from tagsight.fsio import ReasonError
 
         raise ReasonError("missing_run", f"not a folder: {', '.join(missing)}")
-    report = Report(title, " · ".join(r.name for r in runs))
+    report = Report(title, " · ".join(run_name(r) for r in runs))
     for _, section in SUMMARY_SECTIONS.items():
         section(report, runs)
     for run in runs:
@@ -81,8 +82,13 @@ def transfer_results(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
+def run_name(run_dir: Path) -> str:
+    """A run's name as people know it: its folder's, or for a copy of a run on object storage the URL's last part."""
+    return location(run_dir).rstrip("/").rsplit("/", 1)[-1]
+
+
 def _title(run_dir: Path, name: str) -> str:
-    return f"{run_dir.name}: {name}"
+    return f"{run_name(run_dir)}: {name}"
 
 
 # ----------------------------------------------------------------------------------------- summary
@@ -96,7 +102,7 @@ def transfer_table(report: Report, run_dirs: Sequence[Path]) -> None:
         for r in transfer_results(run):
             d = r.get("decontamination", {})
             removed = (f"{d['train']['removed']} / {d['val']['removed']}" if d.get("enabled") else "off")
-            rows.append([run.name, r["method"], r["dataset_id"], r["model"], r["backbone"],
+            rows.append([run_name(run), r["method"], r["dataset_id"], r["model"], r["backbone"],
                          f"{r['train']['count']} / {r['val']['count']}", removed,
                          round(100 * r["metrics"]["top1"], 2), round(100 * r["metrics"]["top5"], 2)])
     if rows:
@@ -132,7 +138,7 @@ def lineage_section(report: Report, run_dir: Path) -> None:
             flat.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (dict, list))})
         elif not isinstance(value, list):
             flat[key] = value
-    report.section(_title(run_dir, "Run"), str(run_dir)).key_values(flat)
+    report.section(_title(run_dir, "Run"), location(run_dir)).key_values(flat)
 
 
 @REPORT_SECTIONS.register("training_curves")
@@ -217,17 +223,17 @@ def sample_predictions(report: Report, run_dir: Path) -> None:
 
 def _held_out_predictions(run_dir: Path, n: int) -> tuple[list[np.ndarray], list[str], int] | None:
     info = read_json(run_dir / "run.json") or {}
-    dataset = Path(info.get("dataset", {}).get("path", "")) if info.get("kind") == "pretrain" else None
-    vocab_path = Path(info.get("vocab", {}).get("path", "")) if dataset else None
+    dataset = dataset_path(info.get("dataset", {}).get("path", "")) if info.get("kind") == "pretrain" else None
+    vocab_path = dataset_path(info.get("vocab", {}).get("path", "")) if dataset else None   # local paths or URLs
     from tagsight.train.checkpoint import latest_checkpoint
 
-    if (dataset is None or vocab_path is None or not (dataset / "manifest.json").is_file() or not vocab_path.is_file()
+    if (dataset is None or vocab_path is None or not exists(join(dataset, "manifest.json")) or not exists(vocab_path)
             or latest_checkpoint(run_dir) is None or info.get("objective") != "hashtag"):
         return None
     return _predict_samples(run_dir, dataset, vocab_path, n)
 
 
-def _predict_samples(run_dir: Path, dataset: Path, vocab_path: Path, n: int) -> tuple[list[np.ndarray], list[str], int]:
+def _predict_samples(run_dir: Path, dataset: Path | str, vocab_path: Path | str, n: int) -> tuple[list[np.ndarray], list[str], int]:
     import io
 
     import torch

@@ -4,13 +4,17 @@ A checkpoint folder ``RUN/checkpoints/step-00000100/`` holds ``model.safetensors
 objective's state: backbone and head), ``optim.safetensors`` (the optimiser's tensors),
 ``rng.safetensors`` (torch RNG states) and ``state.json`` (step, data position, the optimiser's
 non-tensor state, anything the loop adds). ``RUN/checkpoints/latest`` names the newest complete one.
+``after_checkpoint(hook)`` calls ``hook(run folder, checkpoint folder)`` after each save, while its block runs
+(the CLI publishes a run on object storage this way; the loop knows nothing of it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,22 @@ from safetensors.torch import load_file, save_file
 from tagsight.fsio import atomic_write_text
 from tagsight.models.runs import LATEST, checkpoint_weights, latest_checkpoint
 
-__all__ = ["LATEST", "latest_checkpoint", "load_checkpoint", "load_model_weights", "save_checkpoint"]
+__all__ = ["LATEST", "CheckpointHook", "after_checkpoint", "latest_checkpoint", "load_checkpoint",
+           "load_model_weights", "save_checkpoint"]
+
+CheckpointHook = Callable[[Path, Path], None]   # (run folder, the checkpoint folder just saved)
+_HOOKS: list[CheckpointHook] = []
+
+
+@contextlib.contextmanager
+def after_checkpoint(hook: CheckpointHook) -> Iterator[None]:
+    """While the block runs, call ``hook(run folder, checkpoint folder)`` after every ``save_checkpoint``: the
+    checkpoint is complete, ``latest`` names it and older ones beyond ``keep_last`` are gone."""
+    _HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        _HOOKS.remove(hook)
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -67,6 +86,8 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, opti
     atomic_write_text(root / LATEST, final.name + "\n")
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
+    for hook in list(_HOOKS):
+        hook(Path(run_dir), final)
     return final
 
 
