@@ -6,8 +6,8 @@ import pytest
 
 import urllib.robotparser
 
-from tagsight.ingest.fetch import (DISALLOWED_DIRECTIVES, USER_AGENT, FetchConfig, Fetcher, is_remote,
-                                   parse_retry_after, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout)
+from tagsight.ingest.fetch import USER_AGENT, FetchConfig, Fetcher, is_remote, parse_retry_after
+from tagsight.ingest.optouts import DISALLOWED_DIRECTIVES, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout
 from tagsight.ingest.images import ImageRejected
 from tests.ingest.webserver import Site, jpeg
 

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from tagsight.ingest import fetch as fetch_module
-from tagsight.ingest.fetch import FetchConfig, Fetcher, address_refusal
+from tagsight.ingest.fetch import FetchConfig, Fetcher
 from tagsight.ingest.images import ImageRejected
+from tagsight.ingest.transport import address_refusal
 from tests.ingest.webserver import Site
 
 GUARDED = FetchConfig(timeout=2.0, total_timeout=4.0, retries=0, backoff=0.01)

@@ -47,13 +47,9 @@ import contextlib
 import email.utils
 import functools
 import http.client
-import ipaddress
-import json
 import logging
 import re
-import select
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
@@ -61,11 +57,13 @@ import urllib.request
 import urllib.robotparser
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from tagsight import __version__
 from tagsight.ingest.images import ImageRejected
+from tagsight.ingest.optouts import DISALLOWED_DIRECTIVES, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout
+from tagsight.ingest.transport import Connections, Key, resolve_public
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +74,11 @@ USER_AGENT = (f"tagsight/{__version__} (dataset builder; honours robots.txt for 
               "X-Robots-Tag noai/noimageai/noindex/noimageindex and TDM-Rep)")
 """The ``User-Agent`` header sent with every request."""
 
-DISALLOWED_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
-"""img2dataset's default ``--disallowed_header_directives``."""
-
 ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 """Content-type prefixes fetched; a response without a content type is decoded and judged by its bytes."""
 
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must parse at least 500 KiB
 TDMREP_MAX_BYTES = 256 * 1024
-_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
-_SCOPED = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*:(.*)$")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _READ_BYTES = 64 * 1024
 
@@ -173,254 +166,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def x_robots_optout(values: list[str], agent_token: str, disallowed: tuple[str, ...]) -> str | None:
-    """The first disallowed directive in ``X-Robots-Tag`` values that applies to ``agent_token``, else None.
-
-    A value ``agent: directives`` applies only to that agent; a bare list applies to all.
-    """
-    for value in values:
-        scoped = _SCOPED.match(value)
-        if scoped and scoped.group(1).lower() not in _VALUED_DIRECTIVES:
-            if scoped.group(1).lower() != agent_token.lower():
-                continue
-            value = scoped.group(2)
-        for directive in value.split(","):
-            if directive.strip().lower() in disallowed:
-                return directive.strip().lower()
-    return None
-
-
-def _location_regex(location: str) -> re.Pattern[str]:
-    """A TDM-Rep/robots.txt path pattern (``*`` any characters, a final ``$`` the end) as a regex."""
-    anchored = location.endswith("$")
-    body = location[:-1] if anchored else location
-    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in body) + ("$" if anchored else ""))
-
-
-def parse_tdmrep(text: str) -> list[tuple[re.Pattern[str], bool]]:
-    """``/.well-known/tdmrep.json`` as ordered (location pattern, reserved) rules; ValueError when malformed."""
-    data = json.loads(text)
-    if not isinstance(data, list):
-        raise ValueError("tdmrep.json must be a JSON array of rules")
-    rules = []
-    for rule in data:
-        if not isinstance(rule, dict) or not isinstance(rule.get("location"), str):
-            raise ValueError(f"tdmrep.json rule {rule!r} has no location")
-        reserved = rule.get("tdm-reservation")
-        rules.append((_location_regex(rule["location"]), str(reserved).strip() == "1"))
-    return rules
-
-
-def tdm_reserved(rules: list[tuple[re.Pattern[str], bool]], url: str) -> bool:
-    """Whether the first rule matching the URL's path (and query) reserves TDM rights."""
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    for pattern, reserved in rules:
-        if pattern.match(path):
-            return reserved
-    return False
-
-
-class _RobotRule(Protocol):
-    path: str
-    allowance: bool
-
-
-class _RobotGroup(Protocol):
-    useragents: list[str]
-    rulelines: list[_RobotRule]
-
-
-@functools.lru_cache(maxsize=256)
-def _robot_rules(parser: urllib.robotparser.RobotFileParser, token: str) -> list[tuple[int, bool, re.Pattern[str]]]:
-    """The rules of the groups for ``token`` (else ``*``) as (pattern length, allowance, compiled pattern), once per
-    parsed robots.txt (a site's robots.txt is matched against every URL of that site)."""
-    entries: list[_RobotGroup] = parser.entries  # type: ignore[attr-defined]  # typeshed omits RobotFileParser.entries
-    default: _RobotGroup | None = parser.default_entry  # type: ignore[attr-defined]  # nor .default_entry
-    rules = [line for entry in entries if any(ua.lower() == token for ua in entry.useragents)
-             for line in entry.rulelines]
-    if not rules and default is not None:
-        rules = list(default.rulelines)
-    out = []
-    for line in rules:
-        pattern = line.path.replace("%2A", "*")  # robotparser stores rule paths percent-quoted
-        pattern = pattern[:-3] + "$" if pattern.endswith("%24") else pattern
-        if pattern:  # an empty Disallow allows everything: it matches nothing
-            out.append((len(pattern), line.allowance, _location_regex(pattern)))
-    return out
-
-
-def robots_allowed(parser: urllib.robotparser.RobotFileParser, agent_token: str, url: str) -> bool:
-    """RFC 9309 matching over the groups ``urllib.robotparser`` parsed: the groups naming ``agent_token``
-    (merged; else the ``*`` group), ``*`` and a final ``$`` in rule paths, the longest matching rule
-    wins and ``Allow`` wins a tie. (``RobotFileParser.can_fetch`` takes the first match and treats
-    ``*`` literally, which would let ``Disallow: /*.jpg$`` through.) The rules are compiled once per parser:
-    parse a robots.txt into a new parser rather than re-parsing one already matched against."""
-    parts = urlsplit(url)
-    path = urllib.parse.quote(urllib.parse.unquote(parts.path or "/")) + (f"?{parts.query}" if parts.query else "")
-    best: tuple[int, bool] | None = None
-    for length, allowance, regex in _robot_rules(parser, agent_token.lower()):
-        key = (length, allowance)
-        if (best is None or key > best) and regex.match(path):
-            best = key
-    return True if best is None else best[1]
-
-
-_ADDRESS_KINDS = (("is_unspecified", "unspecified"), ("is_loopback", "loopback"), ("is_link_local", "link-local"),
-                  ("is_multicast", "multicast"), ("is_reserved", "reserved"), ("is_private", "private"))
-PRIVATE_ADDRESS = "private_address"
-
-
-def address_refusal(address: str) -> str | None:
-    """Why ``address`` (an IPv4 or IPv6 literal) must not be fetched from: 'loopback', 'private', 'link-local',
-    'multicast', 'reserved', 'unspecified', 'non-global'; None for a global unicast address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone index is not part of the address
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None:
-            ip = embedded
-    for flag, kind in _ADDRESS_KINDS:
-        if getattr(ip, flag):
-            return kind
-    return None if ip.is_global else "non-global"
-
-
-def resolve_public(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, every one of them global; ImageRejected('private_address') naming the
-    first that is not; socket.gaierror when the name does not resolve."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        kind = address_refusal(address)
-        if kind is not None:
-            raise ImageRejected(PRIVATE_ADDRESS, f"{host} resolves to {address}, a {kind} address "
-                                "(--allow-private-addresses lets such URLs through)")
-    return addresses
-
-
-Opener = Callable[[tuple[str, int], "float | None", Any], socket.socket]
-
-
-def _public_socket(address: tuple[str, int], timeout: float | None, source_address: Any = None) -> socket.socket:
-    """A TCP connection to a global address of ``address``'s host, to the very address checked (no second lookup):
-    ImageRejected('private_address') for a host with a non-global address, OSError when none can be reached."""
-    host, port = address
-    try:
-        addresses = resolve_public(host, port)
-    except socket.gaierror as exc:
-        raise OSError(f"{host}: {exc}") from None
-    error: OSError = OSError(f"{host}: no address")
-    for checked in addresses:
-        try:
-            return socket.create_connection((checked, port), timeout, source_address)
-        except OSError as exc:
-            error = exc
-    raise error
-
-
-class _HTTPConnection(http.client.HTTPConnection):
-    """``http.client``'s connection, its socket opened by ``opener`` (the address guard, or a plain connect)."""
-
-    def __init__(self, host: str, port: int, timeout: float, opener: Opener) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._create_connection = opener  # what HTTPConnection.connect opens its socket with
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, timeout: float, opener: Opener, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._create_connection = opener
-
-
-_Key = tuple[str, str, int, str]  # scheme, host, port, proxy ("" for none)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class _Connections:
-    """Keep-alive HTTP/1.1 connections per origin, shared by the run's threads (one in use by one thread at a
-    time). Without ``allow_private_addresses`` a connection opens only to an address checked as it opens. The
-    ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` environment is honoured; the proxy's own address is the
-    operator's choice and is not checked (the proxy resolves names, so only the per-origin check applies)."""
-
-    def __init__(self, cfg: FetchConfig) -> None:
-        self.cfg = cfg
-        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
-        self._tls = ssl.create_default_context()
-        self._proxies = urllib.request.getproxies()
-
-    def take(self, url: str) -> tuple[http.client.HTTPConnection, _Key, str, bool]:
-        """(connection, its pool key, the request target, whether it is a reused one) for ``url``."""
-        parts = urlsplit(url)
-        scheme, host = parts.scheme.lower(), (parts.hostname or "").encode("idna").decode("ascii")
-        port = parts.port or _DEFAULT_PORTS[scheme]
-        target = urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
-            (f"?{urllib.parse.quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
-        proxy = self._proxy(scheme, host, port)
-        key = (scheme, host, port, proxy)
-        if proxy and scheme == "http":
-            target = f"http://{parts.netloc}{target}"  # a proxy is asked for the absolute URL
-        conn = self._idle_connection(key)
-        return (conn, key, target, True) if conn is not None else (self._new(key), key, target, False)
-
-    def give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < self.cfg.threads:
-                idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
-
-    def _idle_connection(self, key: _Key) -> http.client.HTTPConnection | None:
-        """An idle connection of ``key`` whose server has not closed it (nothing readable on it), else None."""
-        while True:
-            with self._lock:
-                idle = self._idle.get(key)
-                if not idle:
-                    return None
-                conn = idle.pop()
-            if conn.sock is not None and not select.select([conn.sock], [], [], 0)[0]:
-                return conn
-            conn.close()  # closed by the server (or it sent something unasked): not reusable
-
-    def _proxy(self, scheme: str, host: str, port: int) -> str:
-        """The proxy for this origin, "" for none: none is asked for this machine's own (loopback) addresses."""
-        proxy = self._proxies.get(scheme, "")
-        if not proxy or host == "localhost" or urllib.request.proxy_bypass(f"{host}:{port}"):
-            return ""
-        with contextlib.suppress(ValueError):
-            if ipaddress.ip_address(host).is_loopback:
-                return ""
-        return proxy
-
-    def _new(self, key: _Key) -> http.client.HTTPConnection:
-        scheme, host, port, proxy = key
-        opener: Opener = socket.create_connection if self.cfg.allow_private_addresses or proxy else _public_socket
-        if proxy:
-            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            conn_host, conn_port = p.hostname or "", p.port or 8080
-        else:
-            conn_host, conn_port = host, port
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = _HTTPSConnection(conn_host, conn_port, self.cfg.timeout, opener, self._tls)
-            if proxy:
-                conn.set_tunnel(host, port)
-        else:
-            conn = _HTTPConnection(conn_host, conn_port, self.cfg.timeout, opener)
-        return conn
-
-
-_PATH_SAFE = "/%:@!$&'()*+,;=~-._[]"  # kept as they are in a request target; the rest is percent-encoded
-
-
 def _host(url: str) -> str:
     """The host (and port) a URL's request goes to, as the per-host limit counts it; "" for an unparsable URL."""
     try:
@@ -451,7 +196,7 @@ class Fetcher:
 
     def __init__(self, cfg: FetchConfig, max_bytes: int) -> None:
         self.cfg, self.max_bytes = cfg, max_bytes
-        self._connections = _Connections(cfg)
+        self._connections = Connections(cfg.timeout, cfg.threads, cfg.allow_private_addresses)
         self._headers = {"User-Agent": cfg.user_agent, "Accept": "*/*"}
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
@@ -584,7 +329,7 @@ class Fetcher:
             else:
                 conn.close()  # a body left unread (an opt-out, a redirect, a refusal) or the server's last answer
 
-    def _send(self, url: str) -> tuple[http.client.HTTPConnection, _Key, http.client.HTTPResponse]:
+    def _send(self, url: str) -> tuple[http.client.HTTPConnection, Key, http.client.HTTPResponse]:
         """Request ``url`` and read the response head; a kept-alive connection the server closed meanwhile is
         replaced by a new one once, without counting as an attempt."""
         for fresh_retry in (False, True):
