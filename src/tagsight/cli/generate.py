@@ -12,7 +12,7 @@ from tagsight.cli.options import add_config_options, add_deprecated, add_json_op
 from tagsight.storage import dataset_path, local_folder, output_folder
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "generate", help="sample images from a hashtag-conditioned generator (or quality-tune one: 'generate tune')",
         description="Write N images per prompt to OUT (0000.png ..., grid.png, samples.jsonl: file, prompt, tokens "
@@ -58,13 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_tune)
 
 
-class _RunOrVerb(argparse._SubParsersAction):
+class _RunOrVerb(argparse._SubParsersAction[argparse.ArgumentParser]):
     """``generate RUN [options]`` samples; ``generate tune ...`` is the sub-verb. A first word that is no
     sub-verb is the RUN, and the words after it are parsed as the sampling options."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.choices = _AnyWord(self._name_parser_map)
+        self.choices = _AnyWord(self._name_parser_map)  # type: ignore[assignment]  # typeshed: a dict; argparse only tests `in`
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
@@ -138,7 +138,7 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"tagsight generate tune: bad config: {exc}", file=sys.stderr)
         return 2
 
-    def work(env: Any) -> dict:
+    def work(env: Any) -> dict[str, Any]:
         base = local_folder(args.run, marker="run.json")   # URLs: mirrored (the dataset's shards too)
         curated = local_folder(args.curated, marker="manifest.json")
         return in_run_folder(args.tune_out, env, lambda out: tune(base, curated, out, cfg, env))

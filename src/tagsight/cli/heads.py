@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
                                   given, optional_path, resolve_config)
 from tagsight.storage import dataset_path, is_url, local_folder, location, output_folder
 
+if TYPE_CHECKING:
+    from tagsight.apps.heads import HeadConfig
+    from tagsight.models.backbone import Backbone
+
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("heads", help="train a categorisation or moderation head on your own labelled folder",
                        description="Frozen backbone features of DATA (root/<category>/*.jpg or an ingested dataset "
                                    "with labels), a linear head, thresholds chosen on a validation split. Put the "
@@ -51,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run)
 
 
-def resolve_backbone(spec: str):
+def resolve_backbone(spec: str) -> tuple[Backbone, str]:
     """(backbone, spec) for a backbone spec or a bundle folder (its backbone), local or at an fsspec URL."""
     from tagsight.apps.bundle import BUNDLE_JSON, bundle_backbone
     from tagsight.eval.backbones import load_backbone
@@ -65,7 +70,7 @@ def resolve_backbone(spec: str):
     return load_backbone(spec), spec
 
 
-def head_config(args: argparse.Namespace):
+def head_config(args: argparse.Namespace) -> HeadConfig:
     """The HeadConfig: defaults, then --config, then the flags given, then --set."""
     from tagsight.apps.heads import HeadConfig
     from tagsight.config import load_config
@@ -77,7 +82,8 @@ def head_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tagsight.apps.heads import HEAD_JSON, train_head
+    from tagsight.apps.head_apps import HEAD_JSON
+    from tagsight.apps.heads import train_head
     from tagsight.fsio import ReasonError
 
     try:

@@ -10,7 +10,7 @@ from tagsight.cli.options import add_json_option, dataset_input, emit, fail, for
 from tagsight.storage import dataset_path, output_folder
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("index", help="similar-image search: build a faiss index over a dataset, remove posts",
                        description="The index of a bundle lives in BUNDLE/index/ (docs/apps.md); tombstoned posts "
                                    "are left out at build time and filtered at query time.")

@@ -13,7 +13,7 @@ from tagsight.storage import dataset_path, is_url
 
 log = logging.getLogger(__name__)
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "pretrain", help="pretrain a timm backbone on a dataset (hashtag, SwAV or DINO objective)",
         description="Train a timm backbone with a linear head to predict each post's vocabulary labels "
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                                                                                           cfg, env)), args)
 
 
-def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict], marker: str = "run.json") -> dict:
+def in_run_folder(out: str | Path, env: Any, work: Callable[[Path], dict[str, Any]], marker: str = "run.json") -> dict[str, Any]:
     """``work(run folder)``: ``out`` itself, or for an fsspec URL a local staging folder that starts from what the
     store holds (a rerun, here or on a fresh machine, resumes from the last checkpoint published), publishes every
     checkpoint as it is saved (``publish_checkpoint``) and the whole run when it ends, ``marker`` last. Only rank 0
@@ -91,7 +91,7 @@ def publish_checkpoint(run_dir: Path, url: str, marker: str = "run.json") -> Non
         log.warning("checkpoint not published to %s (%s); the next checkpoint or the end of the run sends it", url, exc)
 
 
-def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict], args: argparse.Namespace | None = None) -> int:
+def run_on_ranks(verb: str, device: str, work: Callable[[Any], dict[str, Any]], args: argparse.Namespace | None = None) -> int:
     """Join torchrun's process group, run ``work(env)``, print its result on rank 0 (JSON with ``--json``, else
     lines for people); bad input exits 2."""
     from tagsight.train.distributed import RankFilter, init_distributed, shutdown

@@ -10,7 +10,7 @@ from pathlib import Path
 from tagsight.storage import dataset_path, is_url, local_folder, write_text
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="HTML report of runs: curves, hashtag mAP, transfer, confusion, samples",
                        description="Write one self-contained HTML file (plots inline, no external files) about "
                                    "one or more run folders: training curves from metrics.jsonl, held-out hashtag "
