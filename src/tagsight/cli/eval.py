@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import (add_config_options, add_json_option, cache_folder, dataset_input, emit,
+from tagsight.cli.options import (add_config_options, add_json_option, dataset_input, emit, local_cache_folder,
                                   photos_input)
 from tagsight.storage import dataset_path, join
 
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dc.add_argument("--train", type=photos_input, required=True, help=TRAIN_HELP)
     dc.add_argument("--val", type=photos_input, required=True, help=VAL_HELP)
     dc.add_argument("--workers", type=int, default=2, help="hashing processes")
-    dc.add_argument("--cache-dir", type=cache_folder, default=DEFAULT_CACHE,
+    dc.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
                     help=f"image-hash cache, a local folder (default {DEFAULT_CACHE})")
     dc.add_argument("--out", type=Path, default=None, help="JSON file to write the report (with every match) to")
     add_json_option(dc)
@@ -79,7 +79,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random initialisation and of the probe")
     p.add_argument("--batch-size", type=int, default=64, help="feature extraction batch size")
     p.add_argument("--workers", type=int, default=2, help="data loader (and hashing) workers")
-    p.add_argument("--cache-dir", type=cache_folder, default=DEFAULT_CACHE,
+    p.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
                    help=f"feature and image-hash cache, a local folder (default {DEFAULT_CACHE})")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=None,

@@ -226,7 +226,7 @@ def input_file(text: str) -> Path | str:
     return dataset_path(text)
 
 
-def cache_folder(text: str) -> Path:
+def local_cache_folder(text: str) -> Path:
     """argparse type of a feature or hash cache folder: local only. A cache is read and rewritten piece by piece by
     every run, which object storage cannot do in place, so a URL is refused (``cache_not_local``)."""
     from tagsight.storage import is_url
