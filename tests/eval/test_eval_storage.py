@@ -112,6 +112,8 @@ def test_finetune_reads_its_config_file_from_a_store(store, tmp_path, capsys):
                  "--run-dir", str(tmp_path / "ft"), "--config", config, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metrics"]["steps"] == 2 and result["metrics"]["global_batch"] == 4   # 9 photos, batches of 4, 1 epoch
+    lineage = json.loads((tmp_path / "ft" / "run.json").read_text())
+    assert (lineage["train"]["path"], lineage["val"]["path"]) == (f"{store}/data/train", f"{store}/data/val")
     _pipe(config, "loop: {epochz: 1}")
     assert main(["-q", "eval", "finetune", "timm:test_vit", "--train", f"{store}/data/train", "--val",
                  f"{store}/data/val", "--run-dir", str(tmp_path / "ft2"), "--config", config]) == 2

@@ -26,7 +26,7 @@ from tagsight.eval.decontaminate import Pool, find_matches, keep_subset, pool_fr
 from tagsight.metrics import classification_metrics
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.backbone import Backbone
-from tagsight.storage import dataset_path, exists, is_url, join, local_folder, location, write_text
+from tagsight.storage import dataset_path, exists, is_url, join, local_folder, location, mirror_origin, write_text
 from tagsight.train.distributed import DistEnv
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ class TransferInputs:
     @property
     def id(self) -> str:
         return self.dataset_id or dataset_id(location(self.train))   # a mirror: named after its URL
+
+
+def named(path: str | Path) -> str:
+    """How results and lineage name an input: the URL a mirror stands for, else the path as given."""
+    return mirror_origin(path) or str(path)
 
 
 def dataset_id(train: str | Path) -> str:
@@ -147,7 +152,7 @@ def result_record(method: str, inputs: TransferInputs, backbone: Backbone, sets:
     return {"method": method, "backbone": inputs.backbone, "model": backbone.name,
             "data_config": backbone.data_config.to_dict(), "num_features": backbone.num_features,
             "dataset_id": inputs.id,
-            **{name: {"path": location(getattr(inputs, name)), "identity": sets[name].identity, "count": len(sets[name])}
+            **{name: {"path": named(getattr(inputs, name)), "identity": sets[name].identity, "count": len(sets[name])}
                for name in SPLITS},
             "num_classes": len(val.classes), "metrics": metrics, **breakdown,
             "decontamination": decontamination, "seconds": round(seconds, 2)}
