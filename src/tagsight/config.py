@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tagsight.fsio import ReasonError
+from tagsight.storage import is_url, read_bytes
 
 C = TypeVar("C")
 
@@ -45,7 +46,7 @@ def load_mapping(path: str | Path | None, overrides: Iterable[str] = ()) -> dict
     data: Any = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(_read_text(path)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(data, dict):
@@ -54,6 +55,11 @@ def load_mapping(path: str | Path | None, overrides: Iterable[str] = ()) -> dict
     for item in overrides:
         apply_override(mapping, item)
     return mapping
+
+
+def _read_text(path: str | Path) -> str:
+    """A config file's text: a local file, or an fsspec URL read through ``tagsight.storage``."""
+    return read_bytes(path).decode("utf-8") if is_url(path) else Path(path).read_text(encoding="utf-8")
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

@@ -48,7 +48,7 @@ from tagsight.models.backbone import Backbone
 from tagsight.models.heads import LinearHead
 from tagsight.models.pretrained import EFFICIENTNET_LITE0
 from tagsight.fsio import ReasonError, atomic_write_text
-from tagsight.storage import is_url, local_folder, mirror_origin, relative_url, resolve_from
+from tagsight.storage import is_url, local_folder, location, mirror_origin, relative_url, resolve_from
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def bundle_backbone(root: str | Path) -> tuple[Backbone, str, Run | None]:
     """The backbone of a bundle (or run folder, or export) with its spec and, when it is a run, the run."""
     root = Path(root)
     if (root / BUNDLE_JSON).is_file() and read_bundle_json(root).get("format") == EXPORT_FORMAT:
-        return load_exported_backbone(root), f"export:{root}", None
+        return load_exported_backbone(root), f"export:{location(root)}", None   # a mirror: named by its URL
     spec = backbone_spec(root)
     if _is_run(spec):
         run = load_run(spec)

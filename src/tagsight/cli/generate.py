@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, format_fields
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, format_fields,
+                                  input_file)
 from tagsight.storage import dataset_path, local_folder, output_folder
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_deprecated(p, "--model", "generate RUN", dest="run", type=dataset_path)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help='hashtags and/or words, e.g. "#beach #sunset"')
-    prompt.add_argument("--prompts", type=Path, help="a file with one prompt per line")
+    prompt.add_argument("--prompts", type=input_file, help="a file with one prompt per line (local or an fsspec URL)")
     p.add_argument("--n", type=int, default=8, help="images per prompt (default 8)")
     p.add_argument("--out", type=dataset_path, help="folder of images to write (created), local or an fsspec URL "
                    "(written here, published samples.jsonl and lineage.json last)")

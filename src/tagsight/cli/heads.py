@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tagsight.cli.eval import BACKBONE_HELP, DEFAULT_CACHE
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, fail, format_fields,
-                                  given, optional_path, resolve_config)
+                                  given, local_cache_folder, optional_path, resolve_config)
 from tagsight.storage import dataset_path, is_url, local_folder, location, output_folder
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--epochs", type=int, default=None, help="passes over the training photos (default 30)")
     t.add_argument("--seed", type=int, default=None, help="seed of the train/validation split and initialisation "
                                                           "(default 0)")
-    t.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    t.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
+                   help=f"feature cache, a local folder (default {DEFAULT_CACHE})")
     add_config_options(t, "HeadConfig", "batch_size=32")
     add_json_option(t)
     t.set_defaults(func=run)

@@ -27,8 +27,9 @@ def add_config_options(parser: argparse.ArgumentParser, config: str, example: st
                        preset: str | None = None) -> None:
     """``--config FILE`` and ``--set KEY=VALUE`` (repeatable) for the verb's dataclass ``config``."""
     where = f" (e.g. {preset})" if preset else ""
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help=f"YAML file of {config} fields{where}; absent fields keep their defaults")
+    parser.add_argument("--config", type=input_file, default=None, metavar="FILE",
+                        help=f"YAML file (local or an fsspec URL) of {config} fields{where}; absent fields keep "
+                             "their defaults")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override one {config} field, value as YAML (repeatable; after --config and the "
                              f"flags), e.g. --set {example}")
@@ -203,3 +204,34 @@ def dataset_input(text: str) -> Path:
         return local_folder(dataset_path(text), marker="manifest.json")
     except (ReasonError, FileNotFoundError) as exc:
         raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
+
+
+def photos_input(text: str) -> Path:
+    """argparse type of labelled photos a verb reads (class folders or a dataset): a local folder as it is, an fsspec
+    URL mirrored into the local cache, shards included (``tagsight.storage.location`` names it by the URL)."""
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import dataset_path, local_folder
+
+    try:
+        return local_folder(dataset_path(text))
+    except (ReasonError, FileNotFoundError) as exc:
+        raise argparse.ArgumentTypeError(f"{getattr(exc, 'reason', 'missing')}: {exc}") from None
+
+
+def input_file(text: str) -> Path | str:
+    """argparse type of one file a verb reads (a config, a prompts file): a local ``Path``, or an fsspec URL as it is,
+    read through fsspec (``tagsight.storage.read_bytes``)."""
+    from tagsight.storage import dataset_path
+
+    return dataset_path(text)
+
+
+def local_cache_folder(text: str) -> Path:
+    """argparse type of a feature or hash cache folder: local only. A cache is read and rewritten piece by piece by
+    every run, which object storage cannot do in place, so a URL is refused (``cache_not_local``)."""
+    from tagsight.storage import is_url
+
+    if is_url(text):
+        raise argparse.ArgumentTypeError(f"{text}: cache_not_local: a cache folder is a local folder (a cache is "
+                                         "rewritten piece by piece on every run); give a local path")
+    return Path(text.removeprefix("file://"))

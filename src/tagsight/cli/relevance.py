@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, dataset_input, emit, given,
-                                  resolve_config)
+                                  local_cache_folder, resolve_config)
 from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, output_folder
 
@@ -43,7 +43,8 @@ def _register_score(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     s.add_argument("--epochs", type=int, default=None, help="head training epochs per fold (default 10)")
     s.add_argument("--seed", type=int, default=None, help="fold assignment and head training seed (default 0)")
     s.add_argument("--workers", type=int, default=0, help="feature extraction data loader workers (default 0)")
-    s.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    s.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
+                   help=f"feature cache, a local folder (default {DEFAULT_CACHE})")
     add_config_options(s, "ScoreConfig (the head's lr, weight_decay, batch_size and the flags above)",
                        "lr=0.003")
     add_json_option(s)

@@ -179,7 +179,7 @@ def _folder_identity(root: Path, paths: list[Path], classes: list[str]) -> str:
     for p in paths:
         st = p.stat()
         h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return f"folder:{root.resolve()}:{h.hexdigest()[:32]}:{_digest(classes)}"
+    return f"folder:{location(root)}:{h.hexdigest()[:32]}:{_digest(classes)}"   # a mirror: its URL
 
 
 def _digest(classes: list[str]) -> str:

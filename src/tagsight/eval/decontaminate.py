@@ -33,6 +33,8 @@ from tagsight.ingest.dedup import NearIndex
 from tagsight.ingest.images import ImageConfig, ImageRejected, process_image
 from tagsight.ingest.pipeline import IngestConfig
 from tagsight.progress import Progress
+from tagsight.storage import dataset_path, is_url, join, location, read_bytes
+from tagsight.storage import exists as storage_exists
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class Pool:
         image_config = ImageConfig(**manifest.get("config", {}).get("image", {}))
         near = DEFAULT_RADIUS if radius is None else int(radius)
         rows = [r for r in table.to_pylist() if r["phash"] is not None]
-        pool = cls(str(dataset_dir), manifest["version"], image_config, near,
+        pool = cls(location(dataset_dir), manifest["version"], image_config, near,
                    [f"{r['source']}/{r['post_id']}#{r['media_index']}" for r in rows], {}, NearIndex(near))
         for i, r in enumerate(rows):
             pool.by_sha.setdefault(r["sha256"], i)
@@ -181,13 +183,18 @@ def decontaminate(images: LabelledImages, pool: Pool, workers: int = 0,
     return keep_subset(images, keep), report
 
 
-def pool_from_lineage(run_dir: str | Path) -> Path | None:
-    """The dataset a tagsight run was trained on (its ``run.json`` lineage), or None when it names none."""
-    run_dir = Path(run_dir)
-    for candidate in (run_dir / "run.json", run_dir.parent / "run.json", run_dir.parent.parent / "run.json"):
-        if candidate.is_file():
-            dataset = json.loads(candidate.read_text()).get("dataset", {}).get("path")
-            return Path(dataset) if dataset else None
+def pool_from_lineage(run_dir: str | Path) -> Path | str | None:
+    """The dataset a tagsight run was trained on (its ``run.json`` lineage: a local ``Path`` or an fsspec URL), or
+    None when it names none. ``run_dir`` may be a checkpoint folder of the run, or a run at a URL."""
+    if is_url(run_dir):
+        candidates: list[str | Path] = [join(run_dir, "run.json")]
+    else:
+        run_dir = Path(run_dir)
+        candidates = [run_dir / "run.json", run_dir.parent / "run.json", run_dir.parent.parent / "run.json"]
+    for candidate in candidates:
+        if storage_exists(candidate):
+            dataset = json.loads(read_bytes(candidate)).get("dataset", {}).get("path")
+            return dataset_path(dataset) if dataset else None
     return None
 
 

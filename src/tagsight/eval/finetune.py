@@ -27,7 +27,7 @@ from tagsight import __version__
 from tagsight.data.transforms import eval_transform, train_transform
 from tagsight.eval.datasets import LabelledImages
 from tagsight.eval.stream import LabelledStream, LabelledStreamConfig, labelled_loader
-from tagsight.eval.transfer import TransferInputs, open_sets, result_record
+from tagsight.eval.transfer import TransferInputs, named, open_sets, result_record
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.methods.classify import ClassifyObjective
 from tagsight.progress import Progress
@@ -75,8 +75,8 @@ def lineage(inputs: TransferInputs, sets: dict[str, LabelledImages], decontamina
             env: DistEnv) -> dict[str, Any]:
     pool = decontamination.get("pool", {})
     return {"tagsight_version": __version__, "kind": "finetune", "backbone": inputs.backbone,
-            "train": {"path": str(inputs.train), "identity": sets["train"].identity},
-            "val": {"path": str(inputs.val), "identity": sets["val"].identity},
+            "train": {"path": named(inputs.train), "identity": sets["train"].identity},   # a mirror: its URL
+            "val": {"path": named(inputs.val), "identity": sets["val"].identity},
             "classes": sets["train"].classes, "pool": {"path": pool.get("dataset"), "version": pool.get("version")},
             "world_size": env.world_size}
 

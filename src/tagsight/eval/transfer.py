@@ -26,6 +26,7 @@ from tagsight.eval.decontaminate import Pool, find_matches, keep_subset, pool_fr
 from tagsight.metrics import classification_metrics
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.backbone import Backbone
+from tagsight.storage import dataset_path, exists, is_url, join, local_folder, location, mirror_origin, write_text
 from tagsight.train.distributed import DistEnv
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,19 @@ class TransferInputs:
 
     @property
     def id(self) -> str:
-        return self.dataset_id or dataset_id(self.train)
+        return self.dataset_id or dataset_id(location(self.train))   # a mirror: named after its URL
 
 
-def dataset_id(train: Path) -> str:
-    """A short name of the evaluation dataset: ``imagenette-160`` for ``.../imagenette-160/train``."""
-    path = Path(train).resolve()
-    name = path.parent.name if path.name.lower() in ("train", "training") and path.parent.name else path.name
+def named(path: str | Path) -> str:
+    """How results and lineage name an input: the URL a mirror stands for, else the path as given."""
+    return mirror_origin(path) or str(path)
+
+
+def dataset_id(train: str | Path) -> str:
+    """A short name of the evaluation dataset: ``imagenette-160`` for ``.../imagenette-160/train`` (or a URL)."""
+    parts = (str(train).rstrip("/").split("/") if is_url(train) else Path(train).resolve().parts)[-2:]
+    parent, name = ("", *parts)[-2:]
+    name = parent if name.lower() in ("train", "training") and parent else name
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "dataset"
 
 
@@ -83,9 +90,12 @@ def resolve_pool(inputs: TransferInputs) -> Path | None:
         return None
     if inputs.pool is not None:
         return inputs.pool
-    lineage = pool_from_lineage(inputs.backbone) if Path(inputs.backbone).is_dir() else None
+    root = run_root(inputs.backbone)
+    lineage = pool_from_lineage(root) if root is not None else None
     if lineage is None and inputs.decontaminate:
         raise ReasonError("no_pool", f"{inputs.backbone} names no pretraining dataset: give --pool DATASET_DIR")
+    if isinstance(lineage, str):   # a pool on object storage: its records (manifest, media table) are enough
+        return local_folder(lineage, marker="manifest.json", metadata_only=True)
     return lineage
 
 
@@ -142,32 +152,42 @@ def result_record(method: str, inputs: TransferInputs, backbone: Backbone, sets:
     return {"method": method, "backbone": inputs.backbone, "model": backbone.name,
             "data_config": backbone.data_config.to_dict(), "num_features": backbone.num_features,
             "dataset_id": inputs.id,
-            **{name: {"path": str(getattr(inputs, name)), "identity": sets[name].identity, "count": len(sets[name])}
+            **{name: {"path": named(getattr(inputs, name)), "identity": sets[name].identity, "count": len(sets[name])}
                for name in SPLITS},
             "num_classes": len(val.classes), "metrics": metrics, **breakdown,
             "decontamination": decontamination, "seconds": round(seconds, 2)}
 
 
-def run_root(spec: str) -> Path | None:
-    """The run folder of a backbone spec that is a tagsight run or checkpoint folder, else None."""
-    path = Path(spec)
-    if not path.is_dir():
+def run_root(spec: str | Path) -> str | Path | None:
+    """The run folder of a backbone spec that is a tagsight run or checkpoint folder (local, or an fsspec URL: then
+    the run's URL), else None."""
+    where = dataset_path(spec) if isinstance(spec, str) else spec
+    if isinstance(where, str):
+        up = where.rstrip("/").split("/")
+        candidates: list[str | Path] = ["/".join(up[:len(up) - n]) for n in range(3) if len(up) - n >= 3]
+    elif where.is_dir():
+        candidates = [where, where.parent, where.parent.parent]
+    else:
         return None
-    for candidate in (path, path.parent, path.parent.parent):
-        if (candidate / "config.yaml").is_file() and (candidate / "run.json").is_file():
+    for candidate in candidates:
+        if exists(join(candidate, "config.yaml")) and exists(join(candidate, "run.json")):
             return candidate
     return None
 
 
-def save_result(result: dict[str, Any], out: Path | None = None) -> list[Path]:
-    """Write ``result`` to ``out`` and, for a run backbone, to ``RUN/transfer/<method>-<dataset-id>.json``."""
+def save_result(result: dict[str, Any], out: Path | None = None) -> list[str | Path]:
+    """Write ``result`` to ``out`` and, for a run backbone, to ``RUN/transfer/<method>-<dataset-id>.json``; a run on
+    object storage gets it there (one object put whole: the run's records are left as they are)."""
     text = json.dumps(result, indent=1) + "\n"
-    paths = [] if out is None else [Path(out)]
+    paths: list[str | Path] = [] if out is None else [Path(out)]
     root = run_root(result["backbone"])
     if root is not None:
-        paths.append(root / TRANSFER_DIR / f"{result['method']}-{result['dataset_id']}.json")
+        paths.append(join(root, TRANSFER_DIR, f"{result['method']}-{result['dataset_id']}.json"))
     for path in paths:
-        atomic_write_text(path, text)
+        if is_url(path):
+            write_text(path, text)
+        else:
+            atomic_write_text(Path(path), text)
         log.info("transfer result written to %s", path)
     return paths
 

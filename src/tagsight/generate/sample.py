@@ -42,7 +42,8 @@ from tagsight.generate.runs import GeneratorRun
 from tagsight.lineage import Ref, read_artifact, write_lineage
 from tagsight.progress import Progress
 from tagsight.registry import Registry
-from tagsight.storage import location
+from tagsight.storage import dataset_path, location, read_bytes
+from tagsight.storage import exists as storage_exists
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,11 @@ def _finish(run: GeneratorRun, out_dir: Path, rows: list[dict[str, Any]], arrays
 
 
 def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per line (blank lines and ``//`` comment lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
+    """One prompt per line (blank lines and ``//`` comment lines skipped); ``path`` may be an fsspec URL."""
+    path = dataset_path(path)
+    if not storage_exists(path):
         raise ReasonError("prompts_file_missing", f"prompts file {path} does not exist")
-    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    prompts = [line.strip() for line in read_bytes(path).decode("utf-8").splitlines()]
     prompts = [p for p in prompts if p and not p.startswith("//")]
     if not prompts:
         raise ReasonError("no_prompt", f"prompts file {path} holds no prompt")
