@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, emit, format_fields,
                                   input_file)
@@ -58,7 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.set_defaults(func=run_tune)
 
 
-class _RunOrVerb(argparse._SubParsersAction[argparse.ArgumentParser]):
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:   # not subscriptable at run time
+    _SubParsers = argparse._SubParsersAction
+
+
+class _RunOrVerb(_SubParsers):
     """``generate RUN [options]`` samples; ``generate tune ...`` is the sub-verb. A first word that is no
     sub-verb is the RUN, and the words after it are parsed as the sampling options."""
 
