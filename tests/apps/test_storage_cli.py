@@ -64,3 +64,27 @@ def test_forget_rewrites_a_dataset_on_object_storage_and_the_audit_finds_nothing
     assert first["post_id"] not in stored.column("post_id").to_pylist()
     audit = cli(capsys, "forget", "--audit", url, "--cache-dir", features)
     assert audit["clean"] is True
+
+
+def test_vocab_show_and_apps_show_read_from_object_storage_and_name_the_url(project, capsys):
+    url = project
+    built = cli(capsys, "vocab", "build", f"{url}/data/ds", "--out", f"{url}/vocab")
+    shown = cli(capsys, "vocab", "show", f"{url}/vocab")
+    assert shown["labels"] == built["labels"] and shown["version"] == built["version"]
+    cli(capsys, "apps", "calibrate", f"{url}/runs/r", "--out", f"{url}/bundles/b", "--target-precision", "0.3",
+        "--min-support", "1", "--z", "0", "--rendered-unseen", "0")
+    described = cli(capsys, "apps", "show", f"{url}/bundles/b")
+    assert described["bundle"] == f"{url}/bundles/b"   # the bundle by its URL, not the local copy
+    assert "hashtags" in described["apps"]
+
+
+def test_a_calibration_dataset_on_object_storage_is_read_from_there(project, capsys):
+    url = project   # the run's own dataset, given by its URL: read from the store and refused as the same dataset
+    assert main(["-q", "apps", "calibrate", f"{url}/runs/r", "--out", f"{url}/bundles/c", "--heldout-dataset",
+                 f"{url}/data/ds", "--rendered-unseen", "0"]) == 2
+    assert "same_dataset" in capsys.readouterr().err
+    assert main(["-q", "apps", "calibrate", f"{url}/runs/r", "--out", f"{url}/bundles/c", "--heldout-dataset",
+                 f"{url}/data/none", "--rendered-unseen", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "same_dataset" not in err and "data/none" in err
+    assert not exists(f"{url}/bundles/c/bundle.json")   # nothing published by a refused calibration

@@ -88,7 +88,7 @@ class Bundle:
                 for name, app in apps.items()}
 
     def describe(self) -> dict[str, Any]:
-        return {"bundle": str(self.root), "backbone": self.backbone_spec, "backbone_name": self.embedder.backbone.name,
+        return {"bundle": location(self.root), "backbone": self.backbone_spec, "backbone_name": self.embedder.backbone.name,
                 "apps": {name: app.describe() for name, app in sorted(self.apps.items())}, "missing": self.missing,
                 "aliases": self.aliases}
 

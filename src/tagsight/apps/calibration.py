@@ -65,6 +65,7 @@ from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.schema.catalog import manifest_version
+from tagsight.storage import local_folder
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary
@@ -170,7 +171,7 @@ def heldout_logits(run: Run, embedder: Embedder, index: SampleIndex,
 
 def load_heldout(run: Run, embedder: Embedder, vocab: Vocabulary, cfg: CalibrationConfig) -> tuple[HeldOut, SampleIndex]:
     """The held-out posts' logits and targets: the run's held-out split, or ``cfg.heldout_dataset``'s posts."""
-    dataset = Path(cfg.heldout_dataset) if cfg.heldout_dataset else run.dataset_dir
+    dataset = local_folder(cfg.heldout_dataset, marker="manifest.json") if cfg.heldout_dataset else run.dataset_dir
     index = SampleIndex.build(dataset)
     tombstones = load_tombstones(dataset)
     in_pool = None if cfg.heldout_dataset is None else _posts_in_training_pool(run, dataset, index)

@@ -35,9 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cal.add_argument("--verified", type=Path, default=None,
                      help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
                           "alt-text concepts against them instead of the noisy hashtags (docs/apps.md)")
-    cal.add_argument("--heldout-dataset", type=Path, default=None,
+    cal.add_argument("--heldout-dataset", type=dataset_path, default=None,
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
-                          "it, less those whose photos are in the run's training dataset)")
+                          "it, less those whose photos are in the run's training dataset); local or an fsspec URL")
     _open_world_args(cal)
     add_config_options(cal, "CalibrationConfig", "check_fraction=0.4")
     cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json_option(st)
     st.set_defaults(func=run)
     show = verbs.add_parser("show", help="list the apps a bundle serves and why any is missing")
-    show.add_argument("bundle", type=Path, help="a bundle folder")
+    show.add_argument("bundle", type=dataset_path, help="a bundle folder, local or an fsspec URL")
     add_json_option(show)
     show.set_defaults(func=run)
 

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _register_score(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = verbs.add_parser("score", help="cross-fitted pair scores and label visualness of a dataset")
     s.add_argument("dataset", type=dataset_input, help="a dataset folder (made by 'tagsight ingest'), or its fsspec URL")
-    s.add_argument("--vocab", type=Path, required=True, help="its vocabulary (vocab.json or its folder)")
+    s.add_argument("--vocab", type=dataset_path, required=True,
+                   help="its vocabulary (vocab.json or its folder), local or an fsspec URL")
     s.add_argument("--out", type=Path, required=True, help="scores folder to write (pairs.parquet, labels.json, "
                    "scores.json)")
     s.add_argument("--backbone", default=None, help="feature backbone: any 'tagsight eval' spec "

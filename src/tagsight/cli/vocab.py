@@ -55,7 +55,7 @@ def _register_build(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _register_show(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = verbs.add_parser("show", help="print a short summary and the most frequent labels of a vocabulary")
-    s.add_argument("vocab", type=Path, help="a vocab.json or the folder holding it")
+    s.add_argument("vocab", type=dataset_path, help="a vocab.json or the folder holding it, local or an fsspec URL")
     s.add_argument("--top", type=int, default=20, help="labels to list (default 20)")
     add_json_option(s)
     s.set_defaults(func=run_show)
