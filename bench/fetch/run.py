@@ -374,10 +374,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
-    for name in ("limit", "workers", "max_side", "jpeg_quality", "shard_size", "thread_count", "tiny", "repeat",
-                 "profile_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    ib.require_positive(p, args, ("limit", "workers", "max_side", "jpeg_quality", "shard_size", "thread_count", "tiny",
+                                  "repeat", "profile_limit"))
     if args.tiny >= args.limit:
         p.error("--tiny must be smaller than --limit")
     return args

@@ -636,12 +636,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-doc", action="store_true", help="print the section instead of writing it")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (outputs of every run)")
     args = p.parse_args(argv)
-    for name in ("workers", "max_side", "jpeg_quality", "shard_size", "thread_count", "tiny", "profile_limit", "repeat"):
+    require_positive(p, args, ("limit", "workers", "max_side", "jpeg_quality", "shard_size", "thread_count", "tiny",
+                               "profile_limit", "repeat"))
+    return args
+
+
+def require_positive(p: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Exit with argparse's usage error for any of ``names`` given below 1."""
+    for name in names:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.limit is not None and args.limit < 1:
-        p.error("--limit must be >= 1")
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def loaded_modules(code: str) -> list[str]:
-    """The tagsight modules loaded after running ``code`` in a fresh interpreter over this checkout's sources."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('tagsight'))))"
+    """The modules loaded after running ``code`` in a fresh interpreter over this checkout's sources."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

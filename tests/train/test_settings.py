@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from tagsight.config import ConfigError, from_mapping
 from tagsight.train.settings import LoopConfig, OptimConfig
+from tests.serve.lean import loaded_modules
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 RUNNERS = ("torch.optim", "tagsight.train.loop", "tagsight.train.optim", "tagsight.train.checkpoint")
 """Modules that run training; the settings module must load none of them."""
-
-
-def loaded_modules(code: str) -> list[str]:
-    """The modules loaded after running ``code`` in a fresh interpreter over this checkout's sources."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def runners(modules: list[str]) -> list[str]:
