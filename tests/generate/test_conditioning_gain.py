@@ -28,6 +28,21 @@ def test_cli_reports_both_losses_per_band(base_run, gen_data, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["n_samples"] == 3
 
 
+def test_cli_measures_a_run_and_a_dataset_on_object_storage_and_names_their_urls(base_run, gen_data, tmp_path,
+                                                                                   capsys, monkeypatch):
+    from tests.s3server import put_folder
+
+    monkeypatch.setenv("TAGSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    dataset, _ = gen_data
+    store = f"memory://conditioning-{tmp_path.name}"
+    put_folder(base_run, f"{store}/runs/g")
+    put_folder(dataset, f"{store}/data/ds")
+    assert main(["judge", "conditioning", f"{store}/runs/g", f"{store}/data/ds", "--repeats", "2", "--max-samples",
+                 "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["run"] == f"{store}/runs/g" and r["dataset"] == f"{store}/data/ds" and r["n_samples"] == 3
+
+
 def test_a_model_whose_tokens_all_embed_alike_gains_nothing(base_run, gen_data):
     dataset, _ = gen_data
     run = load_generator(base_run)

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tagsight.cli.options import add_json_option, emit, format_fields, show_usage
+from tagsight.cli.options import add_json_option, dataset_input, emit, format_fields, show_usage
 from tagsight.fsio import ReasonError
+from tagsight.storage import dataset_path, local_folder, location
 
 ERRORS = (ReasonError, OSError, ValueError, KeyError)
 
@@ -64,8 +65,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                      "timesteps), per timestep band: gain = null - own. Near 0: the prompt barely "
                                      "changes what the model predicts, so every prompt gives nearly the same "
                                      "picture at a seed.")
-    c.add_argument("run", type=Path, help="a generator run or tuned folder")
-    c.add_argument("dataset", type=Path, help="a dataset (its held-out split is measured)")
+    c.add_argument("run", type=dataset_path, help="a generator run or tuned folder, local or an fsspec URL")
+    c.add_argument("dataset", type=dataset_input,
+                   help="a dataset (its held-out split is measured), local or an fsspec URL")
     c.add_argument("--checkpoint", default="auto", help="auto (default), latest, best or step-N")
     c.add_argument("--repeats", type=int, default=4, help="timestep bands, one draw each per post (default 4)")
     c.add_argument("--max-samples", type=int, default=None, help="measure only the first N held-out posts")
@@ -170,7 +172,9 @@ def run_conditioning(args: argparse.Namespace) -> int:
     from tagsight.fsio import atomic_write_text
     from tagsight.generate.measure import measure_conditioning
 
-    result = measure_conditioning(args.run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
+    run = local_folder(args.run, marker="run.json")   # a URL: mirrored; the result names it by its URL
+    result = measure_conditioning(run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
+    result.update(run=location(run), dataset=location(args.dataset))
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1))
     emit(args, result, lambda: format_fields(result))
