@@ -19,8 +19,9 @@ settings; ``--crops lightly`` gives the arms of a method lightly's transform for
 
 Writes ``results.json`` (every run, the spec, versions) and ``results.md`` (mean and standard deviation over
 seeds) into ``--out`` and prints the table. Needs ``pip install lightly`` (``tagsight[bench]``) for the lightly
-arms. Resumable at the granularity of a finished (method, implementation, seed): its row is kept in
-``results.json`` and not run again.
+arms. Resumable: a finished (method, implementation, seed) keeps its row in ``results.json`` and is not run
+again; with ``--checkpoint-every N`` an unfinished arm is saved every N steps under ``OUT/checkpoints`` and a rerun
+continues it from there, bit-identical to an uninterrupted run (long budgets can span several sittings).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -77,6 +78,7 @@ class Spec:
     probe_epochs: int = 20
     workers: int = 2
     device: str = "cpu"
+    checkpoint_every: int = 0          # save an unfinished arm every N steps so a killed run resumes mid-arm; 0 never
     presets: dict[str, str] = field(default_factory=lambda: {m: f"configs/pretrain_{m}_cpu_small.yaml"
                                                              for m in METHODS})
 
@@ -86,8 +88,9 @@ class Spec:
             raise ValueError(f"methods must come from {METHODS}, impls from {IMPLS}, at least one seed; got {bad}")
         if self.crops not in IMPLS:
             raise ValueError(f"--crops must be one of {IMPLS}, got {self.crops!r}")
-        if self.steps < 0 or self.eval_limit < 0 or self.probe_epochs < 1 or self.workers < 0:
-            raise ValueError("steps and eval_limit must be >= 0, probe_epochs >= 1, workers >= 0")
+        if self.steps < 0 or self.eval_limit < 0 or self.probe_epochs < 1 or self.workers < 0 or \
+                self.checkpoint_every < 0:
+            raise ValueError("steps, eval_limit and checkpoint_every must be >= 0, probe_epochs >= 1, workers >= 0")
 
     def config(self, method: str) -> PretrainConfig:
         """The method's preset with the overrides that apply to it (``objective.<other method>.*`` ones skipped)."""
@@ -159,12 +162,13 @@ def batch_keys(n: int, batch: int, steps: int, seed: int) -> list[list[tuple[int
 
 
 def loader(spec: Spec, method: str, cfg: PretrainConfig, backbone: Backbone, photos: LabelledImages, steps: int,
-           seed: int) -> DataLoader:
+           seed: int, start: int = 0) -> DataLoader:
+    """The seed's batches from step ``start`` on (a resumed arm sees exactly the batches it had not yet seen)."""
     dc, mc = backbone.data_config, cfg.data.multicrop
     lightly = spec.crops == "lightly"
     transform = lightly_transform(method, mc, dc.input_size, dc.mean, dc.std) if lightly else \
         multicrop_transform(dc, mc)
-    keys = batch_keys(len(photos), cfg.data.batch_size, steps, seed)
+    keys = batch_keys(len(photos), cfg.data.batch_size, steps, seed)[start:]
     return DataLoader(Crops(photos, transform, seed, lightly), batch_sampler=keys, num_workers=spec.workers)
 
 
@@ -187,13 +191,61 @@ def seeded_backbone(cfg: PretrainConfig, seed: int) -> Backbone:
     return run_backbone(cfg.model.name, cfg.model.img_size, cfg.model.init)
 
 
-def train(arm: torch.nn.Module, batches: Iterator[dict], cfg: PretrainConfig, steps: int, device: str) -> list[float]:
-    """The same loop for every arm: the preset's optimiser and lr schedule over ``steps``; returns the losses."""
+@dataclass
+class Progress:
+    """Where an arm's training stands: the next step, the losses so far, the training seconds so far."""
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class ArmCheckpoint:
+    """An unfinished arm saved every ``every`` steps (weights, buffers, optimiser, progress), deleted once it is done.
+
+    The batch order and every crop depend only on (seed, position), so an arm resumed at step k sees exactly the
+    batches k.. of an uninterrupted run and ends bit-identical to it.
+    """
+
+    def __init__(self, path: Path | None, every: int) -> None:
+        self.path, self.every = path, every
+
+    def load(self, arm: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Progress:
+        if self.path is None or not self.path.is_file():
+            return Progress()
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        arm.load_state_dict(state["arm"])
+        optimizer.load_state_dict(state["optimizer"])
+        log.info("resuming %s at step %d", self.path.name, state["step"])
+        return Progress(state["step"], list(state["losses"]), float(state["seconds"]))
+
+    def maybe_save(self, arm: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: Progress,
+                   steps: int) -> None:
+        if self.path is None or not self.every or progress.step % self.every or progress.step >= steps:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"arm": arm.state_dict(), "optimizer": optimizer.state_dict(), "step": progress.step,
+                    "losses": progress.losses, "seconds": progress.seconds}, tmp)
+        tmp.replace(self.path)
+
+    def done(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def train(arm: torch.nn.Module, batches: Callable[[int], Iterator[dict[str, torch.Tensor]]], cfg: PretrainConfig,
+          steps: int, device: str, checkpoint: ArmCheckpoint | None = None) -> Progress:
+    """The same loop for every arm: the preset's optimiser and lr schedule over ``steps``.
+
+    ``batches(start)`` yields the batches from step ``start`` on; with a checkpoint, an unfinished arm resumes.
+    """
+    checkpoint = checkpoint or ArmCheckpoint(None, 0)
     arm.to(device).train()
     optimizer = build_optimizer([p for p in arm.parameters() if p.requires_grad], cfg.optim, cfg.data.batch_size)
     schedule = Schedule(optimizer, cfg.optim, steps, cfg.optim.scaled_lr(cfg.data.batch_size))
-    losses = []
-    for step, batch in enumerate(batches):
+    progress = checkpoint.load(arm, optimizer)
+    began = time.perf_counter() - progress.seconds
+    for step, batch in enumerate(batches(progress.step), start=progress.step):
         schedule.apply(step)
         optimizer.zero_grad(set_to_none=True)
         out = arm({k: v.to(device) for k, v in batch.items()}, step)
@@ -201,10 +253,13 @@ def train(arm: torch.nn.Module, batches: Iterator[dict], cfg: PretrainConfig, st
         arm.before_step(step)
         optimizer.step()
         arm.after_step(step)
-        losses.append(float(out["loss"].detach()))
+        progress.losses.append(float(out["loss"].detach()))
+        progress.step, progress.seconds = step + 1, time.perf_counter() - began
         if step % 10 == 0 or step == steps - 1:
-            log.info("step %d/%d loss %.4f", step + 1, steps, losses[-1])
-    return losses
+            log.info("step %d/%d loss %.4f", step + 1, steps, progress.losses[-1])
+        checkpoint.maybe_save(arm, optimizer, progress, steps)
+    checkpoint.done()
+    return progress
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -242,20 +297,25 @@ def evaluate(backbone: Backbone, fit: LabelledImages, val: LabelledImages, spec:
 
 
 def run_one(spec: Spec, method: str, impl: str, seed: int, photos: LabelledImages,
-            sets: tuple[LabelledImages, LabelledImages]) -> dict[str, Any]:
+            sets: tuple[LabelledImages, LabelledImages], out: Path | None = None) -> dict[str, Any]:
     cfg = spec.config(method)
     steps, freeze, schedule = plan(cfg, spec)
     backbone = seeded_backbone(cfg, seed)
     row: dict[str, Any] = {"method": method, "impl": impl, "seed": seed, "steps": steps,
                            "batch": cfg.data.batch_size, "model": cfg.model.name, "size": cfg.model.img_size}
-    start = time.perf_counter()
+    row["train_s"] = 0.0
     if impl != "random":
         arm = build_arm(method, impl, backbone, getattr(cfg.objective, method), cfg.data.multicrop.n_global, freeze,
                         schedule)
-        losses = train(arm, iter(loader(spec, method, cfg, backbone, photos, steps, seed)), cfg, steps, spec.device)
+        saved = out / "checkpoints" / f"{method}-{impl}-{seed}-{steps}.pt" if out is not None else None
+
+        def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
+            return iter(loader(spec, method, cfg, backbone, photos, steps, seed, start))
+
+        done = train(arm, batches, cfg, steps, spec.device, ArmCheckpoint(saved, spec.checkpoint_every))
         backbone = arm.backbone_to_evaluate().cpu()
-        row.update(first_loss=round(losses[0], 4), last_loss=round(statistics.fmean(losses[-5:]), 4))
-    row["train_s"] = round(time.perf_counter() - start, 1)
+        row.update(first_loss=round(done.losses[0], 4), last_loss=round(statistics.fmean(done.losses[-5:]), 4),
+                   train_s=round(done.seconds, 1))
     row.update({k: round(v, 4) for k, v in evaluate(backbone, *sets, spec).items()})
     log.info("%s", row)
     return row
@@ -275,7 +335,7 @@ def run(spec: Spec, out: Path) -> list[dict[str, Any]]:
     for method, impl, seed in jobs(spec):
         if any((r["method"], r["impl"], r["seed"]) == (method, impl, seed) for r in done):
             continue
-        done.append(run_one(spec, method, impl, seed, photos, sets))
+        done.append(run_one(spec, method, impl, seed, photos, sets, out))
         path.write_text(json.dumps({"spec": asdict(spec), "versions": versions(), "runs": done}, indent=1))
     (out / "results.md").write_text(table(done, spec))
     return done
@@ -333,10 +393,12 @@ def parse(argv: list[str] | None = None) -> tuple[Spec, Path]:
     p.add_argument("--probe-epochs", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save an unfinished arm every N steps under OUT/checkpoints, so a killed run resumes there")
     a = p.parse_args(argv)
     spec = Spec(a.train, a.val, a.eval_train, tuple(a.methods.split(",")), tuple(a.impls.split(",")),
                 tuple(int(s) for s in a.seeds.split(",")), a.steps, a.crops, tuple(a.overrides), a.eval_limit,
-                a.probe_epochs, a.workers, a.device)
+                a.probe_epochs, a.workers, a.device, a.checkpoint_every)
     return spec, a.out
 
 

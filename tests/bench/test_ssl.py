@@ -123,4 +123,47 @@ def test_bad_specs_are_refused():
         bench.Spec("a", "b", methods=("byol",))
     with pytest.raises(ValueError, match="crops"):
         bench.Spec("a", "b", crops="torchvision")
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        bench.Spec("a", "b", checkpoint_every=-1)
     assert bench.main(["--train", "/nonexistent", "--val", "/nonexistent", "--out", "/tmp/x-ssl"]) == 2
+
+
+class _Killed(Exception):
+    """Stands for the process dying between two steps."""
+
+
+def _arm_and_batches(spec: bench.Spec, method: str, impl: str, steps: int):
+    cfg = spec.config(method)
+    _, freeze, schedule = bench.plan(cfg, spec)
+    backbone = bench.seeded_backbone(cfg, 0)
+    arm = bench.build_arm(method, impl, backbone, getattr(cfg.objective, method), cfg.data.multicrop.n_global,
+                          freeze, schedule)
+    photos = bench.FolderImages(spec.train)
+    return arm, cfg, lambda start: iter(bench.loader(spec, method, cfg, backbone, photos, steps, 0, start))
+
+
+@pytest.mark.parametrize("method,impl", [(m, i) for m in ("swav", "dino") for i in ("tagsight", "lightly")])
+def test_an_arm_killed_mid_run_resumes_from_its_checkpoint_bit_identical(tmp_path, method, impl):
+    _photos(tmp_path / "photos")
+    spec = bench.Spec(str(tmp_path / "photos"), str(tmp_path / "photos"), overrides=tuple(TINY), workers=0,
+                      checkpoint_every=2)
+    steps, path = 5, tmp_path / "ckpt" / "arm.pt"
+    whole, cfg, batches = _arm_and_batches(spec, method, impl, steps)
+    expected = bench.train(whole, batches, cfg, steps, "cpu")
+
+    def dies_after_three(start: int):
+        for i, batch in enumerate(batches(start)):
+            if start + i == 3:
+                raise _Killed
+            yield batch
+
+    first, cfg, batches = _arm_and_batches(spec, method, impl, steps)
+    with pytest.raises(_Killed):
+        bench.train(first, dies_after_three, cfg, steps, "cpu", bench.ArmCheckpoint(path, 2))
+    assert torch.load(path, weights_only=False)["step"] == 2     # the step-2 save survives the kill
+    again, cfg, batches = _arm_and_batches(spec, method, impl, steps)
+    resumed = bench.train(again, batches, cfg, steps, "cpu", bench.ArmCheckpoint(path, 2))
+    assert resumed.step == steps and resumed.losses == expected.losses
+    ours, theirs = again.state_dict(), whole.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert not path.exists()                                  # a finished arm leaves no checkpoint behind
