@@ -27,14 +27,15 @@ class Audience:
     optout_tag: str | None
 
 
-def _pick(rng: random.Random, shares: Mapping[K, float]) -> K:
+def pick_weighted(rng: random.Random, shares: Mapping[K, float]) -> K:
+    """One key of ``shares`` drawn with probability proportional to its share (every simulated feed's draw)."""
     return rng.choices(list(shares), weights=list(shares.values()))[0]
 
 
 def sample_audience(rng: random.Random) -> Audience:
     """Visibility, consent and an optional opt-out hashtag for one post."""
     tag = rng.choice(OPTOUT_TAGS) if rng.random() < OPTOUT_TAG_SHARE else None
-    return Audience(_pick(rng, VISIBILITY_SHARES), _pick(rng, CONSENT_SHARES), tag)
+    return Audience(pick_weighted(rng, VISIBILITY_SHARES), pick_weighted(rng, CONSENT_SHARES), tag)
 
 
 def pick_opted_out(authors: list[str], rng: random.Random, share: float = 0.05) -> list[str]:

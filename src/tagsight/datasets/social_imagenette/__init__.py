@@ -36,8 +36,9 @@ from tagsight.datasets.social_imagenette.config import (DESCRIPTIVE_TAGS, FORMS,
     SocialImagenetteConfig, TAG_KINDS, TIME_WINDOW, UNCHANGED_PLURALS, WNID_PATTERN, default_data_root,
     resolve_data_root)
 from tagsight.datasets.social_imagenette.concepts import Concept, ancestors_of, is_binomial, load_concept, synset_of
+from tagsight.datasets.audience import pick_weighted
 from tagsight.datasets.social_imagenette.hashtags import (ConceptWriter, TagTruth, concept_words, lemma_words,
-    pick_weighted, pluralize, spell, typo)
+    pluralize, spell, typo)
 from tagsight.datasets.social_imagenette.calibration import (Calibration, TagSampler, calibrate, cumulative,
     excluded_tags, exclusion_reason, related_synsets)
 from tagsight.datasets.social_imagenette.posts import (Photo, PlannedPost, PostContext, author_sequence, draw_tags,

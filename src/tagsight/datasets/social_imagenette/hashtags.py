@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping
 
+from tagsight.datasets.audience import pick_weighted
 from tagsight.datasets.harrison_stats import COMPOUND_TEMPLATES, CompoundTemplate
 from tagsight.datasets.social_imagenette.concepts import Concept
 from tagsight.datasets.social_imagenette.config import (DESCRIPTIVE_TAGS, KEYBOARD_NEIGHBOURS, NoiseModel,
     UNCHANGED_PLURALS)
 
-K = TypeVar("K")
 Hypernyms = tuple[tuple[str, str], ...]   # (synset, lemma) pairs, as Concept.hypernyms
 
 
@@ -50,11 +50,6 @@ def pluralize(word: str) -> str:
     if len(word) > 1 and word.endswith("y") and word[-2] not in "aeiou":
         return word[:-1] + "ies"
     return word + "s"
-
-
-def pick_weighted(rng: random.Random, weights: Mapping[K, float]) -> K:
-    """One key of ``weights`` drawn with probability proportional to its weight."""
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
 def spell(words: list[str], rng: random.Random, model: NoiseModel) -> tuple[str, str]:

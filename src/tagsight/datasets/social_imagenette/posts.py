@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tagsight.datasets.audience import Audience, sample_audience
+from tagsight.datasets.audience import Audience, pick_weighted, sample_audience
 from tagsight.datasets.harrison_stats import DatasetError
 from tagsight.datasets.social_imagenette.calibration import TagSampler, cumulative
 from tagsight.datasets.social_imagenette.concepts import Concept
 from tagsight.datasets.social_imagenette.config import (IMAGE_SUFFIXES, LICENSES, NoiseModel, REGIONS, SENTENCES,
     TIME_WINDOW, WNID_PATTERN)
-from tagsight.datasets.social_imagenette.hashtags import ConceptWriter, TagTruth, pick_weighted
+from tagsight.datasets.social_imagenette.hashtags import ConceptWriter, TagTruth
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from tagsight.datasets.synthetic.config import (ALT_TEXT_SHARE, ASPECTS, CITIES,
     FORM_WEIGHTS, FeedConfig, FeedSummary, LICENSES, MEDIA_NAME, NONVISUAL_TAGS, NON_SQUARE_SHARE, NOT_AN_IMAGE,
     ORIENTATIONS, ORIENTED_SHARE, REGIONS, SPELLINGS, STORE_TRANSPOSE, TAG_KINDS, TWO_CONCEPT_SHARE, WRONG_FORMS,
     ZERO_WIDTH)
-from tagsight.datasets.synthetic.records import FeedAuthor, FeedImage, FeedPost, FeedTag, pick_weighted
+from tagsight.datasets.audience import pick_weighted
+from tagsight.datasets.synthetic.records import FeedAuthor, FeedImage, FeedPost, FeedTag
 from tagsight.datasets.synthetic.plan import plan_feed
 from tagsight.datasets.synthetic.captions import make_caption, plan_tags
 from tagsight.datasets.synthetic.drawing import (SCENES, box, draw_background, jitter, pick_option, points,

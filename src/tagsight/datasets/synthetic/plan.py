@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from tagsight.datasets.audience import pick_opted_out, sample_audience
+from tagsight.datasets.audience import pick_opted_out, pick_weighted, sample_audience
 from tagsight.datasets.synthetic.captions import make_caption, plan_tags
 from tagsight.datasets.synthetic.config import (ALT_TEXT_SHARE, ASPECTS, CITIES, CONCEPTS, EPOCH, FeedConfig,
     LICENSES, NON_SQUARE_SHARE, ORIENTATIONS, ORIENTED_SHARE, REGIONS, TWO_CONCEPT_SHARE)
-from tagsight.datasets.synthetic.records import FeedAuthor, FeedImage, FeedPost, pick_weighted
+from tagsight.datasets.synthetic.records import FeedAuthor, FeedImage, FeedPost
 
 
 def _plan_authors(cfg: FeedConfig, rng: random.Random) -> list[FeedAuthor]:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from tagsight.datasets.audience import Audience
 
-K = TypeVar("K")
 
 
 # ---------------------------------------------------------------- the records the plan draws (all randomness but pixels)
@@ -65,8 +61,3 @@ class FeedAuthor:
     region: str | None
     license: str | None
     home: tuple[float, float]
-
-
-def pick_weighted(rng: random.Random, shares: Mapping[K, float]) -> K:
-    """One key of ``shares`` drawn with probability proportional to its share."""
-    return rng.choices(list(shares), weights=list(shares.values()))[0]
