@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -214,11 +214,11 @@ class YamlConfig:
         return dict(dataclasses.asdict(self))  # type: ignore[call-overload]  # a mixin: its subclasses are dataclasses
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
         return from_mapping(cls, d)
 
     @classmethod
-    def from_yaml(cls, path: str | Path | None, overrides: Iterable[str] = ()) -> Any:
+    def from_yaml(cls, path: str | Path | None, overrides: Iterable[str] = ()) -> Self:
         return load_config(cls, path, overrides)
 
     def to_yaml(self) -> str:
