@@ -239,7 +239,8 @@ class ArchiveTree(Tree, Generic[_H]):
     """Common part of zip and tar trees: the index built (and checked) once, reads by member."""
 
     def __init__(self, path: Path, key: tuple[Any, ...], index: _Index) -> None:
-        self.path, self.location, self._key, self._idx = path, str(path), key, index
+        self.path, self.location, self._key = path, str(path), key
+        self._idx: _Index | None = index       # None after unpickling, until first use
         self.name = archive_stem(path.name)
 
     @property
