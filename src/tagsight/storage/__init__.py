@@ -26,7 +26,7 @@ from tagsight.storage.blocks import (
 )
 from tagsight.storage.sync import (
     staging_folder, publish_folder, publish_changes, MIRROR_STATE, METADATA_SUFFIXES, is_metadata,
-    mirror_folder, STAGING_TARGET, mirror_origin, location, local_folder, resolve_from, output_folder, write_state,
+    mirror_folder, STAGING_TARGET, mirror_origin, location, local_folder, local_input, resolve_from, output_folder, write_state,
 )
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "join",
     "list_names",
     "local_folder",
+    "local_input",
     "location",
     "mirror_folder",
     "mirror_origin",

@@ -269,6 +269,24 @@ def local_folder(path: str | Path, marker: str | None = None, metadata_only: boo
     return mirror_folder(resolved, marker=marker, metadata_only=metadata_only)
 
 
+def local_input(path: str | Path) -> Path:
+    """A file or a folder of files to read (photos, a list): a local path as it is, a URL copied into the cache and
+    kept up to date like a mirror: a folder by ``mirror_folder``, a single file into a folder of its own
+    (``location`` of the copy names the URL). A URL with nothing there is refused (``artifact_missing``)."""
+    resolved = dataset_path(path) if isinstance(path, str) else Path(path)
+    if isinstance(resolved, Path):
+        return resolved
+    fs, inner = open_filesystem(resolved)
+    inner = inner.rstrip("/")
+    if not retry(lambda: fs.isfile(inner), resolved):
+        return mirror_folder(resolved)
+    parent, name = resolved.rsplit("/", 1)
+    folder = _cache_key_folder(resolved, "files", None)
+    with _locked(folder):
+        _fetch_changed(fs, posixpath.dirname(inner), parent, {name: retry(lambda: fs.info(inner), resolved)}, folder)
+    return folder / name
+
+
 def resolve_from(base: str | Path, relative: str) -> str | Path:
     """``relative`` (a path written inside an artifact) resolved against the artifact ``base``: for a mirror of a URL
     against that URL (so that a bundle on object storage finds the run beside it), else against the folder."""

@@ -3,6 +3,7 @@ and retrying every request (``retry``). The base of the ``tagsight.storage`` pac
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -70,11 +71,15 @@ def open_filesystem(url: str) -> tuple[Any, str]:
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The whole content of a local file or a URL (for small files: manifests, tables, tombstones)."""
+    """The whole content of a local file or a URL (for small files: manifests, tables, tombstones, input lists); a
+    missing one raises ``FileNotFoundError`` naming the path or URL as given."""
     if not is_url(path):
         return Path(path).read_bytes()
     fs, inner = open_filesystem(str(path))
-    data: bytes = retry(lambda: fs.cat_file(inner), str(path))
+    try:
+        data: bytes = retry(lambda: fs.cat_file(inner), str(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path)) from None   # named by its URL
     return data
 
 
