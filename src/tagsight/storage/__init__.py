@@ -27,6 +27,7 @@ from tagsight.storage.blocks import (
 from tagsight.storage.sync import (
     staging_folder, publish_folder, publish_changes, MIRROR_STATE, METADATA_SUFFIXES, is_metadata,
     mirror_folder, STAGING_TARGET, mirror_origin, location, local_folder, local_input, resolve_from, output_folder, write_state,
+    shared_folder,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "relative_url",
     "resolve_from",
     "retry",
+    "shared_folder",
     "staging_folder",
     "storage_options",
     "write_state",

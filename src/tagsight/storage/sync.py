@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -15,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.fsio import ReasonError
+from tagsight.fsio import ReasonError, atomic_write_bytes
 from tagsight.storage.blocks import CacheConfig
-from tagsight.storage.urls import dataset_path, is_url, open_filesystem, retry
+from tagsight.storage.urls import dataset_path, is_url, open_filesystem, read_bytes, retry
 
 log = logging.getLogger(__name__)
 
@@ -316,3 +317,61 @@ def output_folder(path: str | Path, marker: str | tuple[str, ...]) -> Iterator[P
     write_state(staging / STAGING_TARGET, {"url": resolved})
     yield staging
     publish_folder(staging, resolved, last=marker, prune=True)
+
+
+@contextlib.contextmanager
+def shared_folder(path: str | Path, marker: str, tables: tuple[str, ...]) -> Iterator[Path]:
+    """Where a verb that appends rows to ``tables`` of an artifact while it runs (a review or rating server, a merge of
+    votes) works: a local path as it is; for a URL the staging folder, brought up to date with the store first
+    (``marker`` required: an unfinished artifact is refused), rows of ``tables`` it held that the store lacks kept
+    (a server killed before it published loses nothing); when the verb ends, the rows others published to the store
+    meanwhile are merged in and the folder is published (``publish_folder``, ``marker`` last, each table one object
+    put whole). On an error nothing is published and the staging folder keeps every row for the next run.
+
+    ``tables`` are append-only Parquet tables (``catalog/reviews.parquet``, ``votes.parquet``): merging appends the
+    rows of one that the other lacks, so two servers on one URL both keep their rows (unless both publish in the same
+    instant: the later put wins, and the earlier server's rows stay in its staging folder for its next run)."""
+    resolved = dataset_path(path) if isinstance(path, str) else Path(path)
+    if isinstance(resolved, Path):
+        yield resolved
+        return
+    staging = staging_folder(resolved)
+    held = {name: _read_table(staging / name) for name in tables if (staging / name).is_file()}
+    mirror_folder(resolved, target=staging, marker=marker)
+    for name, table in held.items():
+        _merge_rows(staging / name, table)
+    write_state(staging / STAGING_TARGET, {"url": resolved})
+    yield staging
+    for name in tables:
+        try:
+            _merge_rows(staging / name, _read_table(read_bytes(f"{resolved}/{name}")))
+        except FileNotFoundError:
+            continue   # not on the store (yet)
+    publish_folder(staging, resolved, last=marker, prune=True)
+
+
+def _read_table(source: Path | bytes) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _merge_rows(path: Path, other: Any) -> int:
+    """Append to the Parquet table ``path`` the rows of the table ``other`` it does not hold (all of them when there is
+    no ``path``); returns how many."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mine = _read_table(path) if path.is_file() else other.slice(0, 0)
+
+    def key(row: dict[str, Any]) -> str:
+        return json.dumps(row, sort_keys=True, default=str)
+
+    have = {key(r) for r in mine.to_pylist()}
+    fresh = [r for r in other.select(mine.schema.names).to_pylist() if key(r) not in have]
+    if fresh:
+        buf = io.BytesIO()
+        pq.write_table(pa.concat_tables([mine, pa.Table.from_pylist(fresh, schema=mine.schema)]), buf)
+        atomic_write_bytes(path, buf.getvalue())
+        log.info("%s: %d rows published by others merged in", path, len(fresh))
+    return len(fresh)
