@@ -84,3 +84,9 @@ def test_a_dataset_without_its_manifest_is_not_reviewed(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "artifact_incomplete" in err and url in err
     assert not exists(f"{url}/{REVIEWS}")
+
+
+def test_the_curation_page_of_a_dataset_on_a_store_is_written_beside_it(stored, capsys):
+    assert main(["-q", "curate", "report", stored]) == 0
+    page = read_bytes(f"{stored}/curation.html").decode()
+    assert f"{stored}" in page and capsys.readouterr().out.strip() == f"{stored}/curation.html"

@@ -11,7 +11,7 @@ from tagsight.cli.options import (add_config_options, add_deprecated, add_json_o
                                   dataset_input, emit, fail, format_fields, given, resolve_config,
                                   show_usage)
 from tagsight.cli.engine import add_engine_options, engine_config
-from tagsight.storage import dataset_path, local_folder, output_folder, shared_folder
+from tagsight.storage import dataset_path, join, local_folder, location, output_folder, shared_folder
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
     rep.add_argument("dataset", type=dataset_input, help="a dataset folder scored by 'tagsight curate filter' "
                      "(or its fsspec URL)")
-    rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
+    rep.add_argument("--out", type=dataset_path, help="HTML file, local or an fsspec URL (default DATASET/curation.html, "
+                     "on the store for a dataset at a URL)")
     rep.set_defaults(func=run_report)
     p.set_defaults(func=show_usage(p))
 
@@ -187,7 +188,8 @@ def run_report(args: argparse.Namespace) -> int:
     from tagsight.report.curation import write_curation_report
 
     try:
-        path = write_curation_report(args.dataset, args.out or args.dataset / "curation.html")
+        out = args.out or join(dataset_path(location(args.dataset)), "curation.html")   # beside the dataset
+        path = write_curation_report(args.dataset, out)
     except (OSError, ValueError) as exc:
         print(f"tagsight curate report: {exc}", file=sys.stderr)
         return 2

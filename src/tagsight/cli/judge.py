@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--checkpoint", default="auto", help="auto (default), latest, best or step-N")
     c.add_argument("--repeats", type=int, default=4, help="timestep bands, one draw each per post (default 4)")
     c.add_argument("--max-samples", type=int, default=None, help="measure only the first N held-out posts")
-    c.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    c.add_argument("--out", type=dataset_path, help="also write the result to this JSON file, local or an fsspec URL")
     add_json_option(c)
     c.set_defaults(func=_guarded("conditioning", run_conditioning))
     m = verbs.add_parser("merge", help="merge the votes of copies of a study rated elsewhere",
@@ -181,14 +181,14 @@ def run_adherence(args: argparse.Namespace) -> int:
 
 
 def run_conditioning(args: argparse.Namespace) -> int:
-    from tagsight.fsio import atomic_write_text
     from tagsight.generate.measure import measure_conditioning
+    from tagsight.storage import write_text
 
     run = local_folder(args.run, marker="run.json")   # a URL: mirrored; the result names it by its URL
     result = measure_conditioning(run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
     result.update(run=location(run), dataset=location(args.dataset))
     if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=1))
+        write_text(args.out, json.dumps(result, indent=1))
     emit(args, result, lambda: format_fields(result))
     return 0
 
