@@ -18,23 +18,27 @@ from tests.s3server import FaultyProxy, bucket, environ, moto_s3, s3_env  # noqa
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Waits for its start file, then mirrors and prints what it holds (s3fs imported first: the wait ends at the start).
+# Waits for its start file, then mirrors (or opens the staging folder of) the URL and prints what the copy holds
+# (s3fs imported first: the wait ends at the start).
 MIRROR = """
-import json, sys, time
+import contextlib, json, sys, time
 from pathlib import Path
 import s3fs
-from tagsight.storage import local_folder
+from tagsight.storage import local_folder, output_folder
 start = Path(sys.argv[2])
 while not start.exists():
     time.sleep(0.005)
-local = local_folder(sys.argv[1], marker="manifest.json")
-print(json.dumps({p.relative_to(local).as_posix(): len(p.read_bytes()) for p in local.rglob("*.bin")}))
+with (output_folder(sys.argv[1], marker="manifest.json") if sys.argv[3] == "staging"
+      else contextlib.nullcontext(local_folder(sys.argv[1], marker="manifest.json"))) as local:
+    print(json.dumps({p.relative_to(local).as_posix(): len(p.read_bytes()) for p in local.rglob("*.bin")}))
 """
 
 
-def test_processes_mirroring_one_url_at_once_all_get_the_whole_copy(tmp_path):
+@pytest.mark.parametrize("kind", ["mirror", "staging"])
+def test_processes_mirroring_one_url_at_once_all_get_the_whole_copy(tmp_path, kind):
     """The second process starts while the first is still fetching (a slow line: every response chunk delayed), so
-    without a lock the first one's clean-up of files the store does not list would meet the second one's downloads."""
+    without a lock the first one's clean-up of files the store does not list would meet the second one's downloads,
+    and a staging folder would be taken for filled while the first one is still filling it."""
     url = "s3://mirror-processes/ds"
     files = {f"part-{i:02d}.bin": (256 << 10) + i for i in range(8)}
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
@@ -48,7 +52,7 @@ def test_processes_mirroring_one_url_at_once_all_get_the_whole_copy(tmp_path):
         env = {**os.environ, **s3_env(proxy.endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache"),
                "PYTHONPATH": str(ROOT / "src")}
         starts = [tmp_path / f"start-{i}" for i in range(2)]
-        procs = [subprocess.Popen([sys.executable, "-c", MIRROR, url, str(start)], env=env, stdout=subprocess.PIPE,
+        procs = [subprocess.Popen([sys.executable, "-c", MIRROR, url, str(start), kind], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for start in starts]
         time.sleep(5)   # the interpreters are up and waiting
         for start in starts:
@@ -59,7 +63,7 @@ def test_processes_mirroring_one_url_at_once_all_get_the_whole_copy(tmp_path):
     for proc, (out, err) in zip(procs, results):
         assert proc.returncode == 0, err
         assert json.loads(out) == files
-    mirrors = [p for p in (tmp_path / "cache" / "mirror").iterdir() if p.is_dir()]
+    mirrors = [p for p in (tmp_path / "cache" / kind).iterdir() if p.is_dir()]
     assert len(mirrors) == 1
     state = json.loads((mirrors[0] / MIRROR_STATE).read_text())
     assert state["url"] == url and set(state["files"]) == {*files, "manifest.json"}

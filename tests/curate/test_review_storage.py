@@ -90,3 +90,21 @@ def test_the_curation_page_of_a_dataset_on_a_store_is_written_beside_it(stored, 
     assert main(["-q", "curate", "report", stored]) == 0
     page = read_bytes(f"{stored}/curation.html").decode()
     assert f"{stored}" in page and capsys.readouterr().out.strip() == f"{stored}/curation.html"
+
+
+def test_reviews_go_back_to_a_real_s3_api(tiny_dataset, make_photo, monkeypatch):
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from tests.s3server import bucket, environ, moto_s3, s3_env
+
+    ds = tiny_dataset(posts=4, pictures=lambda n: make_photo(n, (96, 72)), max_side=96)
+    run_filters(ds, CurateConfig((FilterSpec("blur"),)))
+    url = "s3://curate-review/ds"
+    with moto_s3() as endpoint, environ(s3_env(endpoint)):
+        bucket(url)
+        put_folder(ds, url)
+        monkeypatch.setattr(uvicorn, "run", reviewing("ann", 2))
+        assert main(["-q", "curate", "review", url]) == 0
+        monkeypatch.setattr(uvicorn, "run", reviewing("bob", 1))
+        assert main(["-q", "curate", "review", url]) == 0      # the copy brought up to date (ETags), then extended
+        assert sorted(reviewers_on(url)) == ["ann", "ann", "bob"]

@@ -310,11 +310,14 @@ def output_folder(path: str | Path, marker: str | tuple[str, ...]) -> Iterator[P
         yield resolved
         return
     staging = staging_folder(resolved)
-    fs, inner = open_filesystem(resolved)
-    if not staging.exists() and _listing(fs, inner.rstrip("/"), resolved):
-        mirror_folder(resolved, target=staging)   # its state lets the publish skip what did not change
-    staging.mkdir(parents=True, exist_ok=True)
-    write_state(staging / STAGING_TARGET, {"url": resolved})
+    with _locked(staging):   # ranks or verbs starting at once: one fills the folder, the others find it filled
+        if not staging.exists():
+            fs, inner = open_filesystem(resolved)
+            remote = _listing(fs, inner.rstrip("/"), resolved)
+            if remote:   # its mirror state lets the publish skip what did not change
+                _fetch_changed(fs, inner.rstrip("/"), resolved, remote, staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        write_state(staging / STAGING_TARGET, {"url": resolved})
     yield staging
     publish_folder(staging, resolved, last=marker, prune=True)
 
