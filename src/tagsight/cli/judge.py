@@ -7,10 +7,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from tagsight.cli.options import (add_json_option, artifact_input, dataset_input, emit, format_fields, photos_input,
-                                  show_usage)
+from tagsight.cli.options import (add_json_option, artifact_input, dataset_input, emit, format_fields, input_file,
+                                  photos_input, show_usage)
 from tagsight.fsio import ReasonError
 from tagsight.storage import dataset_path, local_folder, local_input, location, output_folder, shared_folder
 
@@ -31,7 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                      "share of pairs where after scores higher, per-prompt means and the prior's "
                                      "four measures.")
     _dirs(a)
-    a.add_argument("--head", type=Path, help="aesthetic head from 'tagsight curate aesthetic-train' (default: prior)")
+    a.add_argument("--head", type=input_file, help="aesthetic head from 'tagsight curate aesthetic-train', local or an "
+                   "fsspec URL (default: prior)")
     a.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     add_json_option(a)

@@ -103,3 +103,22 @@ def test_a_study_without_its_pairs_is_refused_and_nothing_published(tmp_path, ca
         err = capsys.readouterr().err
         assert "artifact_incomplete" in err and f"{store}/s" in err
     assert not exists(f"{store}/s/preference.json")
+
+
+def test_an_aesthetic_head_at_a_url_scores_and_is_named_by_it(before_after, tmp_path, capsys):
+    import numpy as np
+
+    from tagsight.curate.filters.aesthetic import RidgeHead
+
+    x = np.random.default_rng(0).standard_normal((8, 512))
+    local = RidgeHead.fit(x, np.array([5.0] * 4 + [1.0] * 4), 0.1, "timm:resnet18", 32).save(tmp_path / "h.json")
+    url = f"memory://judge-head-{tmp_path.name}/heads/h.json"
+    fs, inner = open_filesystem(url)
+    fs.pipe_file(inner, local.read_bytes())
+    assert main(["-q", "judge", "aesthetic", *map(str, before_after), "--out", str(tmp_path / "s"), "--head", url,
+                 "--resamples", "100"]) == 0
+    scorer = json.loads((tmp_path / "s" / "aesthetic.json").read_text())["scorer"]
+    assert scorer["kind"] == "head" and scorer["head"] == url
+    assert main(["-q", "judge", "aesthetic", *map(str, before_after), "--out", str(tmp_path / "t"), "--head",
+                 f"{url}.gone"]) == 2
+    assert f"{url}.gone" in capsys.readouterr().err

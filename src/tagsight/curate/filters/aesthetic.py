@@ -28,6 +28,7 @@ from tagsight.curate.filters.base import FILTERS, Candidate, Filter, fit_long_si
 from tagsight.curate.filters.blur import BlurFilter
 from tagsight.curate.filters.photometric import colourfulness
 from tagsight.fsio import atomic_write_text
+from tagsight.storage import dataset_path, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class RidgeHead:
 
     @classmethod
     def load(cls, path: str | Path) -> RidgeHead:
-        d = json.loads(Path(path).read_text())
+        """A head file, local or at an fsspec URL (read through ``tagsight.storage.read_bytes``)."""
+        d = json.loads(read_bytes(dataset_path(path) if isinstance(path, str) else path))
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("mean", "std", "weight")}
         return cls(**arrays, bias=float(d["bias"]), backbone=d["backbone"], img_size=d["img_size"],
                    stats=d.get("stats", {}))
