@@ -103,6 +103,12 @@ def test_a_study_without_its_pairs_is_refused_and_nothing_published(tmp_path, ca
         err = capsys.readouterr().err
         assert "artifact_incomplete" in err and f"{store}/s" in err
     assert not exists(f"{store}/s/preference.json")
+    fs.pipe_file(f"{inner}-samples/0000.png", b"png")    # 'generate --out' cut off before samples.jsonl
+    with pytest.raises(SystemExit) as stop:
+        main(["-q", "judge", "pairs", f"{store}/s-samples", f"{store}/s-samples", "--out", f"{store}/t"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "artifact_incomplete" in err and f"{store}/s-samples" in err and not exists(f"{store}/t/pairs.json")
 
 
 def test_an_aesthetic_head_at_a_url_scores_and_is_named_by_it(before_after, tmp_path, capsys):
