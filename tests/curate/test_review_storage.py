@@ -1,7 +1,7 @@
 """``curate review DATASET`` with the dataset at an fsspec URL (``memory://``: the code path of ``s3://`` without a
 server): served from a local copy, the reviews published back (``catalog/reviews.parquet``, one object; the manifest
 untouched) when the server stops; a server that failed keeps its reviews for the next run; a dataset without its
-manifest is refused."""
+manifest is refused. Also ``curate report`` (the page beside the dataset) and ``curate aesthetic-train --out URL``."""
 
 from __future__ import annotations
 
@@ -108,3 +108,21 @@ def test_reviews_go_back_to_a_real_s3_api(tiny_dataset, make_photo, monkeypatch)
         monkeypatch.setattr(uvicorn, "run", reviewing("bob", 1))
         assert main(["-q", "curate", "review", url]) == 0      # the copy brought up to date (ETags), then extended
         assert sorted(reviewers_on(url)) == ["ann", "ann", "bob"]
+
+
+def test_an_aesthetic_head_trained_on_a_dataset_on_a_store_is_written_to_a_url(tiny_dataset, make_photo, tmp_path,
+                                                                                capsys):
+    from tagsight.curate.reviews import append_reviews
+    from tagsight.data.index import SampleIndex
+
+    ds = tiny_dataset(posts=6, pictures=lambda n: make_photo(n, (96, 72)), max_side=96)
+    index = SampleIndex.build(ds)
+    append_reviews(ds, [{"key": key, "post_key": index.post_keys[i], "reviewer": "cat", "stage": "specialist",
+                         **dict.fromkeys(("composition", "lighting", "colour", "subject", "storytelling"), 1 + i % 5)}
+                        for i, key in enumerate(index.keys[:6])])
+    store = f"memory://aesthetic-train-{tmp_path.name}"
+    put_folder(ds, f"{store}/ds")
+    assert main(["-q", "curate", "aesthetic-train", f"{store}/ds", "--backbone", "timm:resnet18", "--img-size", "32",
+                 "--out", f"{store}/heads/h.json"]) == 0
+    head = json.loads(read_bytes(f"{store}/heads/h.json"))
+    assert head["stats"]["ratings"] == 6 and head["backbone"] == "timm:resnet18"

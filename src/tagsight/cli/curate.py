@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args,
@@ -82,7 +81,8 @@ def _register_aesthetic(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
     a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
-    a.add_argument("--out", type=Path, required=True, help="head file to write (one JSON file)")
+    a.add_argument("--out", type=dataset_path, required=True, help="head file to write (one JSON file), local or an "
+                   "fsspec URL")
     add_json_option(a)
     a.set_defaults(func=run_aesthetic)
 
