@@ -65,7 +65,7 @@ from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.schema.catalog import manifest_version
-from tagsight.storage import local_folder
+from tagsight.storage import is_url, local_folder, local_input, mirror_origin
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary
@@ -265,17 +265,20 @@ class Unseen:
 
 
 def read_unseen(paths: tuple[str, ...] | list[str]) -> tuple[list[str], list[Any], int]:
-    """``(names, RGB images, unreadable count)`` of the image files under ``paths`` (folders recursively)."""
+    """``(names, RGB images, unreadable count)`` of the image files under ``paths`` (folders recursively; a file or
+    folder at an fsspec URL is copied into the local cache, and its photos are named by their URLs, so that the
+    fit/check split is the one of the same photos on local disk)."""
     from PIL import Image, UnidentifiedImageError
 
     from tagsight.apps.predict import expand
 
     names, images, unreadable = [], [], 0
-    for path in expand(list(paths)):
+    remote = any(is_url(p) for p in paths)
+    for path in expand([local_input(p) for p in paths]):
         try:
             with Image.open(path) as img:
                 images.append(img.convert("RGB"))
-            names.append(str(path))
+            names.append((mirror_origin(path) if remote else None) or str(path))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             log.warning("unseen photo %s left out: %s", path, exc)
             unreadable += 1

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tagsight.fsio import ReasonError
+from tagsight.storage import dataset_path, read_bytes
 from tagsight.tags.vocab import Vocabulary
 
 
@@ -54,12 +55,14 @@ def _label_index(name: str, vocab: Vocabulary, by_name: dict[str, int]) -> int |
 
 def load_verified(path: str | Path, vocab: Vocabulary) -> VerifiedLabels:
     """Read a verified-labels file; ReasonError naming the line for bad JSON, a missing key or an unknown label."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReasonError("verified_missing", f"verified-labels file {path} not found")
+    path = dataset_path(path) if isinstance(path, str) else path   # a local Path, or an fsspec URL read through fsspec
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise ReasonError("verified_missing", f"verified-labels file {path} not found") from None
     by_name = {label.label: label.index for label in vocab.labels}
     rows: dict[str, np.ndarray] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
-                                  format_fields, given)
+                                  format_fields, given, input_file)
 from tagsight.storage import dataset_path, is_url, local_folder, output_folder
 
 if TYPE_CHECKING:
@@ -29,11 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cal.add_argument("run", type=dataset_path, help="a tagsight pretraining run folder (local or an fsspec URL)")
     cal.add_argument("--out", type=dataset_path, default=None,
                      help="bundle folder to write, local or an fsspec URL (default: the run folder)")
-    add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=Path)
+    add_deprecated(cal, "--bundle", "--out BUNDLE", dest="out", type=dataset_path)
     cal.add_argument("--method", default=None, help="platt (per-label presence, default) or temperature")
     _target_args(cal)
-    cal.add_argument("--verified", type=Path, default=None,
-                     help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post): choose and measure "
+    cal.add_argument("--verified", type=input_file, default=None,
+                     help="JSONL of labels people verified ({\"post_key\", \"labels\"} per post; local or an fsspec "
+                          "URL): choose and measure "
                           "alt-text concepts against them instead of the noisy hashtags (docs/apps.md)")
     cal.add_argument("--heldout-dataset", type=dataset_path, default=None,
                      help="an ingested dataset to calibrate on instead of the run's held-out split (every post of "
@@ -82,8 +83,9 @@ def _target_args(p: argparse.ArgumentParser) -> None:
 
 
 def _open_world_args(p: argparse.ArgumentParser, score: str = "knn") -> None:
-    p.add_argument("--unseen", type=Path, action="append", default=[],
-                   help="image file or folder of photos that show NONE of the vocabulary's concepts (repeatable): "
+    p.add_argument("--unseen", type=input_file, action="append", default=[],
+                   help="image file or folder of photos that show NONE of the vocabulary's concepts, local or an "
+                        "fsspec URL (copied into the local cache; repeatable): "
                         "negatives of every concept and the open-set guard's calibration (docs/apps.md)")
     p.add_argument("--rendered-unseen", type=int, default=None,
                    help="also render this many pictures of nothing (empty scenes, textures, patterns, text pages, "

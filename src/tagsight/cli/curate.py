@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args,
                                   dataset_input, emit, fail, format_fields, given, resolve_config,
                                   show_usage)
 from tagsight.cli.engine import add_engine_options, engine_config
-from tagsight.storage import dataset_path, output_folder
+from tagsight.storage import dataset_path, join, local_folder, location, output_folder, shared_folder
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep = verbs.add_parser("report", help="HTML report of a curation: counts, score histograms, examples per reason")
     rep.add_argument("dataset", type=dataset_input, help="a dataset folder scored by 'tagsight curate filter' "
                      "(or its fsspec URL)")
-    rep.add_argument("--out", type=Path, help="HTML file (default DATASET/curation.html)")
+    rep.add_argument("--out", type=dataset_path, help="HTML file, local or an fsspec URL (default DATASET/curation.html, "
+                     "on the store for a dataset at a URL)")
     rep.set_defaults(func=run_report)
     p.set_defaults(func=show_usage(p))
 
@@ -81,7 +81,8 @@ def _register_aesthetic(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     a.add_argument("--backbone", default="efficientnet-lite0", help="a run folder, timm:NAME or efficientnet-lite0")
     a.add_argument("--img-size", type=int, default=None, help="input resolution (default: the backbone's)")
     a.add_argument("--l2", type=float, default=1.0, help="ridge penalty per sample (default 1.0)")
-    a.add_argument("--out", type=Path, required=True, help="head file to write (one JSON file)")
+    a.add_argument("--out", type=dataset_path, required=True, help="head file to write (one JSON file), local or an "
+                   "fsspec URL")
     add_json_option(a)
     a.set_defaults(func=run_aesthetic)
 
@@ -93,8 +94,10 @@ def _register_review(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
                     "(generalist): keep/reject with K/R or the arrow keys. Stage 2 (specialist): 1-5 ratings of "
                     "composition, lighting, colour and contrast, subject and background, storytelling, and a caption. "
                     "Every judgement is appended to DATASET/catalog/reviews.parquet; reopening the page resumes. "
-                    "Open http://HOST:PORT/?reviewer=NAME&stage=generalist")
-    r.add_argument("dataset", type=Path, help="a dataset folder scored by 'tagsight curate filter'")
+                    "A dataset at an fsspec URL is served from a local copy and its reviews published back when the "
+                    "server stops (docs/storage.md). Open http://HOST:PORT/?reviewer=NAME&stage=generalist")
+    r.add_argument("dataset", type=dataset_path, help="a dataset folder scored by 'tagsight curate filter', or its "
+                   "fsspec URL")
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     r.add_argument("--min-keep-votes", type=int, default=1, help="stage-1 keep votes a photo needs for stage 2")
@@ -106,23 +109,23 @@ def _register_review(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
 def run_review(args: argparse.Namespace) -> int:
     from tagsight.curate.review.agreement import agreement
     from tagsight.curate.review.queue import ReviewQueue
-    from tagsight.curate.reviews import read_reviews
+    from tagsight.curate.reviews import REVIEWS_FILE, read_reviews
 
-    if args.stats:
-        stats = agreement(read_reviews(args.dataset))
-        emit(args, stats, lambda: format_fields(stats))
-        return 0
     try:
-        queue = ReviewQueue(args.dataset, args.min_keep_votes)
-    except (OSError, ValueError) as exc:
-        print(f"tagsight curate review: {exc}", file=sys.stderr)
-        return 2
-    import uvicorn
+        if args.stats:
+            stats = agreement(read_reviews(local_folder(args.dataset, marker="manifest.json")))
+            emit(args, stats, lambda: format_fields(stats))
+            return 0
+        with shared_folder(args.dataset, "manifest.json", (REVIEWS_FILE.as_posix(),)) as dataset:
+            queue = ReviewQueue(dataset, args.min_keep_votes)
+            import uvicorn
 
-    from tagsight.curate.review.app import create_review_app
+            from tagsight.curate.review.app import create_review_app
 
-    print(f"review page: http://{args.host}:{args.port}/?stage=generalist&reviewer=YOUR_NAME", file=sys.stderr)
-    uvicorn.run(create_review_app(queue), host=args.host, port=args.port, log_level="warning")
+            print(f"review page: http://{args.host}:{args.port}/?stage=generalist&reviewer=YOUR_NAME", file=sys.stderr)
+            uvicorn.run(create_review_app(queue), host=args.host, port=args.port, log_level="warning")
+    except (OSError, ValueError) as exc:   # a reason-coded error (ReasonError) is a ValueError
+        return fail("curate review", exc)
     return 0
 
 
@@ -185,7 +188,8 @@ def run_report(args: argparse.Namespace) -> int:
     from tagsight.report.curation import write_curation_report
 
     try:
-        path = write_curation_report(args.dataset, args.out or args.dataset / "curation.html")
+        out = args.out or join(dataset_path(location(args.dataset)), "curation.html")   # beside the dataset
+        path = write_curation_report(args.dataset, out)
     except (OSError, ValueError) as exc:
         print(f"tagsight curate report: {exc}", file=sys.stderr)
         return 2

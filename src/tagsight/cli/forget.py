@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagsight.cli.options import add_json_option, emit, jsonable, local_cache_folder
+from tagsight.cli.options import add_json_option, emit, input_file, jsonable, local_cache_folder
 from tagsight.fsio import ReasonError
 from tagsight.lineage import RECORD_FILES
 from tagsight.storage import dataset_path, local_folder, output_folder
@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--author", action="append", default=[], metavar="ID", help="an author id (repeatable)")
     p.add_argument("--post", action="append", default=[], metavar="ID", help="a post key source/post_id or post id")
     p.add_argument("--hashtag", action="append", default=[], metavar="TAG", help="a hashtag (folded: #No_AI = noai)")
-    p.add_argument("--optout-file", action="append", default=[], type=Path, metavar="F",
-                   help="lines author:ID, post:ID, hashtag:TAG or a bare author id")
+    p.add_argument("--optout-file", action="append", default=[], type=input_file, metavar="F",
+                   help="lines author:ID, post:ID, hashtag:TAG or a bare author id; local or an fsspec URL")
     p.add_argument("--root", type=dataset_path, default=None,
                    help="folder holding the datasets, vocabularies and runs, or an fsspec URL (copied here, changed "
                         "artifacts published back with their records last: docs/storage.md)")

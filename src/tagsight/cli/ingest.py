@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit
+from tagsight.cli.options import add_config_options, add_deprecated, add_json_option, emit, input_file
 from tagsight.cli.engine import add_engine_options, engine_config
 from tagsight.storage import dataset_path, is_url
 
@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "(default: auto)")
     add_config_options(p, "ConsentPolicy (the consent policy; default: public posts only, consent not refused, "
                           "#noai honoured)", "allowed_visibility=[public,unlisted]")
-    add_deprecated(p, "--policy", "--config FILE", dest="config", type=Path)
-    p.add_argument("--optout", type=Path, action="append", default=[], help="opt-out list file (author ids, "
-                   "'post:ID' lines); repeatable; added to the policy's lists")
+    add_deprecated(p, "--policy", "--config FILE", dest="config", type=input_file)
+    p.add_argument("--optout", type=input_file, action="append", default=[], help="opt-out list file (author ids, "
+                   "'post:ID' lines), local or an fsspec URL; repeatable; added to the policy's lists")
     p.add_argument("--blur-faces", action="store_true", help="blur faces (OpenCV Haar cascade) in stored images")
     p.add_argument("--workers", type=int, default=0, help="image worker processes (default: one per core)")
     p.add_argument("--max-side", type=int, default=None, help="longest side of stored images in pixels (default 384)")

@@ -7,13 +7,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from tagsight.cli.options import add_json_option, dataset_input, emit, format_fields, show_usage
+from tagsight.cli.options import (add_json_option, artifact_input, dataset_input, emit, format_fields, input_file,
+                                  photos_input, show_usage)
 from tagsight.fsio import ReasonError
-from tagsight.storage import dataset_path, local_folder, location
+from tagsight.storage import dataset_path, local_folder, local_input, location, output_folder, shared_folder
 
 ERRORS = (ReasonError, OSError, ValueError, KeyError)
+SAMPLES = artifact_input("samples.jsonl", "samples folder")   # as 'tagsight generate --out' publishes it
+VOTES = ("votes.parquet",)   # the table raters append to; merged with what others published to the same URL
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                      "share of pairs where after scores higher, per-prompt means and the prior's "
                                      "four measures.")
     _dirs(a)
-    a.add_argument("--head", type=Path, help="aesthetic head from 'tagsight curate aesthetic-train' (default: prior)")
+    a.add_argument("--head", type=input_file, help="aesthetic head from 'tagsight curate aesthetic-train', local or an "
+                   "fsspec URL (default: prior)")
     a.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     add_json_option(a)
@@ -45,17 +48,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          description="Open http://HOST:PORT/?rater=NAME. Keys: left arrow or A: left is better; "
                                      "right arrow or L: right is better; down arrow or =: no preference; Z: undo. "
                                      "Votes are appended to STUDY/votes.parquet; reopening the page resumes.")
-    s.add_argument("study", type=Path, help="a study folder made by 'tagsight judge pairs'")
+    s.add_argument("study", type=dataset_path, help="a study folder made by 'tagsight judge pairs', local or an fsspec "
+                   "URL (served from a local copy; the votes published back when the server stops)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8766, help="port (default 8766)")
     s.set_defaults(func=run_serve)
     st = verbs.add_parser("stats", help="unblind the votes: win rate, Wilson interval, sign test, agreement, bias")
-    st.add_argument("study", type=Path, help="a study folder with votes")
+    st.add_argument("study", type=dataset_path, help="a study folder with votes, local or an fsspec URL")
     add_json_option(st)
     st.set_defaults(func=_guarded("stats", run_stats))
     r = verbs.add_parser("report", help="HTML report of a study: sample grids, score distributions, win rate")
-    r.add_argument("study", type=Path, help="a study folder with votes")
-    r.add_argument("--out", type=Path, help="HTML file (default STUDY/report.html)")
+    r.add_argument("study", type=dataset_path, help="a study folder with votes, local or an fsspec URL")
+    r.add_argument("--out", type=dataset_path, help="HTML file, local or an fsspec URL (default STUDY/report.html)")
     r.set_defaults(func=_guarded("report", run_report))
     _adherence_parser(verbs)
     c = verbs.add_parser("conditioning", help="how much a generator uses its prompt (held-out loss, own vs null "
@@ -71,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--checkpoint", default="auto", help="auto (default), latest, best or step-N")
     c.add_argument("--repeats", type=int, default=4, help="timestep bands, one draw each per post (default 4)")
     c.add_argument("--max-samples", type=int, default=None, help="measure only the first N held-out posts")
-    c.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    c.add_argument("--out", type=dataset_path, help="also write the result to this JSON file, local or an fsspec URL")
     add_json_option(c)
     c.set_defaults(func=_guarded("conditioning", run_conditioning))
     m = verbs.add_parser("merge", help="merge the votes of copies of a study rated elsewhere",
@@ -80,8 +84,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                      "?rater=NAME) or of their votes.parquet files; rows already present are not "
                                      "added twice. Then 'tagsight judge stats STUDY' reports every rater, the pooled "
                                      "win rate and the raters' agreement.")
-    m.add_argument("study", type=Path, help="the study folder that collects the votes")
-    m.add_argument("sources", type=Path, nargs="+", metavar="COPY", help="study copies or votes.parquet files")
+    m.add_argument("study", type=dataset_path, help="the study folder that collects the votes, local or an fsspec URL")
+    m.add_argument("sources", type=dataset_path, nargs="+", metavar="COPY",
+                   help="study copies or votes.parquet files, local or fsspec URLs")
     add_json_option(m)
     m.set_defaults(func=_guarded("merge", run_merge))
     p.set_defaults(func=show_usage(p))
@@ -99,12 +104,14 @@ def _adherence_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
                                       "to the samples' resolution; and the Frechet distance to those photos on the "
                                       "classifier's pooled features, with a bootstrap interval and a real-vs-real "
                                       "floor. Writes STUDY/adherence.json ('tagsight judge report' draws it).")
-    ad.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES_DIR",
-                    help="folders written by 'tagsight generate --out DIR', one prompt per concept")
-    ad.add_argument("--real", type=Path, metavar="REAL_DIR",
+    ad.add_argument("samples", type=SAMPLES, nargs="+", metavar="SAMPLES_DIR",
+                    help="folders written by 'tagsight generate --out DIR', one prompt per concept (local or fsspec "
+                         "URLs)")
+    ad.add_argument("--real", type=photos_input, metavar="REAL_DIR",
                     help="class folders of real photos named by WordNet id or synset name "
                          "(e.g. ../shared/data/imagenette-160/val); without it only accuracy and chance")
-    ad.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study folder to write")
+    ad.add_argument("--out", type=dataset_path, required=True, metavar="STUDY",
+                    help="study folder to write, local or an fsspec URL (published adherence.json last)")
     ad.add_argument("--real-per-concept", type=int, default=100, help="real photos per concept, 0 = all (default 100)")
     ad.add_argument("--no-frechet", action="store_true", help="skip the Frechet distance")
     ad.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the distance (default 200)")
@@ -114,9 +121,12 @@ def _adherence_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _dirs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("before", type=Path, metavar="BEFORE_DIR", help="samples of the base model")
-    p.add_argument("after", type=Path, metavar="AFTER_DIR", help="samples of the quality-tuned model")
-    p.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study folder to write")
+    p.add_argument("before", type=SAMPLES, metavar="BEFORE_DIR", help="samples of the base model (local or an fsspec "
+                   "URL)")
+    p.add_argument("after", type=SAMPLES, metavar="AFTER_DIR", help="samples of the quality-tuned model (local or an "
+                   "fsspec URL)")
+    p.add_argument("--out", type=dataset_path, required=True, metavar="STUDY", help="study folder to write, local or "
+                   "an fsspec URL (published with the verb's record last)")
 
 
 def _fail(verb: str, exc: Exception) -> int:
@@ -138,7 +148,8 @@ def run_aesthetic(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.aesthetic import AestheticStudyConfig, aesthetic_study
 
     cfg = AestheticStudyConfig(str(args.head) if args.head else None, args.resamples, args.seed)
-    result = aesthetic_study(args.before, args.after, args.out, cfg)
+    with output_folder(args.out, marker="aesthetic.json") as out:
+        result = aesthetic_study(args.before, args.after, out, cfg)
     shown = {**{k: result[k] for k in ("scorer", "pairs", "prompts", "aesthetic")},
              "measures": {m: {k: v[k] for k in ("before", "after", "mean_diff", "ci95")}
                           for m, v in result["measures"].items()}}
@@ -150,7 +161,8 @@ def run_adherence(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.adherence import AdherenceConfig, adherence_study
 
     cfg = AdherenceConfig(args.real_per_concept, not args.no_frechet, args.resamples, seed=args.seed)
-    result = adherence_study(args.samples, args.real, args.out, cfg)
+    with output_folder(args.out, marker="adherence.json") as out:
+        result = adherence_study(args.samples, args.real, out, cfg)
     real = result["real"]
     rows = [{"set": s["name"], "accuracy": s["accuracy"], "ci95": s["ci95"], "chance": result["chance"],
              "real_accuracy": real["accuracy"] if real else None,
@@ -169,14 +181,14 @@ def run_adherence(args: argparse.Namespace) -> int:
 
 
 def run_conditioning(args: argparse.Namespace) -> int:
-    from tagsight.fsio import atomic_write_text
     from tagsight.generate.measure import measure_conditioning
+    from tagsight.storage import write_text
 
     run = local_folder(args.run, marker="run.json")   # a URL: mirrored; the result names it by its URL
     result = measure_conditioning(run, args.dataset, args.checkpoint, args.repeats, args.max_samples)
     result.update(run=location(run), dataset=location(args.dataset))
     if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=1))
+        write_text(args.out, json.dumps(result, indent=1))
     emit(args, result, lambda: format_fields(result))
     return 0
 
@@ -185,8 +197,12 @@ def run_merge(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.pairs import PairStudy
     from tagsight.curate.judge.votes import merge_votes
 
-    PairStudy.load(args.study)
-    merged = merge_votes(args.study, args.sources)
+    sources = [local_input(s) for s in args.sources]   # copies or votes files at URLs: copied into the cache
+    with shared_folder(args.study, "pairs.json", VOTES) as study:
+        PairStudy.load(study)
+        merged = merge_votes(study, sources)
+    given = {str(local): str(source) for local, source in zip(sources, args.sources)}
+    merged["sources"] = {given.get(k, k): v for k, v in merged["sources"].items()}   # named as given: URLs
     emit(args, merged, lambda: format_fields(merged))
     return 0
 
@@ -194,7 +210,9 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_pairs(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.pairs import make_pair_study
 
-    summary = make_pair_study(args.before, args.after, args.out, args.seed)
+    with output_folder(args.out, marker="pairs.json") as out:
+        summary = make_pair_study(args.before, args.after, out, args.seed)
+    summary["study"] = str(args.out)
     emit(args, summary, lambda: format_fields(summary))
     return 0
 
@@ -203,22 +221,24 @@ def run_serve(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.queue import VoteQueue
 
     try:
-        queue = VoteQueue(args.study)
+        with shared_folder(args.study, "pairs.json", VOTES) as study:   # a URL: votes published when it stops
+            queue = VoteQueue(study)
+            import uvicorn
+
+            from tagsight.curate.judge.app import create_judge_app
+
+            print(f"rating page: http://{args.host}:{args.port}/?rater=YOUR_NAME", file=sys.stderr)
+            uvicorn.run(create_judge_app(queue), host=args.host, port=args.port, log_level="warning")
     except ERRORS as exc:
         return _fail("serve", exc)
-    import uvicorn
-
-    from tagsight.curate.judge.app import create_judge_app
-
-    print(f"rating page: http://{args.host}:{args.port}/?rater=YOUR_NAME", file=sys.stderr)
-    uvicorn.run(create_judge_app(queue), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.preference import preference_stats
 
-    result = preference_stats(args.study)
+    with shared_folder(args.study, "pairs.json", VOTES) as study:   # STUDY/preference.json published back
+        result = preference_stats(study)
     shown = {k: v for k, v in result.items() if k not in ("before", "after")}
     emit(args, shown, lambda: format_fields(shown))
     return 0
@@ -227,6 +247,7 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tagsight.report.judge import write_judge_report
 
-    path = write_judge_report(args.study, args.out or args.study / "report.html")
-    print(path)
+    study = local_folder(args.study)
+    out = args.out or (f"{args.study}/report.html" if isinstance(args.study, str) else args.study / "report.html")
+    print(write_judge_report(study, out))
     return 0

@@ -218,6 +218,23 @@ def photos_input(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{getattr(exc, 'reason', 'missing')}: {exc}") from None
 
 
+def artifact_input(marker: str, what: str) -> Callable[[str], Path]:
+    """argparse type of an artifact folder a verb reads (a scores folder, a study): a local folder as it is, an fsspec
+    URL mirrored into the local cache (refused without its record file ``marker``: an upload in progress or cut off);
+    ``tagsight.storage.location`` of the copy names the URL."""
+    def parse(text: str) -> Path:
+        from tagsight.fsio import ReasonError
+        from tagsight.storage import dataset_path, local_folder
+
+        try:
+            return local_folder(dataset_path(text), marker=marker)
+        except (ReasonError, FileNotFoundError) as exc:
+            raise argparse.ArgumentTypeError(f"{getattr(exc, 'reason', 'missing')}: {exc}") from None
+
+    parse.__name__ = what   # argparse names the type in its error message
+    return parse
+
+
 def input_file(text: str) -> Path | str:
     """argparse type of one file a verb reads (a config, a prompts file): a local ``Path``, or an fsspec URL as it is,
     read through fsspec (``tagsight.storage.read_bytes``)."""

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, dataset_input, emit, given,
-                                  local_cache_folder, resolve_config)
+from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, artifact_input, dataset_input,
+                                  emit, given, input_file, local_cache_folder, resolve_config)
 from tagsight.cli.engine import add_engine_options, engine_config
-from tagsight.storage import dataset_path, output_folder
+from tagsight.storage import dataset_path, join, location, output_folder, write_text
+
+SCORES = artifact_input("scores.json", "scores folder")
 
 DEFAULT_CACHE = Path.home() / ".cache" / "tagsight" / "features"
 
@@ -34,8 +36,8 @@ def _register_score(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     s.add_argument("dataset", type=dataset_input, help="a dataset folder (made by 'tagsight ingest'), or its fsspec URL")
     s.add_argument("--vocab", type=dataset_path, required=True,
                    help="its vocabulary (vocab.json or its folder), local or an fsspec URL")
-    s.add_argument("--out", type=Path, required=True, help="scores folder to write (pairs.parquet, labels.json, "
-                   "scores.json)")
+    s.add_argument("--out", type=dataset_path, required=True, help="scores folder to write (pairs.parquet, "
+                   "labels.json, scores.json), local or an fsspec URL (published scores.json last)")
     s.add_argument("--backbone", default=None, help="feature backbone: any 'tagsight eval' spec "
                    "(default: the packaged ImageNet efficientnet-lite0, which never saw this dataset)")
     s.add_argument("--img-size", type=int, default=None, help="backbone input size (default: the backbone's)")
@@ -55,7 +57,8 @@ def _register_score(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _register_filter(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = verbs.add_parser("filter", help="write a new dataset version from a scores folder, dropping what --select says")
-    f.add_argument("scores", type=Path, help="a scores folder (made by 'tagsight relevance score')")
+    f.add_argument("scores", type=SCORES, help="a scores folder (made by 'tagsight relevance score'), local or an "
+                   "fsspec URL")
     f.add_argument("--select", dest="select", choices=("pairs", "labels", "weights"), default=None,
                    help="what to drop (required): pairs: pairs scoring below --threshold; labels: labels whose "
                         "visualness (out-of-fold AP above chance) is below --threshold; weights: nothing, store "
@@ -65,7 +68,8 @@ def _register_filter(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     f.add_argument("--min-weight", type=float, default=0.01, help="--select weights: smallest weight (default 0.01)")
     f.add_argument("--keep-empty", action="store_true", help="keep posts whose labelled hashtags were all dropped")
     f.add_argument("--dataset", type=dataset_input, default=None,
-                   help="the scored dataset, a folder or an fsspec URL (default: as recorded in scores)")
+                   help="the scored dataset, a folder or an fsspec URL (default: as recorded in scores, a URL "
+                        "mirrored)")
     f.add_argument("--out", type=dataset_path, required=True,
                    help="folder for the NEW dataset version (new or empty), or an fsspec URL (published manifest last)")
     add_json_option(f)
@@ -74,23 +78,25 @@ def _register_filter(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _register_truth(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = verbs.add_parser("truth", help="precision/recall of flagging against a social-imagenette truth.jsonl")
-    t.add_argument("scores", type=Path, help="a scores folder")
-    t.add_argument("--truth", type=Path, required=True, help="SOURCE_DIR/<split>/truth.jsonl of social-imagenette")
+    t.add_argument("scores", type=SCORES, help="a scores folder, local or an fsspec URL")
+    t.add_argument("--truth", type=input_file, required=True, help="SOURCE_DIR/<split>/truth.jsonl of "
+                   "social-imagenette, local or an fsspec URL")
     t.add_argument("--thresholds", type=float, nargs="+", default=None, help="pair score thresholds to tabulate")
     t.add_argument("--visualness-thresholds", type=float, nargs="+", default=None,
                    help="label visualness thresholds to tabulate (flagging as --select labels does)")
-    t.add_argument("--out", type=Path, default=None, help="JSON file to write the result to (default "
-                                                          "SCORES/truth.json)")
+    t.add_argument("--out", type=dataset_path, default=None, help="JSON file to write the result to, local or an "
+                   "fsspec URL (default SCORES/truth.json, on the store for scores at a URL)")
     add_json_option(t)
     t.set_defaults(func=run_truth)
 
 
 def _register_report(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = verbs.add_parser("report", help="HTML report of a scores folder (histograms, least visual labels, drops)")
-    r.add_argument("scores", type=Path, help="a scores folder")
-    r.add_argument("--truth", type=Path, default=None, help="social-imagenette truth.jsonl to split plots by kind")
+    r.add_argument("scores", type=SCORES, help="a scores folder, local or an fsspec URL")
+    r.add_argument("--truth", type=input_file, default=None, help="social-imagenette truth.jsonl to split plots by "
+                   "kind, local or an fsspec URL")
     r.add_argument("--threshold", type=float, default=0.05, help="pair threshold whose drops are shown (default 0.05)")
-    r.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    r.add_argument("--out", type=dataset_path, required=True, help="HTML file to write, local or an fsspec URL")
     r.set_defaults(func=run_report)
 
 
@@ -117,10 +123,11 @@ def run_score(args: argparse.Namespace) -> int:
         else:
             with create_engine(engine_cfg) as engine:
                 scores = score_dataset(args.dataset, vocab, cfg, cache_dir=args.cache_dir, engine=engine)
-        save_scores(scores, args.out, dataset_dir=args.dataset, vocab_path=args.vocab)
+        with output_folder(args.out, marker="scores.json") as out:   # a URL: staged, published scores.json last
+            save_scores(scores, out, dataset_dir=args.dataset, vocab_path=args.vocab)
+            meta = json.loads((out / "scores.json").read_text())
     except (ReasonError, FileNotFoundError, ValueError, EngineError) as exc:
         return _fail("score", exc)
-    meta = json.loads((args.out / "scores.json").read_text())
     emit(args, {"out": str(args.out), **meta},
          lambda: f"scores {meta['version']}: {meta['pairs']:,} pairs of {meta['dataset']['samples']:,} samples, "
                  f"{meta['vocab']['labels']} labels, out-of-fold mAP {meta['oof_mAP']:.3f}, "
@@ -158,7 +165,7 @@ def format_counts(manifest: dict[str, Any]) -> str:
 
 
 def run_truth(args: argparse.Namespace) -> int:
-    from tagsight.fsio import ReasonError, atomic_write_text
+    from tagsight.fsio import ReasonError
     from tagsight.relevance.score import load_labels, load_pairs, load_scores_meta
     from tagsight.relevance.truth import DEFAULT_LABEL_THRESHOLDS, DEFAULT_THRESHOLDS, evaluate_truth, load_truth
 
@@ -167,10 +174,10 @@ def run_truth(args: argparse.Namespace) -> int:
         result = evaluate_truth(load_pairs(args.scores), load_labels(args.scores), load_truth(args.truth),
                                 args.thresholds or DEFAULT_THRESHOLDS,
                                 args.visualness_thresholds or DEFAULT_LABEL_THRESHOLDS)
+        out = args.out or join(dataset_path(location(args.scores)), "truth.json")   # beside the scores, on the store
+        write_text(out, json.dumps(result, indent=1) + "\n")
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("truth", exc)
-    out = args.out or args.scores / "truth.json"
-    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     emit(args, result, lambda: format_truth(result))
     return 0
 
@@ -200,9 +207,9 @@ def run_report(args: argparse.Namespace) -> int:
     from tagsight.report.relevance import add_relevance_sections
 
     try:
-        report = Report("Hashtag relevance", f"scores {args.scores}")
+        report = Report("Hashtag relevance", f"scores {location(args.scores)}")
         add_relevance_sections(report, args.scores, truth=args.truth, threshold=args.threshold)
-        report.write(args.out)
+        write_text(args.out, report.render())
     except (ReasonError, FileNotFoundError, ValueError) as exc:
         return _fail("report", exc)
     print(f"report -> {args.out}")

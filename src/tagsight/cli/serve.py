@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tagsight.cli.options import add_deprecated, optional_path
+from tagsight.cli.options import add_deprecated, input_file, optional_path
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "GET /healthz, /metrics (Prometheus), /docs (OpenAPI). Admin routes "
                                    "(reload, index add/remove) need --admin-token-file. See docs/serving.md.")
     p.add_argument("bundle", type=optional_path, nargs="?", default=argparse.SUPPRESS, help="the bundle folder the apps load from")
-    add_deprecated(p, "--bundle", "tagsight serve BUNDLE", dest="bundle", type=Path)
+    add_deprecated(p, "--bundle", "tagsight serve BUNDLE", dest="bundle", type=optional_path)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--max-batch", type=int, default=32, help="largest batch per predict call; 1 turns batching off")
@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-bytes", type=int, default=10 * 2**20, help="largest image file in bytes (default 10 MiB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest width x height (default 25 M)")
     p.add_argument("--max-side", type=int, default=1024, help="images are scaled down to this side before the apps")
-    p.add_argument("--admin-token-file", type=Path, default=None,
-                   help="file holding the admin bearer token (>= 16 characters); no file: admin routes are off")
+    p.add_argument("--admin-token-file", type=input_file, default=None,
+                   help="file holding the admin bearer token (>= 16 characters), local or an fsspec URL (read once "
+                        "at start); no file: admin routes are off")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--log-level", default="info", help="uvicorn log level")
     p.set_defaults(func=run)
@@ -66,10 +67,18 @@ def build(args: argparse.Namespace) -> FastAPI:
     return create_app(loader(), settings, loader=loader)
 
 
-def read_token(path: Path | None) -> str | None:
+def read_token(path: Path | str | None) -> str | None:
+    """The admin token of a local file or a file at an fsspec URL (read once, retried); an unreadable or empty one is
+    refused (``admin_token_unreadable``, ``admin_token_empty``) naming the file as given."""
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import read_bytes
+
     if path is None:
         return None
-    token = path.read_text(encoding="utf-8").strip()
+    try:
+        token = read_bytes(path).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReasonError("admin_token_unreadable", f"admin token file {path} cannot be read: {exc}") from None
     if not token:
-        raise ValueError(f"admin token file {path} is empty")
+        raise ReasonError("admin_token_empty", f"admin token file {path} is empty")
     return token

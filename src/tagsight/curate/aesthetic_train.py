@@ -17,6 +17,7 @@ from PIL import Image
 from tagsight.curate.filters.aesthetic import RidgeHead, embed
 from tagsight.curate.reviews import read_reviews, specialist_means
 from tagsight.data.index import SampleIndex
+from tagsight.storage import location
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,7 +32,7 @@ def train_aesthetic_head(dataset_dir: str | Path, backbone: str, out: str | Path
     index = SampleIndex.build(dataset_dir)
     rows = [i for i, k in enumerate(index.keys) if k in means]
     if len(rows) < 5:
-        raise ValueError(f"{dataset_dir}: only {len(rows)} photos have specialist ratings; rate at least 5")
+        raise ValueError(f"{location(dataset_dir)}: only {len(rows)} photos have specialist ratings; rate at least 5")
     images = [Image.open(io.BytesIO(index.read_jpeg(i))).convert("RGB") for i in rows]
     x = embed(images, backbone, img_size).astype(np.float64)
     y = np.asarray([means[index.keys[i]] for i in rows])

@@ -53,6 +53,7 @@ from tagsight.fsio import ReasonError, atomic_write_bytes
 from tagsight.schema import catalog
 from tagsight.privacy.tombstones import Tombstone, Tombstones, add_tombstones, load_tombstones
 from tagsight.registry import Registry
+from tagsight.storage import dataset_path, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +163,21 @@ def requests_from(authors: Iterable[str] = (), posts: Iterable[str] = (), hashta
     out += [Tombstone("post", p, reason) for p in posts]
     out += [Tombstone("hashtag", h, reason) for h in hashtags]
     for path in optout_files:
-        out += _optout_file(Path(path))
+        out += _optout_file(dataset_path(path) if isinstance(path, str) else path)
     if not out:
         raise ReasonError("no_forget_request", "nothing to forget: give --author, --post, --hashtag or --optout-file")
     return out
 
 
-def _optout_file(path: Path) -> list[Tombstone]:
-    """Lines as in ingest's opt-out lists (``author:ID``, ``post:ID``, bare author id; ``#`` comments) plus ``hashtag:TAG``."""
-    if not path.is_file():
-        raise ReasonError("optout_file_missing", f"opt-out list {path} does not exist")
+def _optout_file(path: str | Path) -> list[Tombstone]:
+    """Lines as in ingest's opt-out lists (``author:ID``, ``post:ID``, bare author id; ``#`` comments) plus ``hashtag:TAG``;
+    ``path`` a local file or an fsspec URL (read through ``tagsight.storage.read_bytes``, retried)."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise ReasonError("optout_file_missing", f"opt-out list {path} does not exist") from None
     out = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         kind, sep, value = line.partition(":")
         if sep and kind in ("author", "post", "hashtag"):

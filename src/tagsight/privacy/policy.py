@@ -8,6 +8,7 @@ content warning are left out. Every exclusion gets a stable reason code.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 from tagsight.config import apply_override, from_mapping, load_mapping, source_of
 from tagsight.schema.posts import VISIBILITIES, Post
 from tagsight.schema.text import fold_hashtag, parse_hashtags
+from tagsight.storage import dataset_path, is_url, read_bytes
 
 DEFAULT_OPTOUT_HASHTAGS = ("noai", "noaitraining", "nomachinelearning")
 
@@ -34,10 +36,11 @@ class OptOuts:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OptOuts":
-        """One entry per line: ``author:ID``, ``post:ID`` or a bare author id; ``#`` starts a comment."""
+        """One entry per line: ``author:ID``, ``post:ID`` or a bare author id; ``#`` starts a comment. ``path`` is a
+        local file or an fsspec URL."""
         authors: set[str] = set()
         posts: set[str] = set()
-        for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        for raw in read_bytes(path).decode("utf-8").splitlines():   # a local file or a URL, retried
             line = raw.split("#", 1)[0].strip()
             if line.startswith("post:"):
                 posts.add(line[5:].strip())
@@ -83,9 +86,10 @@ class ConsentPolicy:
     def _load_optouts(self) -> OptOuts:
         optouts = OptOuts(frozenset(self.optout_authors), frozenset(self.optout_posts))
         for path in self.optout_files:
-            if not Path(path).is_file():
-                raise ValueError(f"policy.optout_files: {path} does not exist")
-            optouts = optouts | OptOuts.from_file(path)
+            try:
+                optouts = optouts | OptOuts.from_file(dataset_path(path))
+            except (FileNotFoundError, IsADirectoryError):
+                raise ValueError(f"policy.optout_files: {path} does not exist") from None
         return optouts
 
     @property
@@ -97,13 +101,11 @@ class ConsentPolicy:
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: Iterable[str] = ()) -> "ConsentPolicy":
         """The policy of a YAML file (None: the defaults) with ``key=value`` overrides; its ``optout_files``
-        are relative to the file's folder."""
+        are relative to the file's folder (a URL beside a policy at a URL), absolute paths and URLs as they are."""
         overrides = list(overrides)
         data = load_mapping(path)
         if path is not None and isinstance(data.get("optout_files"), list):
-            base = Path(path).parent
-            data["optout_files"] = [str(base / f) if isinstance(f, str) and not Path(f).is_absolute() else f
-                                    for f in data["optout_files"]]
+            data["optout_files"] = [beside(path, f) if isinstance(f, str) else f for f in data["optout_files"]]
         for item in overrides:
             apply_override(data, item)
         return from_mapping(cls, data, source_of(path, overrides))
@@ -115,6 +117,19 @@ class ConsentPolicy:
         d["optout_posts"] = len(self.optouts.posts)
         d["optout_files"] = len(self.optout_files)
         return d
+
+
+def beside(policy_file: str | Path, name: str) -> str:
+    """An opt-out list a policy file names: a URL or an absolute path as it is, a relative one in the policy's folder
+    (a local folder, or the URL's "folder" for a policy at a URL)."""
+    where = dataset_path(name)
+    if is_url(where) or (isinstance(where, Path) and where.is_absolute()):
+        return str(where)
+    base = dataset_path(policy_file) if isinstance(policy_file, str) else policy_file
+    if isinstance(base, str):
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), name))}"
+    return str(base.parent / name)
 
 
 def decide(post: Post, policy: ConsentPolicy) -> list[str]:

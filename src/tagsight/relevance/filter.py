@@ -39,7 +39,7 @@ from tagsight.ingest.shards import ShardWriter
 from tagsight.privacy.tombstones import Tombstones, load_tombstones, tombstone_path
 from tagsight.progress import Progress
 from tagsight.relevance.score import load_labels, load_pairs, load_scores_meta
-from tagsight.storage import location
+from tagsight.storage import local_folder, location
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def filter_dataset(scores_dir: str | Path, out_dir: str | Path, cfg: FilterConfi
                    dataset_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the filtered dataset version into ``out_dir`` (new, or empty); returns its manifest."""
     meta = load_scores_meta(scores_dir)
-    parent = Path(dataset_dir or meta["dataset"]["path"])
+    parent = Path(dataset_dir) if dataset_dir else local_folder(meta["dataset"]["path"], marker="manifest.json")
     parent_manifest = catalog.load_manifest(parent)
     if parent_manifest["version"] != meta["dataset"]["version"]:
         raise ReasonError("dataset_changed", f"{parent} is version {parent_manifest['version']}, the scores were "
@@ -189,7 +189,7 @@ def filter_dataset(scores_dir: str | Path, out_dir: str | Path, cfg: FilterConfi
 def _check_out(out: Path, parent: Path) -> None:
     if out.resolve() == parent.resolve():
         raise ReasonError("out_is_parent", f"--out {out} is the parent dataset: a filter writes a new version")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):   # a staging folder's own state aside
         raise ReasonError("out_exists", f"{out} exists and is not empty: choose a new folder")
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from tagsight.metrics import average_precision
 from tagsight.fsio import ReasonError
+from tagsight.storage import dataset_path, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,18 @@ DEFAULT_LABEL_THRESHOLDS = (0.005, 0.01, 0.02, 0.05)
 
 def load_truth(path: str | Path) -> dict[str, dict[str, str]]:
     """post_id -> {hashtag as written: kind} from a social-imagenette ``truth.jsonl``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReasonError("truth_missing", f"{path} does not exist (social-imagenette writes SPLIT/truth.jsonl)")
+    path = dataset_path(path) if isinstance(path, str) else path   # a local Path, or an fsspec URL read through fsspec
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise ReasonError("truth_missing", f"{path} does not exist (social-imagenette writes SPLIT/truth.jsonl)") from None
     out: dict[str, dict[str, str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-                out[row["post_id"]] = {t["tag"]: t["kind"] for t in row["tags"]}
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ReasonError("truth_invalid", f"{path}:{n}: not a truth line ({exc!r})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            row = json.loads(line)
+            out[row["post_id"]] = {t["tag"]: t["kind"] for t in row["tags"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReasonError("truth_invalid", f"{path}:{n}: not a truth line ({exc!r})") from None
     return out
 
 

@@ -84,7 +84,11 @@ def _caption(row: dict[str, Any]) -> str:
     return f"{metric} {value:.3g}" if value is not None else row["key"][:8]
 
 
-def write_curation_report(dataset_dir: str | Path, out: str | Path) -> Path:
-    report = Report("Curation", str(dataset_dir))
+def write_curation_report(dataset_dir: str | Path, out: str | Path) -> str | Path:
+    """The curation page of ``dataset_dir`` written to ``out`` (a local file, or an fsspec URL: one object put whole);
+    it names the dataset where it lives (its URL for a mirrored copy)."""
+    from tagsight.storage import location, write_text
+
+    report = Report("Curation", location(dataset_dir))
     add_curation_sections(report, dataset_dir)
-    return report.write(out)
+    return write_text(out, report.render())

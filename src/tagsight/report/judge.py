@@ -240,12 +240,15 @@ def add_judge_sections(report: Report, study_dir: str | Path) -> None:
         _adherence(report, adherence)
 
 
-def write_judge_report(study_dir: str | Path, out: str | Path) -> Path:
+def write_judge_report(study_dir: str | Path, out: str | Path) -> str | Path:
+    """The study's HTML page written to ``out`` (a local file, or an fsspec URL: one object put whole); the page
+    names the study where it lives (its URL for a mirrored copy)."""
     from tagsight.fsio import ReasonError
+    from tagsight.storage import location, write_text
 
     if not has_study(Path(study_dir)):
-        raise ReasonError("not_a_study", f"{study_dir} has no aesthetic.json, pairs.json or adherence.json "
+        raise ReasonError("not_a_study", f"{location(study_dir)} has no aesthetic.json, pairs.json or adherence.json "
                                          "(tagsight judge aesthetic / pairs / adherence)")
-    report = Report("Quality-tuning: before and after", str(study_dir))
+    report = Report("Quality-tuning: before and after", location(study_dir))
     add_judge_sections(report, study_dir)
-    return report.write(out)
+    return write_text(out, report.render())

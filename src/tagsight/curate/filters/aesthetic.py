@@ -27,7 +27,7 @@ from PIL import Image
 from tagsight.curate.filters.base import FILTERS, Candidate, Filter, fit_long_side
 from tagsight.curate.filters.blur import BlurFilter
 from tagsight.curate.filters.photometric import colourfulness
-from tagsight.fsio import atomic_write_text
+from tagsight.storage import dataset_path, read_bytes, write_text
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,16 @@ class RidgeHead:
         ratings = self.predict(embed(images, self.backbone, self.img_size))
         return np.clip((ratings - 1.0) / 4.0, 0.0, 1.0)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path) -> str | Path:
+        """Write the head file to a local path (atomically) or an fsspec URL (one object put whole)."""
         data = {"backbone": self.backbone, "img_size": self.img_size, "bias": self.bias, "stats": self.stats,
                 **{k: getattr(self, k).tolist() for k in ("mean", "std", "weight")}}
-        return atomic_write_text(path, json.dumps(data))
+        return write_text(dataset_path(path) if isinstance(path, str) else path, json.dumps(data))
 
     @classmethod
     def load(cls, path: str | Path) -> RidgeHead:
-        d = json.loads(Path(path).read_text())
+        """A head file, local or at an fsspec URL (read through ``tagsight.storage.read_bytes``)."""
+        d = json.loads(read_bytes(dataset_path(path) if isinstance(path, str) else path))
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("mean", "std", "weight")}
         return cls(**arrays, bias=float(d["bias"]), backbone=d["backbone"], img_size=d["img_size"],
                    stats=d.get("stats", {}))

@@ -46,6 +46,7 @@ from tagsight.curate.judge.stats import wilson_interval
 from tagsight.eval.fid import bootstrap_frechet, frechet_between
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import track
+from tagsight.storage import location
 from tagsight.tags.imagenet import ancestors, imagenet_members
 from tagsight.tags.wordnet import synset_of
 from tagsight.tags.vocab import Vocabulary
@@ -252,7 +253,7 @@ def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts:
 def _real_summary(real: RealPhotos, real_dir: Path, guess: np.ndarray, concepts: list[str]) -> dict[str, Any]:
     per = [{"concept": c, **share(int((guess[real.concept == k] == k).sum()), int((real.concept == k).sum()))}
            for k, c in enumerate(concepts)]
-    return {"dir": str(real_dir.resolve()), "listed": real.listed, "read": len(real.images),
+    return {"dir": location(real_dir), "listed": real.listed, "read": len(real.images),
             "unreadable": len(real.unreadable), "folders": real.folders,
             "resize": "centre square crop, Lanczos downsample to the samples' size, then bicubic to 224 px",
             **share(int((guess == real.concept).sum()), len(real.images)), "per_concept": per}
@@ -287,7 +288,7 @@ def _frechet(set_feats: list[np.ndarray], sets: list[dict[str, Any]], real_feats
 
 
 def _set_names(dirs: list[Path]) -> list[str]:
-    names = [d.resolve().name for d in dirs]
+    names = [Path(location(d)).name for d in dirs]   # a mirrored copy by the name of its URL
     if len(set(names)) != len(names):
         raise ReasonError("duplicate_set_name", f"sample folders must have distinct names, got {names}")
     return names

@@ -29,6 +29,7 @@ from tagsight.curate.judge.samples import SamplePair, models, pair_samples
 from tagsight.curate.judge.stats import bootstrap_mean_ci
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import track
+from tagsight.storage import dataset_path, exists, location
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class AestheticStudyConfig:
     def __post_init__(self) -> None:
         if self.resamples < 100:
             raise ValueError(f"judge aesthetic: resamples must be >= 100, got {self.resamples}")
-        if self.head is not None and not Path(self.head).is_file():
+        if self.head is not None and not exists(dataset_path(self.head)):   # a local file or a URL
             raise ReasonError("missing_head", f"aesthetic head {self.head} not found")
 
 
@@ -97,11 +98,11 @@ def aesthetic_study(before_dir: str | Path, after_dir: str | Path, out_dir: str 
     col = {side: {m: np.array([r[m] for r in rows]) for m in ("aesthetic", *PRIOR_MEASURES)}
            for side, rows in (("before", before), ("after", after))}
     result = {
-        "scorer": {"kind": "head" if cfg.head else "prior", "head": str(Path(cfg.head).resolve()) if cfg.head else None,
+        "scorer": {"kind": "head" if cfg.head else "prior", "head": location(dataset_path(cfg.head)) if cfg.head else None,
                    "resize": "prior measures after a bicubic resize to a 128 px long side"},
         "config": asdict(cfg),
-        "before": {"dir": str(Path(before_dir).resolve()), "models": models(pairs)["before"]},
-        "after": {"dir": str(Path(after_dir).resolve()), "models": models(pairs)["after"]},
+        "before": {"dir": location(before_dir), "models": models(pairs)["before"]},
+        "after": {"dir": location(after_dir), "models": models(pairs)["after"]},
         "pairs": len(pairs), "prompts": len({p.prompt for p in pairs}),
         "aesthetic": _paired(col["before"]["aesthetic"], col["after"]["aesthetic"], cfg),
         "measures": {m: _paired(col["before"][m], col["after"][m], cfg) for m in PRIOR_MEASURES},

@@ -30,6 +30,7 @@ from PIL import Image
 from tagsight.curate.judge.samples import Sample, models, pair_samples
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.progress import track
+from tagsight.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def make_pair_study(before_dir: str | Path, after_dir: str | Path, out_dir: str 
                        "after_file": p.after.file, "before_image": ids["before"], "after_image": ids["after"]}
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     unblind = {"seed": seed, "created_at": created, "pairs": secret,
-               "before": {"dir": str(Path(before_dir).resolve()), "models": models(pairs)["before"]},
-               "after": {"dir": str(Path(after_dir).resolve()), "models": models(pairs)["after"]}}
+               "before": {"dir": location(before_dir), "models": models(pairs)["before"]},
+               "after": {"dir": location(after_dir), "models": models(pairs)["after"]}}
     atomic_write_text(out / UNBLIND_FILE, json.dumps(unblind, indent=1))
     atomic_write_text(out / PAIRS_FILE, json.dumps({"created_at": created, "pairs": shown}, indent=1))
     return {"study": str(out), "pairs": len(shown), "after_left": int(after_left.sum()),
