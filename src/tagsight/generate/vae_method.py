@@ -100,7 +100,7 @@ def scale_stream(index: SampleIndex, vocab: Vocabulary, cfg: RunConfig, data_con
 def save_vae(objective: VAEObjective, folder: Path, scaling_factor: float) -> Path:
     """``folder`` as ``AutoencoderKL.save_pretrained`` writes it, ``scaling_factor`` in its config.json."""
     objective.vae.register_to_config(scaling_factor=float(scaling_factor))
-    objective.vae.save_pretrained(str(folder), safe_serialization=True)
+    objective.contiguous_vae().save_pretrained(str(folder), safe_serialization=True)
     log.info("wrote the autoencoder to %s (scaling factor %.5f): objective.vae_path of a latent generator",
              folder, scaling_factor)
     return folder
