@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from tagsight.collectives import rank_world
 from tagsight.data.index import SampleIndex
@@ -117,7 +118,8 @@ class VAEObjective(Objective):
     def __init__(self, cfg: VAEConfig, seed: int = 0) -> None:
         super().__init__()
         self.cfg, self.seed = cfg, int(seed)
-        self.vae = build_autoencoder(cfg).to(memory_format=torch.channels_last)
+        self.vae = build_autoencoder(cfg)
+        nn.Module.to(self.vae, memory_format=torch.channels_last)   # in place (diffusers' own ``to`` is untyped)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
 
     @property
@@ -167,7 +169,8 @@ class VAEObjective(Objective):
         """A copy of the autoencoder with its weights in the default memory layout (what ``save_pretrained`` writes)."""
         import copy
 
-        clone: AutoencoderKL = copy.deepcopy(self.vae).to(memory_format=torch.contiguous_format)
+        clone = copy.deepcopy(self.vae)
+        nn.Module.to(clone, memory_format=torch.contiguous_format)
         return clone
 
     def _check(self, batch: dict[str, Any]) -> torch.Tensor:
