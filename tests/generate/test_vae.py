@@ -51,7 +51,7 @@ def test_a_tiny_vae_run_learns_and_beats_the_untrained_one_in_held_out_psnr(vae_
     latents = result["latents"]
     assert latents["photos"] == 24 and latents["scaling_factor"] == pytest.approx(1 / latents["std"], rel=1e-3)
     info = json.loads((vae_run / "run.json").read_text())
-    assert info["objective"] == "vae" and info["vocab"] == {"path": None, "version": "none", "labels": 0}
+    assert info["objective"] == "vae" and info["vocab"] is None
     assert info["vae"]["latent_shape"] == [4, 8, 8]
 
 
@@ -95,6 +95,24 @@ def test_an_interrupted_vae_run_resumes_to_the_weights_of_an_uninterrupted_one(g
     assert a.keys() == b.keys() and int(a["batches_seen"]) == 8
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_forgetting_an_author_flags_the_vae_run_for_retraining(gen_data, tmp_path):
+    import shutil
+
+    import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
+    from tagsight.data.index import SampleIndex
+    from tagsight.privacy.forget import forget, requests_from
+
+    root = tmp_path / "root"
+    shutil.copytree(gen_data[0], root / "ds")
+    author = sorted(a for a in SampleIndex.build(root / "ds").author_ids if a)[0]
+    pretrain(root / "ds", None, root / "runs" / "vae", vae_config(loop={"epochs": 1, "max_steps": 2}), DistEnv())
+    report = forget(requests_from(authors=[author]), root)
+    runs = {r.path: r for r in report.results if r.kind == "run"}
+    assert runs[str(root / "runs" / "vae")].affected > 0
+    assert runs[str(root / "runs" / "vae")].action.startswith("retrain needed")
+    assert str(root / "runs" / "vae") in report.retrain
 
 
 def test_methods_that_read_hashtags_still_need_a_vocabulary(gen_data, tmp_path):

@@ -42,13 +42,13 @@ def lineage(dataset_dir: Path | str, vocab_path: Path | str | None, vocab: Vocab
             "dataset": {"path": location(dataset_dir),
                         "manifest_version": manifest_version(dataset_dir),
                         "tombstones_applied": len(dataset_tombstones(dataset_dir))},
-            "vocab": {"path": None if vocab_path is None else location(vocab_path), "version": vocab.version,
-                      "labels": len(vocab)},
+            "vocab": None if vocab_path is None else {"path": location(vocab_path), "version": vocab.version,
+                                                      "labels": len(vocab)},
             **method_of(cfg.objective.name).describe(cfg), "world_size": env.world_size}
 
 
-def _versions(info: dict[str, Any]) -> tuple[str, str]:
-    return info["dataset"]["manifest_version"], info["vocab"]["version"]
+def _versions(info: dict[str, Any]) -> tuple[str, str]:   # a run without a vocabulary records ``vocab: null``
+    return info["dataset"]["manifest_version"], (info["vocab"] or {}).get("version", "")
 
 
 def check_lineage(run_dir: Path, expected: dict[str, Any]) -> None:
