@@ -89,6 +89,12 @@ def _objective(r: dict[str, Any], seconds: float) -> str:
             f"({r['images_per_s']} img/s; data wait {r['data_wait_ms']} ms), peak memory {r['peak_gib']} GiB{extra}.")
 
 
+def _latent(r: dict[str, Any], seconds: float) -> str:
+    g = r["generate"]
+    return (f"{_objective(r['vae_run'], seconds)}\n\n{_objective(r, seconds)} Then `generate` from it: {g['images']} "
+            f"images at {g['size']} px, {g['steps']} DPM-Solver++ steps, {g['wall_s']} s with the model's loading.")
+
+
 def _features(r: dict[str, Any], seconds: float) -> str:
     rows = ", ".join(f"batch {x['batch']}: {x['images_per_s']} img/s" for x in r["rows"])
     return f"**Eval feature extraction** ({r['model']} at {r['img']} px, {r['workers']} workers): {rows}."
@@ -103,5 +109,5 @@ def _serving(r: dict[str, Any], seconds: float) -> str:
 
 
 RENDER = {"steps_eager": _steps, "steps_compiled": _steps, "trainer": _trainer, "input_pipeline": _pipeline,
-          "torchrun": _torchrun, "swav": _objective, "latent_diffusion": _objective, "eval_features": _features,
+          "torchrun": _torchrun, "swav": _objective, "latent_diffusion": _latent, "eval_features": _features,
           "serving": _serving}

@@ -7,7 +7,8 @@
 Sections, in order (each timed, each recorded as ok / failed with its error / skipped when the time
 budget would be exceeded, so one failure never hides the other figures): environment and bf16 matmul
 rate; compute-only hashtag training steps (eager); the Trainer with the real input pipeline; the input
-pipeline alone; torchrun with a SIGKILL and resume; SwAV preset; latent diffusion preset; eval feature
+pipeline alone; torchrun with a SIGKILL and resume; SwAV preset; the latent path (VAE preset trained, latent
+diffusion preset on its RUN/vae, generate); eval feature
 extraction; ``tagsight serve`` under 8 and 32 clients; compiled training steps last (compilation is the
 slowest part). Writes ``OUT_DIR/gpu.json`` and ``OUT_DIR/gpu.md`` (the docs section) as it goes.
 """
@@ -33,7 +34,7 @@ TITLE = "gpu: the accelerator path (bench/gpu)"
 # (name, seconds it may need on the GPU at most: skipped when less than that is left)
 PLAN: tuple[tuple[str, float], ...] = (
     ("environment", 15), ("steps_eager", 40), ("trainer", 90), ("input_pipeline", 30), ("torchrun", 100),
-    ("swav", 60), ("latent_diffusion", 60), ("eval_features", 30), ("serving", 60), ("steps_compiled", 150),
+    ("swav", 60), ("latent_diffusion", 120), ("eval_features", 30), ("serving", 60), ("steps_compiled", 150),
 )
 
 

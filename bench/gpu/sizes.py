@@ -25,15 +25,12 @@ class Sizes:
     objective_steps: int           # steps of the SwAV and latent-diffusion runs
     swav_overrides: tuple[str, ...]
     diffusion_overrides: tuple[str, ...]
-    vae: dict                      # diffusers AutoencoderKL config (random weights: timings only)
+    vae_overrides: tuple[str, ...]  # the VAE preset trained first (its RUN/vae is the latent run's vae_path)
+    generate_steps: int            # sampling steps of the 4 images generated from the latent run
     feature_images: int            # photos whose features are extracted
     serve_seconds: float           # load per concurrency level
     clients: tuple[int, ...]
 
-
-SD_VAE = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-          "block_out_channels": [128, 256, 512, 512], "sample_size": 256,
-          "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4}
 
 GPU = Sizes(
     name="gpu", models=("resnet50", "vit_base_patch16_224"), img=224, batch=256, warmup=8, steps=25, compile=True,
@@ -41,7 +38,8 @@ GPU = Sizes(
     objective_steps=12,
     swav_overrides=("data.batch_size=64", "loop.accumulate=1"),
     diffusion_overrides=("data.batch_size=64",),
-    vae=SD_VAE, feature_images=984, serve_seconds=8.0, clients=(8, 32),
+    vae_overrides=("data.batch_size=16", "objective.vae.scale_photos=512"), generate_steps=30,
+    feature_images=984, serve_seconds=8.0, clients=(8, 32),
 )
 
 DRY = Sizes(
@@ -56,7 +54,8 @@ DRY = Sizes(
                          "objective.diffusion.attention=[false,true]", "objective.diffusion.layers_per_block=1",
                          "objective.diffusion.norm_groups=8", "objective.diffusion.head_dim=8",
                          "objective.diffusion.token_dim=16", "objective.diffusion.max_tokens=4"),
-    vae={**SD_VAE, "block_out_channels": [8, 8], "layers_per_block": 1, "sample_size": 32, "norm_num_groups": 8,
-         "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2},
+    vae_overrides=("data.batch_size=2", "objective.vae.resolution=32", "objective.vae.widths=[8,8]",
+                   "objective.vae.layers_per_block=1", "objective.vae.norm_groups=8", "objective.vae.scale_photos=8"),
+    generate_steps=2,
     feature_images=32, serve_seconds=1.0, clients=(8, 32),
 )

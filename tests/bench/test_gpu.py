@@ -42,6 +42,16 @@ def test_the_torchrun_section_really_killed_and_resumed_the_run(dry):
     assert 0 < r["resumed_from_step"] < r["final_step"] == 12
 
 
+def test_the_latent_section_trains_a_vae_runs_the_latent_preset_on_it_and_generates(dry):
+    r = json.loads((dry[1] / "gpu.json").read_text())["sections"]["latent_diffusion"]["result"]
+    assert r["vae_run"]["objective"] == "vae" and r["vae_run"]["steps"] == 2
+    assert r["vae_eval"]["heldout_reconstruction"]["trained"]["n_photos"] > 0
+    assert r["vae_eval"]["latents"]["scaling_factor"] > 0 and "trained here" in r["vae"]
+    assert r["objective"] == "diffusion" and r["steps"] == 2
+    assert r["generate"]["images"] == 4 and r["generate"]["size"] == 32
+    assert "**vae** preset" in (dry[1] / "gpu.md").read_text()
+
+
 def test_the_report_says_it_is_a_dry_run_and_shows_each_section(dry):
     text = (dry[1] / "gpu.md").read_text()
     assert "DRY RUN on a CPU" in text

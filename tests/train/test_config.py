@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("preset", sorted((REPO / "configs").glob("pretrain_*.yaml")))
 def test_presets_load_and_validate(preset):
     cfg = PretrainConfig.from_yaml(preset)
-    expected = next((name for name in ("swav", "dino", "diffusion") if preset.name.startswith(f"pretrain_{name}")), "hashtag")
+    expected = next((name for name in ("swav", "dino", "diffusion", "vae") if preset.name.startswith(f"pretrain_{name}")), "hashtag")
     assert cfg.objective.name == expected
     # The generator's recipe builds its own model at objective.diffusion.resolution (tests/generate/test_config.py).
     assert cfg.model.img_size >= 64 or expected == "diffusion"

@@ -22,14 +22,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "For several processes: torchrun --nproc_per_node N -m tagsight.cli pretrain ...")
     p.add_argument("dataset", type=dataset_path, help="dataset folder made by 'tagsight ingest', or its fsspec URL "
                    "(s3://bucket/ds: streamed by byte ranges through a local cache, docs/storage.md)")
-    p.add_argument("--vocab", type=dataset_path, required=True,
-                   help="vocab.json (or its folder) from 'tagsight vocab build', local or an fsspec URL")
+    p.add_argument("--vocab", type=dataset_path, default=None,
+                   help="vocab.json (or its folder) from 'tagsight vocab build', local or an fsspec URL (required "
+                        "unless the method reads no hashtags: vae)")
     p.add_argument("--out", type=dataset_path, required=True,
                    help="run folder (created; an existing one is resumed), local or an fsspec URL (trained in a local "
                         "staging folder, each checkpoint published as it is saved: docs/storage.md)")
     p.add_argument("--objective", default=None, help="training method: hashtag (the default unless --config names "
                    "one), swav or dino (self-supervised, ignore hashtags) or diffusion (the hashtag-conditioned image "
-                   "generator of 'tagsight generate'; docs/generation.md); the same as --set objective.name=NAME")
+                   "generator of 'tagsight generate'; docs/generation.md) or vae (its autoencoder for the latent "
+                   "preset: RUN/vae is an objective.vae_path; no --vocab); the same as --set objective.name=NAME")
     add_config_options(p, "PretrainConfig", "loop.max_steps=100", "configs/pretrain_cpu_small.yaml")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     add_json_option(p)
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"tagsight pretrain: bad config: {exc}", file=sys.stderr)
         return 2
-    vocab = args.vocab if is_url(args.vocab) or not args.vocab.is_dir() else args.vocab / "vocab.json"
+    vocab = args.vocab if args.vocab is None or is_url(args.vocab) or not args.vocab.is_dir() \
+        else args.vocab / "vocab.json"
     return run_on_ranks("pretrain", args.device,
                         lambda env: in_run_folder(args.out, env, lambda run_dir: pretrain(args.dataset, vocab, run_dir,
                                                                                           cfg, env)), args)

@@ -16,6 +16,7 @@ in ``METHODS`` under their ``name``; ``tagsight.train`` looks them up there and 
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import torch
@@ -115,6 +116,7 @@ class Method(abc.ABC, Generic[C]):
 
     name: ClassVar[str]
     config_class: ClassVar[type[Any]]     # a frozen dataclass, validated in __post_init__
+    needs_vocab: ClassVar[bool] = True    # False: the method reads no hashtags (``pretrain`` without a vocabulary)
 
     def params(self, cfg: RunConfig) -> C:
         """This method's settings in ``cfg`` (``cfg.objective.params``), checked to be of ``config_class``."""
@@ -150,6 +152,10 @@ class Method(abc.ABC, Generic[C]):
     def files(self, cfg: RunConfig, vocab: Vocabulary) -> dict[str, str]:
         """More files of the run folder (name -> text); none by default."""
         return {}
+
+    def finish(self, trained: Objective, run_dir: Path, cfg: RunConfig, env: DistEnv) -> None:
+        """Write what the run folder holds of the trained model besides checkpoints, after evaluation (rank 0
+        only); nothing by default (the ``vae`` method exports its diffusers folder here)."""
 
 
 METHODS: Registry[Method[Any]] = Registry("training method")

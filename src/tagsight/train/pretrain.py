@@ -36,18 +36,19 @@ def build_objective(cfg: PretrainConfig, num_labels: int, batches_per_epoch: int
     return method_of(cfg.objective.name).build(cfg, num_labels, batches_per_epoch)
 
 
-def lineage(dataset_dir: Path | str, vocab_path: Path | str, vocab: Vocabulary, cfg: PretrainConfig,
+def lineage(dataset_dir: Path | str, vocab_path: Path | str | None, vocab: Vocabulary, cfg: PretrainConfig,
             env: DistEnv) -> dict[str, Any]:
     return {"tagsight_version": __version__, "kind": "pretrain", "objective": cfg.objective.name,
             "dataset": {"path": location(dataset_dir),
                         "manifest_version": manifest_version(dataset_dir),
                         "tombstones_applied": len(dataset_tombstones(dataset_dir))},
-            "vocab": {"path": location(vocab_path), "version": vocab.version, "labels": len(vocab)},
+            "vocab": None if vocab_path is None else {"path": location(vocab_path), "version": vocab.version,
+                                                      "labels": len(vocab)},
             **method_of(cfg.objective.name).describe(cfg), "world_size": env.world_size}
 
 
-def _versions(info: dict[str, Any]) -> tuple[str, str]:
-    return info["dataset"]["manifest_version"], info["vocab"]["version"]
+def _versions(info: dict[str, Any]) -> tuple[str, str]:   # a run without a vocabulary records ``vocab: null``
+    return info["dataset"]["manifest_version"], (info["vocab"] or {}).get("version", "")
 
 
 def check_lineage(run_dir: Path, expected: dict[str, Any]) -> None:
@@ -57,16 +58,27 @@ def check_lineage(run_dir: Path, expected: dict[str, Any]) -> None:
         raise ValueError(f"{run_dir} was trained on another dataset or vocabulary version; use a new --out")
 
 
-def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Path, cfg: PretrainConfig,
+def load_vocabulary(vocab_path: str | Path | None, cfg: PretrainConfig) -> Vocabulary:
+    """The run's vocabulary; without one (``None``), an empty one for a method that reads no hashtags."""
+    if vocab_path is not None:
+        return Vocabulary.load(dataset_path(vocab_path))
+    if method_of(cfg.objective.name).needs_vocab:
+        raise ValueError(f"the {cfg.objective.name!r} method needs a vocabulary (--vocab)")
+    return Vocabulary(version="none", config={"sampling": "none"}, labels=[], lookup={})
+
+
+def pretrain(dataset_dir: str | Path, vocab_path: str | Path | None, run_dir: str | Path, cfg: PretrainConfig,
              env: DistEnv) -> dict[str, Any]:
     """Train (or resume) a run of the method ``cfg.objective.name`` names, then evaluate it on held-out posts.
 
     The method must be registered in ``METHODS`` (the CLI imports every method: ``tagsight.cli.methods``).
-    Returns eval.json's content.
+    ``vocab_path`` may be None for a method that reads no hashtags (``needs_vocab = False``). Returns eval.json's
+    content.
     """
     method = method_of(cfg.objective.name)
-    dataset_dir, vocab_path, run_dir = dataset_path(dataset_dir), dataset_path(vocab_path), Path(run_dir)
-    vocab = Vocabulary.load(vocab_path)
+    vocab = load_vocabulary(vocab_path, cfg)
+    dataset_dir, run_dir = dataset_path(dataset_dir), Path(run_dir)
+    vocab_path = None if vocab_path is None else dataset_path(vocab_path)
     info = lineage(dataset_dir, vocab_path, vocab, cfg, env)
     check_lineage(run_dir, info)
     if env.is_main:
@@ -82,6 +94,7 @@ def pretrain(dataset_dir: str | Path, vocab_path: str | Path, run_dir: str | Pat
     result = {"step": trainer.step, **method.evaluate(objective, untrained, heldout, cfg, env, vocab)}   # trained
     if env.is_main:
         atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=1))
+        method.finish(objective, run_dir, cfg, env)
     return result
 
 
