@@ -168,8 +168,9 @@ def _run(folder: Path, r: dict[str, Any]) -> Artifact:
                    r["dataset"].get("tombstones_applied"))]
     if r.get("vocab"):
         parents.append(Ref("vocab", _recorded(r["vocab"]["path"], folder), r["vocab"]["version"]))
-    if r.get("backbone_run"):
-        parents.append(Ref("run", _recorded(r["backbone_run"].get("path"), folder), r["backbone_run"].get("version")))
+    for parent in ("backbone_run", "vae_run"):     # a tuned run's base; a latent generator's trained VAE
+        if r.get(parent):
+            parents.append(Ref("run", _recorded(r[parent].get("path"), folder), r[parent].get("version")))
     ckpts = sorted(str(p) for p in (folder / "checkpoints").glob("*")) if (folder / "checkpoints").is_dir() else []
     version = r.get("version") or f"{r['dataset']['manifest_version']}+{(r.get('vocab') or {}).get('version', '')}"
     return Artifact("run", folder, version, tuple(parents),

@@ -115,6 +115,27 @@ def test_forgetting_an_author_flags_the_vae_run_for_retraining(gen_data, tmp_pat
     assert str(root / "runs" / "vae") in report.retrain
 
 
+def test_a_latent_generator_is_made_from_the_posts_its_trained_vae_learnt_from(gen_data, tmp_path):
+    import tagsight.cli.forgetters  # noqa: F401  (registers every artifact kind)
+    from tagsight.data.index import SampleIndex
+    from tagsight.generate.method import trained_vae_run
+    from tagsight.lineage import iter_artifacts, read_artifact
+    from tagsight.privacy.trace import made_from
+
+    vae_run = tmp_path / "runs" / "vae"
+    pretrain(gen_data[0], None, vae_run, vae_config(loop={"epochs": 1, "max_steps": 2}), DistEnv())
+    assert trained_vae_run(str(tmp_path / "elsewhere" / "vae")) is None      # a VAE not trained here: no parent
+    generator = tmp_path / "runs" / "generator"                                # trained on other photos (none here)
+    generator.mkdir()
+    (generator / "run.json").write_text(json.dumps({
+        "dataset": {"path": str(tmp_path / "other-photos"), "manifest_version": "v0"}, "vocab": None,
+        "objective": "diffusion", "vae_run": trained_vae_run(str(vae_run / "vae"))}))
+    index = SampleIndex.build(gen_data[0])
+    keys = set(index.post_keys)
+    known = list(iter_artifacts(tmp_path / "runs")) + [read_artifact(gen_data[0])]
+    assert made_from(read_artifact(generator), keys, known) == made_from(read_artifact(vae_run), keys, known) != set()
+
+
 def test_methods_that_read_hashtags_still_need_a_vocabulary(gen_data, tmp_path):
     import tagsight.generate.method  # noqa: F401  (registers "diffusion")
     from tests.generate.tiny import tiny_config

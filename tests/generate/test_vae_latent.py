@@ -51,6 +51,7 @@ def test_the_gpu_latent_preset_trains_on_the_vae_run_and_generates(gen_data, vae
     assert code == 0
     info = json.loads((run / "run.json").read_text())
     assert info["generator"]["space"] == "latent" and info["generator"]["vae_path"] == str(vae_cli_run / "vae")
+    assert info["vae_run"]["path"] == str(vae_cli_run.resolve())          # a lineage parent, as forget needs
     assert json.loads((run / "eval.json").read_text())["heldout_denoising"]["trained"]["n_samples"] > 0
     tag = "#" + sorted(json.loads((run / "tokens.json").read_text())["lookup"])[0]
     assert main(["-q", "generate", str(run), "--prompt", tag, "--n", "2", "--out", str(tmp_path / "out"),

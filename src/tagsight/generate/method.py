@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagsight.collectives import DistEnv
@@ -25,8 +26,10 @@ from tagsight.generate.data import TokenStream, image_transform
 from tagsight.generate.heldout import heldout_loss
 from tagsight.generate.model import load_vae
 from tagsight.generate.objective import DiffusionObjective
+from tagsight.lineage import read_artifact
 from tagsight.methods.base import Method, Objective, RunConfig, register_method, stream_config
 from tagsight.models.backbone import DataConfig
+from tagsight.storage import is_url
 from tagsight.tags.vocab import Vocabulary
 
 if TYPE_CHECKING:   # diffusers is the generate extra
@@ -36,6 +39,20 @@ log = logging.getLogger(__name__)
 
 TOKENS_FILE = "tokens.json"
 EVAL_REPEATS = 2       # fixed (timestep, noise) draws per held-out post in eval.json
+
+
+def trained_vae_run(vae_path: str | None) -> dict[str, str] | None:
+    """The ``vae`` run a ``vae_path`` was exported from (``RUN/vae``), as a lineage parent: its path and version.
+
+    A latent generator decodes through that VAE, so what the VAE learnt from is in every picture it draws:
+    forgetting a post of the VAE's dataset must reach the generator too. None for a VAE from elsewhere.
+    """
+    if not vae_path or is_url(vae_path):
+        return None
+    run = Path(vae_path).resolve().parent
+    if not (run / "run.json").is_file():
+        return None
+    return {"path": str(run), "version": read_artifact(run).version}
 
 
 def diffusion_settings(cfg: RunConfig) -> DiffusionConfig:
@@ -99,9 +116,11 @@ class DiffusionMethod(Method[DiffusionConfig]):
 
     def describe(self, cfg: RunConfig) -> dict[str, Any]:
         d = diffusion_settings(cfg)
-        return {"backbone": "diffusers.UNet2DConditionModel", "forget_kind": FORGET_KIND,
-                "generator": {"space": d.space, "resolution": d.resolution, "prediction": d.prediction,
-                              "vae_path": d.vae_path}}
+        out = {"backbone": "diffusers.UNet2DConditionModel", "forget_kind": FORGET_KIND,
+               "generator": {"space": d.space, "resolution": d.resolution, "prediction": d.prediction,
+                             "vae_path": d.vae_path}}
+        vae_run = trained_vae_run(d.vae_path)
+        return {**out, "vae_run": vae_run} if vae_run else out
 
     def files(self, cfg: RunConfig, vocab: Vocabulary) -> dict[str, str]:
         return {TOKENS_FILE: json.dumps(vocab.to_dict(), ensure_ascii=False)}
