@@ -286,10 +286,10 @@ class Fetcher:
 
     def _attempts(self, url: str, call: Callable[[], T]) -> T:
         """``call`` under the host's slot, retried with exponential backoff while it raises _Retry."""
-        host = _host(url)
+        slot = self._slot(_host(url))
         for attempt in range(self.cfg.retries + 1):
             try:
-                with self._slot(host):
+                with slot:
                     return call()
             except _Retry as retry:
                 if attempt == self.cfg.retries:
@@ -302,12 +302,13 @@ class Fetcher:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def _slot(self, host: str) -> Iterator[None]:
-        with self._lock:
-            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host))
-        with slot:
-            yield
+    def _slot(self, host: str) -> threading.BoundedSemaphore:
+        """The semaphore of ``host``'s requests in flight (at most ``per_host``)."""
+        slot = self._slots.get(host)
+        if slot is None:
+            with self._lock:
+                slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host))
+        return slot
 
     @contextlib.contextmanager
     def _stream(self, url: str) -> Iterator[Response]:
@@ -422,13 +423,14 @@ class Fetcher:
 
     def _check_site(self, url: str) -> None:
         origin = _origin(url)
-        with self._lock:
-            lock = self._origin_locks.setdefault(origin, threading.Lock())
-        with lock:  # one lookup per origin; other threads for that origin wait for it
-            if self.cfg.robots_txt and origin not in self._robots:
-                self._robots[origin] = self._load_robots(origin)
-            if self.cfg.tdm_rep and origin not in self._tdm:
-                self._tdm[origin] = self._load_tdmrep(origin)
+        if (self.cfg.robots_txt and origin not in self._robots) or (self.cfg.tdm_rep and origin not in self._tdm):
+            with self._lock:
+                lock = self._origin_locks.setdefault(origin, threading.Lock())
+            with lock:  # one lookup per origin; other threads for that origin wait for it
+                if self.cfg.robots_txt and origin not in self._robots:
+                    self._robots[origin] = self._load_robots(origin)
+                if self.cfg.tdm_rep and origin not in self._tdm:
+                    self._tdm[origin] = self._load_tdmrep(origin)
         if self.cfg.robots_txt:
             robots = self._robots[origin]
             if isinstance(robots, ImageRejected):

@@ -361,6 +361,7 @@ class Connections:
         self.timeout, self.max_idle, self.allow_private_addresses = timeout, max_idle, allow_private_addresses
         self._fields = header_fields(headers or {})  # sent with every request, after Host and Accept-Encoding
         self._idle: dict[Key, list[Connection]] = {}
+        self._routes: dict[tuple[str, str], tuple[Key, str, str]] = {}  # (scheme, netloc) as written -> _route
         self._lock = threading.Lock()
         self._tls = ssl.create_default_context()
         self._proxies = urllib.request.getproxies()
@@ -369,17 +370,25 @@ class Connections:
         """(connection, its pool key, the request head for ``url``, whether the connection is a reused one);
         http.client.InvalidURL for a URL whose target or host cannot go in a request head."""
         parts = urlsplit(url)
-        scheme, host = parts.scheme.lower(), (parts.hostname or "").encode("idna").decode("ascii")
-        port = parts.port or _DEFAULT_PORTS[scheme]
-        target = urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
+        key, prefix, host_field = self._route(parts)
+        target = prefix + urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
             (f"?{urllib.parse.quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
-        proxy = self._proxy(scheme, host, port)
-        key = (scheme, host, port, proxy)
-        if proxy and scheme == "http":
-            target = f"http://{parts.netloc}{target}"  # a proxy is asked for the absolute URL
-        head = request_head(target, _host_field(host, port, scheme), self._fields)
+        head = request_head(target, host_field, self._fields)
         conn = self._idle_connection(key)
         return (conn, key, head, True) if conn is not None else (self._new(key), key, head, False)
+
+    def _route(self, parts: urllib.parse.SplitResult) -> tuple[Key, str, str]:
+        """(pool key, what goes before the path in the request target, the Host field) of a URL's scheme and
+        host, worked out once per run for each (the IDNA encoding, the port, the proxy environment)."""
+        route = self._routes.get((parts.scheme, parts.netloc))
+        if route is None:
+            scheme, host = parts.scheme.lower(), (parts.hostname or "").encode("idna").decode("ascii")
+            port = parts.port or _DEFAULT_PORTS[scheme]
+            proxy = self._proxy(scheme, host, port)
+            prefix = f"http://{parts.netloc}" if proxy and scheme == "http" else ""  # a proxy gets absolute URLs
+            route = ((scheme, host, port, proxy), prefix, _host_field(host, port, scheme))
+            self._routes[(parts.scheme, parts.netloc)] = route
+        return route
 
     def give_back(self, key: Key, conn: Connection) -> None:
         with self._lock:
