@@ -58,13 +58,13 @@ import urllib.robotparser
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from tagsight import __version__
 from tagsight.ingest.images import ImageRejected
 from tagsight.ingest.optouts import DISALLOWED_DIRECTIVES, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout
 from tagsight.ingest.transport import (BodyTooLarge, Connection, Connections, DeadlinePassed, Key, Response,
-                                      resolve_public)
+                                      resolve_public, split_url)
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +169,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _host(url: str) -> str:
     """The host (and port) a URL's request goes to, as the per-host limit counts it; "" for an unparsable URL."""
     try:
-        return urlsplit(url).netloc.lower()
+        return split_url(url).netloc.lower()
     except ValueError:
         return ""
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
+    parts = split_url(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def check_url(url: str) -> str:
     """The URL when it is an absolute ``http(s)`` URL with a host; ImageRejected('invalid_url') otherwise."""
     try:
-        parts = urlsplit(url)
+        parts = split_url(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ImageRejected("invalid_url", f"{url!r} is not a valid URL: {exc}") from None
@@ -393,7 +393,7 @@ class Fetcher:
             return
         origin = _origin(url)
         if origin not in self._public:
-            parts = urlsplit(url)
+            parts = split_url(url)
             try:
                 resolve_public(parts.hostname or "", parts.port or (443 if parts.scheme.lower() == "https" else 80))
                 self._public[origin] = None

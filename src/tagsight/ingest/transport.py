@@ -14,6 +14,7 @@ only when the server keeps it (HTTP/1.1 without ``Connection: close``, HTTP/1.0 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import ipaddress
 import re
@@ -347,6 +348,13 @@ _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 
 
 Key = tuple[str, str, int, str]  # scheme, host, port, proxy ("" for none)
+
+
+@functools.lru_cache(maxsize=8192)
+def split_url(url: str) -> urllib.parse.SplitResult:
+    """``urlsplit(url)``, remembered for the URLs in flight: a URL is split by every check on its way (its site,
+    its host's limit, its connection), and the standard library remembers only the last 128."""
+    return urlsplit(url)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -369,7 +377,7 @@ class Connections:
     def take(self, url: str) -> tuple[Connection, Key, bytes, bool]:
         """(connection, its pool key, the request head for ``url``, whether the connection is a reused one);
         http.client.InvalidURL for a URL whose target or host cannot go in a request head."""
-        parts = urlsplit(url)
+        parts = split_url(url)
         key, prefix, host_field = self._route(parts)
         target = prefix + urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
             (f"?{urllib.parse.quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
