@@ -13,7 +13,7 @@ import pytest
 
 from tagsight.ingest.fetch import FetchConfig, Fetcher
 from tagsight.ingest.images import ImageRejected
-from tagsight.ingest.transport import header_fields, parse_head, request_head
+from tagsight.ingest.transport import Connections, header_fields, parse_head, request_head
 
 OPEN = FetchConfig(allow_private_addresses=True, timeout=2.0, total_timeout=4.0, retries=0, backoff=0.01,
                    robots_txt=False, tdm_rep=False)
@@ -175,3 +175,17 @@ def test_an_oversized_head_is_refused():
             pytest.raises(ImageRejected) as info:
         f.fetch(server.url("/a.jpg"))
     assert info.value.reason == "fetch_error" and "response head over" in str(info.value)
+
+
+@pytest.mark.parametrize("path, target", [
+    ("/a/b.jpg", "/a/b.jpg"), ("/a%20b.jpg?x=1&y=[2]", "/a%20b.jpg?x=1&y=[2]"),
+    ("/a b/é.jpg?q=a b", "/a%20b/%C3%A9.jpg?q=a%20b"), ("", "/"), ("/x<y>{z}|^`.jpg", "/x%3Cy%3E%7Bz%7D%7C%5E%60.jpg"),
+])
+def test_the_request_target_is_percent_encoded_only_where_needed(path, target, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    conns = Connections(1.0, 1, True)
+    conn, key, head, reused = conns.take(f"http://Example.ORG:8080{path}")
+    assert head.split(b"\r\n", 2)[:2] == [f"GET {target} HTTP/1.1".encode(), b"Host: example.org:8080"]
+    assert key == ("http", "example.org", 8080, "") and not reused
+    conn.close()

@@ -379,8 +379,7 @@ class Connections:
         http.client.InvalidURL for a URL whose target or host cannot go in a request head."""
         parts = split_url(url)
         key, prefix, host_field = self._route(parts)
-        target = prefix + urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE) + \
-            (f"?{urllib.parse.quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
+        target = prefix + _quoted(parts.path or "/") + (f"?{_quoted(parts.query)}" if parts.query else "")
         head = request_head(target, host_field, self._fields)
         conn = self._idle_connection(key)
         return (conn, key, head, True) if conn is not None else (self._new(key), key, head, False)
@@ -460,3 +459,9 @@ def _host_field(host: str, port: int, scheme: str) -> str:
 
 
 _PATH_SAFE = "/%:@!$&'()*+,;=~-._[]"  # kept as they are in a request target; the rest is percent-encoded
+_ALL_SAFE = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=~._\[\]-]*")
+
+
+def _quoted(text: str) -> str:
+    """``text`` percent-encoded for a request target (most URLs need nothing encoded: then it is as it was)."""
+    return text if _ALL_SAFE.fullmatch(text) else urllib.parse.quote(text, safe=_PATH_SAFE)
