@@ -377,7 +377,7 @@ target, never up), re-encode as JPEG and write a tar shard with a JSON sidecar, 
 response's X-Robots-Tag. tagsight also asks the site for robots.txt and tdmrep.json once, checks
 the tdm-reservation header, the content type and the size limit while streaming, validates every
 URL, checks the header before decoding, applies the EXIF orientation, computes a perceptual hash and
-the sha256, de-duplicates, keeps a resumable Parquet chunk cache and writes a 5-table catalog and a
+the sha256, de-duplicates, keeps a resumable chunk cache and writes a 5-table catalog and a
 manifest. img2dataset fetches with `urllib` (a new connection per photo), tagsight with one
 keep-alive connection pool for the run."""
 
