@@ -142,6 +142,15 @@ def test_a_connection_the_server_closes_or_left_bytes_on_is_not_reused(first):
     assert server.connections == 2
 
 
+def test_a_switching_protocols_answer_is_refused_and_its_connection_not_reused():
+    with RawServer([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", ok()]) as server, \
+            Fetcher(OPEN, 100_000) as f:  # the server keeps the connection: the client must not
+        with pytest.raises(ImageRejected, match="HTTP 101") as info:
+            f.fetch(server.url("/a.jpg"))
+        assert info.value.reason == "fetch_failed:101" and f.fetch(server.url("/b.jpg")) == BODY
+    assert server.connections == 2
+
+
 def test_an_http_1_0_keep_alive_answer_keeps_the_connection():
     keep = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
     with RawServer([keep, ok()]) as server, Fetcher(OPEN, 100_000) as f:

@@ -171,8 +171,8 @@ class Response:
         elif not self.chunked:
             declared = headers.get("content-length").strip()
             self.length = int(declared) if declared.isdigit() else None
-        if self.length is None and not self.chunked:
-            self.will_close = True  # the body ends when the connection does
+        if (self.length is None and not self.chunked) or status < 200:
+            self.will_close = True  # the body ends when the connection does; a 101 switched it to another protocol
         self._done = self.length == 0
 
     def isclosed(self) -> bool:
