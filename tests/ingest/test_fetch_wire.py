@@ -110,6 +110,9 @@ def test_the_request_head_carries_host_and_the_fields_and_refuses_control_charac
         request_head("/a b.jpg", "example.org", fields)
     with pytest.raises(ValueError):
         header_fields({"User-Agent": "x\r\nEvil: 1"})
+    for agent in ("x\r\nEvil: 1", "bot\x00", "robot \u2603"):
+        with pytest.raises(ValueError, match="one line of Latin-1"):
+            FetchConfig(user_agent=agent)
 
 
 def test_chunked_bodies_are_joined_and_the_connection_kept_for_the_next_request():

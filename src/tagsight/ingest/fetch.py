@@ -1,8 +1,9 @@
 """Polite fetching of remote media (``http://``/``https://``) for ingest, with the web's opt-outs honoured.
 
 One ``Fetcher`` serves a whole ingest run from the main process: a pool of threads shares one
-pool of kept-alive HTTP/1.1 connections (``tagsight.ingest.transport``: opened by the standard library's
-``http.client``, TLS verified by ``ssl``'s default context; requests and responses written and read there), at most ``FetchConfig.threads`` requests in flight and at most
+pool of kept-alive HTTP/1.1 connections (``tagsight.ingest.transport``: opened by the standard
+library's ``http.client``, TLS verified by ``ssl``'s default context; requests and responses written
+and read there), at most ``FetchConfig.threads`` requests in flight and at most
 ``FetchConfig.per_host`` per host: each host's URLs wait in a queue of their own, worked through
 by at most ``per_host`` threads, so no thread waits for a busy host. ``fetch_all`` returns results
 in the order of its input, whatever order the answers arrive in, so the dataset built from them
@@ -124,6 +125,8 @@ class FetchConfig:
                 raise ValueError(f"FetchConfig.{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.allow_private_addresses, bool):
             raise ValueError(f"FetchConfig.allow_private_addresses must be a bool, got {self.allow_private_addresses!r}")
+        if re.search(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]", self.user_agent):
+            raise ValueError(f"FetchConfig.user_agent must be one line of Latin-1 text, got {self.user_agent!r}")
         if not self.user_agent.strip() or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_token):
             raise ValueError("FetchConfig.user_agent must be non-empty and agent_token a product token "
                              f"(letters, digits, '_', '.', '-'), got {self.agent_token!r}")
