@@ -13,7 +13,8 @@ workers from ``getrusage(RUSAGE_CHILDREN)``, a tiny run of each tool for its sta
 (steady = (N - n) / (cost(N) - cost(n))), rounds alternating the tools, medians of per-round
 ratios, the machine section. Output parity: photos stored, stored width x height of every photo,
 shard bytes. Finally, the CPU cost of tagsight's fetching alone (``Fetcher.fetch_all`` in this
-process, no image work) and a cProfile of it, to show where a fetch's time goes.
+process, no image work) and a cProfile of it, to show where a fetch's time goes, and one whole ingest's
+CPU split by thread (``cpu_split.py``: the fetch threads against the main thread's image work).
 
     python bench/fetch/run.py [--data ../shared/data] [--limit 3000] [--workers 1] [--img2dataset PATH]
     python bench/fetch/run.py --quick --no-doc     # 24 photos, one round: a smoke test
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib.util
+import json
 import logging
 import os
 import pstats
@@ -63,6 +65,7 @@ log = logging.getLogger("bench.fetch")
 TITLE = "fetch: tagsight vs img2dataset over HTTP"
 DATASET = ib.DATASET
 SERVER = Path(__file__).resolve().parent / "server.py"
+CPU_SPLIT = Path(__file__).resolve().parent / "cpu_split.py"
 QUICK = {"limit": 24, "tiny": 8, "repeat": 1, "profile_limit": 24}
 
 
@@ -122,7 +125,11 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
 def tagsight_command(urls: Path, out: Path, args: argparse.Namespace, shard: int) -> list[str]:
     """This checkout's tagsight (``python -m tagsight.cli`` with ``src`` first on PYTHONPATH)."""
     return [sys.executable, "-m", "tagsight.cli", "ingest", str(urls), "--format", "urls", "--out", str(out),
-            "--workers", str(args.workers), "--max-side", str(args.max_side), "--jpeg-quality",
+            *_ingest_options(args, shard)]
+
+
+def _ingest_options(args: argparse.Namespace, shard: int) -> list[str]:
+    return ["--workers", str(args.workers), "--max-side", str(args.max_side), "--jpeg-quality",
             str(args.jpeg_quality), "--shard-size", str(shard), "--allow-private-addresses",
             "--fetch-threads", str(args.thread_count)]
 
@@ -248,6 +255,25 @@ def fetch_cost(urls: list[str], args: argparse.Namespace) -> tuple[float, float,
     return 1000 * threaded / n, 1000 * serial / n, [(name, 1000 * s / n) for name, s in top]
 
 
+def cpu_split(served: Served, work: Path, args: argparse.Namespace, shard: int) -> dict[str, float]:
+    """Steady CPU ms per photo of one whole ingest in one process (``cpu_split.py`` on the full and the tiny
+    URL lists, the difference over the difference in photos): ``process``, ``main`` and ``fetch`` threads."""
+    runs = []
+    for urls in (served.urls, served.tiny_urls):
+        listing, out = work / f"split-{len(urls)}.txt", work / f"split-out-{len(urls)}"
+        listing.write_text("".join(u + "\n" for u in urls), encoding="utf-8")
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.run([sys.executable, str(CPU_SPLIT), str(listing), str(out), *_ingest_options(args, shard)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise SystemExit(f"bench/fetch: cpu_split.py failed:\n{proc.stderr[-2000:]}")
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(out, ignore_errors=True)
+    full, tiny = runs
+    photos = full["photos"] - tiny["photos"]
+    return {k: 1000 * (full[k] - tiny[k]) / photos for k in ("process", "main", "fetch")}
+
+
 # --------------------------------------------------------------------------------------- report
 
 
@@ -262,6 +288,7 @@ class Results:
     work: Path
     base: str
     cost: tuple[float, float, list[tuple[str, float]]]
+    split: dict[str, float]
 
 
 def verdict(r: Results) -> str:
@@ -302,8 +329,16 @@ def cost_lines(r: Results) -> str:
     return (f"tagsight's fetching alone (`tagsight.ingest.fetch.Fetcher` in the benchmark's process, the same URLs, "
             f"no image work): {fmt(threaded, 3)} CPU ms per URL with {r.args.thread_count} threads, "
             f"{fmt(serial, 3)} one URL at a time under cProfile; against {fmt(steady_ms, 3)} CPU ms per photo "
-            f"for the whole steady ingest above. Functions with the most own time in the profiled run "
-            f"(ms per URL, profiler overhead included):\n\n" + markdown_table(["function", "ms per URL"], rows))
+            f"for the whole steady ingest above. {split_line(r.split)} Functions with the most own time in the "
+            f"profiled run (ms per URL, profiler overhead included):\n\n" + markdown_table(["function", "ms per URL"], rows))
+
+
+def split_line(split: dict[str, float]) -> str:
+    rest = split["process"] - split["main"] - split["fetch"]
+    return (f"In one whole ingest in one process, split by thread (`bench/fetch/cpu_split.py` on the full and the "
+            f"tiny URL lists, steady CPU per photo): {fmt(split['process'], 3)} ms in all, {fmt(split['fetch'], 3)} "
+            f"in the fetch threads, {fmt(split['main'], 3)} in the main thread (the image work, chunk cache, "
+            f"shards, catalog) and {fmt(rest, 3)} elsewhere.")
 
 
 def _shown(command: Sequence[str]) -> list[str]:
@@ -342,7 +377,7 @@ target, never up), re-encode as JPEG and write a tar shard with a JSON sidecar, 
 response's X-Robots-Tag. tagsight also asks the site for robots.txt and tdmrep.json once, checks
 the tdm-reservation header, the content type and the size limit while streaming, validates every
 URL, checks the header before decoding, applies the EXIF orientation, computes a perceptual hash and
-the sha256, de-duplicates, keeps a resumable Parquet chunk cache and writes a 5-table catalog and a
+the sha256, de-duplicates, keeps a resumable chunk cache and writes a 5-table catalog and a
 manifest. img2dataset fetches with `urllib` (a new connection per photo), tagsight with one
 keep-alive connection pool for the run."""
 
@@ -412,9 +447,10 @@ def _run_all(args: argparse.Namespace, data_root: Path, work: Path, facts: dict[
         facts["load average at end (1/5/15 min)"] = load_average()
         check = parity(configs[0].out, configs[1].out if len(configs) > 1 else None)
         cost = fetch_cost(ib.strided(served.urls, args.profile_limit), args)
+        split = cpu_split(served, work, args, shard)
     finally:
         stop_server(served.process)
-    return render(Results(args, facts, configs, check, skipped, shard, work, served.base, cost))
+    return render(Results(args, facts, configs, check, skipped, shard, work, served.base, cost, split))
 
 
 if __name__ == "__main__":

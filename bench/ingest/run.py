@@ -364,7 +364,7 @@ def profile_stages(stats: dict) -> list[tuple[str, float]]:
               ("chunk fingerprints (lstat per file)", _ct(stats, BLOCKS, "fingerprint")),
               *image,
               ("per-image overhead (result dict, warnings)", media - sum(s for _, s in image)),
-              ("Parquet chunk cache: encode, write + fsync, read back", _ct(stats, BLOCKS, "store_block") - media
+              ("chunk cache (Arrow IPC): encode, write + fsync, read back", _ct(stats, BLOCKS, "store_block") - media
                + _ct(stats, BLOCKS, "rows") + _ct(stats, BLOCKS, "clear")),
               ("media rows + de-duplication", _ct(stats, PIPE, "_media_rows") - _ct_from(stats, "rows", "_media_rows")
                + _ct(stats, PIPE, "_dedup")),

@@ -119,7 +119,7 @@ def test_a_driver_killed_after_some_blocks_resumes_from_them_to_the_same_version
     proc = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "ds"), "2"], env=env,
                           capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    assert len(list((tmp_path / "ds" / ".work").glob("*.parquet"))) == 3 and not (tmp_path / "ds" / "manifest.json").exists()
+    assert len(list((tmp_path / "ds" / ".work").glob("*.arrow"))) == 3 and not (tmp_path / "ds" / "manifest.json").exists()
     engine = Counting(EngineConfig(workers=1))
     resumed = run(src, tmp_path / "ds", engine=engine)
     assert engine.ran == 3  # only the blocks the killed driver had not finished

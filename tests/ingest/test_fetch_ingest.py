@@ -209,7 +209,8 @@ def test_a_rerun_reuses_fetched_chunks_without_asking_the_server_again(tmp_path,
         src = open_source(lst, "urls", name="list", url_col="URL", caption_col="TEXT")
         monkeypatch.setattr(pipeline.ChunkCache, "clear", lambda self: None)  # as if killed before the end
         first = ingest(src, tmp_path / "ds", cfg=CFG)
-        cached = [r for f in sorted((tmp_path / "ds" / ".work").iterdir()) for r in pq.read_table(f).to_pylist()]
+        cached = [r for f in sorted((tmp_path / "ds" / ".work").iterdir())
+                  for r in pa.ipc.open_file(pa.py_buffer(f.read_bytes())).read_all().to_pylist()]
         opted = [r for r in cached if r["reason"].startswith("optout_")]
         assert len(opted) == sum(p in OPTED_OUT for p, _ in rows) > 0
         assert all(r["jpeg"] is None and r["sha256"] is None and r["phash"] is None for r in opted)

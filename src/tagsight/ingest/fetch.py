@@ -1,8 +1,9 @@
 """Polite fetching of remote media (``http://``/``https://``) for ingest, with the web's opt-outs honoured.
 
 One ``Fetcher`` serves a whole ingest run from the main process: a pool of threads shares one
-pool of kept-alive HTTP/1.1 connections (the standard library's ``http.client``; TLS verified by
-``ssl``'s default context), at most ``FetchConfig.threads`` requests in flight and at most
+pool of kept-alive HTTP/1.1 connections (``tagsight.ingest.transport``: opened by the standard
+library's ``http.client``, TLS verified by ``ssl``'s default context; requests and responses written
+and read there), at most ``FetchConfig.threads`` requests in flight and at most
 ``FetchConfig.per_host`` per host: each host's URLs wait in a queue of their own, worked through
 by at most ``per_host`` threads, so no thread waits for a busy host. ``fetch_all`` returns results
 in the order of its input, whatever order the answers arrive in, so the dataset built from them
@@ -58,12 +59,13 @@ import urllib.robotparser
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from tagsight import __version__
 from tagsight.ingest.images import ImageRejected
 from tagsight.ingest.optouts import DISALLOWED_DIRECTIVES, parse_tdmrep, robots_allowed, tdm_reserved, x_robots_optout
-from tagsight.ingest.transport import Connections, Key, resolve_public
+from tagsight.ingest.transport import (BodyTooLarge, Connection, Connections, DeadlinePassed, Key, Response,
+                                      resolve_public, split_url)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,6 @@ ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-st
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must parse at least 500 KiB
 TDMREP_MAX_BYTES = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_READ_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
@@ -124,6 +125,8 @@ class FetchConfig:
                 raise ValueError(f"FetchConfig.{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.allow_private_addresses, bool):
             raise ValueError(f"FetchConfig.allow_private_addresses must be a bool, got {self.allow_private_addresses!r}")
+        if re.search(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]", self.user_agent):
+            raise ValueError(f"FetchConfig.user_agent must be one line of Latin-1 text, got {self.user_agent!r}")
         if not self.user_agent.strip() or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_token):
             raise ValueError("FetchConfig.user_agent must be non-empty and agent_token a product token "
                              f"(letters, digits, '_', '.', '-'), got {self.agent_token!r}")
@@ -169,20 +172,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _host(url: str) -> str:
     """The host (and port) a URL's request goes to, as the per-host limit counts it; "" for an unparsable URL."""
     try:
-        return urlsplit(url).netloc.lower()
+        return split_url(url).netloc.lower()
     except ValueError:
         return ""
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
+    parts = split_url(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def check_url(url: str) -> str:
     """The URL when it is an absolute ``http(s)`` URL with a host; ImageRejected('invalid_url') otherwise."""
     try:
-        parts = urlsplit(url)
+        parts = split_url(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ImageRejected("invalid_url", f"{url!r} is not a valid URL: {exc}") from None
@@ -196,8 +199,8 @@ class Fetcher:
 
     def __init__(self, cfg: FetchConfig, max_bytes: int) -> None:
         self.cfg, self.max_bytes = cfg, max_bytes
-        self._connections = Connections(cfg.timeout, cfg.threads, cfg.allow_private_addresses)
-        self._headers = {"User-Agent": cfg.user_agent, "Accept": "*/*"}
+        self._connections = Connections(cfg.timeout, cfg.threads, cfg.allow_private_addresses,
+                                        {"User-Agent": cfg.user_agent, "Accept": "*/*"})
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._origin_locks: dict[str, threading.Lock] = {}
@@ -286,10 +289,10 @@ class Fetcher:
 
     def _attempts(self, url: str, call: Callable[[], T]) -> T:
         """``call`` under the host's slot, retried with exponential backoff while it raises _Retry."""
-        host = _host(url)
+        slot = self._slot(_host(url))
         for attempt in range(self.cfg.retries + 1):
             try:
-                with self._slot(host):
+                with slot:
                     return call()
             except _Retry as retry:
                 if attempt == self.cfg.retries:
@@ -302,15 +305,16 @@ class Fetcher:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def _slot(self, host: str) -> Iterator[None]:
-        with self._lock:
-            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host))
-        with slot:
-            yield
+    def _slot(self, host: str) -> threading.BoundedSemaphore:
+        """The semaphore of ``host``'s requests in flight (at most ``per_host``)."""
+        slot = self._slots.get(host)
+        if slot is None:
+            with self._lock:
+                slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host))
+        return slot
 
     @contextlib.contextmanager
-    def _stream(self, url: str) -> Iterator[http.client.HTTPResponse]:
+    def _stream(self, url: str) -> Iterator[Response]:
         """A GET whose body the caller reads; transport failures (of the request or while reading) become _Retry
         with a named reason. The connection goes back to the pool when the body was read to its end."""
         try:
@@ -329,14 +333,13 @@ class Fetcher:
             else:
                 conn.close()  # a body left unread (an opt-out, a redirect, a refusal) or the server's last answer
 
-    def _send(self, url: str) -> tuple[http.client.HTTPConnection, Key, http.client.HTTPResponse]:
+    def _send(self, url: str) -> tuple[Connection, Key, Response]:
         """Request ``url`` and read the response head; a kept-alive connection the server closed meanwhile is
         replaced by a new one once, without counting as an attempt."""
         for fresh_retry in (False, True):
-            conn, key, target, reused = self._connections.take(url)
+            conn, key, head, reused = self._connections.take(url)
             try:
-                conn.request("GET", target, headers=self._headers)
-                return conn, key, conn.getresponse()
+                return conn, key, conn.exchange(head)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                 conn.close()
                 if not reused or fresh_retry:
@@ -349,36 +352,32 @@ class Fetcher:
     def _get_media(self, url: str) -> bytes | _Redirect:
         with self._stream(url) as r:
             if r.status in _REDIRECTS and r.headers.get("location"):
-                return _Redirect(urljoin(url, r.headers["location"]))
+                return _Redirect(urljoin(url, r.headers.get("location")))
             _check_status(url, r)
             self._check_headers(url, r)
             return self._read_body(url, r, self.max_bytes, "file_too_large")
 
-    def _read_body(self, url: str, r: http.client.HTTPResponse, limit: int, too_large: str) -> bytes:
-        declared = r.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ImageRejected(too_large, f"{url!r} declares {declared} bytes (max {limit})")
-        parts: list[bytes] = []
-        total, deadline = 0, time.monotonic() + self.cfg.total_timeout
-        while block := r.read1(_READ_BYTES):
-            total += len(block)
-            if total > limit:
-                raise ImageRejected(too_large, f"{url!r} sent more than {limit} bytes")
-            if time.monotonic() > deadline:
-                raise _Retry(ImageRejected("fetch_timeout", f"{url!r} took more than {self.cfg.total_timeout}s"))
-            parts.append(block)
-        if r.length == 0 and not r.isclosed():
-            r.read()  # read1 stops at the declared length without marking the response done: mark it, to reuse
-        if declared.isdigit() and not r.chunked and total < int(declared):  # http.client does not raise for it
-            raise _Retry(ImageRejected("fetch_error", f"{url!r}: the connection closed after {total} of "
-                                       f"{declared} bytes"))
-        if not total:
+    def _read_body(self, url: str, r: Response, limit: int, too_large: str) -> bytes:
+        """The whole body: refused past ``limit`` (a declared length before any byte is read), a fetch_timeout
+        to retry past ``total_timeout``, a fetch_error to retry when the connection ends before the body does."""
+        if r.length is not None and r.length > limit:
+            raise ImageRejected(too_large, f"{url!r} declares {r.length} bytes (max {limit})")
+        try:
+            body = r.read_body(limit, time.monotonic() + self.cfg.total_timeout)
+        except BodyTooLarge:
+            raise ImageRejected(too_large, f"{url!r} sent more than {limit} bytes") from None
+        except DeadlinePassed:
+            raise _Retry(ImageRejected("fetch_timeout", f"{url!r} took more than {self.cfg.total_timeout}s")) from None
+        except http.client.IncompleteRead as exc:
+            said = f"after {len(exc.partial)} of {r.length} bytes" if r.length is not None else "before the last chunk"
+            raise _Retry(ImageRejected("fetch_error", f"{url!r}: the connection closed {said}")) from None
+        if not body:
             raise ImageRejected("media_empty", f"{url!r} answered with an empty body")
-        return b"".join(parts)
+        return body
 
-    def _check_headers(self, url: str, r: http.client.HTTPResponse) -> None:
+    def _check_headers(self, url: str, r: Response) -> None:
         """Opt-outs first (an opted-out body is never read), then the content type."""
-        directive = x_robots_optout(r.headers.get_all("x-robots-tag", []), self.cfg.agent_token,
+        directive = x_robots_optout(r.headers.get_all("x-robots-tag"), self.cfg.agent_token,
                                     self.cfg.disallowed_directives)
         if directive:
             raise ImageRejected("optout_x_robots_tag", f"{_origin(url)} answered X-Robots-Tag {directive}")
@@ -397,7 +396,7 @@ class Fetcher:
             return
         origin = _origin(url)
         if origin not in self._public:
-            parts = urlsplit(url)
+            parts = split_url(url)
             try:
                 resolve_public(parts.hostname or "", parts.port or (443 if parts.scheme.lower() == "https" else 80))
                 self._public[origin] = None
@@ -427,13 +426,14 @@ class Fetcher:
 
     def _check_site(self, url: str) -> None:
         origin = _origin(url)
-        with self._lock:
-            lock = self._origin_locks.setdefault(origin, threading.Lock())
-        with lock:  # one lookup per origin; other threads for that origin wait for it
-            if self.cfg.robots_txt and origin not in self._robots:
-                self._robots[origin] = self._load_robots(origin)
-            if self.cfg.tdm_rep and origin not in self._tdm:
-                self._tdm[origin] = self._load_tdmrep(origin)
+        if (self.cfg.robots_txt and origin not in self._robots) or (self.cfg.tdm_rep and origin not in self._tdm):
+            with self._lock:
+                lock = self._origin_locks.setdefault(origin, threading.Lock())
+            with lock:  # one lookup per origin; other threads for that origin wait for it
+                if self.cfg.robots_txt and origin not in self._robots:
+                    self._robots[origin] = self._load_robots(origin)
+                if self.cfg.tdm_rep and origin not in self._tdm:
+                    self._tdm[origin] = self._load_tdmrep(origin)
         if self.cfg.robots_txt:
             robots = self._robots[origin]
             if isinstance(robots, ImageRejected):
@@ -458,7 +458,7 @@ class Fetcher:
         """One request: (status, text), (redirect status, absolute location) or (other status, "")."""
         with self._stream(url) as r:
             if r.status in _REDIRECTS and r.headers.get("location"):
-                return r.status, urljoin(url, r.headers["location"])
+                return r.status, urljoin(url, r.headers.get("location"))
             if r.status == 429 or r.status >= 500:
                 raise _Retry(ImageRejected(f"fetch_failed:{r.status}", f"{url!r}: HTTP {r.status}"),
                              parse_retry_after(r.headers.get("retry-after")))
@@ -496,7 +496,7 @@ def _transport_failure(url: str, exc: BaseException) -> _Retry:
     return _Retry(ImageRejected("fetch_error", f"{url!r}: {type(exc).__name__}: {exc}"))
 
 
-def _check_status(url: str, r: http.client.HTTPResponse) -> None:
+def _check_status(url: str, r: Response) -> None:
     status = r.status
     if status == 429 or status >= 500:
         raise _Retry(ImageRejected(f"fetch_failed:{status}", f"{url!r}: HTTP {status}"),
