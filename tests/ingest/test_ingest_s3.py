@@ -51,6 +51,28 @@ def test_ingest_to_an_s3_url_writes_a_dataset_training_reads(feed, s3, tmp_path)
     assert there.remote.stats.requests == 1   # the index came with the dataset: no shard scan
 
 
+def test_a_source_at_an_s3_url_is_ingested_like_its_local_copy_and_no_copy_is_kept(feed, s3, tmp_path):
+    posts, _ = feed
+    upload(posts.parent, "s3://photos/exports/feed")                    # posts.jsonl and its photos
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": SRC, "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+    args = ["--max-side", "48", "--workers", "1", "--json"]
+    runs = {}
+    for name, source in (("url", "s3://photos/exports/feed"), ("local", str(posts.parent))):
+        done = subprocess.run([sys.executable, "-m", "tagsight.cli", "ingest", source, "--out",
+                               str(tmp_path / name), *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = json.loads(done.stdout)
+    assert manifest_version(tmp_path / "url") == manifest_version(tmp_path / "local")
+    assert runs["url"]["posts_kept"] == runs["local"]["posts_kept"] > 0
+    assert not list((tmp_path / "tmp").iterdir())                         # the download is gone after the run
+    cached = [p.name for p in (tmp_path / "cache").rglob("*")] if (tmp_path / "cache").exists() else []
+    assert "posts.jsonl" not in cached                                    # and nothing of the raw export is cached
+    missing = subprocess.run([sys.executable, "-m", "tagsight.cli", "ingest", "s3://photos/exports/none", "--out",
+                              str(tmp_path / "none")], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "artifact_missing" in missing.stderr and "s3://photos/exports/none" in missing.stderr
+
+
 def test_an_interrupted_upload_is_no_dataset_and_a_rerun_completes_it(feed, s3, tmp_path):
     _, local = feed
     publish_folder(local, "s3://photos/ds")          # an earlier, complete version

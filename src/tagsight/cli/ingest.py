@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from dataclasses import replace
@@ -28,9 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Read posts from SOURCE, keep only what the consent policy allows, strip image metadata, "
                     "de-duplicate, and write DATASET_DIR/manifest.json, DATASET_DIR/shards/*.tar and "
                     "DATASET_DIR/catalog/*.parquet. Resumable: rerun the same command after an interruption.")
-    p.add_argument("source", type=Path, help="a JSONL/Parquet file or folder, an image folder, an export as "
+    p.add_argument("source", help="a JSONL/Parquet file or folder, an image folder, an export as "
                    "downloaded (Instagram, Facebook, X/Twitter, Mastodon, Pixelfed: folder or .zip/.tar.gz) or "
-                   "WebDataset shards, or a URL list (--format urls)")
+                   "WebDataset shards, or a URL list (--format urls); a local path or an fsspec URL "
+                   "(s3://bucket/export.zip: downloaded into a temporary folder for the run and removed after)")
     p.add_argument("--out", type=dataset_path, required=True, help="dataset folder to write (created if missing), "
                    "or an fsspec URL (s3://bucket/ds): built in a local staging folder, then uploaded with "
                    "manifest.json last (docs/storage.md)")
@@ -163,6 +165,20 @@ def publish(staging: Path, url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tagsight.fsio import ReasonError
+    from tagsight.storage import downloaded_input
+
+    with contextlib.ExitStack() as stack:
+        try:
+            local = stack.enter_context(downloaded_input(args.source))
+        except ReasonError as exc:
+            print(f"tagsight ingest: the source cannot be read: {exc.reason}: {exc}", file=sys.stderr)
+            return 2
+        return ingest_from(argparse.Namespace(**{**vars(args), "source": local}))
+
+
+def ingest_from(args: argparse.Namespace) -> int:
+    """``run`` with ``args.source`` a local path."""
     from tagsight.engines import EngineError, create_engine
     from tagsight.ingest.pipeline import dry_run, ingest
     from tagsight.storage import staging_folder

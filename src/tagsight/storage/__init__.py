@@ -26,12 +26,13 @@ from tagsight.storage.blocks import (
 )
 from tagsight.storage.sync import (
     staging_folder, publish_folder, publish_changes, MIRROR_STATE, METADATA_SUFFIXES, is_metadata,
-    mirror_folder, STAGING_TARGET, mirror_origin, location, local_folder, local_input, resolve_from, output_folder, write_state,
+    mirror_folder, STAGING_TARGET, mirror_origin, location, local_folder, local_input, downloaded_input, resolve_from, output_folder, write_state,
     shared_folder,
 )
 
 __all__ = [
     "CacheConfig",
+    "downloaded_input",
     "METADATA_SUFFIXES",
     "MIRROR_STATE",
     "ReadStats",

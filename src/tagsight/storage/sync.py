@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import posixpath
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -286,6 +287,31 @@ def local_input(path: str | Path) -> Path:
     with _locked(folder):
         _fetch_changed(fs, posixpath.dirname(inner), parent, {name: retry(lambda: fs.info(inner), resolved)}, folder)
     return folder / name
+
+
+@contextlib.contextmanager
+def downloaded_input(path: str | Path) -> Iterator[Path]:
+    """A source read once and not kept (an export, a post list, a photo folder): a local path as it is; a URL
+    downloaded into a temporary folder, under the URL's own file or folder name, that is removed when the block
+    ends. Unlike ``local_input`` nothing goes into the cache: a raw export holds posts that may not be used, and
+    no copy of them outlives the read. A URL with nothing there is refused (``artifact_missing``)."""
+    resolved = dataset_path(path) if isinstance(path, str) else Path(path)
+    if isinstance(resolved, Path):
+        yield resolved
+        return
+    fs, inner = open_filesystem(resolved)
+    inner = inner.rstrip("/")
+    if not retry(lambda: fs.exists(inner), resolved):
+        raise ReasonError("artifact_missing", f"{resolved}: nothing there")
+    with tempfile.TemporaryDirectory(prefix="tagsight-input-") as tmp:
+        target = Path(tmp) / (posixpath.basename(inner) or "input")
+        if retry(lambda: fs.isdir(inner), resolved):
+            for name in sorted(_listing(fs, inner, resolved)):
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                retry(lambda: fs.get_file(f"{inner}/{name}", str(target / name)), resolved)  # noqa: B023 - at once
+        else:
+            retry(lambda: fs.get_file(inner, str(target)), resolved)
+        yield target
 
 
 def resolve_from(base: str | Path, relative: str) -> str | Path:
