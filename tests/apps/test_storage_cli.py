@@ -88,3 +88,19 @@ def test_a_calibration_dataset_on_object_storage_is_read_from_there(project, cap
     err = capsys.readouterr().err
     assert "same_dataset" not in err and "data/none" in err
     assert not exists(f"{url}/bundles/c/bundle.json")   # nothing published by a refused calibration
+
+
+def test_report_figure_and_answer_files_may_be_urls(project, tmp_path, capsys):
+    url = project
+    cli(capsys, "vocab", "build", f"{url}/data/ds", "--out", f"{url}/vocab", "--report", f"{url}/pages/vocab.html")
+    assert read_bytes(f"{url}/pages/vocab.html").startswith(b"<!DOCTYPE html>")
+    cli(capsys, "apps", "calibrate", f"{url}/runs/r", "--out", f"{url}/bundles/b", "--target-precision", "0.3",
+        "--min-support", "1", "--z", "0", "--rendered-unseen", "0", "--plot", f"{url}/pages/precision.png")
+    assert read_bytes(f"{url}/pages/precision.png").startswith(b"\x89PNG")
+    Image.new("RGB", (40, 40), (200, 40, 40)).save(tmp_path / "a.jpg")
+    assert main(["-q", "predict", f"{url}/bundles/b", str(tmp_path / "a.jpg"), "--app", "hashtags",
+                 "--out", f"{url}/answers/p.jsonl"]) == 0
+    assert json.loads(read_bytes(f"{url}/answers/p.jsonl"))["app"] == "hashtags"
+    card = cli(capsys, "card", f"{url}/runs/r", "--html", f"{url}/pages/card.html")
+    assert card["html"] == f"{url}/pages/card.html" and b"Model card" in read_bytes(card["html"])
+    assert not list(tmp_path.glob("memory:*"))          # nothing written to a local path named like the URL

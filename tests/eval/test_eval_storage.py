@@ -74,8 +74,9 @@ def test_knn_on_a_run_and_photos_on_a_store_names_the_urls_and_publishes_into_th
 def test_linear_on_a_store_saves_into_the_run_and_a_missing_photos_url_is_refused(store, tmp_path, capsys):
     assert main(["-q", "eval", "linear", f"{store}/runs/r", "--train", f"{store}/data/train", "--val",
                  f"{store}/data/val", "--epochs", "2", "--workers", "0", "--no-decontaminate", "--dataset-id", "lin",
-                 "--cache-dir", str(tmp_path / "features")]) == 0
+                 "--cache-dir", str(tmp_path / "features"), "--out", f"{store}/results/linear.json"]) == 0
     assert json.loads(read_bytes(f"{store}/runs/r/transfer/linear-lin.json"))["decontamination"] == {"enabled": False}
+    assert read_bytes(f"{store}/results/linear.json") == read_bytes(f"{store}/runs/r/transfer/linear-lin.json")
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(["-q", "eval", "knn", f"{store}/runs/r", "--train", f"{store}/nothing", "--val", f"{store}/data/val"])
@@ -85,9 +86,11 @@ def test_linear_on_a_store_saves_into_the_run_and_a_missing_photos_url_is_refuse
 def test_eval_decontaminate_reads_photos_and_pool_from_a_store(store, tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "eval", "decontaminate", "--pool", f"{store}/pool", "--train", f"{store}/data/train", "--val",
-                 f"{store}/data/val", "--workers", "0", "--cache-dir", str(tmp_path / "hashes"), "--json"]) == 0
+                 f"{store}/data/val", "--workers", "0", "--cache-dir", str(tmp_path / "hashes"), "--json",
+                 "--out", f"{store}/results/decontaminate.json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["train"]["found"], report["val"]["found"]) == (1, 1) and report["pool"]["dataset"] == f"{store}/pool"
+    assert json.loads(read_bytes(f"{store}/results/decontaminate.json"))["val"]["found"] == 1   # the report on the store
 
 
 @pytest.mark.parametrize("verb", ["knn", "decontaminate"])

@@ -42,6 +42,7 @@ guard and, per half, how many in-vocabulary and unseen photos pass it and end up
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections import Counter
@@ -65,7 +66,7 @@ from tagsight.apps.verified import VerifiedLabels, load_verified
 from tagsight.data.index import SampleIndex, unit_hash
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.schema.catalog import manifest_version
-from tagsight.storage import is_url, local_folder, local_input, mirror_origin
+from tagsight.storage import is_url, local_folder, local_input, mirror_origin, write_bytes
 from tagsight.privacy.tombstones import Tombstones, load_tombstones
 from tagsight.tags.normalize import normalize_hashtag
 from tagsight.tags.vocab import Vocabulary
@@ -451,7 +452,7 @@ def calibrate_run(run_dir: str | Path, bundle_dir: str | Path | None = None, cfg
     return result
 
 
-def plot_concept_precision(calibration: dict[str, Any], path: str | Path) -> Path:
+def plot_concept_precision(calibration: dict[str, Any], path: str | Path) -> str | Path:
     """Bar chart of each alt-text concept's check-half precision at its threshold, with the target line."""
     from tagsight.report.plots import new_figure
 
@@ -469,5 +470,6 @@ def plot_concept_precision(calibration: dict[str, Any], path: str | Path) -> Pat
     ax.set_xlabel("precision on the check half of the held-out posts")
     ax.set_title("alt-text concepts at their chosen thresholds", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    return write_bytes(path, png.getvalue())     # a local path, or an fsspec URL (one object put)

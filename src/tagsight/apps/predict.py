@@ -29,7 +29,8 @@ from PIL import Image, UnidentifiedImageError
 
 from tagsight.apps.bundle import Bundle, load_bundle
 from tagsight.eval.datasets import IMAGE_SUFFIXES
-from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.fsio import ReasonError
+from tagsight.storage import write_text
 from tagsight.progress import Progress
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def predict_files(paths: Sequence[str | Path], bundle_dir: str | Path, cfg: Pred
     if out is None:
         sys.stdout.write(buf.getvalue())
     else:
-        atomic_write_text(out, buf.getvalue())
+        write_text(out, buf.getvalue())     # a local path atomically, or an fsspec URL (one object put)
     if counts["answered"] + counts["unreadable"] != counts["images"]:
         raise RuntimeError(f"predict counts do not reconcile: {counts}")
     return counts

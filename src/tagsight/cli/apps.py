@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import (add_config_options, add_deprecated, add_json_option, config_from_args, emit, fail,
@@ -41,7 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "it, less those whose photos are in the run's training dataset); local or an fsspec URL")
     _open_world_args(cal)
     add_config_options(cal, "CalibrationConfig", "check_fraction=0.4")
-    cal.add_argument("--plot", type=Path, default=None, help="write the per-concept precision figure (PNG) here")
+    cal.add_argument("--plot", type=dataset_path, default=None, help="write the per-concept precision figure (PNG) "
+                     "here, a path or an fsspec URL")
     cal.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     add_json_option(cal)
     cal.set_defaults(func=run)

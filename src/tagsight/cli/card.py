@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tagsight.cli.options import add_json_option, emit
 from tagsight.fsio import ReasonError
@@ -20,7 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="a dataset folder (manifest.json) or a run folder (run.json), local or an fsspec URL")
     p.add_argument("--vocab", type=dataset_path, default=None, help="vocabulary to describe in a data card")
     p.add_argument("--out", type=dataset_path, default=None, help="Markdown file (default: PATH/CARD.md)")
-    p.add_argument("--html", type=Path, default=None, help="also write the card as an HTML report here")
+    p.add_argument("--html", type=dataset_path, default=None, help="also write the card as an HTML report here "
+                   "(a path or an fsspec URL)")
     add_json_option(p)
     p.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagsight.cli.options import (add_config_options, add_json_option, dataset_input, emit, local_cache_folder,
                                   photos_input)
-from tagsight.storage import dataset_path, join
+from tagsight.storage import dataset_path, join, write_text
 
 if TYPE_CHECKING:
     from tagsight.collectives import DistEnv
@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dc.add_argument("--workers", type=int, default=2, help="hashing processes")
     dc.add_argument("--cache-dir", type=local_cache_folder, default=DEFAULT_CACHE,
                     help=f"image-hash cache, a local folder (default {DEFAULT_CACHE})")
-    dc.add_argument("--out", type=Path, default=None, help="JSON file to write the report (with every match) to")
+    dc.add_argument("--out", type=dataset_path, default=None, help="JSON file to write the report (with every match) "
+                    "to, a path or an fsspec URL")
     add_json_option(dc)
     dc.set_defaults(func=run_decontaminate)
 
@@ -94,7 +95,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                            "decontaminate against, for any backbone")
     p.add_argument("--dataset-id", default=None,
                    help="name of the eval dataset in saved results (default: from --train, e.g. imagenette-160)")
-    p.add_argument("--out", type=Path, default=None, help="JSON file to write the result to (it is also saved "
+    p.add_argument("--out", type=dataset_path, default=None, help="JSON file (a path or an fsspec URL) to write the result to (it is also saved "
                                                           "next to a run backbone)")
     add_json_option(p)
 
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_decontaminate(args: argparse.Namespace) -> int:
     from tagsight.eval.transfer import TransferInputs, decontamination_lines, open_sets
-    from tagsight.fsio import ReasonError, atomic_write_text
+    from tagsight.fsio import ReasonError
     from tagsight.train.distributed import DistEnv
 
     inputs = TransferInputs(backbone="-", train=args.train, val=args.val, workers=args.workers,
@@ -134,7 +135,7 @@ def run_decontaminate(args: argparse.Namespace) -> int:
         print(f"tagsight eval decontaminate: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2
     if args.out:
-        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+        write_text(args.out, json.dumps(report, indent=1) + "\n")
     emit(args, report, lambda: "\n".join(f"{k:<14} {v}" for k, v in decontamination_lines(report)))
     return 0
 

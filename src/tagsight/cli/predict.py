@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out-format", dest="format", choices=("jsonl", "csv"), default="jsonl",
                    help="format of the answers: one JSON object per photo (default) or CSV rows")
     add_deprecated(p, "--format", "--out-format", dest="format", choices=("jsonl", "csv"))
-    p.add_argument("--out", type=Path, default=None, help="file of answers to write (default: standard output)")
+    p.add_argument("--out", type=dataset_path, default=None, help="file of answers to write, a path or an fsspec "
+                   "URL (default: standard output)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a per-request option for every app given (e.g. k=3, threshold=0.5)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per forward pass (default 32)")

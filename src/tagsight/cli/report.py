@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from tagsight.storage import dataset_path, is_url, local_folder, write_text
+from tagsight.storage import dataset_path, local_folder, write_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,18 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import tagsight.cli.methods  # noqa: F401  (a run's config names its method)
     from tagsight.fsio import ReasonError
-    from tagsight.report.run import write_run_report
+    from tagsight.report.run import run_report
 
     try:
         runs = [local_folder(r, marker="run.json") for r in args.runs]   # a URL: mirrored, refused unfinished
-        if is_url(args.out):
-            with tempfile.TemporaryDirectory() as tmp:
-                page = write_run_report(runs, Path(tmp) / "report.html", args.title)
-                size = page.stat().st_size
-                write_text(args.out, page.read_text(encoding="utf-8"))
-        else:
-            page = write_run_report(runs, args.out, args.title)
-            size = page.stat().st_size
+        page = run_report(runs, args.title).render()
+        write_text(args.out, page)          # a local file atomically, or an fsspec URL (one object put)
+        size = len(page.encode("utf-8"))
     except (ReasonError, ValueError, FileNotFoundError) as exc:
         print(f"tagsight report: {getattr(exc, 'reason', 'error')}: {exc}", file=sys.stderr)
         return 2

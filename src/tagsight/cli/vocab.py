@@ -48,7 +48,7 @@ def _register_build(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    "entity.n.01; -1 = no roll-up (default: none)")
     b.add_argument("--sampling", choices=("sqrt", "inverse", "none"), help="default sampling mode recorded "
                    "in the vocabulary (default sqrt)")
-    b.add_argument("--report", type=Path, help="HTML report path (default VOCAB_DIR/report.html)")
+    b.add_argument("--report", type=dataset_path, help="HTML report path or fsspec URL (default VOCAB_DIR/report.html)")
     add_json_option(b)
     b.set_defaults(func=run_build)
 

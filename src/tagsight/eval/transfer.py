@@ -24,7 +24,7 @@ import torch.distributed as dist
 from tagsight.eval.datasets import LabelledImages, open_labelled
 from tagsight.eval.decontaminate import Pool, find_matches, keep_subset, pool_from_lineage, pool_summary
 from tagsight.metrics import classification_metrics
-from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.fsio import ReasonError
 from tagsight.models.backbone import Backbone
 from tagsight.storage import dataset_path, exists, is_url, join, local_folder, location, mirror_origin, write_text
 from tagsight.train.distributed import DistEnv
@@ -175,19 +175,16 @@ def run_root(spec: str | Path) -> str | Path | None:
     return None
 
 
-def save_result(result: dict[str, Any], out: Path | None = None) -> list[str | Path]:
+def save_result(result: dict[str, Any], out: str | Path | None = None) -> list[str | Path]:
     """Write ``result`` to ``out`` and, for a run backbone, to ``RUN/transfer/<method>-<dataset-id>.json``; a run on
     object storage gets it there (one object put whole: the run's records are left as they are)."""
     text = json.dumps(result, indent=1) + "\n"
-    paths: list[str | Path] = [] if out is None else [Path(out)]
+    paths: list[str | Path] = [] if out is None else [out]
     root = run_root(result["backbone"])
     if root is not None:
         paths.append(join(root, TRANSFER_DIR, f"{result['method']}-{result['dataset_id']}.json"))
     for path in paths:
-        if is_url(path):
-            write_text(path, text)
-        else:
-            atomic_write_text(Path(path), text)
+        write_text(path, text)     # a local path atomically, or an fsspec URL (one object put)
         log.info("transfer result written to %s", path)
     return paths
 

@@ -20,7 +20,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from tagsight.fsio import atomic_write_text
+from tagsight.storage import write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -113,6 +113,7 @@ class Report:
         return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>'
                 f"<style>{_CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{subtitle}{body}</body></html>\n")
 
-    def write(self, path: str | Path) -> Path:
-        """Write the page (atomically: a temporary file renamed into place). Returns the path."""
-        return atomic_write_text(path, self.render())
+    def write(self, path: str | Path) -> str | Path:
+        """Write the page (atomically: a temporary file renamed into place; at an fsspec URL one object put).
+        Returns the path."""
+        return write_text(path, self.render())

@@ -57,7 +57,7 @@ def run_report(run_dirs: Sequence[str | Path], title: str = "tagsight report") -
     return report
 
 
-def write_run_report(run_dirs: Sequence[str | Path], out: str | Path, title: str = "tagsight report") -> Path:
+def write_run_report(run_dirs: Sequence[str | Path], out: str | Path, title: str = "tagsight report") -> str | Path:
     return run_report(run_dirs, title).write(out)
 
 

@@ -22,7 +22,7 @@ def vocab_report(vocab: Vocabulary, title: str = "Hashtag vocabulary") -> Report
     return report
 
 
-def write_vocab_report(vocab: Vocabulary, path: str | Path) -> Path:
+def write_vocab_report(vocab: Vocabulary, path: str | Path) -> str | Path:
     """Write the vocabulary report as one self-contained HTML file."""
     return vocab_report(vocab).write(path)
 

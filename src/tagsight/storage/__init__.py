@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from tagsight.storage.urls import (
     is_url, dataset_path, join, storage_options, open_filesystem, read_bytes, exists, env_int, ReadStats, retry,
-    relative_url, list_names, write_text,
+    relative_url, list_names, write_bytes, write_text,
 )
 from tagsight.storage.blocks import (
     CacheConfig, RemoteFiles, evict, cache_bytes,
@@ -64,5 +64,6 @@ __all__ = [
     "staging_folder",
     "storage_options",
     "write_state",
+    "write_bytes",
     "write_text",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,15 @@ def write_text(path: str | Path, text: str) -> str | Path:
     """Write a small file (a card, a report) to a local path (atomically) or an fsspec URL (one object put)."""
     if not is_url(path):
         return atomic_write_text(Path(path), text)
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> str | Path:
+    """Write a small file (a figure, a report) to a local path (atomically) or an fsspec URL (one object put)."""
+    if not is_url(path):
+        return atomic_write_bytes(Path(path), data)
     fs, inner = open_filesystem(str(path))
-    retry(lambda: fs.pipe_file(inner, text.encode("utf-8")), str(path))
+    retry(lambda: fs.pipe_file(inner, data), str(path))
     return str(path)
 
 
