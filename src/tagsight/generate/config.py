@@ -17,6 +17,9 @@ class DiffusionConfig:
     ``widths[i]`` is the channel count of resolution level ``i`` (level ``i`` works at
     ``resolution / 2**i``, latent resolution for ``space: latent``); ``attention[i]`` puts
     cross-attention to the prompt tokens at that level (the middle block always has it).
+    ``prompt_to_time`` also adds the prompt to the timestep embedding (the mean of its token
+    embeddings, padding left out, through a learned projection), so every ResNet block is conditioned,
+    as in class-conditional diffusion; runs saved before the setting existed load with it off.
     """
 
     resolution: int = 32                       # image side in pixels (generated and trained)
@@ -29,6 +32,7 @@ class DiffusionConfig:
     head_dim: int = 32
     token_dim: int = 64                        # width of the token embedding fed to cross-attention
     max_tokens: int = 8                        # tokens per sample (hashtag labels, then caption words)
+    prompt_to_time: bool = False               # also add the pooled prompt to the timestep embedding (every block)
     captions: bool = True                      # add words of reviewers' captions (catalog/reviews.parquet)
     prediction: str = "epsilon"                # epsilon | v_prediction
     train_timesteps: int = 1000
@@ -75,6 +79,8 @@ class DiffusionConfig:
                              f"({len(self.widths)} levels), got {self.resolution}")
         if self.layers_per_block < 1 or self.token_dim < 1 or self.max_tokens < 1:
             raise ValueError("objective.diffusion.layers_per_block, token_dim and max_tokens must be >= 1")
+        if not isinstance(self.prompt_to_time, bool):
+            raise ValueError(f"objective.diffusion.prompt_to_time must be true or false, got {self.prompt_to_time!r}")
 
     def _check_training(self) -> None:
         if self.train_timesteps < 10:

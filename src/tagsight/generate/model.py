@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def build_unet(cfg: DiffusionConfig, channels: int, sample_size: int) -> UNet2DConditionModel:
-    """The denoiser: ``len(cfg.widths)`` levels, cross-attention where ``cfg.attention`` says and in the middle."""
+    """The denoiser: ``len(cfg.widths)`` levels, cross-attention where ``cfg.attention`` says and in the middle.
+
+    With ``cfg.prompt_to_time`` the UNet also takes a ``[B, token_dim]`` vector as ``class_labels``
+    (diffusers' ``class_embed_type="projection"``: a two-layer MLP added to the timestep embedding).
+    """
     from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
@@ -31,7 +35,9 @@ def build_unet(cfg: DiffusionConfig, channels: int, sample_size: int) -> UNet2DC
         sample_size=sample_size, in_channels=channels, out_channels=channels, block_out_channels=cfg.widths,
         layers_per_block=cfg.layers_per_block, down_block_types=down, up_block_types=up,
         mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=cfg.token_dim, attention_head_dim=heads,
-        norm_num_groups=cfg.norm_groups)
+        norm_num_groups=cfg.norm_groups,
+        class_embed_type="projection" if cfg.prompt_to_time else None,
+        projection_class_embeddings_input_dim=cfg.token_dim if cfg.prompt_to_time else None)
     return unet
 
 
@@ -48,6 +54,16 @@ class TokenEncoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.norm(self.embed(ids)), (ids != PAD).to(self.embed.weight.dtype)
+
+
+def pool_tokens(context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, D]``: the mean of each row's token embeddings over its real tokens (padding left out).
+
+    The null row (the null token, then padding) pools to the null token's embedding itself, so the
+    unconditional branch of classifier-free guidance reads the same input whatever the row length.
+    """
+    weights = mask.unsqueeze(-1)
+    return (context * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 def load_vae(path: str | None) -> AutoencoderKL:
