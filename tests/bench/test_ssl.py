@@ -176,9 +176,9 @@ def test_the_budget_curve_averages_seeds_per_budget_and_draws_the_plot(tmp_path)
         return {"method": method, "impl": impl, "seed": seed, "steps": steps, "batch": 64, "knn_top1": knn,
                 "linear_top1": lin}
 
-    for name, steps, rows in (("x1", 10, [row("swav", "random", 0, 10, 0.2, 0.3), row("swav", "tagsight", 0, 10, 0.3, 0.4),
-                                            row("swav", "tagsight", 1, 10, 0.5, 0.6)]),
-                              ("x4", 40, [row("swav", "random", 0, 40, 0.2, 0.3), row("swav", "tagsight", 0, 40, 0.6, 0.7)])):
+    for name, rows in (("x1", [row("swav", "random", 0, 10, 0.2, 0.3), row("swav", "tagsight", 0, 10, 0.3, 0.4),
+                               row("swav", "tagsight", 1, 10, 0.5, 0.6)]),
+                       ("x4", [row("swav", "random", 0, 40, 0.2, 0.3), row("swav", "tagsight", 0, 40, 0.6, 0.7)])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps({"runs": rows}))
     curves = curve.points([tmp_path / "x1", tmp_path / "x4"])
