@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 PROBES = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"))
+COLOURS = {"swav": "#d62728", "dino": "#1f77b4"}
 
 
 def points(folders: list[Path]) -> dict[tuple[str, str], list[tuple[int, float, float, int]]]:
@@ -60,8 +61,10 @@ def plot(curves: dict[tuple[str, str], list[tuple[int, float, float, int]]], out
             if impl == "random":
                 ax.axhline(pts[0][i], color="grey", linestyle=":", label="random init")
                 continue
-            ax.plot([p[0] for p in pts], [p[i] for p in pts], marker="o",
-                    linestyle="-" if impl == "tagsight" else "--", label=f"{method} ({impl})")
+            ours = impl == "tagsight"    # colour by method; tagsight filled and solid, other implementations hollow
+            ax.plot([p[0] for p in pts], [p[i] for p in pts], color=COLOURS.get(method, "black"),
+                    marker="o" if ours else "s", markerfacecolor=None if ours else "none",
+                    linestyle="-" if ours else "--", label=f"{method} ({impl})")
         ax.set_xscale("log")
         ax.set_xlabel("photos seen in pretraining (steps x 64)")
         ax.set_title(f"imagenette-160 val, {name}", fontsize=10)
