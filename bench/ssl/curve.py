@@ -1,10 +1,18 @@
-"""The budget curve: top-1 (kNN and linear) against photos seen, one line per method and implementation.
+"""The budget curve: top-1 (kNN and linear) against pretraining compute, one line per method and implementation.
 
-    python bench/ssl/curve.py OUT_X1 OUT_X4 [OUT_X16 ...] --out docs/img/ssl_budget_curve.png
+    python bench/ssl/curve.py OUT_X1 OUT_X4 [OUT_X16 ...] [--hashtag RUN ...] --out docs/img/ssl_budget_curve.png
 
 Each OUT is a ``bench/ssl/run.py --out`` folder (its ``results.json``), trained at one budget (``--steps``).
-Photos seen = steps x batch size. Every (method, implementation) is averaged over the seeds it has at that budget;
-the random initialisation of each folder's seeds is drawn as the floor. Prints the points as a Markdown table.
+Photos seen = steps x batch size. Compute is counted as the backbone pixels the student processes: photos seen x
+the pixels of one sample's crops (2 x 64 px + 2 x 32 px for the presets' multi-crop, from the preset each
+results.json names), so a self-supervised sample and a hashtag sample of one 64 px crop sit on the same axis.
+Every (method, implementation) is averaged over the seeds it has at that budget; the random initialisation of each
+folder's seeds is drawn as the floor.
+
+``--hashtag RUN`` adds a ``tagsight pretrain`` hashtag run as a reference point (repeat it for several budgets):
+its budget from the run's ``config.yaml`` (loop.epochs x data.epoch_length samples of model.img_size), its top-1
+from the ``tagsight eval knn`` and ``tagsight eval linear`` results the run holds (``RUN/transfer/*.json``), which
+use the same protocol as the bench's probes. Prints the points as a Markdown table.
 """
 
 from __future__ import annotations
@@ -17,56 +25,99 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 PROBES = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"))
-COLOURS = {"swav": "#d62728", "dino": "#1f77b4"}
+COLOURS = {"swav": "#d62728", "dino": "#1f77b4", "hashtags": "#2ca02c"}
 
 
-def points(folders: list[Path]) -> dict[tuple[str, str], list[tuple[int, float, float, int]]]:
-    """(method, impl) -> sorted [(photos seen, mean kNN %, mean linear %, seeds)]; random init under ("-", "random")."""
-    runs: list[dict[str, Any]] = []
+Point = tuple[int, int, float, float, int]     # (backbone pixels, photos seen, kNN %, linear %, seeds)
+Curves = dict[tuple[str, str], list[Point]]
+
+
+def crop_pixels(preset: Path) -> int:
+    """Pixels of one sample's crops through the student under a multi-crop preset (or one square crop)."""
+    cfg = yaml.safe_load(preset.read_text())
+    crops = cfg.get("data", {}).get("multicrop")
+    if not crops:
+        return int(cfg["model"]["img_size"]) ** 2
+    return int(crops["n_global"]) * int(crops["global_size"]) ** 2 + int(crops["n_local"]) * int(crops["local_size"]) ** 2
+
+
+def _bench_runs(folder: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(pixels per sample, run) for each run of a bench/ssl results.json."""
+    doc = json.loads((folder / "results.json").read_text())
+    presets = doc["spec"]["presets"]
+    return [(crop_pixels(REPO / presets[r["method"]]), r) for r in doc["runs"]]
+
+
+def points(folders: list[Path]) -> Curves:
+    """(method, impl) -> sorted points; random init under ("-", "random")."""
+    groups: dict[tuple[str, str, int, int], list[dict[str, Any]]] = defaultdict(list)
     for folder in folders:
-        runs += json.loads((folder / "results.json").read_text())["runs"]
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in runs:
-        key = ("-", "random") if r["impl"] == "random" else (r["method"], r["impl"])
-        groups[(*key, r["steps"] * r["batch"])].append(r)
-    out: dict[tuple[str, str], list[tuple[int, float, float, int]]] = defaultdict(list)
-    for (method, impl, seen), rs in sorted(groups.items()):
+        for pixels, r in _bench_runs(folder):
+            key = ("-", "random") if r["impl"] == "random" else (r["method"], r["impl"])
+            seen = r["steps"] * r["batch"]
+            groups[(*key, seen * pixels, seen)].append(r)
+    out: Curves = defaultdict(list)
+    for (method, impl, pixels, seen), rs in sorted(groups.items()):
         if impl == "random":        # the same floor whatever the budget: once per seed
             rs = list({r["seed"]: r for r in rs}.values())
-        out[(method, impl)].append((seen, 100 * statistics.fmean(r["knn_top1"] for r in rs),
+        out[(method, impl)].append((pixels, seen, 100 * statistics.fmean(r["knn_top1"] for r in rs),
                                     100 * statistics.fmean(r["linear_top1"] for r in rs), len(rs)))
     return dict(out)
 
 
-def table(curves: dict[tuple[str, str], list[tuple[int, float, float, int]]]) -> str:
-    lines = ["| method | implementation | photos seen | seeds | kNN top-1 % | linear top-1 % |", "|---|---|---:|---:|---:|---:|"]
+def hashtag_point(run: Path) -> Point:
+    """A hashtag pretraining run's budget and its evaluated top-1 (kNN, linear); ValueError if one is missing."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    seen = int(cfg["loop"]["epochs"]) * int(cfg["data"]["epoch_length"])
+    top1 = {}
+    for path in sorted((run / "transfer").glob("*.json")):
+        result = json.loads(path.read_text())
+        top1[result["method"]] = 100 * float(result["metrics"]["top1"])
+    if not {"knn", "linear"} <= top1.keys():
+        raise ValueError(f"{run}: no kNN and linear results in {run / 'transfer'} (run tagsight eval knn|linear)")
+    return (seen * int(cfg["model"]["img_size"]) ** 2, seen, top1["knn"], top1["linear"], 1)
+
+
+def add_hashtag_runs(curves: Curves, runs: list[Path]) -> Curves:
+    """The curves with the hashtag runs as ("hashtags", "tagsight"), sorted by budget."""
+    if runs:
+        curves = {**curves, ("hashtags", "tagsight"): sorted(hashtag_point(r) for r in runs)}
+    return curves
+
+
+def table(curves: Curves) -> str:
+    lines = ["| method | implementation | photos seen | backbone pixels (M) | seeds | kNN top-1 % | linear top-1 % |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for (method, impl), pts in sorted(curves.items()):
-        lines += [f"| {method} | {impl} | {seen:,} | {n} | {knn:.1f} | {lin:.1f} |" for seen, knn, lin, n in pts]
+        lines += [f"| {method} | {impl} | {seen:,} | {pixels / 1e6:,.0f} | {n} | {knn:.1f} | {lin:.1f} |"
+                  for pixels, seen, knn, lin, n in pts]
     return "\n".join(lines) + "\n"
 
 
-def plot(curves: dict[tuple[str, str], list[tuple[int, float, float, int]]], out: Path) -> None:
+def plot(curves: Curves, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, (i, name) in zip(axes, ((1, PROBES[0][1]), (2, PROBES[1][1]))):
+    for ax, (i, name) in zip(axes, ((2, PROBES[0][1]), (3, PROBES[1][1]))):
         for (method, impl), pts in sorted(curves.items()):
             if impl == "random":
                 ax.axhline(pts[0][i], color="grey", linestyle=":", label="random init")
                 continue
             ours = impl == "tagsight"    # colour by method; tagsight filled and solid, other implementations hollow
-            ax.plot([p[0] for p in pts], [p[i] for p in pts], color=COLOURS.get(method, "black"),
+            ax.plot([p[0] / 1e6 for p in pts], [p[i] for p in pts], color=COLOURS.get(method, "black"),
                     marker="o" if ours else "s", markerfacecolor=None if ours else "none",
                     linestyle="-" if ours else "--", label=f"{method} ({impl})")
         ax.set_xscale("log")
-        ax.set_xlabel("photos seen in pretraining (steps x 64)")
+        ax.set_xlabel("pretraining compute: backbone pixels (millions)")
         ax.set_title(f"imagenette-160 val, {name}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 %")
@@ -78,13 +129,19 @@ def plot(curves: dict[tuple[str, str], list[tuple[int, float, float, int]]], out
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="bench/ssl/run.py --out folders, one per budget")
+    p.add_argument("--hashtag", type=Path, action="append", default=[], metavar="RUN",
+                   help="a tagsight pretrain hashtag run evaluated with tagsight eval knn and linear (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
     a = p.parse_args(argv)
     missing = [str(f) for f in a.folders if not (f / "results.json").is_file()]
     if missing:
         sys.stderr.write(f"no results.json in {', '.join(missing)}\n")
         return 2
-    curves = points(a.folders)
+    try:
+        curves = add_hashtag_runs(points(a.folders), a.hashtag)
+    except (OSError, ValueError, KeyError) as exc:
+        sys.stderr.write(f"cannot read a hashtag run: {exc}\n")
+        return 2
     plot(curves, a.out)
     sys.stdout.write(table(curves))
     return 0

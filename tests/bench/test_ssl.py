@@ -168,22 +168,3 @@ def test_an_arm_killed_mid_run_resumes_from_its_checkpoint_bit_identical(tmp_pat
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert not path.exists()                                  # a finished arm leaves no checkpoint behind
 
-
-def test_the_budget_curve_averages_seeds_per_budget_and_draws_the_plot(tmp_path):
-    import curve
-
-    def row(method, impl, seed, steps, knn, lin):
-        return {"method": method, "impl": impl, "seed": seed, "steps": steps, "batch": 64, "knn_top1": knn,
-                "linear_top1": lin}
-
-    for name, rows in (("x1", [row("swav", "random", 0, 10, 0.2, 0.3), row("swav", "tagsight", 0, 10, 0.3, 0.4),
-                               row("swav", "tagsight", 1, 10, 0.5, 0.6)]),
-                       ("x4", [row("swav", "random", 0, 40, 0.2, 0.3), row("swav", "tagsight", 0, 40, 0.6, 0.7)])):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps({"runs": rows}))
-    curves = curve.points([tmp_path / "x1", tmp_path / "x4"])
-    assert curves[("swav", "tagsight")] == [(640, pytest.approx(40.0), pytest.approx(50.0), 2),
-                                            (2560, pytest.approx(60.0), pytest.approx(70.0), 1)]
-    assert curve.main([str(tmp_path / "x1"), str(tmp_path / "x4"), "--out", str(tmp_path / "c.png")]) == 0
-    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
-    assert curve.main([str(tmp_path / "none"), "--out", str(tmp_path / "d.png")]) == 2

@@ -1,0 +1,81 @@
+"""bench/ssl/curve.py: the budget curve averages seeds per budget, puts multi-crop and single-crop runs on one
+compute axis (backbone pixels), adds hashtag runs from their evaluation results, and refuses what it cannot read."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SWAV_PIXELS = 2 * 64 ** 2 + 2 * 32 ** 2        # configs/pretrain_swav_cpu_small.yaml's multi-crop
+
+
+def _curve() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ssl_curve", REPO / "bench" / "ssl" / "curve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(method: str, impl: str, seed: int, steps: int, knn: float, lin: float) -> dict[str, object]:
+    return {"method": method, "impl": impl, "seed": seed, "steps": steps, "batch": 64, "knn_top1": knn,
+            "linear_top1": lin}
+
+
+def _bench_folders(tmp_path: Path) -> list[Path]:
+    spec = {"presets": {"swav": "configs/pretrain_swav_cpu_small.yaml"}}
+    folders = []
+    for name, rows in (("x1", [_row("swav", "random", 0, 10, 0.2, 0.3), _row("swav", "tagsight", 0, 10, 0.3, 0.4),
+                               _row("swav", "tagsight", 1, 10, 0.5, 0.6)]),
+                       ("x4", [_row("swav", "random", 0, 40, 0.2, 0.3), _row("swav", "tagsight", 0, 40, 0.6, 0.7)])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"spec": spec, "runs": rows}))
+        folders.append(tmp_path / name)
+    return folders
+
+
+def _hashtag_run(tmp_path: Path, epochs: int, results: dict[str, float]) -> Path:
+    run = tmp_path / f"hashtag-{epochs}"
+    (run / "transfer").mkdir(parents=True)
+    config = {"model": {"name": "resnet18", "img_size": 64}, "data": {"epoch_length": 256, "batch_size": 64},
+              "loop": {"epochs": epochs}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    for method, top1 in results.items():
+        (run / "transfer" / f"{method}-abc.json").write_text(json.dumps({"method": method, "metrics": {"top1": top1}}))
+    return run
+
+
+def test_the_curve_averages_seeds_per_budget_on_the_compute_axis(tmp_path: Path) -> None:
+    curve = _curve()
+    curves = curve.points(_bench_folders(tmp_path))
+    assert curves[("swav", "tagsight")] == [(640 * SWAV_PIXELS, 640, pytest.approx(40.0), pytest.approx(50.0), 2),
+                                            (2560 * SWAV_PIXELS, 2560, pytest.approx(60.0), pytest.approx(70.0), 1)]
+    assert [p[4] for p in curves[("-", "random")]] == [1, 1]      # one floor per seed and budget
+
+
+def test_hashtag_runs_join_the_curve_at_their_own_compute(tmp_path: Path) -> None:
+    curve = _curve()
+    runs = [_hashtag_run(tmp_path, 8, {"knn": 0.55, "linear": 0.6}), _hashtag_run(tmp_path, 2, {"knn": 0.45, "linear": 0.5})]
+    curves = curve.add_hashtag_runs(curve.points(_bench_folders(tmp_path)), runs)
+    assert curves[("hashtags", "tagsight")] == [(512 * 64 ** 2, 512, pytest.approx(45.0), pytest.approx(50.0), 1),
+                                                (2048 * 64 ** 2, 2048, pytest.approx(55.0), pytest.approx(60.0), 1)]
+    assert "| hashtags | tagsight | 2,048 | 8 | 1 | 55.0 | 60.0 |" in curve.table(curves)
+
+
+def test_the_cli_draws_the_plot_and_refuses_what_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = _curve()
+    x1, x4 = _bench_folders(tmp_path)
+    run = _hashtag_run(tmp_path, 2, {"knn": 0.45, "linear": 0.5})
+    assert curve.main([str(x1), str(x4), "--hashtag", str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    assert "| hashtags | tagsight |" in capsys.readouterr().out
+    assert curve.main([str(tmp_path / "none"), "--out", str(tmp_path / "d.png")]) == 2
+    unevaluated = _hashtag_run(tmp_path, 3, {"knn": 0.45})
+    assert curve.main([str(x1), "--hashtag", str(unevaluated), "--out", str(tmp_path / "e.png")]) == 2
+    assert "tagsight eval knn|linear" in capsys.readouterr().err
