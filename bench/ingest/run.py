@@ -331,16 +331,16 @@ def _wh(size: tuple[int, int]) -> str:
 
 # --------------------------------------------------------------------------------------- profile
 
-PIPE, IMG = "tagsight/ingest/pipeline.py", "tagsight/ingest/images.py"
+PIPE, IMG, JPEG = "tagsight/ingest/pipeline.py", "tagsight/ingest/images.py", "tagsight/ingest/jpeg.py"
 BLOCKS = "tagsight/ingest/blocks.py"
 IMAGE_STAGES = [
     ("read file + path safety checks", [(IMG, "read_media")]),
     ("header + metadata checks", [(IMG, "_open_checked"), (IMG, "_metadata_flags")]),
-    ("decode (Pillow)", [(IMG, "_decode")]),
+    ("decode (simplejpeg or Pillow, the same pixels)", [(IMG, "_decode")]),
     ("EXIF orientation + RGB", [(IMG, "_orient"), (IMG, "_to_rgb")]),
     ("resize (area)", [(IMG, "_resize")]),
     ("perceptual hash", [(IMG, "phash")]),
-    ("JPEG encode without metadata (OpenCV, Pillow's bytes)", [(IMG, "_encode_clean")]),
+    ("JPEG encode without metadata (OpenCV, Pillow's bytes)", [(JPEG, "encode_clean")]),
 ]
 
 
@@ -411,12 +411,13 @@ def stage_costs(files: Sequence[Path], root: Path, args: argparse.Namespace) -> 
                       rels[k:k + im.BATCH_SIZE])
         imgs = _step(totals, "header + metadata checks", lambda d: im._open_checked(d, cfg), datas)
         _step(totals, "header + metadata checks", im._metadata_flags, imgs)
-        imgs = _step(totals, "decode (Pillow)", lambda img: im._decode(img, cfg.max_side), imgs)
+        imgs = _step(totals, "decode (simplejpeg or Pillow, the same pixels)",
+                     lambda pair: im._decode(pair[0], cfg.max_side, pair[1]), list(zip(imgs, datas)))
         imgs = _step(totals, "EXIF orientation + RGB", lambda img: im._to_rgb(im._orient(img)), imgs)
         imgs = _step(totals, "resize (area)", lambda img: im._resize(img, cfg.max_side), imgs)
         _step(totals, "perceptual hash", im.phash, imgs)
         _step(totals, "JPEG encode without metadata (OpenCV, Pillow's bytes)",
-              lambda img: im._encode_clean(img, cfg.jpeg_quality), imgs)
+              lambda img: im.jpeg.encode_clean(img, cfg.jpeg_quality), imgs)
         _step(totals, "sha256 of the input bytes", lambda d: hashlib.sha256(d).hexdigest(), datas)
     return [(label, ns / 1e6 / len(files)) for label, ns in totals.items()]
 

@@ -34,13 +34,12 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tagsight.ingest import heif
+from tagsight.ingest import heif, jpeg
 from tagsight.ingest.tree import Tree
 from tagsight.ingest.tree_safety import MemberTooLarge, TreeError
 
@@ -51,6 +50,7 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF"
 
 _METADATA_KEYS = frozenset({"exif", "icc_profile", "xmp", "xml:com.adobe.xmp", "comment", "photoshop", "iptc"})
 _GPS_IFD = 0x8825
+_ORIENTATION = 0x0112
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DECODE_ERRORS = (OSError, EOFError, SyntaxError, struct.error)
@@ -151,9 +151,10 @@ def clear_path_cache() -> None:
 
 def start_run() -> None:
     """Call at the start of an ingest run, before worker processes fork: forget resolved folders,
-    and import and check the JPEG encoder once so that forked workers inherit it."""
+    and import and check the JPEG encoder and decoder once so that forked workers inherit them."""
     clear_path_cache()
-    _cv2_encoder()
+    jpeg.cv2_encoder()
+    jpeg.simplejpeg_decoder()
 
 
 def check_relative_path(rel: str) -> None:
@@ -323,7 +324,7 @@ class _Work:
         self.flags = _metadata_flags(self.img)
 
     def decode(self, max_side: int) -> None:
-        self.img = _decode(self.image(), max_side)
+        self.img = _decode(self.image(), max_side, self.data)
 
     def normalise(self, max_side: int) -> None:
         self.img = normalise_decoded(self.image(), max_side)
@@ -339,7 +340,7 @@ class _Work:
     def encode(self, quality: int) -> None:
         img = self.image()
         self.out = ProcessedImage(
-            jpeg=_encode_clean(img, quality), width=img.width, height=img.height,
+            jpeg=jpeg.encode_clean(img, quality), width=img.width, height=img.height,
             source_width=self.source_size[0], source_height=self.source_size[1],
             sha256=hashlib.sha256(self.data).hexdigest(), phash=self.phash, faces_blurred=self.faces,
             had_gps=self.flags[0], had_metadata=self.flags[1])
@@ -379,7 +380,7 @@ def decode_rgb(data: bytes, cfg: ImageConfig) -> Image.Image:
     """Encoded bytes to 8-bit RGB, EXIF-oriented, at most ``cfg.max_side``: format, size and pixel limits are
     checked from the header before decoding (ImageRejected with the reason otherwise). Safe in threads as
     long as ``cfg.max_pixels`` stays under Pillow's bomb guard (no warning filter is set)."""
-    return normalise_decoded(_decode(_open_checked(data, cfg), cfg.max_side), cfg.max_side)
+    return normalise_decoded(_decode(_open_checked(data, cfg), cfg.max_side, data), cfg.max_side)
 
 
 def normalise_decoded(img: Image.Image, max_side: int) -> Image.Image:
@@ -428,12 +429,16 @@ def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
     return gps, bool(exif) or bool(keys & _METADATA_KEYS)
 
 
-def _decode(img: Image.Image, max_side: int) -> Image.Image:
-    """Decode pixel data (first frame); JPEGs at the smallest DCT scale still >= ``max_side``."""
+def _decode(img: Image.Image, max_side: int, data: bytes) -> Image.Image:
+    """Decode pixel data (first frame) of ``img``, opened from ``data``; JPEGs at the smallest DCT scale still
+    >= ``max_side``, by simplejpeg where it gives Pillow's pixels (``_decode_fast``), else by Pillow."""
     w, h = img.size
     scale = max_side / max(w, h)
     if img.format in ("JPEG", "MPO") and scale < 0.5:
         img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    fast = _decode_fast(img, data)
+    if fast is not None:
+        return fast
     try:
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -443,6 +448,23 @@ def _decode(img: Image.Image, max_side: int) -> Image.Image:
     except Exception as exc:
         raise ImageRejected("unsupported_image", f"cannot decode the image: {type(exc).__name__}: {exc}") from None
     return img
+
+
+def _decode_fast(img: Image.Image, data: bytes) -> Image.Image | None:
+    """A three-component JPEG that needs no EXIF rotation, decoded by ``jpeg.decode_rgb`` at ``draft``'s scale;
+    None for anything else (other formats, greyscale, CMYK, MPO, rotated, broken streams): Pillow decodes it.
+    The new image carries no metadata, which is why a photo to be rotated (EXIF or XMP orientation 2-8, or one
+    that cannot be read) is left to Pillow; its metadata was already looked at (``_metadata_flags``)."""
+    if img.format != "JPEG" or img.mode != "RGB":
+        return None
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # unreadable EXIF: Pillow's way (``_orient`` ignores it there)
+        return None
+    if not isinstance(orientation, int) or 2 <= orientation <= 8:
+        return None
+    config = getattr(img, "decoderconfig", ())  # (scale, 0) once ``draft`` chose a DCT scale
+    return jpeg.decode_rgb(data, int(config[0]) if config else 1, img.size)
 
 
 def _orient(img: Image.Image) -> Image.Image:
@@ -496,51 +518,6 @@ def _resize(img: Image.Image, max_side: int) -> Image.Image:
     scale = max_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return img.resize(size, Image.Resampling.BOX)
-
-
-def _encode_clean(img: Image.Image, quality: int) -> bytes:
-    """Baseline JPEG with no EXIF, XMP, ICC or comment; deterministic for the same pixels.
-
-    OpenCV's ``imencode`` (when installed and when it writes exactly Pillow's bytes, checked once
-    per process by ``_cv2_encoder``) takes half the time of Pillow's ``save``; both are
-    libjpeg-turbo with 4:2:0 subsampling and the standard tables, so the dataset version does not
-    depend on whether OpenCV is installed. Neither writes any metadata.
-    """
-    cv2 = _cv2_encoder()
-    if cv2 is not None and img.mode == "RGB":
-        return _cv2_jpeg(cv2, img, quality)
-    return _pillow_jpeg(img, quality)
-
-
-def _pillow_jpeg(img: Image.Image, quality: int) -> bytes:
-    clean = Image.frombytes("RGB", img.size, img.tobytes())  # a fresh image carries no info or EXIF
-    buf = io.BytesIO()
-    clean.save(buf, "JPEG", quality=quality, optimize=False, progressive=False, exif=b"")
-    return buf.getvalue()
-
-
-def _cv2_jpeg(cv2: ModuleType, img: Image.Image, quality: int) -> bytes:
-    bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        return _pillow_jpeg(img, quality)
-    return bytes(buf)
-
-
-@lru_cache(maxsize=1)
-def _cv2_encoder() -> ModuleType | None:
-    """OpenCV when installed and byte-identical to Pillow on probe images at several qualities, else None."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    rng = np.random.default_rng(0)
-    probes = [Image.fromarray(rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-              for size in ((37, 23), (64, 48))]
-    same = all(_cv2_jpeg(cv2, p, q) == _pillow_jpeg(p, q) for p in probes for q in (1, 75, 90, 100))
-    if not same:
-        log.info("OpenCV's JPEG encoder differs from Pillow's here; encoding with Pillow")
-    return cv2 if same else None
 
 
 # --------------------------------------------------------------------------------------- hashes

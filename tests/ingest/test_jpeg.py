@@ -1,0 +1,137 @@
+"""JPEG decoding by simplejpeg where it gives Pillow's pixels: the same stored bytes, metadata rules unchanged."""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tagsight.ingest import images, jpeg
+from tagsight.ingest.images import ImageConfig, ImageRejected, process_image
+
+pytest.importorskip("simplejpeg")
+
+CFG = ImageConfig(max_side=64)
+
+
+def texture(seed: int, width: int, height: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    return coarse.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def encode(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def spy(monkeypatch) -> list[bool]:
+    """Each call of the fast decoder: True when it decoded, False when it left the JPEG to Pillow."""
+    calls: list[bool] = []
+    original = jpeg.decode_rgb
+
+    def recorded(data: bytes, reduce: int, size: tuple[int, int]) -> Image.Image | None:
+        out = original(data, reduce, size)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(jpeg, "decode_rgb", recorded)
+    return calls
+
+
+def without_simplejpeg(monkeypatch, data: bytes, cfg: ImageConfig = CFG) -> images.ProcessedImage | str:
+    with monkeypatch.context() as m:
+        m.setattr(jpeg, "simplejpeg_decoder", lambda: None)
+        try:
+            return process_image(data, cfg)
+        except ImageRejected as exc:
+            return exc.reason
+
+
+def test_the_probe_passes_here():
+    assert jpeg.simplejpeg_decoder() is not None
+
+
+@pytest.mark.parametrize("size", [(97, 61), (160, 160), (64, 40), (1000, 700), (530, 300)])
+@pytest.mark.parametrize("options", [{"subsampling": 0}, {"subsampling": 1}, {"subsampling": 2},
+                                     {"progressive": True}, {"quality": 30}])
+def test_fast_decoding_stores_the_same_bytes(monkeypatch, spy, size, options):
+    """Full size and every DCT scale ``draft`` picks (1000 px to 64: 1/8; 530: 1/4; 160: 1/2)."""
+    data = encode(texture(size[0], *size), **options)
+    fast = process_image(data, CFG)
+    assert spy == [True]
+    assert without_simplejpeg(monkeypatch, data) == fast
+
+
+def test_metadata_is_still_dropped_on_the_fast_path(spy):
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    exif[0x0112] = 1  # upright: nothing to rotate
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0)})
+    data = encode(texture(1, 80, 80), exif=exif, comment=b"secret comment", icc_profile=b"\0" * 200)
+    result = process_image(data, CFG)
+    assert spy == [True]
+    assert result.had_gps and result.had_metadata
+    stored = Image.open(io.BytesIO(result.jpeg))
+    assert not stored.getexif() and not {"icc_profile", "exif", "comment", "xmp"} & set(stored.info)
+    for marker in (b"Exif", b"GPS", b"SecretCam", b"secret comment"):
+        assert marker not in result.jpeg
+
+
+def test_a_photo_to_rotate_is_decoded_by_pillow(monkeypatch, spy):
+    raw = Image.new("RGB", (48, 32), "red")
+    raw.paste((0, 0, 255), (24, 0, 48, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    for data in (encode(raw, exif=exif), encode(raw, xmp=xmp)):
+        result = process_image(data, CFG)
+        assert (result.width, result.height) == (32, 48)  # rotated
+        assert without_simplejpeg(monkeypatch, data) == result
+    assert spy == []
+
+
+def test_broken_streams_are_left_to_pillow(monkeypatch, spy):
+    data = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    truncated = data[: len(data) // 2]
+    with pytest.raises(ImageRejected) as info:
+        process_image(truncated, CFG)
+    assert info.value.reason == "truncated_image" and spy == [False]
+    extraneous = data[:-2] + b"\x00junk" + data[-2:]  # a decoder warning; Pillow still decodes it
+    expected = without_simplejpeg(monkeypatch, extraneous)
+    spy.clear()
+    assert process_image(extraneous, CFG) == expected
+    assert spy == [False]
+
+
+def test_greyscale_and_cmyk_are_decoded_by_pillow(spy):
+    process_image(encode(Image.new("L", (40, 40), 90)), CFG)
+    process_image(encode(Image.new("CMYK", (40, 40), (0, 255, 255, 0))), CFG)
+    assert spy == []
+
+
+def test_a_decoder_that_differs_from_pillow_is_not_used(monkeypatch):
+    fake = types.ModuleType("simplejpeg")
+
+    def decode_jpeg(data, colorspace, **kw):  # one unit off in every pixel
+        img = Image.open(io.BytesIO(data))
+        img.draft("RGB", (kw["min_width"], kw["min_height"]))
+        return np.asarray(img.convert("RGB")) ^ 1
+
+    fake.decode_jpeg = decode_jpeg  # type: ignore[attr-defined]
+    jpeg.simplejpeg_decoder.cache_clear()
+    monkeypatch.setitem(sys.modules, "simplejpeg", fake)
+    try:
+        assert jpeg.simplejpeg_decoder() is None
+        assert jpeg.decode_rgb(encode(texture(3, 40, 40)), 1, (40, 40)) is None
+    finally:
+        monkeypatch.undo()
+        jpeg.simplejpeg_decoder.cache_clear()
+    assert jpeg.simplejpeg_decoder() is not None
