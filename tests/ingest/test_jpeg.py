@@ -117,20 +117,22 @@ def test_greyscale_and_cmyk_are_decoded_by_pillow(spy):
     assert spy == []
 
 
-def test_a_decoder_that_differs_from_pillow_is_not_used(monkeypatch):
+@pytest.mark.parametrize("off_by", [0, 1])
+def test_a_decoder_that_differs_from_pillow_is_not_used(monkeypatch, off_by):
     fake = types.ModuleType("simplejpeg")
 
-    def decode_jpeg(data, colorspace, **kw):  # one unit off in every pixel
+    def decode_jpeg(data, colorspace, **kw):  # Pillow's pixels, ``off_by`` units off in every pixel
         img = Image.open(io.BytesIO(data))
-        img.draft("RGB", (kw["min_width"], kw["min_height"]))
-        return np.asarray(img.convert("RGB")) ^ 1
+        img.draft("RGB", (img.width // kw["min_factor"], img.height // kw["min_factor"]))  # that DCT scale
+        return np.asarray(img.convert(colorspace)) ^ np.uint8(off_by)
 
     fake.decode_jpeg = decode_jpeg  # type: ignore[attr-defined]
     jpeg.simplejpeg_decoder.cache_clear()
     monkeypatch.setitem(sys.modules, "simplejpeg", fake)
     try:
-        assert jpeg.simplejpeg_decoder() is None
-        assert jpeg.decode_rgb(encode(texture(3, 40, 40)), 1, (40, 40)) is None
+        assert jpeg.simplejpeg_decoder() is (None if off_by else fake)
+        fast = jpeg.decode_rgb(encode(texture(3, 40, 40)), 1, (40, 40))
+        assert (fast is None) == bool(off_by)
     finally:
         monkeypatch.undo()
         jpeg.simplejpeg_decoder.cache_clear()
