@@ -137,3 +137,16 @@ def test_a_decoder_that_differs_from_pillow_is_not_used(monkeypatch, off_by):
         monkeypatch.undo()
         jpeg.simplejpeg_decoder.cache_clear()
     assert jpeg.simplejpeg_decoder() is not None
+
+
+def test_encoding_reads_pillows_memory_and_writes_pillows_bytes():
+    pytest.importorskip("cv2")
+    assert jpeg.cv2_encoder() is not None
+    small = texture(4, 45, 31)
+    view = jpeg._rgbx_view(small)
+    assert view is not None and view.shape == (31, 45, 4)
+    assert np.array_equal(view[..., :3], np.asarray(small))
+    large = texture(5, 2100, 2100)  # 17.6 MB: more than one of Pillow's memory blocks, so no single buffer
+    assert jpeg._rgbx_view(large) is None
+    for img in (small, large):
+        assert jpeg.encode_clean(img, 85) == jpeg.pillow_jpeg(img, 85)

@@ -11,7 +11,8 @@ installed:
   chroma upsampling, the same 1/2, 1/4, 1/8 DCT scaling as ``Image.draft``). Strict: a JPEG with any
   decoder warning (a corrupt or truncated stream) is left to Pillow, which decides and names the reason.
 - encoding with OpenCV's ``imencode``: half the time of Pillow's ``save``; both are libjpeg-turbo with
-  4:2:0 subsampling and the standard tables. Neither writes any metadata.
+  4:2:0 subsampling and the standard tables. Neither writes any metadata. The pixels go to OpenCV
+  through an Arrow view of Pillow's memory, without a copy.
 """
 
 from __future__ import annotations
@@ -135,11 +136,29 @@ def pillow_jpeg(img: Image.Image, quality: int) -> bytes:
 
 
 def _cv2_jpeg(cv2: ModuleType, img: Image.Image, quality: int) -> bytes:
-    bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+    pixels = _rgbx_view(img)
+    if pixels is not None:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR)
+    else:
+        bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return pillow_jpeg(img, quality)
     return bytes(buf)
+
+
+def _rgbx_view(img: Image.Image) -> np.ndarray | None:
+    """An RGB image's pixels as an (h, w, 4) array over Pillow's own memory (Arrow export, Pillow >= 11.2), or
+    None (older Pillow, or an image stored in several blocks): 0.005 ms for a 128 px image against 0.02 ms
+    for ``np.asarray``, which packs every pixel into a new buffer first."""
+    if _LAYOUT != "RGBX":
+        return None
+    try:  # pyarrow-stubs do not list objects with ``__arrow_c_array__`` (a Pillow image) among array()'s inputs
+        exported = pa.array(img)  # type: ignore[call-overload]
+    except ValueError:  # an image larger than one of Pillow's memory blocks has no single buffer
+        return None
+    view: np.ndarray = exported.values.to_numpy(zero_copy_only=True)
+    return view.reshape(img.height, img.width, 4)
 
 
 @lru_cache(maxsize=1)
