@@ -150,3 +150,72 @@ def test_encoding_reads_pillows_memory_and_writes_pillows_bytes():
     assert jpeg._rgbx_view(large) is None
     for img in (small, large):
         assert jpeg.encode_clean(img, 85) == jpeg.pillow_jpeg(img, 85)
+
+
+# ------------------------------------------------------------------------------------ plain JPEGs
+
+
+def test_plain_header_accepts_only_jpegs_with_nothing_but_pixels():
+    img = texture(6, 50, 30)
+    assert jpeg.plain_header(encode(img)) == (50, 30)  # Pillow writes a JFIF APP0 and the tables
+    assert jpeg.plain_header(encode(img, progressive=True)) == (50, 30)
+    exif = Image.Exif()
+    exif[0x010F] = "Cam"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"></x:xmpmeta>'
+    for data in (encode(img, exif=exif), encode(img, icc_profile=b"\0" * 64), encode(img, comment=b"hello"),
+                 encode(img, xmp=xmp), encode(img.convert("L")), encode(img.convert("CMYK")),
+                 encode(img)[:20], b"\x89PNG\r\n\x1a\n" + bytes(40), b""):
+        assert jpeg.plain_header(data) is None
+    data = encode(img)
+    sos = data.index(b"\xff\xda")
+    assert jpeg.plain_header(data[:sos]) is None  # no scan: not for the fast path
+
+
+@pytest.fixture
+def pillow_opens(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = images._open_checked
+
+    def recorded(data: bytes, cfg: ImageConfig) -> Image.Image:
+        calls.append(len(data))
+        return original(data, cfg)
+
+    monkeypatch.setattr(images, "_open_checked", recorded)
+    return calls
+
+
+def test_a_plain_jpeg_is_not_opened_by_pillow_and_stores_the_same(monkeypatch, pillow_opens):
+    data = encode(texture(7, 100, 90))
+    fast = process_image(data, CFG)
+    assert pillow_opens == []
+    assert not fast.had_gps and not fast.had_metadata and (fast.source_width, fast.source_height) == (100, 90)
+    assert without_simplejpeg(monkeypatch, data) == fast
+    assert pillow_opens == [len(data)]
+
+
+def test_a_plain_jpeg_that_does_not_decode_is_opened_by_pillow(pillow_opens):
+    data = encode(Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    with pytest.raises(ImageRejected) as info:
+        process_image(data[: len(data) * 2 // 3], CFG)
+    assert info.value.reason == "truncated_image" and len(pillow_opens) == 1
+
+
+@pytest.mark.parametrize("cfg, size, reason", [(ImageConfig(max_side=64, min_side=20), (30, 12), "tiny_image"),
+                                               (ImageConfig(max_side=64, max_pixels=900), (40, 40), "too_many_pixels")])
+def test_plain_jpegs_are_checked_as_pillow_checks_them(monkeypatch, cfg, size, reason):
+    data = encode(texture(8, *size))
+    with pytest.raises(ImageRejected) as info:
+        process_image(data, cfg)
+    assert info.value.reason == reason
+    with monkeypatch.context() as m:
+        m.setattr(jpeg, "simplejpeg_decoder", lambda: None)
+        with pytest.raises(ImageRejected) as pillow:
+            process_image(data, cfg)
+    assert (pillow.value.reason, str(pillow.value)) == (reason, str(info.value))
+
+
+def test_pillows_bomb_guard_still_applies(monkeypatch, pillow_opens):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageRejected) as info:
+        process_image(encode(texture(9, 40, 40)), CFG)
+    assert info.value.reason == "too_many_pixels" and len(pillow_opens) == 1

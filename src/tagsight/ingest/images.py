@@ -4,7 +4,9 @@ Steps, in order: path safety (before anything is opened), bounded read, header c
 pixel count, size), decode (JPEGs decoded at reduced scale with ``draft`` when much larger than
 the target), EXIF orientation, colour-mode normalisation to 8-bit RGB, resize (down only),
 optional face blur, and JPEG encoding with no metadata at all. The same input bytes and config
-always give the same output bytes.
+always give the same output bytes. JPEGs are decoded by simplejpeg and encoded by OpenCV where these
+give Pillow's exact pixels and bytes (``tagsight.ingest.jpeg``); a JPEG with no metadata segment at all
+is not opened by Pillow unless that decode fails.
 
 Reason codes (``ImageRejected.reason``):
 
@@ -294,7 +296,7 @@ def process_batch(datas: Sequence[bytes], cfg: ImageConfig) -> list[ProcessedIma
     for group in _pixel_groups(work):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            _each(group, lambda w: w.decode(cfg.max_side))
+            _each(group, lambda w: w.decode(cfg))
         _each(group, lambda w: w.normalise(cfg.max_side))
         _each(group, _Work.hash)
         if cfg.blur_faces:
@@ -319,12 +321,29 @@ class _Work:
         return self.img
 
     def open(self, cfg: ImageConfig) -> None:
+        size = _plain_jpeg(self.data, cfg.max_side)
+        if size is None:
+            self.open_with_pillow(cfg)
+        else:  # a JPEG with nothing but pixels: Pillow opens it only if the fast decode fails
+            _check_size(*size, cfg)
+            self.source_size = size
+
+    def decode(self, cfg: ImageConfig) -> None:
+        """A plain JPEG (``open`` left ``img`` unset) by simplejpeg; if that fails, Pillow opens and decodes it
+        as any other image, with its own checks and reasons."""
+        data: bytes | None = self.data
+        if self.img is None:
+            self.img = jpeg.decode_rgb(self.data, 1, self.source_size)
+            if self.img is not None:
+                return
+            self.open_with_pillow(cfg)
+            data = None  # simplejpeg has had its try
+        self.img = _decode(self.image(), cfg.max_side, data)
+
+    def open_with_pillow(self, cfg: ImageConfig) -> None:
         self.img = _open_checked(self.data, cfg)
         self.source_size = self.img.size
         self.flags = _metadata_flags(self.img)
-
-    def decode(self, max_side: int) -> None:
-        self.img = _decode(self.image(), max_side, self.data)
 
     def normalise(self, max_side: int) -> None:
         self.img = normalise_decoded(self.image(), max_side)
@@ -404,15 +423,29 @@ def _open_checked(data: bytes, cfg: ImageConfig) -> Image.Image:
         raise ImageRejected("truncated_image", f"image header cannot be read: {type(exc).__name__}: {exc}") from None
     except Exception as exc:
         raise ImageRejected("unsupported_image", f"cannot read the image header: {type(exc).__name__}: {exc}") from None
-    w, h = img.size
     if img.format not in ACCEPTED_FORMATS:
         raise ImageRejected("unsupported_image", f"image format {img.format} is not accepted "
                             f"(accepted: {', '.join(sorted(ACCEPTED_FORMATS))})")
+    _check_size(*img.size, cfg)
+    return img
+
+
+def _check_size(w: int, h: int, cfg: ImageConfig) -> None:
     if w * h > cfg.max_pixels:
         raise ImageRejected("too_many_pixels", f"image is {w}x{h} = {w * h} pixels (max {cfg.max_pixels})")
     if min(w, h) < cfg.min_side:
         raise ImageRejected("tiny_image", f"image is {w}x{h}; the shorter side must be >= {cfg.min_side}")
-    return img
+
+
+def _plain_jpeg(data: bytes, max_side: int) -> tuple[int, int] | None:
+    """The size of a JPEG that ``jpeg.plain_header`` finds plain (no metadata, nothing to rotate, mode RGB),
+    decoded at full scale (no ``draft``: its longest side is under twice ``max_side``), within Pillow's bomb
+    guard, with the fast decoder at hand; None sends the image through Pillow's ``Image.open``."""
+    size = jpeg.plain_header(data) if jpeg.simplejpeg_decoder() is not None else None
+    if size is None or max_side / max(size) < 0.5:
+        return None
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit and size[0] * size[1] > limit else size
 
 
 def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
@@ -429,14 +462,15 @@ def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
     return gps, bool(exif) or bool(keys & _METADATA_KEYS)
 
 
-def _decode(img: Image.Image, max_side: int, data: bytes) -> Image.Image:
+def _decode(img: Image.Image, max_side: int, data: bytes | None) -> Image.Image:
     """Decode pixel data (first frame) of ``img``, opened from ``data``; JPEGs at the smallest DCT scale still
-    >= ``max_side``, by simplejpeg where it gives Pillow's pixels (``_decode_fast``), else by Pillow."""
+    >= ``max_side``, by simplejpeg where it gives Pillow's pixels (``_decode_fast``), else (or with no
+    ``data``) by Pillow."""
     w, h = img.size
     scale = max_side / max(w, h)
     if img.format in ("JPEG", "MPO") and scale < 0.5:
         img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
-    fast = _decode_fast(img, data)
+    fast = None if data is None else _decode_fast(img, data)
     if fast is not None:
         return fast
     try:

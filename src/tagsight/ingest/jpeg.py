@@ -79,6 +79,42 @@ def _simplejpeg_rgb(simplejpeg: ModuleType, data: bytes, reduce: int, size: tupl
     return Image.frombuffer("RGB", (w, h), array, "raw", "RGB", 0, 1)
 
 
+_TABLES = frozenset({0xDB, 0xC4, 0xDD})  # quantisation and Huffman tables, restart interval
+_FRAMES = frozenset({0xC0, 0xC1, 0xC2})  # baseline, extended and progressive Huffman-coded frames
+
+
+def plain_header(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG that carries nothing but pixels, read without Pillow; else None.
+
+    Plain: an 8-bit, three-component Huffman-coded frame whose only segments before the scan are tables
+    and at most one JFIF APP0: no EXIF, XMP, ICC, comment, Adobe, MPF or any other APPn segment, so no
+    metadata to report and nothing to rotate; Pillow would open it as mode "RGB". Anything else, or any
+    segment that does not parse, is None and goes through Pillow as before (0.005 ms here against 0.03 ms
+    for ``Image.open`` and its metadata checks on a 160 px photo).
+    """
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    pos, size, app0 = 2, None, False
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        end = pos + 2 + length
+        if length < 2 or end > len(data):
+            return None
+        if marker == 0xDA:
+            return size
+        if marker == 0xE0 and not app0 and data[pos + 4:pos + 9] == b"JFIF\0":
+            app0 = True
+        elif marker in _FRAMES and size is None and length >= 8 and data[pos + 4] == 8 and data[pos + 9] == 3:
+            height, width = int.from_bytes(data[pos + 5:pos + 7], "big"), int.from_bytes(data[pos + 7:pos + 9], "big")
+            size = (width, height) if width and height else None
+            if size is None:
+                return None
+        elif marker not in _TABLES:
+            return None
+        pos = end
+    return None
+
+
 @lru_cache(maxsize=1)
 def simplejpeg_decoder() -> ModuleType | None:
     """simplejpeg when installed and pixel-identical to Pillow on probe JPEGs at every DCT scale, else None."""
