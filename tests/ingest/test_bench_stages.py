@@ -48,7 +48,7 @@ def test_the_profile_split_finds_every_stage_of_ingest(bench, photos, tmp_path):
     cfg = IngestConfig(workers=1, samples_per_shard=5, image=ImageConfig(max_side=32))
     profiler.runcall(ingest, open_source(photos, "folder"), tmp_path / "ds", None, cfg)
     stages = dict(bench.profile_stages(pstats.Stats(profiler).stats))
-    for label in ("decode (simplejpeg or Pillow, the same pixels)", "resize (area)", "perceptual hash", "read file + path safety checks",
-                  "sha256 of the input bytes", "per-image overhead (result dict, warnings)",
+    for label in ("decode (simplejpeg or Pillow, the same pixels)", "resize (area)", "perceptual hash",
+                  "header + metadata checks", "read file + path safety checks", "sha256 of the input bytes", "per-image overhead (result dict, warnings)",
                   "shards: tar writing, fsync, shard sha256", "catalog: 5 Parquet tables"):
         assert stages[label] > 0, label
