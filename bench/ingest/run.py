@@ -593,13 +593,14 @@ WORK_NOTE = """Not the same work. Per photo both tools read the file, decode, re
 target, never up), re-encode as JPEG without metadata, compute the input's sha256 and write a tar
 shard with a JSON sidecar; img2dataset also parses EXIF into a JSON string, tagsight also checks the
 header before decoding, applies the EXIF orientation, computes a 64-bit perceptual hash, and keeps
-per-chunk results in a resumable Parquet cache. Per run tagsight also scans the source and applies
+per-chunk results in a resumable Arrow IPC cache. Per run tagsight also scans the source and applies
 the consent policy, de-duplicates (exact + near), fsyncs and hashes every shard, and writes a
 5-table catalog and a manifest. Resizing: tagsight uses Pillow's BOX (area) filter, img2dataset
-OpenCV's INTER_AREA (both via the same `round(side * scale)` rounding). Decoding: Pillow (libjpeg-
-turbo) vs OpenCV's `imdecode`. Encoding: both OpenCV's `imencode` (tagsight uses it only after
-checking, once per process, that it writes exactly Pillow's bytes, so the dataset version does not
-depend on OpenCV being installed)."""
+OpenCV's INTER_AREA (both via the same `round(side * scale)` rounding). Decoding: simplejpeg
+(libjpeg-turbo; tagsight uses it only after checking, once per process, that it gives exactly Pillow's
+pixels) vs OpenCV's `imdecode`. Encoding: both OpenCV's `imencode` (tagsight uses it only after
+checking, once per process, that it writes exactly Pillow's bytes, so the dataset version depends on
+neither library being installed)."""
 
 
 # --------------------------------------------------------------------------------------- main
