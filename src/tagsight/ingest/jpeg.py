@@ -13,6 +13,9 @@ installed:
 - encoding with OpenCV's ``imencode``: half the time of Pillow's ``save``; both are libjpeg-turbo with
   4:2:0 subsampling and the standard tables. Neither writes any metadata. The pixels go to OpenCV
   through an Arrow view of Pillow's memory, without a copy.
+
+``plain_header`` tells, without Pillow, a JPEG that carries nothing but pixels (so nothing to report, strip
+or rotate), which ``images`` then decodes without ``Image.open``.
 """
 
 from __future__ import annotations
