@@ -331,16 +331,16 @@ def _wh(size: tuple[int, int]) -> str:
 
 # --------------------------------------------------------------------------------------- profile
 
-PIPE, IMG = "tagsight/ingest/pipeline.py", "tagsight/ingest/images.py"
+PIPE, IMG, JPEG = "tagsight/ingest/pipeline.py", "tagsight/ingest/images.py", "tagsight/ingest/jpeg.py"
 BLOCKS = "tagsight/ingest/blocks.py"
 IMAGE_STAGES = [
     ("read file + path safety checks", [(IMG, "read_media")]),
-    ("header + metadata checks", [(IMG, "_open_checked"), (IMG, "_metadata_flags")]),
-    ("decode (Pillow)", [(IMG, "_decode")]),
+    ("header + metadata checks", [(IMG, "open")]),
+    ("decode (simplejpeg or Pillow, the same pixels)", [(IMG, "decode")]),
     ("EXIF orientation + RGB", [(IMG, "_orient"), (IMG, "_to_rgb")]),
     ("resize (area)", [(IMG, "_resize")]),
     ("perceptual hash", [(IMG, "phash")]),
-    ("JPEG encode without metadata (OpenCV, Pillow's bytes)", [(IMG, "_encode_clean")]),
+    ("JPEG encode without metadata (OpenCV, Pillow's bytes)", [(JPEG, "encode_clean")]),
 ]
 
 
@@ -407,17 +407,16 @@ def stage_costs(files: Sequence[Path], root: Path, args: argparse.Namespace) -> 
     im.start_run()  # imports the encoder outside the timings, as ingest() does
     rels = [f.relative_to(root).as_posix() for f in files]
     for k in range(0, len(rels), im.BATCH_SIZE):
-        datas = _step(totals, "read file + path safety checks", lambda rel: im.read_media(root, rel, cfg),
-                      rels[k:k + im.BATCH_SIZE])
-        imgs = _step(totals, "header + metadata checks", lambda d: im._open_checked(d, cfg), datas)
-        _step(totals, "header + metadata checks", im._metadata_flags, imgs)
-        imgs = _step(totals, "decode (Pillow)", lambda img: im._decode(img, cfg.max_side), imgs)
-        imgs = _step(totals, "EXIF orientation + RGB", lambda img: im._to_rgb(im._orient(img)), imgs)
-        imgs = _step(totals, "resize (area)", lambda img: im._resize(img, cfg.max_side), imgs)
-        _step(totals, "perceptual hash", im.phash, imgs)
+        work = _step(totals, "read file + path safety checks", lambda rel: im._Work(im.read_media(root, rel, cfg)),
+                     rels[k:k + im.BATCH_SIZE])
+        _step(totals, "header + metadata checks", lambda w: w.open(cfg), work)
+        _step(totals, "decode (simplejpeg or Pillow, the same pixels)", lambda w: w.decode(cfg), work)
+        _step(totals, "EXIF orientation + RGB", lambda w: setattr(w, "img", im._to_rgb(im._orient(w.image()))), work)
+        _step(totals, "resize (area)", lambda w: setattr(w, "img", im._resize(w.image(), cfg.max_side)), work)
+        _step(totals, "perceptual hash", lambda w: w.hash(), work)
         _step(totals, "JPEG encode without metadata (OpenCV, Pillow's bytes)",
-              lambda img: im._encode_clean(img, cfg.jpeg_quality), imgs)
-        _step(totals, "sha256 of the input bytes", lambda d: hashlib.sha256(d).hexdigest(), datas)
+              lambda w: im.jpeg.encode_clean(w.image(), cfg.jpeg_quality), work)
+        _step(totals, "sha256 of the input bytes", lambda w: hashlib.sha256(w.data).hexdigest(), work)
     return [(label, ns / 1e6 / len(files)) for label, ns in totals.items()]
 
 
@@ -594,13 +593,14 @@ WORK_NOTE = """Not the same work. Per photo both tools read the file, decode, re
 target, never up), re-encode as JPEG without metadata, compute the input's sha256 and write a tar
 shard with a JSON sidecar; img2dataset also parses EXIF into a JSON string, tagsight also checks the
 header before decoding, applies the EXIF orientation, computes a 64-bit perceptual hash, and keeps
-per-chunk results in a resumable Parquet cache. Per run tagsight also scans the source and applies
+per-chunk results in a resumable Arrow IPC cache. Per run tagsight also scans the source and applies
 the consent policy, de-duplicates (exact + near), fsyncs and hashes every shard, and writes a
 5-table catalog and a manifest. Resizing: tagsight uses Pillow's BOX (area) filter, img2dataset
-OpenCV's INTER_AREA (both via the same `round(side * scale)` rounding). Decoding: Pillow (libjpeg-
-turbo) vs OpenCV's `imdecode`. Encoding: both OpenCV's `imencode` (tagsight uses it only after
-checking, once per process, that it writes exactly Pillow's bytes, so the dataset version does not
-depend on OpenCV being installed)."""
+OpenCV's INTER_AREA (both via the same `round(side * scale)` rounding). Decoding: simplejpeg
+(libjpeg-turbo; tagsight uses it only after checking, once per process, that it gives exactly Pillow's
+pixels) vs OpenCV's `imdecode`. Encoding: both OpenCV's `imencode` (tagsight uses it only after
+checking, once per process, that it writes exactly Pillow's bytes, so the dataset version depends on
+neither library being installed)."""
 
 
 # --------------------------------------------------------------------------------------- main

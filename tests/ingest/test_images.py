@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageCms
 from PIL.JpegImagePlugin import JpegImageFile
 
-from tagsight.ingest import images
+from tagsight.ingest import images, jpeg
 from tagsight.ingest.images import (
     ImageConfig,
     ImageRejected,
@@ -388,14 +388,14 @@ def test_declared_sha256_is_checked(tmp_path):
 def test_opencv_encoder_writes_exactly_pillows_bytes(monkeypatch):
     """With or without OpenCV the stored JPEG (and so the dataset version) is the same."""
     pytest.importorskip("cv2")
-    assert images._cv2_encoder() is not None  # the probe check passed on this machine
+    assert jpeg.cv2_encoder() is not None  # the probe check passed on this machine
     for seed in range(4):
         img = texture(seed, 40 + 17 * seed).resize((45 + seed, 31 + 2 * seed))
         for q in (60, 90):
-            assert images._encode_clean(img, q) == images._pillow_jpeg(img, q)
+            assert jpeg.encode_clean(img, q) == jpeg.pillow_jpeg(img, q)
     data = encode(texture(9, 96))
     with_cv2 = process_image(data, CFG)
-    monkeypatch.setattr(images, "_cv2_encoder", lambda: None)
+    monkeypatch.setattr(jpeg, "cv2_encoder", lambda: None)
     assert process_image(data, CFG) == with_cv2
 
 

@@ -4,7 +4,9 @@ Steps, in order: path safety (before anything is opened), bounded read, header c
 pixel count, size), decode (JPEGs decoded at reduced scale with ``draft`` when much larger than
 the target), EXIF orientation, colour-mode normalisation to 8-bit RGB, resize (down only),
 optional face blur, and JPEG encoding with no metadata at all. The same input bytes and config
-always give the same output bytes.
+always give the same output bytes. JPEGs are decoded by simplejpeg and encoded by OpenCV where these
+give Pillow's exact pixels and bytes (``tagsight.ingest.jpeg``); a JPEG with no metadata segment at all
+is not opened by Pillow unless that decode fails.
 
 Reason codes (``ImageRejected.reason``):
 
@@ -34,13 +36,12 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tagsight.ingest import heif
+from tagsight.ingest import heif, jpeg
 from tagsight.ingest.tree import Tree
 from tagsight.ingest.tree_safety import MemberTooLarge, TreeError
 
@@ -51,6 +52,7 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF"
 
 _METADATA_KEYS = frozenset({"exif", "icc_profile", "xmp", "xml:com.adobe.xmp", "comment", "photoshop", "iptc"})
 _GPS_IFD = 0x8825
+_ORIENTATION = 0x0112
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DECODE_ERRORS = (OSError, EOFError, SyntaxError, struct.error)
@@ -151,9 +153,10 @@ def clear_path_cache() -> None:
 
 def start_run() -> None:
     """Call at the start of an ingest run, before worker processes fork: forget resolved folders,
-    and import and check the JPEG encoder once so that forked workers inherit it."""
+    and import and check the JPEG encoder and decoder once so that forked workers inherit them."""
     clear_path_cache()
-    _cv2_encoder()
+    jpeg.cv2_encoder()
+    jpeg.simplejpeg_decoder()
 
 
 def check_relative_path(rel: str) -> None:
@@ -293,7 +296,7 @@ def process_batch(datas: Sequence[bytes], cfg: ImageConfig) -> list[ProcessedIma
     for group in _pixel_groups(work):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            _each(group, lambda w: w.decode(cfg.max_side))
+            _each(group, lambda w: w.decode(cfg))
         _each(group, lambda w: w.normalise(cfg.max_side))
         _each(group, _Work.hash)
         if cfg.blur_faces:
@@ -318,12 +321,29 @@ class _Work:
         return self.img
 
     def open(self, cfg: ImageConfig) -> None:
+        size = _plain_jpeg(self.data, cfg.max_side)
+        if size is None:
+            self.open_with_pillow(cfg)
+        else:  # a JPEG with nothing but pixels: Pillow opens it only if the fast decode fails
+            _check_size(*size, cfg)
+            self.source_size = size
+
+    def decode(self, cfg: ImageConfig) -> None:
+        """A plain JPEG (``open`` left ``img`` unset) by simplejpeg; if that fails, Pillow opens and decodes it
+        as any other image, with its own checks and reasons."""
+        data: bytes | None = self.data
+        if self.img is None:
+            self.img = jpeg.decode_rgb(self.data, 1, self.source_size)
+            if self.img is not None:
+                return
+            self.open_with_pillow(cfg)
+            data = None  # simplejpeg has had its try
+        self.img = _decode(self.image(), cfg.max_side, data)
+
+    def open_with_pillow(self, cfg: ImageConfig) -> None:
         self.img = _open_checked(self.data, cfg)
         self.source_size = self.img.size
         self.flags = _metadata_flags(self.img)
-
-    def decode(self, max_side: int) -> None:
-        self.img = _decode(self.image(), max_side)
 
     def normalise(self, max_side: int) -> None:
         self.img = normalise_decoded(self.image(), max_side)
@@ -339,7 +359,7 @@ class _Work:
     def encode(self, quality: int) -> None:
         img = self.image()
         self.out = ProcessedImage(
-            jpeg=_encode_clean(img, quality), width=img.width, height=img.height,
+            jpeg=jpeg.encode_clean(img, quality), width=img.width, height=img.height,
             source_width=self.source_size[0], source_height=self.source_size[1],
             sha256=hashlib.sha256(self.data).hexdigest(), phash=self.phash, faces_blurred=self.faces,
             had_gps=self.flags[0], had_metadata=self.flags[1])
@@ -379,7 +399,7 @@ def decode_rgb(data: bytes, cfg: ImageConfig) -> Image.Image:
     """Encoded bytes to 8-bit RGB, EXIF-oriented, at most ``cfg.max_side``: format, size and pixel limits are
     checked from the header before decoding (ImageRejected with the reason otherwise). Safe in threads as
     long as ``cfg.max_pixels`` stays under Pillow's bomb guard (no warning filter is set)."""
-    return normalise_decoded(_decode(_open_checked(data, cfg), cfg.max_side), cfg.max_side)
+    return normalise_decoded(_decode(_open_checked(data, cfg), cfg.max_side, data), cfg.max_side)
 
 
 def normalise_decoded(img: Image.Image, max_side: int) -> Image.Image:
@@ -403,15 +423,29 @@ def _open_checked(data: bytes, cfg: ImageConfig) -> Image.Image:
         raise ImageRejected("truncated_image", f"image header cannot be read: {type(exc).__name__}: {exc}") from None
     except Exception as exc:
         raise ImageRejected("unsupported_image", f"cannot read the image header: {type(exc).__name__}: {exc}") from None
-    w, h = img.size
     if img.format not in ACCEPTED_FORMATS:
         raise ImageRejected("unsupported_image", f"image format {img.format} is not accepted "
                             f"(accepted: {', '.join(sorted(ACCEPTED_FORMATS))})")
+    _check_size(*img.size, cfg)
+    return img
+
+
+def _check_size(w: int, h: int, cfg: ImageConfig) -> None:
     if w * h > cfg.max_pixels:
         raise ImageRejected("too_many_pixels", f"image is {w}x{h} = {w * h} pixels (max {cfg.max_pixels})")
     if min(w, h) < cfg.min_side:
         raise ImageRejected("tiny_image", f"image is {w}x{h}; the shorter side must be >= {cfg.min_side}")
-    return img
+
+
+def _plain_jpeg(data: bytes, max_side: int) -> tuple[int, int] | None:
+    """The size of a JPEG that ``jpeg.plain_header`` finds plain (no metadata, nothing to rotate, mode RGB),
+    decoded at full scale (no ``draft``: its longest side is under twice ``max_side``), within Pillow's bomb
+    guard, with the fast decoder at hand; None sends the image through Pillow's ``Image.open``."""
+    size = jpeg.plain_header(data) if jpeg.simplejpeg_decoder() is not None else None
+    if size is None or max_side / max(size) < 0.5:
+        return None
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit and size[0] * size[1] > limit else size
 
 
 def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
@@ -428,12 +462,17 @@ def _metadata_flags(img: Image.Image) -> tuple[bool, bool]:
     return gps, bool(exif) or bool(keys & _METADATA_KEYS)
 
 
-def _decode(img: Image.Image, max_side: int) -> Image.Image:
-    """Decode pixel data (first frame); JPEGs at the smallest DCT scale still >= ``max_side``."""
+def _decode(img: Image.Image, max_side: int, data: bytes | None) -> Image.Image:
+    """Decode pixel data (first frame) of ``img``, opened from ``data``; JPEGs at the smallest DCT scale still
+    >= ``max_side``, by simplejpeg where it gives Pillow's pixels (``_decode_fast``), else (or with no
+    ``data``) by Pillow."""
     w, h = img.size
     scale = max_side / max(w, h)
     if img.format in ("JPEG", "MPO") and scale < 0.5:
         img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    fast = None if data is None else _decode_fast(img, data)
+    if fast is not None:
+        return fast
     try:
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -443,6 +482,23 @@ def _decode(img: Image.Image, max_side: int) -> Image.Image:
     except Exception as exc:
         raise ImageRejected("unsupported_image", f"cannot decode the image: {type(exc).__name__}: {exc}") from None
     return img
+
+
+def _decode_fast(img: Image.Image, data: bytes) -> Image.Image | None:
+    """A three-component JPEG that needs no EXIF rotation, decoded by ``jpeg.decode_rgb`` at ``draft``'s scale;
+    None for anything else (other formats, greyscale, CMYK, MPO, rotated, broken streams): Pillow decodes it.
+    The new image carries no metadata, which is why a photo to be rotated (EXIF or XMP orientation 2-8, or one
+    that cannot be read) is left to Pillow; its metadata was already looked at (``_metadata_flags``)."""
+    if img.format != "JPEG" or img.mode != "RGB":
+        return None
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # unreadable EXIF: Pillow's way (``_orient`` ignores it there)
+        return None
+    if not isinstance(orientation, int) or 2 <= orientation <= 8:
+        return None
+    config = getattr(img, "decoderconfig", ())  # (scale, 0) once ``draft`` chose a DCT scale
+    return jpeg.decode_rgb(data, int(config[0]) if config else 1, img.size)
 
 
 def _orient(img: Image.Image) -> Image.Image:
@@ -496,51 +552,6 @@ def _resize(img: Image.Image, max_side: int) -> Image.Image:
     scale = max_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return img.resize(size, Image.Resampling.BOX)
-
-
-def _encode_clean(img: Image.Image, quality: int) -> bytes:
-    """Baseline JPEG with no EXIF, XMP, ICC or comment; deterministic for the same pixels.
-
-    OpenCV's ``imencode`` (when installed and when it writes exactly Pillow's bytes, checked once
-    per process by ``_cv2_encoder``) takes half the time of Pillow's ``save``; both are
-    libjpeg-turbo with 4:2:0 subsampling and the standard tables, so the dataset version does not
-    depend on whether OpenCV is installed. Neither writes any metadata.
-    """
-    cv2 = _cv2_encoder()
-    if cv2 is not None and img.mode == "RGB":
-        return _cv2_jpeg(cv2, img, quality)
-    return _pillow_jpeg(img, quality)
-
-
-def _pillow_jpeg(img: Image.Image, quality: int) -> bytes:
-    clean = Image.frombytes("RGB", img.size, img.tobytes())  # a fresh image carries no info or EXIF
-    buf = io.BytesIO()
-    clean.save(buf, "JPEG", quality=quality, optimize=False, progressive=False, exif=b"")
-    return buf.getvalue()
-
-
-def _cv2_jpeg(cv2: ModuleType, img: Image.Image, quality: int) -> bytes:
-    bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        return _pillow_jpeg(img, quality)
-    return bytes(buf)
-
-
-@lru_cache(maxsize=1)
-def _cv2_encoder() -> ModuleType | None:
-    """OpenCV when installed and byte-identical to Pillow on probe images at several qualities, else None."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    rng = np.random.default_rng(0)
-    probes = [Image.fromarray(rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
-              for size in ((37, 23), (64, 48))]
-    same = all(_cv2_jpeg(cv2, p, q) == _pillow_jpeg(p, q) for p in probes for q in (1, 75, 90, 100))
-    if not same:
-        log.info("OpenCV's JPEG encoder differs from Pillow's here; encoding with Pillow")
-    return cv2 if same else None
 
 
 # --------------------------------------------------------------------------------------- hashes
