@@ -1,8 +1,9 @@
 """The budget curve: top-1 (kNN and linear) against pretraining compute, one line per method and implementation.
 
-    python bench/ssl/curve.py OUT_X1 OUT_X4 [OUT_X16 ...] [--hashtag RUN ...] --out docs/img/ssl_budget_curve.png
+    python bench/ssl/curve.py OUT_X1 OUT_X4[:swav] [OUT_X16 ...] [--hashtag RUN ...] --out docs/img/ssl_budget_curve.png
 
-Each OUT is a ``bench/ssl/run.py --out`` folder (its ``results.json``), trained at one budget (``--steps``).
+Each OUT is a ``bench/ssl/run.py --out`` folder (its ``results.json``), trained at one budget (``--steps``);
+``OUT:swav,dino`` takes only those methods' runs from it (and its random initialisation).
 Photos seen = steps x batch size. Compute is counted as the backbone pixels the student processes: photos seen x
 the pixels of one sample's crops (2 x 64 px + 2 x 32 px for the presets' multi-crop, from the preset each
 results.json names), so a self-supervised sample and a hashtag sample of one 64 px crop sit on the same axis.
@@ -47,18 +48,25 @@ def crop_pixels(preset: Path) -> int:
     return int(crops["n_global"]) * int(crops["global_size"]) ** 2 + int(crops["n_local"]) * int(crops["local_size"]) ** 2
 
 
-def _bench_runs(folder: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(pixels per sample, run) for each run of a bench/ssl results.json."""
+def split_folder(arg: str) -> tuple[Path, set[str] | None]:
+    """``FOLDER`` or ``FOLDER:METHOD[,METHOD]`` (only those methods' runs, e.g. when a preset was replaced since)."""
+    folder, _, methods = arg.rpartition(":") if ":" in arg else (arg, "", "")
+    return Path(folder), (set(methods.split(",")) if methods else None)
+
+
+def _bench_runs(folder: Path, methods: set[str] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(pixels per sample, run) for each run of a bench/ssl results.json (random init always, else ``methods``)."""
     doc = json.loads((folder / "results.json").read_text())
     presets = doc["spec"]["presets"]
-    return [(crop_pixels(REPO / presets[r["method"]]), r) for r in doc["runs"]]
+    return [(crop_pixels(REPO / presets[r["method"]]), r) for r in doc["runs"]
+            if methods is None or r["impl"] == "random" or r["method"] in methods]
 
 
-def points(folders: list[Path]) -> Curves:
-    """(method, impl) -> sorted points; random init under ("-", "random")."""
+def points(folders: list[Path], methods: list[set[str] | None] | None = None) -> Curves:
+    """(method, impl) -> sorted points; random init under ("-", "random"). ``methods[i]`` limits folder i."""
     groups: dict[tuple[str, str, int, int], list[dict[str, Any]]] = defaultdict(list)
-    for folder in folders:
-        for pixels, r in _bench_runs(folder):
+    for folder, only in zip(folders, methods or [None] * len(folders)):
+        for pixels, r in _bench_runs(folder, only):
             key = ("-", "random") if r["impl"] == "random" else (r["method"], r["impl"])
             seen = r["steps"] * r["batch"]
             groups[(*key, seen * pixels, seen)].append(r)
@@ -102,6 +110,7 @@ def table(curves: Curves) -> str:
 
 def plot(curves: Curves, out: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -117,6 +126,9 @@ def plot(curves: Curves, out: Path) -> None:
                     marker="o" if ours else "s", markerfacecolor=None if ours else "none",
                     linestyle="-" if ours else "--", label=f"{method} ({impl})")
         ax.set_xscale("log")
+        budgets = sorted({float(f"{p[0] / 1e6:.2g}") for pts in curves.values() for p in pts})   # 100 and 101: one tick
+        ax.set_xticks(budgets, [f"{b:,.0f}" for b in budgets])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("pretraining compute: backbone pixels (millions)")
         ax.set_title(f"imagenette-160 val, {name}", fontsize=10)
         ax.grid(alpha=0.3)
@@ -128,17 +140,18 @@ def plot(curves: Curves, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("folders", nargs="+", type=Path, help="bench/ssl/run.py --out folders, one per budget")
+    p.add_argument("folders", nargs="+", help="bench/ssl/run.py --out folders (FOLDER or FOLDER:METHOD,...)")
     p.add_argument("--hashtag", type=Path, action="append", default=[], metavar="RUN",
                    help="a tagsight pretrain hashtag run evaluated with tagsight eval knn and linear (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
     a = p.parse_args(argv)
-    missing = [str(f) for f in a.folders if not (f / "results.json").is_file()]
+    folders, methods = zip(*map(split_folder, a.folders))
+    missing = [str(f) for f in folders if not (f / "results.json").is_file()]
     if missing:
         sys.stderr.write(f"no results.json in {', '.join(missing)}\n")
         return 2
     try:
-        curves = add_hashtag_runs(points(a.folders), a.hashtag)
+        curves = add_hashtag_runs(points(list(folders), list(methods)), a.hashtag)
     except (OSError, ValueError, KeyError) as exc:
         sys.stderr.write(f"cannot read a hashtag run: {exc}\n")
         return 2

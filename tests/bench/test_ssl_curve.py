@@ -59,6 +59,16 @@ def test_the_curve_averages_seeds_per_budget_on_the_compute_axis(tmp_path: Path)
     assert [p[4] for p in curves[("-", "random")]] == [1, 1]      # one floor per seed and budget
 
 
+def test_a_folder_can_give_only_some_methods(tmp_path: Path) -> None:
+    curve = _curve()
+    x1, x4 = _bench_folders(tmp_path)
+    assert curve.split_folder(f"{x1}:dino,hashtags") == (x1, {"dino", "hashtags"})
+    assert curve.split_folder(str(x1)) == (x1, None)
+    curves = curve.points([x1, x4], [None, {"dino"}])
+    assert [p[1] for p in curves[("swav", "tagsight")]] == [640]         # x4's SwAV runs left out
+    assert [p[1] for p in curves[("-", "random")]] == [640, 2560]        # its random floor kept
+
+
 def test_hashtag_runs_join_the_curve_at_their_own_compute(tmp_path: Path) -> None:
     curve = _curve()
     runs = [_hashtag_run(tmp_path, 8, {"knn": 0.55, "linear": 0.6}), _hashtag_run(tmp_path, 2, {"knn": 0.45, "linear": 0.5})]
