@@ -4,7 +4,8 @@ The toy: solid red and solid blue 8 px images, each with its own token. Only at 
 tell the model something the noisy image does not, and that is where the picture's colour is decided.
 An epsilon-prediction loss gives those timesteps almost no weight (predicting the noise of an almost pure
 noise image is easy whatever the prompt); a v-prediction loss asks for the clean image there, so the
-prompt pays. """
+prompt pays.
+"""
 
 import torch
 
@@ -74,6 +75,13 @@ def test_the_conditioning_path_gets_gradients_and_its_embeddings_move():
     torch.optim.SGD([embed], lr=1.0).step()
     moved = (embed.detach() - before).norm(dim=1)
     assert moved[RED] > 0 and moved[BLUE] > 0 and moved[4] == 0
+
+
+def test_a_v_loss_draws_each_toy_prompt_in_its_own_colour():
+    objective = train_toy({"prediction": "v_prediction", "beta_schedule": "squaredcos_cap_v2"}, steps=150)
+    assert relative_gain(objective) > 0.2
+    red, blue = red_minus_blue(objective, RED), red_minus_blue(objective, BLUE)
+    assert (red > 40).all() and (blue < -40).all(), (red.tolist(), blue.tolist())
 
 
 def test_an_epsilon_loss_leaves_the_toy_prompts_unused():
