@@ -1,5 +1,7 @@
 """bench/ssl: tagsight's DINO computes what lightly's DINO computes from the same weights and crops (loss, centre,
-teacher EMA, temperature warm-up, frozen last layer, over several steps); the tiny side-by-side comparison runs
+teacher EMA, temperature warm-up, frozen last layer, over several steps); so does tagsight's SwAV against lightly's
+(loss and every gradient, frozen then moving prototypes), apart from lightly's prototype bias, which the test pins
+down; the tiny side-by-side comparison runs
 every arm with both crop pipelines, writes its results and resumes."""
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench" / "ssl"))
 
 import run as bench  # noqa: E402
-from arms import LightlyDino, TagsightArm  # noqa: E402
+from arms import LightlyDino, LightlySwav, TagsightArm  # noqa: E402
 
 from tagsight.models.backbone import create_backbone  # noqa: E402
 from tagsight.methods.dino import DinoConfig, DinoObjective, DinoSchedule  # noqa: E402
+from tagsight.methods.swav import SwavConfig, SwavObjective  # noqa: E402
 
 
 def _copy_lightly_into_tagsight(lightly: LightlyDino, ours: DinoObjective) -> None:
@@ -66,6 +69,107 @@ def test_tagsight_dino_matches_lightly_dino_step_for_step():
     assert all(torch.allclose(t_theirs[k], t_ours[k], atol=1e-5) for k in t_theirs)
     assert torch.allclose(theirs.student_head.last_layer.weight_v, ours.objective.student["head"].last_layer.weight,
                           atol=1e-5)
+
+
+SWAV = SwavConfig(prototypes=8, projection_dim=8, hidden_dim=16)
+
+
+class _LightlyGrouped(LightlySwav):
+    """lightly's SwAV with the crops of one resolution through backbone and head together, as tagsight (and the
+    official SwAV's backbone pass) batch them; lightly's example runs every crop on its own."""
+
+    def forward(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        self.prototypes.normalize()
+        scores: list[torch.Tensor] = []
+        for stack in (batch["image"], batch["local"]):
+            scores += self._scores(stack.transpose(0, 1).flatten(0, 1), step).chunk(stack.shape[1])
+        n_global = batch["image"].shape[1]
+        return {"loss": self.loss(scores[:n_global], scores[n_global:]).reshape(())}
+
+
+def _swav_pair(bias: bool, grouped: bool = True) -> tuple[LightlySwav, TagsightArm]:
+    """lightly's SwAV (prototypes with or without their bias, crops grouped or one at a time) and ours, carrying the
+    same weights."""
+    torch.manual_seed(0)
+    theirs = (_LightlyGrouped if grouped else LightlySwav)(create_backbone("test_convnext", img_size=40), SWAV,
+                                                            freeze_steps=2)
+    if not bias:
+        theirs.prototypes.heads[0] = torch.nn.Linear(SWAV.projection_dim, SWAV.prototypes, bias=False)
+    ours = TagsightArm(SwavObjective(create_backbone("test_convnext", img_size=40), SWAV, 2, freeze_batches=2))
+    obj = ours.objective
+    obj.backbone.load_state_dict(theirs.backbone.state_dict())
+    lin = [m for m in theirs.head.layers if isinstance(m, torch.nn.Linear)]
+    bns = [m for m in theirs.head.layers if isinstance(m, torch.nn.BatchNorm1d)]
+    with torch.no_grad():
+        obj.head[0].weight.copy_(lin[0].weight)
+        obj.head[0].bias.zero_()                     # lightly's first layer has no bias (BatchNorm follows)
+        obj.head[1].load_state_dict(bns[0].state_dict())
+        obj.head[3].load_state_dict(lin[1].state_dict())
+        obj.prototypes.weight.copy_(theirs.prototypes.heads[0].weight)
+    return theirs, ours
+
+
+def _swav_batch(g: torch.Generator) -> dict[str, torch.Tensor]:
+    return {"image": torch.randn(6, 2, 3, 40, 40, generator=g), "local": torch.randn(6, 2, 3, 32, 32, generator=g)}
+
+
+def _grads(named: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    return {k: torch.zeros_like(p) if p.grad is None else p.grad.clone() for k, p in named.items()}
+
+
+def _swav_parameters(arm: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """Both arms' parameters under common names: backbone.*, head.{0,1,3}.*, prototypes."""
+    if isinstance(arm, LightlySwav):
+        layers = dict(arm.head.layers.named_children())
+        head = {f"head.{i}.{n}": p for i, key in ((0, "0"), (1, "1"), (3, "3")) for n, p in
+                layers[key].named_parameters()}
+        protos = {"prototypes": arm.prototypes.heads[0].weight}
+        return {**{f"backbone.{n}": p for n, p in arm.backbone.named_parameters()}, **head, **protos}
+    obj = arm.objective
+    head = {f"head.{n}": p for n, p in obj.head.named_parameters() if n != "0.bias"}
+    return {**{f"backbone.{n}": p for n, p in obj.backbone.named_parameters()}, **head,
+            "prototypes": obj.prototypes.weight}
+
+
+def test_tagsight_swav_matches_lightly_swav_step_for_step_without_the_prototype_bias():
+    """The same loss and the same gradient on every parameter, 2 steps with frozen prototypes and 3 after: the
+    prototypes are normalised in place before each step and scored as they are (SwAV's way, and lightly's)."""
+    theirs, ours = _swav_pair(bias=False)
+    params = [_swav_parameters(arm) for arm in (theirs, ours)]
+    assert params[0].keys() == params[1].keys()
+    opts = [torch.optim.SGD(list(p.values()), lr=0.5, momentum=0.9) for p in params]
+    g = torch.Generator().manual_seed(1)
+    for step in range(5):                            # 2 steps with frozen prototypes, then 3 with moving ones
+        batch = _swav_batch(g)
+        losses, grads = [], []
+        for arm, opt, named in zip((theirs, ours), opts, params):
+            opt.zero_grad(set_to_none=True)
+            out = arm(batch, step)
+            out["loss"].backward()
+            losses.append(float(out["loss"].detach()))
+            grads.append(_grads(named))
+            opt.step()
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5), step
+        for k in grads[0]:
+            assert torch.allclose(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-6), (step, k)
+        assert (grads[1]["prototypes"].abs().sum() == 0) == (step < 2), step
+    w_theirs, w_ours = params[0]["prototypes"], params[1]["prototypes"]
+    assert torch.allclose(w_theirs, w_ours, atol=1e-5)
+
+
+def test_the_two_differences_by_design_prototype_bias_and_crop_batching():
+    """lightly's prototypes carry a bias (SwAV's have none) and its example sends each crop through the head's
+    BatchNorm on its own; with the bias zeroed and the crops grouped the first losses agree."""
+    batch = _swav_batch(torch.Generator().manual_seed(1))
+    theirs, ours = _swav_pair(bias=True)
+    assert theirs.prototypes.heads[0].bias is not None and ours.objective.prototypes.bias is None
+    mine = float(ours(batch, 0)["loss"].detach())
+    assert float(theirs(batch, 0)["loss"].detach()) != pytest.approx(mine, rel=1e-3)  # the bias shifts every logit
+    with torch.no_grad():
+        theirs.prototypes.heads[0].bias.zero_()
+    assert float(theirs(batch, 0)["loss"].detach()) == pytest.approx(mine, rel=1e-5)
+    one_by_one, _ = _swav_pair(bias=False, grouped=False)
+    assert float(one_by_one(batch, 0)["loss"].detach()) != pytest.approx(mine, rel=1e-3)  # other BatchNorm statistics
 
 
 def _photos(root: Path, per_class: int = 6) -> None:

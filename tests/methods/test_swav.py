@@ -106,6 +106,23 @@ def test_prototypes_stay_put_while_frozen_then_move():
     assert int(obj.batches_seen) == 4
 
 
+def test_prototypes_are_renormalised_in_place_before_each_training_step_and_get_the_plain_linear_gradient():
+    obj = tiny_objective()
+    with torch.no_grad():
+        obj.prototypes.weight.mul_(3.0)
+    before = obj.prototypes.weight.detach().clone()
+    obj.eval()
+    obj(batch())                                          # evaluation leaves the weights alone
+    assert torch.equal(obj.prototypes.weight.detach(), before) and before.norm(dim=1).min() > 1.01
+    obj.train()
+    out = obj(batch())
+    assert torch.allclose(obj.prototypes.weight.norm(dim=1), torch.ones(16), atol=1e-6)
+    out["loss"].backward()
+    w = obj.prototypes.weight.detach()
+    radial = (obj.prototypes.weight.grad * w).sum(dim=1)
+    assert radial.abs().max() > 1e-6                      # not projected onto the sphere: no gradient through a norm
+
+
 def test_queue_fills_is_used_when_full_and_lives_in_the_state_dict():
     obj = tiny_objective(queue=8)
     outs = sgd_steps(obj, 3)

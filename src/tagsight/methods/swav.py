@@ -7,7 +7,11 @@ shared with DINO) and its held-out collapse check.
 Batch keys: ``"image"`` float ``[B, n_global, 3, G, G]`` (at least 2 global crops) and optional
 ``"local"`` ``[B, n_local, 3, L, L]`` (data/multicrop.py). Each crop goes through the backbone and a
 projection head (Linear-BN-ReLU-Linear, or one Linear when ``hidden_dim`` is 0) to an L2-normalised
-embedding ``z``; its scores are cosine similarities with ``K`` L2-normalised prototypes ``c``.
+embedding ``z``; its scores are cosine similarities with ``K`` prototypes ``c`` (a Linear without bias).
+As in the official SwAV, the prototypes are put back on the unit sphere in place before each training
+forward pass and then scored as they are, so their gradient is the plain linear one (no gradient through
+a normalisation, which would project it onto the sphere and scale it by ``1 / |c|``). The crops of one
+resolution go through backbone and head together (one BatchNorm batch per resolution).
 
 For each global crop ``i`` the codes ``q_i`` are the Sinkhorn-Knopp solution of the scores of that
 crop over the batch (plus a queue of past embeddings, see below) with entropy ``epsilon``: every
@@ -18,7 +22,7 @@ Distributed: the Sinkhorn sums (and the max used for numerical stability) are al
 ranks when ``torch.distributed`` is initialised, so W ranks with batch B/W compute the codes one
 process with batch B would; one code path, a no-op for a single process.
 
-Prototypes are frozen (zero gradient; they are normalised in the forward pass so weight decay does
+Prototypes are frozen (zero gradient; renormalised before each forward pass so weight decay does
 not turn them either) for the first ``freeze_batches`` training batches. The queue holds the last
 ``queue_length`` embeddings of each global crop of *all* ranks (gathered, identical on every rank,
 in global sample order, so the rank-0 checkpoint is the whole state, the same as one process's, and
@@ -183,9 +187,18 @@ class SwavObjective(Objective):
         """L2-normalised projections ``[B, projection_dim]`` of images ``[B, 3, H, W]``."""
         return F.normalize(self.head(self.backbone(images)).float(), dim=1)
 
+    @torch.no_grad()
+    def normalize_prototypes(self) -> None:
+        """Put every prototype back on the unit sphere, in place (SwAV does this before each training step)."""
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+
     def prototype_weights(self) -> torch.Tensor:
-        """Normalised prototypes ``[K, D]``; without gradient (but still used) while frozen."""
-        w = F.normalize(self.prototypes.weight.float(), dim=1)
+        """Prototypes ``[K, D]`` as scored: in training the in-place normalised weights themselves (the gradient is
+        the plain linear one, no gradient through a normalisation), without gradient (but still used) while frozen;
+        out of training a normalised copy."""
+        if not self.training:
+            return F.normalize(self.prototypes.weight.float(), dim=1)
+        w = self.prototypes.weight.float()
         return w.detach() + 0.0 * w if self.frozen else w
 
     @property
@@ -195,6 +208,8 @@ class SwavObjective(Objective):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_swav", "assign_entropy", "feature_std", "prototypes_frozen", "queue_used"}``."""
         crops, b = multicrop_views(batch, self.n_global, "swav")
+        if self.training:
+            self.normalize_prototypes()
         z = torch.cat([self.embed(c) for c in crops])
         w, frozen = self.prototype_weights(), self.frozen
         scores = (z @ w.t()).split(b)
