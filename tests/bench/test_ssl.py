@@ -272,3 +272,56 @@ def test_an_arm_killed_mid_run_resumes_from_its_checkpoint_bit_identical(tmp_pat
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert not path.exists()                                  # a finished arm leaves no checkpoint behind
 
+
+# ------------------------------------------------------------------------------------------------ split (DINO)
+
+
+def _split_tree(root: Path, per_class: dict[str, int]) -> None:
+    for cls, n in per_class.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (4, 4), (i * 20 % 256, 0, 0)).save(root / cls / f"{cls}_{i:03d}.jpg")
+
+
+def test_the_split_is_per_class_deterministic_hard_linked_and_reconciles(tmp_path):
+    import split as ssl_split
+
+    src = tmp_path / "train"
+    _split_tree(src, {"dog": 10, "fish": 5})
+    counts = ssl_split.split(ssl_split.SplitConfig(src, tmp_path / "a", holdout=0.2, seed=0))
+    assert counts == {"dog": {"in": 10, "fit": 8, "holdout": 2}, "fish": {"in": 5, "fit": 4, "holdout": 1}}
+    fit = sorted(p.relative_to(tmp_path / "a" / "fit") for p in (tmp_path / "a" / "fit").rglob("*.jpg"))
+    hold = sorted(p.relative_to(tmp_path / "a" / "holdout") for p in (tmp_path / "a" / "holdout").rglob("*.jpg"))
+    assert not set(fit) & set(hold) and len(fit) + len(hold) == 15
+    assert all((tmp_path / "a" / "fit" / p).stat().st_ino == (src / p).stat().st_ino for p in fit)   # links
+    assert json.loads((tmp_path / "a" / "split.json").read_text())["total"] == {"in": 15, "fit": 12, "holdout": 3}
+    # the same seed gives the same split; another seed another one; a photo's side does not depend on the others
+    ssl_split.split(ssl_split.SplitConfig(src, tmp_path / "b", holdout=0.2, seed=0))
+    assert sorted(p.relative_to(tmp_path / "b" / "holdout") for p in (tmp_path / "b" / "holdout").rglob("*.jpg")) \
+        == hold
+    other = [ssl_split.assign([f"dog/dog_{i:03d}.jpg" for i in range(10)], 0.2, s) for s in range(1, 6)]
+    assert any({n for n, part in o.items() if part == "holdout"} != {f"{p}" for p in hold if p.parts[0] == "dog"}
+               for o in other)
+    names = [f"c/{i}.jpg" for i in range(50)]
+    big, small = ssl_split.assign(names, 0.2, 3), ssl_split.assign(names[:-1], 0.2, 3)
+    assert sum(big[n] != small[n] for n in names[:-1]) <= 1     # removing one photo moves at most one other
+    # the split reads as the benchmark reads it
+    assert len(bench.FolderImages(tmp_path / "a" / "fit")) == 12
+
+
+def test_the_split_refuses_bad_settings_a_used_folder_and_a_class_too_small(tmp_path):
+    import split as ssl_split
+
+    src = tmp_path / "train"
+    _split_tree(src, {"dog": 4, "fish": 1})
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="holdout"):
+            ssl_split.SplitConfig(src, tmp_path / "out", holdout=bad)
+    with pytest.raises(ValueError, match="at least 2 photos"):
+        ssl_split.split(ssl_split.SplitConfig(src, tmp_path / "out"))
+    (tmp_path / "used" / "fit").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="already holds a split"):
+        ssl_split.split(ssl_split.SplitConfig(src, tmp_path / "used"))
+    assert not (tmp_path / "out").exists()          # refused before any link is made
+    for fraction in (0.01, 0.99):                    # at least one photo on each side
+        assert sorted(ssl_split.assign(["a", "b"], fraction, 0).values()) == ["fit", "holdout"]

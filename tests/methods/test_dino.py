@@ -213,3 +213,27 @@ def test_head_logits_stay_float32_under_bf16_autocast():
         logits, z = obj.teacher_head(torch.randn(3, 512))
         out = obj(batch())
     assert logits.dtype == z.dtype == torch.float32 and out["loss"].dtype == torch.float32
+
+
+def _teacher_left_at_init(cfg: DinoConfig, steps: int) -> float:
+    """The share of its initial weights the EMA teacher still holds after ``steps`` updates (the product of m)."""
+    return math.prod(teacher_momentum(t, steps, cfg.momentum_teacher) for t in range(steps))
+
+
+def test_the_cpu_preset_teacher_leaves_its_random_start_and_keeps_the_resnet_temperature():
+    """The first CPU preset collapsed to uniform outputs: its teacher kept 3/4 of its random weights over the run
+    and its temperature rose to 0.07. The preset's teacher must move off its start and stay at 0.04."""
+    from pathlib import Path
+
+    from tagsight.train.config import PretrainConfig
+
+    cfg = PretrainConfig.from_yaml(Path(__file__).resolve().parents[2] / "configs" / "pretrain_dino_cpu_small.yaml")
+    dino, per_epoch = cfg.objective.dino, cfg.data.epoch_length // cfg.data.batch_size
+    s = DinoSchedule.of(dino, per_epoch, cfg.loop.epochs, cfg.loop.accumulate)
+    assert s.total_steps == 152
+    assert _teacher_left_at_init(dino, s.total_steps) < 0.5
+    assert _teacher_left_at_init(DinoConfig(momentum_teacher=0.996), 152) > 0.7      # the first preset's
+    temps = {teacher_temperature(b, s.warmup_batches, dino.warmup_teacher_temp, dino.teacher_temp)
+             for b in range(s.total_steps)}
+    assert temps == {0.04}
+    assert dino.use_bn and dino.out_dim <= 2048
