@@ -7,6 +7,7 @@ every arm with both crop pipelines, writes its results and resumes."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -87,15 +88,15 @@ class _LightlyGrouped(LightlySwav):
         return {"loss": self.loss(scores[:n_global], scores[n_global:]).reshape(())}
 
 
-def _swav_pair(bias: bool, grouped: bool = True) -> tuple[LightlySwav, TagsightArm]:
-    """lightly's SwAV (prototypes with or without their bias, crops grouped or one at a time) and ours, carrying the
-    same weights."""
+def _swav_pair(bias: bool, grouped: bool = True, cfg: SwavConfig = SWAV) -> tuple[LightlySwav, TagsightArm]:
+    """lightly's SwAV (prototypes with or without their bias, crops grouped or one at a time) and ours (``cfg``),
+    carrying the same weights."""
     torch.manual_seed(0)
     theirs = (_LightlyGrouped if grouped else LightlySwav)(create_backbone("test_convnext", img_size=40), SWAV,
                                                             freeze_steps=2)
     if not bias:
         theirs.prototypes.heads[0] = torch.nn.Linear(SWAV.projection_dim, SWAV.prototypes, bias=False)
-    ours = TagsightArm(SwavObjective(create_backbone("test_convnext", img_size=40), SWAV, 2, freeze_batches=2))
+    ours = TagsightArm(SwavObjective(create_backbone("test_convnext", img_size=40), cfg, 2, freeze_batches=2))
     obj = ours.objective
     obj.backbone.load_state_dict(theirs.backbone.state_dict())
     lin = [m for m in theirs.head.layers if isinstance(m, torch.nn.Linear)]
@@ -168,8 +169,10 @@ def test_the_two_differences_by_design_prototype_bias_and_crop_batching():
     with torch.no_grad():
         theirs.prototypes.heads[0].bias.zero_()
     assert float(theirs(batch, 0)["loss"].detach()) == pytest.approx(mine, rel=1e-5)
-    one_by_one, _ = _swav_pair(bias=False, grouped=False)
-    assert float(one_by_one(batch, 0)["loss"].detach()) != pytest.approx(mine, rel=1e-3)  # other BatchNorm statistics
+    one_by_one, per_crop = _swav_pair(bias=False, grouped=False, cfg=replace(SWAV, batchnorm="crop"))
+    theirs_one_by_one = float(one_by_one(batch, 0)["loss"].detach())
+    assert theirs_one_by_one != pytest.approx(mine, rel=1e-3)  # other BatchNorm statistics
+    assert float(per_crop(batch, 0)["loss"].detach()) == pytest.approx(theirs_one_by_one, rel=1e-5)  # batchnorm: crop
 
 
 def _photos(root: Path, per_class: int = 6) -> None:

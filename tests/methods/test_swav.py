@@ -163,3 +163,9 @@ def test_sinkhorn_over_two_gloo_processes_equals_one_process(tmp_path):
     together[0::2], together[1::2] = out[0], out[1]
     assert torch.allclose(together, sinkhorn(scores, 0.05, 3), atol=1e-6)
     assert not torch.allclose(out[0], sinkhorn(scores[0::2], 0.05, 3), atol=1e-3)  # the all-reduce mattered
+
+
+def test_batchnorm_grouping_is_validated() -> None:
+    with pytest.raises(ValueError, match="batchnorm"):
+        SwavConfig(batchnorm="sample")
+    assert SwavConfig().batchnorm == "resolution"

@@ -11,7 +11,8 @@ embedding ``z``; its scores are cosine similarities with ``K`` prototypes ``c`` 
 As in the official SwAV, the prototypes are put back on the unit sphere in place before each training
 forward pass and then scored as they are, so their gradient is the plain linear one (no gradient through
 a normalisation, which would project it onto the sphere and scale it by ``1 / |c|``). The crops of one
-resolution go through backbone and head together (one BatchNorm batch per resolution).
+resolution go through backbone and head together (one BatchNorm batch per resolution), or with
+``batchnorm: crop`` each crop on its own (one BatchNorm batch of B per crop, as lightly's SwAV example).
 
 For each global crop ``i`` the codes ``q_i`` are the Sinkhorn-Knopp solution of the scores of that
 crop over the batch (plus a queue of past embeddings, see below) with entropy ``epsilon``: every
@@ -62,6 +63,11 @@ from tagsight.tags.vocab import Vocabulary
 log = logging.getLogger(__name__)
 
 
+BATCHNORM_GROUPS = ("resolution", "crop")
+"""How crops share the BatchNorm statistics of backbone and head: the crops of one resolution in one pass (the
+official SwAV's backbone pass), or each crop in its own pass (lightly's example)."""
+
+
 @dataclass(frozen=True)
 class SwavConfig:
     """The ``swav`` method's settings: ``objective: {name: swav, prototypes: 3000, epsilon: 0.05, ...}``."""
@@ -76,8 +82,11 @@ class SwavConfig:
     queue_length: int = 0             # 0: no queue; else embeddings kept per global crop (all ranks together)
     collapse_entropy: float = 0.1     # collapsed when assign_entropy falls below this ...
     collapse_std: float = 0.1         # ... or feature_std below this
+    batchnorm: str = "resolution"     # BatchNorm batches: "resolution" (the crops of one size together) or "crop"
 
     def __post_init__(self) -> None:
+        if self.batchnorm not in BATCHNORM_GROUPS:
+            raise ValueError(f"objective.swav.batchnorm must be one of {BATCHNORM_GROUPS}, got {self.batchnorm!r}")
         if self.prototypes < 2 or self.projection_dim < 1 or self.hidden_dim < 0:
             raise ValueError("objective.swav.prototypes must be >= 2, projection_dim >= 1, hidden_dim >= 0")
         if self.temperature <= 0 or self.epsilon <= 0:
@@ -210,6 +219,8 @@ class SwavObjective(Objective):
         crops, b = multicrop_views(batch, self.n_global, "swav")
         if self.training:
             self.normalize_prototypes()
+        if self.cfg.batchnorm == "crop":     # each crop its own BatchNorm batch of b samples
+            crops = [c for stack in crops for c in stack.split(b)]
         z = torch.cat([self.embed(c) for c in crops])
         w, frozen = self.prototype_weights(), self.frozen
         scores = (z @ w.t()).split(b)
