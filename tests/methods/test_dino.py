@@ -237,3 +237,21 @@ def test_the_cpu_preset_teacher_leaves_its_random_start_and_keeps_the_resnet_tem
              for b in range(s.total_steps)}
     assert temps == {0.04}
     assert dino.use_bn and dino.out_dim <= 2048
+
+
+@pytest.mark.parametrize("grouping, student_sizes, teacher_sizes", [("resolution", [8, 8], [8]),
+                                                                      ("crop", [4, 4, 4, 4], [4, 4])])
+def test_batchnorm_grouping_sets_the_passes_of_student_and_teacher(grouping, student_sizes, teacher_sizes):
+    obj = tiny_objective(batchnorm=grouping, use_bn=True)
+    seen: dict[str, list[int]] = {"student": [], "teacher": []}
+    obj.student["backbone"].register_forward_hook(lambda m, i, o: seen["student"].append(i[0].shape[0]))
+    obj.backbone.register_forward_hook(lambda m, i, o: seen["teacher"].append(i[0].shape[0]))
+    loss = obj(batch(b=4))["loss"]
+    assert seen == {"student": student_sizes, "teacher": teacher_sizes} and torch.isfinite(loss)
+
+
+def test_batchnorm_grouping_changes_the_statistics_and_is_validated():
+    grouped, per_crop = (float(tiny_objective(batchnorm=g, use_bn=True)(batch(b=4))["loss"]) for g in ("resolution", "crop"))
+    assert grouped != pytest.approx(per_crop, rel=1e-4)
+    with pytest.raises(ValueError, match="batchnorm"):
+        DinoConfig(batchnorm="sample")

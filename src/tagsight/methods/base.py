@@ -77,6 +77,24 @@ def multicrop_views(batch: dict[str, torch.Tensor], n_global: int, method: str) 
     return crops, b
 
 
+BATCHNORM_GROUPS = ("resolution", "crop")
+"""How a multi-crop method's crops share BatchNorm statistics in backbone and head: the crops of one resolution in
+one pass (the official SwAV and DINO code), or each crop in its own pass of B samples (lightly's examples)."""
+
+
+def batchnorm_passes(crops: list[torch.Tensor], b: int, grouping: str) -> list[torch.Tensor]:
+    """The forward passes of crop-major stacks under ``grouping`` (``BATCHNORM_GROUPS``), in the same sample order."""
+    if grouping == "crop":
+        return [c for stack in crops for c in stack.split(b)]
+    return crops
+
+
+def check_batchnorm_grouping(method: str, grouping: str) -> None:
+    """ValueError unless ``grouping`` is one of ``BATCHNORM_GROUPS``."""
+    if grouping not in BATCHNORM_GROUPS:
+        raise ValueError(f"objective.{method}.batchnorm must be one of {BATCHNORM_GROUPS}, got {grouping!r}")
+
+
 class RunConfig(Protocol):
     """What a method reads of a run's config (``tagsight.train.config.PretrainConfig`` is one).
 

@@ -59,7 +59,8 @@ from tagsight.collectives import DistEnv, all_gather_cat, all_reduce
 from tagsight.data.index import SampleIndex
 from tagsight.data.pipeline import make_loader
 from tagsight.data.views import ViewStream
-from tagsight.methods.base import Method, Objective, RunConfig, multicrop_views, register_method
+from tagsight.methods.base import (Method, Objective, RunConfig, batchnorm_passes, check_batchnorm_grouping,
+                                   multicrop_views, register_method)
 from tagsight.methods.swav import feature_spread, multicrop_stream
 from tagsight.models.backbone import Backbone, DataConfig
 from tagsight.tags.vocab import Vocabulary
@@ -84,8 +85,10 @@ class DinoConfig:
     freeze_last_layer_epochs: float = 1.0
     collapse_kl: float = 0.05               # collapsed when kl_to_centre falls below this ...
     collapse_std: float = 0.1               # ... or feature_std below this
+    batchnorm: str = "resolution"           # BatchNorm batches: "resolution" (crops of one size together) or "crop"
 
     def __post_init__(self) -> None:
+        check_batchnorm_grouping("dino", self.batchnorm)
         if self.out_dim < 2 or self.hidden_dim < 1 or self.bottleneck_dim < 1:
             raise ValueError("objective.dino.out_dim must be >= 2, hidden_dim and bottleneck_dim >= 1")
         if min(self.student_temp, self.teacher_temp, self.warmup_teacher_temp) <= 0:
@@ -247,9 +250,12 @@ class DinoObjective(Objective):
         """``{"loss", "loss_dino", "teacher_entropy", "kl_to_centre", "feature_std", "teacher_temp", ...}``."""
         crops, b = multicrop_views(batch, self.n_global, "dino")
         frozen, temp = self.frozen, self.teacher_temp()
-        student = torch.cat([self.student["head"](self.student["backbone"](c), frozen)[0] for c in crops])
+        passes = self.cfg.batchnorm
+        student = torch.cat([self.student["head"](self.student["backbone"](c), frozen)[0]
+                             for c in batchnorm_passes(crops, b, passes)])
         with torch.no_grad():
-            logits, z = self.teacher_head(self.backbone(crops[0]))
+            teacher = [self.teacher_head(self.backbone(c)) for c in batchnorm_passes(crops[:1], b, passes)]
+            logits, z = torch.cat([t[0] for t in teacher]), torch.cat([t[1] for t in teacher])
             probs = F.softmax((logits.float() - self.center) / temp, dim=1)
         loss = dino_loss(list(student.split(b)), list(probs.split(b)), self.cfg.student_temp)
         if self.training:

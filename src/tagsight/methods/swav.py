@@ -56,16 +56,12 @@ from tagsight.data.multicrop import multicrop_transform
 from tagsight.data.pipeline import make_loader
 from tagsight.data.transforms import eval_transform
 from tagsight.data.views import ViewStream
-from tagsight.methods.base import Method, Objective, RunConfig, multicrop_views, register_method, stream_config
+from tagsight.methods.base import (Method, Objective, RunConfig, batchnorm_passes, check_batchnorm_grouping,
+                                   multicrop_views, register_method, stream_config)
 from tagsight.models.backbone import Backbone, DataConfig
 from tagsight.tags.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
-
-
-BATCHNORM_GROUPS = ("resolution", "crop")
-"""How crops share the BatchNorm statistics of backbone and head: the crops of one resolution in one pass (the
-official SwAV's backbone pass), or each crop in its own pass (lightly's example)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,7 @@ class SwavConfig:
     batchnorm: str = "resolution"     # BatchNorm batches: "resolution" (the crops of one size together) or "crop"
 
     def __post_init__(self) -> None:
-        if self.batchnorm not in BATCHNORM_GROUPS:
-            raise ValueError(f"objective.swav.batchnorm must be one of {BATCHNORM_GROUPS}, got {self.batchnorm!r}")
+        check_batchnorm_grouping("swav", self.batchnorm)
         if self.prototypes < 2 or self.projection_dim < 1 or self.hidden_dim < 0:
             raise ValueError("objective.swav.prototypes must be >= 2, projection_dim >= 1, hidden_dim >= 0")
         if self.temperature <= 0 or self.epsilon <= 0:
@@ -219,9 +214,7 @@ class SwavObjective(Objective):
         crops, b = multicrop_views(batch, self.n_global, "swav")
         if self.training:
             self.normalize_prototypes()
-        if self.cfg.batchnorm == "crop":     # each crop its own BatchNorm batch of b samples
-            crops = [c for stack in crops for c in stack.split(b)]
-        z = torch.cat([self.embed(c) for c in crops])
+        z = torch.cat([self.embed(c) for c in batchnorm_passes(crops, b, self.cfg.batchnorm)])
         w, frozen = self.prototype_weights(), self.frozen
         scores = (z @ w.t()).split(b)
         z_global = z[: self.n_global * b].detach()
