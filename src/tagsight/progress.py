@@ -11,19 +11,23 @@ T = TypeVar("T")
 
 
 class Progress:
-    """Count work done; ``update(n)``. Shows a bar when stderr is a TTY, else logs every ``every`` seconds."""
+    """Count work done; ``update(n)``. Shows a bar when stderr is a TTY, else logs every ``every`` seconds.
+
+    ``initial`` is work done before this process (a resumed run): it counts towards ``done`` and the total
+    but not towards the rate, so the ETA is that of the work this process does.
+    """
 
     def __init__(self, total: int | None, desc: str, unit: str = "it", every: float = 10.0,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, initial: int = 0) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.log = logger or logging.getLogger("tagsight.progress")
-        self.done = 0
+        self.done = self.initial = initial
         self.start = self._last = time.monotonic()
         self._bar = None
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, initial=initial)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -36,7 +40,7 @@ class Progress:
             self.log.info("%s", self.line())
 
     def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.start, 1e-9)
+        return (self.done - self.initial) / max(time.monotonic() - self.start, 1e-9)
 
     def line(self) -> str:
         rate = self.rate()

@@ -134,7 +134,7 @@ def test_progress_counts_to_max_steps_not_the_whole_schedule(tmp_path, monkeypat
     totals = []
 
     class Recorder:
-        def __init__(self, total, desc, unit):
+        def __init__(self, total, desc, unit, initial=0):
             totals.append(total)
 
         def __enter__(self):
@@ -150,6 +150,31 @@ def test_progress_counts_to_max_steps_not_the_whole_schedule(tmp_path, monkeypat
     t = trainer(tmp_path, max_steps=4)
     t.fit()
     assert t.plan.total_steps == 24 and totals == [4]
+
+
+def test_a_resumed_run_counts_its_earlier_steps_but_times_only_its_own(tmp_path, monkeypatch):
+    seen = []
+
+    class Recorder:
+        def __init__(self, total, desc, unit, initial=0):
+            seen.append((total, initial))
+            self.done = initial
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.done += n
+            seen.append(self.done)
+
+    first = trainer(tmp_path, max_steps=2)
+    first.fit()
+    monkeypatch.setattr(loop_mod, "Progress", Recorder)
+    trainer(tmp_path, max_steps=4).fit()
+    assert seen == [(4, 2), 3, 4]
 
 
 def test_data_and_compute_time_split_the_elapsed_time(tmp_path):

@@ -157,8 +157,7 @@ class Trainer:
         self.resume()
         writer = MetricsWriter(self.run_dir, self.env)
         last: dict[str, Any] = {}
-        with Progress(self._last_step(), self.progress_desc, "step") as progress:
-            progress.update(self.step)
+        with Progress(self._last_step(), self.progress_desc, "step", initial=self.step) as progress:
             while not self._done() and self.epoch < self.cfg.epochs:
                 last = self._epoch(writer, progress) or last
         if self.step % self.cfg.checkpoint_every:
