@@ -184,11 +184,20 @@ def _adherence(report: Report, a: dict[str, Any]) -> None:
     rows.append(["all", "", *[f"{_pct(s['accuracy'])} {_ci(s['ci95'])}" for s in sets]]
                 + ([f"{_pct(real['accuracy'])} {_ci(real['ci95'])}"] if real else []))
     sec.table(headers, rows, "Accuracy per prompt.")
-    sec.table(["sample folder", "images", "guidance", "prompts above chance", "prompts at half the real accuracy"],
+    sec.table(["sample folder", "images", "guidance", "prompts above chance", "prompts at half the real accuracy",
+               "spread between prompts / between seeds"],
               [[s["name"], s["images"], s["guidance"], f"{s['prompts_above_chance']} of {len(s['per_prompt'])}",
-                f"{s['prompts_half_of_real']} of {len(s['per_prompt'])}" if real else "–"] for s in sets])
+                f"{s['prompts_half_of_real']} of {len(s['per_prompt'])}" if real else "–", _spread(s.get("spread"))]
+               for s in sets],
+              "Spread: RMS pixel distance (0-255) of each sample to the mean of its seed's samples over the prompts, "
+              "and to the mean of its prompt's samples over the seeds; near 0 between prompts when the prompt "
+              "changes nothing. '–' when the prompts were not all drawn from the same seeds.")
     if a.get("frechet"):
         _frechet(report, a)
+
+
+def _spread(spread: dict[str, Any] | None) -> str:
+    return "–" if not spread else f"{spread['between_prompts']:.1f} / {spread['between_seeds']:.1f}"
 
 
 def _frechet(report: Report, a: dict[str, Any]) -> None:

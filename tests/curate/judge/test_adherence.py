@@ -10,7 +10,7 @@ from PIL import Image
 
 from tagsight.cli import main
 from tagsight.curate.judge.adherence import (AdherenceConfig, adherence_study, concept_members, judged,
-                                             prompt_concepts, to_resolution)
+                                             prompt_concepts, prompt_spread, to_resolution)
 from tagsight.curate.judge.samples import read_samples
 from tagsight.fsio import ReasonError
 
@@ -185,3 +185,43 @@ def test_the_judge_report_draws_adherence_and_distance(study, capsys):
     html = (out / "r.html").read_text()
     assert "does the generator draw the prompted concept" in html and "Fréchet distance to real photos" in html
     assert html.count("<img") >= 2 and "#golfball" in html and "real photos (floor)" in html
+    assert "spread between prompts / between seeds" in html
+
+
+def _spread_of(tmp_path: Path, picture, per_prompt: int = 3) -> dict | None:
+    run = run_folder(tmp_path / "run", list(CLASSES.values()))
+    folder = sample_folder(tmp_path / "s", run, ["#tench", "#church"], picture, per_prompt=per_prompt, size=8)
+    samples = read_samples(folder)
+    return prompt_spread(samples, [Image.open(s.path).convert("RGB") for s in samples])
+
+
+def test_the_spread_is_zero_between_prompts_when_the_prompt_changes_nothing(tmp_path):
+    spread = _spread_of(tmp_path, lambda p, i: flat((60 * i, 0, 0)))       # the seed decides, never the prompt
+    assert spread["between_prompts"] == 0.0 and spread["between_seeds"] > 0
+    # seeds 0, 60, 120 in one channel of three: each sample is 0 or 60 from its prompt's mean of 60
+    assert spread["between_seeds"] == pytest.approx(np.sqrt((60 ** 2 * 2 / 3) / 3))
+    assert (spread["prompts"], spread["seeds"]) == (2, 3)
+
+
+def test_the_spread_is_zero_between_seeds_when_only_the_prompt_decides(tmp_path):
+    spread = _spread_of(tmp_path, lambda p, i: flat((0, 100 * p, 0)))
+    assert spread["between_seeds"] == 0.0
+    assert spread["between_prompts"] == pytest.approx(np.sqrt(50 ** 2 / 3))
+
+
+def test_the_spread_needs_the_same_seeds_for_every_prompt(tmp_path):
+    assert _spread_of(tmp_path, lambda p, i: flat((0, 0, 0)), per_prompt=1) is None      # one seed
+    run = run_folder(tmp_path / "run2", list(CLASSES.values()))
+    folder = sample_folder(tmp_path / "s2", run, ["#tench", "#church"], lambda p, i: flat((0, 0, 0)), per_prompt=2)
+    rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    rows[-1]["seed"] = 7                                                      # #church drawn from seeds 0 and 7
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = read_samples(folder)
+    assert prompt_spread(samples, [Image.open(s.path).convert("RGB") for s in samples]) is None
+
+
+def test_the_study_reports_each_folders_spread(study):
+    result, out = study
+    spreads = {s["name"]: s["spread"] for s in result["sets"]}
+    assert spreads["flat"]["between_seeds"] > 0 and spreads["flat"]["between_prompts"] > 0
+    assert json.loads((out / "adherence.json").read_text())["sets"][0]["spread"] == spreads["matched"]

@@ -24,6 +24,12 @@ Measured on the same footing:
   the largest sample folder is held out of the reference and measured against it the same way: the
   distance two real sets of these sizes have (the floor).
 
+- the **prompt spread** of each sample folder, which needs no classifier: when every prompt was drawn
+  from the same seeds, the RMS pixel distance (0-255) of each sample to the mean of its seed's samples
+  over the prompts (``between_prompts``), beside the distance of each sample to the mean of its prompt's
+  samples over the seeds (``between_seeds``). A generator that ignores its prompt draws the same picture
+  for every prompt at a seed: its spread between prompts is near 0, whatever its seeds do.
+
 Every image, generated or real, reaches the classifier the same way: RGB at the samples' resolution,
 resized bicubically to 224 px, pixels mapped to [-1, 1] (the network's own normalisation). Results go
 to ``STUDY/adherence.json``; ``tagsight judge report`` draws them.
@@ -231,9 +237,25 @@ def _load_rgb(path: Path) -> Image.Image:
         return img.convert("RGB")
 
 
+def prompt_spread(samples: list[Sample], images: list[Image.Image]) -> dict[str, Any] | None:
+    """RMS pixel distance (0-255) between prompts at a seed and between seeds of a prompt; None unless every
+    prompt of the folder was drawn from the same two or more seeds (a full prompt x seed grid)."""
+    cells = {(s.prompt, s.seed): np.asarray(img, dtype=np.float64) for s, img in zip(samples, images)}
+    prompts, seeds = sorted({p for p, _ in cells}), sorted({d for _, d in cells})
+    if len(prompts) < 2 or len(seeds) < 2 or len(cells) != len(samples) or len(cells) != len(prompts) * len(seeds):
+        return None
+    grid = np.stack([np.stack([cells[p, d] for d in seeds]) for p in prompts])    # [prompt, seed, H, W, C]
+
+    def rms(axis: int) -> float:
+        return float(np.sqrt(((grid - grid.mean(axis=axis, keepdims=True)) ** 2).mean()))
+
+    return {"between_prompts": rms(0), "between_seeds": rms(1), "prompts": len(prompts), "seeds": len(seeds)}
+
+
 def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts: list[str], members: list[list[int]],
                  judge: Lite0Judge) -> tuple[dict[str, Any], np.ndarray]:
-    logits, feats = judge.run([_load_rgb(s.path) for s in samples])
+    images = [_load_rgb(s.path) for s in samples]
+    logits, feats = judge.run(images)
     truth = np.asarray([prompts.index(s.prompt) for s in samples])
     guess = judged(logits, members)
     per_prompt = [{"prompt": p, "concept": concepts[k], **share(int((guess[truth == k] == k).sum()),
@@ -246,7 +268,7 @@ def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts:
                                                                        for s in samples}.values()),
               "guidance": first["guidance"], "steps": first["steps"], "size": first["size"],
               **share(int((guess == truth).sum()), len(samples)), "per_prompt": per_prompt,
-              "confusion": confusion.tolist()}
+              "confusion": confusion.tolist(), "spread": prompt_spread(samples, images)}
     return result, feats
 
 
