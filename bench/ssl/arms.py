@@ -51,7 +51,9 @@ class TagsightArm(nn.Module):
         return self.objective(batch)
 
     def before_step(self, step: int) -> None:
-        return None
+        hook = getattr(self.objective, "before_step", None)     # DINO: drop the frozen last layer's gradient
+        if hook is not None:
+            hook()
 
     def after_step(self, step: int) -> None:
         hook = getattr(self.objective, "after_step", None)

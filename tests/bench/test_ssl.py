@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 pytest.importorskip("lightly", reason="the lightly arms need `pip install lightly` (tagsight[bench])")
@@ -328,3 +329,107 @@ def test_the_split_refuses_bad_settings_a_used_folder_and_a_class_too_small(tmp_
     assert not (tmp_path / "out").exists()          # refused before any link is made
     for fraction in (0.01, 0.99):                    # at least one photo on each side
         assert sorted(ssl_split.assign(["a", "b"], fraction, 0).values()) == ["fit", "holdout"]
+
+
+# ------------------------------------------------------------------------------ DINO at the preset's structure
+
+
+def _copy_lightly_head(theirs: torch.nn.Module, mine: torch.nn.Module) -> None:
+    """lightly's DINOProjectionHead into tagsight's DinoHead, layer by layer (BatchNorm weights and statistics too;
+    lightly's Linear before a BatchNorm has no bias, ours a zero one, which the BatchNorm cancels)."""
+    with torch.no_grad():
+        for a, b in zip(theirs.layers, mine.mlp, strict=True):
+            if isinstance(a, torch.nn.Linear):
+                b.weight.copy_(a.weight)
+                b.bias.copy_(a.bias) if a.bias is not None else b.bias.zero_()
+            elif isinstance(a, torch.nn.BatchNorm1d):
+                b.load_state_dict(a.state_dict())
+        mine.last_layer.weight.copy_(theirs.last_layer.weight_v)
+
+
+def _lightly_head_state(head: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A lightly DINO head's weights, statistics and effective (weight-normalised) last layer under our names."""
+    state = {f"mlp.{k}": v for k, v in head.layers.state_dict().items()}
+    return {**state, "last_layer.weight": torch._weight_norm(head.last_layer.weight_v, head.last_layer.weight_g, 0)}
+
+
+def _our_head_state(head: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = {k: v for k, v in head.state_dict().items() if k != "last_layer.weight"}
+    return {**state, "last_layer.weight": F.normalize(head.last_layer.weight, dim=1)}
+
+
+def _assert_close(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], what: str, tol: float) -> None:
+    for k, v in theirs.items():
+        assert torch.allclose(v.double(), ours[k].double(), rtol=tol, atol=tol), (what, k)
+
+
+BN_DINO = TINY + ["model.name=test_resnet", "data.batch_size=8", "objective.dino.use_bn=true",
+                  "objective.dino.batchnorm=crop", "objective.dino.teacher_temp=0.07",
+                  "objective.dino.momentum_teacher=0.9", "optim.base_lr=0.005", "optim.reference_batch=8",
+                  "optim.weight_decay=0.5"]
+
+
+def test_dino_heads_initialise_as_lightly_and_the_official_dino_head_and_the_teacher_starts_as_the_student():
+    """DINOHead (facebookresearch/dino) and lightly: hidden Linears truncated-normal std 0.02 with zero biases, the
+    last layer a default Linear (built after that initialisation) with rows of norm 1 (weight_g = 1, frozen); the
+    teacher a copy of the student, BatchNorm statistics included."""
+    cfg = bench.Spec("a", "b", overrides=tuple(BN_DINO)).config("dino").objective.dino
+    cfg = replace(cfg, hidden_dim=512, bottleneck_dim=256, out_dim=2048)
+    torch.manual_seed(0)
+    theirs = LightlyDino(create_backbone("test_resnet"), cfg, DinoSchedule())
+    ours = DinoObjective(create_backbone("test_resnet"), cfg, 2, DinoSchedule())
+    for a, b in zip(theirs.student_head.layers, ours.student["head"].mlp, strict=True):
+        assert type(a) is type(b)
+        if isinstance(a, torch.nn.Linear):
+            for w in (a.weight, b.weight):
+                assert abs(float(w.std()) - 0.02) < 0.001 and float(w.abs().max()) <= 2
+            assert b.bias is not None and not b.bias.any() and (a.bias is None or not a.bias.any())
+    bound = 1 / cfg.bottleneck_dim ** 0.5                     # nn.Linear's default (Kaiming-uniform) bound
+    for v in (theirs.student_head.last_layer.weight_v, ours.student["head"].last_layer.weight):
+        assert float(v.abs().max()) <= bound and abs(float(v.std()) - bound / 3 ** 0.5) < 0.05 * bound
+    g = theirs.student_head.last_layer.weight_g
+    assert torch.equal(g, torch.ones_like(g)) and not g.requires_grad
+    _assert_close(_lightly_head_state(theirs.student_head), _lightly_head_state(theirs.teacher_head), "lightly", 0)
+    _assert_close(_our_head_state(ours.student["head"]), _our_head_state(ours.teacher_head), "ours", 0)
+    s, t = ours.student["backbone"].state_dict(), ours.backbone.state_dict()
+    assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) for k in s)
+
+
+def test_tagsight_dino_matches_lightly_dino_step_for_step_with_batchnorm_backbone_and_head():
+    """The preset's structure (a BatchNorm ResNet, the head with BatchNorm, every crop its own BatchNorm batch as
+    lightly's example runs them) through the benchmark's own loop (its optimiser: SGD, Nesterov momentum, weight
+    decay on every trainable weight, one parameter group per arm; its lr schedule; the arms' hooks), 6 steps:
+    2 with the last layer frozen, 3 of teacher-temperature warm-up. Equal: every loss, the centre, every student
+    weight and BatchNorm statistic, the teacher's weights AND its BatchNorm running statistics (the probes
+    evaluate the teacher backbone in eval mode). A small learning rate keeps float rounding from growing (the
+    arms agree to ~1e-6), and weight decay 1000x the preset's makes the frozen layer's handling show within 6
+    steps (weight decay and momentum on the frozen layer: ~1e-4 apart)."""
+    spec = bench.Spec("a", "b", overrides=tuple(BN_DINO))
+    cfg = spec.config("dino")
+    dcfg, schedule, steps = cfg.objective.dino, DinoSchedule(total_steps=6, freeze_batches=2, warmup_batches=3), 6
+    assert dcfg.use_bn and dcfg.batchnorm == "crop" and cfg.optim.nesterov and cfg.optim.weight_decay == 0.5
+    torch.manual_seed(0)
+    theirs = LightlyDino(create_backbone("test_resnet"), dcfg, schedule)
+    ours = TagsightArm(DinoObjective(create_backbone("test_resnet"), dcfg, 2, schedule))
+    obj = ours.objective
+    obj.student["backbone"].load_state_dict(theirs.student_backbone.state_dict())
+    obj.backbone.load_state_dict(theirs.teacher_backbone.state_dict())
+    _copy_lightly_head(theirs.student_head, obj.student["head"])
+    _copy_lightly_head(theirs.teacher_head, obj.teacher_head)
+    trainable = [{n for n, p in arm.named_parameters() if p.requires_grad} for arm in (theirs, ours)]
+    head_biases = {"objective.student.head.mlp.0.bias", "objective.student.head.mlp.3.bias"}   # before BatchNorm
+    assert len(trainable[0]) == len(trainable[1] - head_biases) and head_biases <= trainable[1]
+    g = torch.Generator().manual_seed(1)
+    batches = [{"image": torch.randn(8, 2, 3, 40, 40, generator=g), "local": torch.randn(8, 2, 3, 32, 32, generator=g)}
+               for _ in range(steps)]
+    done = [bench.train(arm, lambda start: iter(batches[start:]), cfg, steps, "cpu") for arm in (theirs, ours)]
+    assert done[0].losses == pytest.approx(done[1].losses, rel=1e-5)
+    assert torch.allclose(theirs.loss.center.view(1, -1), obj.center, atol=1e-6)
+    for name, a, b in (("student backbone", theirs.student_backbone, obj.student["backbone"]),
+                       ("teacher backbone", theirs.teacher_backbone, obj.backbone)):
+        _assert_close(a.state_dict(), b.state_dict(), name, 1e-5)
+    _assert_close(_lightly_head_state(theirs.student_head), _our_head_state(obj.student["head"]), "student head", 1e-5)
+    _assert_close(_lightly_head_state(theirs.teacher_head), _our_head_state(obj.teacher_head), "teacher head", 1e-5)
+    assert all(float(obj.student["head"].mlp[i].bias.abs().max()) < 1e-6 for i in (0, 3))
+    stats = [k for k in theirs.teacher_backbone.state_dict() if k.endswith("running_var")]
+    assert stats and not torch.allclose(obj.backbone.state_dict()[stats[0]], torch.ones(1))   # statistics moved

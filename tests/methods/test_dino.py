@@ -88,6 +88,7 @@ def sgd_steps(obj, n, seed=0, lr=0.01):
         opt.zero_grad()
         out = obj(batch(seed=seed + i))
         out["loss"].backward()
+        obj.before_step()
         opt.step()
         obj.after_step()
         outs.append(out)
@@ -144,6 +145,26 @@ def test_last_layer_frozen_for_the_first_batches_then_moves_and_the_temperature_
     assert [o["last_layer_frozen"].item() for o in outs] == [0.0] * 3
     assert [round(o["teacher_temp"].item(), 4) for o in outs] == [0.055, 0.0625, 0.07]
     assert not torch.allclose(F.normalize(obj.student["head"].last_layer.weight.detach(), dim=1), start, atol=1e-4)
+
+
+def test_the_frozen_last_layer_gets_no_gradient_so_weight_decay_and_momentum_skip_it():
+    """DINO cancels the frozen layer's gradient (``p.grad = None``): the optimiser leaves the raw weights alone
+    (weight decay would shrink them) and keeps no momentum for them until the freeze ends."""
+    obj = tiny_objective(DinoSchedule(total_steps=10, freeze_batches=2))
+    weight = obj.student["head"].last_layer.weight
+    start = weight.detach().clone()
+    opt = torch.optim.SGD(obj.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    for i in range(3):
+        opt.zero_grad(set_to_none=True)
+        obj(batch(seed=i))["loss"].backward()
+        assert weight.grad is not None                      # zero while frozen, but there (DDP sees every weight)
+        obj.before_step()
+        assert (weight.grad is None) == (i < 2), i
+        opt.step()
+        obj.after_step()
+        if i < 2:
+            assert torch.equal(weight.detach(), start) and weight not in opt.state, i
+    assert not torch.equal(weight.detach(), start) and "momentum_buffer" in opt.state[weight]
 
 
 def test_state_dict_holds_teacher_centre_and_counters_so_a_copy_continues_identically():

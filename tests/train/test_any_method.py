@@ -39,8 +39,13 @@ class MeanObjective(Objective):
         loss = self.scale * self.backbone(batch["image"]).mean().pow(2)
         return {"loss": loss, "loss_mean": loss.detach()}
 
+    def before_step(self) -> None:
+        assert any(p.grad is not None for p in self.backbone.parameters())     # after the backward pass ...
+        self.prepared = getattr(self, "prepared", 0) + 1
+
     def after_step(self) -> None:
         self.steps += 1
+        assert self.prepared == int(self.steps)                                # ... once before each step
 
 
 STREAMS: list[str] = []      # the splits the method was asked to stream

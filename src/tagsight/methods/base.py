@@ -3,7 +3,8 @@
 An ``Objective`` maps a batch (a dict of tensors; keys depend on the method) to
 ``{"loss": scalar with grad, <name>: detached scalar, ...}``. It declares the two hooks the Trainer
 uses: ``data_config`` (the input size and normalisation its stream must produce; by default its
-backbone's) and ``after_step()`` (called after every optimiser step; by default nothing).
+backbone's), ``before_step()`` (called after the backward pass, before every optimiser step) and
+``after_step()`` (called after every optimiser step); both hooks do nothing by default.
 
 A ``Method`` is what a run needs around the shared loop, for one objective: its settings
 (``config_class``, a frozen dataclass validated in ``__post_init__``; ``objective`` in a run config is
@@ -52,6 +53,10 @@ class Objective(nn.Module, abc.ABC):
         if not isinstance(backbone, Backbone):
             raise TypeError(f"{type(self).__name__} has no timm Backbone: it must override data_config")
         return backbone.data_config
+
+    def before_step(self) -> None:
+        """Called after the backward pass, just before each optimiser step (DINO drops the gradient of its frozen
+        last layer there, so the optimiser skips it); nothing by default."""
 
     def after_step(self) -> None:
         """Per-step bookkeeping after each optimiser step (an EMA teacher or EMA weights); nothing by default."""

@@ -13,8 +13,9 @@ Head: a 3-layer MLP (Linear-GELU-Linear-GELU-Linear, with BatchNorm after the hi
 ``use_bn``) to a ``bottleneck_dim`` embedding ``z``, L2-normalised, then a weight-normalised linear layer
 (rows of unit norm, no bias) to ``out_dim`` logits, computed in float32 also under bf16 autocast (the
 teacher's are divided by a temperature of 0.04). The last layer gets zero gradient for the first
-``freeze_batches`` training batches (it is renormalised in the forward pass, so weight decay and
-momentum cannot turn it either).
+``freeze_batches`` training batches, and ``before_step`` (the Trainer's hook before each optimiser step)
+then drops that gradient, as DINO's ``cancel_gradients_last_layer`` does: the optimiser skips the layer,
+so neither weight decay nor momentum touches it while it is frozen, and its momentum starts from zero after.
 
 Loss: teacher probabilities ``P_t = softmax((g_t - c) / T_t)`` (centre ``c``, teacher temperature ``T_t``)
 and student log-probabilities ``log softmax(g_s / T_s)``; the loss is the cross-entropy
@@ -232,6 +233,7 @@ class DinoObjective(Objective):
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
         self._warned = False
+        self._froze_last_layer = False      # a forward pass of this optimiser step ran with the last layer frozen
 
     @property
     def frozen(self) -> bool:
@@ -250,6 +252,7 @@ class DinoObjective(Objective):
         """``{"loss", "loss_dino", "teacher_entropy", "kl_to_centre", "feature_std", "teacher_temp", ...}``."""
         crops, b = multicrop_views(batch, self.n_global, "dino")
         frozen, temp = self.frozen, self.teacher_temp()
+        self._froze_last_layer |= frozen
         passes = self.cfg.batchnorm
         student = torch.cat([self.student["head"](self.student["backbone"](c), frozen)[0]
                              for c in batchnorm_passes(crops, b, passes)])
@@ -281,6 +284,13 @@ class DinoObjective(Objective):
                 log.warning("DINO may be collapsing at batch %d: %s", int(self.batches_seen), verdict["reason"])
                 self._warned = True
         return {"teacher_entropy": entropy.detach(), "kl_to_centre": kl.detach(), "feature_std": spread.detach()}
+
+    def before_step(self) -> None:
+        """The Trainer's hook before each optimiser step: while frozen, no gradient at all for the last layer."""
+        head = self.student["head"]
+        if self._froze_last_layer and isinstance(head, DinoHead):
+            head.last_layer.weight.grad = None
+        self._froze_last_layer = False
 
     @torch.no_grad()
     def after_step(self) -> None:

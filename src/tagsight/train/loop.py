@@ -2,8 +2,9 @@
 
 The loop knows an objective only as a module whose forward returns ``{"loss": ..., **logs}``,
 and a stream only through ``set_position(epoch, batches_done)`` and its batches; an ``Objective``
-(``tagsight.methods.base``) declares ``after_step()``, called after every optimiser step (DINO moves its
-teacher, the generator updates its EMA there; a plain module has no such hook). Every
+(``tagsight.methods.base``) declares ``before_step()``, called just before every optimiser step (DINO drops
+its frozen last layer's gradient there), and ``after_step()``, called after it (DINO moves its teacher, the
+generator updates its EMA there); a plain module has no such hooks. Every
 ``checkpoint_every`` optimiser steps it saves model, optimiser, RNG and data position; started
 again with the same run folder it continues from the latest checkpoint as if never stopped.
 """
@@ -198,6 +199,8 @@ class Trainer:
                 totals[key] = totals.get(key, 0) + value.detach().float() / self.cfg.accumulate
             meter.add(len(batch["image"]), t1 - t0)
             self.batches_done += 1
+        if isinstance(self.model, Objective):   # its last word on the gradients (DINO's frozen last layer)
+            self.model.before_step()
         self.optimizer.step()
         self.step += 1
         if isinstance(self.model, Objective):   # its per-step bookkeeping (DINO's teacher, the generator's EMA)
