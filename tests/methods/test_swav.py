@@ -106,6 +106,25 @@ def test_prototypes_stay_put_while_frozen_then_move():
     assert int(obj.batches_seen) == 4
 
 
+def test_frozen_prototypes_get_no_gradient_so_weight_decay_and_momentum_skip_them():
+    """The official SwAV sets the frozen prototypes' gradient to None: the optimiser leaves them alone (no decay,
+    no momentum) until the freeze ends, then they move from a fresh momentum buffer."""
+    obj = tiny_objective(freeze=2)
+    weight = obj.prototypes.weight
+    opt = torch.optim.SGD(obj.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)
+    for i in range(3):
+        opt.zero_grad(set_to_none=True)
+        obj(batch(seed=i))["loss"].backward()
+        assert weight.grad is not None                        # zero while frozen, but there (DDP sees every weight)
+        start = weight.detach().clone()                       # renormalised in place by this forward pass
+        obj.before_step()
+        assert (weight.grad is None) == (i < 2), i
+        opt.step()
+        if i < 2:
+            assert torch.equal(weight.detach(), start) and weight not in opt.state, i
+    assert not torch.equal(weight.detach(), start) and "momentum_buffer" in opt.state[weight]
+
+
 def test_prototypes_are_renormalised_in_place_before_each_training_step_and_get_the_plain_linear_gradient():
     obj = tiny_objective()
     with torch.no_grad():

@@ -23,8 +23,9 @@ Distributed: the Sinkhorn sums (and the max used for numerical stability) are al
 ranks when ``torch.distributed`` is initialised, so W ranks with batch B/W compute the codes one
 process with batch B would; one code path, a no-op for a single process.
 
-Prototypes are frozen (zero gradient; renormalised before each forward pass so weight decay does
-not turn them either) for the first ``freeze_batches`` training batches. The queue holds the last
+Prototypes are frozen for the first ``freeze_batches`` training batches: zero gradient in the forward pass,
+and ``before_step`` (the Trainer's hook before each optimiser step) then drops it, as the official SwAV sets
+the prototypes' gradient to None, so neither weight decay nor momentum moves them while frozen. The queue holds the last
 ``queue_length`` embeddings of each global crop of *all* ranks (gathered, identical on every rank,
 in global sample order, so the rank-0 checkpoint is the whole state, the same as one process's, and
 resume is exact at any world size); once full, rank
@@ -186,6 +187,7 @@ class SwavObjective(Objective):
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.int64))
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
         self._warned = False
+        self._froze_prototypes = False      # a forward pass of this optimiser step ran with frozen prototypes
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised projections ``[B, projection_dim]`` of images ``[B, 3, H, W]``."""
@@ -209,6 +211,12 @@ class SwavObjective(Objective):
     def frozen(self) -> bool:
         return self.training and int(self.batches_seen) < self.freeze_batches
 
+    def before_step(self) -> None:
+        """The Trainer's hook before each optimiser step: while frozen, no gradient at all for the prototypes."""
+        if self._froze_prototypes:
+            self.prototypes.weight.grad = None
+        self._froze_prototypes = False
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_swav", "assign_entropy", "feature_std", "prototypes_frozen", "queue_used"}``."""
         crops, b = multicrop_views(batch, self.n_global, "swav")
@@ -216,6 +224,7 @@ class SwavObjective(Objective):
             self.normalize_prototypes()
         z = torch.cat([self.embed(c) for c in batchnorm_passes(crops, b, self.cfg.batchnorm)])
         w, frozen = self.prototype_weights(), self.frozen
+        self._froze_prototypes |= frozen
         scores = (z @ w.t()).split(b)
         z_global = z[: self.n_global * b].detach()
         codes, queued = self._codes(scores, z_global.split(b), w.detach())
