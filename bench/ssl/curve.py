@@ -59,7 +59,7 @@ def _bench_runs(folder: Path, methods: set[str] | None = None) -> list[tuple[int
     doc = json.loads((folder / "results.json").read_text())
     presets = doc["spec"]["presets"]
     return [(crop_pixels(REPO / presets[r["method"]]), r) for r in doc["runs"]
-            if methods is None or r["impl"] == "random" or r["method"] in methods]
+            if "diverged_at" not in r and (methods is None or r["impl"] == "random" or r["method"] in methods)]
 
 
 def points(folders: list[Path], methods: list[set[str] | None] | None = None) -> Curves:

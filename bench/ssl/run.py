@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import logging
 import random
 import statistics
@@ -197,6 +198,7 @@ class Progress:
     step: int = 0
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    diverged_at: int | None = None      # the step whose loss was not finite: the arm stopped there
 
 
 class ArmCheckpoint:
@@ -249,11 +251,16 @@ def train(arm: torch.nn.Module, batches: Callable[[int], Iterator[dict[str, torc
         schedule.apply(step)
         optimizer.zero_grad(set_to_none=True)
         out = arm({k: v.to(device) for k, v in batch.items()}, step)
+        if not math.isfinite(loss := float(out["loss"].detach())):
+            log.error("step %d/%d loss %s: the arm diverged; it stops here and is not evaluated", step + 1, steps, loss)
+            progress.losses.append(loss)
+            progress.step, progress.diverged_at = step + 1, step + 1
+            break
         out["loss"].backward()
         arm.before_step(step)
         optimizer.step()
         arm.after_step(step)
-        progress.losses.append(float(out["loss"].detach()))
+        progress.losses.append(loss)
         progress.step, progress.seconds = step + 1, time.perf_counter() - began
         if step % 10 == 0 or step == steps - 1:
             log.info("step %d/%d loss %.4f", step + 1, steps, progress.losses[-1])
@@ -316,6 +323,10 @@ def run_one(spec: Spec, method: str, impl: str, seed: int, photos: LabelledImage
         backbone = arm.backbone_to_evaluate().cpu()
         row.update(first_loss=round(done.losses[0], 4), last_loss=round(statistics.fmean(done.losses[-5:]), 4),
                    train_s=round(done.seconds, 1))
+        if done.diverged_at is not None:
+            row.update(diverged_at=done.diverged_at, last_loss=None)
+            log.info("%s", row)
+            return row
     row.update({k: round(v, 4) for k, v in evaluate(backbone, *sets, spec).items()})
     log.info("%s", row)
     return row
@@ -364,7 +375,12 @@ def table(rows: list[dict[str, Any]], spec: Spec) -> str:
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     groups = [("-", "random")] + [(m, i) for m in spec.methods for i in spec.impls]
     for method, impl in groups:
-        rs = [r for r in rows if r["impl"] == impl and (impl == "random" or r["method"] == method)]
+        every = [r for r in rows if r["impl"] == impl and (impl == "random" or r["method"] == method)]
+        rs, diverged = [r for r in every if "diverged_at" not in r], [r for r in every if "diverged_at" in r]
+        if diverged:
+            lines.append(f"| {method} | {impl} | {len(diverged)} | diverged: "
+                         + ", ".join(f"seed {r['seed']} at step {r['diverged_at']}" for r in diverged)
+                         + " (loss not finite; not evaluated) | | | | | |")
         if not rs:
             continue
         loss = "-" if impl == "random" else \

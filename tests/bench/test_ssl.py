@@ -433,3 +433,38 @@ def test_tagsight_dino_matches_lightly_dino_step_for_step_with_batchnorm_backbon
     assert all(float(obj.student["head"].mlp[i].bias.abs().max()) < 1e-6 for i in (0, 3))
     stats = [k for k in theirs.teacher_backbone.state_dict() if k.endswith("running_var")]
     assert stats and not torch.allclose(obj.backbone.state_dict()[stats[0]], torch.ones(1))   # statistics moved
+
+
+class _Diverging(torch.nn.Module):
+    """An arm whose loss is finite until step ``at`` (0-based), then NaN."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.w, self.at = torch.nn.Parameter(torch.ones(3)), at
+
+    def forward(self, batch, step):
+        return {"loss": (self.w * batch["x"]).sum() * (float("nan") if step >= self.at else 1.0)}
+
+    def before_step(self, step):
+        return None
+
+    def after_step(self, step):
+        return None
+
+
+def test_an_arm_whose_loss_stops_being_finite_stops_there_and_is_reported_not_evaluated(tmp_path):
+    spec, _ = bench.parse(["--train", str(tmp_path), "--val", str(tmp_path), "--out", str(tmp_path / "o")] +
+                          [a for s in TINY for a in ("--set", s)])
+    saved = tmp_path / "arm.pt"
+    arm = _Diverging(at=2)
+    done = bench.train(arm, lambda start: iter({"x": torch.ones(3)} for _ in range(start, 5)), spec.config("swav"),
+                       5, "cpu", bench.ArmCheckpoint(saved, 1))
+    assert done.diverged_at == 3 and done.step == 3 and len(done.losses) == 3 and np.isnan(done.losses[-1])
+    assert torch.isfinite(arm.w).all() and not saved.exists()       # no step taken on the NaN, no checkpoint left
+    ok = {"method": "swav", "impl": "tagsight", "seed": 0, "knn_top1": 0.3, "knn_top5": 0.7, "linear_top1": 0.4,
+          "linear_top5": 0.8, "first_loss": 4.8, "last_loss": 4.1, "train_s": 1.0}
+    bad = {"method": "swav", "impl": "lightly", "seed": 1, "first_loss": 4.9, "last_loss": None, "train_s": 1.0,
+           "diverged_at": 31}
+    table = bench.table([ok, bad], replace(spec, methods=["swav"]))
+    assert "| swav | lightly | 1 | diverged: seed 1 at step 31 (loss not finite; not evaluated)" in table
+    assert "| swav | tagsight | 1 | 30.0 ± 0.0 |" in table

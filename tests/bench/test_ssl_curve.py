@@ -89,3 +89,14 @@ def test_the_cli_draws_the_plot_and_refuses_what_it_cannot_read(tmp_path: Path, 
     unevaluated = _hashtag_run(tmp_path, 3, {"knn": 0.45})
     assert curve.main([str(x1), "--hashtag", str(unevaluated), "--out", str(tmp_path / "e.png")]) == 2
     assert "tagsight eval knn|linear" in capsys.readouterr().err
+
+
+def test_a_diverged_arm_is_left_off_the_curve(tmp_path: Path) -> None:
+    curve = _curve()
+    folders = _bench_folders(tmp_path)
+    doc = json.loads((folders[0] / "results.json").read_text())
+    doc["runs"].append({"method": "swav", "impl": "lightly", "seed": 0, "steps": 10, "batch": 64,
+                        "diverged_at": 4, "last_loss": None})
+    (folders[0] / "results.json").write_text(json.dumps(doc))
+    curves = curve.points(folders)
+    assert ("swav", "lightly") not in curves and len(curves[("swav", "tagsight")]) == 2
