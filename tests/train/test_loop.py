@@ -1,6 +1,7 @@
 """The loop with a toy objective and a toy stream: learning, exact resume, checkpoint format."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -214,3 +215,30 @@ def test_uint8_batches_finished_on_the_device_train_like_batches_finished_in_the
         return params(t)
 
     assert torch.equal(run(Uint8Stream(), finish=finish), run(Normalised()))
+
+
+class Diverging(Toy):
+    """Toy whose loss turns NaN from its 4th forward pass on."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, batch):
+        self.calls += 1
+        out = super().forward(batch)
+        return {**out, "loss": out["loss"] * (float("nan") if self.calls >= 4 else 1.0)}
+
+
+def test_a_loss_that_stops_being_finite_stops_training_with_a_reason_and_keeps_earlier_checkpoints(tmp_path):
+    from tagsight.fsio import ReasonError
+
+    cfg = LoopConfig(epochs=3, log_every=2, checkpoint_every=2)
+    t = Trainer(Diverging(), ToyStream(), lambda s: iter(s), OptimConfig(base_lr=0.5, reference_batch=4), cfg,
+                DistEnv(), tmp_path, epoch_length=32, batch_size=4)
+    with pytest.raises(ReasonError, match="step 4") as err:
+        t.fit()
+    assert err.value.reason == "loss_not_finite"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and math.isnan(rows[-1]["loss"])
+    assert [c.name for c in sorted((tmp_path / "checkpoints").glob("step-*"))] == ["step-00000002"]

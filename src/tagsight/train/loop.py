@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from tagsight.fsio import ReasonError
 from tagsight.methods.base import Objective
 from tagsight.progress import Progress
 from tagsight.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -221,6 +223,10 @@ class Trainer:
                  self.step, self.plan.total_steps, row["loss"], row["lr"], row["samples_per_s"],
                  1000 * row["data_s"], 1000 * row["compute_s"])
         writer.write(row)
+        if not math.isfinite(row["loss"]):
+            raise ReasonError("loss_not_finite", f"the loss is {row['loss']} at step {self.step}: training diverged "
+                              f"and stops (metrics.jsonl has the row). Checkpoints saved before it are kept and "
+                              f"the run resumes from the latest; a lower optim.base_lr is the usual remedy")
         return row
 
 
