@@ -242,3 +242,14 @@ def test_a_loss_that_stops_being_finite_stops_training_with_a_reason_and_keeps_e
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4] and math.isnan(rows[-1]["loss"])
     assert [c.name for c in sorted((tmp_path / "checkpoints").glob("step-*"))] == ["step-00000002"]
+
+
+def test_a_diverged_run_saves_no_checkpoint_between_logged_steps(tmp_path):
+    from tagsight.fsio import ReasonError
+
+    cfg = LoopConfig(epochs=3, log_every=10, checkpoint_every=2)       # NaN from step 4: the checkpoint at 4 is refused
+    t = Trainer(Diverging(), ToyStream(), lambda s: iter(s), OptimConfig(base_lr=0.5, reference_batch=4), cfg,
+                DistEnv(), tmp_path, epoch_length=32, batch_size=4)
+    with pytest.raises(ReasonError, match="step 4"):
+        t.fit()
+    assert [c.name for c in sorted((tmp_path / "checkpoints").glob("step-*"))] == ["step-00000002"]

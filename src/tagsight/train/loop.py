@@ -130,6 +130,7 @@ class Trainer:
                                  optim_cfg.scaled_lr(self.plan.global_batch))
         self.run_state = run_state or {}
         self.step, self.epoch, self.batches_done = 0, 0, 0
+        self._step_logs: dict[str, torch.Tensor] | None = None   # the last optimiser step's logs (its loss)
 
     def resume(self) -> bool:
         found = latest_checkpoint(self.run_dir)
@@ -164,6 +165,7 @@ class Trainer:
             while not self._done() and self.epoch < self.cfg.epochs:
                 last = self._epoch(writer, progress) or last
         if self.step % self.cfg.checkpoint_every:
+            self._check_step_loss()
             self.save()
         writer.close()
         return last
@@ -175,11 +177,12 @@ class Trainer:
         meter = _Meter()
         batches = iter(self.make_loader(self.stream))
         while self.batches_done < self.plan.batches_per_epoch and not self._done():
-            logs = self._optimizer_step(batches, meter)
+            logs = self._step_logs = self._optimizer_step(batches, meter)
             progress.update(1)
             if self.step % self.cfg.log_every == 0:
                 last = self._log(logs, meter, writer)
             if self.step % self.cfg.checkpoint_every == 0:
+                self._check_step_loss()
                 self.save()
         if self.batches_done >= self.plan.batches_per_epoch:
             self.epoch, self.batches_done = self.epoch + 1, 0
@@ -223,11 +226,20 @@ class Trainer:
                  self.step, self.plan.total_steps, row["loss"], row["lr"], row["samples_per_s"],
                  1000 * row["data_s"], 1000 * row["compute_s"])
         writer.write(row)
-        if not math.isfinite(row["loss"]):
-            raise ReasonError("loss_not_finite", f"the loss is {row['loss']} at step {self.step}: training diverged "
-                              f"and stops (metrics.jsonl has the row). Checkpoints saved before it are kept and "
-                              f"the run resumes from the latest; a lower optim.base_lr is the usual remedy")
+        self._check_finite(row["loss"])
         return row
+
+    def _check_step_loss(self) -> None:
+        """The last step's loss (all ranks) must be finite before its weights are saved."""
+        if self._step_logs is not None:
+            self._check_finite(float(all_reduce_mean(self._step_logs["loss"].to(self.env.device), self.env)))
+
+    def _check_finite(self, loss: float) -> None:
+        """Stop a diverged run before it logs on or saves a checkpoint of NaN weights."""
+        if not math.isfinite(loss):
+            raise ReasonError("loss_not_finite", f"the loss is {loss} at step {self.step}: training diverged and "
+                              f"stops (metrics.jsonl has its last logged row). Checkpoints saved before it are kept "
+                              f"and the run resumes from the latest; a lower optim.base_lr is the usual remedy")
 
 
 class _Meter:
