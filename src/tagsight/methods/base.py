@@ -3,8 +3,9 @@
 An ``Objective`` maps a batch (a dict of tensors; keys depend on the method) to
 ``{"loss": scalar with grad, <name>: detached scalar, ...}``. It declares the two hooks the Trainer
 uses: ``data_config`` (the input size and normalisation its stream must produce; by default its
-backbone's), ``before_step()`` (called after the backward pass, before every optimiser step) and
-``after_step()`` (called after every optimiser step); both hooks do nothing by default.
+backbone's), ``before_step()`` (called after the backward pass, before every optimiser step: it drops the
+gradient of what ``freeze_for_step`` marked) and ``after_step()`` (called after every optimiser step; nothing by
+default).
 
 A ``Method`` is what a run needs around the shared loop, for one objective: its settings
 (``config_class``, a frozen dataclass validated in ``__post_init__``; ``objective`` in a run config is
@@ -54,9 +55,17 @@ class Objective(nn.Module, abc.ABC):
             raise TypeError(f"{type(self).__name__} has no timm Backbone: it must override data_config")
         return backbone.data_config
 
+    def freeze_for_step(self, *params: torch.Tensor) -> None:
+        """Mark ``params`` frozen in this optimiser step (a forward pass gave them zero gradient): ``before_step``
+        then sets their gradient to None, as the official SwAV and DINO do, so the optimiser skips them (no weight
+        decay, no momentum). Held outside nn.Module's registries: a plain per-step list."""
+        self.__dict__.setdefault("_frozen_for_step", []).extend(params)
+
     def before_step(self) -> None:
-        """Called after the backward pass, just before each optimiser step (DINO drops the gradient of its frozen
-        last layer there, so the optimiser skips it); nothing by default."""
+        """Called after the backward pass, just before each optimiser step: drops the gradient of the parameters
+        ``freeze_for_step`` marked in this step (DINO's frozen last layer, SwAV's frozen prototypes)."""
+        for param in self.__dict__.pop("_frozen_for_step", []):
+            param.grad = None
 
     def after_step(self) -> None:
         """Per-step bookkeeping after each optimiser step (an EMA teacher or EMA weights); nothing by default."""

@@ -233,7 +233,6 @@ class DinoObjective(Objective):
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
         self._warned = False
-        self._froze_last_layer = False      # a forward pass of this optimiser step ran with the last layer frozen
 
     @property
     def frozen(self) -> bool:
@@ -252,7 +251,9 @@ class DinoObjective(Objective):
         """``{"loss", "loss_dino", "teacher_entropy", "kl_to_centre", "feature_std", "teacher_temp", ...}``."""
         crops, b = multicrop_views(batch, self.n_global, "dino")
         frozen, temp = self.frozen, self.teacher_temp()
-        self._froze_last_layer |= frozen
+        head = self.student["head"]
+        if frozen and isinstance(head, DinoHead):
+            self.freeze_for_step(head.last_layer.weight)
         passes = self.cfg.batchnorm
         student = torch.cat([self.student["head"](self.student["backbone"](c), frozen)[0]
                              for c in batchnorm_passes(crops, b, passes)])
@@ -284,13 +285,6 @@ class DinoObjective(Objective):
                 log.warning("DINO may be collapsing at batch %d: %s", int(self.batches_seen), verdict["reason"])
                 self._warned = True
         return {"teacher_entropy": entropy.detach(), "kl_to_centre": kl.detach(), "feature_std": spread.detach()}
-
-    def before_step(self) -> None:
-        """The Trainer's hook before each optimiser step: while frozen, no gradient at all for the last layer."""
-        head = self.student["head"]
-        if self._froze_last_layer and isinstance(head, DinoHead):
-            head.last_layer.weight.grad = None
-        self._froze_last_layer = False
 
     @torch.no_grad()
     def after_step(self) -> None:

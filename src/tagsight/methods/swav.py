@@ -187,7 +187,6 @@ class SwavObjective(Objective):
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.int64))
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
         self._warned = False
-        self._froze_prototypes = False      # a forward pass of this optimiser step ran with frozen prototypes
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised projections ``[B, projection_dim]`` of images ``[B, 3, H, W]``."""
@@ -211,12 +210,6 @@ class SwavObjective(Objective):
     def frozen(self) -> bool:
         return self.training and int(self.batches_seen) < self.freeze_batches
 
-    def before_step(self) -> None:
-        """The Trainer's hook before each optimiser step: while frozen, no gradient at all for the prototypes."""
-        if self._froze_prototypes:
-            self.prototypes.weight.grad = None
-        self._froze_prototypes = False
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_swav", "assign_entropy", "feature_std", "prototypes_frozen", "queue_used"}``."""
         crops, b = multicrop_views(batch, self.n_global, "swav")
@@ -224,7 +217,8 @@ class SwavObjective(Objective):
             self.normalize_prototypes()
         z = torch.cat([self.embed(c) for c in batchnorm_passes(crops, b, self.cfg.batchnorm)])
         w, frozen = self.prototype_weights(), self.frozen
-        self._froze_prototypes |= frozen
+        if frozen:
+            self.freeze_for_step(self.prototypes.weight)
         scores = (z @ w.t()).split(b)
         z_global = z[: self.n_global * b].detach()
         codes, queued = self._codes(scores, z_global.split(b), w.detach())
