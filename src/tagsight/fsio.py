@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,12 @@ class ReasonError(ValueError):
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file, fsync and a rename: readers see old or new, never half."""
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename: readers see old or new, never half.
+    The temporary file is this process's and thread's own, so writers of one path at once (torchrun ranks filling
+    one cache, threads) each rename a whole file of theirs and the last rename wins."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

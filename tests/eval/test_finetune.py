@@ -22,6 +22,7 @@ from tagsight.models.backbone import create_backbone
 from tagsight.methods.classify import ClassifyObjective
 from tagsight.train.checkpoint import latest_checkpoint
 from tagsight.train.distributed import DistEnv
+from tests.torchrun import torchrun as launcher
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TINY = ["img_size=32", "data.batch_size=4", "data.workers=0", "data.eval_batch_size=8", "loop.log_every=1",
@@ -117,8 +118,7 @@ def test_preset_parses():
 
 def _cli(args: list[str], torchrun: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    prefix = ["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun), "--master_port", "29541"] if torchrun else []
-    done = subprocess.run([sys.executable, *prefix, "-m", "tagsight.cli", "-q", "eval", "finetune", *args],
+    done = subprocess.run([sys.executable, *launcher(torchrun), "-m", "tagsight.cli", "-q", "eval", "finetune", *args],
                           env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -7,17 +7,17 @@ import sys
 from safetensors.torch import load_file
 
 from tagsight.train.checkpoint import latest_checkpoint
+from tests.torchrun import torchrun as launcher
 from tests.train.test_pretrain import ENV
 
 
-def objective_cli(objective, preset, port):
+def objective_cli(objective, preset):
     """``cli(dataset, vocab, out, *sets, torchrun=0, wait=True)`` for ``--objective objective`` with ``preset`` sets."""
 
     def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
         base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out),
                 "--objective", objective, "--json"]
-        cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun),
-                                  "--master_port", str(port)] if torchrun else []), *base]
+        cmd = [sys.executable, *launcher(torchrun), *base]
         for s in [*preset, *sets]:
             cmd += ["--set", s]
         if not wait:

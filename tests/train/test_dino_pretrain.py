@@ -21,7 +21,7 @@ DINO = ["model.name=test_convnext", "model.img_size=40", "data.workers=0", "loop
         "optim.weight_decay=0.000001"]
 
 
-cli = objective_cli("dino", DINO, 29547)
+cli = objective_cli("dino", DINO)
 
 
 def test_dino_run_folder_diagnostics_schedules_and_held_out_collapse_check(tiny, tmp_path):  # noqa: F811

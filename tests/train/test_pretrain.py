@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from tagsight.schema.catalog import manifest_version
 from tagsight.train.checkpoint import latest_checkpoint
 from tests.feeds import feed_dataset
+from tests.torchrun import torchrun as launcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from common import kill_tree  # noqa: E402
@@ -30,8 +31,7 @@ def tiny(tmp_path_factory):
 
 def cli(dataset, vocab, out, *sets, torchrun=0, wait=True):
     base = ["-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out), "--json"]
-    cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun),
-                              "--master_port", "29533"] if torchrun else []), *base]
+    cmd = [sys.executable, *launcher(torchrun), *base]
     for s in [*TINY, *sets]:
         cmd += ["--set", s]
     if not wait:

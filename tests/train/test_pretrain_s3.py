@@ -67,25 +67,15 @@ def test_a_run_from_s3_killed_and_resumed_ends_on_the_weights_of_the_run_from_di
     assert os.environ.get("AWS_ENDPOINT_URL") != endpoint   # the test left the environment as it found it
 
 
-def torchrun2(dataset, vocab, out, *sets):
-    """``cli(..., torchrun=2)`` on a master port of its own (test_pretrain's may be taken by a concurrent run)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
-           "-m", "tagsight.cli", "-q", "pretrain", str(dataset), "--vocab", str(vocab), "--out", str(out)]
-    for s in [*TINY, *sets]:
-        cmd += ["--set", s]
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def test_two_ranks_streaming_from_s3_end_on_the_weights_of_two_ranks_from_disk(tiny, tmp_path, monkeypatch):
     dataset, vocab = tiny
     common = ["data.epoch_length=64", "loop.max_steps=2", "loop.checkpoint_every=1", "data.batch_size=8"]
-    torchrun2(dataset, vocab, tmp_path / "local", *common)
+    cli(dataset, vocab, tmp_path / "local", *common, torchrun=2)
     with moto_s3() as endpoint, environ(s3_env(endpoint)):
         upload(dataset, "s3://photos/ds")
         for key, value in {**s3_env(endpoint), "TAGSIGHT_CACHE_DIR": str(tmp_path / "cache")}.items():
             monkeypatch.setitem(ENV, key, value)
-        torchrun2("s3://photos/ds", vocab, tmp_path / "s3", *common)
+        cli("s3://photos/ds", vocab, tmp_path / "s3", *common, torchrun=2)
     assert json.loads((tmp_path / "s3" / "run.json").read_text())["world_size"] == 2
     a, b = weights(tmp_path / "local"), weights(tmp_path / "s3")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -21,7 +21,7 @@ SWAV = ["model.name=test_convnext", "model.img_size=40", "data.workers=0", "loop
         "optim.weight_decay=0.000001"]
 
 
-cli = objective_cli("swav", SWAV, 29541)
+cli = objective_cli("swav", SWAV)
 
 
 def test_swav_run_folder_loss_falls_and_eval_reports_collapse(tiny, tmp_path):  # noqa: F811

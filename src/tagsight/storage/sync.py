@@ -13,11 +13,10 @@ import logging
 import os
 import posixpath
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.fsio import ReasonError, atomic_write_bytes
+from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
 from tagsight.storage.blocks import CacheConfig
 from tagsight.storage.urls import dataset_path, is_url, open_filesystem, read_bytes, retry
 
@@ -225,12 +224,9 @@ def _locked(target: Path) -> Iterator[None]:
 
 
 def write_state(path: Path, data: dict[str, Any]) -> None:
-    """A small JSON state file (``.mirror.json``, ``.target.json``) replaced whole: written to a temporary file of
-    this process and thread, then renamed, so a reader or a process killed meanwhile never finds half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    """A small JSON state file (``.mirror.json``, ``.target.json``) replaced whole (``atomic_write_text``), so a
+    reader or a process killed meanwhile never finds half of it."""
+    atomic_write_text(path, json.dumps(data))
 
 
 def _cache_key_folder(url: str, kind: str, cache: CacheConfig | None) -> Path:
