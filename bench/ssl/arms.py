@@ -14,6 +14,8 @@ All arms get the same timm backbone (built by tagsight, same seed), the same cro
   ``linear_warmup_schedule``, last-layer gradients cancelled during the freeze.
 
 DINO is evaluated through its teacher in both implementations (as the paper does); SwAV through its backbone.
+``start_as`` gives a lightly DINO arm the tagsight arm's initial head weights (``--same-init``), so that the two
+differ only in their code, not in their random draws.
 """
 
 from __future__ import annotations
@@ -160,3 +162,24 @@ def build_arm(method: str, impl: str, backbone: Backbone, objective: Any, n_glob
     if (method, impl) not in builders:
         raise ValueError(f"unknown arm {method}/{impl}: methods {METHODS}, implementations {IMPLS}")
     return builders[(method, impl)]()
+
+
+def start_as(theirs: nn.Module, ours: nn.Module) -> None:
+    """Give lightly's DINO arm ``theirs`` the initial heads of tagsight's DINO arm ``ours`` (student and teacher; the
+    backbones are already equal when both were built from the same seed). Linear and BatchNorm layers are copied
+    one to one: lightly's Linear before a BatchNorm has no bias where ours has a zero one, which the BatchNorm cancels;
+    lightly's weight-normalised last layer (``weight_g`` 1, frozen) gets our last layer's weight as ``weight_v``."""
+    if not isinstance(theirs, LightlyDino) or not isinstance(ours, TagsightArm) or \
+            not isinstance(ours.objective, DinoObjective):
+        raise ValueError("start_as takes a lightly DINO arm and a tagsight DINO arm")
+    with torch.no_grad():
+        for mine, their in ((ours.objective.student["head"], theirs.student_head),
+                            (ours.objective.teacher_head, theirs.teacher_head)):
+            for a, b in zip(mine.mlp, their.layers, strict=True):
+                if isinstance(b, nn.Linear):
+                    b.weight.copy_(a.weight)
+                    if b.bias is not None:
+                        b.bias.copy_(a.bias)
+                elif isinstance(b, nn.BatchNorm1d):
+                    b.load_state_dict(a.state_dict())
+            their.last_layer.weight_v.copy_(mine.last_layer.weight)

@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from arms import IMPLS, METHODS, build_arm  # noqa: E402
+from arms import IMPLS, METHODS, build_arm, start_as  # noqa: E402
 
 from tagsight.data.multicrop import MultiCropConfig, multicrop_transform  # noqa: E402
 from tagsight.eval.datasets import FolderImages, LabelledImages, SubsetImages  # noqa: E402
@@ -80,6 +80,7 @@ class Spec:
     workers: int = 2
     device: str = "cpu"
     checkpoint_every: int = 0          # save an unfinished arm every N steps so a killed run resumes mid-arm; 0 never
+    same_init: bool = False            # lightly's DINO arm starts from the tagsight arm's head weights
     presets: dict[str, str] = field(default_factory=lambda: {m: f"configs/pretrain_{m}_cpu_small.yaml"
                                                              for m in METHODS})
 
@@ -92,6 +93,9 @@ class Spec:
         if self.steps < 0 or self.eval_limit < 0 or self.probe_epochs < 1 or self.workers < 0 or \
                 self.checkpoint_every < 0:
             raise ValueError("steps, eval_limit and checkpoint_every must be >= 0, probe_epochs >= 1, workers >= 0")
+        if self.same_init and self.methods != ("dino",):
+            raise ValueError("--same-init applies to DINO only (--methods dino): lightly's SwAV prototypes carry a "
+                             "bias ours do not have")
 
     def config(self, method: str) -> PretrainConfig:
         """The method's preset with the overrides that apply to it (``objective.<other method>.*`` ones skipped)."""
@@ -314,6 +318,10 @@ def run_one(spec: Spec, method: str, impl: str, seed: int, photos: LabelledImage
     if impl != "random":
         arm = build_arm(method, impl, backbone, getattr(cfg.objective, method), cfg.data.multicrop.n_global, freeze,
                         schedule)
+        if spec.same_init and impl == "lightly":
+            start_as(arm, build_arm(method, "tagsight", seeded_backbone(cfg, seed), getattr(cfg.objective, method),
+                                    cfg.data.multicrop.n_global, freeze, schedule))
+            row["same_init"] = True
         saved = out / "checkpoints" / f"{method}-{impl}-{seed}-{steps}.pt" if out is not None else None
 
         def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -411,10 +419,13 @@ def parse(argv: list[str] | None = None) -> tuple[Spec, Path]:
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="save an unfinished arm every N steps under OUT/checkpoints, so a killed run resumes there")
+    p.add_argument("--same-init", action="store_true",
+                   help="DINO only: lightly's arm starts from the tagsight arm's head weights (same seed, same "
+                        "backbone), so the two differ only in their code")
     a = p.parse_args(argv)
     spec = Spec(a.train, a.val, a.eval_train, tuple(a.methods.split(",")), tuple(a.impls.split(",")),
                 tuple(int(s) for s in a.seeds.split(",")), a.steps, a.crops, tuple(a.overrides), a.eval_limit,
-                a.probe_epochs, a.workers, a.device, a.checkpoint_every)
+                a.probe_epochs, a.workers, a.device, a.checkpoint_every, same_init=a.same_init)
     return spec, a.out
 
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench" / "ssl"))
 
 import run as bench  # noqa: E402
-from arms import LightlyDino, LightlySwav, TagsightArm  # noqa: E402
+from arms import LightlyDino, LightlySwav, TagsightArm, start_as  # noqa: E402
 
 from tagsight.models.backbone import create_backbone  # noqa: E402
 from tagsight.methods.dino import DinoConfig, DinoObjective, DinoSchedule  # noqa: E402
@@ -233,6 +233,8 @@ def test_bad_specs_are_refused():
         bench.Spec("a", "b", crops="torchvision")
     with pytest.raises(ValueError, match="checkpoint_every"):
         bench.Spec("a", "b", checkpoint_every=-1)
+    with pytest.raises(ValueError, match="DINO only"):
+        bench.Spec("a", "b", same_init=True)          # SwAV among the methods: lightly's prototypes differ
     assert bench.main(["--train", "/nonexistent", "--val", "/nonexistent", "--out", "/tmp/x-ssl"]) == 2
 
 
@@ -334,19 +336,6 @@ def test_the_split_refuses_bad_settings_a_used_folder_and_a_class_too_small(tmp_
 # ------------------------------------------------------------------------------ DINO at the preset's structure
 
 
-def _copy_lightly_head(theirs: torch.nn.Module, mine: torch.nn.Module) -> None:
-    """lightly's DINOProjectionHead into tagsight's DinoHead, layer by layer (BatchNorm weights and statistics too;
-    lightly's Linear before a BatchNorm has no bias, ours a zero one, which the BatchNorm cancels)."""
-    with torch.no_grad():
-        for a, b in zip(theirs.layers, mine.mlp, strict=True):
-            if isinstance(a, torch.nn.Linear):
-                b.weight.copy_(a.weight)
-                b.bias.copy_(a.bias) if a.bias is not None else b.bias.zero_()
-            elif isinstance(a, torch.nn.BatchNorm1d):
-                b.load_state_dict(a.state_dict())
-        mine.last_layer.weight.copy_(theirs.last_layer.weight_v)
-
-
 def _lightly_head_state(head: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A lightly DINO head's weights, statistics and effective (weight-normalised) last layer under our names."""
     state = {f"mlp.{k}": v for k, v in head.layers.state_dict().items()}
@@ -409,13 +398,15 @@ def test_tagsight_dino_matches_lightly_dino_step_for_step_with_batchnorm_backbon
     dcfg, schedule, steps = cfg.objective.dino, DinoSchedule(total_steps=6, freeze_batches=2, warmup_batches=3), 6
     assert dcfg.use_bn and dcfg.batchnorm == "crop" and cfg.optim.nesterov and cfg.optim.weight_decay == 0.5
     torch.manual_seed(0)
-    theirs = LightlyDino(create_backbone("test_resnet"), dcfg, schedule)
     ours = TagsightArm(DinoObjective(create_backbone("test_resnet"), dcfg, 2, schedule))
+    theirs = LightlyDino(create_backbone("test_resnet"), dcfg, schedule)
     obj = ours.objective
-    obj.student["backbone"].load_state_dict(theirs.student_backbone.state_dict())
-    obj.backbone.load_state_dict(theirs.teacher_backbone.state_dict())
-    _copy_lightly_head(theirs.student_head, obj.student["head"])
-    _copy_lightly_head(theirs.teacher_head, obj.teacher_head)
+    theirs.student_backbone.load_state_dict(obj.student["backbone"].state_dict())
+    theirs.teacher_backbone.load_state_dict(obj.backbone.state_dict())
+    assert not torch.allclose(theirs.student_head.layers[0].weight, obj.student["head"].mlp[0].weight)
+    start_as(theirs, ours)          # what --same-init does
+    _assert_close(_lightly_head_state(theirs.student_head), _our_head_state(obj.student["head"]), "start", 1e-7)
+    _assert_close(_lightly_head_state(theirs.teacher_head), _our_head_state(obj.teacher_head), "start", 1e-7)
     trainable = [{n for n, p in arm.named_parameters() if p.requires_grad} for arm in (theirs, ours)]
     head_biases = {"objective.student.head.mlp.0.bias", "objective.student.head.mlp.3.bias"}   # before BatchNorm
     assert len(trainable[0]) == len(trainable[1] - head_biases) and head_biases <= trainable[1]
