@@ -7,11 +7,16 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tagsight.cli.options import (add_json_option, artifact_input, dataset_input, emit, format_fields, input_file,
                                   photos_input, show_usage)
 from tagsight.fsio import ReasonError
 from tagsight.storage import dataset_path, local_folder, local_input, location, output_folder, shared_folder
+
+if TYPE_CHECKING:
+    from tagsight.curate.judge.adherence import RunJudge
 
 ERRORS = (ReasonError, OSError, ValueError, KeyError)
 SAMPLES = artifact_input("samples.jsonl", "samples folder")   # as 'tagsight generate --out' publishes it
@@ -95,14 +100,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _adherence_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ad = verbs.add_parser("adherence", help="does the generator draw the prompted concept? (and its distance to "
                                             "real photos)",
-                          description="The packaged ImageNet EfficientNet-Lite0, which did not train the generator, "
-                                      "names the most probable of the prompted concepts in every sample (a prompt "
-                                      "names one vocabulary label; a concept sums the ImageNet classes it subsumes "
-                                      "in WordNet). Per sample folder (e.g. before and after quality-tuning) and "
+                          description="A classifier that did not train the generator names the most probable of "
+                                      "the prompted concepts in every sample (a prompt names one vocabulary label): "
+                                      "the packaged ImageNet EfficientNet-Lite0 (a concept sums the ImageNet classes "
+                                      "it subsumes in WordNet), or with --judge a hashtag model trained on real "
+                                      "photos. Per sample folder (e.g. before and after quality-tuning) and "
                                       "prompt: accuracy with a Wilson 95%% interval against chance (1 / concepts) "
                                       "and against the same classifier on real photos of the concepts downsampled "
-                                      "to the samples' resolution; and the Frechet distance to those photos on the "
-                                      "classifier's pooled features, with a bootstrap interval and a real-vs-real "
+                                      "to the samples' resolution; and the Frechet distance to those photos on "
+                                      "Lite0's pooled features, with a bootstrap interval and a real-vs-real "
                                       "floor. Writes STUDY/adherence.json ('tagsight judge report' draws it).")
     ad.add_argument("samples", type=SAMPLES, nargs="+", metavar="SAMPLES_DIR",
                     help="folders written by 'tagsight generate --out DIR', one prompt per concept (local or fsspec "
@@ -112,6 +118,10 @@ def _adherence_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
                          "(e.g. ../shared/data/imagenette-160/val); without it only accuracy and chance")
     ad.add_argument("--out", type=dataset_path, required=True, metavar="STUDY",
                     help="study folder to write, local or an fsspec URL (published adherence.json last)")
+    ad.add_argument("--judge", type=dataset_path, metavar="RUN_DIR",
+                    help="a tagsight hashtag pretraining run (local or an fsspec URL) that names the concepts instead "
+                         "of the packaged Lite0, e.g. one trained on real photos at the samples' resolution; its "
+                         "vocabulary must hold the prompts' labels")
     ad.add_argument("--real-per-concept", type=int, default=100, help="real photos per concept, 0 = all (default 100)")
     ad.add_argument("--no-frechet", action="store_true", help="skip the Frechet distance")
     ad.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the distance (default 200)")
@@ -157,12 +167,23 @@ def run_aesthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_judge(run_dir: str | Path, batch_size: int) -> RunJudge:
+    """The hashtag model of a pretraining run as an adherence judge (``RunJudge``)."""
+    from tagsight.apps.run import load_run
+    from tagsight.curate.judge.adherence import RunJudge
+
+    run = load_run(local_folder(run_dir, marker="run.json"))
+    labels = [label.label for label in run.vocab().labels]
+    return RunJudge(run.backbone, run.head, labels, location(run_dir), batch_size)
+
+
 def run_adherence(args: argparse.Namespace) -> int:
     from tagsight.curate.judge.adherence import AdherenceConfig, adherence_study
 
     cfg = AdherenceConfig(args.real_per_concept, not args.no_frechet, args.resamples, seed=args.seed)
+    judge = run_judge(args.judge, cfg.batch_size) if args.judge is not None else None
     with output_folder(args.out, marker="adherence.json") as out:
-        result = adherence_study(args.samples, args.real, out, cfg)
+        result = adherence_study(args.samples, args.real, out, cfg, judge)
     real = result["real"]
     rows = [{"set": s["name"], "accuracy": s["accuracy"], "ci95": s["ci95"], "chance": result["chance"],
              "real_accuracy": real["accuracy"] if real else None,

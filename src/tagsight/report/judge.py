@@ -163,8 +163,8 @@ def _adherence(report: Report, a: dict[str, Any]) -> None:
     real = a["real"]
     sec = report.section("Judge: does the generator draw the prompted concept?",
                          f"Judge: {a['classifier']['name']}, which did not train the generator; it names the most "
-                         f"probable of the {len(a['concepts'])} prompted concepts (a concept sums the ImageNet classes "
-                         f"it subsumes in WordNet), so chance is {_pct(a['chance'])}. Real photos of the concepts are "
+                         f"probable of the {len(a['concepts'])} prompted concepts ({a['classifier']['mapping']}), so "
+                         f"chance is {_pct(a['chance'])}. Real photos of the concepts are "
                          f"downsampled to the samples' {a['size']} px: the ceiling at that resolution. Intervals: "
                          "Wilson 95%.")
     sets = a["sets"]

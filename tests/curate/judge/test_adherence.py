@@ -1,4 +1,5 @@
-"""Prompt adherence judged by the packaged ImageNet Lite0, on real photos whose answer is known, and its refusals."""
+"""Prompt adherence judged by the packaged ImageNet Lite0 and by a hashtag model, on photos whose answer is known,
+and its refusals."""
 
 import json
 import shutil
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tagsight.cli import main
@@ -225,3 +227,84 @@ def test_the_study_reports_each_folders_spread(study):
     spreads = {s["name"]: s["spread"] for s in result["sets"]}
     assert spreads["flat"]["between_seeds"] > 0 and spreads["flat"]["between_prompts"] > 0
     assert json.loads((out / "adherence.json").read_text())["sets"][0]["spread"] == spreads["matched"]
+
+
+# ------------------------------------------------------------------------- a hashtag model as the judge
+
+COLOURED = {"car.n.01": ("car", (220, 30, 30)), "boat.n.01": ("boat", (30, 60, 220)),
+            "flower.n.01": ("flower", (230, 220, 40))}
+
+
+def _noisy(colour: tuple[int, int, int], seed: int, size: int = 32) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(np.clip(np.asarray(colour) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def judge_run(tmp_path_factory):
+    """A hashtag pretraining run (tiny, on the synthetic feed) whose head is then set to the nearest colour mean of
+    three of its labels, so the answer is known: red is #car, blue #boat, yellow #flower."""
+    from safetensors.torch import load_file, save_file
+
+    from tagsight.cli.judge import run_judge
+    from tagsight.models.runs import latest_checkpoint
+    from tagsight.train.config import PretrainConfig
+    from tagsight.train.distributed import DistEnv
+    from tagsight.train.pretrain import pretrain
+    from tests.feeds import feed_dataset
+
+    root = tmp_path_factory.mktemp("judge_run")
+    dataset, vocab = feed_dataset(root, n_posts=60, n_authors=6, image_size=48, seed=5)
+    sets = ["model.name=test_vit", "model.img_size=32", "data.workers=0", "data.epoch_length=32",
+            "data.batch_size=16", "loop.epochs=1", "loop.log_every=100"]
+    config = Path(__file__).resolve().parents[3] / "configs" / "pretrain_cpu_small.yaml"
+    pretrain(dataset, vocab, root / "run", PretrainConfig.from_yaml(config, sets), DistEnv())
+    judge = run_judge(root / "run", 64)
+    weights_file = latest_checkpoint(root / "run") / "model.safetensors"
+    tensors = load_file(str(weights_file))
+    weight, bias = torch.zeros_like(tensors["head.weight"]), torch.full_like(tensors["head.bias"], -1e6)
+    with torch.no_grad():
+        for label, (_, colour) in COLOURED.items():
+            x = torch.stack([judge.transform(_noisy(colour, 900 + i)) for i in range(8)])
+            mean = judge.backbone(x).mean(0)
+            k = judge.labels.index(label)
+            weight[k], bias[k] = mean, -0.5 * mean.dot(mean)
+    save_file({**tensors, "head.weight": weight, "head.bias": bias}, str(weights_file))
+    return root / "run"
+
+
+def test_a_hashtag_model_judges_concepts_imagenet_does_not_know_and_lite0_still_gives_the_distance(
+        judge_run, tmp_path, capsys):
+    labels = [(label, tag) for label, (tag, _) in COLOURED.items()]
+    run = run_folder(tmp_path / "gen", labels)
+    prompts, colours = [f"#{tag}" for _, tag in labels], [c for _, c in COLOURED.values()]
+    matched = sample_folder(tmp_path / "matched", run, prompts, lambda p, i: _noisy(colours[p], i))
+    swapped = sample_folder(tmp_path / "swapped", run, prompts, lambda p, i: _noisy(colours[(p + 1) % 3], i))
+    real = tmp_path / "real"
+    for label, (_, colour) in COLOURED.items():                      # class folders named by synset name
+        (real / label).mkdir(parents=True)
+        for i in range(10):
+            _noisy(colour, 500 + i, 48).save(real / label / f"{i}.png")
+    out = tmp_path / "study"
+    assert main(["judge", "adherence", str(matched), str(swapped), "--real", str(real), "--judge", str(judge_run),
+                 "--out", str(out), "--resamples", "10", "--json"]) == 0
+    result = json.loads((out / "adherence.json").read_text())
+    sets = {s["name"]: s for s in result["sets"]}
+    assert sets["matched"]["accuracy"] == 1.0 and sets["swapped"]["accuracy"] == 0.0
+    assert result["real"]["accuracy"] == 1.0 and result["real"]["read"] == 30
+    assert str(judge_run) in result["classifier"]["name"] and "hashtag head" in result["classifier"]["mapping"]
+    vocab = json.loads(Path(json.loads((judge_run / "run.json").read_text())["vocab"]["path"]).read_text())
+    assert [vocab["labels"][c["judge_label"]]["label"] for c in result["concepts"]] == [c for c, _ in labels]
+    assert "efficientnet-lite0" in result["frechet"]["backbone"]      # the distance stays on Lite0's features
+    assert sets["matched"]["frechet"]["distance"] == pytest.approx(sets["swapped"]["frechet"]["distance"])
+    assert json.loads(capsys.readouterr().out)["sets"][0]["accuracy"] == 1.0
+
+
+def test_a_concept_the_judge_run_does_not_know_is_refused_with_a_reason(judge_run, tmp_path, capsys):
+    run = run_folder(tmp_path / "gen", [("car.n.01", "car"), ("tench.n.01", "tench")])
+    folder = sample_folder(tmp_path / "s", run, ["#car", "#tench"], lambda p, i: flat((10 * p, 0, 0)), per_prompt=1)
+    assert main(["judge", "adherence", str(folder), "--judge", str(judge_run), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "concept_not_in_judge" in err and "tench.n.01" in err
+    assert main(["judge", "adherence", str(folder), "--judge", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
+    assert "not_a_run" in capsys.readouterr().err

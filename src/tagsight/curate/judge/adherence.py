@@ -1,13 +1,19 @@
 """``tagsight judge adherence``: does the generator draw what it was prompted with, and how far are its pictures
 from real photos?
 
-The judge is a classifier that did not train the generator: the packaged ImageNet EfficientNet-Lite0
-(``tagsight.models.pretrained``). Each prompt must name exactly one vocabulary label (``#tench``); the label
-is read through the generator run's own vocabulary (``RUN/tokens.json``) and mapped onto the ImageNet
-classes it subsumes through the WordNet hierarchy (``tagsight.tags.imagenet``, the starter bundle's
-mapping). A concept's probability is the sum of the softmax probabilities of its classes, and the judge
-names, for every image, the most probable concept **among the prompted concepts**, so chance is
-``1 / number of concepts``.
+The judge is a classifier that did not train the generator. Each prompt must name exactly one vocabulary
+label (``#tench``); the label is read through the generator run's own vocabulary (``RUN/tokens.json``).
+The judge names, for every image, the most probable concept **among the prompted concepts**, so chance is
+``1 / number of concepts``. Two judges:
+
+- by default the packaged ImageNet EfficientNet-Lite0 (``tagsight.models.pretrained``): a label is mapped
+  onto the ImageNet classes it subsumes through the WordNet hierarchy (``tagsight.tags.imagenet``, the
+  starter bundle's mapping) and a concept's probability is the sum of the softmax probabilities of its
+  classes (``Lite0Judge``);
+- or a hashtag model trained on real photos (``RunJudge``: a ``tagsight pretrain`` run's backbone and
+  hashtag head, at the run's own resolution and evaluation transform): a concept is the head's output for
+  its label in the run's vocabulary. This judges any vocabulary, ImageNet's or not, and a model trained on
+  photos at the samples' resolution sees small pictures as it was trained to.
 
 Measured on the same footing:
 
@@ -30,15 +36,17 @@ Measured on the same footing:
   samples over the seeds (``between_seeds``). A generator that ignores its prompt draws the same picture
   for every prompt at a seed: its spread between prompts is near 0, whatever its seeds do.
 
-Every image, generated or real, reaches the classifier the same way: RGB at the samples' resolution,
-resized bicubically to 224 px, pixels mapped to [-1, 1] (the network's own normalisation). Results go
-to ``STUDY/adherence.json``; ``tagsight judge report`` draws them.
+Every image, generated or real, reaches a judge the same way: RGB at the samples' resolution, then the
+judge's own input (Lite0: resized bicubically to 224 px, pixels mapped to [-1, 1], the network's own
+normalisation; a run: its evaluation transform). The Fréchet distance is always on Lite0's features, whichever
+judge names the concepts. Results go to ``STUDY/adherence.json``; ``tagsight judge report`` draws them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,11 +54,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from tagsight.curate.judge.samples import Sample, read_samples
 from tagsight.curate.judge.stats import wilson_interval
+from tagsight.data.transforms import eval_transform
 from tagsight.eval.fid import bootstrap_frechet, frechet_between
 from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.models.backbone import Backbone
 from tagsight.progress import track
 from tagsight.storage import location
 from tagsight.tags.imagenet import ancestors, imagenet_members
@@ -113,6 +124,64 @@ class Lite0Judge:
             feats.append(pooled.double().numpy())
             logits.append(self.model.classifier(pooled).double().numpy())
         return np.concatenate(logits), np.concatenate(feats)
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "mapping": "WordNet: a concept sums the ImageNet classes it subsumes",
+                "decision": "most probable of the prompted concepts", "input": f"bicubic to {INPUT_SIZE} px"}
+
+    def bind(self, concepts: list[str]) -> list[dict[str, Any]]:
+        """Judge these concepts from now on; per concept, what the judge counts for it."""
+        self._members = concept_members(concepts)
+        return [{"imagenet_classes": len(m)} for m in self._members]
+
+    def decide(self, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(the judged concept per image, pooled features per image)."""
+        logits, feats = self.run(images)
+        return judged(logits, self._members), feats
+
+
+class RunJudge:
+    """A hashtag model trained on real photos (a ``tagsight pretrain`` run's backbone and hashtag head): a concept
+    is the head's logit for its label; each image goes through the run's evaluation transform."""
+
+    def __init__(self, backbone: Backbone, head: nn.Module, labels: list[str], origin: str,
+                 batch_size: int = 64) -> None:
+        if len(labels) != getattr(head, "out_features", len(labels)):
+            raise ReasonError("vocab_mismatch", f"{origin}: {len(labels)} labels for a head of "
+                                                f"{getattr(head, 'out_features', '?')} outputs")
+        self.backbone, self.head = backbone.eval(), head.eval()
+        self.labels, self.origin, self.batch_size = labels, origin, batch_size
+        self.transform = eval_transform(backbone.data_config)
+        self.name = (f"hashtag model {origin} ({backbone.name}, {backbone.data_config.input_size} px, "
+                     f"{len(labels)} labels)")
+
+    def describe(self) -> dict[str, str]:
+        size = self.backbone.data_config.input_size
+        return {"name": self.name, "mapping": "the run's vocabulary: a concept is the hashtag head's output for its label",
+                "decision": "most probable of the prompted concepts",
+                "input": f"the run's evaluation transform (resize to {size} / 0.875 px, centre crop {size} px)"}
+
+    def bind(self, concepts: list[str]) -> list[dict[str, Any]]:
+        missing = [c for c in concepts if c not in self.labels]
+        if missing:
+            raise ReasonError("concept_not_in_judge", f"concept(s) {', '.join(missing)} are not in the vocabulary of "
+                                                      f"the judge {self.origin}: it cannot name them")
+        self._columns = [self.labels.index(c) for c in concepts]
+        return [{"judge_label": col} for col in self._columns]
+
+    @torch.no_grad()
+    def decide(self, images: list[Image.Image]) -> tuple[np.ndarray, None]:
+        """(the judged concept per image, None: no features for the distance)."""
+        logits = []
+        starts = range(0, len(images), self.batch_size)
+        for i in track(list(starts), len(starts), "run judge", "batch"):
+            x = torch.stack([self.transform(img.convert("RGB")) for img in images[i:i + self.batch_size]])
+            logits.append(self.head(self.backbone(x))[:, self._columns].double().numpy())
+        chosen: np.ndarray = np.concatenate(logits).argmax(axis=1)
+        return chosen, None
+
+
+Judge = Lite0Judge | RunJudge
 
 
 # -- prompts -> concepts -----------------------------------------------------------------------------
@@ -252,12 +321,25 @@ def prompt_spread(samples: list[Sample], images: list[Image.Image]) -> dict[str,
     return {"between_prompts": rms(0), "between_seeds": rms(1), "prompts": len(prompts), "seeds": len(seeds)}
 
 
-def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts: list[str], members: list[list[int]],
-                 judge: Lite0Judge) -> tuple[dict[str, Any], np.ndarray]:
+Measure = Callable[[list[Image.Image]], tuple[np.ndarray, np.ndarray | None]]
+
+
+def measurer(judge: Judge, lite0: Lite0Judge | None) -> Measure:
+    """Images -> (the judged concept per image, Lite0's features for the distance, None without ``lite0``): one
+    Lite0 pass when Lite0 is also the judge."""
+    def measure(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray | None]:
+        guess, feats = judge.decide(images)
+        if lite0 is None:
+            return guess, None
+        return guess, feats if feats is not None else lite0.run(images)[1]
+    return measure
+
+
+def _measure_set(name: str, samples: list[Sample], prompts: list[str], concepts: list[str],
+                 measure: Measure) -> tuple[dict[str, Any], np.ndarray | None]:
     images = [_load_rgb(s.path) for s in samples]
-    logits, feats = judge.run(images)
+    guess, feats = measure(images)
     truth = np.asarray([prompts.index(s.prompt) for s in samples])
-    guess = judged(logits, members)
     per_prompt = [{"prompt": p, "concept": concepts[k], **share(int((guess[truth == k] == k).sum()),
                                                                int((truth == k).sum()))}
                   for k, p in enumerate(prompts)]
@@ -292,15 +374,18 @@ def _targets(sets: list[dict[str, Any]], real: dict[str, Any] | None, chance: fl
         s["prompts_half_of_real"] = sum(bool(r["half_of_real"]) for r in s["per_prompt"])
 
 
-def _frechet(set_feats: list[np.ndarray], sets: list[dict[str, Any]], real_feats: np.ndarray,
+def _frechet(set_feats: list[np.ndarray | None], sets: list[dict[str, Any]], real_feats: np.ndarray,
              cfg: AdherenceConfig) -> dict[str, Any]:
-    held = max(len(f) for f in set_feats)
+    feats = [f for f in set_feats if f is not None]
+    if len(feats) != len(set_feats):
+        raise ValueError("the Fréchet distance needs Lite0's features of every sample folder")
+    held = max(len(f) for f in feats)
     if len(real_feats) < held + 2 or held < 2:
         raise ReasonError("too_few_real_photos", f"the Fréchet distance needs more than {held + 2} real photos "
                                                  f"(a floor set of {held} plus a reference), got {len(real_feats)}")
     order = np.random.default_rng(cfg.seed).permutation(len(real_feats))
     floor_set, reference = real_feats[order[:held]], real_feats[order[held:]]
-    for s, f in zip(sets, set_feats):
+    for s, f in zip(sets, feats):
         s["frechet"] = {"distance": frechet_between(f, reference),
                         "ci95": list(bootstrap_frechet(f, reference, cfg.resamples, cfg.seed))}
     return {"backbone": Lite0Judge.name, "features": Lite0Judge.features, "reference_images": len(reference),
@@ -317,8 +402,9 @@ def _set_names(dirs: list[Path]) -> list[str]:
 
 
 def adherence_study(sample_dirs: list[str | Path], real_dir: str | Path | None, out_dir: str | Path,
-                    cfg: AdherenceConfig = AdherenceConfig()) -> dict[str, Any]:
-    """Measure every sample folder (in the order given) against ``real_dir``; writes ``OUT/adherence.json``."""
+                    cfg: AdherenceConfig = AdherenceConfig(), judge: RunJudge | None = None) -> dict[str, Any]:
+    """Measure every sample folder (in the order given) against ``real_dir``; writes ``OUT/adherence.json``.
+    ``judge``: a hashtag model that names the concepts instead of the packaged Lite0."""
     if not sample_dirs:
         raise ReasonError("no_samples", "give at least one sample folder")
     dirs = [Path(d) for d in sample_dirs]
@@ -332,24 +418,25 @@ def adherence_study(sample_dirs: list[str | Path], real_dir: str | Path | None, 
     sizes = {s.row["size"] for f in folders for s in f}
     if len(sizes) != 1:
         raise ReasonError("mixed_sizes", f"the sample folders hold images of several sizes {sorted(sizes)}")
-    members, judge = concept_members(concepts), Lite0Judge(cfg.batch_size)
-    measured = [_measure_set(n, f, prompts, concepts, members, judge) for n, f in zip(names, folders)]
+    chosen: Judge = judge if judge is not None else Lite0Judge(cfg.batch_size)
+    distance = real_dir is not None and cfg.frechet
+    lite0 = (chosen if isinstance(chosen, Lite0Judge) else Lite0Judge(cfg.batch_size)) if distance else None
+    bound = chosen.bind(concepts)
+    measure = measurer(chosen, lite0)
+    measured = [_measure_set(n, f, prompts, concepts, measure) for n, f in zip(names, folders)]
     sets = [m[0] for m in measured]
     chance = 1.0 / len(concepts)
     result: dict[str, Any] = {
-        "classifier": {"name": Lite0Judge.name, "mapping": "WordNet: a concept sums the ImageNet classes it subsumes",
-                       "decision": "most probable of the prompted concepts", "input": f"bicubic to {INPUT_SIZE} px"},
-        "config": asdict(cfg), "size": sizes.pop(), "chance": chance,
-        "concepts": [{"prompt": p, "concept": c, "imagenet_classes": len(m)}
-                     for p, c, m in zip(prompts, concepts, members)],
+        "classifier": chosen.describe(), "config": asdict(cfg), "size": sizes.pop(), "chance": chance,
+        "concepts": [{"prompt": p, "concept": c, **b} for p, c, b in zip(prompts, concepts, bound)],
         "real": None, "frechet": None, "sets": sets}
     if real_dir is not None:
         real = read_real(Path(real_dir), concepts, result["size"], cfg)
         if not real.images:
             raise ReasonError("no_real_photos", f"no readable photo of the concepts {concepts} under {real_dir}")
-        real_logits, real_feats = judge.run(real.images)
-        result["real"] = _real_summary(real, Path(real_dir), judged(real_logits, members), concepts)
-        if cfg.frechet:
+        real_guess, real_feats = measure(real.images)
+        result["real"] = _real_summary(real, Path(real_dir), real_guess, concepts)
+        if cfg.frechet and real_feats is not None:
             result["frechet"] = _frechet([m[1] for m in measured], sets, real_feats, cfg)
     _targets(sets, result["real"], chance)
     atomic_write_text(Path(out_dir) / ADHERENCE_FILE, json.dumps(result, indent=1))
