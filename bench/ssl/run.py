@@ -307,20 +307,28 @@ def evaluate(backbone: Backbone, fit: LabelledImages, val: LabelledImages, spec:
 # ------------------------------------------------------------------------------------------------ runs
 
 
+def make_arm(spec: Spec, cfg: PretrainConfig, method: str, impl: str, seed: int, backbone: Backbone) -> torch.nn.Module:
+    """The arm on ``backbone`` (``seeded_backbone(cfg, seed)``); with ``--same-init`` lightly's arm starts from the head
+    weights of tagsight's arm of the same seed."""
+    _, freeze, schedule = plan(cfg, spec)
+    settings, n_global = getattr(cfg.objective, method), cfg.data.multicrop.n_global
+    arm = build_arm(method, impl, backbone, settings, n_global, freeze, schedule)
+    if spec.same_init and impl == "lightly":
+        start_as(arm, build_arm(method, "tagsight", seeded_backbone(cfg, seed), settings, n_global, freeze, schedule))
+    return arm
+
+
 def run_one(spec: Spec, method: str, impl: str, seed: int, photos: LabelledImages,
             sets: tuple[LabelledImages, LabelledImages], out: Path | None = None) -> dict[str, Any]:
     cfg = spec.config(method)
-    steps, freeze, schedule = plan(cfg, spec)
+    steps = plan(cfg, spec)[0]
     backbone = seeded_backbone(cfg, seed)
     row: dict[str, Any] = {"method": method, "impl": impl, "seed": seed, "steps": steps,
                            "batch": cfg.data.batch_size, "model": cfg.model.name, "size": cfg.model.img_size}
     row["train_s"] = 0.0
     if impl != "random":
-        arm = build_arm(method, impl, backbone, getattr(cfg.objective, method), cfg.data.multicrop.n_global, freeze,
-                        schedule)
+        arm = make_arm(spec, cfg, method, impl, seed, backbone)
         if spec.same_init and impl == "lightly":
-            start_as(arm, build_arm(method, "tagsight", seeded_backbone(cfg, seed), getattr(cfg.objective, method),
-                                    cfg.data.multicrop.n_global, freeze, schedule))
             row["same_init"] = True
         saved = out / "checkpoints" / f"{method}-{impl}-{seed}-{steps}.pt" if out is not None else None
 

@@ -459,3 +459,24 @@ def test_an_arm_whose_loss_stops_being_finite_stops_there_and_is_reported_not_ev
     table = bench.table([ok, bad], replace(spec, methods=["swav"]))
     assert "| swav | lightly | 1 | diverged: seed 1 at step 31 (loss not finite; not evaluated)" in table
     assert "| swav | tagsight | 1 | 30.0 ± 0.0 |" in table
+
+
+def test_drift_trains_both_dino_arms_from_one_start_and_shows_their_losses_step_by_step(tmp_path, capsys):
+    """bench/ssl/drift.py: the same start (--same-init), the same crops and BatchNorm batches (the head's, each crop
+    its own): the two arms' losses agree to float rounding at every step shown; with the crops of one size grouped
+    in our head's BatchNorm, as the preset does, they differ from the first step."""
+    import drift
+
+    _photos(tmp_path / "photos")
+
+    def shown(*sets: str) -> list[list[str]]:
+        argv = ["--train", str(tmp_path / "photos"), "--shown", "3", "--steps", "6", "--workers", "0"]
+        for s in [*TINY, *sets]:
+            argv += ["--set", s]
+        assert drift.main(argv) == 0
+        return [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+
+    rows = shown("objective.dino.batchnorm=crop")
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    assert all(abs(float(r[1]) - float(r[2])) < 1e-4 and float(r[3]) < 1e-4 for r in rows)
+    assert float(shown("objective.dino.batchnorm=resolution")[0][3]) > 1e-3
