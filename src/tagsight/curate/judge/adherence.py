@@ -144,11 +144,11 @@ class RunJudge:
     """A hashtag model trained on real photos (a ``tagsight pretrain`` run's backbone and hashtag head): a concept
     is the head's logit for its label; each image goes through the run's evaluation transform."""
 
-    def __init__(self, backbone: Backbone, head: nn.Module, labels: list[str], origin: str,
+    def __init__(self, backbone: Backbone, head: nn.Linear, labels: list[str], origin: str,
                  batch_size: int = 64) -> None:
-        if len(labels) != getattr(head, "out_features", len(labels)):
-            raise ReasonError("vocab_mismatch", f"{origin}: {len(labels)} labels for a head of "
-                                                f"{getattr(head, 'out_features', '?')} outputs")
+        if len(labels) != head.out_features:
+            raise ReasonError("vocab_mismatch", f"{origin}: {len(labels)} labels for a head of {head.out_features} "
+                                                "outputs")
         self.backbone, self.head = backbone.eval(), head.eval()
         self.labels, self.origin, self.batch_size = labels, origin, batch_size
         self.transform = eval_transform(backbone.data_config)
