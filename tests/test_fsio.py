@@ -4,7 +4,7 @@ replace it with a whole file of theirs; none fails and no reader sees half a fil
 import multiprocessing
 import threading
 
-from tagsight.fsio import atomic_write_bytes
+from tagsight.fsio import atomic_write_bytes, private_temp
 
 WRITES = 150
 
@@ -47,3 +47,21 @@ def test_processes_writing_one_path_at_once_all_succeed(tmp_path):
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(set(path.read_bytes())) == 1
+
+
+def test_private_temp_is_hidden_beside_its_path_and_differs_between_threads(tmp_path):
+    path = tmp_path / "block.bin"
+    names: list = []
+    both_alive = threading.Barrier(2)      # thread ids are reused once a thread ends; writers at once differ
+
+    def name() -> None:
+        names.append(private_temp(path))
+        both_alive.wait()
+
+    threads = [threading.Thread(target=name) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(names)) == 2 and names[0] != private_temp(path)
+    assert all(n.parent == tmp_path and n.name.startswith(".block.bin.") and n.name.endswith(".tmp") for n in names)

@@ -19,13 +19,18 @@ class ReasonError(ValueError):
         self.reason = reason
 
 
+def private_temp(path: Path) -> Path:
+    """A temporary name beside ``path`` that is this process's and thread's own (``.NAME.PID.THREAD.tmp``), so
+    writers of one path at once never share it: each renames a whole file of theirs and the last rename wins."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file, fsync and a rename: readers see old or new, never half.
-    The temporary file is this process's and thread's own, so writers of one path at once (torchrun ranks filling
-    one cache, threads) each rename a whole file of theirs and the last rename wins."""
+    The temporary file is ``private_temp``'s, so torchrun ranks filling one cache or threads can write one path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = private_temp(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

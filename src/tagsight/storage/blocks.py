@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagsight.fsio import private_temp
 from tagsight.storage.urls import ReadStats, env_int, open_filesystem, retry
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class RemoteFiles:
 
     def _store(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = private_temp(path)
         tmp.write_bytes(data)
         os.replace(tmp, path)
         if self._cached_total is None:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text
+from tagsight.fsio import ReasonError, atomic_write_bytes, atomic_write_text, private_temp
 from tagsight.storage.blocks import CacheConfig
 from tagsight.storage.urls import dataset_path, is_url, open_filesystem, read_bytes, retry
 
@@ -196,7 +196,7 @@ def _fetch_changed(fs: Any, inner: str, url: str, remote: dict[str, dict[str, An
         if held.get(name) == _signature(info) and local.is_file():
             continue
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        tmp = private_temp(local)
         source = f"{inner}/{name}"
         retry(lambda: fs.get_file(source, str(tmp)), f"{url}/{name}")  # noqa: B023 - called at once
         os.replace(tmp, local)

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from tagsight.curate.judge.samples import Sample, models, pair_samples
-from tagsight.fsio import ReasonError, atomic_write_text
+from tagsight.fsio import ReasonError, atomic_write_text, private_temp
 from tagsight.progress import track
 from tagsight.storage import location
 
@@ -53,7 +53,7 @@ def _copy_pixels(sample: Sample, dest: Path) -> None:
     with Image.open(sample.path) as img:
         rgb = img.convert("RGB")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp = private_temp(dest)
     rgb.save(tmp, format="PNG")
     tmp.replace(dest)
 
