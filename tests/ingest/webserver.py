@@ -45,15 +45,16 @@ class Site:
     """One origin on 127.0.0.1 (its own port). Use as a context manager."""
 
     def __init__(self, robots: str | None = None, tdmrep: Any = None, slow_s: float = 1.0,
-                 robots_status: int | None = None, delay_s: float = 0.0) -> None:
+                 robots_status: int | None = None, delay_s: float = 0.0, gather: int = 0) -> None:
         self.robots, self.tdmrep, self.slow_s, self.robots_status = robots, tdmrep, slow_s, robots_status
         self.delay_s = delay_s  # every image answer waits this long (for concurrency checks)
+        self.gather = gather    # every image answer first waits (up to 5 s) until this many requests are in flight
         self.requests: list[str] = []
         self.hits: Counter = Counter()
         self.arrived: dict[str, float] = {}  # path -> time.monotonic() of its first request
         self.peak = 0
         self._inflight = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,6 +96,7 @@ class Site:
             self.arrived.setdefault(path, time.monotonic())
             self._inflight += 1
             self.peak = max(self.peak, self._inflight)
+            self._lock.notify_all()
 
     def _leave(self) -> None:
         with self._lock:
@@ -114,6 +116,9 @@ class Site:
             body = self.tdmrep if isinstance(self.tdmrep, str) else json.dumps(self.tdmrep)
             return _send(h, 200, body.encode(), "application/json")
         n = _number(path)
+        if self.gather:     # overlap that does not depend on how fast a busy machine schedules the fetcher's threads
+            with self._lock:
+                self._lock.wait_for(lambda: self._inflight >= self.gather, timeout=5.0)
         if self.delay_s:
             time.sleep(self.delay_s)
         if path == "/slow.jpg":
