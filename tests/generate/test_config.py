@@ -42,6 +42,7 @@ def test_unknown_keys_in_yaml_are_refused():
 def test_cpu_preset_loads_and_gpu_preset_names_its_vae_setting():
     cpu = PretrainConfig.from_yaml(CONFIGS / "pretrain_diffusion_cpu_32.yaml")
     assert cpu.objective.name == "diffusion" and cpu.objective.diffusion.resolution == 32
+    assert cpu.objective.diffusion.prediction == "v_prediction" and cpu.objective.diffusion.guidance == 5.0  # measured
     gpu = PretrainConfig.from_yaml(CONFIGS / "pretrain_diffusion_gpu_latent.yaml")
     assert gpu.objective.diffusion.space == "latent" and gpu.objective.diffusion.resolution == 256
     with pytest.raises(ValueError, match="objective.diffusion.vae_path"):
