@@ -28,9 +28,11 @@ def test_demo_runs_every_stage_and_no_excluded_post_or_gps_reaches_a_shard(tmp_p
     # the picture of nothing is described by nothing, and the answer says why
     nothing = text[text.index("a tiled wallpaper"):]
     assert "No photo description available. (" in nothing and "closest: " in nothing
-    said = [c for c in calibration["concepts"] if c["alt_text"]]
-    if said:  # with a concept precise enough, the held-out photos shown are ones it describes
-        assert text.count("    alt text: Image may contain: ") >= 1
+    # the held-out photos shown first are the ones the bundle itself describes, and the server says the same of them
+    # (how many turns on the last bits of this tiny run: it changes with the number of threads torch uses)
+    described = int(re.search(r"the first (\d+) it describes", text)[1])
+    assert text.count("    alt text: Image may contain: ") == described
+    assert described == 0 or any(c["alt_text"] for c in calibration["concepts"])
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["manifest_version"]
     vocab = json.loads((tmp_path / "vocab" / "vocab.json").read_text())
     members = {t for label in vocab["labels"] for t in label["members"]}
