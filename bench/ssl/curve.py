@@ -14,6 +14,11 @@ folder's seeds is drawn as the floor.
 its budget from the run's ``config.yaml`` (loop.epochs x data.epoch_length samples of model.img_size), its top-1
 from the ``tagsight eval knn`` and ``tagsight eval linear`` results the run holds (``RUN/transfer/*.json``), which
 use the same protocol as the bench's probes. Prints the points as a Markdown table.
+
+``--save-points FILE`` writes every point with the seeds behind it (``bench/ssl/results/curve_points.json`` is the
+curve of docs/results.md); ``--points FILE`` reads such a file back and merges it with new folders, so that a curve
+outlives the folders it was drawn from. Entries of one budget are averaged weighted by their seed counts; a random
+floor met again for a seed is dropped (the same weights), a trained seed met twice is refused.
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ PROBES = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"))
 COLOURS = {"swav": "#d62728", "dino": "#1f77b4", "hashtags": "#2ca02c"}
 
 
-Point = tuple[int, int, float, float, int]     # (backbone pixels, photos seen, kNN %, linear %, seeds)
+Point = tuple[int, int, float, float, tuple[int, ...]]   # (backbone pixels, photos seen, kNN %, linear %, seeds)
 Curves = dict[tuple[str, str], list[Point]]
+Cell = tuple[str, str, int, int]                          # (method, impl, backbone pixels, photos seen)
+Entry = tuple[tuple[int, ...], float, float]              # (seeds, mean kNN %, mean linear %)
+Cells = dict[Cell, list[Entry]]
 
 
 def crop_pixels(preset: Path) -> int:
@@ -62,49 +70,95 @@ def _bench_runs(folder: Path, methods: set[str] | None = None) -> list[tuple[int
             if "diverged_at" not in r and (methods is None or r["impl"] == "random" or r["method"] in methods)]
 
 
-def points(folders: list[Path], methods: list[set[str] | None] | None = None) -> Curves:
-    """(method, impl) -> sorted points; random init under ("-", "random"). ``methods[i]`` limits folder i."""
-    groups: dict[tuple[str, str, int, int], list[dict[str, Any]]] = defaultdict(list)
+def bench_cells(folders: list[Path], methods: list[set[str] | None] | None = None) -> Cells:
+    """Every run of the folders as one seed's entry in its cell; random init under ("-", "random")."""
+    cells: Cells = defaultdict(list)
     for folder, only in zip(folders, methods or [None] * len(folders)):
         for pixels, r in _bench_runs(folder, only):
             key = ("-", "random") if r["impl"] == "random" else (r["method"], r["impl"])
             seen = r["steps"] * r["batch"]
-            groups[(*key, seen * pixels, seen)].append(r)
+            cells[(*key, seen * pixels, seen)].append(((int(r["seed"]),), 100 * r["knn_top1"], 100 * r["linear_top1"]))
+    return cells
+
+
+def ledger_cells(path: Path) -> Cells:
+    """The points a ``--save-points`` file holds (each a mean over its seeds), as entries of their cells."""
+    cells: Cells = defaultdict(list)
+    for row in json.loads(path.read_text())["points"]:
+        cell = (row["method"], row["impl"], int(row["backbone_pixels"]), int(row["photos_seen"]))
+        cells[cell].append((tuple(int(s) for s in row["seeds"]), float(row["knn_top1"]), float(row["linear_top1"])))
+    return cells
+
+
+def _merge(cell: Cell, entries: list[Entry]) -> Entry:
+    """One cell's entries as one seed-weighted mean. A random floor met again for a seed is the same weights (it sees
+    no photos), so the repeat is dropped; a trained seed met twice is the same run counted twice: ValueError."""
+    kept: list[Entry] = []
+    seen: set[int] = set()
+    for seeds, knn, lin in entries:
+        if seen & set(seeds):
+            if cell[1] == "random" and set(seeds) <= seen:
+                continue
+            raise ValueError(f"{cell[0]} ({cell[1]}) at {cell[3]:,} photos seen: seed(s) "
+                             f"{sorted(seen & set(seeds))} given twice")
+        seen |= set(seeds)
+        kept.append((seeds, knn, lin))
+    weights = [len(seeds) for seeds, _, _ in kept]
+    knn = sum(w * e[1] for w, e in zip(weights, kept)) / sum(weights)
+    lin = sum(w * e[2] for w, e in zip(weights, kept)) / sum(weights)
+    return tuple(sorted(seen)), knn, lin
+
+
+def combine(*parts: Cells) -> Curves:
+    """(method, impl) -> points sorted by budget, each cell's entries from every part merged (``_merge``)."""
+    cells: Cells = defaultdict(list)
+    for part in parts:
+        for cell, entries in part.items():
+            cells[cell].extend(entries)
     out: Curves = defaultdict(list)
-    for (method, impl, pixels, seen), rs in sorted(groups.items()):
-        if impl == "random":        # the same floor whatever the budget: once per seed
-            rs = list({r["seed"]: r for r in rs}.values())
-        out[(method, impl)].append((pixels, seen, 100 * statistics.fmean(r["knn_top1"] for r in rs),
-                                    100 * statistics.fmean(r["linear_top1"] for r in rs), len(rs)))
+    for cell, entries in sorted(cells.items()):
+        seeds, knn, lin = _merge(cell, entries)
+        out[cell[:2]].append((cell[2], cell[3], knn, lin, seeds))
     return dict(out)
 
 
-def hashtag_point(run: Path) -> Point:
-    """A hashtag pretraining run's budget and its evaluated top-1 (kNN, linear); ValueError if one is missing."""
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    seen = int(cfg["loop"]["epochs"]) * int(cfg["data"]["epoch_length"])
-    top1 = {}
-    for path in sorted((run / "transfer").glob("*.json")):
-        result = json.loads(path.read_text())
-        top1[result["method"]] = 100 * float(result["metrics"]["top1"])
-    if not {"knn", "linear"} <= top1.keys():
-        raise ValueError(f"{run}: no kNN and linear results in {run / 'transfer'} (run tagsight eval knn|linear)")
-    return (seen * int(cfg["model"]["img_size"]) ** 2, seen, top1["knn"], top1["linear"], 1)
+def points(folders: list[Path], methods: list[set[str] | None] | None = None) -> Curves:
+    """(method, impl) -> sorted points of bench/ssl folders; ``methods[i]`` limits folder i."""
+    return combine(bench_cells(folders, methods))
 
 
-def add_hashtag_runs(curves: Curves, runs: list[Path]) -> Curves:
-    """The curves with the hashtag runs as ("hashtags", "tagsight"), sorted by budget."""
-    if runs:
-        curves = {**curves, ("hashtags", "tagsight"): sorted(hashtag_point(r) for r in runs)}
-    return curves
+def hashtag_cells(runs: list[Path]) -> Cells:
+    """Hashtag pretraining runs as ("hashtags", "tagsight") entries: budget from the run's config (epochs x epoch
+    length samples of one img_size crop), top-1 from its ``tagsight eval`` results; ValueError if one is missing."""
+    cells: Cells = defaultdict(list)
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        seen = int(cfg["loop"]["epochs"]) * int(cfg["data"]["epoch_length"])
+        top1 = {}
+        for path in sorted((run / "transfer").glob("*.json")):
+            result = json.loads(path.read_text())
+            top1[result["method"]] = 100 * float(result["metrics"]["top1"])
+        if not {"knn", "linear"} <= top1.keys():
+            raise ValueError(f"{run}: no kNN and linear results in {run / 'transfer'} (run tagsight eval knn|linear)")
+        cell = ("hashtags", "tagsight", seen * int(cfg["model"]["img_size"]) ** 2, seen)
+        cells[cell].append(((int(cfg.get("seed", 0)),), top1["knn"], top1["linear"]))
+    return cells
+
+
+def save_points(curves: Curves, path: Path) -> None:
+    """Write the points (seed lists and means) as a file ``--points`` reads back."""
+    rows = [{"method": method, "impl": impl, "photos_seen": seen, "backbone_pixels": pixels, "seeds": list(seeds),
+             "knn_top1": round(knn, 2), "linear_top1": round(lin, 2)}
+            for (method, impl), pts in sorted(curves.items()) for pixels, seen, knn, lin, seeds in pts]
+    path.write_text(json.dumps({"units": "top-1 in percent, mean over seeds", "points": rows}, indent=1) + "\n")
 
 
 def table(curves: Curves) -> str:
     lines = ["| method | implementation | photos seen | backbone pixels (M) | seeds | kNN top-1 % | linear top-1 % |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for (method, impl), pts in sorted(curves.items()):
-        lines += [f"| {method} | {impl} | {seen:,} | {pixels / 1e6:,.0f} | {n} | {knn:.1f} | {lin:.1f} |"
-                  for pixels, seen, knn, lin, n in pts]
+        lines += [f"| {method} | {impl} | {seen:,} | {pixels / 1e6:,.0f} | {len(seeds)} | {knn:.1f} | {lin:.1f} |"
+                  for pixels, seen, knn, lin, seeds in pts]
     return "\n".join(lines) + "\n"
 
 
@@ -140,22 +194,29 @@ def plot(curves: Curves, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("folders", nargs="+", help="bench/ssl/run.py --out folders (FOLDER or FOLDER:METHOD,...)")
+    p.add_argument("folders", nargs="*", help="bench/ssl/run.py --out folders (FOLDER or FOLDER:METHOD,...)")
     p.add_argument("--hashtag", type=Path, action="append", default=[], metavar="RUN",
                    help="a tagsight pretrain hashtag run evaluated with tagsight eval knn and linear (repeatable)")
+    p.add_argument("--points", type=Path, action="append", default=[], metavar="FILE",
+                   help="points written before by --save-points, merged with the folders' (repeatable)")
+    p.add_argument("--save-points", type=Path, metavar="FILE", help="write every point with its seeds to FILE")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
     a = p.parse_args(argv)
-    folders, methods = zip(*map(split_folder, a.folders))
+    folders, methods = zip(*map(split_folder, a.folders)) if a.folders else ((), ())
     missing = [str(f) for f in folders if not (f / "results.json").is_file()]
-    if missing:
-        sys.stderr.write(f"no results.json in {', '.join(missing)}\n")
+    missing += [str(f) for f in a.points if not f.is_file()]
+    if missing or not (folders or a.points or a.hashtag):
+        sys.stderr.write(f"no results.json or points file in {', '.join(missing)}\n" if missing else "nothing to draw\n")
         return 2
     try:
-        curves = add_hashtag_runs(points(list(folders), list(methods)), a.hashtag)
+        curves = combine(bench_cells(list(folders), list(methods)), hashtag_cells(a.hashtag),
+                         *map(ledger_cells, a.points))
     except (OSError, ValueError, KeyError) as exc:
-        sys.stderr.write(f"cannot read a hashtag run: {exc}\n")
+        sys.stderr.write(f"cannot read the results: {exc}\n")
         return 2
     plot(curves, a.out)
+    if a.save_points:
+        save_points(curves, a.save_points)
     sys.stdout.write(table(curves))
     return 0
 

@@ -54,9 +54,9 @@ def _hashtag_run(tmp_path: Path, epochs: int, results: dict[str, float]) -> Path
 def test_the_curve_averages_seeds_per_budget_on_the_compute_axis(tmp_path: Path) -> None:
     curve = _curve()
     curves = curve.points(_bench_folders(tmp_path))
-    assert curves[("swav", "tagsight")] == [(640 * SWAV_PIXELS, 640, pytest.approx(40.0), pytest.approx(50.0), 2),
-                                            (2560 * SWAV_PIXELS, 2560, pytest.approx(60.0), pytest.approx(70.0), 1)]
-    assert [p[4] for p in curves[("-", "random")]] == [1, 1]      # one floor per seed and budget
+    assert curves[("swav", "tagsight")] == [(640 * SWAV_PIXELS, 640, pytest.approx(40.0), pytest.approx(50.0), (0, 1)),
+                                            (2560 * SWAV_PIXELS, 2560, pytest.approx(60.0), pytest.approx(70.0), (0,))]
+    assert [p[4] for p in curves[("-", "random")]] == [(0,), (0,)]      # one floor per seed and budget
 
 
 def test_a_folder_can_give_only_some_methods(tmp_path: Path) -> None:
@@ -72,9 +72,9 @@ def test_a_folder_can_give_only_some_methods(tmp_path: Path) -> None:
 def test_hashtag_runs_join_the_curve_at_their_own_compute(tmp_path: Path) -> None:
     curve = _curve()
     runs = [_hashtag_run(tmp_path, 8, {"knn": 0.55, "linear": 0.6}), _hashtag_run(tmp_path, 2, {"knn": 0.45, "linear": 0.5})]
-    curves = curve.add_hashtag_runs(curve.points(_bench_folders(tmp_path)), runs)
-    assert curves[("hashtags", "tagsight")] == [(512 * 64 ** 2, 512, pytest.approx(45.0), pytest.approx(50.0), 1),
-                                                (2048 * 64 ** 2, 2048, pytest.approx(55.0), pytest.approx(60.0), 1)]
+    curves = curve.combine(curve.bench_cells(_bench_folders(tmp_path)), curve.hashtag_cells(runs))
+    assert curves[("hashtags", "tagsight")] == [(512 * 64 ** 2, 512, pytest.approx(45.0), pytest.approx(50.0), (0,)),
+                                                (2048 * 64 ** 2, 2048, pytest.approx(55.0), pytest.approx(60.0), (0,))]
     assert "| hashtags | tagsight | 2,048 | 8 | 1 | 55.0 | 60.0 |" in curve.table(curves)
 
 
@@ -100,3 +100,32 @@ def test_a_diverged_arm_is_left_off_the_curve(tmp_path: Path) -> None:
     (folders[0] / "results.json").write_text(json.dumps(doc))
     curves = curve.points(folders)
     assert ("swav", "lightly") not in curves and len(curves[("swav", "tagsight")]) == 2
+
+
+def test_saved_points_merge_with_new_runs_and_outlive_their_folders(tmp_path: Path) -> None:
+    curve = _curve()
+    x1, x4 = _bench_folders(tmp_path)
+    saved = tmp_path / "points.json"
+    assert curve.main([str(x1), "--out", str(tmp_path / "a.png"), "--save-points", str(saved)]) == 0
+    again = curve.combine(curve.ledger_cells(saved))
+    assert again == curve.points([x1])                          # the file alone draws the same curve
+    seed2 = tmp_path / "x4-seed2"
+    seed2.mkdir()
+    spec = {"presets": {"swav": "configs/pretrain_swav_cpu_small.yaml"}}
+    rows = [_row("swav", "random", 2, 10, 0.4, 0.5), _row("swav", "tagsight", 2, 10, 0.8, 0.9),
+            _row("swav", "random", 0, 10, 0.2, 0.3)]           # seed 0's floor again: the same weights
+    (seed2 / "results.json").write_text(json.dumps({"spec": spec, "runs": rows}))
+    merged = curve.combine(curve.ledger_cells(saved), curve.bench_cells([seed2]))
+    assert merged[("swav", "tagsight")][0][2:] == (pytest.approx(100 * (0.3 + 0.5 + 0.8) / 3),
+                                                  pytest.approx(100 * (0.4 + 0.6 + 0.9) / 3), (0, 1, 2))
+    assert merged[("-", "random")][0][2:] == (pytest.approx(30.0), pytest.approx(40.0), (0, 2))
+
+
+def test_a_trained_seed_given_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = _curve()
+    x1, _ = _bench_folders(tmp_path)
+    saved = tmp_path / "points.json"
+    assert curve.main([str(x1), "--out", str(tmp_path / "a.png"), "--save-points", str(saved)]) == 0
+    assert curve.main([str(x1), "--points", str(saved), "--out", str(tmp_path / "b.png")]) == 2
+    assert "seed(s) [0, 1] given twice" in capsys.readouterr().err
+    assert curve.main(["--out", str(tmp_path / "c.png")]) == 2

@@ -1,5 +1,6 @@
 """Datasets on object storage: the sample index and its reads against moto's S3 server on 127.0.0.1 (s3fs)."""
 
+import os
 import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -166,3 +167,19 @@ def test_a_memory_url_dataset_reads_like_the_folder(local, tmp_path):
     here = SampleIndex.build(local)
     there = SampleIndex.build("memory://mem-ds", cache=CacheConfig(folder=tmp_path / "cache", block_bytes=2048))
     assert there.keys == here.keys and [there.read_jpeg(i) for i in range(5)] == [here.read_jpeg(i) for i in range(5)]
+
+
+def test_temporary_files_of_a_killed_writer_are_counted_and_evicted_first(tmp_path):
+    from tagsight.storage.blocks import STALE_TEMP_S, evict
+
+    blocks = tmp_path / "blocks" / "ab"
+    blocks.mkdir(parents=True)
+    block, stale, live = blocks / "ab01", blocks / ".ab02.4242.1.tmp", blocks / ".ab03.4343.1.tmp"
+    for path in (block, stale, live):
+        path.write_bytes(b"x" * 100)
+    old = time.time() - STALE_TEMP_S - 60
+    os.utime(stale, (old, old))
+    os.utime(block, (old + 30, old + 30))      # older than the stale temp's own time, still evicted after it
+    assert cache_bytes(tmp_path) == 200        # the block and the stale temp; the live write is not yet the cache's
+    assert evict(tmp_path, 150) == 100
+    assert block.exists() and live.exists() and not stale.exists()

@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,15 @@ class RemoteFiles:
             self._cached_total = evict(self.cache.folder, self.cache.max_bytes)
 
 
+STALE_TEMP_S = 600.0   # a block is written in one call: a temporary file this old lost its writer (killed mid-store)
+
+
 def _cache_files(folder: Path) -> list[tuple[float, int, Path]]:
-    """(last use, size, path) of every cached block (files vanishing meanwhile, evicted by another process, skipped)."""
+    """(last use, size, path) of every cached block (files vanishing meanwhile, evicted by another process, skipped).
+    A writer's temporary file (``private_temp``) is left out while it may still be written; one older than
+    ``STALE_TEMP_S`` was left by a killed writer and is listed as used at time 0, the first to be evicted."""
     out = []
+    stale_before = time.time() - STALE_TEMP_S
     for path in (folder / "blocks").glob("*/*"):
         try:
             st = path.stat()
@@ -142,6 +149,8 @@ def _cache_files(folder: Path) -> list[tuple[float, int, Path]]:
             continue
         if not path.name.startswith("."):
             out.append((st.st_mtime, st.st_size, path))
+        elif st.st_mtime < stale_before:
+            out.append((0.0, st.st_size, path))
     return out
 
 
