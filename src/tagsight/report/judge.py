@@ -218,6 +218,19 @@ def _frechet(report: Report, a: dict[str, Any]) -> None:
               [[n, s["images"] if i < len(a["sets"]) else f["real_floor"]["images"], _fmt(v, 2),
                 f"[{_fmt(c[0], 2)}, {_fmt(c[1], 2)}]"]
                for i, (n, v, c, s) in enumerate(zip(names, values, cis, a["sets"] + [{}]))])
+    if f.get("differences"):
+        sec.table(["set", "minus", "difference", "95% interval (paired bootstrap)", "reading"],
+                  [[d["set"], d["minus"], _fmt(d["difference"], 2), f"[{_fmt(d['ci95'][0], 2)}, {_fmt(d['ci95'][1], 2)}]",
+                    _closer(d)] for d in f["differences"]])
+
+
+def _closer(d: dict[str, Any]) -> str:
+    lo, hi = d["ci95"]
+    if hi < 0:
+        return f"{d['set']} is closer to the photos"
+    if lo > 0:
+        return f"{d['minus']} is closer to the photos"
+    return "no difference shown"
 
 
 def _distance_plot(names: list[str], values: list[float], intervals: list[list[float]]) -> Any:

@@ -125,6 +125,11 @@ def test_frechet_distance_puts_flat_colour_far_from_photos(study):
     assert fd["flat"]["ci95"][0] > fd["matched"]["ci95"][1]
     floor = result["frechet"]["real_floor"]
     assert floor["images"] == 3 * PER_PROMPT and floor["distance"] < fd["flat"]["distance"]
+    diffs = {d["set"]: d for d in result["frechet"]["differences"]}
+    assert set(diffs) == {"swapped", "flat"} and {d["minus"] for d in diffs.values()} == {"matched"}
+    assert diffs["swapped"]["difference"] == pytest.approx(0.0, abs=1e-6)
+    assert diffs["swapped"]["ci95"][0] < 0.0 < diffs["swapped"]["ci95"][1]     # the same pictures: no difference
+    assert diffs["flat"]["ci95"][0] > 0.0                                        # flat colour: further, surely
 
 
 def test_judged_sums_the_imagenet_classes_of_each_concept():
@@ -188,6 +193,7 @@ def test_the_judge_report_draws_adherence_and_distance(study, capsys):
     assert "does the generator draw the prompted concept" in html and "Fréchet distance to real photos" in html
     assert html.count("<img") >= 2 and "#golfball" in html and "real photos (floor)" in html
     assert "spread between prompts / between seeds" in html
+    assert "95% interval (paired bootstrap)" in html and "matched is closer to the photos" in html   # flat - matched
 
 
 def _spread_of(tmp_path: Path, picture, per_prompt: int = 3) -> dict | None:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tagsight.eval.fid import GaussianStats, bootstrap_frechet, frechet_between, frechet_distance
+from tagsight.eval.fid import (GaussianStats, bootstrap_frechet, bootstrap_frechet_difference, frechet_between,
+                               frechet_distance)
 
 
 def test_diagonal_gaussians_match_the_closed_form():
@@ -55,6 +56,19 @@ def test_bootstrap_separates_a_shifted_set_from_a_same_distribution_set():
     lo_shift, hi_shift = bootstrap_frechet(shifted, ref, resamples=100)
     assert lo_same < hi_same < lo_shift < hi_shift
     assert lo_shift < 6.0 + 1.0 and hi_shift > 6.0 - 1.0
+
+
+def test_the_paired_difference_tells_a_closer_set_where_marginal_intervals_cannot():
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(300, 6))
+    a, b = rng.normal(size=(60, 6)), rng.normal(size=(60, 6))                     # the same distribution
+    near, far = rng.normal(size=(60, 6)), rng.normal(0.5, 1.0, size=(60, 6))     # closed forms 0 and 1.5
+    lo, hi = bootstrap_frechet(a, ref, resamples=100)
+    assert lo > frechet_between(a, ref)                    # the marginal interval lies above its own estimate
+    lo, hi = bootstrap_frechet_difference(a, b, ref, resamples=100)
+    assert lo < 0.0 < hi
+    lo, hi = bootstrap_frechet_difference(far, near, ref, resamples=100)
+    assert hi < 0.0 and lo < frechet_between(near, ref) - frechet_between(far, ref) < hi
 
 
 def test_bad_shapes_are_refused():

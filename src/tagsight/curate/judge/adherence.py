@@ -28,7 +28,8 @@ Measured on the same footing:
   same classifier's pooled 1,280-d features (named in the output: Inception weights cannot be downloaded
   here), with a bootstrap interval resampling both sets. A random subset of the real photos the size of
   the largest sample folder is held out of the reference and measured against it the same way: the
-  distance two real sets of these sizes have (the floor).
+  distance two real sets of these sizes have (the floor). Each later folder's distance minus the first
+  folder's, with a paired bootstrap interval (``differences``), says whether it is closer to the photos.
 
 - the **prompt spread** of each sample folder, which needs no classifier: when every prompt was drawn
   from the same seeds, the RMS pixel distance (0-255) of each sample to the mean of its seed's samples
@@ -59,7 +60,7 @@ from torch import nn
 from tagsight.curate.judge.samples import Sample, read_samples
 from tagsight.curate.judge.stats import wilson_interval
 from tagsight.data.transforms import eval_transform
-from tagsight.eval.fid import bootstrap_frechet, frechet_between
+from tagsight.eval.fid import bootstrap_frechet, bootstrap_frechet_difference, frechet_between
 from tagsight.fsio import ReasonError, atomic_write_text
 from tagsight.models.backbone import Backbone
 from tagsight.progress import track
@@ -388,8 +389,12 @@ def _frechet(set_feats: list[np.ndarray | None], sets: list[dict[str, Any]], rea
     for s, f in zip(sets, feats):
         s["frechet"] = {"distance": frechet_between(f, reference),
                         "ci95": list(bootstrap_frechet(f, reference, cfg.resamples, cfg.seed))}
+    differences = [{"set": s["name"], "minus": sets[0]["name"],
+                    "difference": s["frechet"]["distance"] - sets[0]["frechet"]["distance"],
+                    "ci95": list(bootstrap_frechet_difference(feats[0], f, reference, cfg.resamples, cfg.seed))}
+                   for s, f in zip(sets[1:], feats[1:])]
     return {"backbone": Lite0Judge.name, "features": Lite0Judge.features, "reference_images": len(reference),
-            "resamples": cfg.resamples,
+            "resamples": cfg.resamples, "differences": differences,
             "real_floor": {"images": held, "distance": frechet_between(floor_set, reference),
                            "ci95": list(bootstrap_frechet(floor_set, reference, cfg.resamples, cfg.seed))}}
 
