@@ -146,6 +146,27 @@ def test_forgotten_posts_stay_forgotten(colour_dataset, colour_features, tmp_pat
     reconciles(manifest["counts"])
 
 
+def test_a_rerun_keeps_a_finished_version_unless_the_parent_forgot_someone_since(colour_dataset, colour_features,
+                                                                               tmp_path):
+    import shutil
+
+    parent = tmp_path / "parent"
+    shutil.copytree(colour_dataset["dataset"], parent)
+    scores = score_dataset(parent, colour_dataset["vocab"], ScoreConfig(folds=2, epochs=5), features=colour_features)
+    scores_dir = save_scores(scores, tmp_path / "s", dataset_dir=parent, vocab_path=colour_dataset["vocab_path"])
+    first = filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", 0.2))
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "f").rglob("*") if p.is_file()}
+    assert filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", 0.2)) == first
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "f").rglob("*") if p.is_file()} == written   # not rewritten
+    with pytest.raises(ReasonError) as err:                                  # other settings: another version
+        filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", 0.3))
+    assert err.value.reason == "out_exists"
+    add_tombstones(parent, [Tombstone("post", "posts/p03")])
+    with pytest.raises(ReasonError) as err:                                  # p03 may be in it: never reused
+        filter_dataset(scores_dir, tmp_path / "f", FilterConfig("pairs", 0.2))
+    assert err.value.reason == "out_exists"
+
+
 def test_errors(colour_dataset, scores_dir, tmp_path):
     cases = [(dict(policy="drop"), "unknown_policy"), (dict(policy="pairs"), "missing_threshold"),
              (dict(policy="weights", threshold=0.1), "unused_threshold"),

@@ -40,6 +40,13 @@ def test_scores_filter_truth_and_report_on_a_store(colour_dataset, tmp_path, cap
     assert manifest["parent"]["path"] == f"{store}/data/ds"
     assert manifest["counts"]["pairs_in"] == manifest["counts"]["pairs_kept"] + manifest["counts"]["pairs_dropped"]
 
+    fs, inner = open_filesystem(f"{store}/data/filtered/manifest.json")
+    fs.rm(inner)                                                     # a publish cut off before its manifest
+    assert not exists(f"{store}/data/filtered/manifest.json")
+    assert main(["-q", "relevance", "filter", scores, "--select", "pairs", "--threshold", "0.4",
+                 "--out", f"{store}/data/filtered"]) == 0   # the same command again: the finished version published
+    assert json.loads(read_bytes(f"{store}/data/filtered/manifest.json")) == manifest
+
     capsys.readouterr()
     assert main(["-q", "relevance", "truth", scores, "--truth", f"{store}/truth.jsonl", "--thresholds", "0.4"]) == 0
     assert "flagging wrong + non-visual pairs: AP" in capsys.readouterr().out

@@ -168,6 +168,10 @@ def filter_dataset(scores_dir: str | Path, out_dir: str | Path, cfg: FilterConfi
         raise ReasonError("dataset_changed", f"{parent} is version {parent_manifest['version']}, the scores were "
                                              f"made for {meta['dataset']['version']}: score it again")
     out = Path(out_dir)
+    finished = _finished(out, parent, parent_manifest["version"], meta["version"], cfg)
+    if finished is not None:
+        log.info("%s already holds this filtered version %s: kept as it is", out, finished["version"])
+        return finished
     _check_out(out, parent)
     posts = {key: tags for key, tags in catalog.iter_kept_hashtags(parent)}
     labels = {row["index"]: row["visualness"] for row in load_labels(scores_dir)}
@@ -184,6 +188,26 @@ def filter_dataset(scores_dir: str | Path, out_dir: str | Path, cfg: FilterConfi
     if tombstone_path(parent).is_file():
         shutil.copyfile(tombstone_path(parent), tombstone_path(out))
     return _write_manifest(out, parent, parent_manifest, meta, cfg, decisions, shards)
+
+
+def _finished(out: Path, parent: Path, parent_version: str, scores_version: str,
+              cfg: FilterConfig) -> dict[str, Any] | None:
+    """The manifest of a filtered version ``out`` already holds, complete, from the same parent version, scores and
+    settings, with the parent's tombstones as they are now (the rerun of a command whose publish to a URL was cut
+    off); None otherwise. A tombstone added since means the version must be made again, so it is not reused."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    relevance = manifest.get("relevance", {})
+    same = (manifest.get("parent", {}).get("version") == parent_version and relevance.get("filter") == asdict(cfg)
+            and relevance.get("scores", {}).get("version") == scores_version
+            and _file_bytes(tombstone_path(out)) == _file_bytes(tombstone_path(parent)))
+    return manifest if same else None
+
+
+def _file_bytes(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def _check_out(out: Path, parent: Path) -> None:
