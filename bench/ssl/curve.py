@@ -168,7 +168,7 @@ def plot(curves: Curves, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
     for ax, (i, name) in zip(axes, ((2, PROBES[0][1]), (3, PROBES[1][1]))):
         for (method, impl), pts in sorted(curves.items()):
             if impl == "random":
@@ -186,7 +186,7 @@ def plot(curves: Curves, out: Path) -> None:
         ax.set_title(f"imagenette-160 val, {name}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 %")
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))   # outside: no point hidden
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
