@@ -10,6 +10,7 @@ SUDO=""
 APT=()
 [[ -f /usr/share/wordnet/data.noun && -f /usr/share/wordnet/index.sense ]] || APT+=(wordnet-base wordnet-sense-index)
 command -v chromium >/dev/null || APT+=(chromium)   # the review page's browser tests
+command -v wrk >/dev/null || APT+=(wrk)             # the load generator of the multi-app serving benchmark's test
 if (( ${#APT[@]} )); then
   echo "== installing Debian packages: ${APT[*]}"
   $SUDO apt-get update -q
@@ -26,6 +27,9 @@ $PY -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
 # MTCNN with its weights in the wheel, for counting people in alt text; its pins are stale, hence --no-deps
 # (it needs only torch, torchvision, numpy and Pillow, installed above).
 $PY -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+# lightly's SwAV and DINO: the reference implementations tests/bench/test_ssl.py checks ours against step for step
+# (extra "bench"; only this package of it, img2dataset's pins are not wanted in every install).
+$PY -m pip install -q "lightly==1.6.0"
 echo "== installing WordNet for nltk"
 $PY -m tagsight.cli setup wordnet
 echo "== setup done"
