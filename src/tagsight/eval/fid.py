@@ -98,9 +98,7 @@ def frechet_between(x: np.ndarray, y: np.ndarray) -> float:
 def bootstrap_frechet(x: np.ndarray, y: np.ndarray, resamples: int = 200, seed: int = 0,
                       level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``frechet_between(x, y)``, resampling both sets with replacement."""
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
-    rng = np.random.default_rng(seed)
+    rng = _generator(resamples, seed)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     values = [frechet_between(_resample(x, rng), _resample(y, rng)) for _ in range(resamples)]
     return _percentiles(values, level)
@@ -111,15 +109,19 @@ def bootstrap_frechet_difference(x1: np.ndarray, x2: np.ndarray, y: np.ndarray, 
     """Percentile bootstrap interval of ``frechet_between(x2, y) - frechet_between(x1, y)``: each resample draws
     ``y`` once for both distances and ``x1``, ``x2`` each on its own (paired through the reference). An interval
     below 0 says ``x2`` is closer to ``y`` than ``x1``; one that holds 0 says the sets cannot be told apart."""
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
-    rng = np.random.default_rng(seed)
+    rng = _generator(resamples, seed)
     x1, x2, y = (np.asarray(a, dtype=np.float64) for a in (x1, x2, y))
     values = []
     for _ in range(resamples):
         ref = _resample(y, rng)
         values.append(frechet_between(_resample(x2, rng), ref) - frechet_between(_resample(x1, rng), ref))
     return _percentiles(values, level)
+
+
+def _generator(resamples: int, seed: int) -> np.random.Generator:
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    return np.random.default_rng(seed)
 
 
 def _resample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
